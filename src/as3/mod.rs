@@ -1,0 +1,6 @@
+//! Pure rendering of the desired state into AS3 declarations (one Tenant per partition).
+
+pub mod render;
+pub mod schema;
+
+pub use render::{render_application, render_empty_tenant, render_request, render_tenant, tenant_hash};

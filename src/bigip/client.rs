@@ -1,0 +1,294 @@
+//! The HTTP client for iControl REST and AS3.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use tracing::{debug, info, warn};
+
+use super::config::{BigIpConfig, TlsVerification};
+use super::error::BigIpError;
+use super::response::{parse_as3_answer, As3Answer, DeployReport};
+use super::As3Api;
+
+const LOGIN_PATH: &str = "/mgmt/shared/authn/login";
+const DECLARE_PATH: &str = "/mgmt/shared/appsvcs/declare";
+const TASK_PATH: &str = "/mgmt/shared/appsvcs/task";
+const TOKEN_HEADER: &str = "X-F5-Auth-Token";
+/// A token is renewed this long before the BIG-IP would expire it.
+const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+struct Token {
+    value: String,
+    renew_at: Instant,
+}
+
+/// A BIG-IP client: logs in for a token, renews it before expiry and after a 401, retries
+/// 503 answers with exponential back-off and jitter, and runs declarations as async AS3 tasks.
+pub struct BigIpClient {
+    http: reqwest::Client,
+    config: BigIpConfig,
+    token: Mutex<Option<Token>>,
+}
+
+impl std::fmt::Debug for BigIpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BigIpClient").field("url", &self.config.url).finish_non_exhaustive()
+    }
+}
+
+enum Body<'a> {
+    None,
+    Json(&'a Value),
+}
+
+impl BigIpClient {
+    pub fn new(config: BigIpConfig) -> Result<Self, BigIpError> {
+        let mut builder = reqwest::Client::builder().timeout(config.request_timeout).user_agent(concat!(
+            "bigip-operator/",
+            env!("CARGO_PKG_VERSION")
+        ));
+        match &config.tls {
+            TlsVerification::System => {}
+            TlsVerification::CaBundle(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| BigIpError::Tls(format!("reading CA bundle {}: {e}", path.display())))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| BigIpError::Tls(format!("CA bundle {}: {e}", path.display())))?;
+                builder = builder.tls_certs_only(certs);
+            }
+            TlsVerification::Insecure => {
+                warn!("TLS verification of the BIG-IP is disabled: credentials can be intercepted");
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+        }
+        let http = builder.build().map_err(|e| BigIpError::Tls(e.to_string()))?;
+        Ok(Self { http, config, token: Mutex::new(None) })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.config.url
+    }
+
+    /// A valid token, logging in when there is none or it is about to expire.
+    async fn token(&self) -> Result<String, BigIpError> {
+        let mut guard = self.token.lock().await;
+        if let Some(token) = guard.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(token.value.clone());
+        }
+        let token = self.login().await?;
+        let value = token.value.clone();
+        *guard = Some(token);
+        Ok(value)
+    }
+
+    async fn forget_token(&self, rejected: &str) {
+        let mut guard = self.token.lock().await;
+        if guard.as_ref().is_some_and(|t| t.value == rejected) {
+            *guard = None;
+        }
+    }
+
+    async fn login(&self) -> Result<Token, BigIpError> {
+        let url = format!("{}{LOGIN_PATH}", self.config.url);
+        let body = json!({
+            "username": self.config.credentials.username,
+            "password": self.config.credentials.password(),
+            "loginProviderName": "tmos",
+        });
+        let started = Instant::now();
+        let response = self.http.post(&url).json(&body).send().await.map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| self.unreachable(e))?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| truncate(&text));
+            return Err(BigIpError::Login {
+                username: self.config.credentials.username.clone(),
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let parsed: Value = serde_json::from_str(&text).map_err(|e| BigIpError::InvalidResponse {
+            path: LOGIN_PATH.into(),
+            detail: format!("login answer is not JSON: {e}"),
+        })?;
+        let token = parsed.pointer("/token/token").and_then(Value::as_str).ok_or_else(|| {
+            BigIpError::InvalidResponse { path: LOGIN_PATH.into(), detail: "login answer has no token.token".into() }
+        })?;
+        let lifetime = Duration::from_secs(parsed.pointer("/token/timeout").and_then(Value::as_u64).unwrap_or(1200));
+        // Renew a minute early, or at half-life for very short tokens.
+        let renew_after = lifetime.checked_sub(TOKEN_RENEW_MARGIN).filter(|d| *d > lifetime / 2).unwrap_or(lifetime / 2);
+        info!(username = %self.config.credentials.username, lifetime_s = lifetime.as_secs(), "logged in to BIG-IP");
+        Ok(Token { value: token.to_string(), renew_at: started + renew_after })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> BigIpError {
+        // reqwest errors carry the URL, never the body, so they hold no credentials.
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        BigIpError::Unreachable { url: self.config.url.clone(), detail }
+    }
+
+    /// One authenticated request; a 401 triggers one fresh login and a retry.
+    async fn send(&self, method: Method, path: &str, body: Body<'_>) -> Result<(StatusCode, String), BigIpError> {
+        let url = format!("{}{path}", self.config.url);
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let mut request = self.http.request(method.clone(), &url).header(TOKEN_HEADER, &token);
+            if let Body::Json(value) = body {
+                request = request.json(value);
+            }
+            let response = request.send().await.map_err(|e| self.unreachable(e))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| self.unreachable(e))?;
+            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                debug!(path, "token rejected, logging in again");
+                self.forget_token(&token).await;
+                continue;
+            }
+            return Ok((status, text));
+        }
+        Err(BigIpError::Login {
+            username: self.config.credentials.username.clone(),
+            status: 401,
+            message: format!("{path} refused a freshly issued token"),
+        })
+    }
+
+    /// A request that AS3 may refuse with 503 while it is busy: retried with back-off.
+    async fn send_busy_aware(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<(StatusCode, String), BigIpError> {
+        let policy = &self.config.retry;
+        let mut backoff = policy.initial_backoff;
+        for attempt in 1..=policy.max_attempts.max(1) {
+            let body = match body {
+                Body::None => Body::None,
+                Body::Json(v) => Body::Json(v),
+            };
+            let (status, text) = self.send(method.clone(), path, body).await?;
+            if status != StatusCode::SERVICE_UNAVAILABLE {
+                return Ok((status, text));
+            }
+            if attempt == policy.max_attempts.max(1) {
+                break;
+            }
+            let jittered = jitter(backoff);
+            warn!(path, attempt, wait_ms = jittered.as_millis() as u64, "BIG-IP busy (503), backing off");
+            tokio::time::sleep(jittered).await;
+            backoff = (backoff * 2).min(policy.max_backoff);
+        }
+        Err(BigIpError::Busy { attempts: policy.max_attempts.max(1) })
+    }
+
+    /// Posts a declaration as an async AS3 task and waits for its per-tenant results.
+    pub async fn declare(&self, request_body: &Value) -> Result<DeployReport, BigIpError> {
+        let path = format!("{DECLARE_PATH}?async=true");
+        let (status, text) = self.send_busy_aware(Method::POST, &path, Body::Json(request_body)).await?;
+        let body = parse_json(&path, &text)?;
+        match status.as_u16() {
+            202 => {
+                let task_id = body.get("id").and_then(Value::as_str).ok_or_else(|| BigIpError::InvalidResponse {
+                    path: path.clone(),
+                    detail: "async declare answer has no task id".into(),
+                })?;
+                self.wait_for_task(task_id).await
+            }
+            200 | 207 | 422 => answer_to_report(&path, &body),
+            other => Err(BigIpError::Http { method: "POST", path, status: other, body: truncate(&text) }),
+        }
+    }
+
+    async fn wait_for_task(&self, task_id: &str) -> Result<DeployReport, BigIpError> {
+        let path = format!("{TASK_PATH}/{task_id}");
+        let deadline = Instant::now() + self.config.task_timeout;
+        loop {
+            let (status, text) = self.send_busy_aware(Method::GET, &path, Body::None).await?;
+            if !status.is_success() {
+                return Err(BigIpError::Http { method: "GET", path, status: status.as_u16(), body: truncate(&text) });
+            }
+            let body = parse_json(&path, &text)?;
+            match parse_as3_answer(&body).map_err(|detail| BigIpError::InvalidResponse { path: path.clone(), detail })? {
+                As3Answer::InProgress => {}
+                As3Answer::Done(report) => return Ok(report),
+                As3Answer::Invalid(errors) => return Err(BigIpError::InvalidDeclaration { errors }),
+            }
+            if Instant::now() >= deadline {
+                return Err(BigIpError::TaskTimeout { task_id: task_id.to_string(), timeout: self.config.task_timeout });
+            }
+            tokio::time::sleep(self.config.task_poll_interval).await;
+        }
+    }
+}
+
+impl As3Api for BigIpClient {
+    async fn deploy_tenants(&self, tenants: &BTreeMap<String, Value>) -> Result<DeployReport, BigIpError> {
+        let request = crate::as3::render_request(tenants);
+        self.declare(&request).await
+    }
+
+    async fn current_tenants(&self) -> Result<BTreeMap<String, Value>, BigIpError> {
+        let (status, text) = self.send_busy_aware(Method::GET, DECLARE_PATH, Body::None).await?;
+        match status.as_u16() {
+            204 => Ok(BTreeMap::new()),
+            200 => {
+                let body = parse_json(DECLARE_PATH, &text)?;
+                let declaration = body.get("declaration").unwrap_or(&body);
+                Ok(declaration
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, v)| v.get("class").and_then(Value::as_str) == Some("Tenant"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect())
+            }
+            other => Err(BigIpError::Http { method: "GET", path: DECLARE_PATH.into(), status: other, body: truncate(&text) }),
+        }
+    }
+}
+
+fn answer_to_report(path: &str, body: &Value) -> Result<DeployReport, BigIpError> {
+    match parse_as3_answer(body).map_err(|detail| BigIpError::InvalidResponse { path: path.into(), detail })? {
+        As3Answer::Done(report) => Ok(report),
+        As3Answer::Invalid(errors) => Err(BigIpError::InvalidDeclaration { errors }),
+        As3Answer::InProgress => Err(BigIpError::InvalidResponse {
+            path: path.into(),
+            detail: "a synchronous declare answered 'in progress'".into(),
+        }),
+    }
+}
+
+fn parse_json(path: &str, text: &str) -> Result<Value, BigIpError> {
+    serde_json::from_str(text)
+        .map_err(|e| BigIpError::InvalidResponse { path: path.into(), detail: format!("not JSON ({e}): {}", truncate(text)) })
+}
+
+/// Full jitter between half and all of the back-off, so that many clients do not retry in step.
+fn jitter(backoff: Duration) -> Duration {
+    let millis = backoff.as_millis().max(2) as u64;
+    Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 512;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let cut = (0..=MAX).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}…", &text[..cut])
+}

@@ -1,0 +1,112 @@
+//! The VirtualServer controller: watches, reconcile, status.
+//!
+//! Every reconcile rebuilds the desired state of the object's partition from the reflector
+//! stores (never from partial caches: nothing is posted before every store has synced), posts
+//! the tenant only when its rendering changed, and writes status only when it changed.
+
+pub mod cluster_view;
+pub mod health;
+pub mod partitions;
+pub mod reconcile;
+pub mod triggers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::watcher::Config as WatcherConfig;
+use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::{Api, Client};
+use tracing::{info, warn};
+
+use crate::bigip::As3Api;
+use crate::crd::VirtualServer;
+use crate::metrics::Metrics;
+use crate::model::ModelDefaults;
+
+pub use cluster_view::StoreView;
+pub use partitions::PartitionSyncer;
+pub use reconcile::{Context, ReconcileError, FIELD_MANAGER, FINALIZER};
+
+/// Settings of the controller.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    pub defaults: ModelDefaults,
+    /// Watch only this namespace (None: all namespaces).
+    pub namespace: Option<String>,
+    /// Every object is reconciled at least this often, repairing drift.
+    pub resync_period: Duration,
+    /// Bursts of changes within this window are reconciled once.
+    pub debounce: Duration,
+    pub concurrency: u16,
+}
+
+/// Runs the controller until a termination signal.
+pub async fn run<B: As3Api>(
+    client: Client,
+    bigip: Arc<B>,
+    bigip_url: String,
+    settings: ControllerSettings,
+    metrics: Arc<Metrics>,
+) -> Result<(), kube::Error> {
+    let (vs_api, svc_api, slice_api): (Api<VirtualServer>, Api<Service>, Api<EndpointSlice>) = match &settings.namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let node_api: Api<Node> = Api::all(client.clone());
+
+    let (services, services_writer) = reflector::store();
+    let (endpoint_slices, slices_writer) = reflector::store();
+    let (nodes, nodes_writer) = reflector::store();
+    let service_events = watcher(svc_api, WatcherConfig::default()).default_backoff().reflect(services_writer).touched_objects();
+    let slice_events = watcher(slice_api, WatcherConfig::default()).default_backoff().reflect(slices_writer).touched_objects();
+    let node_events = watcher(node_api, WatcherConfig::default())
+        .default_backoff()
+        .reflect(nodes_writer)
+        .touched_objects()
+        .predicate_filter(triggers::node_relevance, Default::default());
+
+    let syncer = Arc::new(PartitionSyncer::new(bigip, bigip_url.clone(), metrics.clone()));
+    match syncer.learn_deployed_tenants().await {
+        Ok(n) => info!(tenants = n, "learned the tenants this operator manages on the BIG-IP"),
+        Err(e) => warn!(error = %e, "could not read the BIG-IP's tenants at start; unchanged tenants will be re-posted once"),
+    }
+
+    let controller = Controller::new(vs_api, WatcherConfig::default().any_semantic())
+        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
+    let vs_store = controller.store();
+    let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    let context = Arc::new(Context {
+        client: client.clone(),
+        virtual_servers: vs_store.clone(),
+        cluster: StoreView { services, endpoint_slices, nodes },
+        syncer,
+        settings: settings.clone(),
+        recorder: kube::runtime::events::Recorder::new(client, reporter),
+        metrics,
+    });
+
+    let (s1, s2, s3) = (vs_store.clone(), vs_store.clone(), vs_store.clone());
+    info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer controller");
+    controller
+        .watches_stream(service_events, move |svc| triggers::for_service(&s1, &svc))
+        .watches_stream(slice_events, move |slice| triggers::for_endpoint_slice(&s2, &slice))
+        .watches_stream(node_events, move |node| triggers::for_node(&s3, &node))
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                match e {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    other => warn!(error = %other, "reconcile failed"),
+                }
+            }
+        })
+        .await;
+    info!("controller stopped");
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Reconcile of one VirtualServer: fetch → model → sync partition → status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, instrument, warn};
+
+use super::cluster_view::StoreView;
+use super::partitions::PartitionSyncer;
+use super::ControllerSettings;
+use crate::bigip::As3Api;
+use crate::crd::{VirtualServer, VirtualServerStatus};
+use crate::metrics::Metrics;
+use crate::model::fleet::object_key;
+use crate::model::{build_fleet, AppOutcome, Fleet};
+use crate::status::{virtual_server_status, ProgrammingState};
+
+/// Field manager of every write, and the Events' reporting controller.
+pub const FIELD_MANAGER: &str = "bigip-operator";
+/// Keeps a VirtualServer until its application is removed from the BIG-IP.
+pub const FINALIZER: &str = "bigip.operator.dev/cleanup";
+
+pub struct Context<B: As3Api> {
+    pub client: Client,
+    pub virtual_servers: Store<VirtualServer>,
+    pub cluster: StoreView,
+    pub syncer: Arc<PartitionSyncer<B>>,
+    pub settings: ControllerSettings,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("VirtualServer has no namespace")]
+    NoNamespace,
+    #[error("watch caches never became ready")]
+    CachesNotReady,
+    #[error("writing status of {key}: {source}")]
+    StatusWrite { key: String, source: kube::Error },
+    #[error("removing application of {key} from partition {partition}: {message}")]
+    Cleanup { key: String, partition: String, message: String },
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl ReconcileError {
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Self::NoNamespace => "no_namespace",
+            Self::CachesNotReady => "caches_not_ready",
+            Self::StatusWrite { .. } => "status_write",
+            Self::Cleanup { .. } => "cleanup",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+impl<B: As3Api> Context<B> {
+    /// Waits until every store holds a complete list: a partition rendered from a partial
+    /// cache would delete the applications not yet seen.
+    async fn caches_ready(&self) -> Result<(), ReconcileError> {
+        let ready = async {
+            self.virtual_servers.wait_until_ready().await?;
+            self.cluster.services.wait_until_ready().await?;
+            self.cluster.endpoint_slices.wait_until_ready().await?;
+            self.cluster.nodes.wait_until_ready().await
+        };
+        ready.await.map_err(|_| ReconcileError::CachesNotReady)
+    }
+
+    fn fleet(&self) -> Fleet {
+        let all = self.virtual_servers.state();
+        build_fleet(all.iter().map(AsRef::as_ref), &self.cluster, &self.settings.defaults)
+    }
+}
+
+#[instrument(skip_all, fields(vs = %format!("{}/{}", vs.namespace().unwrap_or_default(), vs.name_any())))]
+pub async fn reconcile<B: As3Api>(vs: Arc<VirtualServer>, ctx: Arc<Context<B>>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile_inner(vs, &ctx).await;
+    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    let label = result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.metric_label());
+    ctx.metrics.reconciles.with_label_values(&[label]).inc();
+    result
+}
+
+async fn reconcile_inner<B: As3Api>(vs: Arc<VirtualServer>, ctx: &Arc<Context<B>>) -> Result<Action, ReconcileError> {
+    let namespace = vs.namespace().ok_or(ReconcileError::NoNamespace)?;
+    ctx.caches_ready().await?;
+    let api: Api<VirtualServer> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, vs, |event| async {
+        match event {
+            FinalizerEvent::Apply(vs) => apply(&vs, ctx, &api).await,
+            FinalizerEvent::Cleanup(vs) => cleanup(&vs, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(inner) | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+        other => ReconcileError::Finalizer(other.to_string()),
+    })
+}
+
+async fn apply<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>, api: &Api<VirtualServer>) -> Result<Action, ReconcileError> {
+    let key = object_key(vs);
+    let fleet = ctx.fleet();
+    let Some(outcome) = fleet.outcomes.get(&key) else {
+        // Being deleted: the finalizer's cleanup handles it.
+        return Ok(Action::await_change());
+    };
+
+    // The partition it is in now, and the one it was programmed in before (if it moved).
+    let previous_partition = vs.status.as_ref().and_then(|s| s.partition.clone());
+    let current_partition = match outcome {
+        AppOutcome::Included { partition, .. } => Some(partition.clone()),
+        _ => None,
+    };
+    let mut programming = ProgrammingState::NotAttempted;
+    for partition in current_partition.iter().chain(previous_partition.iter().filter(|p| Some(*p) != current_partition.as_ref())) {
+        let apps = fleet.partitions.get(partition).map(Vec::as_slice).unwrap_or(&[]);
+        let state = ctx.syncer.sync(partition, apps).await;
+        if Some(partition) == current_partition.as_ref() {
+            programming = state;
+        }
+    }
+
+    let now = jiff_now();
+    let status = virtual_server_status(outcome, &programming, vs.metadata.generation, vs.status.as_ref(), &now);
+    write_status_if_changed(vs, status, ctx, api).await?;
+
+    Ok(match programming {
+        ProgrammingState::Failed { .. } => Action::requeue(Duration::from_secs(10)),
+        _ => Action::requeue(ctx.settings.resync_period),
+    })
+}
+
+async fn cleanup<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>) -> Result<Action, ReconcileError> {
+    let key = object_key(vs);
+    let Some(partition) = vs.status.as_ref().and_then(|s| s.partition.clone()) else {
+        debug!("never programmed; nothing to remove");
+        return Ok(Action::await_change());
+    };
+    let fleet = ctx.fleet();
+    let apps = fleet.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
+    match ctx.syncer.sync(&partition, apps).await {
+        ProgrammingState::Failed { message, .. } => {
+            warn!(%partition, %message, "could not remove the application; keeping the finalizer");
+            Err(ReconcileError::Cleanup { key: key.to_string(), partition, message })
+        }
+        _ => {
+            publish(ctx, vs, EventType::Normal, "Removed", format!("application removed from partition {partition}")).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+async fn write_status_if_changed<B: As3Api>(
+    vs: &VirtualServer,
+    status: VirtualServerStatus,
+    ctx: &Context<B>,
+    api: &Api<VirtualServer>,
+) -> Result<(), ReconcileError> {
+    if vs.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    announce_transitions(vs, &status, ctx).await;
+    let patch = json!({
+        "apiVersion": "bigip.operator.dev/v1alpha1",
+        "kind": "VirtualServer",
+        "status": status,
+    });
+    api.patch_status(&vs.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| ReconcileError::StatusWrite { key: object_key(vs).to_string(), source })?;
+    ctx.metrics.status_writes.inc();
+    Ok(())
+}
+
+/// Events for conditions whose status changed: Programmed and Ready going True, and any
+/// condition going False (with its reason and message).
+async fn announce_transitions<B: As3Api>(vs: &VirtualServer, status: &VirtualServerStatus, ctx: &Context<B>) {
+    for condition in &status.conditions {
+        let before = vs.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == condition.type_));
+        if before.is_some_and(|b| b.status == condition.status && b.reason == condition.reason) {
+            continue;
+        }
+        match condition.status.as_str() {
+            "False" => {
+                publish(ctx, vs, EventType::Warning, &condition.reason, format!("{}: {}", condition.type_, condition.message)).await
+            }
+            "True" if condition.type_ == "Programmed" || condition.type_ == "Ready" => {
+                publish(ctx, vs, EventType::Normal, &condition.reason, condition.message.clone()).await
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn publish<B: As3Api>(ctx: &Context<B>, vs: &VirtualServer, type_: EventType, reason: &str, note: String) {
+    let event = KubeEvent { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &vs.object_ref(&())).await {
+        warn!(error = %e, "publishing event failed");
+    }
+}
+
+pub fn error_policy<B: As3Api>(_vs: Arc<VirtualServer>, error: &ReconcileError, _ctx: Arc<Context<B>>) -> Action {
+    warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn jiff_now() -> String {
+    k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+}

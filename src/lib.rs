@@ -1,0 +1,16 @@
+//! bigip-operator: programs F5 BIG-IP load balancers from Kubernetes through AS3.
+//!
+//! The modules follow the pipeline, dependencies pointing down the list:
+//! `crd` (types) → `model` (pure desired state) → `as3` (pure rendering) → `bigip` (REST client)
+//! → `controller` (watches, reconcile, status). `simulator` speaks the BIG-IP wire API that
+//! `bigip` talks to, so everything can be tested without a BIG-IP.
+
+pub mod as3;
+pub mod bigip;
+pub mod controller;
+pub mod crd;
+pub mod manifests;
+pub mod metrics;
+pub mod model;
+pub mod simulator;
+pub mod status;

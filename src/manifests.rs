@@ -1,0 +1,194 @@
+//! Reading Kubernetes manifests (multi-document YAML or JSON files, or directories of them)
+//! for the offline `render` command, and rendering them as the operator would.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::as3::{render_request, render_tenant};
+use crate::crd::VirtualServer;
+use crate::model::{build_fleet, AppOutcome, ClusterObjects, ModelDefaults, UnresolvedRef};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: document {document}: not valid YAML/JSON: {source}")]
+    Parse { path: PathBuf, document: usize, source: serde_yaml::Error },
+    #[error("{path}: {kind} {name}: field {field}: {message}")]
+    Object { path: PathBuf, kind: String, name: String, field: String, message: String },
+}
+
+/// The objects found in a set of manifests.
+#[derive(Debug, Default)]
+pub struct Manifests {
+    pub virtual_servers: Vec<VirtualServer>,
+    pub cluster: ClusterObjects,
+    /// Kinds that were read but play no part in rendering (Deployments, ...).
+    pub ignored: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TypeMeta {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    metadata: Option<NameMeta>,
+    #[serde(default)]
+    items: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+struct NameMeta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+/// Reads every `.yaml`, `.yml` and `.json` file of the given files and directories.
+pub fn read_manifests(paths: &[PathBuf]) -> Result<Manifests, ManifestError> {
+    let mut manifests = Manifests::default();
+    for path in expand_paths(paths)? {
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
+        for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let value = Value::deserialize(document)
+                .map_err(|source| ManifestError::Parse { path: path.clone(), document: index + 1, source })?;
+            if !value.is_null() {
+                manifests.add(&path, value)?;
+            }
+        }
+    }
+    Ok(manifests)
+}
+
+fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+impl Manifests {
+    fn add(&mut self, path: &Path, value: Value) -> Result<(), ManifestError> {
+        let meta: TypeMeta = serde_json::from_value(value.clone()).map_err(|e| ManifestError::Object {
+            path: path.to_path_buf(),
+            kind: "object".into(),
+            name: "?".into(),
+            field: "metadata".into(),
+            message: e.to_string(),
+        })?;
+        if meta.kind.ends_with("List") {
+            for item in meta.items.unwrap_or_default() {
+                self.add(path, item)?;
+            }
+            return Ok(());
+        }
+        match meta.kind.as_str() {
+            "VirtualServer" => {
+                let vs: VirtualServer = typed(path, &meta, value)?;
+                self.virtual_servers.push(vs);
+            }
+            "Service" => {
+                let mut svc: Service = typed(path, &meta, value)?;
+                svc.metadata.namespace.get_or_insert_with(|| "default".into());
+                self.cluster.add_service(svc);
+            }
+            "EndpointSlice" => {
+                let mut slice: EndpointSlice = typed(path, &meta, value)?;
+                slice.metadata.namespace.get_or_insert_with(|| "default".into());
+                self.cluster.add_endpoint_slice(slice);
+            }
+            "Node" => self.cluster.add_node(typed(path, &meta, value)?),
+            other => self.ignored.push(format!("{other} {}", object_name(&meta))),
+        }
+        Ok(())
+    }
+}
+
+fn object_name(meta: &TypeMeta) -> String {
+    let name = meta.metadata.as_ref().and_then(|m| m.name.clone()).unwrap_or_else(|| "<unnamed>".into());
+    match meta.metadata.as_ref().and_then(|m| m.namespace.clone()) {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name,
+    }
+}
+
+/// Deserialises an object, naming the field that is wrong on failure.
+fn typed<T: DeserializeOwned>(path: &Path, meta: &TypeMeta, value: Value) -> Result<T, ManifestError> {
+    serde_path_to_error::deserialize(value).map_err(|e| ManifestError::Object {
+        path: path.to_path_buf(),
+        kind: meta.kind.clone(),
+        name: object_name(meta),
+        field: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("VirtualServer {key}: {message}")]
+    Rejected { key: String, message: String },
+    #[error("the rendered declaration does not validate against the AS3 {version} schema:\n  {}", violations.join("\n  "))]
+    Schema { version: &'static str, violations: Vec<String> },
+    #[error(transparent)]
+    SchemaUnavailable(#[from] crate::as3::schema::SchemaError),
+}
+
+/// What `render` produced: the AS3 request and warnings about unresolved references.
+#[derive(Debug)]
+pub struct Rendered {
+    pub declaration: Value,
+    pub warnings: Vec<String>,
+}
+
+/// Renders manifests into the AS3 request the operator would post, validated against the
+/// AS3 schema. Objects the operator would refuse are errors here.
+pub fn render_manifests(manifests: &Manifests, defaults: &ModelDefaults) -> Result<Rendered, RenderError> {
+    let fleet = build_fleet(manifests.virtual_servers.iter(), &manifests.cluster, defaults);
+    let mut warnings = Vec::new();
+    for (key, outcome) in &fleet.outcomes {
+        match outcome {
+            AppOutcome::Invalid(e) => return Err(RenderError::Rejected { key: key.to_string(), message: e.to_string() }),
+            AppOutcome::AddressConflict { address, port, holder } => {
+                return Err(RenderError::Rejected {
+                    key: key.to_string(),
+                    message: format!("{address}:{port} is already used by VirtualServer {holder}"),
+                })
+            }
+            AppOutcome::Included { unresolved, .. } => {
+                warnings.extend(unresolved.iter().map(|u: &UnresolvedRef| format!("VirtualServer {key}: {u} (pool left empty)")));
+            }
+        }
+    }
+    let tenants: BTreeMap<String, Value> =
+        fleet.partitions.iter().map(|(name, apps)| (name.clone(), render_tenant(apps))).collect();
+    let declaration = render_request(&tenants);
+    let violations = crate::as3::schema::validate_declaration(&declaration)?;
+    if !violations.is_empty() {
+        return Err(RenderError::Schema {
+            version: crate::as3::schema::AS3_SCHEMA_VERSION,
+            violations: violations.iter().take(10).map(ToString::to_string).collect(),
+        });
+    }
+    Ok(Rendered { declaration, warnings })
+}

@@ -1,0 +1,57 @@
+//! Prometheus metrics of the operator, served on `/metrics`.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Reconciles by result (`ok`, or the error reason).
+    pub reconciles: IntCounterVec,
+    pub reconcile_duration: Histogram,
+    /// AS3 tenant posts by result: success, rejected (by AS3), error (transport, busy, ...).
+    pub as3_posts: IntCounterVec,
+    /// Syncs that found the tenant unchanged and posted nothing.
+    pub as3_posts_skipped: IntCounter,
+    pub as3_post_duration: Histogram,
+    pub status_writes: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("bigip_operator".into()), None)?;
+        let reconciles = IntCounterVec::new(Opts::new("reconciles_total", "Reconciles by result"), &["result"])?;
+        let reconcile_duration =
+            Histogram::with_opts(HistogramOpts::new("reconcile_duration_seconds", "Duration of one reconcile"))?;
+        let as3_posts =
+            IntCounterVec::new(Opts::new("as3_posts_total", "AS3 tenant declarations posted, by result"), &["result"])?;
+        let as3_posts_skipped =
+            IntCounter::new("as3_posts_skipped_total", "Tenant syncs that posted nothing because nothing changed")?;
+        let as3_post_duration = Histogram::with_opts(
+            HistogramOpts::new("as3_post_duration_seconds", "Duration of one AS3 tenant post, task included")
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+        )?;
+        let status_writes = IntCounter::new("status_writes_total", "Status patches written")?;
+        registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(reconcile_duration.clone()))?;
+        registry.register(Box::new(as3_posts.clone()))?;
+        registry.register(Box::new(as3_posts_skipped.clone()))?;
+        registry.register(Box::new(as3_post_duration.clone()))?;
+        registry.register(Box::new(status_writes.clone()))?;
+        Ok(Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            as3_posts,
+            as3_posts_skipped,
+            as3_post_duration,
+            status_writes,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}

@@ -1,0 +1,73 @@
+//! Read access to the Kubernetes objects the model resolves references against.
+//!
+//! The controller implements [`ClusterView`] over its reflector stores; the offline `render`
+//! command and the tests use [`ClusterObjects`], an in-memory set.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// The label EndpointSlice controllers put on a slice to name its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+pub trait ClusterView {
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>>;
+    /// Every EndpointSlice of the Service `namespace/service`.
+    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>>;
+    fn nodes(&self) -> Vec<Arc<Node>>;
+}
+
+/// An in-memory set of cluster objects, keyed by namespace and name.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterObjects {
+    services: BTreeMap<(String, String), Arc<Service>>,
+    endpoint_slices: BTreeMap<(String, String), Arc<EndpointSlice>>,
+    nodes: BTreeMap<String, Arc<Node>>,
+}
+
+impl ClusterObjects {
+    pub fn add_service(&mut self, service: Service) {
+        let key = (
+            service.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            service.metadata.name.clone().unwrap_or_default(),
+        );
+        self.services.insert(key, Arc::new(service));
+    }
+
+    pub fn add_endpoint_slice(&mut self, slice: EndpointSlice) {
+        let key = (
+            slice.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            slice.metadata.name.clone().unwrap_or_default(),
+        );
+        self.endpoint_slices.insert(key, Arc::new(slice));
+    }
+
+    pub fn add_node(&mut self, node: Node) {
+        self.nodes.insert(node.metadata.name.clone().unwrap_or_default(), Arc::new(node));
+    }
+}
+
+impl ClusterView for ClusterObjects {
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.services.get(&(namespace.to_string(), name.to_string())).cloned()
+    }
+
+    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>> {
+        self.endpoint_slices
+            .iter()
+            .filter(|((ns, _), slice)| ns == namespace && slice_service_name(slice) == Some(service))
+            .map(|(_, slice)| slice.clone())
+            .collect()
+    }
+
+    fn nodes(&self) -> Vec<Arc<Node>> {
+        self.nodes.values().cloned().collect()
+    }
+}
+
+/// The Service an EndpointSlice belongs to, from its `kubernetes.io/service-name` label.
+pub fn slice_service_name(slice: &EndpointSlice) -> Option<&str> {
+    slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL).map(String::as_str)
+}

@@ -1,0 +1,192 @@
+//! Unit tests of the model: VirtualServers + cluster objects → desired applications.
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::json;
+
+use super::*;
+use crate::crd::VirtualServer;
+
+fn defaults(mode: PoolMemberType) -> ModelDefaults {
+    ModelDefaults { partition: "k8s".into(), pool_member_type: mode }
+}
+
+fn vs(name: &str, address: &str, port: i32, extra: serde_json::Value) -> VirtualServer {
+    let mut spec = json!({
+        "virtualAddress": address,
+        "port": port,
+        "pools": [{"name": "web", "service": "web", "servicePort": 80}],
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
+        "metadata": {"name": name, "namespace": "shop", "creationTimestamp": format!("2026-01-01T00:00:{:02}Z", name.len())},
+        "spec": spec,
+    }))
+    .expect("valid VirtualServer")
+}
+
+fn service(name: &str, node_port: Option<i32>) -> Service {
+    let mut port = json!({"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"});
+    if let Some(np) = node_port {
+        port["nodePort"] = json!(np);
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"type": if node_port.is_some() { "NodePort" } else { "ClusterIP" }, "ports": [port]},
+    }))
+    .expect("valid Service")
+}
+
+fn slice(name: &str, service: &str, endpoints: &[(&str, Option<bool>)]) -> EndpointSlice {
+    let endpoints: Vec<_> = endpoints
+        .iter()
+        .map(|(ip, ready)| match ready {
+            Some(r) => json!({"addresses": [ip], "conditions": {"ready": r}}),
+            None => json!({"addresses": [ip]}),
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "shop", "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": endpoints,
+    }))
+    .expect("valid EndpointSlice")
+}
+
+fn node(name: &str, ip: &str, ready: bool) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "status": {
+            "addresses": [{"type": "Hostname", "address": name}, {"type": "InternalIP", "address": ip}],
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+        },
+    }))
+    .expect("valid Node")
+}
+
+fn cluster() -> ClusterObjects {
+    let mut c = ClusterObjects::default();
+    c.add_service(service("web", Some(30080)));
+    c.add_endpoint_slice(slice("web-abc", "web", &[("10.244.1.5", Some(true)), ("10.244.2.7", None), ("10.244.2.9", Some(false))]));
+    c.add_node(node("n1", "172.31.0.1", true));
+    c.add_node(node("n2", "172.31.0.2", true));
+    c.add_node(node("n3", "172.31.0.3", false));
+    c
+}
+
+fn members(app: &DesiredApplication) -> Vec<String> {
+    app.pools[0].members.iter().map(|m| format!("{}:{}", m.address, m.port)).collect()
+}
+
+#[test]
+fn nodeport_members_are_ready_nodes_with_the_node_port() {
+    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &cluster(), &defaults(PoolMemberType::Nodeport))
+        .expect("valid");
+    assert_eq!(members(&built.application), ["172.31.0.1:30080", "172.31.0.2:30080"]);
+    assert!(built.unresolved.is_empty());
+    assert_eq!(built.application.name, "shop_web");
+    assert_eq!(built.application.partition, "k8s");
+}
+
+#[test]
+fn cluster_members_are_ready_endpoints_with_the_target_port() {
+    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &cluster(), &defaults(PoolMemberType::Cluster))
+        .expect("valid");
+    // 10.244.2.9 is not ready; an endpoint without a ready condition counts as ready.
+    assert_eq!(members(&built.application), ["10.244.1.5:8080", "10.244.2.7:8080"]);
+}
+
+#[test]
+fn per_object_member_type_overrides_the_operator_default() {
+    let object = vs("web", "10.1.10.80", 80, json!({"poolMemberType": "cluster"}));
+    let built = build_application(&object, &cluster(), &defaults(PoolMemberType::Nodeport)).expect("valid");
+    assert_eq!(members(&built.application), ["10.244.1.5:8080", "10.244.2.7:8080"]);
+}
+
+#[test]
+fn service_port_can_be_named() {
+    let object = vs("web", "10.1.10.80", 80, json!({"pools": [{"name": "web", "service": "web", "servicePort": "http"}]}));
+    let built = build_application(&object, &cluster(), &defaults(PoolMemberType::Nodeport)).expect("valid");
+    assert_eq!(built.application.member_count(), 2);
+}
+
+#[test]
+fn missing_service_is_unresolved_with_an_empty_pool() {
+    let object = vs("web", "10.1.10.80", 80, json!({"pools": [{"name": "api", "service": "api", "servicePort": 80}]}));
+    let built = build_application(&object, &cluster(), &defaults(PoolMemberType::Nodeport)).expect("valid spec");
+    assert_eq!(built.application.member_count(), 0);
+    assert_eq!(built.unresolved, vec![UnresolvedRef::ServiceNotFound { pool: "api".into(), service: "api".into() }]);
+    assert_eq!(built.unresolved[0].reason(), "ServiceNotFound");
+}
+
+#[test]
+fn missing_service_port_and_missing_node_port_are_unresolved() {
+    let object = vs("web", "10.1.10.80", 80, json!({"pools": [{"name": "web", "service": "web", "servicePort": 443}]}));
+    let built = build_application(&object, &cluster(), &defaults(PoolMemberType::Nodeport)).expect("valid spec");
+    assert_eq!(built.unresolved[0].reason(), "ServicePortNotFound");
+
+    let mut c = cluster();
+    c.add_service(service("web", None));
+    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &c, &defaults(PoolMemberType::Nodeport))
+        .expect("valid spec");
+    assert_eq!(built.unresolved[0].reason(), "ServiceHasNoNodePort");
+    // The same ClusterIP Service works in cluster mode.
+    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &c, &defaults(PoolMemberType::Cluster))
+        .expect("valid spec");
+    assert!(built.unresolved.is_empty());
+}
+
+#[test]
+fn invalid_specs_name_the_field() {
+    let c = cluster();
+    let d = defaults(PoolMemberType::Nodeport);
+    let err = |object: VirtualServer| build_application(&object, &c, &d).expect_err("invalid").to_string();
+    assert!(err(vs("web", "10.1.10", 80, json!({}))).contains("spec.virtualAddress"));
+    assert!(err(vs("web", "10.1.10.80", 0, json!({}))).contains("spec.port"));
+    assert!(err(vs("web", "10.1.10.80", 70000, json!({}))).contains("spec.port"));
+    assert!(err(vs("web", "10.1.10.80", 80, json!({"partition": "Common"}))).contains("spec.partition"));
+    assert!(err(vs("web", "10.1.10.80", 80, json!({"defaultPool": "nope"}))).contains("spec.defaultPool"));
+    let dup = json!({"pools": [{"name": "a", "service": "web", "servicePort": 80}, {"name": "a", "service": "web", "servicePort": 80}]});
+    assert!(err(vs("web", "10.1.10.80", 80, dup)).contains("spec.pools[1].name"));
+    let monitor = json!({"pools": [{"name": "a", "service": "web", "servicePort": 80,
+        "monitors": [{"type": "http", "interval": 10, "timeout": 5}]}]});
+    assert!(err(vs("web", "10.1.10.80", 80, monitor)).contains("spec.pools[0].monitors[0]"));
+}
+
+#[test]
+fn ipv6_virtual_addresses_are_accepted() {
+    let built = build_application(&vs("web", "2001:db8::80", 443, json!({})), &cluster(), &defaults(PoolMemberType::Nodeport))
+        .expect("valid");
+    assert_eq!(built.application.virtual_address.to_string(), "2001:db8::80");
+}
+
+#[test]
+fn fleet_groups_by_partition_and_gives_a_contested_address_to_the_older_object() {
+    let older = vs("a", "10.1.10.80", 80, json!({}));
+    let newer = vs("bbbb", "10.1.10.80", 80, json!({}));
+    let elsewhere = vs("cc", "10.1.10.81", 80, json!({"partition": "other"}));
+    let invalid = vs("ddddd", "nope", 80, json!({}));
+    let fleet = build_fleet([&newer, &older, &elsewhere, &invalid], &cluster(), &defaults(PoolMemberType::Nodeport));
+    let names = |p: &str| fleet.partitions[p].iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names("k8s"), ["shop_a"]);
+    assert_eq!(names("other"), ["shop_cc"]);
+    let key = |n: &str| ObjectKey { namespace: "shop".into(), name: n.into() };
+    assert!(matches!(&fleet.outcomes[&key("bbbb")], AppOutcome::AddressConflict { holder, .. } if holder == &key("a")));
+    assert!(matches!(&fleet.outcomes[&key("ddddd")], AppOutcome::Invalid(InvalidSpec::VirtualAddress { .. })));
+    assert!(matches!(&fleet.outcomes[&key("a")], AppOutcome::Included { members: 2, .. }));
+}
+
+#[test]
+fn objects_being_deleted_leave_the_fleet() {
+    let mut gone = vs("a", "10.1.10.80", 80, json!({}));
+    gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    let fleet = build_fleet([&gone], &cluster(), &defaults(PoolMemberType::Nodeport));
+    assert!(fleet.partitions.is_empty());
+    assert!(fleet.outcomes.is_empty());
+}

@@ -1,0 +1,195 @@
+//! Computation of VirtualServer conditions (pure).
+
+use crate::crd::{Condition, VirtualServerStatus};
+use crate::model::AppOutcome;
+
+/// Condition types, in the order they are written.
+pub const CONDITION_TYPES: [&str; 4] = ["Accepted", "ResolvedRefs", "Programmed", "Ready"];
+
+/// What happened when the object's partition was last sent to the BIG-IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgrammingState {
+    /// The BIG-IP holds the application as rendered from the current spec.
+    Programmed { partition: String, bigip: String },
+    /// Not attempted yet (e.g. the object is not accepted).
+    NotAttempted,
+    /// Sending failed; `reason` is CamelCase.
+    Failed { reason: String, message: String },
+}
+
+struct Verdict {
+    status: &'static str,
+    reason: String,
+    message: String,
+}
+
+impl Verdict {
+    fn new(status: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status, reason: reason.into(), message: message.into() }
+    }
+}
+
+/// The status a VirtualServer should have. `previous` keeps `lastTransitionTime` of conditions
+/// whose status did not change; `now` is RFC 3339.
+pub fn virtual_server_status(
+    outcome: &AppOutcome,
+    programming: &ProgrammingState,
+    generation: Option<i64>,
+    previous: Option<&VirtualServerStatus>,
+    now: &str,
+) -> VirtualServerStatus {
+    let accepted = match outcome {
+        AppOutcome::Included { .. } => Verdict::new("True", "Accepted", "the spec is valid"),
+        AppOutcome::Invalid(e) => Verdict::new("False", "Invalid", e.to_string()),
+        AppOutcome::AddressConflict { address, port, holder } => Verdict::new(
+            "False",
+            "AddressConflict",
+            format!("{address}:{port} is already used by VirtualServer {holder}"),
+        ),
+    };
+    let resolved = match outcome {
+        AppOutcome::Included { unresolved, .. } if unresolved.is_empty() => {
+            Verdict::new("True", "ResolvedRefs", "all Services and ports were found")
+        }
+        AppOutcome::Included { unresolved, .. } => Verdict::new(
+            "False",
+            unresolved[0].reason(),
+            unresolved.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        ),
+        _ => Verdict::new("Unknown", "NotAccepted", "references are resolved once the object is accepted"),
+    };
+    let programmed = match (outcome, programming) {
+        (AppOutcome::Included { partition, application, .. }, ProgrammingState::Programmed { bigip, .. }) => {
+            Verdict::new("True", "Programmed", format!("AS3 application /{partition}/{application} is deployed on {bigip}"))
+        }
+        (AppOutcome::Included { .. }, ProgrammingState::Failed { reason, message }) => {
+            Verdict::new("False", reason.clone(), message.clone())
+        }
+        (AppOutcome::Included { .. }, ProgrammingState::NotAttempted) => {
+            Verdict::new("Unknown", "Pending", "waiting to be sent to the BIG-IP")
+        }
+        _ => Verdict::new("False", "NotAccepted", "nothing is programmed for an object that is not accepted"),
+    };
+    let members = match outcome {
+        AppOutcome::Included { members, .. } => Some(i32::try_from(*members).unwrap_or(i32::MAX)),
+        _ => None,
+    };
+    let ready = if accepted.status != "True" {
+        Verdict::new("False", accepted.reason.clone(), accepted.message.clone())
+    } else if programmed.status != "True" {
+        Verdict::new("False", programmed.reason.clone(), programmed.message.clone())
+    } else if resolved.status != "True" {
+        Verdict::new("False", resolved.reason.clone(), resolved.message.clone())
+    } else if members == Some(0) {
+        Verdict::new("False", "NoMembers", "the pools have no ready endpoints; the virtual server rejects traffic")
+    } else {
+        Verdict::new("True", "Ready", "the virtual server is programmed and has pool members")
+    };
+
+    let conditions = CONDITION_TYPES
+        .iter()
+        .zip([accepted, resolved, programmed, ready])
+        .map(|(type_, verdict)| {
+            let unchanged_since = previous
+                .and_then(|p| p.conditions.iter().find(|c| c.type_ == *type_))
+                .filter(|c| c.status == verdict.status)
+                .map(|c| c.last_transition_time.clone());
+            Condition {
+                type_: (*type_).to_string(),
+                status: verdict.status.to_string(),
+                reason: verdict.reason,
+                message: verdict.message,
+                observed_generation: generation,
+                last_transition_time: unchanged_since.unwrap_or_else(|| now.to_string()),
+            }
+        })
+        .collect();
+
+    let (partition, application) = match outcome {
+        AppOutcome::Included { partition, application, .. } => (Some(partition.clone()), Some(application.clone())),
+        _ => (None, None),
+    };
+    VirtualServerStatus { conditions, partition, application, members, observed_generation: generation }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InvalidSpec, ObjectKey, UnresolvedRef};
+
+    fn included(members: usize, unresolved: Vec<UnresolvedRef>) -> AppOutcome {
+        AppOutcome::Included { partition: "k8s".into(), application: "ns_web".into(), members, unresolved }
+    }
+
+    fn programmed() -> ProgrammingState {
+        ProgrammingState::Programmed { partition: "k8s".into(), bigip: "https://bigip".into() }
+    }
+
+    fn get<'a>(status: &'a VirtualServerStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).expect("condition present")
+    }
+
+    #[test]
+    fn healthy_object_is_ready_with_generation_everywhere() {
+        let s = virtual_server_status(&included(3, vec![]), &programmed(), Some(7), None, "T1");
+        assert_eq!(s.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), CONDITION_TYPES);
+        assert!(s.conditions.iter().all(|c| c.status == "True" && c.observed_generation == Some(7)));
+        assert_eq!(s.members, Some(3));
+        assert_eq!(s.partition.as_deref(), Some("k8s"));
+        assert_eq!(s.observed_generation, Some(7));
+    }
+
+    #[test]
+    fn missing_service_is_programmed_but_not_ready() {
+        let unresolved = vec![UnresolvedRef::ServiceNotFound { pool: "web".into(), service: "web".into() }];
+        let s = virtual_server_status(&included(0, unresolved), &programmed(), Some(1), None, "T1");
+        assert_eq!(get(&s, "ResolvedRefs").status, "False");
+        assert_eq!(get(&s, "ResolvedRefs").reason, "ServiceNotFound");
+        assert_eq!(get(&s, "Programmed").status, "True");
+        assert_eq!(get(&s, "Ready").reason, "ServiceNotFound");
+    }
+
+    #[test]
+    fn no_members_is_not_ready() {
+        let s = virtual_server_status(&included(0, vec![]), &programmed(), Some(1), None, "T1");
+        assert_eq!(get(&s, "Ready").reason, "NoMembers");
+    }
+
+    #[test]
+    fn invalid_and_conflicting_objects_are_not_accepted_nor_programmed() {
+        let invalid = AppOutcome::Invalid(InvalidSpec::Port { value: 0 });
+        let s = virtual_server_status(&invalid, &ProgrammingState::NotAttempted, Some(2), None, "T1");
+        assert_eq!((get(&s, "Accepted").status.as_str(), get(&s, "Accepted").reason.as_str()), ("False", "Invalid"));
+        assert_eq!(get(&s, "Programmed").status, "False");
+        assert!(get(&s, "Ready").message.contains("spec.port"));
+        assert_eq!(s.members, None);
+
+        let conflict = AppOutcome::AddressConflict {
+            address: "10.0.0.1".parse().expect("ip"),
+            port: 80,
+            holder: ObjectKey { namespace: "a".into(), name: "b".into() },
+        };
+        let s = virtual_server_status(&conflict, &ProgrammingState::NotAttempted, Some(2), None, "T1");
+        assert_eq!(get(&s, "Accepted").reason, "AddressConflict");
+        assert!(get(&s, "Accepted").message.contains("a/b"));
+    }
+
+    #[test]
+    fn failed_programming_carries_the_reason() {
+        let failed = ProgrammingState::Failed { reason: "BigIpUnreachable".into(), message: "connection refused".into() };
+        let s = virtual_server_status(&included(2, vec![]), &failed, Some(1), None, "T1");
+        assert_eq!(get(&s, "Programmed").reason, "BigIpUnreachable");
+        assert_eq!(get(&s, "Ready").status, "False");
+    }
+
+    #[test]
+    fn transition_time_changes_only_with_the_status() {
+        let first = virtual_server_status(&included(0, vec![]), &programmed(), Some(1), None, "T1");
+        let second = virtual_server_status(&included(2, vec![]), &programmed(), Some(1), Some(&first), "T2");
+        assert_eq!(get(&second, "Programmed").last_transition_time, "T1");
+        assert_eq!(get(&second, "Ready").last_transition_time, "T2");
+        // Same inputs again: the status is equal, so nothing is written.
+        let third = virtual_server_status(&included(2, vec![]), &programmed(), Some(1), Some(&second), "T3");
+        assert_eq!(second, third);
+    }
+}

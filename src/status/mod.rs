@@ -1,0 +1,6 @@
+//! Status conditions: computed purely from the model's outcome and the programming result,
+//! then written with server-side apply only when they differ from what is stored.
+
+pub mod conditions;
+
+pub use conditions::{virtual_server_status, ProgrammingState, CONDITION_TYPES};

@@ -1,0 +1,507 @@
+//! The AS3 REST API under `/mgmt/shared/appsvcs`: declarations (sync and `?async=true`),
+//! per-application deployment, tasks, `info` and `settings`.
+//!
+//! One declaration is processed at a time, as on a BIG-IP: while one runs (including the
+//! configured processing delay) every other declare POST or DELETE is answered 503. Work is
+//! done on a spawned task, so a client hanging up does not abort a change half-way.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use crate::as3::schema::AS3_SCHEMA_VERSION;
+
+use super::declaration::{self, declared_tenants, Action, Outcome, Plan, RequestError, TenantResult};
+use super::model::applications;
+use super::reply::{as3_error, parse_json_body, respond, InvalidJson};
+use super::state::{lock, DeclarationMeta, DeclareGuard, SimulatorState};
+use super::tasks::{pending_result, self_link};
+
+const BUSY_MESSAGE: &str = "Configuration operation in progress on device, please try again in 2 minutes";
+
+pub(super) fn routes() -> Router<SimulatorState> {
+    Router::new()
+        .route("/mgmt/shared/appsvcs/info", get(info))
+        .route("/mgmt/shared/appsvcs/settings", get(settings))
+        .route("/mgmt/shared/appsvcs/declare", get(get_declaration).post(post_declaration).delete(delete_all_tenants))
+        .route(
+            "/mgmt/shared/appsvcs/declare/{tenants}",
+            get(get_tenants).post(post_declaration_for_tenants).delete(delete_tenants),
+        )
+        .route("/mgmt/shared/appsvcs/declare/{tenant}/applications", get(get_applications).post(post_applications))
+        .route(
+            "/mgmt/shared/appsvcs/declare/{tenant}/applications/{application}",
+            get(get_application).delete(delete_application),
+        )
+        .route("/mgmt/shared/appsvcs/task", get(list_tasks))
+        .route("/mgmt/shared/appsvcs/task/{id}", get(get_task))
+}
+
+async fn info() -> Response {
+    respond(
+        StatusCode::OK,
+        json!({
+            "version": AS3_SCHEMA_VERSION,
+            "release": "10",
+            "schemaCurrent": AS3_SCHEMA_VERSION,
+            "schemaMinimum": "3.0.0",
+        }),
+    )
+}
+
+async fn settings() -> Response {
+    respond(
+        StatusCode::OK,
+        json!({
+            "asyncTaskStorage": "data-group",
+            "burstHandlingEnabled": false,
+            "performanceTracingEnabled": false,
+            "performanceTracingEndpoint": "",
+            "serviceDiscoveryEnabled": true,
+            "serializeFileUploads": false,
+            "perAppDeploymentAllowed": true,
+            "webhook": "",
+        }),
+    )
+}
+
+/// One unit of AS3 work.
+enum Job {
+    Declare {
+        body: Value,
+        only: Option<Vec<String>>,
+        dry_run: bool,
+    },
+    /// `None` deletes every tenant.
+    DeleteTenants {
+        names: Option<Vec<String>>,
+    },
+    PutApplications {
+        tenant: String,
+        body: Value,
+    },
+    DeleteApplication {
+        tenant: String,
+        application: String,
+    },
+}
+
+/// What a job produced, convertible to a sync response or a task record.
+enum JobOutcome {
+    /// Per-tenant results; the HTTP status follows from their codes.
+    Results { results: Vec<Value>, declaration: Value },
+    /// One document: an error, or a retrieved declaration.
+    Document { status: StatusCode, body: Value },
+}
+
+impl JobOutcome {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Results { results, declaration } => {
+                let status = results_status(&results);
+                respond(status, json!({"results": results, "declaration": declaration}))
+            }
+            Self::Document { status, body } => respond(status, body),
+        }
+    }
+
+    fn into_task_record(self) -> (Vec<Value>, Value) {
+        match self {
+            Self::Results { results, declaration } => (results, declaration),
+            Self::Document { body, .. } => (vec![body], json!({})),
+        }
+    }
+}
+
+/// 200 when every tenant succeeded, the shared error code when all failed, 207 when mixed.
+fn results_status(results: &[Value]) -> StatusCode {
+    let codes: Vec<u16> = results
+        .iter()
+        .map(|result| result.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()).unwrap_or(200))
+        .collect();
+    if codes.iter().all(|code| *code == 200) {
+        StatusCode::OK
+    } else if codes.iter().all(|code| *code != 200) {
+        codes.first().and_then(|code| StatusCode::from_u16(*code).ok()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+    } else {
+        StatusCode::MULTI_STATUS
+    }
+}
+
+fn tenant_list(segment: &str) -> Vec<String> {
+    segment.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_owned).collect()
+}
+
+/// Whether `name=true` is in the query string.
+fn query_flag(query: Option<&str>, name: &str) -> bool {
+    query.into_iter().flat_map(|query| query.split('&')).any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        key == name && value.eq_ignore_ascii_case("true")
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Verb {
+    Post,
+    Delete,
+}
+
+/// Common path of every declare request: count it, apply injected faults, build the job,
+/// claim the declare slot, then run it synchronously or as a task.
+async fn submit(
+    sim: SimulatorState,
+    verb: Verb,
+    query: Option<String>,
+    build: impl FnOnce() -> Result<Job, InvalidJson>,
+) -> Response {
+    match verb {
+        Verb::Post => sim.count_declare_post(),
+        Verb::Delete => sim.count_declare_delete(),
+    }
+    match sim.shared().faults.take_declare_failure() {
+        Some(StatusCode::SERVICE_UNAVAILABLE) => return as3_error(StatusCode::SERVICE_UNAVAILABLE, BUSY_MESSAGE),
+        Some(status) => return as3_error(status, "Internal Server Error (injected by the BIG-IP simulator)"),
+        None => {}
+    }
+    let job = match build() {
+        Ok(job) => job,
+        Err(invalid) => return invalid.into_response(),
+    };
+    let Some(guard) = sim.try_begin_declare() else {
+        return as3_error(StatusCode::SERVICE_UNAVAILABLE, BUSY_MESSAGE);
+    };
+
+    if query_flag(query.as_deref(), "async") {
+        let id = lock(&sim.shared().tasks).start();
+        let task_id = id.clone();
+        tokio::spawn(async move {
+            let (results, declaration) = run(&sim, &guard, job).await.into_task_record();
+            lock(&sim.shared().tasks).finish(&task_id, results, declaration);
+            drop(guard);
+        });
+        return respond(
+            StatusCode::ACCEPTED,
+            json!({
+                "id": id,
+                "results": [pending_result("Declaration successfully submitted")],
+                "declaration": {},
+                "selfLink": self_link(&id),
+            }),
+        );
+    }
+
+    let worker = tokio::spawn(async move {
+        let outcome = run(&sim, &guard, job).await;
+        drop(guard);
+        outcome
+    });
+    match worker.await {
+        Ok(outcome) => outcome.into_response(),
+        Err(error) => {
+            tracing::error!(%error, "declaration processing failed");
+            as3_error(StatusCode::INTERNAL_SERVER_ERROR, "declaration processing failed")
+        }
+    }
+}
+
+/// What to echo as `declaration` in the results.
+enum Echo {
+    Submitted(Value),
+    /// The declaration-level properties after the change (deletes).
+    Header,
+}
+
+/// A job after the CPU-bound part (validation, checks, planning).
+enum Computed {
+    Plan { plan: Plan, meta: DeclarationMeta, dry_run: bool, echo: Echo },
+    Retrieve,
+    Document { status: StatusCode, body: Value },
+}
+
+async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job) -> JobOutcome {
+    let started = Instant::now();
+    let current = sim.tenants();
+    let computed = match tokio::task::spawn_blocking(move || compute(job, current)).await {
+        Ok(computed) => computed,
+        Err(error) => {
+            tracing::error!(%error, "declaration processing panicked");
+            return JobOutcome::Document {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: json!({"code": 500, "message": "declaration processing failed"}),
+            };
+        }
+    };
+    match computed {
+        Computed::Document { status, body } => JobOutcome::Document { status, body },
+        Computed::Retrieve => JobOutcome::Document {
+            status: StatusCode::OK,
+            body: sim.with_deployed(|deployed| deployed.declaration(|_| true)),
+        },
+        Computed::Plan { plan, meta, dry_run, echo } => {
+            // The simulated AS3 run time, during which the declare slot stays taken.
+            let delay = sim.shared().settings.as3_processing_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let Plan { tenants, results, changes } = plan;
+            if !dry_run && !changes.is_empty() {
+                for change in &changes {
+                    tracing::info!(tenant = %change.tenant, action = ?change.action, "tenant changed");
+                }
+                sim.commit(guard, tenants, changes, meta);
+                sim.persist(guard).await;
+            }
+            let run_time = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let declaration = match echo {
+                Echo::Submitted(declaration) => declaration,
+                Echo::Header => Value::Object(sim.with_deployed(|deployed| deployed.declaration_header())),
+            };
+            JobOutcome::Results { results: result_documents(&results, run_time, dry_run), declaration }
+        }
+    }
+}
+
+fn compute(job: Job, current: BTreeMap<String, Value>) -> Computed {
+    match job {
+        Job::Declare { body, only, dry_run } => {
+            let request = match declaration::parse_declare_body(body, dry_run) {
+                Ok(request) => request,
+                Err(error) => return request_error(error),
+            };
+            let selected = |name: &String| only.as_ref().is_none_or(|only| only.contains(name));
+            match request.action {
+                Action::Retrieve => Computed::Retrieve,
+                Action::Remove => {
+                    let names: Vec<String> =
+                        declared_tenants(&request.adc).map(|(name, _)| name.clone()).filter(selected).collect();
+                    Computed::Plan {
+                        plan: declaration::plan_remove(current, &names),
+                        meta: DeclarationMeta::default(),
+                        dry_run: false,
+                        echo: Echo::Submitted(Value::Object(request.adc)),
+                    }
+                }
+                Action::Deploy | Action::DryRun => Computed::Plan {
+                    plan: declaration::plan_deploy(current, &request.adc, only.as_deref()),
+                    meta: DeclarationMeta::from_adc(&request.adc),
+                    dry_run: request.action == Action::DryRun,
+                    echo: Echo::Submitted(Value::Object(request.adc)),
+                },
+            }
+        }
+        Job::DeleteTenants { names } => {
+            let names = names.unwrap_or_else(|| current.keys().cloned().collect());
+            Computed::Plan {
+                plan: declaration::plan_remove(current, &names),
+                meta: DeclarationMeta::default(),
+                dry_run: false,
+                echo: Echo::Header,
+            }
+        }
+        Job::PutApplications { tenant, body } => match declaration::parse_applications_body(&tenant, &body) {
+            Ok((apps, meta)) => Computed::Plan {
+                plan: declaration::plan_put_applications(current, &tenant, apps),
+                meta,
+                dry_run: false,
+                echo: Echo::Submitted(body),
+            },
+            Err(error) => request_error(error),
+        },
+        Job::DeleteApplication { tenant, application } => {
+            match declaration::plan_delete_application(current, &tenant, &application) {
+                Some(plan) => {
+                    Computed::Plan { plan, meta: DeclarationMeta::default(), dry_run: false, echo: Echo::Header }
+                }
+                None => Computed::Document {
+                    status: StatusCode::NOT_FOUND,
+                    body: json!({"code": 404, "message": format!("Application {application} not found in tenant {tenant}")}),
+                },
+            }
+        }
+    }
+}
+
+fn request_error(error: RequestError) -> Computed {
+    let (status, body) = match error {
+        RequestError::Invalid(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"code": 422, "message": "declaration is invalid", "errors": errors, "declarationFullId": ""}),
+        ),
+        RequestError::Unsupported(message) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, json!({"code": 422, "message": message}))
+        }
+        RequestError::Schema(error) => {
+            tracing::error!(%error, "AS3 schema unavailable");
+            (StatusCode::INTERNAL_SERVER_ERROR, json!({"code": 500, "message": error.to_string()}))
+        }
+    };
+    Computed::Document { status, body }
+}
+
+/// Per-tenant result objects as AS3 reports them.
+fn result_documents(results: &[TenantResult], run_time: u64, dry_run: bool) -> Vec<Value> {
+    if results.is_empty() {
+        return vec![
+            json!({"code": 200, "message": "no change", "host": "localhost", "tenant": "", "runTime": run_time}),
+        ];
+    }
+    results
+        .iter()
+        .map(|result| {
+            let mut document = match &result.outcome {
+                Outcome::Success { line_count } => json!({"code": 200, "message": "success", "lineCount": line_count}),
+                Outcome::NoChange => json!({"code": 200, "message": "no change"}),
+                Outcome::Failed(detail) => json!({"code": 422, "message": "declaration failed", "response": detail}),
+            };
+            if let Some(fields) = document.as_object_mut() {
+                fields.insert("host".to_owned(), json!("localhost"));
+                fields.insert("tenant".to_owned(), json!(result.tenant));
+                fields.insert("runTime".to_owned(), json!(run_time));
+                if dry_run {
+                    fields.insert("dryRun".to_owned(), json!(true));
+                }
+            }
+            document
+        })
+        .collect()
+}
+
+async fn post_declaration(State(sim): State<SimulatorState>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let dry_run = query_flag(query.as_deref(), "controls.dryRun");
+    submit(sim, Verb::Post, query, move || Ok(Job::Declare { body: parse_json_body(&body)?, only: None, dry_run }))
+        .await
+}
+
+async fn post_declaration_for_tenants(
+    State(sim): State<SimulatorState>,
+    Path(tenants): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let dry_run = query_flag(query.as_deref(), "controls.dryRun");
+    let only = Some(tenant_list(&tenants));
+    submit(sim, Verb::Post, query, move || Ok(Job::Declare { body: parse_json_body(&body)?, only, dry_run })).await
+}
+
+async fn delete_all_tenants(State(sim): State<SimulatorState>, RawQuery(query): RawQuery) -> Response {
+    submit(sim, Verb::Delete, query, || Ok(Job::DeleteTenants { names: None })).await
+}
+
+async fn delete_tenants(
+    State(sim): State<SimulatorState>,
+    Path(tenants): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let names = tenant_list(&tenants);
+    submit(sim, Verb::Delete, query, move || Ok(Job::DeleteTenants { names: Some(names) })).await
+}
+
+async fn post_applications(
+    State(sim): State<SimulatorState>,
+    Path(tenant): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    submit(sim, Verb::Post, query, move || Ok(Job::PutApplications { tenant, body: parse_json_body(&body)? })).await
+}
+
+async fn delete_application(
+    State(sim): State<SimulatorState>,
+    Path((tenant, application)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    submit(sim, Verb::Delete, query, move || Ok(Job::DeleteApplication { tenant, application })).await
+}
+
+async fn get_declaration(State(sim): State<SimulatorState>) -> Response {
+    let declaration =
+        sim.with_deployed(|deployed| (!deployed.tenants.is_empty()).then(|| deployed.declaration(|_| true)));
+    match declaration {
+        Some(declaration) => respond(StatusCode::OK, declaration),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+fn tenant_not_found(names: &[&str]) -> Response {
+    as3_error(StatusCode::NOT_FOUND, format!("specified Tenant(s) '{}' not found in declaration", names.join(",")))
+}
+
+async fn get_tenants(State(sim): State<SimulatorState>, Path(tenants): Path<String>) -> Response {
+    let names = tenant_list(&tenants);
+    sim.with_deployed(|deployed| {
+        let missing: Vec<&str> =
+            names.iter().filter(|name| !deployed.tenants.contains_key(*name)).map(String::as_str).collect();
+        if missing.is_empty() {
+            respond(StatusCode::OK, deployed.declaration(|name| names.iter().any(|wanted| wanted == name)))
+        } else {
+            tenant_not_found(&missing)
+        }
+    })
+}
+
+async fn get_applications(State(sim): State<SimulatorState>, Path(tenant): Path<String>) -> Response {
+    sim.with_deployed(|deployed| match deployed.tenants.get(&tenant) {
+        Some(content) => {
+            let apps: Map<String, Value> =
+                applications(content).map(|(name, app)| (name.to_owned(), Value::Object(app.clone()))).collect();
+            respond(StatusCode::OK, Value::Object(apps))
+        }
+        None => tenant_not_found(&[&tenant]),
+    })
+}
+
+async fn get_application(
+    State(sim): State<SimulatorState>,
+    Path((tenant, application)): Path<(String, String)>,
+) -> Response {
+    sim.with_deployed(|deployed| {
+        let Some(content) = deployed.tenants.get(&tenant) else {
+            return tenant_not_found(&[&tenant]);
+        };
+        match applications(content).find(|(name, _)| *name == application) {
+            Some((name, app)) => respond(StatusCode::OK, json!({ name: app })),
+            None => as3_error(StatusCode::NOT_FOUND, format!("Application {application} not found in tenant {tenant}")),
+        }
+    })
+}
+
+async fn list_tasks(State(sim): State<SimulatorState>) -> Response {
+    respond(StatusCode::OK, lock(&sim.shared().tasks).list())
+}
+
+async fn get_task(State(sim): State<SimulatorState>, Path(id): Path<String>) -> Response {
+    match lock(&sim.shared().tasks).get(&id) {
+        Some(task) => respond(StatusCode::OK, task),
+        None => as3_error(StatusCode::NOT_FOUND, format!("No record found with ID of {id}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_result_codes() {
+        let ok = json!({"code": 200});
+        let failed = json!({"code": 422});
+        assert_eq!(results_status(&[ok.clone(), ok.clone()]), StatusCode::OK);
+        assert_eq!(results_status(&[ok, failed.clone()]), StatusCode::MULTI_STATUS);
+        assert_eq!(results_status(&[failed]), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn query_flags() {
+        assert!(query_flag(Some("async=true"), "async"));
+        assert!(query_flag(Some("show=full&async=TRUE"), "async"));
+        assert!(!query_flag(Some("async=false"), "async"));
+        assert!(!query_flag(None, "async"));
+        assert!(query_flag(Some("controls.dryRun=true"), "controls.dryRun"));
+    }
+}

@@ -1,0 +1,89 @@
+//! How a simulator instance is set up.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::faults::Faults;
+
+/// Token lifetime a BIG-IP gives on login unless told otherwise (20 minutes).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(1200);
+
+/// How the simulator listens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain HTTP.
+    #[default]
+    Plain,
+    /// HTTPS with a certificate for `127.0.0.1` and `localhost` generated at start, issued by a
+    /// generated CA that [`RunningSimulator::ca_certificate_pem`](super::RunningSimulator::ca_certificate_pem)
+    /// returns so clients can trust it with verification on.
+    SelfSigned,
+    /// HTTPS with a PEM certificate chain and private key read from files.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// Everything [`start`](super::start) needs.
+#[derive(Clone)]
+pub struct SimulatorConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: String,
+    /// Lifetime of tokens issued by `/mgmt/shared/authn/login`.
+    pub token_ttl: Duration,
+    /// Simulated AS3 run time per declaration (sync or async), during which other declare
+    /// requests are answered 503.
+    pub as3_processing_delay: Duration,
+    /// Faults in force from the start.
+    pub faults: Faults,
+    /// Loaded at start when present and rewritten after every change, so a restarted simulator
+    /// keeps its configuration like a BIG-IP does.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: TlsMode::Plain,
+            username: "admin".to_owned(),
+            password: "admin".to_owned(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+            as3_processing_delay: Duration::ZERO,
+            faults: Faults::default(),
+            state_file: None,
+        }
+    }
+}
+
+// Hand-written so the password never reaches a log line.
+impl fmt::Debug for SimulatorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatorConfig")
+            .field("listen", &self.listen)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("token_ttl", &self.token_ttl)
+            .field("as3_processing_delay", &self.as3_processing_delay)
+            .field("faults", &self.faults)
+            .field("state_file", &self.state_file)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let config = SimulatorConfig { password: "s3cret".to_owned(), ..SimulatorConfig::default() };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"));
+        assert!(printed.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,200 @@
+//! Fault injection: slow answers, failing declare requests, expired tokens, refused connections.
+//!
+//! `refuse_connections` works below HTTP: new connections are closed as soon as they are
+//! accepted, and every open connection fails its next read or write, so clients see a transport
+//! error rather than an HTTP status. Because that also cuts off `/simulator/faults`, it can only be
+//! switched on and off through [`RunningSimulator::set_faults`](super::RunningSimulator::set_faults);
+//! `PUT /simulator/faults` rejects it.
+
+use std::future::{ready, Ready};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_server::accept::Accept;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::state::{lock, SimulatorState};
+
+/// Faults the simulator injects until they are cleared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// Delay before every `/mgmt` answer, in milliseconds.
+    pub latency_ms: u64,
+    /// The next N AS3 declare requests (POST or DELETE on `/declare…`) answer 503.
+    pub fail_with_503: u32,
+    /// The next N AS3 declare requests answer 500 (after any pending 503s are used up).
+    pub fail_with_500: u32,
+    /// One-shot: every token issued so far expires now. Reads back as `false`.
+    pub expire_tokens_now: bool,
+    /// Close connections without answering until cleared (Rust API only, see module docs).
+    pub refuse_connections: bool,
+}
+
+/// The faults in force, shared by the HTTP layer and the connection acceptor.
+#[derive(Debug, Default)]
+pub(super) struct FaultState {
+    current: Mutex<Faults>,
+    refusing: Arc<AtomicBool>,
+}
+
+impl FaultState {
+    pub(super) fn new(initial: Faults) -> Self {
+        let state = Self::default();
+        state.replace(initial);
+        state
+    }
+
+    /// Installs `faults`; returns whether tokens must be expired now (the one-shot flag is not kept).
+    pub(super) fn replace(&self, mut faults: Faults) -> bool {
+        let expire_tokens_now = std::mem::take(&mut faults.expire_tokens_now);
+        self.refusing.store(faults.refuse_connections, Ordering::SeqCst);
+        *lock(&self.current) = faults;
+        expire_tokens_now
+    }
+
+    pub(super) fn snapshot(&self) -> Faults {
+        lock(&self.current).clone()
+    }
+
+    fn latency(&self) -> Duration {
+        Duration::from_millis(lock(&self.current).latency_ms)
+    }
+
+    /// Consumes one injected declare failure, 503s first.
+    pub(super) fn take_declare_failure(&self) -> Option<StatusCode> {
+        let mut faults = lock(&self.current);
+        if faults.fail_with_503 > 0 {
+            faults.fail_with_503 -= 1;
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        } else if faults.fail_with_500 > 0 {
+            faults.fail_with_500 -= 1;
+            Some(StatusCode::INTERNAL_SERVER_ERROR)
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn acceptor(&self) -> RefusingAcceptor {
+        RefusingAcceptor { refusing: Arc::clone(&self.refusing) }
+    }
+}
+
+/// Middleware delaying every `/mgmt` answer by the configured latency.
+pub(super) async fn delay_answers(State(sim): State<SimulatorState>, request: Request, next: Next) -> Response {
+    let latency =
+        if request.uri().path().starts_with("/mgmt/") { sim.shared().faults.latency() } else { Duration::ZERO };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
+}
+
+/// Accepts connections unless `refuse_connections` is on, and wraps them so that an open
+/// connection fails once it is switched on.
+#[derive(Clone, Debug)]
+pub(super) struct RefusingAcceptor {
+    refusing: Arc<AtomicBool>,
+}
+
+impl<I, S> Accept<I, S> for RefusingAcceptor {
+    type Stream = RefusableStream<I>;
+    type Service = S;
+    type Future = Ready<io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        if self.refusing.load(Ordering::SeqCst) {
+            // Dropping the stream closes the connection before any byte is exchanged.
+            return ready(Err(refused()));
+        }
+        ready(Ok((RefusableStream { inner: stream, refusing: Arc::clone(&self.refusing) }, service)))
+    }
+}
+
+fn refused() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "connection refused by fault injection")
+}
+
+/// A connection whose reads and writes fail while `refuse_connections` is on, so the HTTP
+/// server drops it without answering.
+#[derive(Debug)]
+pub(super) struct RefusableStream<I> {
+    inner: I,
+    refusing: Arc<AtomicBool>,
+}
+
+impl<I> RefusableStream<I> {
+    fn refusing(&self) -> bool {
+        self.refusing.load(Ordering::SeqCst)
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for RefusableStream<I> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.refusing() {
+            return Poll::Ready(Err(refused()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for RefusableStream<I> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.refusing() {
+            return Poll::Ready(Err(refused()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.refusing() {
+            return Poll::Ready(Err(refused()));
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declare_failures_are_counted_down_503_first() {
+        let faults = FaultState::new(Faults { fail_with_503: 1, fail_with_500: 1, ..Faults::default() });
+        assert_eq!(faults.take_declare_failure(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(faults.take_declare_failure(), Some(StatusCode::INTERNAL_SERVER_ERROR));
+        assert_eq!(faults.take_declare_failure(), None);
+    }
+
+    #[test]
+    fn expire_tokens_now_is_one_shot() {
+        let faults = FaultState::default();
+        assert!(faults.replace(Faults { expire_tokens_now: true, ..Faults::default() }));
+        assert!(!faults.snapshot().expire_tokens_now);
+    }
+
+    #[test]
+    fn faults_json_is_camel_case_and_partial_bodies_are_accepted() {
+        let parsed: Faults = serde_json::from_str(r#"{"failWith503": 2}"#).expect("valid faults JSON");
+        assert_eq!(parsed.fail_with_503, 2);
+        let json = serde_json::to_value(Faults { latency_ms: 5, ..Faults::default() }).expect("serializable");
+        assert_eq!(json["latencyMs"], 5);
+        assert_eq!(json["refuseConnections"], false);
+    }
+}

@@ -1,0 +1,386 @@
+//! The simulator's shared state: what AS3 has deployed, the change history, request counters,
+//! and the token, fault and task stores; plus the state file that makes a configuration
+//! survive a restart.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::as3::schema::AS3_SCHEMA_VERSION;
+
+use super::auth::TokenStore;
+use super::declaration::{declared_tenants, Change};
+use super::faults::{FaultState, Faults};
+use super::model::{self, PoolMemberView, VirtualServerView};
+use super::tasks::TaskStore;
+
+/// Locks a mutex, carrying on with the data if a panicking thread poisoned it: every critical
+/// section here leaves the data consistent, so a poisoned lock must not take the server down.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One accepted change to a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecord {
+    /// 1, 2, 3, ... in the order changes were applied.
+    pub seq: u64,
+    pub tenant: String,
+    pub action: ChangeAction,
+    pub applications_before: Vec<String>,
+    pub applications_after: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeAction {
+    /// The tenant was created or its content replaced by a declaration.
+    Deployed,
+    /// The tenant was deleted.
+    Deleted,
+    /// Applications were created or replaced through the per-application API.
+    ApplicationsDeployed,
+    /// An Application was deleted through the per-application API (the tenant goes with its
+    /// last Application).
+    ApplicationDeleted,
+}
+
+/// Declaration-level properties of the last change (`schemaVersion`, `id`, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct DeclarationMeta {
+    schema_version: Option<String>,
+    id: Option<String>,
+    label: Option<String>,
+    remark: Option<String>,
+}
+
+impl DeclarationMeta {
+    pub(super) fn from_adc(adc: &Map<String, Value>) -> Self {
+        let text = |key: &str| adc.get(key).and_then(Value::as_str).map(str::to_owned);
+        Self { schema_version: text("schemaVersion"), id: text("id"), label: text("label"), remark: text("remark") }
+    }
+
+    fn update_from(&mut self, newer: Self) {
+        let Self { schema_version, id, label, remark } = newer;
+        if schema_version.is_some() {
+            self.schema_version = schema_version;
+        }
+        if id.is_some() {
+            self.id = id;
+        }
+        if label.is_some() {
+            self.label = label;
+        }
+        if remark.is_some() {
+            self.remark = remark;
+        }
+    }
+}
+
+/// What AS3 has deployed.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Deployed {
+    pub(super) tenants: BTreeMap<String, Value>,
+    meta: DeclarationMeta,
+}
+
+impl Deployed {
+    /// The declaration `GET /declare` shows, restricted to the tenants `include` accepts.
+    pub(super) fn declaration(&self, include: impl Fn(&str) -> bool) -> Value {
+        let mut adc = self.declaration_header();
+        for (name, tenant) in self.tenants.iter().filter(|(name, _)| include(name)) {
+            adc.insert(name.clone(), tenant.clone());
+        }
+        Value::Object(adc)
+    }
+
+    /// The declaration-level properties alone, as AS3 echoes them after a delete.
+    pub(super) fn declaration_header(&self) -> Map<String, Value> {
+        let mut adc = Map::new();
+        adc.insert("class".to_owned(), json!("ADC"));
+        adc.insert(
+            "schemaVersion".to_owned(),
+            json!(self.meta.schema_version.as_deref().unwrap_or(AS3_SCHEMA_VERSION)),
+        );
+        adc.insert("id".to_owned(), json!(self.meta.id.as_deref().unwrap_or("autogen_bigip_simulator")));
+        adc.insert("updateMode".to_owned(), json!("selective"));
+        if let Some(label) = &self.meta.label {
+            adc.insert("label".to_owned(), json!(label));
+        }
+        if let Some(remark) = &self.meta.remark {
+            adc.insert("remark".to_owned(), json!(remark));
+        }
+        adc
+    }
+
+    fn from_declaration(document: &Value) -> Option<Self> {
+        let adc = match document.get("class").and_then(Value::as_str)? {
+            "AS3" => document.get("declaration")?.as_object()?,
+            "ADC" => document.as_object()?,
+            _ => return None,
+        };
+        let tenants = declared_tenants(adc).map(|(name, tenant)| (name.clone(), tenant.clone())).collect();
+        Some(Self { tenants, meta: DeclarationMeta::from_adc(adc) })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("it is not JSON: {0}")]
+    Parse(#[source] serde_json::Error),
+    #[error("it is not an AS3 declaration (class ADC or AS3)")]
+    NotADeclaration,
+}
+
+/// Loads the deployed configuration from a state file; `Ok(None)` when there is no file yet.
+pub(super) fn load_state_file(path: &Path) -> Result<Option<Deployed>, StateFileError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(StateFileError::Read(error)),
+    };
+    let document: Value = serde_json::from_slice(&bytes).map_err(StateFileError::Parse)?;
+    Deployed::from_declaration(&document).map(Some).ok_or(StateFileError::NotADeclaration)
+}
+
+/// Settings fixed for the life of a simulator.
+pub(super) struct Settings {
+    pub(super) username: String,
+    pub(super) password: String,
+    pub(super) token_ttl: Duration,
+    pub(super) as3_processing_delay: Duration,
+    pub(super) state_file: Option<PathBuf>,
+}
+
+struct Store {
+    deployed: Deployed,
+    history: Vec<ChangeRecord>,
+}
+
+pub(super) struct Shared {
+    pub(super) settings: Settings,
+    pub(super) faults: FaultState,
+    pub(super) tokens: Mutex<TokenStore>,
+    pub(super) tasks: Mutex<TaskStore>,
+    store: Mutex<Store>,
+    declare_in_progress: AtomicBool,
+    declare_posts: AtomicU64,
+    declare_deletes: AtomicU64,
+}
+
+/// Counters for `GET /simulator/stats`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Stats {
+    /// POSTs to `/declare…`, whatever their result.
+    declare_requests: u64,
+    /// DELETEs to `/declare…`, whatever their result.
+    delete_requests: u64,
+    tenants: usize,
+    changes: usize,
+    declaration_in_progress: bool,
+}
+
+/// A cheap, cloneable handle on a running simulator's state.
+#[derive(Clone)]
+pub struct SimulatorState {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SimulatorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatorState").field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+/// Held while a declaration is processed; other declare requests get 503 meanwhile.
+pub(super) struct DeclareGuard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for DeclareGuard {
+    fn drop(&mut self) {
+        self.shared.declare_in_progress.store(false, Ordering::SeqCst);
+    }
+}
+
+impl SimulatorState {
+    pub(super) fn new(settings: Settings, faults: Faults, deployed: Deployed) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                settings,
+                faults: FaultState::new(faults),
+                tokens: Mutex::new(TokenStore::default()),
+                tasks: Mutex::new(TaskStore::default()),
+                store: Mutex::new(Store { deployed, history: Vec::new() }),
+                declare_in_progress: AtomicBool::new(false),
+                declare_posts: AtomicU64::new(0),
+                declare_deletes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Tenant name → Tenant object as last deployed.
+    pub fn tenants(&self) -> BTreeMap<String, Value> {
+        lock(&self.shared.store).deployed.tenants.clone()
+    }
+
+    /// Every virtual server AS3 has created, as BIG-IP would list them.
+    pub fn virtual_servers(&self) -> Vec<VirtualServerView> {
+        self.with_deployed(|deployed| model::all_virtuals(&deployed.tenants)).into_iter().map(|v| v.view).collect()
+    }
+
+    /// The members of pool `/tenant/application/pool`, or `None` when there is no such pool.
+    pub fn pool_members(&self, tenant: &str, application: &str, pool: &str) -> Option<Vec<PoolMemberView>> {
+        self.with_deployed(|deployed| {
+            let tenant_value = deployed.tenants.get(tenant)?;
+            model::tenant_pools(tenant, tenant_value)
+                .into_iter()
+                .find(|candidate| candidate.application == application && candidate.name == pool)
+                .map(|found| found.members.iter().map(model::LtmPoolMember::view).collect())
+        })
+    }
+
+    /// Every accepted change, oldest first.
+    pub fn history(&self) -> Vec<ChangeRecord> {
+        lock(&self.shared.store).history.clone()
+    }
+
+    /// POSTs to `/mgmt/shared/appsvcs/declare…` received, whatever their result.
+    pub fn declare_count(&self) -> u64 {
+        self.shared.declare_posts.load(Ordering::SeqCst)
+    }
+
+    /// The faults currently in force.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.snapshot()
+    }
+
+    /// Installs `faults`; `expire_tokens_now` expires every token issued so far.
+    pub(super) fn apply_faults(&self, faults: Faults) {
+        if self.shared.faults.replace(faults) {
+            lock(&self.shared.tokens).expire_all();
+        }
+    }
+
+    pub(super) fn with_deployed<R>(&self, read: impl FnOnce(&Deployed) -> R) -> R {
+        read(&lock(&self.shared.store).deployed)
+    }
+
+    pub(super) fn count_declare_post(&self) {
+        self.shared.declare_posts.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn count_declare_delete(&self) {
+        self.shared.declare_deletes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Claims the right to process a declaration, or `None` while another one is processed.
+    pub(super) fn try_begin_declare(&self) -> Option<DeclareGuard> {
+        self.shared
+            .declare_in_progress
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| DeclareGuard { shared: Arc::clone(&self.shared) })
+    }
+
+    /// Installs the tenants of a plan and records its changes. The caller holds the
+    /// [`DeclareGuard`], so nothing else changed the tenants since the plan was made.
+    pub(super) fn commit(
+        &self,
+        _guard: &DeclareGuard,
+        tenants: BTreeMap<String, Value>,
+        changes: Vec<Change>,
+        meta: DeclarationMeta,
+    ) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut store = lock(&self.shared.store);
+        store.deployed.tenants = tenants;
+        store.deployed.meta.update_from(meta);
+        for change in changes {
+            let seq = store.history.len() as u64 + 1;
+            store.history.push(ChangeRecord {
+                seq,
+                tenant: change.tenant,
+                action: change.action,
+                applications_before: change.applications_before,
+                applications_after: change.applications_after,
+            });
+        }
+    }
+
+    /// Writes the deployed configuration to the state file, if there is one. The file is an
+    /// AS3 declaration of every tenant, replaced atomically.
+    pub(super) async fn persist(&self, _guard: &DeclareGuard) {
+        let Some(path) = self.shared.settings.state_file.clone() else { return };
+        let document = self.with_deployed(|deployed| deployed.declaration(|_| true));
+        let bytes = match serde_json::to_vec_pretty(&document) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "cannot serialize the simulator state");
+                return;
+            }
+        };
+        let temporary = path.with_extension("tmp");
+        let written = async {
+            tokio::fs::write(&temporary, bytes).await?;
+            tokio::fs::rename(&temporary, &path).await
+        };
+        if let Err(error) = written.await {
+            tracing::error!(%error, path = %path.display(), "cannot write the simulator state file");
+        }
+    }
+
+    pub(super) fn stats(&self) -> Stats {
+        let (tenants, changes) = {
+            let store = lock(&self.shared.store);
+            (store.deployed.tenants.len(), store.history.len())
+        };
+        Stats {
+            declare_requests: self.shared.declare_posts.load(Ordering::SeqCst),
+            delete_requests: self.shared.declare_deletes.load(Ordering::SeqCst),
+            tenants,
+            changes,
+            declaration_in_progress: self.shared.declare_in_progress.load(Ordering::SeqCst),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_file_round_trips_through_a_declaration() {
+        let mut deployed = Deployed::default();
+        deployed.tenants.insert("T".to_owned(), json!({"class": "Tenant", "A": {"class": "Application"}}));
+        deployed.meta.update_from(DeclarationMeta::from_adc(
+            json!({"schemaVersion": "3.50.0", "id": "x"}).as_object().expect("object"),
+        ));
+        let document = deployed.declaration(|_| true);
+        let restored = Deployed::from_declaration(&document).expect("a declaration");
+        assert_eq!(restored.tenants, deployed.tenants);
+        assert_eq!(restored.meta, deployed.meta);
+    }
+
+    #[test]
+    fn missing_state_file_is_not_an_error() {
+        let loaded = load_state_file(Path::new("/nonexistent/bigip-simulator-state.json"));
+        assert!(matches!(loaded, Ok(None)));
+    }
+}

@@ -1,0 +1,913 @@
+//! The BIG-IP simulator through its wire API: real HTTP(S) with reqwest against `start(...)`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bigip_operator::simulator::{
+    self, ChangeAction, Faults, PoolMemberView, RunningSimulator, SimulatorConfig, TlsMode,
+};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+const DECLARE: &str = "/mgmt/shared/appsvcs/declare";
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/simulator").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn start(config: SimulatorConfig) -> RunningSimulator {
+    simulator::start(config).await.expect("simulator starts")
+}
+
+/// A client logged in to one simulator.
+struct Session {
+    client: Client,
+    base: String,
+    token: String,
+}
+
+impl Session {
+    async fn login(sim: &RunningSimulator) -> Self {
+        Self::login_with(Client::new(), sim).await
+    }
+
+    async fn login_with(client: Client, sim: &RunningSimulator) -> Self {
+        let base = sim.base_url();
+        let response = client
+            .post(format!("{base}/mgmt/shared/authn/login"))
+            .json(&json!({"username": "admin", "password": "admin", "loginProviderName": "tmos"}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("login JSON");
+        let token = body["token"]["token"].as_str().expect("token").to_owned();
+        Self { client, base, token }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).header("X-F5-Auth-Token", &self.token)
+    }
+
+    async fn send(&self, builder: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = builder.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::PUT, path).json(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    async fn declare(&self, body: &Value) -> (StatusCode, Value) {
+        self.post(DECLARE, body).await
+    }
+}
+
+/// A tenant with one HTTP service on `address` and a pool of `members` on port 30080.
+fn web_tenant(address: &str, members: &[&str]) -> Value {
+    json!({"class": "Tenant", "A": {"class": "Application",
+        "service": {"class": "Service_HTTP", "virtualAddresses": [address], "pool": "web_pool"},
+        "web_pool": {"class": "Pool", "monitors": ["http"],
+            "members": [{"servicePort": 30080, "serverAddresses": members}]}}})
+}
+
+fn adc(tenants: &[(&str, Value)]) -> Value {
+    let mut declaration = json!({"class": "ADC", "schemaVersion": "3.50.0", "id": "simulator-test"});
+    for (name, tenant) in tenants {
+        declaration[*name] = tenant.clone();
+    }
+    declaration
+}
+
+fn result_for<'a>(body: &'a Value, tenant: &str) -> &'a Value {
+    body["results"]
+        .as_array()
+        .and_then(|results| results.iter().find(|r| r["tenant"] == tenant))
+        .unwrap_or_else(|| panic!("no result for {tenant} in {body}"))
+}
+
+fn items(body: &Value) -> &Vec<Value> {
+    body["items"].as_array().unwrap_or_else(|| panic!("no items in {body}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+#[tokio::test]
+async fn login_issues_a_token_and_rejects_bad_credentials() {
+    let sim = start(SimulatorConfig::default()).await;
+    let client = Client::new();
+    let login = format!("{}/mgmt/shared/authn/login", sim.base_url());
+
+    let response = client
+        .post(&login)
+        .json(&json!({"username": "admin", "password": "admin", "loginProviderName": "tmos"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    let token = &body["token"];
+    let value = token["token"].as_str().expect("token string");
+    assert_eq!(value.len(), 26);
+    assert!(value.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()), "{value}");
+    assert_eq!(token["name"], value);
+    assert_eq!(token["userName"], "admin");
+    assert_eq!(token["timeout"], 1200);
+    assert!(token["expirationMicros"].as_u64().expect("micros") > token["lastUpdateMicros"].as_u64().expect("micros"));
+    assert!(token["startTime"].as_str().expect("time").ends_with('Z'));
+    assert_eq!(body["loginProviderName"], "tmos");
+
+    let refused = client
+        .post(&login)
+        .json(&json!({"username": "admin", "password": "wrong", "loginProviderName": "tmos"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body, json!({"code": 401, "message": "Authentication failed.", "errorStack": [], "apiError": 3}));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_without_valid_credentials_are_rejected() {
+    let sim = start(SimulatorConfig::default()).await;
+    let client = Client::new();
+    let info = format!("{}/mgmt/shared/appsvcs/info", sim.base_url());
+
+    let response = client.get(&info).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({"code": 401, "message": "X-F5-Auth-Token does not exist.", "errorStack": [], "apiError": 1})
+    );
+
+    let bogus = client.get(&info).header("X-F5-Auth-Token", "NOTATOKEN").send().await.expect("request");
+    assert_eq!(bogus.status(), StatusCode::UNAUTHORIZED);
+
+    // The control API takes the same credentials.
+    let faults = client.get(format!("{}/simulator/faults", sim.base_url())).send().await.expect("request");
+    assert_eq!(faults.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn basic_auth_is_accepted_on_every_request() {
+    let sim = start(SimulatorConfig::default()).await;
+    let client = Client::new();
+    let info = format!("{}/mgmt/shared/appsvcs/info", sim.base_url());
+
+    let response = client.get(&info).basic_auth("admin", Some("admin")).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({"version": "3.56.0", "release": "10", "schemaCurrent": "3.56.0", "schemaMinimum": "3.0.0"})
+    );
+
+    let refused = client.get(&info).basic_auth("admin", Some("nope")).send().await.expect("request");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_tokens_are_rejected() {
+    let sim = start(SimulatorConfig { token_ttl: Duration::from_secs(1), ..SimulatorConfig::default() }).await;
+    let session = Session::login(&sim).await;
+    assert_eq!(session.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = session.get("/mgmt/shared/appsvcs/info").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["message"], "X-F5-Auth-Token has expired.");
+
+    // The one-shot fault expires fresh tokens too.
+    let fresh = Session::login(&sim).await;
+    assert_eq!(fresh.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::OK);
+    sim.set_faults(Faults { expire_tokens_now: true, ..Faults::default() });
+    assert_eq!(fresh.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::UNAUTHORIZED);
+    assert!(!sim.state().faults().expire_tokens_now, "the flag is one-shot");
+    let after = Session::login(&sim).await;
+    assert_eq!(after.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::OK, "new logins work");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn tokens_can_be_read_extended_and_revoked() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let path = format!("/mgmt/shared/authz/tokens/{}", session.token);
+
+    let (status, token) = session.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(token["timeout"], 1200);
+
+    let patch = session.request(reqwest::Method::PATCH, &path).json(&json!({"timeout": 36000}));
+    let (status, token) = session.send(patch).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(token["timeout"], 36000);
+
+    let too_long = session.request(reqwest::Method::PATCH, &path).json(&json!({"timeout": 36001}));
+    assert_eq!(session.send(too_long).await.0, StatusCode::BAD_REQUEST);
+
+    assert_eq!(session.delete(&path).await.0, StatusCode::OK);
+    assert_eq!(session.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::UNAUTHORIZED, "revoked");
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Declarations
+
+#[tokio::test]
+async fn a_deployed_declaration_shows_up_in_the_ltm_views() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let declaration = fixture("http-pool-monitor.json");
+
+    let (status, body) = session.declare(&declaration).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = result_for(&body, "Web");
+    assert_eq!(result["code"], 200);
+    assert_eq!(result["message"], "success");
+    assert_eq!(result["host"], "localhost");
+    assert!(result["lineCount"].as_u64().expect("lineCount") > 0);
+    assert_eq!(body["declaration"]["id"], "simulator-http-pool-monitor");
+
+    let (_, virtuals) = session.get("/mgmt/tm/ltm/virtual").await;
+    assert_eq!(virtuals["kind"], "tm:ltm:virtual:virtualcollectionstate");
+    let virtuals = items(&virtuals);
+    assert_eq!(virtuals.len(), 1);
+    let service = &virtuals[0];
+    assert_eq!(service["name"], "service");
+    assert_eq!(service["partition"], "Web");
+    assert_eq!(service["subPath"], "Frontend");
+    assert_eq!(service["fullPath"], "/Web/Frontend/service");
+    assert_eq!(service["destination"], "/Web/10.0.1.10:80");
+    assert_eq!(service["pool"], "/Web/Frontend/web_pool");
+    assert_eq!(service["ipProtocol"], "tcp");
+
+    let (status, pool) = session.get("/mgmt/tm/ltm/pool/~Web~Frontend~web_pool").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pool["loadBalancingMode"], "least-connections-member");
+    assert_eq!(pool["monitor"], "/Web/Frontend/web_monitor");
+    assert_eq!(pool["minActiveMembers"], 1);
+    assert_eq!(items(&session.get("/mgmt/tm/ltm/pool").await.1).len(), 1);
+
+    let (status, members) = session.get("/mgmt/tm/ltm/pool/~Web~Frontend~web_pool/members").await;
+    assert_eq!(status, StatusCode::OK);
+    let members: Vec<(String, String, String)> = items(&members)
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or_default().to_owned(),
+                m["partition"].as_str().unwrap_or_default().to_owned(),
+                m["session"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("192.0.1.10:30080", "Common", "user-enabled"),
+        ("192.0.1.11:30080", "Common", "user-enabled"),
+        ("192.0.1.12:30080", "Web", "user-disabled"),
+    ]
+    .map(|(n, p, s)| (n.to_owned(), p.to_owned(), s.to_owned()));
+    assert_eq!(members, expected);
+
+    let (_, monitors) = session.get("/mgmt/tm/ltm/monitor/http").await;
+    let monitors = items(&monitors);
+    assert_eq!(monitors.len(), 1);
+    assert_eq!(monitors[0]["fullPath"], "/Web/Frontend/web_monitor");
+    assert_eq!(monitors[0]["send"], "GET /healthz HTTP/1.1\\r\\nHost: web\\r\\nConnection: close\\r\\n\\r\\n");
+    assert_eq!(monitors[0]["recv"], "200 OK");
+    assert_eq!(monitors[0]["interval"], 10);
+    assert_eq!(monitors[0]["timeout"], 31);
+    assert!(items(&session.get("/mgmt/tm/ltm/monitor/tcp").await.1).is_empty());
+    assert_eq!(session.get("/mgmt/tm/ltm/pool/~Web~Frontend~nope").await.0, StatusCode::NOT_FOUND);
+
+    // The Rust API sees the same.
+    let state = sim.state();
+    let views = state.virtual_servers();
+    assert_eq!(views.len(), 1);
+    assert_eq!((views[0].destination_address.as_str(), views[0].destination_port), ("10.0.1.10", 80));
+    assert_eq!(views[0].pool.as_deref(), Some("/Web/Frontend/web_pool"));
+    assert_eq!(
+        state.pool_members("Web", "Frontend", "web_pool"),
+        Some(vec![
+            PoolMemberView { address: "192.0.1.10".into(), port: 30080, enabled: true },
+            PoolMemberView { address: "192.0.1.11".into(), port: 30080, enabled: true },
+            PoolMemberView { address: "192.0.1.12".into(), port: 30080, enabled: false },
+        ])
+    );
+    assert_eq!(state.pool_members("Web", "Frontend", "other"), None);
+    assert_eq!(state.tenants()["Web"], declaration["declaration"]["Web"]);
+
+    // GET /declare returns what was deployed.
+    let (status, current) = session.get(DECLARE).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(current["class"], "ADC");
+    assert_eq!(current["schemaVersion"], "3.50.0");
+    assert_eq!(current["Web"], declaration["declaration"]["Web"]);
+
+    // The same declaration again changes nothing.
+    let (status, body) = session.declare(&declaration).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result_for(&body, "Web")["message"], "no change");
+    assert_eq!(state.history().len(), 1);
+    assert_eq!(state.declare_count(), 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn redeploying_one_tenant_leaves_the_other_untouched() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let one = web_tenant("10.0.2.1", &["192.0.2.10"]);
+    let two = web_tenant("10.0.2.2", &["192.0.2.20"]);
+    let (status, _) = session.declare(&adc(&[("One", one), ("Two", two.clone())])).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = session.declare(&adc(&[("One", web_tenant("10.0.2.1", &["192.0.2.10", "192.0.2.11"]))])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(1), "only the declared tenant is reported");
+    assert_eq!(result_for(&body, "One")["message"], "success");
+
+    let state = sim.state();
+    assert_eq!(state.tenants()["Two"], two);
+    let history = state.history();
+    let touched: Vec<(u64, &str, ChangeAction)> =
+        history.iter().map(|c| (c.seq, c.tenant.as_str(), c.action)).collect();
+    assert_eq!(
+        touched,
+        [(1, "One", ChangeAction::Deployed), (2, "Two", ChangeAction::Deployed), (3, "One", ChangeAction::Deployed)]
+    );
+    assert_eq!(history[2].applications_before, ["A"]);
+    assert_eq!(history[2].applications_after, ["A"]);
+    assert_eq!(state.pool_members("One", "A", "web_pool").map(|m| m.len()), Some(2));
+
+    // The history is also served over HTTP.
+    let (status, served) = session.get("/simulator/history").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served.as_array().map(Vec::len), Some(3));
+    assert_eq!(served[2]["action"], "deployed");
+    assert_eq!(served[2]["applicationsBefore"], json!(["A"]));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_empty_tenant_deletes_it() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    session.declare(&adc(&[("Gone", web_tenant("10.0.3.1", &["192.0.3.10"]))])).await;
+
+    let (status, body) = session.declare(&adc(&[("Gone", json!({"class": "Tenant"}))])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result_for(&body, "Gone")["message"], "success");
+    assert!(sim.state().tenants().is_empty());
+    assert!(sim.state().virtual_servers().is_empty());
+    let last = sim.state().history().pop().expect("a change");
+    assert_eq!((last.action, last.applications_after.len()), (ChangeAction::Deleted, 0));
+
+    // Nothing is deployed any more: GET /declare answers 204 with no body.
+    let (status, body) = session.get(DECLARE).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    // Deleting it again is "no change".
+    let (_, body) = session.declare(&adc(&[("Gone", json!({"class": "Tenant"}))])).await;
+    assert_eq!(result_for(&body, "Gone")["message"], "no change");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn schema_invalid_declarations_are_rejected_and_change_nothing() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+
+    let mut bad_port = web_tenant("10.0.4.1", &["192.0.4.10"]);
+    bad_port["A"]["service"]["virtualPort"] = json!("eighty");
+    let (status, body) =
+        session.declare(&json!({"class": "AS3", "action": "deploy", "declaration": adc(&[("T", bad_port)])})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], 422);
+    assert_eq!(body["message"], "declaration is invalid");
+    let errors: Vec<&str> = body["errors"].as_array().expect("errors").iter().filter_map(Value::as_str).collect();
+    assert!(errors.iter().any(|e| e.starts_with("/T/A/service/virtualPort: ")), "{errors:#?}");
+
+    let mut no_addresses = web_tenant("10.0.4.1", &["192.0.4.10"]);
+    no_addresses["A"]["service"].as_object_mut().expect("object").remove("virtualAddresses");
+    let (status, body) = session.declare(&adc(&[("T", no_addresses)])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors: Vec<&str> = body["errors"].as_array().expect("errors").iter().filter_map(Value::as_str).collect();
+    assert!(errors.iter().any(|e| e.starts_with("/T/A/service") && e.contains("virtualAddresses")), "{errors:#?}");
+
+    assert!(sim.state().tenants().is_empty());
+    assert!(sim.state().history().is_empty());
+    assert_eq!(sim.state().declare_count(), 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_pool_fails_only_its_tenant() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let mut broken = web_tenant("10.0.5.1", &["192.0.5.10"]);
+    broken["A"]["service"]["pool"] = json!("no_such_pool");
+
+    let (status, body) =
+        session.declare(&adc(&[("Broken", broken), ("Fine", web_tenant("10.0.5.2", &["192.0.5.20"]))])).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let failed = result_for(&body, "Broken");
+    assert_eq!(failed["code"], 422);
+    assert_eq!(failed["message"], "declaration failed");
+    assert_eq!(failed["response"], "/Broken/A/service/pool: contains path to non-existent object no_such_pool");
+    assert_eq!(result_for(&body, "Fine")["code"], 200);
+    assert_eq!(sim.state().tenants().keys().collect::<Vec<_>>(), ["Fine"]);
+
+    // A monitor reference to nothing fails the same way; alone it makes the request 422.
+    let mut bad_monitor = web_tenant("10.0.5.3", &["192.0.5.30"]);
+    bad_monitor["A"]["web_pool"]["monitors"] = json!([{"use": "no_such_monitor"}]);
+    let (status, body) = session.declare(&adc(&[("BadMonitor", bad_monitor)])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(result_for(&body, "BadMonitor")["response"].as_str().expect("text").contains("no_such_monitor"));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_address_already_used_by_another_tenant_fails_the_later_tenant() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let (status, _) = session.declare(&adc(&[("First", web_tenant("10.0.6.1", &["192.0.6.10"]))])).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = session.declare(&adc(&[("Second", web_tenant("10.0.6.1", &["192.0.6.20"]))])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        result_for(&body, "Second")["response"],
+        "01070333:3: Virtual Server /Second/A/service illegally shares both address and vlan with Virtual Server /First/A/service."
+    );
+    assert_eq!(sim.state().tenants().keys().collect::<Vec<_>>(), ["First"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_https_service_gets_a_port_80_redirect_virtual() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let (status, body) = session.declare(&fixture("examples/example-https-application.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut virtuals: Vec<(String, u16)> =
+        sim.state().virtual_servers().into_iter().map(|v| (v.name, v.destination_port)).collect();
+    virtuals.sort();
+    assert_eq!(virtuals, [("service".to_owned(), 443), ("service-Redirect-".to_owned(), 80)]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_f5_reference_example_deploys() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/simulator/examples");
+    let mut names: Vec<String> = std::fs::read_dir(&directory)
+        .expect("examples")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10);
+    for name in names {
+        let (status, body) = session.declare(&fixture(&format!("examples/{name}"))).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        // Start the next example from an empty device.
+        let (status, body) = session.delete(DECLARE).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        assert!(sim.state().tenants().is_empty(), "{name}");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn tenants_can_be_read_and_deleted_by_name_and_dry_runs_change_nothing() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    session
+        .declare(&adc(&[("One", web_tenant("10.0.7.1", &["192.0.7.10"])), ("Two", web_tenant("10.0.7.2", &[]))]))
+        .await;
+
+    let (status, body) = session.get(&format!("{DECLARE}/Two")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.get("Two").is_some() && body.get("One").is_none(), "{body}");
+    assert_eq!(session.get(&format!("{DECLARE}/One,Two")).await.1["One"]["class"], "Tenant");
+    assert_eq!(session.get(&format!("{DECLARE}/Nope")).await.0, StatusCode::NOT_FOUND);
+
+    let dry_run =
+        json!({"class": "AS3", "action": "dry-run", "declaration": adc(&[("One", json!({"class": "Tenant"}))])});
+    let (status, body) = session.declare(&dry_run).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result_for(&body, "One")["dryRun"], true);
+    assert!(sim.state().tenants().contains_key("One"), "a dry run changes nothing");
+
+    let (status, body) = session.delete(&format!("{DECLARE}/One")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result_for(&body, "One")["message"], "success");
+    assert_eq!(sim.state().tenants().keys().collect::<Vec<_>>(), ["Two"]);
+
+    let remove =
+        json!({"class": "AS3", "action": "remove", "declaration": adc(&[("Two", json!({"class": "Tenant"}))])});
+    assert_eq!(session.declare(&remove).await.0, StatusCode::OK);
+    assert!(sim.state().tenants().is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_answered_400() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let garbage = session
+        .request(reqwest::Method::POST, DECLARE)
+        .header("Content-Type", "application/json")
+        .body("{\"class\": \"ADC\", ");
+    let (status, body) = session.send(garbage).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], 400);
+    assert!(body["message"].as_str().expect("message").contains("invalid JSON"), "{body}");
+
+    let login = Client::new()
+        .post(format!("{}/mgmt/shared/authn/login", sim.base_url()))
+        .body("not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(login.status(), StatusCode::BAD_REQUEST);
+
+    // An array of declarations targets several devices; the simulator is one.
+    assert_eq!(session.declare(&json!([adc(&[])])).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // The server is still fine.
+    let (status, _) = session.declare(&adc(&[("T", web_tenant("10.0.8.1", &[]))])).await;
+    assert_eq!(status, StatusCode::OK);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asynchronous processing and concurrency
+
+async fn wait_for_task(session: &Session, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, task) = session.get(&format!("/mgmt/shared/appsvcs/task/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        if task["results"][0]["code"] != 0 {
+            return task;
+        }
+        assert!(Instant::now() < deadline, "task {id} never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn async_declarations_report_progress_then_results() {
+    let sim =
+        start(SimulatorConfig { as3_processing_delay: Duration::from_millis(300), ..SimulatorConfig::default() }).await;
+    let session = Session::login(&sim).await;
+
+    let (status, accepted) =
+        session.post(&format!("{DECLARE}?async=true"), &adc(&[("T", web_tenant("10.0.9.1", &["192.0.9.10"]))])).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = accepted["id"].as_str().expect("task id").to_owned();
+    assert_eq!(accepted["results"][0]["message"], "Declaration successfully submitted");
+    assert_eq!(accepted["results"][0]["code"], 0);
+    assert_eq!(accepted["selfLink"], format!("https://localhost/mgmt/shared/appsvcs/task/{id}"));
+
+    let (_, running) = session.get(&format!("/mgmt/shared/appsvcs/task/{id}")).await;
+    assert_eq!(running["results"][0]["message"], "in progress");
+    assert_eq!(running["declaration"], json!({}));
+
+    let done = wait_for_task(&session, &id).await;
+    assert_eq!(done["id"], id.as_str());
+    assert_eq!(done["results"][0]["code"], 200);
+    assert_eq!(done["results"][0]["message"], "success");
+    assert_eq!(done["results"][0]["tenant"], "T");
+    assert!(done["results"][0]["runTime"].as_u64().expect("runTime") >= 300);
+    assert!(sim.state().tenants().contains_key("T"));
+
+    let (_, all) = session.get("/mgmt/shared/appsvcs/task").await;
+    assert!(items(&all).iter().any(|task| task["id"] == id.as_str()));
+    assert_eq!(session.get("/mgmt/shared/appsvcs/task/no-such-task").await.0, StatusCode::NOT_FOUND);
+
+    // An invalid declaration in async mode: the task carries the 422 and its errors.
+    let mut invalid = web_tenant("10.0.9.2", &[]);
+    invalid["A"]["service"]["virtualPort"] = json!("eighty");
+    let (status, accepted) = session.post(&format!("{DECLARE}?async=true"), &adc(&[("Bad", invalid)])).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = wait_for_task(&session, accepted["id"].as_str().expect("task id")).await;
+    assert_eq!(done["results"][0]["code"], 422);
+    assert_eq!(done["results"][0]["message"], "declaration is invalid");
+    assert!(!done["results"][0]["errors"].as_array().expect("errors").is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declaration_while_another_is_processed_gets_503() {
+    let sim =
+        start(SimulatorConfig { as3_processing_delay: Duration::from_millis(600), ..SimulatorConfig::default() }).await;
+    let session = std::sync::Arc::new(Session::login(&sim).await);
+
+    let first = tokio::spawn({
+        let session = session.clone();
+        async move { session.declare(&adc(&[("First", web_tenant("10.0.10.1", &[]))])).await }
+    });
+    // Wait until the first declaration holds the device.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !session.get("/simulator/stats").await.1["declarationInProgress"].as_bool().unwrap_or(false) {
+        assert!(Instant::now() < deadline, "the first declaration never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = session.declare(&adc(&[("Second", web_tenant("10.0.10.2", &[]))])).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        json!({"code": 503, "message": "Configuration operation in progress on device, please try again in 2 minutes"})
+    );
+    // Deletes are refused too.
+    assert_eq!(session.delete(&format!("{DECLARE}/First")).await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    let (status, _) = first.await.expect("first request");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sim.state().tenants().keys().collect::<Vec<_>>(), ["First"]);
+    // Once it is done, the device takes declarations again.
+    assert_eq!(session.declare(&adc(&[("Second", web_tenant("10.0.10.2", &[]))])).await.0, StatusCode::OK);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+#[tokio::test]
+async fn injected_declare_failures_are_counted_down() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    sim.set_faults(Faults { fail_with_503: 1, fail_with_500: 1, ..Faults::default() });
+    let declaration = adc(&[("T", web_tenant("10.0.11.1", &[]))]);
+
+    assert_eq!(session.declare(&declaration).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(session.declare(&declaration).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(session.declare(&declaration).await.0, StatusCode::OK);
+    assert_eq!(sim.state().declare_count(), 3, "failed posts count too");
+    assert_eq!(sim.state().history().len(), 1);
+
+    // The same through the HTTP control API.
+    let (status, faults) = session.put("/simulator/faults", &json!({"failWith503": 1})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(faults["failWith503"], 1);
+    assert_eq!(session.get("/simulator/faults").await.1["failWith503"], 1);
+    assert_eq!(session.declare(&declaration).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(session.get("/simulator/faults").await.1["failWith503"], 0);
+    let (_, stats) = session.get("/simulator/stats").await;
+    assert_eq!(stats["declareRequests"], 4);
+    assert_eq!(stats["tenants"], 1);
+
+    // Refusing connections is only for the Rust API: over HTTP it would lock the API out.
+    assert_eq!(session.put("/simulator/faults", &json!({"refuseConnections": true})).await.0, StatusCode::BAD_REQUEST);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn latency_delays_every_answer() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    sim.set_faults(Faults { latency_ms: 250, ..Faults::default() });
+    let started = Instant::now();
+    assert_eq!(session.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    sim.set_faults(Faults::default());
+    let started = Instant::now();
+    session.get("/mgmt/shared/appsvcs/info").await;
+    assert!(started.elapsed() < Duration::from_millis(250));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_connections_fail_at_the_transport_level_until_cleared() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    assert_eq!(session.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::OK);
+
+    sim.set_faults(Faults { refuse_connections: true, ..Faults::default() });
+    // The open (kept-alive) connection fails...
+    let error = session.request(reqwest::Method::GET, "/mgmt/shared/appsvcs/info").send().await.expect_err("refused");
+    assert!(error.status().is_none(), "no HTTP answer: {error:?}");
+    // ...and so does a new one.
+    let error =
+        Client::new().get(format!("{}/mgmt/shared/appsvcs/info", sim.base_url())).send().await.expect_err("refused");
+    assert!(error.status().is_none(), "no HTTP answer: {error:?}");
+
+    sim.set_faults(Faults::default());
+    assert_eq!(session.get("/mgmt/shared/appsvcs/info").await.0, StatusCode::OK);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS, per-application deployment, persistence
+
+#[tokio::test]
+async fn https_with_the_generated_ca_verifies() {
+    let sim = start(SimulatorConfig { tls: TlsMode::SelfSigned, ..SimulatorConfig::default() }).await;
+    assert!(sim.base_url().starts_with("https://127.0.0.1:"));
+    let ca = sim.ca_certificate_pem().expect("a generated CA");
+    let trusting = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("PEM"))
+        .build()
+        .expect("client");
+    let session = Session::login_with(trusting, &sim).await;
+    let (status, _) = session.declare(&adc(&[("T", web_tenant("10.0.12.1", &[]))])).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Verification is really on: a client without the CA is refused.
+    let error = Client::new()
+        .get(format!("{}/mgmt/shared/appsvcs/info", sim.base_url()))
+        .send()
+        .await
+        .expect_err("untrusted certificate");
+    assert!(error.is_connect() || error.is_request(), "{error:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn per_application_deployment_leaves_other_applications_untouched() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let tenant = web_tenant("10.0.13.1", &["192.0.13.10"]);
+    session.declare(&adc(&[("T", tenant.clone())])).await;
+
+    let second_app = web_tenant("10.0.13.2", &["192.0.13.20"])["A"].clone();
+    let (status, body) =
+        session.post(&format!("{DECLARE}/T/applications"), &json!({"schemaVersion": "3.50.0", "B": second_app})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(result_for(&body, "T")["message"], "success");
+
+    let (status, apps) = session.get(&format!("{DECLARE}/T/applications")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(apps["A"], tenant["A"], "the other application is untouched");
+    assert_eq!(apps["B"], second_app);
+    let (status, one) = session.get(&format!("{DECLARE}/T/applications/B")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one, json!({"B": second_app}));
+
+    let last = sim.state().history().pop().expect("a change");
+    assert_eq!(last.action, ChangeAction::ApplicationsDeployed);
+    assert_eq!(
+        (last.applications_before, last.applications_after),
+        (vec!["A".to_owned()], vec!["A".to_owned(), "B".to_owned()])
+    );
+    assert_eq!(sim.state().virtual_servers().len(), 2);
+
+    // Schema errors point into the per-application body.
+    let mut invalid = second_app.clone();
+    invalid["service"]["virtualPort"] = json!("eighty");
+    let (status, body) =
+        session.post(&format!("{DECLARE}/T/applications"), &json!({"schemaVersion": "3.50.0", "C": invalid})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors: Vec<&str> = body["errors"].as_array().expect("errors").iter().filter_map(Value::as_str).collect();
+    assert!(errors.iter().any(|e| e.starts_with("/C/service/virtualPort: ")), "{errors:#?}");
+
+    let (status, _) = session.delete(&format!("{DECLARE}/T/applications/A")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sim.state().tenants()["T"].get("A"), None);
+    assert_eq!(sim.state().tenants()["T"]["B"], second_app);
+    assert_eq!(sim.state().history().pop().map(|c| c.action), Some(ChangeAction::ApplicationDeleted));
+    assert_eq!(session.delete(&format!("{DECLARE}/T/applications/A")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(session.get(&format!("{DECLARE}/T/applications/A")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(session.get(&format!("{DECLARE}/Nope/applications")).await.0, StatusCode::NOT_FOUND);
+
+    // Per-application posts create the tenant when it does not exist.
+    let (status, _) = session
+        .post(
+            &format!("{DECLARE}/Fresh/applications"),
+            &json!({"schemaVersion": "3.50.0", "App": web_tenant("10.0.13.3", &[])["A"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(sim.state().tenants().contains_key("Fresh"));
+
+    let (_, settings) = session.get("/mgmt/shared/appsvcs/settings").await;
+    assert_eq!(settings["perAppDeploymentAllowed"], true);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_simulator_keeps_its_tenants() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let state_file = directory.path().join("bigip-state.json");
+    let config = || SimulatorConfig { state_file: Some(state_file.clone()), ..SimulatorConfig::default() };
+
+    let first = start(config()).await;
+    let session = Session::login(&first).await;
+    let declaration = adc(&[("Kept", web_tenant("10.0.14.1", &["192.0.14.10"]))]);
+    assert_eq!(session.declare(&declaration).await.0, StatusCode::OK);
+    first.shutdown().await;
+    assert!(state_file.exists());
+
+    let second = start(config()).await;
+    assert_eq!(second.state().tenants()["Kept"], declaration["Kept"]);
+    assert_eq!(second.state().virtual_servers().len(), 1);
+    let session = Session::login(&second).await;
+    let (status, current) = session.get(DECLARE).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(current["Kept"], declaration["Kept"]);
+    assert_eq!(current["id"], "simulator-test");
+    // Redeploying what survived the restart is "no change", like on a BIG-IP.
+    let (_, body) = session.declare(&declaration).await;
+    assert_eq!(result_for(&body, "Kept")["message"], "no change");
+
+    // Deleting everything is persisted too.
+    assert_eq!(session.delete(DECLARE).await.0, StatusCode::OK);
+    second.shutdown().await;
+    let third = start(config()).await;
+    assert!(third.state().tenants().is_empty());
+    third.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_a_startup_error() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let state_file = directory.path().join("bigip-state.json");
+    std::fs::write(&state_file, "{ not json").expect("write");
+    let error = simulator::start(SimulatorConfig { state_file: Some(state_file), ..SimulatorConfig::default() })
+        .await
+        .expect_err("corrupt state file");
+    assert!(error.to_string().contains("bigip-state.json"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+/// Prints how long schema validation of a typical declaration takes. Run alone to see the cold
+/// (schema compile) time: `cargo test --test simulator_api schema_validation_time -- --nocapture`.
+#[test]
+fn schema_validation_time() {
+    let declaration = fixture("http-pool-monitor.json");
+    let started = Instant::now();
+    let violations = bigip_operator::as3::schema::validate_declaration(&declaration).expect("schema compiles");
+    let first = started.elapsed();
+    assert!(violations.is_empty(), "{violations:?}");
+    let runs = 20;
+    let started = Instant::now();
+    for _ in 0..runs {
+        bigip_operator::as3::schema::validate_declaration(&declaration).expect("schema compiles");
+    }
+    let warm = started.elapsed() / runs;
+    eprintln!("AS3 schema validation: first call (includes compiling the schema unless already compiled) {first:?}, then {warm:?} per declaration");
+}
+
+/// Prints how long a whole-partition declaration of 1,000 services (10 members each) takes to
+/// validate, check and deploy, and to redeploy unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_declaration_time() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let mut tenant = json!({"class": "Tenant"});
+    for i in 0..1000u32 {
+        let members: Vec<String> = (0..10).map(|m| format!("172.16.{}.{}", i / 200, (i % 200) + m)).collect();
+        tenant[format!("app_{i}")] = json!({"class": "Application",
+            "vs": {"class": "Service_HTTP", "virtualAddresses": [format!("10.{}.{}.1", 100 + i / 250, i % 250)], "pool": "pool_web"},
+            "pool_web": {"class": "Pool", "monitors": ["http"],
+                "members": [{"servicePort": 30080, "serverAddresses": members}]}});
+    }
+    let declaration = json!({"class": "AS3", "declaration": adc(&[("Big", tenant)])});
+    let size = serde_json::to_vec(&declaration).map(|bytes| bytes.len()).unwrap_or_default();
+
+    let started = Instant::now();
+    let (status, body) = session.declare(&declaration).await;
+    let deploy = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(sim.state().virtual_servers().len(), 1000);
+
+    let started = Instant::now();
+    let (status, body) = session.declare(&declaration).await;
+    let redeploy = started.elapsed();
+    assert_eq!((status, result_for(&body, "Big")["message"].as_str()), (StatusCode::OK, Some("no change")));
+
+    let started = Instant::now();
+    let (status, _) = session.get("/mgmt/tm/ltm/pool/~Big~app_999~pool_web/members").await;
+    let members_view = started.elapsed();
+    assert_eq!(status, StatusCode::OK);
+    eprintln!(
+        "1,000-service declaration ({} KiB): deploy {deploy:?}, unchanged redeploy {redeploy:?}, one pool's members view {members_view:?}",
+        size / 1024
+    );
+    sim.shutdown().await;
+}

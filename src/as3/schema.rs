@@ -32,32 +32,51 @@ pub enum SchemaError {
     Compile(String),
 }
 
-fn compiled_schema() -> Result<&'static jsonschema::Validator, SchemaError> {
-    static VALIDATOR: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
-    VALIDATOR
-        .get_or_init(|| {
-            let schema: serde_json::Value =
-                serde_json::from_str(AS3_SCHEMA_JSON).map_err(|e| e.to_string())?;
-            jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft7)
-                .build(&schema)
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| SchemaError::Compile(e.clone()))
+/// The schema's root is a `oneOf` over the request kinds, and a failed `oneOf` reports only
+/// "not valid under any of the schemas". So a body is validated against the one branch its
+/// `class` selects, whose errors name the offending field.
+#[derive(Clone, Copy)]
+enum Branch {
+    /// The root schema as published (used for bodies whose class selects no branch).
+    Root,
+    As3,
+    Adc,
+}
+
+fn compiled_schema(branch: Branch) -> Result<&'static jsonschema::Validator, SchemaError> {
+    static ROOT: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    static AS3: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    static ADC: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    let (cell, definition) = match branch {
+        Branch::Root => (&ROOT, None),
+        Branch::As3 => (&AS3, Some("AS3")),
+        Branch::Adc => (&ADC, Some("ADC")),
+    };
+    cell.get_or_init(|| {
+        let mut schema: serde_json::Value = serde_json::from_str(AS3_SCHEMA_JSON).map_err(|e| e.to_string())?;
+        if let (Some(definition), Some(root)) = (definition, schema.as_object_mut()) {
+            root.remove("oneOf");
+            root.insert("allOf".into(), serde_json::json!([{ "$ref": format!("#/definitions/{definition}") }]));
+        }
+        jsonschema::options().with_draft(jsonschema::Draft::Draft7).build(&schema).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| SchemaError::Compile(e.clone()))
 }
 
 /// Validates a whole AS3 request body (`class: AS3` or a bare `class: ADC`).
 ///
 /// Returns the violations, most specific first; an empty list means the body is valid.
 pub fn validate_declaration(body: &serde_json::Value) -> Result<Vec<SchemaViolation>, SchemaError> {
-    let validator = compiled_schema()?;
+    let branch = match body.get("class").and_then(serde_json::Value::as_str) {
+        Some("AS3") => Branch::As3,
+        Some("ADC") => Branch::Adc,
+        _ => Branch::Root,
+    };
+    let validator = compiled_schema(branch)?;
     let mut violations: Vec<SchemaViolation> = validator
         .iter_errors(body)
-        .map(|e| SchemaViolation {
-            instance_path: e.instance_path().to_string(),
-            message: e.to_string(),
-        })
+        .map(|e| SchemaViolation { instance_path: e.instance_path().to_string(), message: short_message(&e.to_string()) })
         .collect();
     // Deeper paths name the offending field most precisely; report them first.
     violations.sort_by(|a, b| {
@@ -66,4 +85,49 @@ pub fn validate_declaration(body: &serde_json::Value) -> Result<Vec<SchemaViolat
     });
     violations.dedup();
     Ok(violations)
+}
+
+/// Error messages quote the failing value; keep a huge value (a whole tenant) from flooding
+/// status messages and logs.
+fn short_message(message: &str) -> String {
+    const MAX: usize = 300;
+    if message.len() <= MAX {
+        return message.to_string();
+    }
+    let cut = (0..=MAX).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}…", &message[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn declaration(virtual_port: serde_json::Value) -> serde_json::Value {
+        json!({"class": "AS3", "action": "deploy", "declaration": {"class": "ADC", "schemaVersion": "3.50.0", "id": "t",
+            "T": {"class": "Tenant", "A": {"class": "Application",
+                "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1"], "virtualPort": virtual_port, "pool": "p"},
+                "p": {"class": "Pool", "members": [{"servicePort": 80, "serverAddresses": ["10.0.0.2"]}]}}}}})
+    }
+
+    #[test]
+    fn valid_declaration_has_no_violations() {
+        assert_eq!(validate_declaration(&declaration(json!(80))).expect("compiles"), vec![]);
+    }
+
+    #[test]
+    fn violations_name_the_field_in_wrapped_and_bare_declarations() {
+        let wrapped = validate_declaration(&declaration(json!("eighty"))).expect("compiles");
+        assert!(wrapped.iter().any(|v| v.instance_path == "/declaration/T/A/vs/virtualPort"), "{wrapped:#?}");
+        let bare = declaration(json!("eighty"))["declaration"].clone();
+        let bare = validate_declaration(&bare).expect("compiles");
+        assert!(bare.iter().any(|v| v.instance_path == "/T/A/vs/virtualPort"), "{bare:#?}");
+        assert!(bare.iter().all(|v| v.message.chars().count() <= 301));
+    }
+
+    #[test]
+    fn unknown_bodies_are_invalid() {
+        assert!(!validate_declaration(&json!({"class": "Nonsense"})).expect("compiles").is_empty());
+        assert!(!validate_declaration(&json!([1, 2])).expect("compiles").is_empty());
+    }
 }

@@ -64,11 +64,14 @@ pub async fn run<B: As3Api>(
     let (nodes, nodes_writer) = reflector::store();
     let service_events = watcher(svc_api, WatcherConfig::default()).default_backoff().reflect(services_writer).touched_objects();
     let slice_events = watcher(slice_api, WatcherConfig::default()).default_backoff().reflect(slices_writer).touched_objects();
+    let mut node_filter = triggers::NodeChangeFilter::default();
     let node_events = watcher(node_api, WatcherConfig::default())
         .default_backoff()
         .reflect(nodes_writer)
-        .touched_objects()
-        .predicate_filter(triggers::node_relevance, Default::default());
+        .filter_map(move |event| futures::future::ready(match event {
+            Ok(event) => node_filter.relevant(event).map(Ok),
+            Err(e) => Some(Err(e)),
+        }));
 
     let syncer = Arc::new(PartitionSyncer::new(bigip, bigip_url.clone(), metrics.clone()));
     match syncer.learn_deployed_tenants().await {

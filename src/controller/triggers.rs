@@ -51,3 +51,58 @@ pub fn node_relevance(node: &Node) -> Option<u64> {
     node.spec.as_ref().and_then(|s| s.unschedulable).hash(&mut hasher);
     Some(hasher.finish())
 }
+
+/// Passes on Node events that matter to the model: every deletion, and an addition or update
+/// only when [`node_relevance`] changed. (kube-runtime's `predicate_filter` would also swallow
+/// deletions, whose object looks unchanged.)
+#[derive(Default)]
+pub struct NodeChangeFilter {
+    seen: std::collections::HashMap<String, u64>,
+}
+
+impl NodeChangeFilter {
+    pub fn relevant(&mut self, event: kube::runtime::watcher::Event<Node>) -> Option<Node> {
+        use kube::runtime::watcher::Event;
+        match event {
+            Event::Delete(node) => {
+                self.seen.remove(&node.metadata.name.clone().unwrap_or_default());
+                Some(node)
+            }
+            Event::Apply(node) | Event::InitApply(node) => {
+                let hash = node_relevance(&node)?;
+                let name = node.metadata.name.clone().unwrap_or_default();
+                (self.seen.insert(name, hash) != Some(hash)).then_some(node)
+            }
+            Event::Init | Event::InitDone => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn node(ip: &str, ready: bool, heartbeat: &str) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": "n1"},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": ip}],
+                "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}, "lastHeartbeatTime": heartbeat}],
+            },
+        }))
+        .expect("node")
+    }
+
+    #[test]
+    fn heartbeats_are_filtered_but_changes_and_deletions_pass() {
+        let mut filter = NodeChangeFilter::default();
+        assert!(filter.relevant(Event::InitApply(node("10.0.0.1", true, "2026-01-01T00:00:00Z"))).is_some());
+        assert!(filter.relevant(Event::Apply(node("10.0.0.1", true, "2026-01-01T00:00:10Z"))).is_none());
+        assert!(filter.relevant(Event::Apply(node("10.0.0.1", false, "2026-01-01T00:00:20Z"))).is_some());
+        assert!(filter.relevant(Event::Apply(node("10.0.0.2", false, "2026-01-01T00:00:30Z"))).is_some());
+        assert!(filter.relevant(Event::Delete(node("10.0.0.2", false, "2026-01-01T00:00:30Z"))).is_some());
+        assert!(filter.relevant(Event::Apply(node("10.0.0.2", false, "2026-01-01T00:00:40Z"))).is_some(), "re-created");
+    }
+}

@@ -1,0 +1,322 @@
+//! The end-to-end scenarios. Each uses its own namespace and virtual addresses, so they run
+//! concurrently against one control plane, operator and simulator.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context as _, Result};
+use bigip_operator::crd::VirtualServer;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams};
+use kube::Api;
+
+use crate::harness::{eventually, Env, DEFAULT_PARTITION};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn namespace_manifest(ns: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n")
+}
+
+fn workload(name: &str, replicas: u32, node_port: Option<u16>) -> String {
+    let (svc_type, node_port_line) = match node_port {
+        Some(p) => ("NodePort", format!("\n      nodePort: {p}")),
+        None => ("ClusterIP", String::new()),
+    };
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: web
+          image: nginx
+          ports: [{{name: http, containerPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  type: {svc_type}
+  selector: {{app: {name}}}
+  ports:
+    - name: http
+      port: 80
+      targetPort: http{node_port_line}
+"#
+    )
+}
+
+fn virtual_server(name: &str, address: &str, service: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: VirtualServer
+metadata:
+  name: {name}
+spec:
+  virtualAddress: {address}
+  port: 80
+  pools:
+    - name: web
+      service: {service}
+      servicePort: 80
+      monitors:
+        - {{type: http, send: "GET /healthz HTTP/1.0\r\n\r\n", receive: "200", interval: 5, timeout: 16}}
+{extra_spec}"#
+    )
+}
+
+async fn setup_namespace(env: &Env, ns: &str) -> Result<()> {
+    env.kubectl_apply("default", &namespace_manifest(ns))
+}
+
+async fn get_vs(env: &Env, ns: &str, name: &str) -> Result<VirtualServer> {
+    Ok(Api::<VirtualServer>::namespaced(env.client.clone(), ns).get(name).await?)
+}
+
+fn condition<'a>(vs: &'a VirtualServer, type_: &str) -> Option<&'a bigip_operator::crd::Condition> {
+    vs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Ok when every condition is True for the current generation.
+fn all_true(vs: &VirtualServer) -> std::result::Result<(), String> {
+    let generation = vs.metadata.generation;
+    for type_ in ["Accepted", "ResolvedRefs", "Programmed", "Ready"] {
+        match condition(vs, type_) {
+            Some(c) if c.status == "True" && c.observed_generation == generation => {}
+            Some(c) => return Err(format!("{type_}={} ({}: {}) gen {:?}/{generation:?}", c.status, c.reason, c.message, c.observed_generation)),
+            None => return Err(format!("no {type_} condition yet")),
+        }
+    }
+    Ok(())
+}
+
+fn app_name(ns: &str, name: &str) -> String {
+    format!("{ns}_{name}")
+}
+
+/// Pool members on the simulator as sorted "address:port".
+fn simulator_members(env: &Env, partition: &str, app: &str) -> std::result::Result<Vec<String>, String> {
+    let members = env
+        .simulator
+        .state()
+        .pool_members(partition, app, "pool_web")
+        .ok_or_else(|| format!("no pool /{partition}/{app}/pool_web on the simulator"))?;
+    let mut list: Vec<String> = members.iter().map(|m| format!("{}:{}", m.address, m.port)).collect();
+    list.sort();
+    Ok(list)
+}
+
+async fn ready_endpoints(env: &Env, ns: &str, service: &str) -> Result<Vec<String>> {
+    let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
+    let mut out = Vec::new();
+    for slice in slices.list(&lp).await?.items {
+        let port = slice.ports.iter().flatten().find_map(|p| p.port).unwrap_or(0);
+        for endpoint in slice.endpoints.iter().flatten() {
+            if endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true) {
+                out.extend(endpoint.addresses.iter().map(|a| format!("{a}:{port}")));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// 1. helm-installed operator programs a VirtualServer: all conditions True with
+///    observedGeneration, Events, and the simulator holds the virtual and nodeport members.
+pub async fn programmed_end_to_end(env: &Env) -> Result<()> {
+    let ns = "e2e-programmed";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 2, Some(30101)))?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.1.10", "web", ""))?;
+    let vs = eventually("VirtualServer Ready", WAIT, || async { let vs = get_vs(env, ns, "web").await?; Ok(all_true(&vs).map(|_| vs)) }).await?;
+    let status = vs.status.clone().context("status")?;
+    ensure!(status.partition.as_deref() == Some(DEFAULT_PARTITION), "partition {:?}", status.partition);
+    ensure!(vs.metadata.finalizers.iter().flatten().any(|f| f == "bigip.operator.dev/cleanup"), "finalizer missing");
+
+    let virtuals = env.simulator.state().virtual_servers();
+    let virtual_ = virtuals.iter().find(|v| v.application == app_name(ns, "web")).context("virtual on the simulator")?;
+    ensure!(virtual_.destination_address == "10.10.1.10" && virtual_.destination_port == 80, "{virtual_:?}");
+    ensure!(virtual_.partition == DEFAULT_PARTITION, "{virtual_:?}");
+    let nodes = env.ready_node_ips().await?;
+    let expected: Vec<String> = nodes.iter().map(|ip| format!("{ip}:30101")).collect();
+    eventually("nodeport members", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app_name(ns, "web")).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?} != {expected:?}")) })) }).await?;
+    ensure!(status.members == Some(expected.len() as i32), "status.members {:?}", status.members);
+
+    eventually("a Programmed Event", WAIT, || async {
+        let events: Api<Event> = Api::namespaced(env.client.clone(), ns);
+        let list = events.list(&ListParams::default()).await?;
+        Ok(if list.items.iter().any(|e| e.reason.as_deref() == Some("Programmed") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")) { Ok(()) } else { Err(format!("{} events, none Programmed", list.items.len())) })
+    }).await?;
+    Ok(())
+}
+
+/// 2. Cluster mode: a Deployment scaled 1 → 3 → 1; pool members follow the ready endpoints.
+pub async fn cluster_mode_follows_scaling(env: &Env) -> Result<()> {
+    let ns = "e2e-scale";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, None))?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.2.10", "web", "  poolMemberType: cluster\n"))?;
+    let app = app_name(ns, "web");
+    for replicas in [1usize, 3, 1] {
+        env.kubectl(&["scale", "deployment", "web", "-n", ns, &format!("--replicas={replicas}")])?;
+        eventually(&format!("{replicas} pod members"), WAIT, || async {
+            let endpoints = ready_endpoints(env, ns, "web").await?;
+            if endpoints.len() != replicas {
+                return Ok(Err(format!("{} ready endpoints", endpoints.len())));
+            }
+            let members = match simulator_members(env, DEFAULT_PARTITION, &app) { Ok(m) => m, Err(e) => return Ok(Err(e)) };
+            let vs = get_vs(env, ns, "web").await?;
+            let status_members = vs.status.as_ref().and_then(|s| s.members);
+            Ok(if members == endpoints && endpoints.iter().all(|e| e.ends_with(":8080")) && status_members == Some(replicas as i32) {
+                Ok(())
+            } else {
+                Err(format!("simulator {members:?}, endpoints {endpoints:?}, status.members {status_members:?}"))
+            })
+        }).await?;
+    }
+    Ok(())
+}
+
+/// 4. A VirtualServer whose Service does not exist: ResolvedRefs False (ServiceNotFound), not
+///    Ready; creating the Service makes it Ready with members.
+pub async fn missing_service_then_created(env: &Env) -> Result<()> {
+    let ns = "e2e-missing";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.4.10", "later", ""))?;
+    eventually("ResolvedRefs False with ServiceNotFound", WAIT, || async {
+        let vs = get_vs(env, ns, "web").await?;
+        let resolved = condition(&vs, "ResolvedRefs").map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+        let ready = condition(&vs, "Ready").map(|c| c.status.clone());
+        Ok(match (resolved, ready) {
+            (Some((s, r, m)), Some(ready)) if s == "False" && r == "ServiceNotFound" && m.contains("later") && ready == "False" => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    }).await?;
+    env.kubectl_apply(ns, &workload("later", 1, Some(30104)))?;
+    eventually("Ready after the Service appears", WAIT, || async {
+        let vs = get_vs(env, ns, "web").await?;
+        Ok(all_true(&vs).and_then(|_| simulator_members(env, DEFAULT_PARTITION, &app_name(ns, "web"))).and_then(|m| if m.is_empty() { Err("no members".into()) } else { Ok(()) }))
+    }).await?;
+    Ok(())
+}
+
+/// 5. Invalid VirtualServers are refused by the CRD's validation with clear messages.
+pub async fn crd_validation_rejects_invalid(env: &Env) -> Result<()> {
+    let ns = "e2e-invalid";
+    setup_namespace(env, ns).await?;
+    let cases = [
+        ("bad-address", "10.1.1", 80, "virtualAddress must be an IPv4 or IPv6 address"),
+        ("bad-port", "10.10.5.10", 70000, "spec.port"),
+    ];
+    for (name, address, port, expected) in cases {
+        let manifest = format!(
+            "apiVersion: bigip.operator.dev/v1alpha1\nkind: VirtualServer\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  virtualAddress: \"{address}\"\n  port: {port}\n  pools: [{{name: web, service: web, servicePort: 80}}]\n"
+        );
+        let stderr = env.kubectl_fails(&["apply", "-f", "-"], &manifest)?;
+        ensure!(stderr.contains(expected), "kubectl error for {name} lacks {expected:?}: {stderr}");
+    }
+    let duplicate = format!(
+        "apiVersion: bigip.operator.dev/v1alpha1\nkind: VirtualServer\nmetadata: {{name: dup, namespace: {ns}}}\nspec:\n  virtualAddress: 10.10.5.11\n  port: 80\n  pools: [{{name: a, service: web, servicePort: 80}}, {{name: a, service: web, servicePort: 81}}]\n"
+    );
+    let stderr = env.kubectl_fails(&["apply", "-f", "-"], &duplicate)?;
+    ensure!(stderr.contains("pool names must be unique"), "{stderr}");
+    let listed = env.kubectl(&["get", "bvs", "-n", ns, "-o", "name"])?;
+    ensure!(listed.trim().is_empty(), "rejected objects exist: {listed}");
+    Ok(())
+}
+
+/// 6. Deleting a VirtualServer removes its Application; the other one in the same partition
+///    is never removed.
+pub async fn delete_removes_only_its_application(env: &Env) -> Result<()> {
+    let ns = "e2e-delete";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30106)))?;
+    env.kubectl_apply(ns, &virtual_server("keep", "10.10.6.10", "web", ""))?;
+    env.kubectl_apply(ns, &virtual_server("drop", "10.10.6.11", "web", ""))?;
+    for name in ["keep", "drop"] {
+        eventually(&format!("{name} Ready"), WAIT, || async { Ok(all_true(&get_vs(env, ns, name).await?)) }).await?;
+    }
+    let api: Api<VirtualServer> = Api::namespaced(env.client.clone(), ns);
+    api.delete("drop", &DeleteParams::default()).await?;
+    eventually("drop gone from Kubernetes and the BIG-IP", WAIT, || async {
+        let exists = api.get_opt("drop").await?.is_some();
+        let tenant = env.simulator.state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
+        Ok(if !exists && tenant.get(app_name(ns, "drop")).is_none() { Ok(()) } else { Err(format!("object exists: {exists}")) })
+    }).await?;
+    let tenant = env.simulator.state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
+    ensure!(tenant.get(app_name(ns, "keep")).is_some(), "keep was removed");
+    // Since keep first appeared, every change to the partition kept it.
+    let keep = app_name(ns, "keep");
+    let history = env.simulator.state().history();
+    let first = history.iter().position(|r| r.applications_after.contains(&keep)).context("keep was never deployed")?;
+    if let Some(bad) = history[first..].iter().find(|r| r.tenant == DEFAULT_PARTITION && !r.applications_after.contains(&keep)) {
+        bail!("a change removed {keep}: {bad:?}");
+    }
+    Ok(())
+}
+
+/// 7. `kubectl get bvs` shows address, port, partition, programmed and members.
+pub async fn printer_columns(env: &Env) -> Result<()> {
+    let ns = "e2e-columns";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30107)))?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.7.10", "web", "  poolMemberType: cluster\n"))?;
+    eventually("Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "web").await?)) }).await?;
+    let table = env.kubectl(&["get", "bvs", "-n", ns])?;
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().context("header")?.split_whitespace().collect();
+    ensure!(header == ["NAME", "ADDRESS", "PORT", "PARTITION", "PROGRAMMED", "MEMBERS", "AGE"], "header {header:?}");
+    let row: Vec<&str> = lines.next().context("row")?.split_whitespace().collect();
+    ensure!(row[..6] == ["web", "10.10.7.10", "80", DEFAULT_PARTITION, "True", "1"], "row {row:?}");
+    // The category and short name work too.
+    ensure!(env.kubectl(&["get", "bigip", "-n", ns, "-o", "name"])?.contains("virtualserver"), "category bigip");
+    Ok(())
+}
+
+/// 3. Nodeport mode: members are every Ready node's IP and the nodePort; a node added → a
+///    member added; the node deleted → the member removed. Runs alone: it changes the nodes
+///    every nodeport-mode scenario sees.
+pub async fn nodeport_follows_nodes(env: &Env) -> Result<()> {
+    let ns = "e2e-nodes";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30103)))?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.3.10", "web", ""))?;
+    let app = app_name(ns, "web");
+    let expect_nodes = |ips: Vec<String>| ips.into_iter().map(|ip| format!("{ip}:30103")).collect::<Vec<_>>();
+    let before = expect_nodes(env.ready_node_ips().await?);
+    eventually("members = nodes", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == before { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
+
+    let node = r#"apiVersion: v1
+kind: Node
+metadata:
+  name: e2e-extra-node
+  annotations:
+    node.alpha.kubernetes.io/ttl: "0"
+    kwok.x-k8s.io/node: fake
+    e2e.bigip-operator.dev/internal-ip: 172.31.9.99
+  labels:
+    type: kwok
+spec:
+  taints:
+    - {key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}
+"#;
+    env.kubectl_apply("default", node)?;
+    let mut with_node = before.clone();
+    with_node.push("172.31.9.99:30103".into());
+    with_node.sort();
+    eventually("member for the new node", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == with_node { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
+    env.kubectl(&["delete", "node", "e2e-extra-node"])?;
+    eventually("member removed with the node", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == before { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
+    Ok(())
+}

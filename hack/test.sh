@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `make test`: every test suite, with the slow builds side by side, then a summary.
+#
+#   1. in parallel: the Go control plane tools (e2e/controlplane/build.sh) and the Rust tests
+#      (unit, golden, simulator API, BIG-IP client);
+#   2. helm lint of the chart;
+#   3. the e2e scenarios on the real control plane.
+# Builds are cached under $HOME/.cache (cargo target dir, Go build cache), outside the clone.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export BIGIP_OPERATOR_CACHE="${BIGIP_OPERATOR_CACHE:-$HOME/.cache/bigip-operator}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BIGIP_OPERATOR_CACHE/target}"
+export CARGO_TERM_COLOR=never
+bin="$BIGIP_OPERATOR_CACHE/bin"
+logs="$(mktemp -d "${TMPDIR:-/tmp}/bigip-operator-test.XXXXXX")"
+started=$SECONDS
+echo "make test: logs in $logs"
+
+declare -a suite_names=() suite_passed=() suite_failed=()
+record() { suite_names+=("$1"); suite_passed+=("$2"); suite_failed+=("$3"); }
+
+# Sums cargo's "test result:" lines of a log; a suite that printed none counts as one failure.
+record_cargo() {
+  local name=$1 log=$2 rc=$3 p f
+  read -r p f < <(grep -E '^test result:' "$log" \
+    | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' \
+    | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  record "$name" "$p" "$f"
+}
+
+echo "==> building the control plane tools (Go) in the background"
+( e2e/controlplane/build.sh >"$logs/controlplane-build.log" 2>&1; echo $? >"$logs/controlplane-build.rc" ) &
+go_build=$!
+
+echo "==> Rust: unit, golden, simulator and client tests"
+rust_targets=()
+for t in tests/*.rs; do rust_targets+=(--test "$(basename "$t" .rs)"); done
+cargo test --lib --bins "${rust_targets[@]}" 2>&1 | tee "$logs/rust.log" | grep -E '^(test result|error|failures:|---- )' 
+rust_rc=${PIPESTATUS[0]}
+record_cargo "rust (unit, golden, simulator, client)" "$logs/rust.log" "$rust_rc"
+
+echo "==> waiting for the control plane build"
+wait "$go_build"
+go_rc=$(cat "$logs/controlplane-build.rc" 2>/dev/null || echo 1)
+tail -n 3 "$logs/controlplane-build.log"
+if [ "$go_rc" -ne 0 ]; then
+  echo "control plane build failed; see $logs/controlplane-build.log"
+  record "control plane build" 0 1
+else
+  echo "==> helm lint"
+  if "$bin/helm" lint charts/bigip-operator --set bigip.url=https://192.0.2.1 --set bigip.existingSecret=bigip-credentials >"$logs/helm-lint.log" 2>&1; then
+    record "helm lint" 1 0
+  else
+    cat "$logs/helm-lint.log"; record "helm lint" 0 1
+  fi
+
+  echo "==> e2e scenarios on the real control plane"
+  BIGIP_E2E_BIN_DIR="$bin" cargo test --test e2e 2>&1 | tee "$logs/e2e.log" | grep -vE '^\s+(Compiling|Running|Finished)'
+  e2e_rc=${PIPESTATUS[0]}
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -n 1)
+  p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+  p=${p:-0}; f=${f:-0}
+  if [ "$e2e_rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  record "e2e (real control plane)" "$p" "$f"
+fi
+
+echo
+echo "==> summary ($((SECONDS - started))s)"
+total_p=0; total_f=0
+for i in "${!suite_names[@]}"; do
+  printf '  %-45s %4s passed, %s failed\n' "${suite_names[$i]}" "${suite_passed[$i]}" "${suite_failed[$i]}"
+  total_p=$((total_p + suite_passed[i])); total_f=$((total_f + suite_failed[i]))
+done
+echo "summary: $total_p passed, $total_f failed"
+[ "$total_f" -eq 0 ]

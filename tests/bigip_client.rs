@@ -1,0 +1,232 @@
+//! The BIG-IP client and the partition syncer against the real simulator (HTTP and HTTPS).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bigip_operator::as3::render_tenant;
+use bigip_operator::bigip::{As3Api, BigIpClient, BigIpConfig, BigIpError, Credentials, RetryPolicy, TlsVerification};
+use bigip_operator::controller::PartitionSyncer;
+use bigip_operator::crd::{LoadBalancingMode, SnatMode};
+use bigip_operator::metrics::Metrics;
+use bigip_operator::model::{DesiredApplication, DesiredPool, ObjectKey, PoolMember};
+use bigip_operator::simulator::{self, Faults, RunningSimulator, SimulatorConfig, TlsMode};
+use bigip_operator::status::ProgrammingState;
+use serde_json::{json, Value};
+
+async fn simulator(config: SimulatorConfig) -> RunningSimulator {
+    simulator::start(config).await.expect("simulator starts")
+}
+
+fn client_for(sim: &RunningSimulator, password: &str) -> BigIpClient {
+    let mut config = BigIpConfig::new(sim.base_url(), Credentials::new("admin", password));
+    config.task_poll_interval = Duration::from_millis(50);
+    config.retry = RetryPolicy { max_attempts: 6, initial_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200) };
+    BigIpClient::new(config).expect("client")
+}
+
+fn app(name: &str, address: &str, members: &[&str]) -> DesiredApplication {
+    DesiredApplication {
+        source: ObjectKey { namespace: "ns".into(), name: name.into() },
+        name: format!("ns_{name}"),
+        partition: "k8s".into(),
+        virtual_address: address.parse().expect("ip"),
+        port: 80,
+        snat: SnatMode::Automap,
+        pools: vec![DesiredPool {
+            name: "web".into(),
+            load_balancing_mode: LoadBalancingMode::RoundRobin,
+            monitors: vec![],
+            members: members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080 }).collect(),
+        }],
+        default_pool: "web".into(),
+    }
+}
+
+fn tenants(partition: &str, apps: &[DesiredApplication]) -> BTreeMap<String, Value> {
+    BTreeMap::from([(partition.to_string(), render_tenant(apps))])
+}
+
+#[tokio::test]
+async fn deploys_a_tenant_and_the_simulator_holds_it() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    let report = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &["172.31.0.1", "172.31.0.2"])])).await.expect("deploys");
+    assert!(report.tenants["k8s"].succeeded(), "{report:?}");
+    let virtuals = sim.state().virtual_servers();
+    assert_eq!(virtuals.len(), 1);
+    assert_eq!(virtuals[0].destination_address, "10.1.10.80");
+    let members = sim.state().pool_members("k8s", "ns_web", "pool_web").expect("pool exists");
+    assert_eq!(members.iter().map(|m| m.address.as_str()).collect::<Vec<_>>(), ["172.31.0.1", "172.31.0.2"]);
+    // What the BIG-IP holds can be read back.
+    let current = client.current_tenants().await.expect("reads");
+    assert!(current["k8s"].get("ns_web").is_some());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_login_error_without_the_password() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "s3cret-wrong");
+    let err = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect_err("must fail");
+    assert!(matches!(err, BigIpError::Login { status: 401, .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret-wrong"));
+    assert_eq!(sim.state().declare_count(), 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn retries_503_with_backoff_then_succeeds() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    sim.set_faults(Faults { fail_with_503: 3, ..Faults::default() });
+    let client = client_for(&sim, "admin");
+    let report = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("deploys after retries");
+    assert!(report.tenants["k8s"].succeeded());
+    assert_eq!(sim.state().declare_count(), 4, "three 503s, then the accepted post");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn gives_up_on_a_503_storm_with_a_busy_error() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    sim.set_faults(Faults { fail_with_503: 100, ..Faults::default() });
+    let client = client_for(&sim, "admin");
+    let err = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect_err("busy");
+    assert!(matches!(err, BigIpError::Busy { attempts: 6 }), "{err:?}");
+    assert_eq!(err.reason(), "BigIpBusy");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn logs_in_again_when_the_token_expires() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    client.deploy_tenants(&tenants("k8s", &[app("a", "10.1.10.80", &[])])).await.expect("first");
+    sim.set_faults(Faults { expire_tokens_now: true, ..Faults::default() });
+    let report = client.deploy_tenants(&tenants("k8s", &[app("a", "10.1.10.80", &[]), app("b", "10.1.10.81", &[])])).await.expect("after re-login");
+    assert!(report.tenants["k8s"].succeeded());
+    assert!(sim.state().tenants()["k8s"].get("ns_b").is_some());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_renewed_before_expiry() {
+    let sim = simulator(SimulatorConfig { token_ttl: Duration::from_secs(2), ..SimulatorConfig::default() }).await;
+    let client = client_for(&sim, "admin");
+    for i in 0..3 {
+        let apps = [app("a", "10.1.10.80", if i % 2 == 0 { &["172.31.0.1"] } else { &[] })];
+        client.deploy_tenants(&tenants("k8s", &apps)).await.expect("deploys with a fresh token");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_invalid_declaration_is_refused_with_the_schema_error() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    let bad = BTreeMap::from([("k8s".to_string(), json!({"class": "Tenant", "app": {"class": "Application", "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1"], "virtualPort": "eighty"}}}))]);
+    let err = client.deploy_tenants(&bad).await.expect_err("422");
+    match err {
+        BigIpError::InvalidDeclaration { errors } => assert!(errors.iter().any(|e| e.contains("virtualPort")), "{errors:?}"),
+        other => panic!("expected InvalidDeclaration, got {other:?}"),
+    }
+    assert!(sim.state().tenants().is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn waits_for_slow_async_tasks() {
+    let sim = simulator(SimulatorConfig { as3_processing_delay: Duration::from_millis(400), ..SimulatorConfig::default() }).await;
+    let client = client_for(&sim, "admin");
+    let started = std::time::Instant::now();
+    let report = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("deploys");
+    assert!(report.tenants["k8s"].succeeded());
+    assert!(started.elapsed() >= Duration::from_millis(400), "the result came before the task finished");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_bigip_is_a_typed_error() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let url = sim.base_url();
+    sim.shutdown().await;
+    let client = BigIpClient::new(BigIpConfig::new(url, Credentials::new("admin", "admin"))).expect("client");
+    let err = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect_err("down");
+    assert_eq!(err.reason(), "BigIpUnreachable", "{err:?}");
+}
+
+#[tokio::test]
+async fn https_with_verification_against_the_simulator_ca() {
+    let sim = simulator(SimulatorConfig { tls: TlsMode::SelfSigned, ..SimulatorConfig::default() }).await;
+    assert!(sim.base_url().starts_with("https://"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, sim.ca_certificate_pem().expect("self-signed CA")).expect("write CA");
+
+    let mut config = BigIpConfig::new(sim.base_url(), Credentials::new("admin", "admin"));
+    config.tls = TlsVerification::CaBundle(ca);
+    let client = BigIpClient::new(config).expect("client");
+    client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("verified TLS works");
+
+    // Without the CA the certificate is refused: verification is really on.
+    let untrusted = BigIpClient::new(BigIpConfig::new(sim.base_url(), Credentials::new("admin", "admin"))).expect("client");
+    let err = untrusted.deploy_tenants(&tenants("k8s", &[])).await.expect_err("untrusted certificate");
+    assert_eq!(err.reason(), "BigIpUnreachable", "{err:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn syncer_posts_only_changed_tenants_and_removes_emptied_ones() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let a = app("a", "10.1.10.80", &["172.31.0.1"]);
+    let b = app("b", "10.1.10.81", &["172.31.0.1"]);
+
+    assert!(matches!(syncer.sync("k8s", &[a.clone(), b.clone()]).await, ProgrammingState::Programmed { .. }));
+    assert_eq!(sim.state().declare_count(), 1);
+    // Same desired state, in another order: nothing is posted.
+    syncer.sync("k8s", &[b.clone(), a.clone()]).await;
+    assert_eq!(sim.state().declare_count(), 1);
+    // One member more: exactly one post.
+    let a2 = app("a", "10.1.10.80", &["172.31.0.1", "172.31.0.2"]);
+    syncer.sync("k8s", &[a2.clone(), b.clone()]).await;
+    assert_eq!(sim.state().declare_count(), 2);
+    // A new syncer (an operator restart) learns the deployed tenant and posts nothing.
+    let restarted = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    assert_eq!(restarted.learn_deployed_tenants().await.expect("reads"), 1);
+    restarted.sync("k8s", &[a2.clone(), b.clone()]).await;
+    assert_eq!(sim.state().declare_count(), 2, "a restart must not re-post unchanged tenants");
+    // Emptying the partition removes the tenant; emptying it again posts nothing.
+    restarted.sync("k8s", &[]).await;
+    assert!(!sim.state().tenants().contains_key("k8s"));
+    assert_eq!(sim.state().declare_count(), 3);
+    restarted.sync("k8s", &[]).await;
+    assert_eq!(sim.state().declare_count(), 3);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    // A foreign tenant (not ours) already uses 10.1.10.80:80.
+    let foreign = BTreeMap::from([("other".to_string(), render_tenant(&[app("x", "10.1.10.80", &[])]))]);
+    client.deploy_tenants(&foreign).await.expect("foreign tenant");
+    let posts_before = sim.state().declare_count();
+
+    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let state = syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await;
+    match &state {
+        ProgrammingState::Failed { reason, message } => {
+            assert_eq!(reason, "DeclarationFailed");
+            assert!(message.contains("k8s"), "{message}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await, state);
+    assert_eq!(sim.state().declare_count(), posts_before + 1, "an unchanged rejected tenant is not re-posted");
+    assert!(sim.state().tenants().contains_key("other"), "the foreign tenant is untouched");
+    sim.shutdown().await;
+}

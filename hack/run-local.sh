@@ -36,6 +36,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "stopped; logs were in $state"
+  exit 0
 }
 trap cleanup EXIT INT TERM
 

@@ -14,3 +14,10 @@ pub mod metrics;
 pub mod model;
 pub mod simulator;
 pub mod status;
+
+/// Selects ring as the process-wide TLS crypto provider. Two providers (ring through kube,
+/// aws-lc-rs through reqwest) are linked, and rustls refuses to guess between them, so every
+/// binary calls this first. Calling it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -110,6 +110,7 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    bigip_operator::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args).await,

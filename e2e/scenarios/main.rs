@@ -52,6 +52,7 @@ async fn run_one(env: &Env, name: &str, f: ScenarioFn) -> (String, Result<Durati
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    bigip_operator::install_crypto_provider();
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let selected = |list: &'static [(&'static str, ScenarioFn)]| {
         list.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f))).collect::<Vec<_>>()
@@ -87,7 +88,11 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     println!("test e2e::password_never_logged ... ok");
-    println!("e2e: {:.1}s in all", started.elapsed().as_secs_f64());
+    println!("e2e: {:.1}s in all; the simulator received {} declarations", started.elapsed().as_secs_f64(), env.simulator.state().declare_count());
+    if std::env::var_os("BIGIP_E2E_KEEP_LOGS").is_some() {
+        let kept = env.work_dir.path().join("operator.log");
+        let _ = std::fs::copy(&kept, std::env::temp_dir().join("bigip-e2e-operator.log"));
+    }
     println!("{} passed, {failed} failed", passed + 1);
     drop(env);
     if failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }

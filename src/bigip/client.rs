@@ -41,6 +41,7 @@ impl std::fmt::Debug for BigIpClient {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Body<'a> {
     None,
     Json(&'a Value),
@@ -177,10 +178,6 @@ impl BigIpClient {
         let policy = &self.config.retry;
         let mut backoff = policy.initial_backoff;
         for attempt in 1..=policy.max_attempts.max(1) {
-            let body = match body {
-                Body::None => Body::None,
-                Body::Json(v) => Body::Json(v),
-            };
             let (status, text) = self.send(method.clone(), path, body).await?;
             if status != StatusCode::SERVICE_UNAVAILABLE {
                 return Ok((status, text));

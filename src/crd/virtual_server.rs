@@ -8,6 +8,8 @@ use super::common::{Condition, HealthMonitor, LoadBalancingMode, PoolMemberType,
 
 /// An HTTP virtual server on the BIG-IP: a virtual address and port whose traffic is balanced
 /// over the endpoints of Kubernetes Services.
+// Each `printcolumn(...)` repeats `type_ = ...`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "bigip.operator.dev",

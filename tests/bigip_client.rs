@@ -184,7 +184,7 @@ async fn syncer_posts_only_changed_tenants_and_removes_emptied_ones() {
     let a = app("a", "10.1.10.80", &["172.31.0.1"]);
     let b = app("b", "10.1.10.81", &["172.31.0.1"]);
 
-    assert!(matches!(syncer.sync("k8s", &[a.clone(), b.clone()]).await, ProgrammingState::Programmed { .. }));
+    assert!(matches!(syncer.sync("k8s", &[a.clone(), b.clone()]).await.state, ProgrammingState::Programmed { .. }));
     assert_eq!(sim.state().declare_count(), 1);
     // Same desired state, in another order: nothing is posted.
     syncer.sync("k8s", &[b.clone(), a.clone()]).await;
@@ -217,7 +217,7 @@ async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
     let posts_before = sim.state().declare_count();
 
     let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
-    let state = syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await;
+    let state = syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await.state;
     match &state {
         ProgrammingState::Failed { reason, message } => {
             assert_eq!(reason, "DeclarationFailed");
@@ -225,8 +225,49 @@ async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
-    assert_eq!(syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await, state);
+    assert_eq!(syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await.state, state);
     assert_eq!(sim.state().declare_count(), posts_before + 1, "an unchanged rejected tenant is not re-posted");
     assert!(sim.state().tenants().contains_key("other"), "the foreign tenant is untouched");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_rejected_application_is_left_out_and_the_rest_of_the_partition_is_programmed() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    // A tenant this operator does not own already uses 10.1.10.80:80.
+    let foreign = BTreeMap::from([("other".to_string(), render_tenant(&[app("x", "10.1.10.80", &[])]))]);
+    client.deploy_tenants(&foreign).await.expect("foreign tenant");
+
+    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let good = app("good", "10.1.10.81", &["172.31.0.1"]);
+    let clashing = app("clash", "10.1.10.80", &["172.31.0.1"]);
+    let also_good = app("fine", "10.1.10.82", &[]);
+    let outcome = syncer.sync("k8s", &[good.clone(), clashing.clone(), also_good.clone()]).await;
+
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert!(matches!(outcome.for_application("ns_good"), ProgrammingState::Programmed { .. }));
+    match outcome.for_application("ns_clash") {
+        ProgrammingState::Failed { reason, message } => {
+            assert_eq!(reason, "DeclarationFailed");
+            assert!(message.contains("/k8s/ns_clash/") && message.contains("illegally shares"), "{message}");
+        }
+        other => panic!("the clashing application must fail, got {other:?}"),
+    }
+    let tenant = sim.state().tenants()["k8s"].clone();
+    assert!(tenant.get("ns_good").is_some() && tenant.get("ns_fine").is_some(), "{tenant}");
+    assert!(tenant.get("ns_clash").is_none());
+    assert!(sim.state().tenants().contains_key("other"), "the foreign tenant is untouched");
+
+    // Unchanged input: the cached outcome, no post.
+    let posts = sim.state().declare_count();
+    assert_eq!(syncer.sync("k8s", &[good.clone(), clashing.clone(), also_good.clone()]).await, outcome);
+    assert_eq!(sim.state().declare_count(), posts);
+    // The clash fixed: it joins the partition with one post.
+    let fixed = app("clash", "10.1.10.83", &["172.31.0.1"]);
+    let outcome = syncer.sync("k8s", &[good, fixed, also_good]).await;
+    assert!(outcome.excluded.is_empty(), "{outcome:?}");
+    assert!(sim.state().tenants()["k8s"].get("ns_clash").is_some());
+    assert_eq!(sim.state().declare_count(), posts + 1);
     sim.shutdown().await;
 }

@@ -219,6 +219,14 @@ impl Env {
         Ok(Self { work_dir, bin_dir, admin_kubeconfig, client, simulator, operator_log, _operator: operator, _controlplane: controlplane })
     }
 
+    /// A BIG-IP client of the test's own (not the operator's), trusting the simulator's CA.
+    pub fn bigip_client(&self) -> Result<bigip_operator::bigip::BigIpClient> {
+        use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials, TlsVerification};
+        let mut config = BigIpConfig::new(self.simulator.base_url(), Credentials::new("admin", BIGIP_PASSWORD));
+        config.tls = TlsVerification::CaBundle(self.work_dir.path().join("bigip-ca.pem"));
+        Ok(BigIpClient::new(config)?)
+    }
+
     pub fn operator_log(&self) -> String {
         std::fs::read_to_string(&self.operator_log).unwrap_or_default()
     }

@@ -29,6 +29,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(crd_validation_rejects_invalid),
     scenario!(delete_removes_only_its_application),
     scenario!(printer_columns),
+    scenario!(rejected_object_does_not_break_its_partition),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

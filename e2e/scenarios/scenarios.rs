@@ -9,6 +9,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams};
 use kube::Api;
+use serde_json::json;
 
 use crate::harness::{eventually, Env, DEFAULT_PARTITION};
 
@@ -318,5 +319,41 @@ spec:
     eventually("member for the new node", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == with_node { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
     env.kubectl(&["delete", "node", "e2e-extra-node"])?;
     eventually("member removed with the node", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == before { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
+    Ok(())
+}
+
+/// 8. Isolation: a VirtualServer the BIG-IP rejects (its address belongs to a tenant this
+///    operator does not own) gets Programmed False with the BIG-IP's reason, while another
+///    VirtualServer in the same partition is programmed; fixing it programs it.
+pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<()> {
+    use bigip_operator::bigip::As3Api;
+    let ns = "e2e-isolation";
+    setup_namespace(env, ns).await?;
+    let foreign = std::collections::BTreeMap::from([(
+        "foreign".to_string(),
+        json!({"class": "Tenant", "legacy": {"class": "Application",
+            "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.10.8.10"], "virtualPort": 80}}}),
+    )]);
+    env.bigip_client()?.deploy_tenants(&foreign).await?;
+
+    env.kubectl_apply(ns, &workload("web", 1, Some(30108)))?;
+    env.kubectl_apply(ns, &virtual_server("clash", "10.10.8.10", "web", ""))?;
+    env.kubectl_apply(ns, &virtual_server("fine", "10.10.8.11", "web", ""))?;
+    eventually("fine Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "fine").await?)) }).await?;
+    eventually("clash rejected with the BIG-IP's reason", WAIT, || async {
+        let vs = get_vs(env, ns, "clash").await?;
+        let accepted = condition(&vs, "Accepted").map(|c| c.status.clone());
+        Ok(match condition(&vs, "Programmed") {
+            Some(c) if c.status == "False" && c.reason == "DeclarationFailed" && c.message.contains("illegally shares")
+                && accepted.as_deref() == Some("True") => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    }).await?;
+    let tenant = env.simulator.state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
+    ensure!(tenant.get(app_name(ns, "fine")).is_some() && tenant.get(app_name(ns, "clash")).is_none(), "{tenant}");
+    ensure!(env.simulator.state().tenants().contains_key("foreign"), "the foreign tenant was touched");
+
+    env.kubectl(&["patch", "bvs", "clash", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8080}}"#])?;
+    eventually("clash Ready on a free port", WAIT, || async { Ok(all_true(&get_vs(env, ns, "clash").await?)) }).await?;
     Ok(())
 }

@@ -15,13 +15,66 @@ use crate::metrics::Metrics;
 use crate::model::DesiredApplication;
 use crate::status::ProgrammingState;
 
+/// The result of syncing one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// The tenant as a whole: Programmed when the BIG-IP holds every application not excluded.
+    pub state: ProgrammingState,
+    /// Applications left out because the BIG-IP rejected them, with why. Everything else in
+    /// the partition stays programmed: one bad object never takes its partition down.
+    pub excluded: BTreeMap<String, ProgrammingState>,
+}
+
+impl SyncOutcome {
+    fn whole(state: ProgrammingState) -> Self {
+        Self { state, excluded: BTreeMap::new() }
+    }
+
+    /// What happened to one application of the partition.
+    pub fn for_application(&self, application: &str) -> ProgrammingState {
+        self.excluded.get(application).cloned().unwrap_or_else(|| self.state.clone())
+    }
+
+    /// Deterministic outcomes can be reused while the desired tenant does not change;
+    /// transport failures (unreachable, busy) must be retried.
+    fn is_final(&self) -> bool {
+        match &self.state {
+            ProgrammingState::Programmed { .. } => true,
+            ProgrammingState::Failed { reason, .. } => reason == "DeclarationFailed" || reason == "DeclarationInvalid",
+            ProgrammingState::NotAttempted => false,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct PartitionRecord {
     /// Hash of the tenant the BIG-IP is known to hold (posted successfully, or read back).
     deployed_hash: Option<String>,
-    /// The last rejected tenant: hash and the failure, so an unchanged invalid tenant is not
-    /// re-posted on every reconcile.
-    rejected: Option<(String, ProgrammingState)>,
+    /// Hash of the last desired tenant, its final outcome and when it was reached, so that an
+    /// unchanged tenant (including one with rejected applications) is not posted again on
+    /// every reconcile.
+    last: Option<(String, SyncOutcome, std::time::Instant)>,
+}
+
+/// An unchanged tenant whose applications were rejected is tried again after this long: what
+/// the BIG-IP objected to (a foreign virtual on the same address, a missing profile) may have
+/// been fixed there.
+const REJECTION_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// At most this many posts per sync when the BIG-IP rejects applications one after another.
+const MAX_ISOLATION_ROUNDS: usize = 4;
+
+/// Applications of `partition` that a BIG-IP/AS3 error message names by path
+/// (`/partition/application/...`).
+pub fn applications_named_in(partition: &str, message: &str, candidates: &[DesiredApplication]) -> BTreeSet<String> {
+    candidates
+        .iter()
+        .filter(|app| {
+            let path = format!("/{partition}/{}/", app.name);
+            message.contains(&path)
+        })
+        .map(|app| app.name.clone())
+        .collect()
 }
 
 /// The operator's knowledge of what each partition on the BIG-IP holds.
@@ -79,79 +132,157 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// Makes the BIG-IP's tenant `partition` hold exactly `applications`.
     ///
     /// Posts nothing when the rendered tenant equals the one last deployed; an empty list
-    /// removes the tenant, but only one this operator deployed.
-    pub async fn sync(&self, partition: &str, applications: &[DesiredApplication]) -> ProgrammingState {
+    /// removes the tenant, but only one this operator deployed. When AS3 rejects the tenant
+    /// and names the offending applications, the tenant is posted again without them.
+    pub async fn sync(&self, partition: &str, applications: &[DesiredApplication]) -> SyncOutcome {
         let lock = self.partition_lock(partition).await;
         let _serialised = lock.lock().await;
 
-        let tenant = if applications.is_empty() { render_empty_tenant() } else { render_tenant(applications) };
-        let hash = tenant_hash(&tenant);
+        let desired_hash = tenant_hash(&render_partition(applications));
         let programmed = ProgrammingState::Programmed { partition: partition.to_string(), bigip: self.bigip_url.clone() };
-        {
+        let mut deployed_hash = {
             let records = self.records.lock().await;
             let record = records.get(partition);
-            if applications.is_empty() && record.and_then(|r| r.deployed_hash.as_ref()).is_none() {
+            let deployed = record.and_then(|r| r.deployed_hash.clone());
+            if applications.is_empty() && deployed.is_none() {
                 // Never deployed by us (or already removed): nothing to remove.
-                return programmed;
+                return SyncOutcome::whole(programmed);
             }
-            if record.and_then(|r| r.deployed_hash.as_deref()) == Some(hash.as_str()) {
+            if let Some((hash, outcome, at)) = record.and_then(|r| r.last.as_ref()) {
+                let clean = outcome.excluded.is_empty() && matches!(outcome.state, ProgrammingState::Programmed { .. });
+                if *hash == desired_hash && (clean || at.elapsed() < REJECTION_RETRY) {
+                    self.metrics.as3_posts_skipped.inc();
+                    return outcome.clone();
+                }
+            }
+            deployed
+        };
+
+        let mut candidates: Vec<DesiredApplication> = applications.to_vec();
+        let mut excluded = BTreeMap::new();
+        let mut outcome = SyncOutcome::whole(ProgrammingState::NotAttempted);
+        for _round in 0..MAX_ISOLATION_ROUNDS {
+            let tenant = render_partition(&candidates);
+            let hash = tenant_hash(&tenant);
+            if deployed_hash.as_deref() == Some(hash.as_str()) {
                 self.metrics.as3_posts_skipped.inc();
-                return programmed;
+                outcome = SyncOutcome { state: programmed.clone(), excluded: excluded.clone() };
+                break;
             }
-            if let Some((rejected_hash, failure)) = record.and_then(|r| r.rejected.as_ref()) {
-                if rejected_hash == &hash {
-                    return failure.clone();
+            match self.post(partition, tenant, candidates.len()).await {
+                Ok(()) => {
+                    deployed_hash = if candidates.is_empty() { None } else { Some(hash) };
+                    outcome = SyncOutcome { state: programmed.clone(), excluded: excluded.clone() };
+                    break;
+                }
+                Err(failure) => {
+                    let message = match &failure {
+                        ProgrammingState::Failed { reason, message } if reason == "DeclarationFailed" => message.clone(),
+                        _ => {
+                            outcome = SyncOutcome { state: failure, excluded: excluded.clone() };
+                            break;
+                        }
+                    };
+                    let culprits = applications_named_in(partition, &message, &candidates);
+                    if culprits.is_empty() || culprits.len() == candidates.len() {
+                        // AS3 named no single application, or all of them: the tenant fails.
+                        outcome = SyncOutcome { state: failure, excluded: excluded.clone() };
+                        break;
+                    }
+                    warn!(partition, excluded = ?culprits, "leaving rejected applications out of the tenant");
+                    for name in culprits {
+                        excluded.insert(name, failure.clone());
+                    }
+                    candidates.retain(|app| !excluded.contains_key(&app.name));
                 }
             }
         }
 
+        let mut records = self.records.lock().await;
+        let record = records.entry(partition.to_string()).or_default();
+        record.deployed_hash = deployed_hash;
+        record.last = outcome.is_final().then(|| (desired_hash, outcome.clone(), std::time::Instant::now()));
+        outcome
+    }
+
+    /// Posts one tenant; a rejection or transport failure comes back as the Failed state.
+    async fn post(&self, partition: &str, tenant: Value, applications: usize) -> Result<(), ProgrammingState> {
         let tenants = BTreeMap::from([(partition.to_string(), tenant)]);
         let started = std::time::Instant::now();
         let outcome = self.bigip.deploy_tenants(&tenants).await;
         self.metrics.as3_post_duration.observe(started.elapsed().as_secs_f64());
-        let mut records = self.records.lock().await;
-        let record = records.entry(partition.to_string()).or_default();
         match outcome {
             Ok(report) => match report.tenants.get(partition) {
                 Some(result) if result.succeeded() => {
-                    info!(partition, applications = applications.len(), message = %result.message, "tenant deployed");
+                    info!(partition, applications, message = %result.message, "tenant deployed");
                     self.metrics.as3_posts.with_label_values(&["success"]).inc();
-                    record.deployed_hash = if applications.is_empty() { None } else { Some(hash) };
-                    record.rejected = None;
-                    programmed
+                    Ok(())
                 }
                 Some(result) => {
                     warn!(partition, code = result.code, detail = %result.detail(), "tenant rejected by AS3");
                     self.metrics.as3_posts.with_label_values(&["rejected"]).inc();
-                    let failure = ProgrammingState::Failed {
+                    Err(ProgrammingState::Failed {
                         reason: "DeclarationFailed".into(),
                         message: format!("AS3 rejected tenant {partition}: {}", result.detail()),
-                    };
-                    record.rejected = Some((hash, failure.clone()));
-                    failure
+                    })
                 }
                 None => {
                     self.metrics.as3_posts.with_label_values(&["error"]).inc();
-                    ProgrammingState::Failed {
+                    Err(ProgrammingState::Failed {
                         reason: "BigIpInvalidResponse".into(),
                         message: format!("AS3 reported no result for tenant {partition}"),
-                    }
+                    })
                 }
             },
             Err(BigIpError::InvalidDeclaration { errors }) => {
                 self.metrics.as3_posts.with_label_values(&["rejected"]).inc();
-                let failure = ProgrammingState::Failed {
+                Err(ProgrammingState::Failed {
                     reason: "DeclarationInvalid".into(),
                     message: format!("AS3 refused the declaration of tenant {partition}: {}", errors.join("; ")),
-                };
-                record.rejected = Some((hash, failure.clone()));
-                failure
+                })
             }
             Err(error) => {
                 warn!(partition, %error, "posting tenant failed");
                 self.metrics.as3_posts.with_label_values(&["error"]).inc();
-                ProgrammingState::Failed { reason: error.reason().into(), message: error.to_string() }
+                Err(ProgrammingState::Failed { reason: error.reason().into(), message: error.to_string() })
             }
         }
+    }
+}
+
+/// The Tenant object for a partition: its applications, or the empty tenant that removes it.
+fn render_partition(applications: &[DesiredApplication]) -> Value {
+    if applications.is_empty() {
+        render_empty_tenant()
+    } else {
+        render_tenant(applications)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::SnatMode;
+    use crate::model::ObjectKey;
+
+    fn app(name: &str) -> DesiredApplication {
+        DesiredApplication {
+            source: ObjectKey { namespace: "ns".into(), name: name.into() },
+            name: format!("ns_{name}"),
+            partition: "k8s".into(),
+            virtual_address: "10.0.0.1".parse().expect("ip"),
+            port: 80,
+            snat: SnatMode::Automap,
+            pools: vec![],
+            default_pool: "web".into(),
+        }
+    }
+
+    #[test]
+    fn finds_applications_by_path_in_the_partition_only() {
+        let apps = [app("a"), app("ab"), app("b")];
+        let message = "01070333:3: Virtual Server /k8s/ns_a/vs illegally shares both address and vlan with Virtual Server /other/ns_b/vs.";
+        assert_eq!(applications_named_in("k8s", message, &apps), BTreeSet::from(["ns_a".to_string()]));
+        assert!(applications_named_in("k8s", "declaration failed", &apps).is_empty());
     }
 }

@@ -112,28 +112,30 @@ async fn reconcile_inner<B: As3Api>(vs: Arc<VirtualServer>, ctx: &Arc<Context<B>
 async fn apply<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>, api: &Api<VirtualServer>) -> Result<Action, ReconcileError> {
     let key = object_key(vs);
     let fleet = ctx.fleet();
-    let Some(outcome) = fleet.outcomes.get(&key) else {
+    let Some(outcome_of_vs) = fleet.outcomes.get(&key) else {
         // Being deleted: the finalizer's cleanup handles it.
         return Ok(Action::await_change());
     };
 
     // The partition it is in now, and the one it was programmed in before (if it moved).
     let previous_partition = vs.status.as_ref().and_then(|s| s.partition.clone());
-    let current_partition = match outcome {
+    let current_partition = match outcome_of_vs {
         AppOutcome::Included { partition, .. } => Some(partition.clone()),
         _ => None,
     };
     let mut programming = ProgrammingState::NotAttempted;
     for partition in current_partition.iter().chain(previous_partition.iter().filter(|p| Some(*p) != current_partition.as_ref())) {
         let apps = fleet.partitions.get(partition).map(Vec::as_slice).unwrap_or(&[]);
-        let state = ctx.syncer.sync(partition, apps).await;
-        if Some(partition) == current_partition.as_ref() {
-            programming = state;
+        let outcome = ctx.syncer.sync(partition, apps).await;
+        if let (Some(current), AppOutcome::Included { application, .. }) = (current_partition.as_ref(), outcome_of_vs) {
+            if current == partition {
+                programming = outcome.for_application(application);
+            }
         }
     }
 
     let now = jiff_now();
-    let status = virtual_server_status(outcome, &programming, vs.metadata.generation, vs.status.as_ref(), &now);
+    let status = virtual_server_status(outcome_of_vs, &programming, vs.metadata.generation, vs.status.as_ref(), &now);
     write_status_if_changed(vs, status, ctx, api).await?;
 
     Ok(match programming {
@@ -150,7 +152,7 @@ async fn cleanup<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>) -> Result<Acti
     };
     let fleet = ctx.fleet();
     let apps = fleet.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
-    match ctx.syncer.sync(&partition, apps).await {
+    match ctx.syncer.sync(&partition, apps).await.state {
         ProgrammingState::Failed { message, .. } => {
             warn!(%partition, %message, "could not remove the application; keeping the finalizer");
             Err(ReconcileError::Cleanup { key: key.to_string(), partition, message })

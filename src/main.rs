@@ -79,6 +79,9 @@ struct RunArgs {
     /// Seconds between full re-checks of every object.
     #[arg(long, default_value_t = 300)]
     resync_seconds: u64,
+    /// Seconds between read-backs of the managed tenants, repairing out-of-band changes.
+    #[arg(long, default_value_t = 60)]
+    drift_check_seconds: u64,
     /// Address of the /metrics, /healthz and /readyz endpoint.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -204,6 +207,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         defaults: ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type },
         namespace: args.namespace,
         resync_period: Duration::from_secs(args.resync_seconds.max(10)),
+        drift_check_period: Duration::from_secs(args.drift_check_seconds.max(1)),
         debounce: Duration::from_millis(200),
         concurrency: 8,
     };

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub as3_posts_skipped: IntCounter,
     pub as3_post_duration: Histogram,
     pub status_writes: IntCounter,
+    /// Managed tenants found changed or deleted on the BIG-IP, and re-posted.
+    pub drift_repairs: IntCounter,
 }
 
 impl Metrics {
@@ -30,6 +32,9 @@ impl Metrics {
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
         )?;
         let status_writes = IntCounter::new("status_writes_total", "Status patches written")?;
+        let drift_repairs =
+            IntCounter::new("drift_repairs_total", "Managed tenants found changed on the BIG-IP and re-posted")?;
+        registry.register(Box::new(drift_repairs.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(as3_posts.clone()))?;
@@ -44,6 +49,7 @@ impl Metrics {
             as3_posts_skipped,
             as3_post_duration,
             status_writes,
+            drift_repairs,
         })
     }
 

@@ -271,3 +271,27 @@ async fn one_rejected_application_is_left_out_and_the_rest_of_the_partition_is_p
     assert_eq!(sim.state().declare_count(), posts + 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn out_of_band_changes_are_detected_and_repaired() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let apps = [app("a", "10.1.10.80", &["172.31.0.1", "172.31.0.2"])];
+    syncer.sync("k8s", &apps).await;
+    assert_eq!(syncer.detect_drift().await.expect("reads"), Vec::<String>::new(), "no drift right after deploying");
+
+    // Someone edits the tenant on the BIG-IP: a member removed.
+    client.deploy_tenants(&tenants("k8s", &[app("a", "10.1.10.80", &["172.31.0.1"])])).await.expect("edit");
+    assert_eq!(syncer.detect_drift().await.expect("reads"), vec!["k8s".to_string()]);
+    syncer.sync("k8s", &apps).await;
+    assert_eq!(sim.state().pool_members("k8s", "ns_a", "pool_web").expect("pool").len(), 2, "repaired");
+
+    // Someone deletes the tenant.
+    client.deploy_tenants(&BTreeMap::from([("k8s".to_string(), json!({"class": "Tenant"}))])).await.expect("delete");
+    assert_eq!(syncer.detect_drift().await.expect("reads"), vec!["k8s".to_string()]);
+    syncer.sync("k8s", &apps).await;
+    assert!(sim.state().tenants().contains_key("k8s"), "re-created");
+    assert_eq!(syncer.detect_drift().await.expect("reads"), Vec::<String>::new());
+    sim.shutdown().await;
+}

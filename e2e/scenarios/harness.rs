@@ -209,6 +209,7 @@ impl Env {
                 "--partition", DEFAULT_PARTITION,
                 "--metrics-addr", "127.0.0.1:0",
                 "--resync-seconds", "30",
+                "--drift-check-seconds", "2",
             ])
             .env("RUST_LOG", "info,bigip_operator=debug,kube=warn")
             .stdout(log.try_clone()?)

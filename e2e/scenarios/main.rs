@@ -30,6 +30,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(delete_removes_only_its_application),
     scenario!(printer_columns),
     scenario!(rejected_object_does_not_break_its_partition),
+    scenario!(out_of_band_changes_are_repaired),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

@@ -357,3 +357,33 @@ pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<(
     eventually("clash Ready on a free port", WAIT, || async { Ok(all_true(&get_vs(env, ns, "clash").await?)) }).await?;
     Ok(())
 }
+
+/// 9. Drift: the tenant is changed and then deleted behind the operator's back on the BIG-IP;
+///    the operator puts it back (the harness runs it with --drift-check-seconds 2).
+pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
+    use bigip_operator::bigip::As3Api;
+    let ns = "e2e-drift";
+    let partition = "e2e-drift";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 2, None))?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.9.10", "web", &format!("  partition: {partition}\n  poolMemberType: cluster\n")))?;
+    let app = app_name(ns, "web");
+    let expected = eventually("2 members", WAIT, || async {
+        Ok(simulator_members(env, partition, &app).and_then(|m| if m.len() == 2 { Ok(m) } else { Err(format!("{m:?}")) }))
+    }).await?;
+
+    let client = env.bigip_client()?;
+    let mut tenant = env.simulator.state().tenants().get(partition).cloned().context("tenant")?;
+    tenant[&app]["pool_web"]["members"] = json!([]);
+    client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), tenant)])).await?;
+    ensure!(simulator_members(env, partition, &app).map_err(anyhow::Error::msg)?.is_empty(), "the edit did not land");
+    eventually("members restored", WAIT, || async {
+        Ok(simulator_members(env, partition, &app).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?}")) }))
+    }).await?;
+
+    client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), json!({"class": "Tenant"}))])).await?;
+    eventually("tenant re-created", WAIT, || async {
+        Ok(simulator_members(env, partition, &app).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?}")) }))
+    }).await?;
+    Ok(())
+}

@@ -38,8 +38,11 @@ pub struct ControllerSettings {
     pub defaults: ModelDefaults,
     /// Watch only this namespace (None: all namespaces).
     pub namespace: Option<String>,
-    /// Every object is reconciled at least this often, repairing drift.
+    /// Every object is reconciled at least this often.
     pub resync_period: Duration,
+    /// How often the managed tenants are read back from the BIG-IP to repair out-of-band
+    /// changes.
+    pub drift_check_period: Duration,
     /// Bursts of changes within this window are reconciled once.
     pub debounce: Duration,
     pub concurrency: u16,
@@ -93,12 +96,14 @@ pub async fn run<B: As3Api>(
         metrics,
     });
 
+    let drift_triggers = drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period);
     let (s1, s2, s3) = (vs_store.clone(), vs_store.clone(), vs_store.clone());
     info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer controller");
     controller
         .watches_stream(service_events, move |svc| triggers::for_service(&s1, &svc))
         .watches_stream(slice_events, move |slice| triggers::for_endpoint_slice(&s2, &slice))
         .watches_stream(node_events, move |node| triggers::for_node(&s3, &node))
+        .reconcile_all_on(drift_triggers)
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| async move {
@@ -112,4 +117,30 @@ pub async fn run<B: As3Api>(
         .await;
     info!("controller stopped");
     Ok(())
+}
+
+/// Every `period`, once the VirtualServer cache is ready, reads the managed tenants back from
+/// the BIG-IP; when one drifted, emits a trigger that reconciles every VirtualServer (which
+/// re-posts the drifted tenants).
+fn drift_checks<B: As3Api>(
+    syncer: Arc<PartitionSyncer<B>>,
+    virtual_servers: kube::runtime::reflector::Store<VirtualServer>,
+    period: Duration,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold((syncer, virtual_servers), move |(syncer, store)| async move {
+        loop {
+            tokio::time::sleep(period).await;
+            if store.wait_until_ready().await.is_err() {
+                return None;
+            }
+            match syncer.detect_drift().await {
+                Ok(drifted) if !drifted.is_empty() => {
+                    info!(partitions = ?drifted, "repairing drifted tenants");
+                    return Some(((), (syncer, store)));
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "drift check could not read the BIG-IP"),
+            }
+        }
+    })
 }

@@ -114,6 +114,28 @@ impl<B: As3Api> PartitionSyncer<B> {
         Ok(learned)
     }
 
+    /// Reads the BIG-IP's tenants back and returns the managed partitions whose content
+    /// differs from what this operator deployed (changed or deleted out of band). Their
+    /// records are forgotten, so the next sync posts them again. (A sync that lands between
+    /// the read and the comparison can look like drift; that costs one redundant post.)
+    pub async fn detect_drift(&self) -> Result<Vec<String>, BigIpError> {
+        let on_bigip = self.bigip.current_tenants().await?;
+        let mut records = self.records.lock().await;
+        let mut drifted = Vec::new();
+        for (partition, record) in records.iter_mut() {
+            let Some(deployed) = record.deployed_hash.as_deref() else { continue };
+            let actual = on_bigip.get(partition).map(tenant_hash);
+            if actual.as_deref() != Some(deployed) {
+                warn!(partition, "the BIG-IP's tenant differs from what was deployed; repairing");
+                self.metrics.drift_repairs.inc();
+                record.deployed_hash = None;
+                record.last = None;
+                drifted.push(partition.clone());
+            }
+        }
+        Ok(drifted)
+    }
+
     /// Partitions this operator has programmed (or found with its remark).
     pub async fn managed_partitions(&self) -> BTreeSet<String> {
         self.records

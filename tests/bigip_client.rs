@@ -47,6 +47,12 @@ fn tenants(partition: &str, apps: &[DesiredApplication]) -> BTreeMap<String, Val
     BTreeMap::from([(partition.to_string(), render_tenant(apps))])
 }
 
+/// Deploys tenant `other` (not the partition under test) with a virtual on `address`:80.
+async fn occupy_address_in_another_tenant(client: &BigIpClient, address: &str) {
+    let foreign = BTreeMap::from([("other".to_string(), render_tenant(&[app("x", address, &[])]))]);
+    client.deploy_tenants(&foreign).await.expect("foreign tenant");
+}
+
 #[tokio::test]
 async fn deploys_a_tenant_and_the_simulator_holds_it() {
     let sim = simulator(SimulatorConfig::default()).await;
@@ -211,9 +217,7 @@ async fn syncer_posts_only_changed_tenants_and_removes_emptied_ones() {
 async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = Arc::new(client_for(&sim, "admin"));
-    // A foreign tenant (not ours) already uses 10.1.10.80:80.
-    let foreign = BTreeMap::from([("other".to_string(), render_tenant(&[app("x", "10.1.10.80", &[])]))]);
-    client.deploy_tenants(&foreign).await.expect("foreign tenant");
+    occupy_address_in_another_tenant(&client, "10.1.10.80").await;
     let posts_before = sim.state().declare_count();
 
     let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
@@ -235,9 +239,7 @@ async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
 async fn one_rejected_application_is_left_out_and_the_rest_of_the_partition_is_programmed() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = Arc::new(client_for(&sim, "admin"));
-    // A tenant this operator does not own already uses 10.1.10.80:80.
-    let foreign = BTreeMap::from([("other".to_string(), render_tenant(&[app("x", "10.1.10.80", &[])]))]);
-    client.deploy_tenants(&foreign).await.expect("foreign tenant");
+    occupy_address_in_another_tenant(&client, "10.1.10.80").await;
 
     let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
     let good = app("good", "10.1.10.81", &["172.31.0.1"]);

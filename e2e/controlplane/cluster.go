@@ -110,36 +110,34 @@ func (cp *controlPlane) apiserverArgs(port, etcdPort int) []string {
 }
 
 func (cp *controlPlane) kcmArgs(port int) []string {
-	kc := cp.path("kube-controller-manager.kubeconfig")
 	pki := cp.pki.path
-	return []string{
-		"--kubeconfig=" + kc,
-		"--authentication-kubeconfig=" + kc,
-		"--authorization-kubeconfig=" + kc,
-		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(port),
-		"--leader-elect=false",
-		"--controllers=" + cp.opts.controllers,
+	return append(cp.componentArgs("kube-controller-manager.kubeconfig", port),
+		"--controllers="+cp.opts.controllers,
 		"--use-service-account-credentials=true",
-		"--service-account-private-key-file=" + pki("sa.key"),
-		"--root-ca-file=" + pki("ca.crt"),
-		"--cluster-signing-cert-file=" + pki("ca.crt"),
-		"--cluster-signing-key-file=" + pki("ca.key"),
+		"--service-account-private-key-file="+pki("sa.key"),
+		"--root-ca-file="+pki("ca.crt"),
+		"--cluster-signing-cert-file="+pki("ca.crt"),
+		"--cluster-signing-key-file="+pki("ca.key"),
 		"--cluster-name=bigip-operator-e2e",
-		"--cluster-cidr=" + clusterCIDR,
-		"--service-cluster-ip-range=" + serviceCIDR,
+		"--cluster-cidr="+clusterCIDR,
+		"--service-cluster-ip-range="+serviceCIDR,
 		"--allocate-node-cidrs=false",
-		"--profiling=false",
-		"--v=" + strconv.Itoa(cp.opts.verbosity),
-	}
+	)
 }
 
 func (cp *controlPlane) schedulerArgs(port int) []string {
-	kc := cp.path("kube-scheduler.kubeconfig")
+	return cp.componentArgs("kube-scheduler.kubeconfig", port)
+}
+
+// componentArgs are the flags the controller-manager and the scheduler share: one
+// kubeconfig (a file in the data dir) for the API and for delegated authn/authz, loopback
+// serving, no leader election, no profiling.
+func (cp *controlPlane) componentArgs(kubeconfigFile string, port int) []string {
+	kubeconfig := cp.path(kubeconfigFile)
 	return []string{
-		"--kubeconfig=" + kc,
-		"--authentication-kubeconfig=" + kc,
-		"--authorization-kubeconfig=" + kc,
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(port),
 		"--leader-elect=false",

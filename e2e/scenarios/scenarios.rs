@@ -117,6 +117,11 @@ fn simulator_members(env: &Env, partition: &str, app: &str) -> std::result::Resu
     Ok(list)
 }
 
+/// Ok when the simulator's members of the application's pool are exactly `expected`.
+fn members_are(env: &Env, partition: &str, app: &str, expected: &[String]) -> std::result::Result<(), String> {
+    simulator_members(env, partition, app).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?} != {expected:?}")) })
+}
+
 async fn ready_endpoints(env: &Env, ns: &str, service: &str) -> Result<Vec<String>> {
     let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
     let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
@@ -151,7 +156,7 @@ pub async fn programmed_end_to_end(env: &Env) -> Result<()> {
     ensure!(virtual_.partition == DEFAULT_PARTITION, "{virtual_:?}");
     let nodes = env.ready_node_ips().await?;
     let expected: Vec<String> = nodes.iter().map(|ip| format!("{ip}:30101")).collect();
-    eventually("nodeport members", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app_name(ns, "web")).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?} != {expected:?}")) })) }).await?;
+    eventually("nodeport members", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app_name(ns, "web"), &expected)) }).await?;
     ensure!(status.members == Some(expected.len() as i32), "status.members {:?}", status.members);
 
     eventually("a Programmed Event", WAIT, || async {
@@ -296,7 +301,7 @@ pub async fn nodeport_follows_nodes(env: &Env) -> Result<()> {
     let app = app_name(ns, "web");
     let expect_nodes = |ips: Vec<String>| ips.into_iter().map(|ip| format!("{ip}:30103")).collect::<Vec<_>>();
     let before = expect_nodes(env.ready_node_ips().await?);
-    eventually("members = nodes", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == before { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
+    eventually("members = nodes", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app, &before)) }).await?;
 
     let node = r#"apiVersion: v1
 kind: Node
@@ -316,9 +321,9 @@ spec:
     let mut with_node = before.clone();
     with_node.push("172.31.9.99:30103".into());
     with_node.sort();
-    eventually("member for the new node", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == with_node { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
+    eventually("member for the new node", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app, &with_node)) }).await?;
     env.kubectl(&["delete", "node", "e2e-extra-node"])?;
-    eventually("member removed with the node", WAIT, || async { Ok(simulator_members(env, DEFAULT_PARTITION, &app).and_then(|m| if m == before { Ok(()) } else { Err(format!("{m:?}")) })) }).await?;
+    eventually("member removed with the node", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app, &before)) }).await?;
     Ok(())
 }
 
@@ -378,12 +383,12 @@ pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
     client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), tenant)])).await?;
     ensure!(simulator_members(env, partition, &app).map_err(anyhow::Error::msg)?.is_empty(), "the edit did not land");
     eventually("members restored", WAIT, || async {
-        Ok(simulator_members(env, partition, &app).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?}")) }))
+        Ok(members_are(env, partition, &app, &expected))
     }).await?;
 
     client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), json!({"class": "Tenant"}))])).await?;
     eventually("tenant re-created", WAIT, || async {
-        Ok(simulator_members(env, partition, &app).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?}")) }))
+        Ok(members_are(env, partition, &app, &expected))
     }).await?;
     Ok(())
 }

@@ -27,10 +27,7 @@ pub fn build_application(
     cluster: &dyn ClusterView,
     defaults: &ModelDefaults,
 ) -> Result<BuiltApplication, InvalidSpec> {
-    let source = ObjectKey {
-        namespace: vs.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
-        name: vs.metadata.name.clone().unwrap_or_default(),
-    };
+    let source = ObjectKey::of(&vs.metadata);
     let spec = &vs.spec;
     let name = application_name(&source)?;
     let virtual_address: IpAddr = spec

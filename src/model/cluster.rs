@@ -29,19 +29,11 @@ pub struct ClusterObjects {
 
 impl ClusterObjects {
     pub fn add_service(&mut self, service: Service) {
-        let key = (
-            service.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
-            service.metadata.name.clone().unwrap_or_default(),
-        );
-        self.services.insert(key, Arc::new(service));
+        self.services.insert(namespaced_key(&service.metadata), Arc::new(service));
     }
 
     pub fn add_endpoint_slice(&mut self, slice: EndpointSlice) {
-        let key = (
-            slice.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
-            slice.metadata.name.clone().unwrap_or_default(),
-        );
-        self.endpoint_slices.insert(key, Arc::new(slice));
+        self.endpoint_slices.insert(namespaced_key(&slice.metadata), Arc::new(slice));
     }
 
     pub fn add_node(&mut self, node: Node) {
@@ -65,6 +57,11 @@ impl ClusterView for ClusterObjects {
     fn nodes(&self) -> Vec<Arc<Node>> {
         self.nodes.values().cloned().collect()
     }
+}
+
+fn namespaced_key(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+    let key = super::ObjectKey::of(metadata);
+    (key.namespace, key.name)
 }
 
 /// The Service an EndpointSlice belongs to, from its `kubernetes.io/service-name` label.

@@ -81,8 +81,5 @@ pub fn build_fleet<'a>(
 }
 
 pub fn object_key(vs: &VirtualServer) -> ObjectKey {
-    ObjectKey {
-        namespace: vs.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
-        name: vs.metadata.name.clone().unwrap_or_default(),
-    }
+    ObjectKey::of(&vs.metadata)
 }

@@ -30,6 +30,17 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// The key of a namespaced object; objects read without a namespace are in `default`,
+    /// as kubectl would create them.
+    pub fn of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
+        Self {
+            namespace: metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)

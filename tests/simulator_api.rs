@@ -1,7 +1,7 @@
 //! The BIG-IP simulator through its wire API: real HTTP(S) with reqwest against `start(...)`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bigip_operator::simulator::{
     self, ChangeAction, Faults, PoolMemberView, RunningSimulator, SimulatorConfig, TlsMode,
@@ -650,6 +650,92 @@ async fn a_declaration_while_another_is_processed_gets_503() {
     assert_eq!(sim.state().tenants().keys().collect::<Vec<_>>(), ["First"]);
     // Once it is done, the device takes declarations again.
     assert_eq!(session.declare(&adc(&[("Second", web_tenant("10.0.10.2", &[]))])).await.0, StatusCode::OK);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Change history: who changed what, and when
+
+fn unix_ms_now() -> u64 {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
+    u64::try_from(elapsed.as_millis()).expect("milliseconds fit u64")
+}
+
+/// A session whose requests carry `User-Agent: agent`, like one operator replica.
+async fn login_as(sim: &RunningSimulator, agent: &str) -> Session {
+    Session::login_with(Client::builder().user_agent(agent).build().expect("client"), sim).await
+}
+
+#[tokio::test]
+async fn every_change_records_the_user_agent_and_time_of_its_request() {
+    let sim = start(SimulatorConfig::default()).await;
+    let replica_a = login_as(&sim, "bigip-operator/0.1.0 (replica-a)").await;
+    let anonymous = Session::login(&sim).await;
+    let before = unix_ms_now();
+
+    let tenant = web_tenant("10.0.15.1", &["192.0.15.10"]);
+    assert_eq!(replica_a.declare(&adc(&[("T", tenant)])).await.0, StatusCode::OK);
+    let second_app = web_tenant("10.0.15.2", &["192.0.15.20"])["A"].clone();
+    let (status, body) = replica_a
+        .post(&format!("{DECLARE}/T/applications"), &json!({"schemaVersion": "3.50.0", "B": second_app}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(replica_a.delete(&format!("{DECLARE}/T/applications/B")).await.0, StatusCode::OK);
+    assert_eq!(replica_a.delete(&format!("{DECLARE}/T")).await.0, StatusCode::OK);
+    // A request without a User-Agent (reqwest sends none unless told to).
+    assert_eq!(anonymous.declare(&adc(&[("U", web_tenant("10.0.15.3", &[]))])).await.0, StatusCode::OK);
+    let after = unix_ms_now();
+
+    let history = sim.state().history();
+    let recorded: Vec<(&str, ChangeAction, Option<&str>)> =
+        history.iter().map(|c| (c.tenant.as_str(), c.action, c.client.as_deref())).collect();
+    let replica = Some("bigip-operator/0.1.0 (replica-a)");
+    assert_eq!(
+        recorded,
+        [
+            ("T", ChangeAction::Deployed, replica),
+            ("T", ChangeAction::ApplicationsDeployed, replica),
+            ("T", ChangeAction::ApplicationDeleted, replica),
+            ("T", ChangeAction::Deleted, replica),
+            ("U", ChangeAction::Deployed, None),
+        ]
+    );
+    for change in &history {
+        assert!((before..=after).contains(&change.at_unix_ms), "{} not in {before}..={after}", change.at_unix_ms);
+    }
+    assert!(history.windows(2).all(|pair| pair[0].at_unix_ms <= pair[1].at_unix_ms), "{history:#?}");
+
+    // Over HTTP: `client` and `atUnixMs`, with `client` left out when there was none.
+    let (status, served) = anonymous.get("/simulator/history").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served[0]["client"], "bigip-operator/0.1.0 (replica-a)");
+    assert_eq!(served[0]["atUnixMs"], history[0].at_unix_ms);
+    assert!(served[4].get("client").is_none(), "{}", served[4]);
+    assert_eq!(served[4]["atUnixMs"], history[4].at_unix_ms);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_async_declaration_records_the_user_agent_of_its_request() {
+    let sim =
+        start(SimulatorConfig { as3_processing_delay: Duration::from_millis(100), ..SimulatorConfig::default() }).await;
+    let replica_b = login_as(&sim, "bigip-operator/0.1.0 (replica-b)").await;
+    let before = unix_ms_now();
+
+    let (status, accepted) = replica_b
+        .post(&format!("{DECLARE}?async=true"), &adc(&[("T", web_tenant("10.0.16.1", &["192.0.16.10"]))]))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = wait_for_task(&replica_b, accepted["id"].as_str().expect("task id")).await;
+    assert_eq!(done["results"][0]["code"], 200, "{done}");
+    let after = unix_ms_now();
+
+    let history = sim.state().history();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].client.as_deref(), Some("bigip-operator/0.1.0 (replica-b)"));
+    // Applied by the task after the processing delay, not when the request was accepted.
+    assert!(history[0].at_unix_ms >= before + 100, "{} < {before} + 100", history[0].at_unix_ms);
+    assert!(history[0].at_unix_ms <= after, "{} > {after}", history[0].at_unix_ms);
     sim.shutdown().await;
 }
 

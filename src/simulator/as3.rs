@@ -6,10 +6,13 @@
 //! done on a spawned task, so a client hanging up does not abort a change half-way.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -70,6 +73,19 @@ async fn settings() -> Response {
             "webhook": "",
         }),
     )
+}
+
+/// The `User-Agent` of a request, recorded with the changes it makes: operator replicas share
+/// one BIG-IP user, and this is how the history tells them apart.
+struct RequestClient(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestClient {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let agent = parts.headers.get(USER_AGENT).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        Ok(Self(agent))
+    }
 }
 
 /// One unit of AS3 work.
@@ -159,6 +175,7 @@ async fn submit(
     sim: SimulatorState,
     verb: Verb,
     query: Option<String>,
+    RequestClient(client): RequestClient,
     build: impl FnOnce() -> Result<Job, InvalidJson>,
 ) -> Response {
     match verb {
@@ -182,7 +199,7 @@ async fn submit(
         let id = lock(&sim.shared().tasks).start();
         let task_id = id.clone();
         tokio::spawn(async move {
-            let (results, declaration) = run(&sim, &guard, job).await.into_task_record();
+            let (results, declaration) = run(&sim, &guard, job, client.as_deref()).await.into_task_record();
             lock(&sim.shared().tasks).finish(&task_id, results, declaration);
             drop(guard);
         });
@@ -198,7 +215,7 @@ async fn submit(
     }
 
     let worker = tokio::spawn(async move {
-        let outcome = run(&sim, &guard, job).await;
+        let outcome = run(&sim, &guard, job, client.as_deref()).await;
         drop(guard);
         outcome
     });
@@ -225,7 +242,8 @@ enum Computed {
     Document { status: StatusCode, body: Value },
 }
 
-async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job) -> JobOutcome {
+/// Runs `job` for the client with User-Agent `client`.
+async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Option<&str>) -> JobOutcome {
     let started = Instant::now();
     let current = sim.tenants();
     let computed = match tokio::task::spawn_blocking(move || compute(job, current)).await {
@@ -253,9 +271,9 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job) -> JobOutcome
             let Plan { tenants, results, changes } = plan;
             if !dry_run && !changes.is_empty() {
                 for change in &changes {
-                    tracing::info!(tenant = %change.tenant, action = ?change.action, "tenant changed");
+                    tracing::info!(tenant = %change.tenant, action = ?change.action, client, "tenant changed");
                 }
-                sim.commit(guard, tenants, changes, meta);
+                sim.commit(guard, tenants, changes, meta, client);
                 sim.persist(guard).await;
             }
             let run_time = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -373,51 +391,68 @@ fn result_documents(results: &[TenantResult], run_time: u64, dry_run: bool) -> V
         .collect()
 }
 
-async fn post_declaration(State(sim): State<SimulatorState>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn post_declaration(
+    State(sim): State<SimulatorState>,
+    client: RequestClient,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let dry_run = query_flag(query.as_deref(), "controls.dryRun");
-    submit(sim, Verb::Post, query, move || Ok(Job::Declare { body: parse_json_body(&body)?, only: None, dry_run }))
-        .await
+    submit(sim, Verb::Post, query, client, move || {
+        Ok(Job::Declare { body: parse_json_body(&body)?, only: None, dry_run })
+    })
+    .await
 }
 
 async fn post_declaration_for_tenants(
     State(sim): State<SimulatorState>,
+    client: RequestClient,
     Path(tenants): Path<String>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let dry_run = query_flag(query.as_deref(), "controls.dryRun");
     let only = Some(tenant_list(&tenants));
-    submit(sim, Verb::Post, query, move || Ok(Job::Declare { body: parse_json_body(&body)?, only, dry_run })).await
+    submit(sim, Verb::Post, query, client, move || Ok(Job::Declare { body: parse_json_body(&body)?, only, dry_run }))
+        .await
 }
 
-async fn delete_all_tenants(State(sim): State<SimulatorState>, RawQuery(query): RawQuery) -> Response {
-    submit(sim, Verb::Delete, query, || Ok(Job::DeleteTenants { names: None })).await
+async fn delete_all_tenants(
+    State(sim): State<SimulatorState>,
+    client: RequestClient,
+    RawQuery(query): RawQuery,
+) -> Response {
+    submit(sim, Verb::Delete, query, client, || Ok(Job::DeleteTenants { names: None })).await
 }
 
 async fn delete_tenants(
     State(sim): State<SimulatorState>,
+    client: RequestClient,
     Path(tenants): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let names = tenant_list(&tenants);
-    submit(sim, Verb::Delete, query, move || Ok(Job::DeleteTenants { names: Some(names) })).await
+    submit(sim, Verb::Delete, query, client, move || Ok(Job::DeleteTenants { names: Some(names) })).await
 }
 
 async fn post_applications(
     State(sim): State<SimulatorState>,
+    client: RequestClient,
     Path(tenant): Path<String>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    submit(sim, Verb::Post, query, move || Ok(Job::PutApplications { tenant, body: parse_json_body(&body)? })).await
+    submit(sim, Verb::Post, query, client, move || Ok(Job::PutApplications { tenant, body: parse_json_body(&body)? }))
+        .await
 }
 
 async fn delete_application(
     State(sim): State<SimulatorState>,
+    client: RequestClient,
     Path((tenant, application)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    submit(sim, Verb::Delete, query, move || Ok(Job::DeleteApplication { tenant, application })).await
+    submit(sim, Verb::Delete, query, client, move || Ok(Job::DeleteApplication { tenant, application })).await
 }
 
 async fn get_declaration(State(sim): State<SimulatorState>) -> Response {

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -19,6 +19,7 @@ use super::declaration::{declared_tenants, Change};
 use super::faults::{FaultState, Faults};
 use super::model::{self, PoolMemberView, VirtualServerView};
 use super::tasks::TaskStore;
+use super::timefmt::epoch_millis;
 
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it: every critical
 /// section here leaves the data consistent, so a poisoned lock must not take the server down.
@@ -36,6 +37,13 @@ pub struct ChangeRecord {
     pub action: ChangeAction,
     pub applications_before: Vec<String>,
     pub applications_after: Vec<String>,
+    /// The `User-Agent` of the request that made the change, `None` when it sent none. Clients
+    /// that share one BIG-IP user (operator replicas) tell themselves apart this way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Wall-clock time the change was applied, in milliseconds since the Unix epoch; the
+    /// changes of one request share it.
+    pub at_unix_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,19 +305,22 @@ impl SimulatorState {
             .map(|_| DeclareGuard { shared: Arc::clone(&self.shared) })
     }
 
-    /// Installs the tenants of a plan and records its changes. The caller holds the
-    /// [`DeclareGuard`], so nothing else changed the tenants since the plan was made.
+    /// Installs the tenants of a plan and records its changes as made by `client` (the
+    /// request's `User-Agent`). The caller holds the [`DeclareGuard`], so nothing else changed
+    /// the tenants since the plan was made.
     pub(super) fn commit(
         &self,
         _guard: &DeclareGuard,
         tenants: BTreeMap<String, Value>,
         changes: Vec<Change>,
         meta: DeclarationMeta,
+        client: Option<&str>,
     ) {
         if changes.is_empty() {
             return;
         }
         let mut store = lock(&self.shared.store);
+        let at_unix_ms = epoch_millis(SystemTime::now());
         store.deployed.tenants = tenants;
         store.deployed.meta.update_from(meta);
         for change in changes {
@@ -320,6 +331,8 @@ impl SimulatorState {
                 action: change.action,
                 applications_before: change.applications_before,
                 applications_after: change.applications_after,
+                client: client.map(str::to_owned),
+                at_unix_ms,
             });
         }
     }

@@ -1,4 +1,5 @@
-//! Timestamps in the forms iControl REST uses: RFC 3339 strings and epoch microseconds.
+//! Timestamps in the forms iControl REST uses (RFC 3339 strings and epoch microseconds), and
+//! the epoch milliseconds of the change history.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +11,11 @@ fn since_epoch(time: SystemTime) -> Duration {
 /// Microseconds since the Unix epoch, as in `expirationMicros` and `lastUpdateMicros`.
 pub(super) fn epoch_micros(time: SystemTime) -> u64 {
     u64::try_from(since_epoch(time).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the Unix epoch, as in the change history's `atUnixMs`.
+pub(super) fn epoch_millis(time: SystemTime) -> u64 {
+    u64::try_from(since_epoch(time).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `2024-05-01T12:34:56.789Z`.
@@ -57,7 +63,8 @@ mod tests {
     }
 
     #[test]
-    fn micros() {
+    fn epoch_micros_and_millis() {
         assert_eq!(epoch_micros(UNIX_EPOCH + Duration::from_millis(1500)), 1_500_000);
+        assert_eq!(epoch_millis(UNIX_EPOCH + Duration::from_micros(1_500_999)), 1500);
     }
 }

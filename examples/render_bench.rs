@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use bigip_operator::as3::{render_request, render_tenant, tenant_hash};
+use bigip_operator::as3::{render_request, render_tenant, tenant_hash, Ownership};
 use bigip_operator::as3::schema::validate_declaration;
 use bigip_operator::crd::{PoolMemberType, VirtualServer};
 use bigip_operator::model::{build_fleet, ClusterObjects, ModelDefaults};
@@ -48,11 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }))?);
         }
         let runs = if count >= 1000 { 5 } else { 20 };
+        let owner = Ownership::new("bench")?;
         let model = time(runs, || build_fleet(virtual_servers.iter(), &cluster, &defaults));
         let fleet = build_fleet(virtual_servers.iter(), &cluster, &defaults);
         let apps = &fleet.partitions["kubernetes"];
-        let render = time(runs, || render_tenant(apps));
-        let tenant = render_tenant(apps);
+        let render = time(runs, || render_tenant(apps, &owner));
+        let tenant = render_tenant(apps, &owner);
         let hash = time(runs, || tenant_hash(&tenant));
         let request = render_request(&[("kubernetes".to_string(), tenant.clone())].into_iter().collect());
         validate_declaration(&request)?; // compile the schema outside the measurement

@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing::info;
 
+use bigip_operator::as3::Ownership;
 use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials, TlsVerification};
 use bigip_operator::controller::{self, ControllerSettings};
 use bigip_operator::crd::PoolMemberType;
@@ -87,6 +88,33 @@ struct RunArgs {
     metrics_addr: SocketAddr,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Elect a leader on a Lease: only the leader writes to the BIG-IP and to status. Turn it
+    /// off (`--leader-elect=false`) only when exactly one replica runs.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else the kubeconfig's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the Lease; operators that share it share one leader.
+    #[arg(long, default_value = "bigip-operator")]
+    leader_election_name: String,
+    /// Identifies this cluster in the labels of the tenants it creates (default: the UID of
+    /// the kube-system namespace). Operators of clusters sharing a BIG-IP never touch each
+    /// other's tenants.
+    #[arg(long, env = "BIGIP_CLUSTER_ID")]
+    cluster_id: Option<String>,
+    /// Take over this partition's existing tenant although this operator did not create it
+    /// (repeatable). Without it such partitions are reported PartitionNotOwned and left alone.
+    #[arg(long = "adopt-partition")]
+    adopt_partitions: Vec<String>,
+    /// A post that would delete more than this share (0.0–1.0) of a tenant's applications is
+    /// held back until a fresh list from the apiserver confirms the objects are gone.
+    #[arg(long, default_value_t = 0.5)]
+    max_deletion_share: f64,
+    /// This replica's identity in the Lease and in the BIG-IP's logs (default: the pod name,
+    /// else the host name and a random suffix).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -99,6 +127,9 @@ struct RenderArgs {
     /// Partition for VirtualServers that name none.
     #[arg(long, default_value = "kubernetes")]
     partition: String,
+    /// Cluster id written into the tenants' labels (as `run --cluster-id`).
+    #[arg(long, default_value = "local")]
+    cluster_id: String,
 }
 
 fn init_logging(format: LogFormat) {
@@ -156,7 +187,8 @@ fn crdgen(args: CrdgenArgs) -> anyhow::Result<()> {
 fn render(args: RenderArgs) -> anyhow::Result<()> {
     let manifests = bigip_operator::manifests::read_manifests(&args.files)?;
     let defaults = ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type };
-    let rendered = bigip_operator::manifests::render_manifests(&manifests, &defaults)?;
+    let owner = Ownership::new(args.cluster_id)?;
+    let rendered = bigip_operator::manifests::render_manifests(&manifests, &defaults, &owner)?;
     for warning in &rendered.warnings {
         eprintln!("warning: {warning}");
     }
@@ -194,16 +226,34 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         (None, true) => TlsVerification::Insecure,
         (None, false) => TlsVerification::System,
     };
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
     let mut bigip_config = BigIpConfig::new(&args.bigip_url, credentials(&args)?);
     bigip_config.tls = tls;
+    bigip_config.user_agent = format!("bigip-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
     let bigip = Arc::new(BigIpClient::new(bigip_config)?);
     let client = kube_client(args.kubeconfig.as_ref()).await?;
+    let lease = args.leader_elect.then(|| {
+        let namespace = args.leader_election_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+        controller::LeaseSettings::new(namespace, args.leader_election_name.clone(), identity.clone())
+    });
     let metrics = Arc::new(Metrics::new()?);
 
     let health = bigip_operator::controller::health::serve(args.metrics_addr, metrics.clone()).await?;
     info!(addr = %health, "serving /metrics, /healthz and /readyz");
 
+    if !(0.0..=1.0).contains(&args.max_deletion_share) {
+        bail!("--max-deletion-share must be between 0 and 1, not {}", args.max_deletion_share);
+    }
+    let cluster_id = match &args.cluster_id {
+        Some(id) => id.clone(),
+        None => kube_system_uid(&client).await?,
+    };
+    let owner = Ownership::new(cluster_id)?;
+    info!(cluster_id = owner.cluster_id(), "tenants are labelled {}", owner.label());
     let settings = ControllerSettings {
+        owner,
+        adopt_partitions: args.adopt_partitions.clone(),
+        max_deletion_share: args.max_deletion_share,
         defaults: ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type },
         namespace: args.namespace,
         resync_period: Duration::from_secs(args.resync_seconds.max(10)),
@@ -211,6 +261,29 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         debounce: Duration::from_millis(200),
         concurrency: 8,
     };
-    controller::run(client, bigip, args.bigip_url, settings, metrics).await?;
+    controller::run_elected(client, bigip, args.bigip_url, settings, metrics, lease).await?;
     Ok(())
+}
+
+/// The cluster's identity: the UID of the kube-system namespace, which lives as long as the
+/// cluster.
+async fn kube_system_uid(client: &kube::Client) -> anyhow::Result<String> {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let kube_system = namespaces
+        .get("kube-system")
+        .await
+        .context("reading the kube-system namespace's UID as the cluster id (or set --cluster-id)")?;
+    kube_system.metadata.uid.context("the kube-system namespace has no UID; set --cluster-id")
+}
+
+/// `<host name>-<random>`: unique per process even when two run on one host.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "bigip-operator".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
 }

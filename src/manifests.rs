@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::as3::{render_request, render_tenant};
+use crate::as3::{render_request, render_tenant, Ownership};
 use crate::crd::VirtualServer;
 use crate::model::{build_fleet, AppOutcome, ClusterObjects, ModelDefaults, UnresolvedRef};
 
@@ -162,8 +162,9 @@ pub struct Rendered {
 }
 
 /// Renders manifests into the AS3 request the operator would post, validated against the
-/// AS3 schema. Objects the operator would refuse are errors here.
-pub fn render_manifests(manifests: &Manifests, defaults: &ModelDefaults) -> Result<Rendered, RenderError> {
+/// AS3 schema, its tenants labelled as `owner`'s. Objects the operator would refuse are errors
+/// here.
+pub fn render_manifests(manifests: &Manifests, defaults: &ModelDefaults, owner: &Ownership) -> Result<Rendered, RenderError> {
     let fleet = build_fleet(manifests.virtual_servers.iter(), &manifests.cluster, defaults);
     let mut warnings = Vec::new();
     for (key, outcome) in &fleet.outcomes {
@@ -181,7 +182,7 @@ pub fn render_manifests(manifests: &Manifests, defaults: &ModelDefaults) -> Resu
         }
     }
     let tenants: BTreeMap<String, Value> =
-        fleet.partitions.iter().map(|(name, apps)| (name.clone(), render_tenant(apps))).collect();
+        fleet.partitions.iter().map(|(name, apps)| (name.clone(), render_tenant(apps, owner))).collect();
     let declaration = render_request(&tenants);
     let violations = crate::as3::schema::validate_declaration(&declaration)?;
     if !violations.is_empty() {

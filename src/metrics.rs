@@ -1,6 +1,6 @@
 //! Prometheus metrics of the operator, served on `/metrics`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -15,6 +15,13 @@ pub struct Metrics {
     pub status_writes: IntCounter,
     /// Managed tenants found changed or deleted on the BIG-IP, and re-posted.
     pub drift_repairs: IntCounter,
+    /// 1 while this replica leads (writes to the BIG-IP and to status), else 0.
+    pub leader: IntGauge,
+    /// Times this replica became the leader.
+    pub leader_transitions: IntCounter,
+    /// Posts held back because they would have deleted more than the allowed share of a
+    /// tenant's applications without confirmation from a fresh list.
+    pub deletions_held: IntCounter,
 }
 
 impl Metrics {
@@ -34,6 +41,15 @@ impl Metrics {
         let status_writes = IntCounter::new("status_writes_total", "Status patches written")?;
         let drift_repairs =
             IntCounter::new("drift_repairs_total", "Managed tenants found changed on the BIG-IP and re-posted")?;
+        let leader = IntGauge::new("leader", "1 while this replica is the leader")?;
+        let leader_transitions = IntCounter::new("leader_transitions_total", "Times this replica became the leader")?;
+        let deletions_held = IntCounter::new(
+            "deletions_held_total",
+            "Tenant posts held back because they would delete too many applications unconfirmed",
+        )?;
+        registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(leader_transitions.clone()))?;
+        registry.register(Box::new(deletions_held.clone()))?;
         registry.register(Box::new(drift_repairs.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
@@ -50,6 +66,9 @@ impl Metrics {
             as3_post_duration,
             status_writes,
             drift_repairs,
+            leader,
+            leader_transitions,
+            deletions_held,
         })
     }
 

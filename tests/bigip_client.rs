@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bigip_operator::as3::render_tenant;
+use bigip_operator::as3::{render_tenant, Ownership};
 use bigip_operator::bigip::{As3Api, BigIpClient, BigIpConfig, BigIpError, Credentials, RetryPolicy, TlsVerification};
+use bigip_operator::controller::partitions::DeletionConfirmation;
 use bigip_operator::controller::PartitionSyncer;
 use bigip_operator::crd::{LoadBalancingMode, SnatMode};
 use bigip_operator::metrics::Metrics;
@@ -43,13 +44,24 @@ fn app(name: &str, address: &str, members: &[&str]) -> DesiredApplication {
     }
 }
 
+/// The cluster id of the operator under test.
+fn owner() -> Ownership {
+    Ownership::new("test-cluster").expect("valid cluster id")
+}
+
+fn syncer_for(client: &Arc<BigIpClient>, sim: &RunningSimulator) -> PartitionSyncer<BigIpClient> {
+    PartitionSyncer::new(client.clone(), sim.base_url(), owner(), Arc::new(Metrics::new().expect("metrics")))
+}
+
+/// Tenants as this operator renders them (labelled with its cluster id).
 fn tenants(partition: &str, apps: &[DesiredApplication]) -> BTreeMap<String, Value> {
-    BTreeMap::from([(partition.to_string(), render_tenant(apps))])
+    BTreeMap::from([(partition.to_string(), render_tenant(apps, &owner()))])
 }
 
 /// Deploys tenant `other` (not the partition under test) with a virtual on `address`:80.
 async fn occupy_address_in_another_tenant(client: &BigIpClient, address: &str) {
-    let foreign = BTreeMap::from([("other".to_string(), render_tenant(&[app("x", address, &[])]))]);
+    let other_owner = Ownership::new("other-cluster").expect("valid");
+    let foreign = BTreeMap::from([("other".to_string(), render_tenant(&[app("x", address, &[])], &other_owner))]);
     client.deploy_tenants(&foreign).await.expect("foreign tenant");
 }
 
@@ -186,7 +198,7 @@ async fn https_with_verification_against_the_simulator_ca() {
 async fn syncer_posts_only_changed_tenants_and_removes_emptied_ones() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = Arc::new(client_for(&sim, "admin"));
-    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let syncer = syncer_for(&client, &sim);
     let a = app("a", "10.1.10.80", &["172.31.0.1"]);
     let b = app("b", "10.1.10.81", &["172.31.0.1"]);
 
@@ -200,7 +212,7 @@ async fn syncer_posts_only_changed_tenants_and_removes_emptied_ones() {
     syncer.sync("k8s", &[a2.clone(), b.clone()]).await;
     assert_eq!(sim.state().declare_count(), 2);
     // A new syncer (an operator restart) learns the deployed tenant and posts nothing.
-    let restarted = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let restarted = syncer_for(&client, &sim);
     assert_eq!(restarted.learn_deployed_tenants().await.expect("reads"), 1);
     restarted.sync("k8s", &[a2.clone(), b.clone()]).await;
     assert_eq!(sim.state().declare_count(), 2, "a restart must not re-post unchanged tenants");
@@ -220,7 +232,7 @@ async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
     occupy_address_in_another_tenant(&client, "10.1.10.80").await;
     let posts_before = sim.state().declare_count();
 
-    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let syncer = syncer_for(&client, &sim);
     let state = syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await.state;
     match &state {
         ProgrammingState::Failed { reason, message } => {
@@ -241,7 +253,7 @@ async fn one_rejected_application_is_left_out_and_the_rest_of_the_partition_is_p
     let client = Arc::new(client_for(&sim, "admin"));
     occupy_address_in_another_tenant(&client, "10.1.10.80").await;
 
-    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let syncer = syncer_for(&client, &sim);
     let good = app("good", "10.1.10.81", &["172.31.0.1"]);
     let clashing = app("clash", "10.1.10.80", &["172.31.0.1"]);
     let also_good = app("fine", "10.1.10.82", &[]);
@@ -278,7 +290,7 @@ async fn one_rejected_application_is_left_out_and_the_rest_of_the_partition_is_p
 async fn out_of_band_changes_are_detected_and_repaired() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = Arc::new(client_for(&sim, "admin"));
-    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), Arc::new(Metrics::new().expect("metrics")));
+    let syncer = syncer_for(&client, &sim);
     let apps = [app("a", "10.1.10.80", &["172.31.0.1", "172.31.0.2"])];
     syncer.sync("k8s", &apps).await;
     assert_eq!(syncer.detect_drift().await.expect("reads"), Vec::<String>::new(), "no drift right after deploying");
@@ -295,5 +307,106 @@ async fn out_of_band_changes_are_detected_and_repaired() {
     syncer.sync("k8s", &apps).await;
     assert!(sim.state().tenants().contains_key("k8s"), "re-created");
     assert_eq!(syncer.detect_drift().await.expect("reads"), Vec::<String>::new());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn tenants_of_others_are_never_written_unless_adopted() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    // A hand-made tenant (no label) and one of the operator of another cluster.
+    let hand_made = json!({"class": "Tenant", "manual": {"class": "Application", "template": "generic"}});
+    client.deploy_tenants(&BTreeMap::from([("hand".to_string(), hand_made.clone())])).await.expect("hand-made");
+    let west = Ownership::new("west").expect("valid");
+    client
+        .deploy_tenants(&BTreeMap::from([("shared".to_string(), render_tenant(&[app("w", "10.1.10.90", &[])], &west))]))
+        .await
+        .expect("other cluster");
+    let posts = sim.state().declare_count();
+
+    let syncer = syncer_for(&client, &sim);
+    assert_eq!(syncer.learn_deployed_tenants().await.expect("reads"), 0, "neither tenant is ours");
+    for partition in ["hand", "shared"] {
+        match syncer.sync(partition, &[app("a", "10.1.10.80", &[])]).await.state {
+            ProgrammingState::Failed { reason, message } => {
+                assert_eq!(reason, "PartitionNotOwned");
+                assert!(message.contains("--adopt-partition") && message.contains(partition), "{message}");
+            }
+            other => panic!("{partition}: expected PartitionNotOwned, got {other:?}"),
+        }
+        // Emptying a partition that is not ours deletes nothing either.
+        syncer.sync(partition, &[]).await;
+    }
+    assert_eq!(sim.state().declare_count(), posts, "nothing was posted");
+    assert_eq!(sim.state().tenants()["hand"], hand_made);
+    assert!(sim.state().tenants()["shared"].get("ns_w").is_some());
+
+    // Explicit adoption takes the hand-made tenant over, and from then on it is ours.
+    let adopting = syncer_for(&client, &sim).adopting(["hand".to_string()]);
+    assert!(matches!(adopting.sync("hand", &[app("a", "10.1.10.80", &[])]).await.state, ProgrammingState::Programmed { .. }));
+    let tenant = &sim.state().tenants()["hand"];
+    assert!(tenant.get("ns_a").is_some() && tenant.get("manual").is_none(), "{tenant}");
+    assert_eq!(owner().owner_of(tenant), bigip_operator::as3::TenantOwner::Us);
+    sim.shutdown().await;
+}
+
+/// Answers like the apiserver would: the applications are gone only when `gone` says so.
+struct FixedConfirmation {
+    gone: std::sync::atomic::AtomicBool,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl DeletionConfirmation for FixedConfirmation {
+    fn confirm<'a>(
+        &'a self,
+        _partition: &'a str,
+        _removed: &'a std::collections::BTreeSet<String>,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        use std::sync::atomic::Ordering;
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let gone = self.gone.load(Ordering::SeqCst);
+        Box::pin(async move { Ok(gone) })
+    }
+}
+
+#[tokio::test]
+async fn a_post_deleting_most_applications_waits_for_confirmation() {
+    use std::sync::atomic::Ordering;
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let confirmation = Arc::new(FixedConfirmation { gone: false.into(), asked: 0.into() });
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), owner(), metrics.clone())
+        .with_deletion_guard(0.5, confirmation.clone());
+    let apps: Vec<DesiredApplication> =
+        (0..4).map(|i| app(&format!("a{i}"), &format!("10.1.10.{}", 80 + i), &[])).collect();
+    assert!(matches!(syncer.sync("k8s", &apps).await.state, ProgrammingState::Programmed { .. }));
+
+    // Half of them go: within the share, no confirmation needed.
+    assert!(matches!(syncer.sync("k8s", &apps[..2]).await.state, ProgrammingState::Programmed { .. }));
+    assert_eq!(confirmation.asked.load(Ordering::SeqCst), 0);
+    assert_eq!(sim.state().tenants()["k8s"].as_object().map(|t| t.len()), Some(2 + 3), "2 apps + class, label, remark");
+
+    // Back to 4, then a cache that suddenly lacks 3 of them: held, nothing deleted.
+    syncer.sync("k8s", &apps).await;
+    let posts = sim.state().declare_count();
+    match syncer.sync("k8s", &apps[..1]).await.state {
+        ProgrammingState::Failed { reason, message } => {
+            assert_eq!(reason, "DeletionHeld");
+            assert!(message.contains("3 of the 4"), "{message}");
+        }
+        other => panic!("expected DeletionHeld, got {other:?}"),
+    }
+    assert_eq!(sim.state().declare_count(), posts, "nothing posted while unconfirmed");
+    assert_eq!(metrics.deletions_held.get(), 1);
+    for name in ["ns_a0", "ns_a1", "ns_a2", "ns_a3"] {
+        assert!(sim.state().tenants()["k8s"].get(name).is_some(), "{name} kept");
+    }
+
+    // Confirmed by a fresh list: the deletion goes through.
+    confirmation.gone.store(true, Ordering::SeqCst);
+    assert!(matches!(syncer.sync("k8s", &apps[..1]).await.state, ProgrammingState::Programmed { .. }));
+    assert!(sim.state().tenants()["k8s"].get("ns_a3").is_none());
+    assert_eq!(confirmation.asked.load(Ordering::SeqCst), 2);
     sim.shutdown().await;
 }

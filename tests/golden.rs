@@ -7,9 +7,15 @@
 use std::path::{Path, PathBuf};
 
 use bigip_operator::as3::schema::validate_declaration;
+use bigip_operator::as3::Ownership;
 use bigip_operator::crd::PoolMemberType;
 use bigip_operator::manifests::{read_manifests, render_manifests};
 use bigip_operator::model::ModelDefaults;
+
+/// Golden renderings are labelled with a fixed cluster id.
+fn golden_owner() -> Ownership {
+    Ownership::new("golden-cluster").expect("valid cluster id")
+}
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
@@ -19,7 +25,7 @@ fn check_case(case: &str, mode: PoolMemberType) -> Vec<String> {
     let input = golden_dir().join(format!("{case}.yaml"));
     let manifests = read_manifests(&[input]).expect("manifests parse");
     let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: mode };
-    let rendered = render_manifests(&manifests, &defaults).expect("renders");
+    let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
     let violations = validate_declaration(&rendered.declaration).expect("schema compiles");
     assert!(violations.is_empty(), "{case}: schema violations: {violations:#?}");
 
@@ -56,7 +62,7 @@ fn the_samples_render_to_a_schema_valid_declaration() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifests = read_manifests(&[root.join("config/samples"), root.join("config/offline")]).expect("parse");
     let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport };
-    let rendered = render_manifests(&manifests, &defaults).expect("renders");
+    let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
     let members = rendered.declaration.pointer("/declaration/kubernetes/default_web/pool_web/members/0/serverAddresses");
     assert_eq!(members, Some(&serde_json::json!(["172.31.0.1", "172.31.0.2"])));
 }

@@ -1,6 +1,8 @@
 //! Pure rendering of the desired state into AS3 declarations (one Tenant per partition).
 
+pub mod ownership;
 pub mod render;
 pub mod schema;
 
 pub use render::{render_application, render_empty_tenant, render_request, render_tenant, tenant_hash};
+pub use ownership::{Ownership, TenantOwner};

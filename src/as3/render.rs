@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::ownership::Ownership;
 use crate::crd::{MonitorType, SnatMode};
 use crate::model::{DesiredApplication, DesiredMonitor, DesiredPool};
 
@@ -38,10 +39,11 @@ pub fn monitor_object_name(pool: &str, index: usize) -> String {
     format!("monitor_{pool}_{index}")
 }
 
-/// One partition's Tenant object, with its applications in name order.
-pub fn render_tenant(applications: &[DesiredApplication]) -> Value {
+/// One partition's Tenant object, with its applications in name order, labelled with its owner.
+pub fn render_tenant(applications: &[DesiredApplication], owner: &Ownership) -> Value {
     let mut tenant = Map::new();
     tenant.insert("class".into(), json!("Tenant"));
+    tenant.insert("label".into(), json!(owner.label()));
     tenant.insert("remark".into(), json!(MANAGED_REMARK));
     let mut sorted: Vec<&DesiredApplication> = applications.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));

@@ -49,10 +49,7 @@ enum Body<'a> {
 
 impl BigIpClient {
     pub fn new(config: BigIpConfig) -> Result<Self, BigIpError> {
-        let mut builder = reqwest::Client::builder().timeout(config.request_timeout).user_agent(concat!(
-            "bigip-operator/",
-            env!("CARGO_PKG_VERSION")
-        ));
+        let mut builder = reqwest::Client::builder().timeout(config.request_timeout).user_agent(config.user_agent.clone());
         match &config.tls {
             TlsVerification::System => {}
             TlsVerification::CaBundle(path) => {

@@ -83,6 +83,9 @@ pub struct BigIpConfig {
     pub task_poll_interval: Duration,
     pub task_timeout: Duration,
     pub retry: RetryPolicy,
+    /// Sent as `User-Agent`, so BIG-IP logs (and the simulator's history) show which operator
+    /// replica made a change.
+    pub user_agent: String,
 }
 
 impl BigIpConfig {
@@ -95,6 +98,7 @@ impl BigIpConfig {
             task_poll_interval: Duration::from_millis(500),
             task_timeout: Duration::from_secs(600),
             retry: RetryPolicy::default(),
+            user_agent: concat!("bigip-operator/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
 }

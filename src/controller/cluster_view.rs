@@ -31,3 +31,31 @@ impl ClusterView for StoreView {
         self.nodes.state()
     }
 }
+
+/// Confirms deletions with a fresh (quorum) list of VirtualServers from the apiserver rather
+/// than the watch cache: the applications are gone when the fleet built from the fresh list
+/// does not have them in the partition either.
+pub struct FreshListConfirmation {
+    pub virtual_servers: kube::Api<crate::crd::VirtualServer>,
+    pub cluster: StoreView,
+    pub defaults: crate::model::ModelDefaults,
+}
+
+impl crate::controller::partitions::DeletionConfirmation for FreshListConfirmation {
+    fn confirm<'a>(
+        &'a self,
+        partition: &'a str,
+        removed: &'a std::collections::BTreeSet<String>,
+    ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            // No resourceVersion: a consistent read from etcd, never from a cache.
+            let fresh = self.virtual_servers.list(&kube::api::ListParams::default()).await.map_err(|e| e.to_string())?;
+            let fleet = crate::model::build_fleet(fresh.items.iter(), &self.cluster, &self.defaults);
+            let still_there = fleet
+                .partitions
+                .get(partition)
+                .is_some_and(|apps| apps.iter().any(|app| removed.contains(&app.name)));
+            Ok(!still_there)
+        })
+    }
+}

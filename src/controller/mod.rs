@@ -6,6 +6,7 @@
 
 pub mod cluster_view;
 pub mod health;
+pub mod leader;
 pub mod partitions;
 pub mod reconcile;
 pub mod triggers;
@@ -23,12 +24,14 @@ use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
+use crate::as3::Ownership;
 use crate::bigip::As3Api;
 use crate::crd::VirtualServer;
 use crate::metrics::Metrics;
 use crate::model::ModelDefaults;
 
 pub use cluster_view::StoreView;
+pub use leader::{LeaderElectionError, LeaderElector, LeaseSettings};
 pub use partitions::PartitionSyncer;
 pub use reconcile::{Context, ReconcileError, FIELD_MANAGER, FINALIZER};
 
@@ -46,6 +49,92 @@ pub struct ControllerSettings {
     /// Bursts of changes within this window are reconciled once.
     pub debounce: Duration,
     pub concurrency: u16,
+    /// Written into every tenant's label; only tenants with it are changed or deleted.
+    pub owner: Ownership,
+    /// Partitions whose existing (foreign) tenants may be taken over.
+    pub adopt_partitions: Vec<String>,
+    /// A post deleting more than this share of a tenant's applications must be confirmed by a
+    /// fresh list from the apiserver first.
+    pub max_deletion_share: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("leader election: {0}")]
+    LeaderElection(#[from] LeaderElectionError),
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the controller while this replica leads, until a termination signal.
+///
+/// A standby waits for the Lease; the leader runs the controller and renews the Lease. When
+/// leadership is lost, the controller is stopped at once (an in-flight post is abandoned: the
+/// new leader re-posts what differs) and this replica becomes a standby again. On SIGTERM the
+/// controller finishes its in-flight reconciles and the Lease is released, so a standby takes
+/// over within a second. Without `lease`, the controller simply runs.
+pub async fn run_elected<B: As3Api>(
+    client: Client,
+    bigip: Arc<B>,
+    bigip_url: String,
+    settings: ControllerSettings,
+    metrics: Arc<Metrics>,
+    lease: Option<LeaseSettings>,
+) -> Result<(), RunError> {
+    let Some(lease) = lease else {
+        metrics.leader.set(1);
+        return Ok(run(client, bigip, bigip_url, settings, metrics).await?);
+    };
+    let mut elector = LeaderElector::new(client.clone(), lease.clone())?;
+    info!(identity = elector.identity(), lease = %format!("{}/{}", lease.namespace, lease.name), "waiting to become the leader");
+    loop {
+        tokio::select! {
+            _ = termination_signal() => {
+                info!("stopping while standby");
+                return Ok(());
+            }
+            _ = elector.acquire() => {}
+        }
+        metrics.leader.set(1);
+        metrics.leader_transitions.inc();
+        let stopped = tokio::select! {
+            result = run(client.clone(), bigip.clone(), bigip_url.clone(), settings.clone(), metrics.clone()) => Some(result),
+            _ = elector.hold() => None,
+        };
+        metrics.leader.set(0);
+        match stopped {
+            Some(result) => {
+                if let Err(e) = elector.release().await {
+                    warn!(error = %e, "could not release the Lease; a standby takes over when it expires");
+                }
+                return Ok(result?);
+            }
+            None => warn!("leadership lost: stopped writing to the BIG-IP; waiting to lead again"),
+        }
+    }
 }
 
 /// Runs the controller until a termination signal.
@@ -76,7 +165,16 @@ pub async fn run<B: As3Api>(
             Err(e) => Some(Err(e)),
         }));
 
-    let syncer = Arc::new(PartitionSyncer::new(bigip, bigip_url.clone(), metrics.clone()));
+    let confirmation = Arc::new(cluster_view::FreshListConfirmation {
+        virtual_servers: vs_api.clone(),
+        cluster: StoreView { services: services.clone(), endpoint_slices: endpoint_slices.clone(), nodes: nodes.clone() },
+        defaults: settings.defaults.clone(),
+    });
+    let syncer = Arc::new(
+        PartitionSyncer::new(bigip, bigip_url.clone(), settings.owner.clone(), metrics.clone())
+            .adopting(settings.adopt_partitions.iter().cloned())
+            .with_deletion_guard(settings.max_deletion_share, confirmation),
+    );
     match syncer.learn_deployed_tenants().await {
         Ok(n) => info!(tenants = n, "learned the tenants this operator manages on the BIG-IP"),
         Err(e) => warn!(error = %e, "could not read the BIG-IP's tenants at start; unchanged tenants will be re-posted once"),

@@ -127,6 +127,9 @@ async fn apply<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>, api: &Api<Virtua
     for partition in current_partition.iter().chain(previous_partition.iter().filter(|p| Some(*p) != current_partition.as_ref())) {
         let apps = fleet.partitions.get(partition).map(Vec::as_slice).unwrap_or(&[]);
         let outcome = ctx.syncer.sync(partition, apps).await;
+        if outcome.repaired_drift {
+            announce_drift_repair(ctx, partition, apps).await;
+        }
         if let (Some(current), AppOutcome::Included { application, .. }) = (current_partition.as_ref(), outcome_of_vs) {
             if current == partition {
                 programming = outcome.for_application(application);
@@ -142,6 +145,17 @@ async fn apply<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>, api: &Api<Virtua
         ProgrammingState::Failed { .. } => Action::requeue(Duration::from_secs(10)),
         _ => Action::requeue(ctx.settings.resync_period),
     })
+}
+
+/// A Normal Event on every VirtualServer of a partition whose tenant was repaired.
+async fn announce_drift_repair<B: As3Api>(ctx: &Context<B>, partition: &str, apps: &[crate::model::DesiredApplication]) {
+    for app in apps {
+        let reference = kube::runtime::reflector::ObjectRef::new(&app.source.name).within(&app.source.namespace);
+        if let Some(vs) = ctx.virtual_servers.get(&reference) {
+            let note = format!("tenant {partition} was changed on the BIG-IP out of band; re-posted the declared state");
+            publish(ctx, &vs, EventType::Normal, "DriftRepaired", note).await;
+        }
+    }
 }
 
 async fn cleanup<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>) -> Result<Action, ReconcileError> {

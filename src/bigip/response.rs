@@ -58,6 +58,8 @@ struct RawBody {
     code: Option<u16>,
     #[serde(default)]
     errors: Option<Vec<Value>>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// What an AS3 declare or task response says.
@@ -83,7 +85,12 @@ pub fn parse_as3_answer(body: &Value) -> Result<As3Answer, String> {
     let raw: RawBody = serde_json::from_value(body.clone()).map_err(|e| format!("not an AS3 result: {e}"))?;
     if raw.results.is_empty() {
         if raw.code == Some(422) || raw.errors.is_some() {
-            let errors = raw.errors.unwrap_or_default().iter().map(value_text).collect();
+            let mut errors: Vec<String> = raw.errors.unwrap_or_default().iter().map(value_text).collect();
+            // AS3 answers some refusals (an unsupported action, an array body) with only a
+            // message: keep it, or the user would see an empty reason.
+            if errors.is_empty() {
+                errors.push(raw.message.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "no reason given".into()));
+            }
             return Ok(As3Answer::Invalid(errors));
         }
         return Err("AS3 result has no results".into());

@@ -114,13 +114,14 @@ pub struct HealthMonitor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub receive: Option<String>,
-    /// Seconds between probes, 1-86400. Default 5.
+    /// Seconds between probes, 1-3600 (AS3's limit). Default 5.
     #[serde(default = "default_monitor_interval")]
-    #[schemars(range(min = 1, max = 86400))]
+    #[schemars(range(min = 1, max = 3600))]
     pub interval: i32,
-    /// Seconds without a good answer before the member is marked down, 2-86400. Default 16.
+    /// Seconds without a good answer before the member is marked down, 2-900 (AS3's limit).
+    /// Default 16.
     #[serde(default = "default_monitor_timeout")]
-    #[schemars(range(min = 2, max = 86400))]
+    #[schemars(range(min = 2, max = 900))]
     pub timeout: i32,
 }
 

@@ -44,9 +44,11 @@ pub struct VirtualServerSpec {
     pub port: i32,
 
     /// BIG-IP partition (AS3 tenant) to create the virtual server in. Defaults to the
-    /// operator's `--partition`. `Common` is reserved and refused.
+    /// operator's `--partition`. `Common` and the names of AS3 declaration properties
+    /// (`class`, `id`, `label`, ...) are reserved and refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self != 'Common'").message("the Common partition is reserved; choose another partition"))]
+    #[x_kube(validation = Rule::new("!(self in ['class', 'constants', 'controls', 'id', 'label', 'remark', 'schemaVersion', 'scratch', 'target', 'updateMode'])").message("this name is an AS3 declaration property; choose another partition"))]
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z][0-9A-Za-z_.-]*$"))]
     pub partition: Option<String>,
 

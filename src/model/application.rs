@@ -112,8 +112,21 @@ pub fn build_application(
 }
 
 /// `<namespace>_<name>`, checked against AS3's naming rules.
+///
+/// The name is only unique while neither part holds a `_` (`a_b`/`c` and `a`/`b_c` would
+/// share `a_b_c`) or is empty. Kubernetes names never do; manifests read by the offline
+/// `render` can.
 pub fn application_name(key: &ObjectKey) -> Result<String, InvalidSpec> {
     let value = format!("{}_{}", key.namespace, key.name);
+    if key.namespace.is_empty() || key.name.is_empty() {
+        return Err(InvalidSpec::ApplicationName { value, reason: "the namespace and name must not be empty" });
+    }
+    if key.namespace.contains('_') || key.name.contains('_') {
+        return Err(InvalidSpec::ApplicationName {
+            value,
+            reason: "Kubernetes namespaces and names hold no '_', which separates them",
+        });
+    }
     if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Err(InvalidSpec::ApplicationName { value, reason: "AS3 names must start with a letter" });
     }
@@ -126,10 +139,19 @@ pub fn application_name(key: &ObjectKey) -> Result<String, InvalidSpec> {
     Ok(value)
 }
 
+/// Properties of an AS3 declaration (`ADC` in the AS3 3.56 schema). Tenants share the
+/// declaration's namespace with them, so a partition of one of these names would replace the
+/// property and make the declaration invalid.
+const ADC_PROPERTIES: &[&str] =
+    &["class", "constants", "controls", "id", "label", "remark", "schemaVersion", "scratch", "target", "updateMode"];
+
 fn validate_partition(partition: &str) -> Result<(), InvalidSpec> {
     let invalid = |reason| Err(InvalidSpec::Partition { value: partition.to_string(), reason });
     if partition == "Common" {
         return invalid("the Common partition is reserved");
+    }
+    if ADC_PROPERTIES.contains(&partition) {
+        return invalid("it is the name of an AS3 declaration property");
     }
     if partition.is_empty() || partition.len() > 64 {
         return invalid("must be 1-64 characters");
@@ -158,16 +180,21 @@ fn validate_pool_name(index: usize, name: &str, earlier: &[crate::crd::Pool]) ->
     Ok(())
 }
 
+/// AS3's limits on monitor timing (3.56 schema: `interval` 0-3600, `timeout` 0-900), tighter
+/// than the CRD's 86400: a spec beyond them would only fail later as an invalid declaration.
+const MONITOR_INTERVAL_MAX: u32 = 3600;
+const MONITOR_TIMEOUT_MAX: u32 = 900;
+
 fn desired_monitor(pool: usize, index: usize, monitor: &HealthMonitor) -> Result<DesiredMonitor, InvalidSpec> {
     let invalid = |reason: String| InvalidSpec::Monitor { pool, index, reason };
     let interval = u32::try_from(monitor.interval)
         .ok()
-        .filter(|i| (1..=86400).contains(i))
-        .ok_or_else(|| invalid(format!("interval {} is outside 1-86400", monitor.interval)))?;
+        .filter(|i| (1..=MONITOR_INTERVAL_MAX).contains(i))
+        .ok_or_else(|| invalid(format!("interval {} is outside 1-{MONITOR_INTERVAL_MAX}", monitor.interval)))?;
     let timeout = u32::try_from(monitor.timeout)
         .ok()
-        .filter(|t| (2..=86400).contains(t))
-        .ok_or_else(|| invalid(format!("timeout {} is outside 2-86400", monitor.timeout)))?;
+        .filter(|t| (2..=MONITOR_TIMEOUT_MAX).contains(t))
+        .ok_or_else(|| invalid(format!("timeout {} is outside 2-{MONITOR_TIMEOUT_MAX}", monitor.timeout)))?;
     if timeout <= interval {
         return Err(invalid(format!("timeout {timeout} must be greater than interval {interval}")));
     }

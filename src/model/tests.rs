@@ -160,6 +160,56 @@ fn invalid_specs_name_the_field() {
 }
 
 #[test]
+fn partitions_named_like_declaration_properties_are_refused() {
+    // Found by tests/fuzz.rs: the tenant replaced the declaration's own `class`, `id`, ...
+    let c = cluster();
+    let d = defaults(PoolMemberType::Nodeport);
+    for name in ["class", "id", "label", "remark", "updateMode", "schemaVersion", "controls", "constants"] {
+        let err = build_application(&vs("web", "10.1.10.80", 80, json!({"partition": name})), &c, &d).expect_err(name);
+        assert!(matches!(&err, InvalidSpec::Partition { value, .. } if value == name), "{err}");
+        assert!(err.to_string().contains("spec.partition"), "{err}");
+    }
+    assert!(build_application(&vs("web", "10.1.10.80", 80, json!({"partition": "Class"})), &c, &d).is_ok());
+}
+
+#[test]
+fn monitor_timing_beyond_as3_limits_is_refused() {
+    // Found by tests/fuzz.rs: AS3 allows interval <= 3600 and timeout <= 900, the CRD 86400.
+    let c = cluster();
+    let d = defaults(PoolMemberType::Nodeport);
+    let with_monitor = |interval: i32, timeout: i32| {
+        vs("web", "10.1.10.80", 80, json!({"pools": [{"name": "a", "service": "web", "servicePort": 80,
+            "monitors": [{"type": "http", "interval": interval, "timeout": timeout}]}]}))
+    };
+    assert!(build_application(&with_monitor(899, 900), &c, &d).is_ok());
+    let err = build_application(&with_monitor(900, 901), &c, &d).expect_err("timeout 901");
+    assert!(err.to_string().contains("spec.pools[0].monitors[0]: timeout 901 is outside 2-900"), "{err}");
+    let err = build_application(&with_monitor(3601, 86400), &c, &d).expect_err("interval 3601");
+    assert!(err.to_string().contains("interval 3601 is outside 1-3600"), "{err}");
+}
+
+#[test]
+fn objects_whose_application_names_would_collide_are_refused() {
+    // shop_web/a and shop/web_a would both be the AS3 application shop_web_a: the render kept
+    // one and dropped the other without a word.
+    let named = |namespace: &str, name: &str, address: &str| {
+        let mut object = vs("x", address, 80, json!({}));
+        object.metadata.namespace = Some(namespace.into());
+        object.metadata.name = Some(name.into());
+        object
+    };
+    let (first, second) = (named("shop_web", "a", "10.1.10.80"), named("shop", "web_a", "10.1.10.81"));
+    let fleet = build_fleet([&first, &second], &cluster(), &defaults(PoolMemberType::Nodeport));
+    assert!(fleet.partitions.is_empty());
+    for outcome in fleet.outcomes.values() {
+        assert!(matches!(outcome, AppOutcome::Invalid(InvalidSpec::ApplicationName { .. })), "{outcome:?}");
+    }
+    let unnamed = named("shop", "", "10.1.10.82");
+    let err = build_application(&unnamed, &cluster(), &defaults(PoolMemberType::Nodeport)).expect_err("no name");
+    assert!(err.to_string().contains("must not be empty"), "{err}");
+}
+
+#[test]
 fn ipv6_virtual_addresses_are_accepted() {
     let built = build_application(&vs("web", "2001:db8::80", 443, json!({})), &cluster(), &defaults(PoolMemberType::Nodeport))
         .expect("valid");

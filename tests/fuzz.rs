@@ -1,0 +1,1458 @@
+//! Property-based ("fuzz") tests with proptest: arbitrary and adversarial input to
+//!
+//! 1. the CRD types and the model (`VirtualServer` JSON → `build_fleet` → AS3 rendering),
+//! 2. the parsing of AS3 answers from the BIG-IP (`parse_as3_answer`),
+//! 3. the simulator's declaration handling, through its wire API and its state file (its pure
+//!    declaration code is private to it).
+//!
+//! Every property asserts that nothing panics and that bad input is refused with a typed error
+//! whose message names what is wrong. Case counts are small so the file runs in seconds; raise
+//! them for a longer hunt with `PROPTEST_CASES=5000 cargo test --test fuzz`. Failures are not
+//! persisted to files: a failing run prints the minimal input, which belongs in a unit test
+//! next to the fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
+
+use bigip_operator::as3::schema::{validate_declaration, AS3_SCHEMA_VERSION};
+use bigip_operator::as3::{render_request, render_tenant, Ownership, TenantOwner};
+use bigip_operator::bigip::response::{parse_as3_answer, As3Answer};
+use bigip_operator::bigip::TenantResult;
+use bigip_operator::crd::{PoolMemberType, VirtualServer};
+use bigip_operator::manifests::{render_manifests, Manifests, RenderError};
+use bigip_operator::model::{
+    build_fleet, AppOutcome, ClusterObjects, DesiredApplication, InvalidSpec, ModelDefaults, ObjectKey,
+};
+use bigip_operator::simulator::{self, RunningSimulator, SimulatorConfig};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use proptest::prelude::*;
+use proptest::test_runner::{TestCaseError, TestRunner};
+use serde_json::{json, Map, Value};
+
+/// `cases` cases unless `PROPTEST_CASES` says otherwise; no regression files: failures print
+/// their minimal input instead.
+fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(cases);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+// =============================================================================================
+// Generators shared by every part
+
+/// Property names of an AS3 declaration (`ADC`) that could be partition names, read from the
+/// AS3 schema: a tenant of that name would replace the property.
+fn adc_properties() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let path = format!("{}/schemas/as3/as3-schema-{AS3_SCHEMA_VERSION}.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("the AS3 schema is in schemas/as3");
+        let schema: Value = serde_json::from_str(&text).expect("the AS3 schema is JSON");
+        let properties = schema["definitions"]["ADC"]["properties"].as_object().expect("ADC has properties");
+        let names: Vec<String> = properties.keys().filter(|name| is_as3_name(name)).cloned().collect();
+        assert!(names.iter().any(|n| n == "class") && names.iter().any(|n| n == "id"), "{names:?}");
+        names
+    })
+}
+
+fn adc_property() -> BoxedStrategy<String> {
+    prop::sample::select(adc_properties().to_vec()).boxed()
+}
+
+/// Strings that trip parsers: empty, reserved words, control characters, non-ASCII, long.
+fn nasty_string() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "", " ", "Common", "Shared", "class", "id", "label", "remark", "updateMode", "constants",
+            "-", "_", ".", "a-", "a_b", "A", "1a", "é", "ß", "İ", "🦀", "\u{0}", "\n", "\t", "\u{7f}",
+            "\u{202e}abc", "\"", "\\", "/", "%", "~", "a/b", "..", "0", "-1", "null", "true", "{}",
+            "\u{feff}", "a\u{0}b", "\u{10ffff}",
+        ])
+        .prop_map(str::to_owned),
+        2 => "[a-zA-Z0-9_.-]{1,12}",
+        2 => "\\PC{0,12}",
+        1 => any::<String>(),
+        1 => "[a-z]{1,3}".prop_map(|s| s.repeat(70)),
+    ]
+    .boxed()
+}
+
+fn json_leaf() -> BoxedStrategy<Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        (-70_000i64..70_000).prop_map(Value::from),
+        nasty_string().prop_map(Value::String),
+    ]
+    .boxed()
+}
+
+/// Keys of the documents under test, so random objects hit real fields now and then.
+const KNOWN_KEYS: &[&str] = &[
+    "apiVersion", "kind", "metadata", "name", "namespace", "spec", "virtualAddress", "port", "partition",
+    "pools", "service", "servicePort", "loadBalancingMode", "monitors", "type", "send", "receive", "interval",
+    "timeout", "defaultPool", "snat", "poolMemberType", "results", "tenant", "code", "message", "errors",
+    "response", "declaration", "class", "action", "use", "bigip", "virtualAddresses", "virtualPort", "pool",
+    "members", "serverAddresses", "label",
+];
+
+fn json_key() -> BoxedStrategy<String> {
+    prop_oneof![3 => prop::sample::select(KNOWN_KEYS).prop_map(str::to_owned), 1 => nasty_string()].boxed()
+}
+
+/// Any JSON value, nested a few levels.
+fn json_value() -> BoxedStrategy<Value> {
+    json_leaf()
+        .prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(json_key(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+        .boxed()
+}
+
+/// A field that is usually well-typed (weight `valid`), sometimes missing (`missing`) and
+/// sometimes a random JSON value of any type (1).
+fn field(valid_weight: u32, missing_weight: u32, valid: BoxedStrategy<Value>) -> BoxedStrategy<Option<Value>> {
+    prop_oneof![
+        valid_weight => valid.prop_map(Some),
+        missing_weight => Just(None),
+        1 => json_leaf().prop_map(Some),
+    ]
+    .boxed()
+}
+
+/// An object of the fields present.
+fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
+    Value::Object(fields.into_iter().filter_map(|(key, value)| Some((key.to_owned(), value?))).collect())
+}
+
+fn string_value(strategy: impl Strategy<Value = String> + 'static) -> BoxedStrategy<Value> {
+    strategy.prop_map(Value::String).boxed()
+}
+
+fn one_of(items: &'static [&'static str]) -> BoxedStrategy<String> {
+    prop::sample::select(items).prop_map(str::to_owned).boxed()
+}
+
+fn ip_text() -> BoxedStrategy<String> {
+    prop_oneof![
+        any::<Ipv4Addr>().prop_map(|ip| ip.to_string()),
+        any::<Ipv6Addr>().prop_map(|ip| ip.to_string()),
+        one_of(&["0.0.0.0", "::", "::1", "::ffff:10.0.0.1", "255.255.255.255", "10.1.10.80", "2001:db8::80"]),
+    ]
+    .boxed()
+}
+
+/// Virtual addresses, about half of them not IP addresses.
+fn virtual_address() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => ip_text(),
+        1 => one_of(&[
+            "10.0.0.256", "10.0.0", "1.2.3.4.5", "fe80::1%eth0", "10.0.0.1%2", "10.0.0.1/32", " 10.0.0.1",
+            "10.0.0.1 ", "localhost", "", "０.０.０.０", "::ffff:999.0.0.1", "1::2::3", "0x7f.1",
+        ]),
+        1 => nasty_string(),
+    ]
+    .boxed()
+}
+
+// =============================================================================================
+// Part 1: CRD → model → AS3
+
+const LB_MODES: &[&str] = &[
+    "dynamic-ratio-member", "least-connections-member", "ratio-session", "round-robin",
+    "weighted-least-connections-node", "fastest-node",
+];
+
+/// Pool names: valid ones from a small set (so duplicates and `defaultPool` hits happen), and
+/// invalid ones.
+fn pool_name() -> BoxedStrategy<String> {
+    prop_oneof![
+        4 => one_of(&["web", "api", "a", "b-1"]),
+        2 => "[a-z][-a-z0-9]{0,8}",
+        1 => one_of(&["", "Web", "a_b", "1a", "-a", "a-", "é", "pool.x"]),
+        1 => Just("a".repeat(63)),
+        1 => Just("a".repeat(64)),
+        1 => nasty_string(),
+    ]
+    .boxed()
+}
+
+fn fuzzy_monitor() -> BoxedStrategy<Value> {
+    let seconds = || -> BoxedStrategy<Value> {
+        prop_oneof![
+            3 => (1i64..30).prop_map(Value::from),
+            2 => (-5i64..100_000).prop_map(Value::from),
+            1 => one_of(&["5", "5s"]).prop_map(Value::String),
+            1 => (i64::from(i32::MAX) - 2..i64::from(i32::MAX) + 3).prop_map(Value::from),
+        ]
+        .boxed()
+    };
+    (
+        field(8, 1, string_value(prop_oneof![4 => one_of(&["http", "https", "tcp"]), 1 => nasty_string()])),
+        field(2, 3, string_value(nasty_string())),
+        field(2, 3, string_value(nasty_string())),
+        field(4, 2, seconds()),
+        field(4, 2, seconds()),
+    )
+        .prop_map(|(kind, send, receive, interval, timeout)| {
+            object([("type", kind), ("send", send), ("receive", receive), ("interval", interval), ("timeout", timeout)])
+        })
+        .boxed()
+}
+
+fn fuzzy_pool() -> BoxedStrategy<Value> {
+    (
+        field(8, 1, string_value(pool_name())),
+        field(8, 1, string_value(prop_oneof![4 => one_of(&["web", "api", "missing"]), 1 => nasty_string()])),
+        field(
+            8,
+            1,
+            prop_oneof![
+                3 => (-5i64..70_000).prop_map(Value::from),
+                2 => one_of(&["http", "metrics", "", "80"]).prop_map(Value::String),
+                1 => nasty_string().prop_map(Value::String),
+            ]
+            .boxed(),
+        ),
+        field(3, 3, string_value(prop_oneof![4 => one_of(LB_MODES), 1 => nasty_string()])),
+        field(3, 3, prop::collection::vec(fuzzy_monitor(), 0..3).prop_map(Value::Array).boxed()),
+    )
+        .prop_map(|(name, service, service_port, mode, monitors)| {
+            object([
+                ("name", name),
+                ("service", service),
+                ("servicePort", service_port),
+                ("loadBalancingMode", mode),
+                ("monitors", monitors),
+            ])
+        })
+        .boxed()
+}
+
+fn partition() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => "[A-Za-z][0-9A-Za-z_.-]{0,10}",
+        1 => Just("Common".to_owned()),
+        1 => adc_property(),
+        1 => "[A-Za-z][0-9A-Za-z_.-]{60,70}",
+        1 => nasty_string(),
+    ]
+    .boxed()
+}
+
+fn fuzzy_spec() -> BoxedStrategy<Value> {
+    (
+        field(8, 1, string_value(virtual_address())),
+        field(
+            8,
+            1,
+            prop_oneof![
+                4 => (0i64..70_000).prop_map(Value::from),
+                1 => (-100i64..0).prop_map(Value::from),
+                1 => any::<i64>().prop_map(Value::from),
+            ]
+            .boxed(),
+        ),
+        field(3, 3, string_value(partition())),
+        field(8, 1, prop::collection::vec(fuzzy_pool(), 0..4).prop_map(Value::Array).boxed()),
+        field(2, 3, string_value(pool_name())),
+        field(2, 3, string_value(prop_oneof![4 => one_of(&["automap", "none"]), 1 => nasty_string()])),
+        field(2, 3, string_value(prop_oneof![4 => one_of(&["nodeport", "cluster"]), 1 => nasty_string()])),
+    )
+        .prop_map(|(address, port, partition, pools, default_pool, snat, member_type)| {
+            object([
+                ("virtualAddress", address),
+                ("port", port),
+                ("partition", partition),
+                ("pools", pools),
+                ("defaultPool", default_pool),
+                ("snat", snat),
+                ("poolMemberType", member_type),
+            ])
+        })
+        .boxed()
+}
+
+/// A VirtualServer manifest with random, missing and wrongly typed fields.
+fn fuzzy_virtual_server() -> BoxedStrategy<Value> {
+    let metadata = (
+        field(8, 1, string_value(prop_oneof![4 => one_of(&["web", "shop-front", "a", "b.c"]), 1 => nasty_string()])),
+        field(4, 2, string_value(prop_oneof![4 => one_of(&["shop", "default"]), 1 => nasty_string()])),
+        field(
+            2,
+            3,
+            string_value(one_of(&["2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", "2025-12-31T23:59:59Z", "yesterday"])),
+        ),
+    )
+        .prop_map(|(name, namespace, created)| {
+            object([("name", name), ("namespace", namespace), ("creationTimestamp", created)])
+        });
+    (field(12, 1, string_value(Just("bigip.operator.dev/v1alpha1".to_owned()))), metadata, field(10, 1, fuzzy_spec()))
+        .prop_map(|(api_version, metadata, spec)| {
+            object([
+                ("apiVersion", api_version),
+                ("kind", Some(json!("VirtualServer"))),
+                ("metadata", Some(metadata)),
+                ("spec", spec),
+            ])
+        })
+        .boxed()
+}
+
+/// Services `web` and `api` (in `shop` and `default`), their EndpointSlices and some Nodes,
+/// with random ports, node ports, addresses and readiness.
+fn fuzzy_cluster() -> BoxedStrategy<Value> {
+    let service_port = (
+        prop::option::of(one_of(&["http", "metrics"])),
+        prop_oneof![3 => prop::sample::select(vec![80i32, 443, 8080]), 1 => -5i32..70_000],
+        prop::option::weighted(0.8, prop_oneof![1 => 0i32..70_000, 3 => Just(30080)]),
+    )
+        .prop_map(|(name, port, node_port)| {
+            object([
+                ("name", name.map(Value::String)),
+                ("port", Some(json!(port))),
+                ("nodePort", node_port.map(Value::from)),
+                ("targetPort", Some(json!(8080))),
+            ])
+        });
+    let addresses = prop::collection::vec(prop_oneof![3 => ip_text(), 1 => nasty_string()], 0..3);
+    let endpoint = (addresses, prop::option::of(any::<bool>())).prop_map(|(addresses, ready)| {
+        let conditions = object([("ready", ready.map(Value::Bool))]);
+        object([("addresses", Some(json!(addresses))), ("conditions", Some(conditions))])
+    });
+    let slice = (
+        one_of(&["IPv4", "IPv6", "FQDN"]),
+        prop::collection::vec(
+            (
+                prop::option::of(one_of(&["http", "metrics"])),
+                prop::option::of(prop_oneof![3 => Just(8080i32), 1 => -5i32..70_000]),
+            )
+                .prop_map(|(name, port)| object([("name", name.map(Value::String)), ("port", port.map(Value::from))])),
+            0..3,
+        ),
+        prop::collection::vec(endpoint, 0..4),
+    );
+    let service = (
+        one_of(&["web", "api"]),
+        prop_oneof![3 => Just("shop".to_owned()), 1 => Just("default".to_owned())],
+        one_of(&["NodePort", "ClusterIP", "LoadBalancer"]),
+        prop::collection::vec(service_port, 0..3),
+        prop::collection::vec(slice, 0..2),
+    )
+        .prop_map(|(name, namespace, kind, ports, slices)| {
+            let slices: Vec<Value> = slices
+                .into_iter()
+                .enumerate()
+                .map(|(index, (address_type, ports, endpoints))| {
+                    json!({
+                        "kind": "EndpointSlice",
+                        "metadata": {"name": format!("{name}-{index}"), "namespace": namespace,
+                            "labels": {"kubernetes.io/service-name": name}},
+                        "addressType": address_type, "ports": ports, "endpoints": endpoints,
+                    })
+                })
+                .collect();
+            json!({
+                "service": {"kind": "Service", "metadata": {"name": name, "namespace": namespace},
+                    "spec": {"type": kind, "ports": ports}},
+                "slices": slices,
+            })
+        });
+    let node = ("[a-z]{1,4}", prop_oneof![3 => ip_text(), 1 => nasty_string()], any::<bool>()).prop_map(
+        |(name, address, ready)| {
+            json!({"kind": "Node", "metadata": {"name": name}, "status": {
+                "addresses": [{"type": "InternalIP", "address": address}],
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+        },
+    );
+    (prop::collection::vec(service, 0..5), prop::collection::vec(node, 0..4))
+        .prop_map(|(services, nodes)| json!({"services": services, "nodes": nodes}))
+        .boxed()
+}
+
+/// The typed cluster objects of a [`fuzzy_cluster`] document.
+fn cluster_objects(document: &Value) -> Result<ClusterObjects, TestCaseError> {
+    let typed_error = |e: serde_json::Error| TestCaseError::fail(format!("generated cluster object does not parse: {e}"));
+    let mut cluster = ClusterObjects::default();
+    for entry in document["services"].as_array().into_iter().flatten() {
+        cluster.add_service(serde_json::from_value::<Service>(entry["service"].clone()).map_err(typed_error)?);
+        for slice in entry["slices"].as_array().into_iter().flatten() {
+            cluster.add_endpoint_slice(serde_json::from_value::<EndpointSlice>(slice.clone()).map_err(typed_error)?);
+        }
+    }
+    for node in document["nodes"].as_array().into_iter().flatten() {
+        cluster.add_node(serde_json::from_value::<Node>(node.clone()).map_err(typed_error)?);
+    }
+    Ok(cluster)
+}
+
+fn defaults(member_type: PoolMemberType) -> ModelDefaults {
+    ModelDefaults { partition: "kubernetes".into(), pool_member_type: member_type }
+}
+
+fn owner() -> Ownership {
+    Ownership::new("fuzz-cluster").expect("a valid cluster id")
+}
+
+/// Deserialises a manifest as the offline renderer does; a refusal must name the field.
+fn deserialize_virtual_server(value: Value) -> Result<Option<VirtualServer>, TestCaseError> {
+    match serde_path_to_error::deserialize::<_, VirtualServer>(value) {
+        Ok(vs) => Ok(Some(vs)),
+        Err(error) => {
+            let path = error.path().to_string();
+            let message = error.inner().to_string();
+            prop_assert!(!message.is_empty(), "empty deserialisation error at {path}");
+            prop_assert!(
+                path != "." || message.contains("field") || message.contains("expected"),
+                "deserialisation error names no field: {message}"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// AS3's rule for tenant, application and object names.
+fn is_as3_name(name: &str) -> bool {
+    name.len() <= 190
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The spec field an [`InvalidSpec`] message must name.
+fn named_field(invalid: &InvalidSpec) -> String {
+    match invalid {
+        InvalidSpec::VirtualAddress { .. } => "spec.virtualAddress".into(),
+        InvalidSpec::Port { .. } => "spec.port".into(),
+        InvalidSpec::Partition { .. } => "spec.partition".into(),
+        InvalidSpec::NoPools => "spec.pools".into(),
+        InvalidSpec::PoolName { index, .. } => format!("spec.pools[{index}].name"),
+        InvalidSpec::DefaultPool { .. } => "spec.defaultPool".into(),
+        InvalidSpec::Monitor { pool, index, .. } => format!("spec.pools[{pool}].monitors[{index}]"),
+        InvalidSpec::ApplicationName { .. } => "(<namespace>_<name>)".into(),
+    }
+}
+
+/// What must hold of an application the model accepted, checked against its VirtualServer.
+fn check_included(app: &DesiredApplication, vs: &VirtualServer, defaults: &ModelDefaults) -> Result<(), TestCaseError> {
+    let spec = &vs.spec;
+    prop_assert_eq!(Some(app.virtual_address), spec.virtual_address.parse::<IpAddr>().ok());
+    prop_assert_eq!(i32::from(app.port), spec.port);
+    prop_assert!(app.port != 0);
+    prop_assert_eq!(&app.partition, spec.partition.as_ref().unwrap_or(&defaults.partition));
+    prop_assert!(is_as3_name(&app.partition) && app.partition.len() <= 64, "partition {:?}", app.partition);
+    prop_assert!(app.partition != "Common");
+    prop_assert!(!adc_properties().contains(&app.partition), "partition {:?} is an ADC property", app.partition);
+    prop_assert!(is_as3_name(&app.name), "application name {:?}", app.name);
+    prop_assert_eq!(app.pools.len(), spec.pools.len());
+    prop_assert!(!app.pools.is_empty());
+    let names: BTreeSet<&str> = app.pools.iter().map(|p| p.name.as_str()).collect();
+    prop_assert_eq!(names.len(), app.pools.len(), "pool names must be unique");
+    prop_assert!(names.contains(app.default_pool.as_str()));
+    if let Some(wanted) = &spec.default_pool {
+        prop_assert_eq!(&app.default_pool, wanted);
+    }
+    for pool in &app.pools {
+        prop_assert!(is_as3_name(&format!("pool_{}", pool.name)), "pool name {:?}", pool.name);
+        prop_assert!(pool.members.windows(2).all(|w| w[0] < w[1]), "members sorted and unique: {:?}", pool.members);
+        for monitor in &pool.monitors {
+            // AS3 3.56: interval 0-3600, timeout 0-900.
+            prop_assert!((1..=3600).contains(&monitor.interval), "monitor interval {}", monitor.interval);
+            prop_assert!((2..=900).contains(&monitor.timeout), "monitor timeout {}", monitor.timeout);
+            prop_assert!(monitor.timeout > monitor.interval);
+        }
+    }
+    Ok(())
+}
+
+/// Pieces of namespaces and names that could run together in `<namespace>_<name>`.
+fn name_piece() -> BoxedStrategy<String> {
+    one_of(&["a", "b", "a_b", "b_a", "_", "", "a-b", "a.b", "a_", "_b"])
+}
+
+/// One object per namespace/name, as in a cluster: a later manifest of the same object
+/// replaces the earlier one, as `kubectl apply` would.
+fn distinct_objects(virtual_servers: Vec<VirtualServer>) -> Vec<VirtualServer> {
+    let mut by_key: BTreeMap<ObjectKey, VirtualServer> = BTreeMap::new();
+    for vs in virtual_servers {
+        by_key.insert(ObjectKey::of(&vs.metadata), vs);
+    }
+    by_key.into_values().collect()
+}
+
+/// Runs the model on `virtual_servers` and checks every outcome; then renders what it accepted
+/// and requires the declaration to validate against the AS3 schema.
+fn check_model(
+    virtual_servers: &[VirtualServer],
+    cluster: &ClusterObjects,
+    defaults: &ModelDefaults,
+    validate_schema: bool,
+) -> Result<(), TestCaseError> {
+    let fleet = build_fleet(virtual_servers.iter(), cluster, defaults);
+    let by_key: BTreeMap<ObjectKey, &VirtualServer> =
+        virtual_servers.iter().map(|vs| (ObjectKey::of(&vs.metadata), vs)).collect();
+    prop_assert_eq!(fleet.outcomes.len(), by_key.len(), "one outcome per object");
+
+    let mut included = 0;
+    for (key, outcome) in &fleet.outcomes {
+        let vs = by_key.get(key).ok_or_else(|| TestCaseError::fail(format!("outcome for unknown object {key}")))?;
+        match outcome {
+            AppOutcome::Invalid(invalid) => {
+                let message = invalid.to_string();
+                let field = named_field(invalid);
+                prop_assert!(message.contains(&field), "{key}: {message:?} does not name {field}");
+                if let InvalidSpec::Port { value } = invalid {
+                    prop_assert!(!(1..=65535).contains(value));
+                }
+                if let InvalidSpec::VirtualAddress { value } = invalid {
+                    prop_assert!(value.parse::<IpAddr>().is_err());
+                }
+            }
+            AppOutcome::AddressConflict { address, port, holder } => {
+                prop_assert!(holder != key);
+                let held = matches!(fleet.outcomes.get(holder), Some(AppOutcome::Included { .. }));
+                prop_assert!(held, "{key}: conflict with {holder}, which is not included");
+                prop_assert_eq!(Some(*address), vs.spec.virtual_address.parse::<IpAddr>().ok());
+                prop_assert_eq!(i32::from(*port), vs.spec.port);
+            }
+            AppOutcome::Included { partition, application, members, unresolved } => {
+                included += 1;
+                let app = fleet
+                    .partitions
+                    .get(partition)
+                    .and_then(|apps| apps.iter().find(|a| &a.name == application && &a.source == key))
+                    .ok_or_else(|| TestCaseError::fail(format!("{key}: included but not in partition {partition}")))?;
+                prop_assert_eq!(app.member_count(), *members);
+                check_included(app, vs, defaults)?;
+                for unresolved in unresolved {
+                    let message = unresolved.to_string();
+                    prop_assert!(message.contains("Service"), "{key}: unresolved reference message {message:?}");
+                    prop_assert!(!unresolved.reason().is_empty());
+                }
+            }
+        }
+    }
+    prop_assert_eq!(fleet.partitions.values().map(Vec::len).sum::<usize>(), included);
+    for (partition, apps) in &fleet.partitions {
+        let names: BTreeSet<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+        prop_assert_eq!(names.len(), apps.len(), "two objects share an application name in {}", partition);
+    }
+
+    if !validate_schema || fleet.partitions.is_empty() {
+        return Ok(());
+    }
+    // Whatever the model accepted must be a declaration AS3 accepts, every application in it.
+    let tenants: BTreeMap<String, Value> =
+        fleet.partitions.iter().map(|(name, apps)| (name.clone(), render_tenant(apps, &owner()))).collect();
+    let declaration = render_request(&tenants);
+    for (partition, apps) in &fleet.partitions {
+        for app in apps {
+            let rendered = declaration["declaration"][partition][&app.name]["class"].as_str();
+            prop_assert_eq!(rendered, Some("Application"), "{} lost from tenant {}", app.source, partition);
+        }
+    }
+    let violations = validate_declaration(&declaration).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(violations.is_empty(), "the model accepted what AS3 rejects: {violations:#?}\n{declaration:#}");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Any JSON at all, as a whole object or as its spec, deserialises or is refused with a
+    /// named field, and the model never panics on what deserialises.
+    #[test]
+    fn arbitrary_json_never_panics_the_crd_or_the_model(value in json_value(), as_spec in any::<bool>()) {
+        let value = if as_spec {
+            json!({"apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
+                "metadata": {"name": "web", "namespace": "shop"}, "spec": value})
+        } else {
+            value
+        };
+        if let Some(vs) = deserialize_virtual_server(value)? {
+            check_model(&[vs], &ClusterObjects::default(), &defaults(PoolMemberType::Nodeport), false)?;
+        }
+    }
+
+    /// VirtualServer manifests with random, missing and wrongly typed fields, against random
+    /// Services, EndpointSlices and Nodes: every object is included, refused with a message
+    /// naming its field, or loses its address to an older object.
+    #[test]
+    fn fuzzy_virtual_servers_are_accepted_or_refused_with_the_field_named(
+        manifests in virtual_server_manifests(),
+        cluster in fuzzy_cluster(),
+        cluster_mode in any::<bool>(),
+    ) {
+        let cluster = cluster_objects(&cluster)?;
+        let mut virtual_servers = Vec::new();
+        for manifest in manifests {
+            virtual_servers.extend(deserialize_virtual_server(manifest)?);
+        }
+        let mode = if cluster_mode { PoolMemberType::Cluster } else { PoolMemberType::Nodeport };
+        check_model(&distinct_objects(virtual_servers), &cluster, &defaults(mode), false)?;
+    }
+
+    /// Distinct objects never share an AS3 application, whatever their namespaces and names:
+    /// `<namespace>_<name>` must stay unique.
+    #[test]
+    fn distinct_objects_get_distinct_applications(
+        keys in prop::collection::btree_set((name_piece(), name_piece()), 1..6),
+    ) {
+        let virtual_servers: Vec<VirtualServer> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(index, (namespace, name))| {
+                serde_json::from_value(json!({"apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": {"virtualAddress": format!("10.0.0.{index}"), "port": 80,
+                        "pools": [{"name": "web", "service": "web", "servicePort": 80}]}}))
+                .expect("a valid manifest")
+            })
+            .collect();
+        check_model(&virtual_servers, &ClusterObjects::default(), &defaults(PoolMemberType::Nodeport), false)?;
+    }
+}
+
+proptest! {
+    // Schema validation is the slow part; fewer cases.
+    #![proptest_config(config(128))]
+
+    /// The same fuzzy manifests, with whatever the model accepted rendered and validated
+    /// against the AS3 schema: the model never accepts what AS3 would reject.
+    #[test]
+    fn accepted_virtual_servers_render_schema_valid_declarations(
+        manifests in virtual_server_manifests(),
+        cluster in fuzzy_cluster(),
+    ) {
+        let cluster = cluster_objects(&cluster)?;
+        let mut virtual_servers = Vec::new();
+        for manifest in manifests {
+            virtual_servers.extend(deserialize_virtual_server(manifest)?);
+        }
+        check_model(&distinct_objects(virtual_servers), &cluster, &defaults(PoolMemberType::Nodeport), true)?;
+    }
+
+    /// VirtualServers valid by construction are all accepted (bar address conflicts), survive
+    /// a serde round trip, and render through the offline `render` path without error.
+    #[test]
+    fn valid_virtual_servers_render_through_the_offline_path(
+        specs in prop::collection::vec(valid_spec(Limits::As3), 1..4),
+        cluster in fuzzy_cluster(),
+        cluster_id in prop_oneof!["[A-Za-z0-9._-]{1,48}", nasty_string()],
+    ) {
+        let cluster = cluster_objects(&cluster)?;
+        let mut virtual_servers = Vec::new();
+        for (index, spec) in specs.into_iter().enumerate() {
+            let manifest = json!({"apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
+                "metadata": {"name": format!("vs-{index}"), "namespace": "shop",
+                    "creationTimestamp": format!("2026-01-01T00:00:{index:02}Z")},
+                "spec": spec});
+            let vs: VirtualServer = serde_json::from_value(manifest.clone())
+                .map_err(|e| TestCaseError::fail(format!("a valid manifest is refused: {e}\n{manifest:#}")))?;
+            let serialised = serde_json::to_value(&vs).expect("a VirtualServer serialises");
+            let round_trip: VirtualServer = serde_json::from_value(serialised.clone())
+                .map_err(|e| TestCaseError::fail(format!("serialised VirtualServer does not parse back: {e}")))?;
+            prop_assert_eq!(&round_trip.spec, &vs.spec);
+            prop_assert_eq!(serde_json::to_value(&round_trip).expect("serialises"), serialised);
+            virtual_servers.push(vs);
+        }
+        let model_defaults = defaults(PoolMemberType::Cluster);
+        let fleet = build_fleet(virtual_servers.iter(), &cluster, &model_defaults);
+        let mut conflict = false;
+        for (key, outcome) in &fleet.outcomes {
+            match outcome {
+                AppOutcome::Invalid(invalid) => prop_assert!(false, "{key}: valid spec refused: {invalid}"),
+                AppOutcome::AddressConflict { .. } => conflict = true,
+                AppOutcome::Included { .. } => {}
+            }
+        }
+        // Any cluster id the operator accepts must make a label AS3 accepts.
+        let ownership = match Ownership::new(cluster_id) {
+            Ok(ownership) => ownership,
+            Err(invalid) => {
+                prop_assert!(invalid.to_string().contains("cluster id"), "{}", invalid);
+                owner()
+            }
+        };
+        prop_assert_eq!(ownership.owner_of(&json!({"class": "Tenant", "label": ownership.label()})), TenantOwner::Us);
+        let manifests = Manifests { virtual_servers, cluster, ignored: Vec::new() };
+        match render_manifests(&manifests, &model_defaults, &ownership) {
+            Ok(rendered) => {
+                prop_assert!(!conflict, "a conflict must refuse the render");
+                for warning in &rendered.warnings {
+                    prop_assert!(warning.contains("VirtualServer shop/vs-"), "warning names no object: {warning}");
+                }
+            }
+            Err(RenderError::Rejected { key, message }) => {
+                prop_assert!(conflict, "{key} refused: {message}");
+                prop_assert!(message.contains("already used by VirtualServer shop/vs-"), "{message}");
+            }
+            Err(other) => prop_assert!(false, "render failed: {other}"),
+        }
+    }
+}
+
+/// Which rules a generated spec keeps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limits {
+    /// What the CRD admits: monitor interval and timeout up to 86400, any partition matching
+    /// the CRD pattern but `Common`.
+    Crd,
+    /// What AS3 also accepts: interval at most 3600, timeout at most 900, and no partition
+    /// named like an ADC property.
+    As3,
+}
+
+/// A spec valid under `limits`.
+fn valid_spec(limits: Limits) -> BoxedStrategy<Value> {
+    let max_timeout: i64 = if limits == Limits::As3 { 900 } else { 86_400 };
+    let interval = prop_oneof![6 => 1i64..30, 1 => 1..max_timeout - 1];
+    let monitor = (one_of(&["http", "https", "tcp"]), interval, 1i64..10, prop::option::of("\\PC{0,20}"))
+        .prop_map(move |(kind, interval, extra, send)| {
+            object([
+                ("type", Some(json!(kind))),
+                ("interval", Some(json!(interval))),
+                ("timeout", Some(json!((interval + extra).min(max_timeout)))),
+                ("send", send.map(Value::String)),
+            ])
+        });
+    let pool = (
+        one_of(&["web", "api"]),
+        prop_oneof![
+            2 => prop::sample::select(vec![80i64, 443, 8080]).prop_map(Value::from),
+            1 => (1i64..65536).prop_map(Value::from),
+            2 => one_of(&["http", "metrics"]).prop_map(Value::String),
+        ],
+        one_of(LB_MODES),
+        prop::collection::vec(monitor, 0..3),
+    );
+    let partition = prop_oneof![
+        4 => "[A-Za-z][0-9A-Za-z_.-]{0,20}".prop_filter("Common is reserved", |p| p != "Common"),
+        1 => adc_property(),
+    ]
+    .prop_filter("AS3 property names", move |p| limits == Limits::Crd || !adc_properties().contains(p));
+    (
+        ip_text(),
+        1i64..65536,
+        prop::option::of(partition),
+        prop::collection::btree_map("[a-z]([-a-z0-9]{0,10}[a-z0-9])?", pool, 1..4),
+        any::<prop::sample::Index>(),
+        prop::option::of(one_of(&["automap", "none"])),
+    )
+        .prop_map(|(address, port, partition, pools, default_index, snat)| {
+            let default_pool = pools.keys().nth(default_index.index(pools.len())).cloned();
+            let pools: Vec<Value> = pools
+                .into_iter()
+                .map(|(name, (service, service_port, mode, monitors))| {
+                    json!({"name": name, "service": service, "servicePort": service_port,
+                        "loadBalancingMode": mode, "monitors": monitors})
+                })
+                .collect();
+            object([
+                ("virtualAddress", Some(json!(address))),
+                ("port", Some(json!(port))),
+                ("partition", partition.map(Value::String)),
+                ("pools", Some(Value::Array(pools))),
+                ("defaultPool", default_pool.map(Value::String)),
+                ("snat", snat.map(Value::String)),
+            ])
+        })
+        .boxed()
+}
+
+/// JSON pointers to every value inside `value`, the root (`""`) included.
+fn pointers(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    out.push(prefix.to_owned());
+    match value {
+        Value::Object(fields) => {
+            for (key, child) in fields {
+                pointers(child, &format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1")), out);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                pointers(child, &format!("{prefix}/{index}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Replaces (or, for `None`, removes) the value at the `at`-th pointer of `value`.
+fn mutate(value: &mut Value, at: prop::sample::Index, replacement: Option<Value>) {
+    let mut all = Vec::new();
+    pointers(value, "", &mut all);
+    let target = all[at.index(all.len())].clone();
+    match replacement {
+        Some(new) => {
+            if let Some(slot) = value.pointer_mut(&target) {
+                *slot = new;
+            }
+        }
+        None => {
+            let Some((parent, key)) = target.rsplit_once('/') else { return };
+            match value.pointer_mut(parent) {
+                Some(Value::Object(fields)) => {
+                    fields.remove(&key.replace("~1", "/").replace("~0", "~"));
+                }
+                Some(Value::Array(items)) => {
+                    if let Some(index) = key.parse::<usize>().ok().filter(|i| *i < items.len()) {
+                        items.remove(index);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Values that sit on or just past the limits of the fields.
+fn mutation() -> BoxedStrategy<Option<Value>> {
+    prop_oneof![
+        2 => json_leaf().prop_map(Some),
+        1 => Just(None),
+        2 => prop::sample::select(vec![
+            0i64, -1, 1, 2, 899, 900, 901, 3600, 3601, 65_535, 65_536, 86_400, 86_401,
+            i64::from(i32::MAX), i64::from(i32::MAX) + 1,
+        ])
+        .prop_map(|n| Some(json!(n))),
+        2 => prop_oneof![nasty_string(), adc_property(), pool_name(), virtual_address()].prop_map(|s| Some(json!(s))),
+    ]
+    .boxed()
+}
+
+/// A VirtualServer manifest valid for the CRD, with up to two of its values (anywhere,
+/// metadata included) replaced by odd ones or removed.
+fn near_valid_virtual_server() -> BoxedStrategy<Value> {
+    (
+        valid_spec(Limits::Crd),
+        // Names Kubernetes would refuse (`_`) are possible in the offline `render` path.
+        prop_oneof![4 => one_of(&["web", "shop-front", "a", "b.c"]), 1 => one_of(&["web_a", "a_"])],
+        prop_oneof![4 => Just("shop".to_owned()), 1 => one_of(&["shop_web", "shop_"])],
+        prop::collection::vec((any::<prop::sample::Index>(), mutation()), 0..3),
+    )
+        .prop_map(|(spec, name, namespace, mutations)| {
+            let mut manifest = json!({"apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec});
+            for (at, replacement) in mutations {
+                mutate(&mut manifest, at, replacement);
+            }
+            manifest
+        })
+        .boxed()
+}
+
+/// Manifests from both generators.
+fn virtual_server_manifests() -> BoxedStrategy<Vec<Value>> {
+    prop::collection::vec(prop_oneof![1 => fuzzy_virtual_server(), 2 => near_valid_virtual_server()], 1..4).boxed()
+}
+
+// =============================================================================================
+// Part 2: AS3 answers from the BIG-IP
+
+/// One tenant's result as AS3 reports it, with the result the client must read from it.
+#[derive(Debug, Clone)]
+struct GeneratedResult {
+    document: Value,
+    tenant: String,
+    expected: TenantResult,
+}
+
+fn as3_result() -> BoxedStrategy<GeneratedResult> {
+    (
+        "[A-Za-z][0-9A-Za-z_.-]{0,12}|\\PC{1,8}",
+        prop_oneof![3 => Just(200u16), 2 => Just(422u16), 1 => any::<u16>()],
+        prop_oneof![
+            one_of(&["success", "no change", "declaration failed", "declaration is invalid"]),
+            nasty_string().prop_filter("in progress means running", |m| m != "in progress"),
+        ],
+        prop::collection::vec(prop_oneof![3 => nasty_string().prop_map(Value::String), 1 => json_value()], 0..3),
+        prop::option::of(json_value()),
+        any::<bool>(),
+    )
+        .prop_map(|(tenant, code, message, errors, response, with_errors)| {
+            let text = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut expected_errors: Vec<String> = if with_errors { errors.iter().map(text).collect() } else { Vec::new() };
+            // A null `response` reads as none at all.
+            if code != 200 {
+                expected_errors.extend(response.iter().filter(|r| !r.is_null()).map(text));
+            }
+            let document = object([
+                ("tenant", Some(json!(tenant))),
+                ("code", Some(json!(code))),
+                ("message", Some(json!(message))),
+                ("errors", with_errors.then_some(Value::Array(errors))),
+                ("response", response),
+                ("host", Some(json!("localhost"))),
+                ("runTime", Some(json!(1234))),
+            ]);
+            GeneratedResult { document, tenant, expected: TenantResult { code, message, errors: expected_errors } }
+        })
+        .boxed()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Any JSON body is read as an answer or refused with a message; never a panic.
+    #[test]
+    fn arbitrary_json_answers_never_panic(body in json_value()) {
+        match parse_as3_answer(&body) {
+            Ok(As3Answer::Done(report)) => {
+                for (tenant, result) in &report.tenants {
+                    prop_assert!(!tenant.is_empty());
+                    prop_assert_eq!(result.succeeded(), result.code == 200);
+                    prop_assert!(result.detail().starts_with(&result.message));
+                }
+            }
+            Ok(As3Answer::InProgress | As3Answer::Invalid(_)) => {}
+            Err(message) => prop_assert!(!message.is_empty()),
+        }
+    }
+
+    /// Any bytes, read as the client reads a body (JSON first), never panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(body) = serde_json::from_slice::<Value>(&bytes) {
+            if let Err(message) = parse_as3_answer(&body) {
+                prop_assert!(!message.is_empty());
+            }
+        }
+    }
+
+    /// Well-formed AS3 results come back as the same per-tenant codes, messages and errors.
+    #[test]
+    fn as3_results_round_trip(
+        results in prop::collection::btree_map("[A-Za-z][0-9A-Za-z_]{0,8}", as3_result(), 1..5),
+        declaration in json_value(),
+    ) {
+        // Keyed by a unique tenant name: later results for the same tenant would overwrite.
+        let results: Vec<GeneratedResult> = results
+            .into_iter()
+            .map(|(tenant, mut result)| {
+                result.document["tenant"] = json!(tenant);
+                GeneratedResult { tenant, ..result }
+            })
+            .collect();
+        let body = json!({
+            "results": results.iter().map(|r| r.document.clone()).collect::<Vec<_>>(),
+            "declaration": declaration,
+        });
+        let answer = parse_as3_answer(&body).map_err(TestCaseError::fail)?;
+        let As3Answer::Done(report) = answer else {
+            return Err(TestCaseError::fail(format!("results read as {answer:?}")));
+        };
+        prop_assert_eq!(report.tenants.len(), results.len());
+        for result in &results {
+            let parsed = report.tenants.get(&result.tenant)
+                .ok_or_else(|| TestCaseError::fail(format!("tenant {:?} lost", result.tenant)))?;
+            prop_assert_eq!(parsed, &result.expected);
+            prop_assert_eq!(parsed.succeeded(), result.expected.code == 200);
+            for error in &parsed.errors {
+                prop_assert!(parsed.detail().contains(error.as_str()));
+            }
+        }
+    }
+
+    /// A running task anywhere among the results means the whole declaration is running.
+    #[test]
+    fn in_progress_results_are_running(
+        results in prop::collection::vec(as3_result(), 0..4),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let mut documents: Vec<Value> = results.into_iter().map(|r| r.document).collect();
+        let position = at.index(documents.len() + 1);
+        documents.insert(position, json!({"code": 0, "message": "in progress"}));
+        let answer = parse_as3_answer(&json!({"results": documents}));
+        prop_assert_eq!(answer, Ok(As3Answer::InProgress));
+    }
+
+    /// A declaration refused as a whole (422 with `errors`, no results) reads as invalid with
+    /// every error kept.
+    #[test]
+    fn refused_declarations_keep_their_errors(
+        errors in prop::collection::vec(nasty_string(), 1..5),
+        message in nasty_string(),
+    ) {
+        let body = json!({"code": 422, "message": message, "errors": errors});
+        prop_assert_eq!(parse_as3_answer(&body), Ok(As3Answer::Invalid(errors)));
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// AS3 answers some refusals (an unsupported `action`, an array body) with a 422 that has
+    /// a `message` and no `errors`; that message must reach the user (it once was dropped,
+    /// leaving "AS3 rejected the declaration as invalid: " with nothing after it).
+    #[test]
+    fn refusals_without_errors_keep_their_message(message in "[a-z][a-z ']{4,40}") {
+        let body = json!({"code": 422, "message": message});
+        match parse_as3_answer(&body) {
+            Ok(As3Answer::Invalid(errors)) => prop_assert!(errors.iter().any(|e| e.contains(&message)), "{errors:?}"),
+            other => prop_assert!(false, "{other:?}"),
+        }
+    }
+}
+
+// =============================================================================================
+// Part 3: the simulator's declaration handling
+
+/// Pointers as AS3 writes them, most of them not resolving.
+fn pointer() -> BoxedStrategy<String> {
+    prop_oneof![
+        4 => one_of(&["p", "m", "sa", "/T1/A/p", "/T1/A/m", "/T2/A/p"]),
+        3 => one_of(&[
+            "p", "m", "sa", "vs", "/T1/A/p", "/T2/A/p", "/T1/A/m", "/T1/Shared/p", "/Common/Shared/p", "/Common/p",
+            "/", "//", "", "#", "p#", "@/x", "0/x", "1#", "/T1", "/T1/A", "/T1/A/p/members", "/T1/A/p/x/y",
+            "A/p", "../p", "/Common/Shared", "~1",
+        ]),
+        1 => nasty_string(),
+    ]
+    .boxed()
+}
+
+/// Addresses as AS3 writes them (`f5ip`: route domains, prefixes), valid or not.
+fn f5_address() -> BoxedStrategy<String> {
+    prop_oneof![
+        // A few addresses come up often, so that virtual servers collide.
+        3 => (
+            prop_oneof![2 => one_of(&["10.0.0.1", "10.0.0.2", "2001:db8::1", "0.0.0.0", "::"]), 1 => ip_text()],
+            prop::option::weighted(0.2, 0u32..70_000),
+            prop::option::weighted(0.2, 0u32..200),
+        )
+            .prop_map(|(ip, rd, prefix)| {
+                let rd = rd.map(|rd| format!("%{rd}")).unwrap_or_default();
+                let prefix = prefix.map(|p| format!("/{p}")).unwrap_or_default();
+                format!("{ip}{rd}{prefix}")
+            }),
+        1 => one_of(&[
+            "any", "any6", "0.0.0.0/0", "::/0", "%", "/", "10.0.0.1%", "10.0.0.1/", "10.0.0.1%a/b", "fqdn.example",
+        ]),
+        1 => nasty_string(),
+    ]
+    .boxed()
+}
+
+/// A tenant in the shape the operator declares, with random addresses, ports, pointers and
+/// members. `loose` also puts randomly typed values in its fields.
+fn declared_tenant(loose: bool) -> BoxedStrategy<Value> {
+    let wrong = u32::from(loose);
+    let f = move |valid: BoxedStrategy<Value>| -> BoxedStrategy<Option<Value>> {
+        prop_oneof![8 => valid.prop_map(Some), wrong => json_leaf().prop_map(Some)].boxed()
+    };
+    // Mostly within the schema's range, so most declarations get past validation to the
+    // pointer, address and LTM code behind it.
+    let number = |within: std::ops::Range<i64>, beyond: std::ops::Range<i64>| -> BoxedStrategy<Value> {
+        prop_oneof![19 => within, 1 => beyond].prop_map(Value::from).boxed()
+    };
+    let address_entry = prop_oneof![
+        6 => f5_address().prop_map(Value::String),
+        1 => Just(json!({"use": "sa"})),
+        1 => pointer().prop_map(|p| json!({"use": p})),
+        1 => "[a-z0-9.:/]{0,12}".prop_map(|b| json!({"bigip": b})),
+        1 => (f5_address(), f5_address()).prop_map(|(d, s)| json!([d, s])),
+    ];
+    let service = (
+        f(prop_oneof![
+            4 => Just("Service_HTTP".to_owned()),
+            1 => one_of(&["Service_TCP", "Service_UDP", "Service_L4", "Service_Generic"]),
+        ]
+        .prop_map(Value::String)
+        .boxed()),
+        f(prop::collection::vec(address_entry, 1..3).prop_map(Value::Array).boxed()),
+        f(prop_oneof![
+            3 => prop::sample::select(vec![80i64, 443]).prop_map(Value::from),
+            6 => number(0..65_536, 65_536..70_000),
+            1 => Just(json!({"use": "ports"})),
+        ]
+        .boxed()),
+        f(prop_oneof![
+            6 => Just(json!("p")),
+            1 => Just(json!({"use": "p"})),
+            3 => pointer().prop_map(Value::String),
+            1 => pointer().prop_map(|p| json!({"use": p})),
+        ]
+        .boxed()),
+        f(one_of(&["auto", "none"]).prop_map(Value::String).boxed()),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(class, addresses, port, pool, snat, enable)| {
+            object([
+                ("class", class),
+                ("virtualAddresses", addresses),
+                ("virtualPort", port),
+                ("pool", pool),
+                ("snat", snat),
+                ("enable", enable.map(Value::Bool)),
+            ])
+        });
+    let member = (
+        f(number(0..65_536, 65_536..70_000)),
+        f(prop::collection::vec(f5_address(), 0..3).prop_map(|a| json!(a)).boxed()),
+        any::<bool>(),
+        prop::option::of(one_of(&["enable", "disable", "offline"])),
+        prop::option::of(number(0..65_535, 65_535..70_000)),
+    )
+        .prop_map(|(port, addresses, share, admin, route_domain)| {
+            object([
+                ("servicePort", port),
+                ("serverAddresses", addresses),
+                ("shareNodes", Some(json!(share))),
+                ("adminState", admin.map(Value::String)),
+                ("routeDomain", route_domain),
+            ])
+        });
+    let monitor_ref = prop_oneof![
+        4 => one_of(&["http", "tcp", "icmp", "https", "gateway-icmp"]).prop_map(Value::String),
+        3 => Just(json!({"use": "m"})),
+        1 => pointer().prop_map(|p| json!({"use": p})),
+        1 => Just(json!({"bigip": "/Common/http"})),
+    ];
+    let pool = (
+        f(prop::collection::vec(member, 0..3).prop_map(Value::Array).boxed()),
+        f(prop::collection::vec(monitor_ref, 0..3).prop_map(Value::Array).boxed()),
+        prop::option::of(prop_oneof![Just(json!("all")), number(1..4, 0..1)]),
+        f(one_of(LB_MODES).prop_map(Value::String).boxed()),
+    )
+        .prop_map(|(members, monitors, minimum, mode)| {
+            object([
+                ("class", Some(json!("Pool"))),
+                ("members", members),
+                ("monitors", monitors),
+                ("minimumMonitors", minimum),
+                ("loadBalancingMode", mode),
+            ])
+        });
+    let monitor = (
+        f(one_of(&["http", "https", "tcp", "icmp", "udp"]).prop_map(Value::String).boxed()),
+        f(number(0..3_601, 3_601..5_000)),
+        f(number(0..901, 901..2_000)),
+    )
+        .prop_map(|(kind, interval, timeout)| {
+            object([("class", Some(json!("Monitor"))), ("monitorType", kind), ("interval", interval), ("timeout", timeout)])
+        });
+    let application = (service, pool, monitor, prop::option::of(f5_address()))
+        .prop_map(|(service, pool, monitor, service_address)| {
+            object([
+                ("class", Some(json!("Application"))),
+                ("vs", Some(service)),
+                ("p", Some(pool)),
+                ("m", Some(monitor)),
+                ("sa", service_address.map(|a| json!({"class": "Service_Address", "virtualAddress": a}))),
+            ])
+        });
+    let applications = prop::collection::btree_map(one_of(&["A", "B", "Shared"]), application, 1..3).prop_map(|mut apps| {
+        // AS3 requires the `shared` template of the Shared application.
+        for (name, app) in &mut apps {
+            app["template"] = json!(if name == "Shared" { "shared" } else { "generic" });
+        }
+        apps
+    });
+    (prop_oneof![9 => applications, 1 => Just(BTreeMap::new())], prop::option::of(0u32..3))
+        .prop_map(|(applications, route_domain)| {
+            let mut tenant = Map::new();
+            tenant.insert("class".to_owned(), json!("Tenant"));
+            if let Some(rd) = route_domain {
+                tenant.insert("defaultRouteDomain".to_owned(), json!(rd));
+            }
+            tenant.extend(applications);
+            Value::Object(tenant)
+        })
+        .boxed()
+}
+
+fn tenant_name() -> BoxedStrategy<String> {
+    prop_oneof![6 => one_of(&["T1", "T2"]), 1 => one_of(&["Common", "Shared"]), 1 => "[A-Za-z][A-Za-z0-9_]{0,5}"].boxed()
+}
+
+/// A declaration as the operator posts it (or the bare ADC), with random tenants and action.
+fn declaration(loose: bool) -> BoxedStrategy<Value> {
+    (
+        prop::collection::btree_map(tenant_name(), declared_tenant(loose), 0..3),
+        prop_oneof![
+            6 => Just("deploy".to_owned()),
+            1 => one_of(&["dry-run", "remove", "retrieve", "patch", "redeploy"]),
+            1 => nasty_string(),
+        ],
+        one_of(&["selective", "complete"]),
+        any::<bool>(),
+    )
+        .prop_map(|(tenants, action, update_mode, wrapped)| {
+            let mut adc = Map::new();
+            adc.insert("class".to_owned(), json!("ADC"));
+            adc.insert("schemaVersion".to_owned(), json!("3.50.0"));
+            adc.insert("id".to_owned(), json!("fuzz"));
+            adc.insert("updateMode".to_owned(), json!(update_mode));
+            adc.extend(tenants);
+            if wrapped {
+                json!({"class": "AS3", "action": action, "persist": true, "declaration": adc})
+            } else {
+                Value::Object(adc)
+            }
+        })
+        .boxed()
+}
+
+/// One request to the simulator's AS3 API.
+#[derive(Clone)]
+enum Request {
+    Declare { path: String, body: Vec<u8> },
+    Applications { tenant: String, body: Vec<u8> },
+    Delete { path: String },
+}
+
+// Bodies shown as text, so a failing case can be replayed with curl.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Declare { path, body } => write!(f, "POST {path} {}", String::from_utf8_lossy(body)),
+            Self::Applications { tenant, body } => {
+                write!(f, "POST /mgmt/shared/appsvcs/declare/{tenant}/applications {}", String::from_utf8_lossy(body))
+            }
+            Self::Delete { path } => write!(f, "DELETE {path}"),
+        }
+    }
+}
+
+fn to_bytes(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).expect("JSON values serialise")
+}
+
+fn request() -> BoxedStrategy<Request> {
+    let declare_path = prop_oneof![
+        4 => Just("/mgmt/shared/appsvcs/declare".to_owned()),
+        1 => Just("/mgmt/shared/appsvcs/declare?controls.dryRun=true".to_owned()),
+        1 => (tenant_name(), tenant_name()).prop_map(|(a, b)| format!("/mgmt/shared/appsvcs/declare/{a},{b}")),
+    ];
+    let body = prop_oneof![
+        6 => declaration(false).prop_map(|v| to_bytes(&v)),
+        2 => declaration(true).prop_map(|v| to_bytes(&v)),
+        1 => json_value().prop_map(|v| to_bytes(&v)),
+        1 => prop::collection::vec(any::<u8>(), 0..64),
+    ];
+    let applications = (tenant_name(), declared_tenant(false), any::<bool>()).prop_map(|(tenant, content, garble)| {
+        let mut body = content;
+        if let Some(object) = body.as_object_mut() {
+            object.remove("class");
+            object.insert("schemaVersion".to_owned(), json!("3.50.0"));
+        }
+        let mut bytes = to_bytes(&body);
+        if garble {
+            bytes.truncate(bytes.len() / 2);
+        }
+        Request::Applications { tenant, body: bytes }
+    });
+    prop_oneof![
+        8 => (declare_path, body).prop_map(|(path, body)| Request::Declare { path, body }),
+        2 => applications,
+        1 => prop_oneof![
+            Just("/mgmt/shared/appsvcs/declare".to_owned()),
+            tenant_name().prop_map(|t| format!("/mgmt/shared/appsvcs/declare/{t}")),
+            (tenant_name(), one_of(&["A", "B", "Shared"]))
+                .prop_map(|(t, a)| format!("/mgmt/shared/appsvcs/declare/{t}/applications/{a}")),
+        ]
+        .prop_map(|path| Request::Delete { path }),
+    ]
+    .boxed()
+}
+
+/// A simulator on its own runtime, and a client for it.
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Harness {
+    fn new() -> Self {
+        bigip_operator::install_crypto_provider();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        Self { runtime, client: reqwest::Client::new() }
+    }
+
+    fn start(&self, config: SimulatorConfig) -> Result<RunningSimulator, simulator::SimulatorError> {
+        self.runtime.block_on(simulator::start(config))
+    }
+
+    /// Sends a request; a dropped connection (a panicking handler) is a failure.
+    async fn send(
+        &self,
+        sim: &RunningSimulator,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Value), TestCaseError> {
+        let mut builder = self
+            .client
+            .request(method.clone(), format!("{}{path}", sim.base_url()))
+            .basic_auth("admin", Some("admin"))
+            .header("Content-Type", "application/json");
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await.map_err(|e| TestCaseError::fail(format!("{method} {path}: {e}")))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| TestCaseError::fail(format!("{method} {path}: body: {e}")))?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{method} {path}: not JSON ({e}): {text}")))?
+        };
+        prop_assert!(status != 500, "{} {}: HTTP 500: {}", method, path, body);
+        Ok((status, body))
+    }
+
+    /// The LTM views and the state accessors work on whatever was deployed.
+    async fn check_views(&self, sim: &RunningSimulator) -> Result<(), TestCaseError> {
+        for path in ["/mgmt/tm/ltm/virtual", "/mgmt/tm/ltm/pool", "/mgmt/tm/ltm/monitor/http", "/mgmt/tm/ltm/monitor/tcp"] {
+            let (status, _) = self.send(sim, reqwest::Method::GET, path, None).await?;
+            prop_assert_eq!(status, 200, "GET {}", path);
+        }
+        let (_, pools) = self.send(sim, reqwest::Method::GET, "/mgmt/tm/ltm/pool", None).await?;
+        for pool in pools["items"].as_array().into_iter().flatten() {
+            let full_path = pool["fullPath"].as_str().unwrap_or_default();
+            let path = format!("/mgmt/tm/ltm/pool/{}/members", full_path.replace('/', "~"));
+            let (status, _) = self.send(sim, reqwest::Method::GET, &path, None).await?;
+            prop_assert_eq!(status, 200, "GET {}", path);
+        }
+        let state = sim.state();
+        let _ = state.virtual_servers();
+        for (tenant, content) in state.tenants() {
+            for (application, objects) in content.as_object().into_iter().flatten() {
+                for pool in objects.as_object().into_iter().flatten().map(|(name, _)| name) {
+                    let _ = state.pool_members(&tenant, application, pool);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a declare answer must look like: the operator's client reads it without error.
+fn check_declare_answer(status: u16, body: &Value) -> Result<(), TestCaseError> {
+    match status {
+        // `action: retrieve` answers with the declaration itself, which has no results.
+        200 if body.get("results").is_none() => prop_assert_eq!(body["class"].as_str(), Some("ADC")),
+        200 | 207 => {
+            let answer = parse_as3_answer(body).map_err(|e| TestCaseError::fail(format!("HTTP {status}: {e}: {body}")))?;
+            let As3Answer::Done(report) = answer else {
+                return Err(TestCaseError::fail(format!("HTTP {status} read as {answer:?}: {body}")));
+            };
+            for (tenant, result) in &report.tenants {
+                prop_assert!(!result.message.is_empty(), "tenant {tenant}: empty message");
+                if !result.succeeded() {
+                    prop_assert!(!result.detail().is_empty());
+                }
+            }
+        }
+        422 => {
+            let answer = parse_as3_answer(body).map_err(|e| TestCaseError::fail(format!("HTTP 422: {e}: {body}")))?;
+            if let As3Answer::Invalid(errors) = &answer {
+                let message = body["message"].as_str().unwrap_or_default();
+                prop_assert!(!errors.is_empty() || !message.is_empty(), "a refusal without any text: {body}");
+            }
+        }
+        400 | 404 => {
+            prop_assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "HTTP {status} without a message: {body}");
+        }
+        other => prop_assert!(false, "unexpected HTTP {other}: {body}"),
+    }
+    Ok(())
+}
+
+/// Random declarations, per-application bodies, deletes and raw bytes against one simulator,
+/// in sequence so each meets what the earlier ones deployed: no request fails with HTTP 500
+/// (a panic in the declaration code) or a dropped connection (a panicking handler), every
+/// answer is one the operator's client can read, and the views still work afterwards.
+#[test]
+fn simulator_survives_arbitrary_declarations() {
+    let harness = Harness::new();
+    let sim = harness.start(SimulatorConfig::default()).expect("simulator starts");
+    let mut runner = TestRunner::new(config(192));
+    let outcome = runner.run(&request(), |request| {
+        harness.runtime.block_on(async {
+            let (status, body) = match &request {
+                Request::Declare { path, body } => {
+                    harness.send(&sim, reqwest::Method::POST, path, Some(body.clone())).await?
+                }
+                Request::Applications { tenant, body } => {
+                    let path = format!("/mgmt/shared/appsvcs/declare/{tenant}/applications");
+                    harness.send(&sim, reqwest::Method::POST, &path, Some(body.clone())).await?
+                }
+                Request::Delete { path } => harness.send(&sim, reqwest::Method::DELETE, path, None).await?,
+            };
+            check_declare_answer(status, &body)?;
+            harness.check_views(&sim).await
+        })
+    });
+    harness.runtime.block_on(sim.shutdown());
+    if let Err(error) = outcome {
+        panic!("{error}");
+    }
+}
+
+/// A state file is loaded without schema validation, so its tenants can hold anything:
+/// loading never panics, and neither do the views and state accessors over what was loaded.
+#[test]
+fn simulator_loads_arbitrary_state_files() {
+    let harness = Harness::new();
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let state_file = directory.path().join("state.json");
+    let document = prop_oneof![
+        3 => prop::collection::btree_map(tenant_name(), declared_tenant(true), 0..3).prop_map(|tenants| {
+            let mut adc = Map::new();
+            adc.insert("class".to_owned(), json!("ADC"));
+            adc.extend(tenants);
+            to_bytes(&json!({"class": "AS3", "declaration": adc}))
+        }),
+        1 => prop::collection::btree_map(tenant_name(), json_value(), 0..3).prop_map(|tenants| {
+            let tenants: Map<String, Value> = tenants
+                .into_iter()
+                .map(|(name, mut value)| {
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("class".to_owned(), json!("Tenant"));
+                    }
+                    (name, value)
+                })
+                .collect();
+            let mut adc = Map::new();
+            adc.insert("class".to_owned(), json!("ADC"));
+            adc.extend(tenants);
+            to_bytes(&Value::Object(adc))
+        }),
+        1 => json_value().prop_map(|v| to_bytes(&v)),
+        1 => prop::collection::vec(any::<u8>(), 0..64),
+    ];
+    let mut runner = TestRunner::new(config(48));
+    let outcome = runner.run(&document, |bytes| {
+        std::fs::write(&state_file, &bytes).expect("write the state file");
+        let config = SimulatorConfig { state_file: Some(state_file.clone()), ..SimulatorConfig::default() };
+        let sim = match harness.start(config) {
+            Ok(sim) => sim,
+            Err(error) => {
+                let message = error.to_string();
+                prop_assert!(message.contains("state file"), "{message}");
+                return Ok(());
+            }
+        };
+        let checked = harness.runtime.block_on(harness.check_views(&sim));
+        harness.runtime.block_on(sim.shutdown());
+        checked
+    });
+    if let Err(error) = outcome {
+        panic!("{error}");
+    }
+}

@@ -77,6 +77,11 @@ struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long)]
     namespace: Option<String>,
+    /// Handle only VirtualServers with these labels (a label selector such as
+    /// `bigip.operator.dev/bigip=dc1`), so several operators with their own BIG-IPs share a
+    /// cluster.
+    #[arg(long)]
+    selector: Option<String>,
     /// Seconds between full re-checks of every object.
     #[arg(long, default_value_t = 300)]
     resync_seconds: u64,
@@ -256,6 +261,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_deletion_share: args.max_deletion_share,
         defaults: ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type },
         namespace: args.namespace,
+        selector: args.selector,
         resync_period: Duration::from_secs(args.resync_seconds.max(10)),
         drift_check_period: Duration::from_secs(args.drift_check_seconds.max(1)),
         debounce: Duration::from_millis(200),

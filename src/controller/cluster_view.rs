@@ -37,6 +37,8 @@ impl ClusterView for StoreView {
 /// does not have them in the partition either.
 pub struct FreshListConfirmation {
     pub virtual_servers: kube::Api<crate::crd::VirtualServer>,
+    /// The operator's label selector: the same objects as its watch.
+    pub selector: Option<String>,
     pub cluster: StoreView,
     pub defaults: crate::model::ModelDefaults,
 }
@@ -49,7 +51,11 @@ impl crate::controller::partitions::DeletionConfirmation for FreshListConfirmati
     ) -> futures::future::BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
             // No resourceVersion: a consistent read from etcd, never from a cache.
-            let fresh = self.virtual_servers.list(&kube::api::ListParams::default()).await.map_err(|e| e.to_string())?;
+            let params = match &self.selector {
+                Some(selector) => kube::api::ListParams::default().labels(selector),
+                None => kube::api::ListParams::default(),
+            };
+            let fresh = self.virtual_servers.list(&params).await.map_err(|e| e.to_string())?;
             let fleet = crate::model::build_fleet(fresh.items.iter(), &self.cluster, &self.defaults);
             let still_there = fleet
                 .partitions

@@ -41,6 +41,9 @@ pub struct ControllerSettings {
     pub defaults: ModelDefaults,
     /// Watch only this namespace (None: all namespaces).
     pub namespace: Option<String>,
+    /// Handle only VirtualServers matching this label selector (None: all), so that several
+    /// operators, each with its own BIG-IP, can share a cluster.
+    pub selector: Option<String>,
     /// Every object is reconciled at least this often.
     pub resync_period: Duration,
     /// How often the managed tenants are read back from the BIG-IP to repair out-of-band
@@ -154,11 +157,11 @@ pub async fn run<B: As3Api>(
     let (services, services_writer) = reflector::store();
     let (endpoint_slices, slices_writer) = reflector::store();
     let (nodes, nodes_writer) = reflector::store();
-    let service_events = watcher(svc_api, WatcherConfig::default()).default_backoff().reflect(services_writer).touched_objects();
-    let slice_events = watcher(slice_api, WatcherConfig::default()).default_backoff().reflect(slices_writer).touched_objects();
+    let service_events = watcher(svc_api, WatcherConfig::default()).backoff(triggers::watch_backoff()).reflect(services_writer).touched_objects();
+    let slice_events = watcher(slice_api, WatcherConfig::default()).backoff(triggers::watch_backoff()).reflect(slices_writer).touched_objects();
     let mut node_filter = triggers::NodeChangeFilter::default();
     let node_events = watcher(node_api, WatcherConfig::default())
-        .default_backoff()
+        .backoff(triggers::watch_backoff())
         .reflect(nodes_writer)
         .filter_map(move |event| futures::future::ready(match event {
             Ok(event) => node_filter.relevant(event).map(Ok),
@@ -167,6 +170,7 @@ pub async fn run<B: As3Api>(
 
     let confirmation = Arc::new(cluster_view::FreshListConfirmation {
         virtual_servers: vs_api.clone(),
+        selector: settings.selector.clone(),
         cluster: StoreView { services: services.clone(), endpoint_slices: endpoint_slices.clone(), nodes: nodes.clone() },
         defaults: settings.defaults.clone(),
     });
@@ -180,7 +184,12 @@ pub async fn run<B: As3Api>(
         Err(e) => warn!(error = %e, "could not read the BIG-IP's tenants at start; unchanged tenants will be re-posted once"),
     }
 
-    let controller = Controller::new(vs_api, WatcherConfig::default().any_semantic())
+    let vs_watch = match &settings.selector {
+        Some(selector) => WatcherConfig::default().any_semantic().labels(selector),
+        None => WatcherConfig::default().any_semantic(),
+    };
+    let controller = Controller::new(vs_api, vs_watch)
+        .trigger_backoff(triggers::watch_backoff())
         .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
     let vs_store = controller.store();
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };

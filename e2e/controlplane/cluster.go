@@ -104,6 +104,12 @@ func (cp *controlPlane) apiserverArgs(port, etcdPort int) []string {
 		// The advertise address is loopback, which Endpoints validation
 		// rejects; the "kubernetes" Service gets no endpoints.
 		"--endpoint-reconciler-type=none",
+		// On SIGTERM, end the open watch streams (clients see a normal end of
+		// the watch and re-watch) instead of waiting for them: otherwise the
+		// HTTP server's graceful shutdown waits for the other components'
+		// watches up to --request-timeout (60s) and a restart (SIGUSR1)
+		// would end in SIGKILL after apiserverGrace.
+		"--shutdown-watch-termination-grace-period=5s",
 		"--profiling=false",
 		"--v=" + strconv.Itoa(cp.opts.verbosity),
 	}

@@ -8,6 +8,9 @@
 // state (feature gates, signal handling, metrics registries). Children are
 // started with PR_SET_PDEATHSIG and also watch their parent, so they never
 // outlive the launcher.
+//
+// SIGUSR1 (once ready) restarts the kube-apiserver child, for fault-injection
+// tests; see restartAPIServer.
 package main
 
 import (
@@ -23,17 +26,26 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-base/cli"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	schedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
-const markerFile = ".controlplane-data-dir"
+const (
+	markerFile = ".controlplane-data-dir"
+	// restartsFile counts the completed kube-apiserver restarts (SIGUSR1).
+	restartsFile = "apiserver-restarts"
+
+	componentGrace = 10 * time.Second // SIGTERM -> SIGKILL: controller-manager, scheduler, kwok
+	apiserverGrace = 20 * time.Second // SIGTERM -> SIGKILL: kube-apiserver
+)
 
 var errInterrupted = errors.New("interrupted during startup")
 
@@ -126,7 +138,7 @@ func launch(args []string) int {
 	}
 	o.dataDir = dir
 
-	cp := &controlPlane{opts: o, start: start, interrupted: make(chan struct{})}
+	cp := &controlPlane{opts: o, start: start, interrupted: make(chan struct{}), restartReq: make(chan time.Time, 1)}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -136,6 +148,26 @@ func launch(args []string) int {
 		s = <-sigs
 		logf("received %v again, exiting without waiting for the components", s)
 		os.Exit(1) // children still die: PR_SET_PDEATHSIG
+	}()
+	// SIGUSR1 asks for a kube-apiserver restart. Caught from the start: its
+	// default action would kill the launcher.
+	usr1 := make(chan os.Signal, 4)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			switch {
+			case isClosed(cp.interrupted):
+				logf("received SIGUSR1 while shutting down, ignored")
+			case !cp.ready.Load():
+				logf("received SIGUSR1 before the control plane is ready, ignored")
+			default:
+				select {
+				case cp.restartReq <- time.Now():
+				default:
+					logf("received SIGUSR1 while a kube-apiserver restart is pending, ignored")
+				}
+			}
+		}
 	}()
 	err = cp.run(context.Background())
 	cp.shutdown()
@@ -154,6 +186,7 @@ type controlPlane struct {
 	pki            *pki
 	kubeconfig     string
 	apiserverURL   string
+	apiserverArgv  []string // kept for restarts: same port, same etcd
 	etcd           *embeddedEtcd
 	mu             sync.Mutex
 	children       []*child
@@ -161,6 +194,10 @@ type controlPlane struct {
 	interrupted    chan struct{}
 	shutdownCalled bool
 	ownsDataDir    bool // false if the data dir was refused: touch nothing there
+
+	ready      atomic.Bool    // the ready file was written: SIGUSR1 is honoured
+	restartReq chan time.Time // SIGUSR1 -> run loop (time the signal arrived)
+	restarts   int            // completed kube-apiserver restarts (run loop only)
 }
 
 func (cp *controlPlane) path(elem ...string) string {
@@ -204,7 +241,9 @@ func (cp *controlPlane) run(ctx context.Context) error {
 		fmt.Errorf("not ready within --startup-timeout=%s", cp.opts.startupTimeout))
 	defer cancel()
 
-	if err := cp.spawn("kube-apiserver", cp.apiserverArgs(apiPort, etcdClientPort)); err != nil {
+	cp.apiserverArgv = cp.apiserverArgs(apiPort, etcdClientPort)
+	apiserver, err := cp.spawn("kube-apiserver", cp.apiserverArgv)
+	if err != nil {
 		return err
 	}
 	cs, err := cp.clientset()
@@ -218,13 +257,13 @@ func (cp *controlPlane) run(ctx context.Context) error {
 	}
 	logf("kube-apiserver ready (%.1fs)", time.Since(cp.start).Seconds())
 
-	if err := cp.spawn("kube-controller-manager", cp.kcmArgs(kcmPort)); err != nil {
+	if _, err := cp.spawn("kube-controller-manager", cp.kcmArgs(kcmPort)); err != nil {
 		return err
 	}
-	if err := cp.spawn("kube-scheduler", cp.schedulerArgs(schedPort)); err != nil {
+	if _, err := cp.spawn("kube-scheduler", cp.schedulerArgs(schedPort)); err != nil {
 		return err
 	}
-	if err := cp.spawn("kwok", cp.kwokArgs()); err != nil {
+	if _, err := cp.spawn("kwok", cp.kwokArgs()); err != nil {
 		return err
 	}
 	for i := 1; i <= cp.opts.nodes; i++ {
@@ -245,14 +284,129 @@ func (cp *controlPlane) run(ctx context.Context) error {
 	}
 	logf("ready in %.1fs: %s", time.Since(cp.start).Seconds(), readyFile)
 	fmt.Printf("ready: %s\n", readyFile)
+	cp.ready.Store(true)
 
-	// Run until a signal arrives or a component dies.
+	// Run until SIGINT/SIGTERM arrives or a component dies; restart
+	// kube-apiserver on SIGUSR1, one restart at a time.
+	type restartResult struct {
+		c   *child
+		err error
+	}
+	var restartDone chan restartResult // non-nil while a restart runs
+	for {
+		select {
+		case <-cp.interrupted:
+			// A restart in progress notices cp.interrupted itself;
+			// shutdown() stops whichever kube-apiserver is running.
+			return nil
+		case c := <-cp.childExited:
+			return fmt.Errorf("%s exited unexpectedly: %v (see %s)", c.name, c.err, c.logPath)
+		case t := <-cp.restartReq:
+			if isClosed(cp.interrupted) { // both ready at once: select picks either
+				return nil
+			}
+			if restartDone != nil {
+				logf("received SIGUSR1 during a kube-apiserver restart, ignored")
+				continue
+			}
+			restartDone = make(chan restartResult, 1)
+			go func(old *child, done chan<- restartResult) {
+				c, err := cp.restartAPIServer(old, cs, t)
+				done <- restartResult{c, err}
+			}(apiserver, restartDone)
+		case r := <-restartDone:
+			restartDone = nil
+			if r.c != nil {
+				apiserver = r.c
+			}
+			if errors.Is(r.err, errInterrupted) {
+				return nil
+			}
+			if r.err != nil {
+				return fmt.Errorf("restarting kube-apiserver: %w", r.err)
+			}
+		}
+	}
+}
+
+// restartAPIServer stops the running kube-apiserver (SIGTERM, SIGKILL after
+// apiserverGrace), starts it again with the same flags (same port; the data
+// is in etcd, which keeps running in this process), waits for /readyz, then
+// writes the number of completed restarts to <data-dir>/apiserver-restarts.
+// requested is when SIGUSR1 arrived. It returns the new child once spawned,
+// also with an error.
+func (cp *controlPlane) restartAPIServer(old *child, cs kubernetes.Interface, requested time.Time) (*child, error) {
+	n := cp.restarts + 1
+	logf("restarting kube-apiserver (restart %d, pid %d)", n, old.cmd.Process.Pid)
+	cp.mu.Lock()
+	old.stopRequested = true // its exit is no "component died unexpectedly"
+	cp.mu.Unlock()
+	stopChild(old, apiserverGrace)
 	select {
 	case <-cp.interrupted:
-	case c := <-cp.childExited:
-		return fmt.Errorf("%s exited unexpectedly: %v (see %s)", c.name, c.err, c.logPath)
+		return nil, errInterrupted
+	default:
 	}
-	return nil
+	if old.err != nil && !isSignalExit(old.err) {
+		logf("kube-apiserver (pid %d) stopped in %.1fs: %v", old.cmd.Process.Pid, time.Since(requested).Seconds(), old.err)
+	} else {
+		logf("kube-apiserver (pid %d) stopped in %.1fs", old.cmd.Process.Pid, time.Since(requested).Seconds())
+	}
+	cp.removeChild(old)
+
+	c, err := cp.spawn("kube-apiserver", cp.apiserverArgv)
+	if err != nil {
+		if isClosed(cp.interrupted) {
+			return nil, errInterrupted
+		}
+		return nil, err
+	}
+	timeout := time.NewTimer(cp.opts.startupTimeout)
+	defer timeout.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ok, _ := apiserverReady(ctx, cs)
+		cancel()
+		if ok {
+			break
+		}
+		select {
+		case <-cp.interrupted:
+			return c, errInterrupted
+		case <-c.done:
+			// Reported by the run loop through childExited.
+			return c, fmt.Errorf("kube-apiserver exited while restarting: %v (see %s)", c.err, c.logPath)
+		case <-timeout.C:
+			return c, fmt.Errorf("kube-apiserver not ready within %s after a restart (see %s)", cp.opts.startupTimeout, c.logPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cp.restarts = n // only this goroutine runs while a restart is in progress
+	if err := writeFileAtomic(cp.path(restartsFile), []byte(strconv.Itoa(n)+"\n")); err != nil {
+		return c, err
+	}
+	logf("kube-apiserver restarted (%d) in %.1fs", n, time.Since(requested).Seconds())
+	return c, nil
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// isSignalExit reports whether a process ended because of SIGTERM/SIGKILL
+// (cmd.Wait's error), the expected outcome of stopping it.
+func isSignalExit(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGKILL)
 }
 
 func (cp *controlPlane) waitFor(ctx context.Context, what string, check func(context.Context) (bool, error)) error {
@@ -355,22 +509,23 @@ func freePorts(n int) ([]int, error) {
 
 // child is a component running as a child process of the launcher.
 type child struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error
+	name          string
+	cmd           *exec.Cmd
+	logPath       string
+	done          chan struct{} // closed when it has exited; err is set then
+	err           error
+	stopRequested bool // guarded by controlPlane.mu: its exit is expected
 }
 
-func (cp *controlPlane) spawn(name string, args []string) error {
+func (cp *controlPlane) spawn(name string, args []string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logPath := cp.path("logs", name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command(self, append([]string{name}, args...)...)
 	cmd.Stdout = logFile
@@ -391,11 +546,11 @@ func (cp *controlPlane) spawn(name string, args []string) error {
 	defer cp.mu.Unlock()
 	if cp.shutdownCalled {
 		_ = logFile.Close()
-		return errors.New("shutting down")
+		return nil, errors.New("shutting down")
 	}
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	cp.children = append(cp.children, c)
@@ -404,9 +559,9 @@ func (cp *controlPlane) spawn(name string, args []string) error {
 		_ = logFile.Close()
 		close(c.done)
 		cp.mu.Lock()
-		stopping := cp.shutdownCalled
+		expected := cp.shutdownCalled || c.stopRequested
 		cp.mu.Unlock()
-		if !stopping {
+		if !expected {
 			select {
 			case cp.childExited <- c:
 			default:
@@ -414,7 +569,19 @@ func (cp *controlPlane) spawn(name string, args []string) error {
 		}
 	}()
 	logf("started %s (pid %d)", name, cmd.Process.Pid)
-	return nil
+	return c, nil
+}
+
+// removeChild forgets a child that has exited (replaced by a restart).
+func (cp *controlPlane) removeChild(old *child) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for i, c := range cp.children {
+		if c == old {
+			cp.children = append(cp.children[:i], cp.children[i+1:]...)
+			return
+		}
+	}
 }
 
 // shutdown stops the components in reverse dependency order: kwok, the
@@ -436,8 +603,8 @@ func (cp *controlPlane) shutdown() {
 			first = append(first, c)
 		}
 	}
-	stopChildren(first, 10*time.Second)
-	stopChildren(last, 20*time.Second)
+	stopChildren(first, componentGrace)
+	stopChildren(last, apiserverGrace)
 	if cp.etcd != nil {
 		cp.etcd.Close()
 	}
@@ -452,20 +619,26 @@ func stopChildren(cs []*child, grace time.Duration) {
 		wg.Add(1)
 		go func(c *child) {
 			defer wg.Done()
-			select {
-			case <-c.done:
-				return
-			default:
-			}
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-c.done:
-			case <-time.After(grace):
-				logf("%s did not stop within %s, killing it", c.name, grace)
-				_ = c.cmd.Process.Kill()
-				<-c.done
-			}
+			stopChild(c, grace)
 		}(c)
 	}
 	wg.Wait()
+}
+
+// stopChild sends SIGTERM, then SIGKILL after grace, and returns once the
+// child has exited. Safe to call concurrently for the same child.
+func stopChild(c *child, grace time.Duration) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		logf("%s did not stop within %s, killing it", c.name, grace)
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the controlplane launcher: start, nodes, deployment + service
 # -> EndpointSlices, scaling, adding a node with kubectl apply, RBAC with a
-# service-account token, a CRD, then SIGTERM and a check that nothing is left.
+# service-account token, a CRD, a kube-apiserver restart (SIGUSR1), then
+# SIGTERM and a check that nothing is left.
 # Usage: smoke-test.sh [DATA_DIR]   (binaries from build.sh)
 set -euo pipefail
 
@@ -140,6 +141,20 @@ for p in $pids; do cat /proc/$p/smaps_rollup; done |
   awk '/^Rss:/ {r+=$2} /^Pss:/ {p+=$2} END {printf "total: Rss %d MiB, Pss %d MiB\n", r/1024, p/1024}'
 ports=$(ss -ltnpH | grep -E "pid=($(echo $pids | tr ' ' '|'))," | awk '{print $4}' | tr '\n' ' ')
 echo "listening: $ports"
+
+step "restart kube-apiserver (SIGUSR1)"
+t3=$(now)
+kill -USR1 $cp_pid
+while [ "$(cat "$data/apiserver-restarts" 2>/dev/null)" != 1 ]; do
+  kill -0 $cp_pid 2>/dev/null || { cat "$data.err"; fail "controlplane exited"; }
+  sleep 0.05
+done
+echo "restarted after $(since "$t3")s"
+kubectl get widget w1 >/dev/null || fail "widget w1 lost in the restart"
+eventually expect_endpoints 1 || fail "expected 1 ready endpoint after the restart"
+kubectl scale deployment web --replicas=2
+eventually expect_endpoints 2 || fail "expected 2 ready endpoints after the restart"
+pids="$cp_pid $(pgrep -P $cp_pid | tr '\n' ' ')" # the new kube-apiserver
 
 step "SIGTERM"
 t2=$(now)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use bigip_operator::simulator::{self, RunningSimulator, SimulatorConfig, TlsMode};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
@@ -15,6 +15,8 @@ pub const OPERATOR_NAMESPACE: &str = "bigip-system";
 pub const RELEASE: &str = "bigip-operator";
 pub const DEFAULT_PARTITION: &str = "kubernetes";
 pub const BIGIP_PASSWORD: &str = "e2e-Secret-Pa55word";
+/// VirtualServers with this label (value: the namespace) belong to a scenario's own operator.
+pub const OWN_OPERATOR_LABEL: &str = "e2e.bigip-operator.dev/operator";
 
 /// A child process killed when dropped.
 pub struct ChildGuard {
@@ -25,13 +27,40 @@ impl ChildGuard {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crashed or OOM-killed pod: no clean-up of any kind.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as kubelet does, and the exit status once it stopped (None: had to SIGKILL).
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        None
+    }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
+        if !self.is_running() {
+            return;
+        }
         // SIGTERM first so the control plane can stop its children cleanly.
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if !matches!(self.child.try_wait(), Ok(None)) {
@@ -44,16 +73,58 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A BIG-IP simulator over HTTPS and the file holding its CA certificate.
+pub struct BigIp {
+    pub simulator: RunningSimulator,
+    pub ca_path: PathBuf,
+}
+
+impl BigIp {
+    /// A BIG-IP client of the test's own (not the operator's), trusting the simulator's CA.
+    pub fn client(&self) -> Result<bigip_operator::bigip::BigIpClient> {
+        use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials, TlsVerification};
+        let mut config = BigIpConfig::new(self.simulator.base_url(), Credentials::new("admin", BIGIP_PASSWORD));
+        config.tls = TlsVerification::CaBundle(self.ca_path.clone());
+        Ok(BigIpClient::new(config)?)
+    }
+}
+
+/// How to run one operator process.
+pub struct OperatorOptions<'a> {
+    /// Replica identity: Lease holder, User-Agent suffix, log file name.
+    pub identity: &'a str,
+    /// Watch only this namespace (None: all); the Lease lives here too when set.
+    pub namespace: Option<&'a str>,
+    pub partition: &'a str,
+    pub bigip: &'a BigIp,
+    /// kubeconfig to use instead of the chart ServiceAccount's (e.g. through a slow proxy).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// An operator process, killed when dropped.
+pub struct OperatorProcess {
+    pub log_path: PathBuf,
+    pub process: ChildGuard,
+}
+
+impl OperatorProcess {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
 pub struct Env {
     pub work_dir: tempfile::TempDir,
     pub bin_dir: PathBuf,
     pub admin_kubeconfig: PathBuf,
+    /// The chart ServiceAccount's kubeconfig (what the operator may do).
+    pub operator_kubeconfig: PathBuf,
+    pub data_dir: PathBuf,
     pub client: Client,
-    pub simulator: RunningSimulator,
-    pub operator_log: PathBuf,
+    pub bigip: BigIp,
     // Fields drop in declaration order: the operator stops before the control plane.
-    pub _operator: ChildGuard,
-    pub _controlplane: ChildGuard,
+    pub operator: OperatorProcess,
+    pub controlplane: ChildGuard,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -150,15 +221,7 @@ impl Env {
         let kubeconfig = kube::config::Kubeconfig::read_from(&admin_kubeconfig)?;
         let client = Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?)?;
 
-        // The BIG-IP: the simulator over HTTPS with a self-signed certificate.
-        let simulator = simulator::start(SimulatorConfig {
-            tls: TlsMode::SelfSigned,
-            password: BIGIP_PASSWORD.into(),
-            ..SimulatorConfig::default()
-        })
-        .await?;
-        let ca_path = work_dir.path().join("bigip-ca.pem");
-        std::fs::write(&ca_path, simulator.ca_certificate_pem().context("simulator CA")?)?;
+        let bigip = start_bigip(work_dir.path(), "main").await?;
 
         // helm install the chart: CRDs, ServiceAccount, RBAC, Deployment.
         let kubectl = bin_dir.join("kubectl");
@@ -169,7 +232,7 @@ impl Env {
               "--from-literal=username=admin", &format!("--from-literal=password={BIGIP_PASSWORD}")],
             &admin_kubeconfig,
         )?;
-        let url_value = format!("bigip.url={}", simulator.base_url());
+        let url_value = format!("bigip.url={}", bigip.simulator.base_url());
         let chart = repo_root().join("charts/bigip-operator");
         run_tool(
             &bin_dir.join("helm"),
@@ -197,39 +260,82 @@ impl Env {
         std::fs::write(credentials.join("username"), "admin")?;
         std::fs::write(credentials.join("password"), BIGIP_PASSWORD)?;
 
-        let operator_log = work_dir.path().join("operator.log");
-        let log = std::fs::File::create(&operator_log)?;
-        let operator = Command::new(env!("CARGO_BIN_EXE_bigip-operator"))
-            .args([
-                "run",
-                "--kubeconfig", &operator_kubeconfig.to_string_lossy(),
-                "--bigip-url", &simulator.base_url(),
-                "--bigip-ca-bundle", &ca_path.to_string_lossy(),
-                "--bigip-credentials", &credentials.to_string_lossy(),
-                "--partition", DEFAULT_PARTITION,
-                "--metrics-addr", "127.0.0.1:0",
-                "--resync-seconds", "30",
-                "--drift-check-seconds", "2",
-            ])
-            .env("RUST_LOG", "info,bigip_operator=debug,kube=warn")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting the operator")?;
-        let operator = ChildGuard { child: operator };
-        Ok(Self { work_dir, bin_dir, admin_kubeconfig, client, simulator, operator_log, _operator: operator, _controlplane: controlplane })
+        let operator = spawn_operator(
+            work_dir.path(),
+            &operator_kubeconfig,
+            &OperatorOptions { identity: "main", namespace: None, partition: DEFAULT_PARTITION, bigip: &bigip, kubeconfig: None },
+        )?;
+        Ok(Self { work_dir, bin_dir, admin_kubeconfig, operator_kubeconfig, data_dir, client, bigip, operator, controlplane })
     }
 
-    /// A BIG-IP client of the test's own (not the operator's), trusting the simulator's CA.
-    pub fn bigip_client(&self) -> Result<bigip_operator::bigip::BigIpClient> {
-        use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials, TlsVerification};
-        let mut config = BigIpConfig::new(self.simulator.base_url(), Credentials::new("admin", BIGIP_PASSWORD));
-        config.tls = TlsVerification::CaBundle(self.work_dir.path().join("bigip-ca.pem"));
-        Ok(BigIpClient::new(config)?)
+    /// Another simulated BIG-IP, for a scenario that injects faults or reads its whole history.
+    pub async fn start_bigip(&self, name: &str) -> Result<BigIp> {
+        start_bigip(self.work_dir.path(), name).await
+    }
+
+    /// Another operator process with the chart ServiceAccount's permissions (unless
+    /// `options.kubeconfig` says otherwise).
+    pub fn start_operator(&self, options: &OperatorOptions<'_>) -> Result<OperatorProcess> {
+        spawn_operator(self.work_dir.path(), &self.operator_kubeconfig, options)
+    }
+
+    /// The address kube-apiserver listens on.
+    pub fn apiserver_addr(&self) -> Result<std::net::SocketAddr> {
+        let config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&self.admin_kubeconfig)?)?;
+        let server = config["clusters"][0]["cluster"]["server"].as_str().context("kubeconfig has no server")?;
+        Ok(server.trim_start_matches("https://").parse()?)
+    }
+
+    /// The operator's kubeconfig with the server replaced by `addr` (a proxy in front of the
+    /// apiserver; the serving certificate is for 127.0.0.1, so it still verifies).
+    pub fn operator_kubeconfig_via(&self, addr: std::net::SocketAddr, name: &str) -> Result<PathBuf> {
+        let mut config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&self.operator_kubeconfig)?)?;
+        let clusters = config.get_mut("clusters").and_then(|c| c.as_sequence_mut()).context("kubeconfig has no clusters")?;
+        for cluster in clusters.iter_mut() {
+            cluster["cluster"]["server"] = serde_yaml::Value::from(format!("https://{addr}"));
+        }
+        let path = self.work_dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+        Ok(path)
+    }
+
+    /// Restarts kube-apiserver (the control plane's SIGUSR1) and waits until it is serving
+    /// again; returns how long that took.
+    pub async fn restart_apiserver(&self) -> Result<Duration> {
+        let counter = self.data_dir.join("apiserver-restarts");
+        let read = || std::fs::read_to_string(&counter).ok().and_then(|s| s.trim().parse::<u32>().ok()).unwrap_or(0);
+        let before = read();
+        let started = Instant::now();
+        let status = Command::new("kill").args(["-USR1", &self.controlplane.pid().to_string()]).status()?;
+        ensure!(status.success(), "kill -USR1 failed");
+        while read() <= before {
+            ensure!(started.elapsed() < Duration::from_secs(120), "kube-apiserver did not come back within 120 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// The main simulator, shared by the scenarios that inject no faults.
+    pub fn simulator(&self) -> &RunningSimulator {
+        &self.bigip.simulator
     }
 
     pub fn operator_log(&self) -> String {
-        std::fs::read_to_string(&self.operator_log).unwrap_or_default()
+        self.operator.log()
+    }
+
+    /// The logs of every operator process the scenarios started, the main one included.
+    pub fn all_operator_logs(&self) -> String {
+        let mut logs = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.work_dir.path()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("operator-") && name.ends_with(".log") {
+                    logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+                }
+            }
+        }
+        logs
     }
 
     /// InternalIPs of the Ready nodes, sorted.
@@ -246,6 +352,79 @@ impl Env {
         ips.sort();
         Ok(ips)
     }
+}
+
+async fn start_bigip(work_dir: &Path, name: &str) -> Result<BigIp> {
+    // The simulator over HTTPS with a self-signed certificate, like a fresh BIG-IP.
+    let simulator = simulator::start(SimulatorConfig {
+        tls: TlsMode::SelfSigned,
+        password: BIGIP_PASSWORD.into(),
+        ..SimulatorConfig::default()
+    })
+    .await?;
+    let ca_path = work_dir.join(format!("bigip-{name}-ca.pem"));
+    std::fs::write(&ca_path, simulator.ca_certificate_pem().context("simulator CA")?)?;
+    Ok(BigIp { simulator, ca_path })
+}
+
+fn spawn_operator(work_dir: &Path, default_kubeconfig: &Path, options: &OperatorOptions<'_>) -> Result<OperatorProcess> {
+    let kubeconfig = options.kubeconfig.clone().unwrap_or_else(|| default_kubeconfig.to_path_buf());
+    let log_path = work_dir.join(format!("operator-{}.log", options.identity));
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let mut args: Vec<String> = [
+        "run",
+        "--kubeconfig",
+        &kubeconfig.to_string_lossy(),
+        "--bigip-url",
+        &options.bigip.simulator.base_url(),
+        "--bigip-ca-bundle",
+        &options.bigip.ca_path.to_string_lossy(),
+        "--bigip-credentials",
+        &work_dir.join("bigip-credentials").to_string_lossy(),
+        "--partition",
+        options.partition,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--resync-seconds",
+        "30",
+        "--drift-check-seconds",
+        "2",
+        "--identity",
+        options.identity,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    match options.namespace {
+        // A scenario's own operator: its namespace's labelled objects only, and its own Lease
+        // there.
+        Some(ns) => args.extend(
+            ["--namespace", ns, "--leader-election-namespace", ns, "--selector", &format!("{OWN_OPERATOR_LABEL}={ns}")]
+                .map(String::from),
+        ),
+        // The shared operator leaves the objects of scenarios with their own operator alone.
+        None => args.extend(
+            [
+                "--leader-election-namespace",
+                OPERATOR_NAMESPACE,
+                "--leader-election-name",
+                RELEASE,
+                "--selector",
+                &format!("!{OWN_OPERATOR_LABEL}"),
+            ]
+            .map(String::from),
+        ),
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_bigip-operator"))
+        .args(&args)
+        .env("RUST_LOG", "info,bigip_operator=debug,kube=warn")
+        .env_remove("POD_NAME")
+        .env_remove("POD_NAMESPACE")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the operator")?;
+    Ok(OperatorProcess { log_path, process: ChildGuard { child } })
 }
 
 fn write_token_kubeconfig(admin: &Path, token: &str, out: &Path) -> Result<()> {

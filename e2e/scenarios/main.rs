@@ -4,7 +4,9 @@
 //! `make controlplane` (`make test` does it). Prints one line per scenario and a closing
 //! `N passed, N failed` line; exits non-zero when any failed.
 
+mod faults;
 mod harness;
+mod proxy;
 mod scenarios;
 
 use std::future::Future;
@@ -19,6 +21,9 @@ macro_rules! scenario {
     ($name:ident) => {
         (stringify!($name), (|env| Box::pin(scenarios::$name(env))) as ScenarioFn)
     };
+    ($module:ident::$name:ident) => {
+        (stringify!($name), (|env| Box::pin($module::$name(env))) as ScenarioFn)
+    };
 }
 
 /// Scenarios that run concurrently.
@@ -31,10 +36,17 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(printer_columns),
     scenario!(rejected_object_does_not_break_its_partition),
     scenario!(out_of_band_changes_are_repaired),
+    scenario!(faults::killed_mid_sync_then_restarted_with_slow_apiserver),
+    scenario!(faults::bigip_unreachable_then_converges),
+    scenario!(faults::busy_storms_and_token_expiry_converge),
+    scenario!(faults::leader_failover),
+    scenario!(faults::deleting_a_whole_partition_is_confirmed_and_done),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.
-const EXCLUSIVE: &[(&str, ScenarioFn)] = &[scenario!(nodeport_follows_nodes)];
+/// The kube-apiserver restart interrupts every client, so it runs alone too.
+const EXCLUSIVE: &[(&str, ScenarioFn)] =
+    &[scenario!(nodeport_follows_nodes), scenario!(faults::apiserver_restart_causes_no_spurious_changes)];
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -57,7 +69,8 @@ async fn main() -> std::process::ExitCode {
     bigip_operator::install_crypto_provider();
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let selected = |list: &'static [(&'static str, ScenarioFn)]| {
-        list.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| n.contains(f))).collect::<Vec<_>>()
+        // FILTER: comma-separated substrings of scenario names.
+        list.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| f.split(',').any(|f| n.contains(f)))).collect::<Vec<_>>()
     };
     let (concurrent, exclusive) = (selected(CONCURRENT), selected(EXCLUSIVE));
     if concurrent.is_empty() && exclusive.is_empty() {
@@ -84,16 +97,22 @@ async fn main() -> std::process::ExitCode {
     if failed > 0 {
         eprintln!("--- operator log (last 60 lines) ---\n{}", harness::tail(&env.operator_log(), 60));
     }
-    if env.operator_log().contains(harness::BIGIP_PASSWORD) {
-        println!("test e2e::password_never_logged ... FAILED\n    the operator log contains the BIG-IP password");
+    if env.all_operator_logs().contains(harness::BIGIP_PASSWORD) {
+        println!("test e2e::password_never_logged ... FAILED\n    an operator log contains the BIG-IP password");
         println!("{passed} passed, {} failed", failed + 1);
         return std::process::ExitCode::FAILURE;
     }
     println!("test e2e::password_never_logged ... ok");
-    println!("e2e: {:.1}s in all; the simulator received {} declarations", started.elapsed().as_secs_f64(), env.simulator.state().declare_count());
+    println!("e2e: {:.1}s in all; the simulator received {} declarations", started.elapsed().as_secs_f64(), env.simulator().state().declare_count());
     if std::env::var_os("BIGIP_E2E_KEEP_LOGS").is_some() {
-        let kept = env.work_dir.path().join("operator.log");
-        let _ = std::fs::copy(&kept, std::env::temp_dir().join("bigip-e2e-operator.log"));
+        let kept = std::env::temp_dir().join("bigip-e2e-logs");
+        let _ = std::fs::create_dir_all(&kept);
+        for entry in std::fs::read_dir(env.work_dir.path()).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".log") {
+                let _ = std::fs::copy(entry.path(), kept.join(entry.file_name()));
+            }
+        }
+        eprintln!("e2e: logs kept in {}", kept.display());
     }
     println!("{} passed, {failed} failed", passed + 1);
     drop(env);

@@ -19,7 +19,7 @@ fn namespace_manifest(ns: &str) -> String {
     format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n")
 }
 
-fn workload(name: &str, replicas: u32, node_port: Option<u16>) -> String {
+pub(crate) fn workload(name: &str, replicas: u32, node_port: Option<u16>) -> String {
     let (svc_type, node_port_line) = match node_port {
         Some(p) => ("NodePort", format!("\n      nodePort: {p}")),
         None => ("ClusterIP", String::new()),
@@ -57,7 +57,7 @@ spec:
     )
 }
 
-fn virtual_server(name: &str, address: &str, service: &str, extra_spec: &str) -> String {
+pub(crate) fn virtual_server(name: &str, address: &str, service: &str, extra_spec: &str) -> String {
     format!(
         r#"apiVersion: bigip.operator.dev/v1alpha1
 kind: VirtualServer
@@ -76,20 +76,20 @@ spec:
     )
 }
 
-async fn setup_namespace(env: &Env, ns: &str) -> Result<()> {
+pub(crate) async fn setup_namespace(env: &Env, ns: &str) -> Result<()> {
     env.kubectl_apply("default", &namespace_manifest(ns))
 }
 
-async fn get_vs(env: &Env, ns: &str, name: &str) -> Result<VirtualServer> {
+pub(crate) async fn get_vs(env: &Env, ns: &str, name: &str) -> Result<VirtualServer> {
     Ok(Api::<VirtualServer>::namespaced(env.client.clone(), ns).get(name).await?)
 }
 
-fn condition<'a>(vs: &'a VirtualServer, type_: &str) -> Option<&'a bigip_operator::crd::Condition> {
+pub(crate) fn condition<'a>(vs: &'a VirtualServer, type_: &str) -> Option<&'a bigip_operator::crd::Condition> {
     vs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
 }
 
 /// Ok when every condition is True for the current generation.
-fn all_true(vs: &VirtualServer) -> std::result::Result<(), String> {
+pub(crate) fn all_true(vs: &VirtualServer) -> std::result::Result<(), String> {
     let generation = vs.metadata.generation;
     for type_ in ["Accepted", "ResolvedRefs", "Programmed", "Ready"] {
         match condition(vs, type_) {
@@ -101,14 +101,14 @@ fn all_true(vs: &VirtualServer) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn app_name(ns: &str, name: &str) -> String {
+pub(crate) fn app_name(ns: &str, name: &str) -> String {
     format!("{ns}_{name}")
 }
 
 /// Pool members on the simulator as sorted "address:port".
 fn simulator_members(env: &Env, partition: &str, app: &str) -> std::result::Result<Vec<String>, String> {
     let members = env
-        .simulator
+        .simulator()
         .state()
         .pool_members(partition, app, "pool_web")
         .ok_or_else(|| format!("no pool /{partition}/{app}/pool_web on the simulator"))?;
@@ -150,7 +150,7 @@ pub async fn programmed_end_to_end(env: &Env) -> Result<()> {
     ensure!(status.partition.as_deref() == Some(DEFAULT_PARTITION), "partition {:?}", status.partition);
     ensure!(vs.metadata.finalizers.iter().flatten().any(|f| f == "bigip.operator.dev/cleanup"), "finalizer missing");
 
-    let virtuals = env.simulator.state().virtual_servers();
+    let virtuals = env.simulator().state().virtual_servers();
     let virtual_ = virtuals.iter().find(|v| v.application == app_name(ns, "web")).context("virtual on the simulator")?;
     ensure!(virtual_.destination_address == "10.10.1.10" && virtual_.destination_port == 80, "{virtual_:?}");
     ensure!(virtual_.partition == DEFAULT_PARTITION, "{virtual_:?}");
@@ -257,14 +257,14 @@ pub async fn delete_removes_only_its_application(env: &Env) -> Result<()> {
     api.delete("drop", &DeleteParams::default()).await?;
     eventually("drop gone from Kubernetes and the BIG-IP", WAIT, || async {
         let exists = api.get_opt("drop").await?.is_some();
-        let tenant = env.simulator.state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
+        let tenant = env.simulator().state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
         Ok(if !exists && tenant.get(app_name(ns, "drop")).is_none() { Ok(()) } else { Err(format!("object exists: {exists}")) })
     }).await?;
-    let tenant = env.simulator.state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
+    let tenant = env.simulator().state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
     ensure!(tenant.get(app_name(ns, "keep")).is_some(), "keep was removed");
     // Since keep first appeared, every change to the partition kept it.
     let keep = app_name(ns, "keep");
-    let history = env.simulator.state().history();
+    let history = env.simulator().state().history();
     let first = history.iter().position(|r| r.applications_after.contains(&keep)).context("keep was never deployed")?;
     if let Some(bad) = history[first..].iter().find(|r| r.tenant == DEFAULT_PARTITION && !r.applications_after.contains(&keep)) {
         bail!("a change removed {keep}: {bad:?}");
@@ -339,7 +339,7 @@ pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<(
         json!({"class": "Tenant", "legacy": {"class": "Application",
             "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.10.8.10"], "virtualPort": 80}}}),
     )]);
-    env.bigip_client()?.deploy_tenants(&foreign).await?;
+    env.bigip.client()?.deploy_tenants(&foreign).await?;
 
     env.kubectl_apply(ns, &workload("web", 1, Some(30108)))?;
     env.kubectl_apply(ns, &virtual_server("clash", "10.10.8.10", "web", ""))?;
@@ -354,12 +354,22 @@ pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<(
             other => Err(format!("{other:?}")),
         })
     }).await?;
-    let tenant = env.simulator.state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
+    let tenant = env.simulator().state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
     ensure!(tenant.get(app_name(ns, "fine")).is_some() && tenant.get(app_name(ns, "clash")).is_none(), "{tenant}");
-    ensure!(env.simulator.state().tenants().contains_key("foreign"), "the foreign tenant was touched");
+    ensure!(env.simulator().state().tenants().contains_key("foreign"), "the foreign tenant was touched");
 
     env.kubectl(&["patch", "bvs", "clash", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8080}}"#])?;
     eventually("clash Ready on a free port", WAIT, || async { Ok(all_true(&get_vs(env, ns, "clash").await?)) }).await?;
+    Ok(())
+}
+
+/// The last change to `partition` by someone other than an operator (the test's own client
+/// sends no replica identity) was followed by the operator's repair.
+fn repaired_after_edit(env: &Env, partition: &str) -> Result<()> {
+    let history: Vec<_> = env.simulator().state().history().into_iter().filter(|r| r.tenant == partition).collect();
+    let by_operator = |r: &bigip_operator::simulator::ChangeRecord| r.client.as_deref().is_some_and(|c| c.ends_with("(main)"));
+    let edit = history.iter().rposition(|r| !by_operator(r)).context("the out-of-band edit is not in the history")?;
+    ensure!(history[edit + 1..].iter().any(by_operator), "no repair by the operator after the edit: {history:?}");
     Ok(())
 }
 
@@ -377,18 +387,17 @@ pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
         Ok(simulator_members(env, partition, &app).and_then(|m| if m.len() == 2 { Ok(m) } else { Err(format!("{m:?}")) }))
     }).await?;
 
-    let client = env.bigip_client()?;
-    let mut tenant = env.simulator.state().tenants().get(partition).cloned().context("tenant")?;
+    let client = env.bigip.client()?;
+    let mut tenant = env.simulator().state().tenants().get(partition).cloned().context("tenant")?;
     tenant[&app]["pool_web"]["members"] = json!([]);
-    client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), tenant)])).await?;
-    ensure!(simulator_members(env, partition, &app).map_err(anyhow::Error::msg)?.is_empty(), "the edit did not land");
-    eventually("members restored", WAIT, || async {
-        Ok(members_are(env, partition, &app, &expected))
-    }).await?;
+    let edit = client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), tenant)])).await?;
+    ensure!(edit.tenants[partition].succeeded(), "the edit was refused: {edit:?}");
+    eventually("members restored", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) }).await?;
+    repaired_after_edit(env, partition)?;
 
-    client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), json!({"class": "Tenant"}))])).await?;
-    eventually("tenant re-created", WAIT, || async {
-        Ok(members_are(env, partition, &app, &expected))
-    }).await?;
+    let delete = client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), json!({"class": "Tenant"}))])).await?;
+    ensure!(delete.tenants[partition].succeeded(), "the deletion was refused: {delete:?}");
+    eventually("tenant re-created", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) }).await?;
+    repaired_after_edit(env, partition)?;
     Ok(())
 }

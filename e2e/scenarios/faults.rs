@@ -1,0 +1,349 @@
+//! Fault injection: each scenario runs its own operator(s) against its own simulated BIG-IP,
+//! breaks something, and asserts that no Application that should exist was ever deleted
+//! (from the simulator's full change history) and that the BIG-IP ends in the desired state.
+//! Measured recovery and failover times are printed.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, ensure, Result};
+use bigip_operator::crd::VirtualServer;
+use bigip_operator::simulator::{ChangeRecord, Faults};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::DeleteParams;
+use kube::Api;
+
+use crate::harness::{eventually, BigIp, Env, OperatorOptions, OWN_OPERATOR_LABEL};
+use crate::proxy::SlowProxy;
+use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, virtual_server, workload};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Length of the BIG-IP outage (the issue asks for 2 minutes; E2E_OUTAGE_SECONDS shortens it
+/// when iterating locally).
+fn outage() -> Duration {
+    let seconds = std::env::var("E2E_OUTAGE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
+    Duration::from_secs(seconds)
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A VirtualServer for the scenario's own operator (labelled for it) in `partition`, which is
+/// also the namespace.
+fn vs_in(name: &str, address: &str, partition: &str) -> String {
+    let manifest = virtual_server(name, address, "web", &format!("  partition: {partition}\n"));
+    manifest.replacen("metadata:\n", &format!("metadata:\n  labels: {{{OWN_OPERATOR_LABEL}: {partition}}}\n"), 1)
+}
+
+/// Fails when any change to `tenant` deleted one of `must_keep` while it existed.
+fn never_removed(history: &[ChangeRecord], tenant: &str, must_keep: &BTreeSet<String>) -> Result<()> {
+    for record in history.iter().filter(|r| r.tenant == tenant) {
+        for app in must_keep {
+            if record.applications_before.contains(app) && !record.applications_after.contains(app) {
+                bail!("change #{} ({:?} by {:?}) deleted {app}", record.seq, record.action, record.client);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ok when the simulator's tenant holds exactly `expected` applications.
+fn tenant_holds(bigip: &BigIp, tenant: &str, expected: &BTreeSet<String>) -> std::result::Result<(), String> {
+    let actual: BTreeSet<String> = bigip
+        .simulator
+        .state()
+        .tenants()
+        .get(tenant)
+        .and_then(|t| t.as_object().cloned())
+        .map(|objects| {
+            objects.into_iter().filter(|(_, v)| v.get("class").and_then(|c| c.as_str()) == Some("Application")).map(|(k, _)| k).collect()
+        })
+        .unwrap_or_default();
+    if &actual == expected {
+        Ok(())
+    } else {
+        Err(format!("tenant {tenant} holds {actual:?}, expected {expected:?}"))
+    }
+}
+
+/// A namespace for a scenario's own operator, which keeps its Lease there: the chart's
+/// ServiceAccount gets the same Lease permissions in it as the chart gives in its own.
+async fn setup_operator_namespace(env: &Env, ns: &str) -> Result<()> {
+    setup_namespace(env, ns).await?;
+    let rbac = format!(
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: bigip-operator-leader-election}}
+rules:
+  - {{apiGroups: [coordination.k8s.io], resources: [leases], verbs: [create]}}
+  - {{apiGroups: [coordination.k8s.io], resources: [leases], resourceNames: [bigip-operator], verbs: [get, update]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: bigip-operator-leader-election}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: bigip-operator-leader-election}}
+subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {sa_ns}}}]
+"#,
+        sa = crate::harness::RELEASE,
+        sa_ns = crate::harness::OPERATOR_NAMESPACE
+    );
+    env.kubectl_apply(ns, &rbac)
+}
+
+async fn all_ready(env: &Env, ns: &str, names: &[&str]) -> Result<()> {
+    for name in names {
+        eventually(&format!("{ns}/{name} Ready"), WAIT, || async { Ok(all_true(&get_vs(env, ns, name).await?)) }).await?;
+    }
+    Ok(())
+}
+
+fn apps(ns: &str, names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| app_name(ns, n)).collect()
+}
+
+/// 1. The operator is SIGKILLed while a post is in flight and restarted behind a slow
+///    apiserver (every response chunk delayed): it must not post before its caches are full,
+///    so no application is ever deleted, and it converges.
+pub async fn killed_mid_sync_then_restarted_with_slow_apiserver(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-kill", "f-kill");
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30201)))?;
+    let names: Vec<String> = (1..=8).map(|i| format!("vs{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        env.kubectl_apply(ns, &vs_in(name, &format!("10.20.1.{}", 10 + i), partition))?;
+    }
+    let mut first = env.start_operator(&OperatorOptions { identity: "kill-1", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    all_ready(env, ns, &name_refs).await?;
+
+    // A slow BIG-IP keeps the next post in flight; kill the operator in the middle of it.
+    bigip.simulator.set_faults(Faults { latency_ms: 4000, ..Faults::default() });
+    env.kubectl_apply(ns, &vs_in("vs9", "10.20.1.30", partition))?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.process.kill9();
+    bigip.simulator.set_faults(Faults::default());
+
+    let proxy = SlowProxy::start(env.apiserver_addr()?, Duration::from_millis(150)).await?;
+    let slow = env.operator_kubeconfig_via(proxy.addr, "kill-slow")?;
+    let restarted_at = Instant::now();
+    let _second = env.start_operator(&OperatorOptions { identity: "kill-2", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: Some(slow) })?;
+    let mut all = name_refs.clone();
+    all.push("vs9");
+    let expected = apps(ns, &all);
+    eventually("all 9 applications on the BIG-IP", WAIT, || async { Ok(tenant_holds(&bigip, partition, &expected)) }).await?;
+    all_ready(env, ns, &all).await?;
+    println!("    measured: converged {:.1}s after the restart behind a slow apiserver", restarted_at.elapsed().as_secs_f64());
+    never_removed(&bigip.simulator.state().history(), partition, &expected)
+}
+
+/// 2. The BIG-IP refuses every connection for two minutes while objects are added, changed
+///    and deleted. Conditions say BigIpUnreachable meanwhile; afterwards it converges.
+pub async fn bigip_unreachable_then_converges(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-outage", "f-outage");
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30202)))?;
+    for (name, address) in [("a", "10.20.2.10"), ("b", "10.20.2.11"), ("c", "10.20.2.12")] {
+        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
+    }
+    let _operator = env.start_operator(&OperatorOptions { identity: "outage", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
+    all_ready(env, ns, &["a", "b", "c"]).await?;
+
+    let outage_started = Instant::now();
+    bigip.simulator.set_faults(Faults { refuse_connections: true, ..Faults::default() });
+    env.kubectl_apply(ns, &vs_in("d", "10.20.2.13", partition))?;
+    env.kubectl(&["patch", "bvs", "a", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8081}}"#])?;
+    env.kubectl(&["delete", "bvs", "c", "-n", ns, "--wait=false"])?;
+    eventually("d reports the BIG-IP unreachable", WAIT, || async {
+        let vs = get_vs(env, ns, "d").await?;
+        Ok(match condition(&vs, "Programmed") {
+            Some(c) if c.status == "False" && c.reason == "BigIpUnreachable" => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    // The finalizer keeps c while its application cannot be removed.
+    let api: Api<VirtualServer> = Api::namespaced(env.client.clone(), ns);
+    ensure!(api.get_opt("c").await?.is_some(), "c disappeared while the BIG-IP was unreachable");
+    tokio::time::sleep(outage().saturating_sub(outage_started.elapsed())).await;
+    ensure!(api.get_opt("c").await?.is_some(), "c disappeared while the BIG-IP was unreachable");
+
+    bigip.simulator.set_faults(Faults::default());
+    let recovered = Instant::now();
+    let expected = apps(ns, &["a", "b", "d"]);
+    eventually("the BIG-IP holds a, b and d", WAIT, || async { Ok(tenant_holds(&bigip, partition, &expected)) }).await?;
+    all_ready(env, ns, &["a", "b", "d"]).await?;
+    eventually("c deleted once its application is gone", WAIT, || async {
+        Ok(if api.get_opt("c").await?.is_none() { Ok(()) } else { Err("c still exists".to_string()) })
+    })
+    .await?;
+    let port = bigip.simulator.state().tenants()[partition][app_name(ns, "a")]["vs"]["virtualPort"].clone();
+    ensure!(port == 8081, "a's port on the BIG-IP is {port}");
+    println!(
+        "    measured: outage {:.0}s; converged {:.1}s after the BIG-IP came back",
+        (recovered - outage_started).as_secs_f64(),
+        recovered.elapsed().as_secs_f64()
+    );
+    never_removed(&bigip.simulator.state().history(), partition, &apps(ns, &["a", "b", "d"]))
+}
+
+/// 3. Storms of 503 (AS3 busy) and every token expiring mid-run: the operator backs off,
+///    logs in again and converges.
+pub async fn busy_storms_and_token_expiry_converge(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-storm", "f-storm");
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30203)))?;
+    let _operator = env.start_operator(&OperatorOptions { identity: "storm", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
+    bigip.simulator.set_faults(Faults { fail_with_503: 12, ..Faults::default() });
+    for (name, address) in [("a", "10.20.3.10"), ("b", "10.20.3.11"), ("c", "10.20.3.12")] {
+        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
+    }
+    all_ready(env, ns, &["a", "b", "c"]).await?;
+    ensure!(bigip.simulator.state().faults().fail_with_503 == 0, "the storm did not reach the operator");
+
+    bigip.simulator.set_faults(Faults { fail_with_503: 6, expire_tokens_now: true, ..Faults::default() });
+    env.kubectl_apply(ns, &vs_in("d", "10.20.3.13", partition))?;
+    env.kubectl(&["patch", "bvs", "b", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8082}}"#])?;
+    let expected = apps(ns, &["a", "b", "c", "d"]);
+    eventually("the BIG-IP holds a-d", WAIT, || async { Ok(tenant_holds(&bigip, partition, &expected)) }).await?;
+    all_ready(env, ns, &["a", "b", "c", "d"]).await?;
+    ensure!(bigip.simulator.state().faults().fail_with_503 == 0, "the second storm did not reach the operator");
+    never_removed(&bigip.simulator.state().history(), partition, &expected)
+}
+
+/// 4. kube-apiserver restarts: the watches re-list, which must cause no deletion and no
+///    re-post of unchanged tenants; a change made afterwards is programmed.
+pub async fn apiserver_restart_causes_no_spurious_changes(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-restart", "f-restart");
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30204)))?;
+    for (name, address) in [("a", "10.20.4.10"), ("b", "10.20.4.11"), ("c", "10.20.4.12")] {
+        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
+    }
+    let mut operator = env.start_operator(&OperatorOptions { identity: "restart", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
+    all_ready(env, ns, &["a", "b", "c"]).await?;
+    let changes_before = bigip.simulator.state().history().len();
+
+    let took = env.restart_apiserver().await?;
+    println!("    measured: kube-apiserver restarted in {:.1}s", took.as_secs_f64());
+    // Give the watches time to notice and re-list.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(operator.process.is_running(), "the operator exited when kube-apiserver restarted");
+    let history = bigip.simulator.state().history();
+    ensure!(history.len() == changes_before, "the re-list changed the BIG-IP: {:?}", &history[changes_before..]);
+
+    let changed_at = Instant::now();
+    eventually("patch accepted by the restarted apiserver", WAIT, || async {
+        Ok(env.kubectl(&["patch", "bvs", "c", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8083}}"#]).map_err(|e| e.to_string()))
+    })
+    .await?;
+    eventually("c on port 8083", WAIT, || async {
+        let port = bigip.simulator.state().tenants().get(partition).map(|t| t[app_name(ns, "c")]["vs"]["virtualPort"].clone());
+        Ok(if port == Some(serde_json::json!(8083)) { Ok(()) } else { Err(format!("{port:?}")) })
+    })
+    .await?;
+    println!("    measured: a change after the restart programmed in {:.1}s", changed_at.elapsed().as_secs_f64());
+    let history = bigip.simulator.state().history();
+    ensure!(history.len() == changes_before + 1, "expected exactly one change after the restart: {:?}", &history[changes_before..]);
+    never_removed(&history, partition, &apps(ns, &["a", "b", "c"]))
+}
+
+async fn lease_holder(env: &Env, ns: &str) -> Result<Option<String>> {
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), ns);
+    Ok(leases.get_opt("bigip-operator").await?.and_then(|l| l.spec).and_then(|s| s.holder_identity))
+}
+
+/// Changes to `tenant` at or after `since_ms`, by client.
+fn changes_since(bigip: &BigIp, tenant: &str, since_ms: u64) -> Vec<ChangeRecord> {
+    bigip.simulator.state().history().into_iter().filter(|r| r.tenant == tenant && r.at_unix_ms >= since_ms).collect()
+}
+
+fn made_by(record: &ChangeRecord, identity: &str) -> bool {
+    record.client.as_deref().is_some_and(|c| c.ends_with(&format!("({identity})")))
+}
+
+/// 5. Two replicas: only the leader writes. The leader is SIGKILLed → the standby takes over
+///    within 15 s; the new leader is stopped with SIGTERM → it releases the Lease and the
+///    other replica takes over at once.
+pub async fn leader_failover(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-leader", "f-leader");
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30205)))?;
+    let options = |identity| OperatorOptions { identity, namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None };
+    let mut a = env.start_operator(&options("replica-a"))?;
+    eventually("replica-a leads", WAIT, || async {
+        Ok(match lease_holder(env, ns).await? { Some(h) if h == "replica-a" => Ok(()), other => Err(format!("holder {other:?}")) })
+    })
+    .await?;
+    let mut b = env.start_operator(&options("replica-b"))?;
+    for (name, address) in [("vs-x", "10.20.5.10"), ("vs-y", "10.20.5.11")] {
+        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
+    }
+    all_ready(env, ns, &["vs-x", "vs-y"]).await?;
+    let history = changes_since(&bigip, partition, 0);
+    ensure!(!history.is_empty() && history.iter().all(|r| made_by(r, "replica-a")), "a standby wrote: {history:?}");
+
+    // SIGKILL the leader, then change something: the standby must program it.
+    let killed_ms = unix_ms();
+    a.process.kill9();
+    env.kubectl(&["patch", "bvs", "vs-x", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8084}}"#])?;
+    let takeover = eventually("replica-b programs the change", Duration::from_secs(60), || async {
+        let by_b: Vec<ChangeRecord> = changes_since(&bigip, partition, killed_ms).into_iter().filter(|r| made_by(r, "replica-b")).collect();
+        Ok(by_b.first().map(|r| r.at_unix_ms - killed_ms).ok_or_else(|| "no change by replica-b yet".to_string()))
+    })
+    .await?;
+    let after_kill = changes_since(&bigip, partition, killed_ms);
+    ensure!(after_kill.iter().all(|r| made_by(r, "replica-b")), "after the kill only replica-b may write: {after_kill:?}");
+    println!("    measured: failover after SIGKILL of the leader {:.1}s (lease 10 s)", takeover as f64 / 1000.0);
+    ensure!(takeover < 15_000, "failover took {takeover} ms");
+    all_ready(env, ns, &["vs-x", "vs-y"]).await?;
+
+    // A new replica joins as standby; the leader is stopped gracefully and hands over.
+    let _a2 = env.start_operator(&options("replica-a2"))?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(changes_since(&bigip, partition, killed_ms).iter().all(|r| made_by(r, "replica-b")), "the new standby wrote");
+    let stopped_ms = unix_ms();
+    let status = b.process.terminate(Duration::from_secs(30));
+    ensure!(status.is_some_and(|s| s.success()), "replica-b did not exit cleanly on SIGTERM: {status:?}");
+    ensure!(b.log().contains("released the Lease"), "replica-b did not release the Lease");
+    env.kubectl(&["patch", "bvs", "vs-y", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8085}}"#])?;
+    let handover = eventually("replica-a2 programs the change", Duration::from_secs(60), || async {
+        let by_a2: Vec<ChangeRecord> = changes_since(&bigip, partition, stopped_ms).into_iter().filter(|r| made_by(r, "replica-a2")).collect();
+        Ok(by_a2.first().map(|r| r.at_unix_ms - stopped_ms).ok_or_else(|| "no change by replica-a2 yet".to_string()))
+    })
+    .await?;
+    println!("    measured: hand-over after SIGTERM of the leader {:.1}s", handover as f64 / 1000.0);
+    ensure!(handover < 5_000, "hand-over took {handover} ms");
+    all_ready(env, ns, &["vs-x", "vs-y"]).await?;
+    never_removed(&bigip.simulator.state().history(), partition, &apps(ns, &["vs-x", "vs-y"]))
+}
+
+/// Deleting every VirtualServer of a partition at once trips the deletion guard, which asks
+/// the apiserver (a fresh list) and then deletes them: the guard never blocks real deletes.
+pub async fn deleting_a_whole_partition_is_confirmed_and_done(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-guard", "f-guard");
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30206)))?;
+    for (name, address) in [("a", "10.20.6.10"), ("b", "10.20.6.11"), ("c", "10.20.6.12")] {
+        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
+    }
+    let operator = env.start_operator(&OperatorOptions { identity: "guard", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
+    all_ready(env, ns, &["a", "b", "c"]).await?;
+    let api: Api<VirtualServer> = Api::namespaced(env.client.clone(), ns);
+    api.delete_collection(&DeleteParams::default(), &Default::default()).await?;
+    eventually("the tenant removed and the objects gone", WAIT, || async {
+        let left = api.list(&Default::default()).await?.items.len();
+        let tenant = bigip.simulator.state().tenants().contains_key(partition);
+        Ok(if left == 0 && !tenant { Ok(()) } else { Err(format!("{left} objects left, tenant exists: {tenant}")) })
+    })
+    .await?;
+    ensure!(operator.log().contains("a fresh list confirms the deletions"), "the guard was not consulted");
+    Ok(())
+}

@@ -13,7 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::DeleteParams;
 use kube::Api;
 
-use crate::harness::{eventually, BigIp, Env, OperatorOptions, OWN_OPERATOR_LABEL};
+use crate::harness::{eventually, BigIp, Env, OperatorOptions, OperatorProcess, OWN_OPERATOR_LABEL};
 use crate::proxy::SlowProxy;
 use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, virtual_server, workload};
 
@@ -92,6 +92,22 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {sa_ns}}}]
     env.kubectl_apply(ns, &rbac)
 }
 
+/// The common start of a fault scenario: its namespace, its own simulated BIG-IP, a NodePort
+/// workload, `virtuals` (name, address) in the partition named like the namespace, and its own
+/// operator `identity`, waited for until every VirtualServer is Ready.
+async fn programmed(env: &Env, ns: &'static str, node_port: u16, virtuals: &[(&str, &str)], identity: &str) -> Result<(BigIp, OperatorProcess)> {
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(node_port)))?;
+    for (name, address) in virtuals {
+        env.kubectl_apply(ns, &vs_in(name, address, ns))?;
+    }
+    let operator = env.start_operator(&OperatorOptions { identity, namespace: Some(ns), partition: ns, bigip: &bigip, kubeconfig: None })?;
+    let names: Vec<&str> = virtuals.iter().map(|(name, _)| *name).collect();
+    all_ready(env, ns, &names).await?;
+    Ok((bigip, operator))
+}
+
 async fn all_ready(env: &Env, ns: &str, names: &[&str]) -> Result<()> {
     for name in names {
         eventually(&format!("{ns}/{name} Ready"), WAIT, || async { Ok(all_true(&get_vs(env, ns, name).await?)) }).await?;
@@ -108,16 +124,10 @@ fn apps(ns: &str, names: &[&str]) -> BTreeSet<String> {
 ///    so no application is ever deleted, and it converges.
 pub async fn killed_mid_sync_then_restarted_with_slow_apiserver(env: &Env) -> Result<()> {
     let (ns, partition) = ("f-kill", "f-kill");
-    setup_operator_namespace(env, ns).await?;
-    let bigip = env.start_bigip(ns).await?;
-    env.kubectl_apply(ns, &workload("web", 1, Some(30201)))?;
-    let names: Vec<String> = (1..=8).map(|i| format!("vs{i}")).collect();
-    for (i, name) in names.iter().enumerate() {
-        env.kubectl_apply(ns, &vs_in(name, &format!("10.20.1.{}", 10 + i), partition))?;
-    }
-    let mut first = env.start_operator(&OperatorOptions { identity: "kill-1", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    all_ready(env, ns, &name_refs).await?;
+    let virtuals: Vec<(String, String)> = (1..=8).map(|i| (format!("vs{i}"), format!("10.20.1.{}", 10 + i))).collect();
+    let virtual_refs: Vec<(&str, &str)> = virtuals.iter().map(|(n, a)| (n.as_str(), a.as_str())).collect();
+    let (bigip, mut first) = programmed(env, ns, 30201, &virtual_refs, "kill-1").await?;
+    let name_refs: Vec<&str> = virtual_refs.iter().map(|(n, _)| *n).collect();
 
     // A slow BIG-IP keeps the next post in flight; kill the operator in the middle of it.
     bigip.simulator.set_faults(Faults { latency_ms: 4000, ..Faults::default() });
@@ -143,14 +153,8 @@ pub async fn killed_mid_sync_then_restarted_with_slow_apiserver(env: &Env) -> Re
 ///    and deleted. Conditions say BigIpUnreachable meanwhile; afterwards it converges.
 pub async fn bigip_unreachable_then_converges(env: &Env) -> Result<()> {
     let (ns, partition) = ("f-outage", "f-outage");
-    setup_operator_namespace(env, ns).await?;
-    let bigip = env.start_bigip(ns).await?;
-    env.kubectl_apply(ns, &workload("web", 1, Some(30202)))?;
-    for (name, address) in [("a", "10.20.2.10"), ("b", "10.20.2.11"), ("c", "10.20.2.12")] {
-        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
-    }
-    let _operator = env.start_operator(&OperatorOptions { identity: "outage", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
-    all_ready(env, ns, &["a", "b", "c"]).await?;
+    let virtuals = [("a", "10.20.2.10"), ("b", "10.20.2.11"), ("c", "10.20.2.12")];
+    let (bigip, _operator) = programmed(env, ns, 30202, &virtuals, "outage").await?;
 
     let outage_started = Instant::now();
     bigip.simulator.set_faults(Faults { refuse_connections: true, ..Faults::default() });
@@ -219,14 +223,8 @@ pub async fn busy_storms_and_token_expiry_converge(env: &Env) -> Result<()> {
 ///    re-post of unchanged tenants; a change made afterwards is programmed.
 pub async fn apiserver_restart_causes_no_spurious_changes(env: &Env) -> Result<()> {
     let (ns, partition) = ("f-restart", "f-restart");
-    setup_operator_namespace(env, ns).await?;
-    let bigip = env.start_bigip(ns).await?;
-    env.kubectl_apply(ns, &workload("web", 1, Some(30204)))?;
-    for (name, address) in [("a", "10.20.4.10"), ("b", "10.20.4.11"), ("c", "10.20.4.12")] {
-        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
-    }
-    let mut operator = env.start_operator(&OperatorOptions { identity: "restart", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
-    all_ready(env, ns, &["a", "b", "c"]).await?;
+    let virtuals = [("a", "10.20.4.10"), ("b", "10.20.4.11"), ("c", "10.20.4.12")];
+    let (bigip, mut operator) = programmed(env, ns, 30204, &virtuals, "restart").await?;
     let changes_before = bigip.simulator.state().history().len();
 
     let took = env.restart_apiserver().await?;
@@ -328,14 +326,8 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
 /// the apiserver (a fresh list) and then deletes them: the guard never blocks real deletes.
 pub async fn deleting_a_whole_partition_is_confirmed_and_done(env: &Env) -> Result<()> {
     let (ns, partition) = ("f-guard", "f-guard");
-    setup_operator_namespace(env, ns).await?;
-    let bigip = env.start_bigip(ns).await?;
-    env.kubectl_apply(ns, &workload("web", 1, Some(30206)))?;
-    for (name, address) in [("a", "10.20.6.10"), ("b", "10.20.6.11"), ("c", "10.20.6.12")] {
-        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
-    }
-    let operator = env.start_operator(&OperatorOptions { identity: "guard", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
-    all_ready(env, ns, &["a", "b", "c"]).await?;
+    let virtuals = [("a", "10.20.6.10"), ("b", "10.20.6.11"), ("c", "10.20.6.12")];
+    let (bigip, operator) = programmed(env, ns, 30206, &virtuals, "guard").await?;
     let api: Api<VirtualServer> = Api::namespaced(env.client.clone(), ns);
     api.delete_collection(&DeleteParams::default(), &Default::default()).await?;
     eventually("the tenant removed and the objects gone", WAIT, || async {

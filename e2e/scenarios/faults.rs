@@ -261,6 +261,16 @@ fn changes_since(bigip: &BigIp, tenant: &str, since_ms: u64) -> Vec<ChangeRecord
     bigip.simulator.state().history().into_iter().filter(|r| r.tenant == tenant && r.at_unix_ms >= since_ms).collect()
 }
 
+/// Waits (up to 60 s) for the first change to `tenant` by replica `identity` at or after
+/// `since_ms`; returns how many milliseconds after `since_ms` it was applied.
+async fn first_change_by(bigip: &BigIp, tenant: &str, since_ms: u64, identity: &str) -> Result<u64> {
+    eventually(&format!("{identity} programs the change"), Duration::from_secs(60), || async {
+        let first = changes_since(bigip, tenant, since_ms).into_iter().find(|r| made_by(r, identity));
+        Ok(first.map(|r| r.at_unix_ms - since_ms).ok_or_else(|| format!("no change by {identity} yet")))
+    })
+    .await
+}
+
 fn made_by(record: &ChangeRecord, identity: &str) -> bool {
     record.client.as_deref().is_some_and(|c| c.ends_with(&format!("({identity})")))
 }
@@ -291,11 +301,7 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
     let killed_ms = unix_ms();
     a.process.kill9();
     env.kubectl(&["patch", "bvs", "vs-x", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8084}}"#])?;
-    let takeover = eventually("replica-b programs the change", Duration::from_secs(60), || async {
-        let by_b: Vec<ChangeRecord> = changes_since(&bigip, partition, killed_ms).into_iter().filter(|r| made_by(r, "replica-b")).collect();
-        Ok(by_b.first().map(|r| r.at_unix_ms - killed_ms).ok_or_else(|| "no change by replica-b yet".to_string()))
-    })
-    .await?;
+    let takeover = first_change_by(&bigip, partition, killed_ms, "replica-b").await?;
     let after_kill = changes_since(&bigip, partition, killed_ms);
     ensure!(after_kill.iter().all(|r| made_by(r, "replica-b")), "after the kill only replica-b may write: {after_kill:?}");
     println!("    measured: failover after SIGKILL of the leader {:.1}s (lease 10 s)", takeover as f64 / 1000.0);
@@ -311,11 +317,7 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
     ensure!(status.is_some_and(|s| s.success()), "replica-b did not exit cleanly on SIGTERM: {status:?}");
     ensure!(b.log().contains("released the Lease"), "replica-b did not release the Lease");
     env.kubectl(&["patch", "bvs", "vs-y", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8085}}"#])?;
-    let handover = eventually("replica-a2 programs the change", Duration::from_secs(60), || async {
-        let by_a2: Vec<ChangeRecord> = changes_since(&bigip, partition, stopped_ms).into_iter().filter(|r| made_by(r, "replica-a2")).collect();
-        Ok(by_a2.first().map(|r| r.at_unix_ms - stopped_ms).ok_or_else(|| "no change by replica-a2 yet".to_string()))
-    })
-    .await?;
+    let handover = first_change_by(&bigip, partition, stopped_ms, "replica-a2").await?;
     println!("    measured: hand-over after SIGTERM of the leader {:.1}s", handover as f64 / 1000.0);
     ensure!(handover < 5_000, "hand-over took {handover} ms");
     all_ready(env, ns, &["vs-x", "vs-y"]).await?;

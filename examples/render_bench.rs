@@ -49,8 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let runs = if count >= 1000 { 5 } else { 20 };
         let owner = Ownership::new("bench")?;
-        let model = time(runs, || build_fleet(virtual_servers.iter(), &cluster, &defaults));
-        let fleet = build_fleet(virtual_servers.iter(), &cluster, &defaults);
+        let model = time(runs, || build_fleet(virtual_servers.iter(), std::iter::empty(), &cluster, &defaults));
+        let fleet = build_fleet(virtual_servers.iter(), std::iter::empty(), &cluster, &defaults);
         let apps = &fleet.partitions["kubernetes"];
         let render = time(runs, || render_tenant(apps, &owner));
         let tenant = render_tenant(apps, &owner);

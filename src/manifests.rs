@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::as3::{render_request, render_tenant, Ownership};
-use crate::crd::VirtualServer;
+use crate::crd::{TransportServer, VirtualServer};
 use crate::model::{build_fleet, AppOutcome, ClusterObjects, ModelDefaults, UnresolvedRef};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,7 @@ pub enum ManifestError {
 #[derive(Debug, Default)]
 pub struct Manifests {
     pub virtual_servers: Vec<VirtualServer>,
+    pub transport_servers: Vec<TransportServer>,
     pub cluster: ClusterObjects,
     /// Kinds that were read but play no part in rendering (Deployments, ...).
     pub ignored: Vec<String>,
@@ -106,6 +107,15 @@ impl Manifests {
                 let vs: VirtualServer = typed(path, &meta, value)?;
                 self.virtual_servers.push(vs);
             }
+            "TransportServer" => {
+                let ts: TransportServer = typed(path, &meta, value)?;
+                self.transport_servers.push(ts);
+            }
+            "Secret" => {
+                let mut secret: k8s_openapi::api::core::v1::Secret = typed(path, &meta, value)?;
+                secret.metadata.namespace.get_or_insert_with(|| "default".into());
+                self.cluster.add_secret(secret);
+            }
             "Service" => {
                 let mut svc: Service = typed(path, &meta, value)?;
                 svc.metadata.namespace.get_or_insert_with(|| "default".into());
@@ -146,7 +156,7 @@ fn typed<T: DeserializeOwned>(path: &Path, meta: &TypeMeta, value: Value) -> Res
 pub enum RenderError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("VirtualServer {key}: {message}")]
+    #[error("{key}: {message}")]
     Rejected { key: String, message: String },
     #[error("the rendered declaration does not validate against the AS3 {version} schema:\n  {}", violations.join("\n  "))]
     Schema { version: &'static str, violations: Vec<String> },
@@ -165,19 +175,25 @@ pub struct Rendered {
 /// AS3 schema, its tenants labelled as `owner`'s. Objects the operator would refuse are errors
 /// here.
 pub fn render_manifests(manifests: &Manifests, defaults: &ModelDefaults, owner: &Ownership) -> Result<Rendered, RenderError> {
-    let fleet = build_fleet(manifests.virtual_servers.iter(), &manifests.cluster, defaults);
+    let fleet = build_fleet(manifests.virtual_servers.iter(), manifests.transport_servers.iter(), &manifests.cluster, defaults);
     let mut warnings = Vec::new();
     for (key, outcome) in &fleet.outcomes {
         match outcome {
             AppOutcome::Invalid(e) => return Err(RenderError::Rejected { key: key.to_string(), message: e.to_string() }),
-            AppOutcome::AddressConflict { address, port, holder } => {
+            AppOutcome::AddressConflict { listener, holder } => {
                 return Err(RenderError::Rejected {
                     key: key.to_string(),
-                    message: format!("{address}:{port} is already used by VirtualServer {holder}"),
+                    message: format!("{listener} is already used by {holder}"),
+                })
+            }
+            AppOutcome::Blocked { unresolved, .. } => {
+                return Err(RenderError::Rejected {
+                    key: key.to_string(),
+                    message: unresolved.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
                 })
             }
             AppOutcome::Included { unresolved, .. } => {
-                warnings.extend(unresolved.iter().map(|u: &UnresolvedRef| format!("VirtualServer {key}: {u} (pool left empty)")));
+                warnings.extend(unresolved.iter().map(|u: &UnresolvedRef| format!("{key}: {u} (pool left empty)")));
             }
         }
     }

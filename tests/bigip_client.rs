@@ -8,7 +8,6 @@ use bigip_operator::as3::{render_tenant, Ownership};
 use bigip_operator::bigip::{As3Api, BigIpClient, BigIpConfig, BigIpError, Credentials, RetryPolicy, TlsVerification};
 use bigip_operator::controller::partitions::DeletionConfirmation;
 use bigip_operator::controller::PartitionSyncer;
-use bigip_operator::crd::{LoadBalancingMode, SnatMode};
 use bigip_operator::metrics::Metrics;
 use bigip_operator::model::{DesiredApplication, DesiredPool, ObjectKey, PoolMember};
 use bigip_operator::simulator::{self, Faults, RunningSimulator, SimulatorConfig, TlsMode};
@@ -27,21 +26,17 @@ fn client_for(sim: &RunningSimulator, password: &str) -> BigIpClient {
 }
 
 fn app(name: &str, address: &str, members: &[&str]) -> DesiredApplication {
-    DesiredApplication {
-        source: ObjectKey { namespace: "ns".into(), name: name.into() },
-        name: format!("ns_{name}"),
-        partition: "k8s".into(),
-        virtual_address: address.parse().expect("ip"),
-        port: 80,
-        snat: SnatMode::Automap,
-        pools: vec![DesiredPool {
-            name: "web".into(),
-            load_balancing_mode: LoadBalancingMode::RoundRobin,
-            monitors: vec![],
-            members: members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080 }).collect(),
-        }],
-        default_pool: "web".into(),
-    }
+    DesiredApplication::plain_http(
+        ObjectKey { namespace: "ns".into(), name: name.into() },
+        format!("ns_{name}"),
+        "k8s",
+        address.parse().expect("ip"),
+        80,
+        vec![DesiredPool::plain(
+            "web",
+            members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080 }).collect(),
+        )],
+    )
 }
 
 /// The cluster id of the operator under test.

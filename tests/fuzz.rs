@@ -21,7 +21,7 @@ use bigip_operator::bigip::response::{parse_as3_answer, As3Answer};
 use bigip_operator::bigip::TenantResult;
 use bigip_operator::crd::{PoolMemberType, VirtualServer};
 use bigip_operator::manifests::{render_manifests, Manifests, RenderError};
-use bigip_operator::model::{
+use bigip_operator::model::{SourceKind, 
     build_fleet, AppOutcome, ClusterObjects, DesiredApplication, InvalidSpec, ModelDefaults, ObjectKey,
 };
 use bigip_operator::simulator::{self, RunningSimulator, SimulatorConfig};
@@ -436,6 +436,11 @@ fn named_field(invalid: &InvalidSpec) -> String {
         InvalidSpec::DefaultPool { .. } => "spec.defaultPool".into(),
         InvalidSpec::Monitor { pool, index, .. } => format!("spec.pools[{pool}].monitors[{index}]"),
         InvalidSpec::ApplicationName { .. } => "(<namespace>_<name>)".into(),
+        InvalidSpec::Rule { index, .. } => format!("spec.rules[{index}]"),
+        InvalidSpec::Tls { .. } => "spec.tls".into(),
+        InvalidSpec::IRule { index, .. } => format!("spec.iRules[{index}]"),
+        InvalidSpec::SourceRange { index, .. } => format!("spec.allowSourceRanges[{index}]"),
+        InvalidSpec::Field { field, .. } => format!("spec.{field}"),
     }
 }
 
@@ -494,13 +499,15 @@ fn check_model(
     defaults: &ModelDefaults,
     validate_schema: bool,
 ) -> Result<(), TestCaseError> {
-    let fleet = build_fleet(virtual_servers.iter(), cluster, defaults);
+    let fleet = build_fleet(virtual_servers.iter(), std::iter::empty(), cluster, defaults);
     let by_key: BTreeMap<ObjectKey, &VirtualServer> =
         virtual_servers.iter().map(|vs| (ObjectKey::of(&vs.metadata), vs)).collect();
     prop_assert_eq!(fleet.outcomes.len(), by_key.len(), "one outcome per object");
 
     let mut included = 0;
-    for (key, outcome) in &fleet.outcomes {
+    for (id, outcome) in &fleet.outcomes {
+        prop_assert_eq!(id.kind, SourceKind::VirtualServer);
+        let key = &id.key;
         let vs = by_key.get(key).ok_or_else(|| TestCaseError::fail(format!("outcome for unknown object {key}")))?;
         match outcome {
             AppOutcome::Invalid(invalid) => {
@@ -514,12 +521,15 @@ fn check_model(
                     prop_assert!(value.parse::<IpAddr>().is_err());
                 }
             }
-            AppOutcome::AddressConflict { address, port, holder } => {
-                prop_assert!(holder != key);
+            AppOutcome::AddressConflict { listener, holder } => {
+                prop_assert!(holder != id);
                 let held = matches!(fleet.outcomes.get(holder), Some(AppOutcome::Included { .. }));
                 prop_assert!(held, "{key}: conflict with {holder}, which is not included");
-                prop_assert_eq!(Some(*address), vs.spec.virtual_address.parse::<IpAddr>().ok());
-                prop_assert_eq!(i32::from(*port), vs.spec.port);
+                prop_assert_eq!(Some(listener.address), vs.spec.virtual_address.parse::<IpAddr>().ok());
+                prop_assert_eq!(i32::from(listener.port), vs.spec.port);
+            }
+            AppOutcome::Blocked { .. } => {
+                prop_assert!(false, "{key}: blocked, but the generated objects read no Secret");
             }
             AppOutcome::Included { partition, application, members, unresolved } => {
                 included += 1;
@@ -663,13 +673,14 @@ proptest! {
             virtual_servers.push(vs);
         }
         let model_defaults = defaults(PoolMemberType::Cluster);
-        let fleet = build_fleet(virtual_servers.iter(), &cluster, &model_defaults);
+        let fleet = build_fleet(virtual_servers.iter(), std::iter::empty(), &cluster, &model_defaults);
         let mut conflict = false;
         for (key, outcome) in &fleet.outcomes {
             match outcome {
                 AppOutcome::Invalid(invalid) => prop_assert!(false, "{key}: valid spec refused: {invalid}"),
                 AppOutcome::AddressConflict { .. } => conflict = true,
                 AppOutcome::Included { .. } => {}
+                AppOutcome::Blocked { .. } => prop_assert!(false, "{key}: blocked without reading a Secret"),
             }
         }
         // Any cluster id the operator accepts must make a label AS3 accepts.
@@ -681,7 +692,7 @@ proptest! {
             }
         };
         prop_assert_eq!(ownership.owner_of(&json!({"class": "Tenant", "label": ownership.label()})), TenantOwner::Us);
-        let manifests = Manifests { virtual_servers, cluster, ignored: Vec::new() };
+        let manifests = Manifests { virtual_servers, transport_servers: Vec::new(), cluster, ignored: Vec::new() };
         match render_manifests(&manifests, &model_defaults, &ownership) {
             Ok(rendered) => {
                 prop_assert!(!conflict, "a conflict must refuse the render");

@@ -242,7 +242,7 @@ impl Env {
         )?;
         run_tool(
             &kubectl,
-            &["wait", "--for=condition=Established", "--timeout=60s", "crd/virtualservers.bigip.operator.dev"],
+            &["wait", "--for=condition=Established", "--timeout=60s", "crd/virtualservers.bigip.operator.dev", "crd/transportservers.bigip.operator.dev"],
             &admin_kubeconfig,
         )?;
 

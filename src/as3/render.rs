@@ -10,8 +10,11 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::ownership::Ownership;
-use crate::crd::{MonitorType, SnatMode};
-use crate::model::{DesiredApplication, DesiredMonitor, DesiredPool};
+use crate::crd::{MonitorMatch, MonitorType};
+use crate::model::{
+    BackendTls, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRoute, DesiredSnat, Frontend,
+    HostMatch, PathMatch, ServerTls, SourceKind, TlsTermination,
+};
 
 /// The AS3 schema version the declarations are written for. 3.50 is the first AS3 with the
 /// per-application API; every newer AS3 accepts it.
@@ -28,6 +31,9 @@ pub const SERVICE_OBJECT_NAME: &str = "vs";
 
 /// The default http/https monitor request when a VirtualServer names none.
 pub const DEFAULT_HTTP_SEND: &str = "GET / HTTP/1.0\r\n\r\n";
+
+/// The BIG-IP's own default UDP monitor request.
+pub const DEFAULT_UDP_SEND: &str = "default send string";
 
 /// The AS3 object name of a pool.
 pub fn pool_object_name(pool: &str) -> String {
@@ -58,22 +64,125 @@ pub fn render_empty_tenant() -> Value {
     json!({ "class": "Tenant" })
 }
 
-/// One VirtualServer's Application object.
+/// Names of the objects an application may hold besides its pools and monitors.
+pub mod object_names {
+    pub const ROUTING_POLICY: &str = "routes";
+    pub const TLS_SERVER: &str = "tls_server";
+    pub const TLS_CERTIFICATE: &str = "tls_certificate";
+    pub const TLS_CLIENT: &str = "tls_client";
+    pub const TLS_BACKEND_CA: &str = "tls_backend_ca";
+    pub const HTTP_PROFILE: &str = "http_profile";
+    pub const SOURCE_RANGES: &str = "source_ranges";
+    pub const VIRTUAL_ADDRESS: &str = "virtual_address";
+}
+
+/// The AS3 object name of an iRule declared with an application.
+pub fn irule_object_name(name: &str) -> String {
+    format!("irule_{}", name.replace('-', "_"))
+}
+
+/// One VirtualServer's or TransportServer's Application object.
 pub fn render_application(app: &DesiredApplication) -> Value {
+    use object_names::*;
     let mut objects = Map::new();
     objects.insert("class".into(), json!("Application"));
     objects.insert("template".into(), json!("generic"));
-    objects.insert("remark".into(), json!(truncate_remark(&format!("{} {}", MANAGED_REMARK, app.source))));
-    objects.insert(
-        SERVICE_OBJECT_NAME.into(),
-        json!({
-            "class": "Service_HTTP",
-            "virtualAddresses": [app.virtual_address.to_string()],
-            "virtualPort": app.port,
-            "pool": pool_object_name(&app.default_pool),
-            "snat": match app.snat { SnatMode::Automap => "auto", SnatMode::None => "none" },
-        }),
+    let source = match app.kind {
+        SourceKind::VirtualServer => app.source.to_string(),
+        SourceKind::TransportServer => format!("ts {}", app.source),
+    };
+    objects.insert("remark".into(), json!(truncate_remark(&format!("{MANAGED_REMARK} {source}"))));
+
+    let mut service = Map::new();
+    let class = match &app.frontend {
+        Frontend::Http { tls: Some(_), .. } => "Service_HTTPS",
+        Frontend::Http { tls: None, .. } => "Service_HTTP",
+        Frontend::TlsPassthrough { .. } | Frontend::Tcp => "Service_TCP",
+        Frontend::Udp => "Service_UDP",
+    };
+    service.insert("class".into(), json!(class));
+    let address = match &app.address_options {
+        Some(options) => {
+            let mut object = json!({ "class": "Service_Address", "virtualAddress": app.virtual_address.to_string() });
+            if let Some(arp) = options.arp {
+                object["arpEnabled"] = json!(arp);
+            }
+            if let Some(icmp) = options.icmp_echo {
+                object["icmpEcho"] = json!(icmp.as3_name());
+            }
+            if let Some(route) = options.route_advertisement {
+                object["routeAdvertisement"] = json!(route.as3_name());
+            }
+            objects.insert(VIRTUAL_ADDRESS.into(), object);
+            json!({ "use": VIRTUAL_ADDRESS })
+        }
+        None => json!(app.virtual_address.to_string()),
+    };
+    service.insert("virtualAddresses".into(), json!([address]));
+    service.insert("virtualPort".into(), json!(app.port));
+    service.insert("pool".into(), json!(pool_object_name(&app.default_pool)));
+    service.insert(
+        "snat".into(),
+        match &app.snat {
+            DesiredSnat::Automap => json!("auto"),
+            DesiredSnat::None => json!("none"),
+            DesiredSnat::Pool(path) => json!({ "bigip": path }),
+        },
     );
+    // Written out even when empty: AS3's default for HTTP services is cookie persistence and
+    // for TCP services source-address persistence.
+    service.insert("persistenceMethods".into(), json!(app.persistence.as3_name().into_iter().collect::<Vec<_>>()));
+    if !app.irules.is_empty() {
+        let references: Vec<Value> = app
+            .irules
+            .iter()
+            .map(|rule| match rule {
+                DesiredIRule::Existing(path) => json!({ "bigip": path }),
+                DesiredIRule::Inline { name, text } => {
+                    objects.insert(irule_object_name(name), json!({ "class": "iRule", "expand": false, "iRule": text }));
+                    json!(irule_object_name(name))
+                }
+            })
+            .collect();
+        service.insert("iRules".into(), Value::Array(references));
+    }
+    if !app.source_ranges.is_empty() {
+        let ranges: Vec<String> = app.source_ranges.iter().map(ToString::to_string).collect();
+        objects.insert(SOURCE_RANGES.into(), json!({ "class": "Net_Address_List", "addresses": ranges }));
+        service.insert("sourceAddress".into(), json!({ "use": SOURCE_RANGES }));
+    }
+    match &app.frontend {
+        Frontend::Http { routes, tls, x_forwarded_for, waf_policy } => {
+            if !routes.is_empty() {
+                objects.insert(ROUTING_POLICY.into(), render_routing_policy(routes, RouteEvent::HttpRequest));
+                service.insert("policyEndpoint".into(), json!(ROUTING_POLICY));
+            }
+            if *x_forwarded_for {
+                objects.insert(HTTP_PROFILE.into(), json!({ "class": "HTTP_Profile", "xForwardedFor": true }));
+                service.insert("profileHTTP".into(), json!({ "use": HTTP_PROFILE }));
+            }
+            if let Some(path) = waf_policy {
+                service.insert("policyWAF".into(), json!({ "bigip": path }));
+            }
+            if let Some(tls) = tls {
+                render_tls(tls, &mut objects, &mut service);
+            }
+        }
+        Frontend::TlsPassthrough { routes } => {
+            if !routes.is_empty() {
+                objects.insert(ROUTING_POLICY.into(), render_routing_policy(routes, RouteEvent::TlsClientHello));
+                service.insert("policyEndpoint".into(), json!(ROUTING_POLICY));
+            }
+            service.insert("profileTCP".into(), json!("normal"));
+        }
+        Frontend::Tcp => {
+            service.insert("profileTCP".into(), json!("normal"));
+        }
+        Frontend::Udp => {
+            service.insert("profileUDP".into(), json!("normal"));
+        }
+    }
+    objects.insert(SERVICE_OBJECT_NAME.into(), Value::Object(service));
     for pool in &app.pools {
         objects.insert(pool_object_name(&pool.name), render_pool(pool));
         for (index, monitor) in pool.monitors.iter().enumerate() {
@@ -81,6 +190,104 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         }
     }
     Value::Object(objects)
+}
+
+fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &mut Map<String, Value>) {
+    use object_names::*;
+    match &tls.server {
+        ServerTls::Certificate { certificate, chain, private_key } => {
+            let mut object = json!({ "class": "Certificate", "certificate": certificate, "privateKey": private_key });
+            if !chain.is_empty() {
+                object["chainCA"] = json!(chain);
+            }
+            objects.insert(TLS_CERTIFICATE.into(), object);
+            objects.insert(TLS_SERVER.into(), json!({ "class": "TLS_Server", "certificates": [{ "certificate": TLS_CERTIFICATE }] }));
+            service.insert("serverTLS".into(), json!(TLS_SERVER));
+        }
+        ServerTls::Profile(path) => {
+            service.insert("serverTLS".into(), json!({ "bigip": path }));
+        }
+    }
+    match &tls.backend {
+        None => {}
+        Some(BackendTls::Unverified) => {
+            objects.insert(TLS_CLIENT.into(), json!({ "class": "TLS_Client", "validateCertificate": false }));
+            service.insert("clientTLS".into(), json!(TLS_CLIENT));
+        }
+        Some(BackendTls::Profile(path)) => {
+            service.insert("clientTLS".into(), json!({ "bigip": path }));
+        }
+        Some(BackendTls::VerifiedBy { ca_bundle }) => {
+            objects.insert(TLS_BACKEND_CA.into(), json!({ "class": "CA_Bundle", "bundle": ca_bundle }));
+            objects.insert(
+                TLS_CLIENT.into(),
+                json!({ "class": "TLS_Client", "validateCertificate": true, "trustCA": { "use": TLS_BACKEND_CA } }),
+            );
+            service.insert("clientTLS".into(), json!(TLS_CLIENT));
+        }
+    }
+    service.insert("redirect80".into(), json!(tls.http_redirect));
+}
+
+#[derive(Clone, Copy)]
+enum RouteEvent {
+    /// Match on the HTTP request (host header, URI path).
+    HttpRequest,
+    /// Match on the TLS ClientHello's SNI name.
+    TlsClientHello,
+}
+
+/// The Endpoint_Policy of a virtual server's routes, first match wins (the model orders them
+/// most specific first). A prefix route becomes two rules: the path itself, and everything
+/// below it (`/api` matches `/api` and `/api/...` but not `/apis`).
+fn render_routing_policy(routes: &[DesiredRoute], event: RouteEvent) -> Value {
+    let mut rules = Vec::new();
+    for (index, route) in routes.iter().enumerate() {
+        let mut host_condition = None;
+        if let Some(host) = &route.host {
+            let (operand, value) = match host {
+                HostMatch::Exact(h) => ("equals", h.as_str()),
+                HostMatch::Suffix(s) => ("ends-with", s.as_str()),
+            };
+            host_condition = Some(match event {
+                RouteEvent::HttpRequest => {
+                    json!({ "type": "httpHost", "event": "request", "host": { "operand": operand, "values": [value] } })
+                }
+                RouteEvent::TlsClientHello => json!({
+                    "type": "sslExtension", "event": "ssl-client-hello",
+                    "serverName": { "operand": operand, "values": [value] }
+                }),
+            });
+        }
+        let path_condition = |operand: &str, value: String| {
+            json!({ "type": "httpUri", "event": "request", "path": { "operand": operand, "values": [value] } })
+        };
+        let variants: Vec<(String, Option<Value>)> = match &route.path {
+            None => vec![(format!("route_{index}"), None)],
+            Some(PathMatch::Exact(p)) => vec![(format!("route_{index}"), Some(path_condition("equals", p.clone())))],
+            Some(PathMatch::Prefix(p)) => vec![
+                (format!("route_{index}"), Some(path_condition("equals", p.clone()))),
+                (format!("route_{index}_below"), Some(path_condition("starts-with", format!("{p}/")))),
+            ],
+        };
+        let action_event = match event {
+            RouteEvent::HttpRequest => "request",
+            RouteEvent::TlsClientHello => "ssl-client-hello",
+        };
+        for (name, path) in variants {
+            let conditions: Vec<Value> = host_condition.iter().cloned().chain(path).collect();
+            rules.push(json!({
+                "name": name,
+                "conditions": conditions,
+                "actions": [{
+                    "type": "forward",
+                    "event": action_event,
+                    "select": { "pool": { "use": pool_object_name(&route.pool) } }
+                }]
+            }));
+        }
+    }
+    json!({ "class": "Endpoint_Policy", "strategy": "first-match", "rules": rules })
 }
 
 fn render_pool(pool: &DesiredPool) -> Value {
@@ -111,6 +318,24 @@ fn render_pool(pool: &DesiredPool) -> Value {
     if !monitors.is_empty() {
         object["monitors"] = Value::Array(monitors);
     }
+    if pool.monitors.len() > 1 {
+        // AS3's default is 1 (any monitor), whatever the number of monitors.
+        object["minimumMonitors"] = match pool.monitor_match {
+            MonitorMatch::All => json!("all"),
+            MonitorMatch::Any => json!(1),
+        };
+    }
+    if let Some(minimum) = pool.minimum_members_active {
+        object["minimumMembersActive"] = json!(minimum);
+    }
+    if let Some(seconds) = pool.slow_ramp_time {
+        object["slowRampTime"] = json!(seconds);
+    }
+    if let (Some(limit), Some(members)) = (pool.connection_limit, object["members"].as_array_mut()) {
+        for member in members {
+            member["connectionLimit"] = json!(limit);
+        }
+    }
     object
 }
 
@@ -123,7 +348,9 @@ fn render_monitor(monitor: &DesiredMonitor) -> Value {
     });
     let default_send = match monitor.monitor_type {
         MonitorType::Http | MonitorType::Https => DEFAULT_HTTP_SEND,
+        MonitorType::Udp => DEFAULT_UDP_SEND,
         MonitorType::Tcp => "",
+        MonitorType::Icmp => return object,
     };
     object["send"] = json!(monitor.send.as_deref().unwrap_or(default_send));
     object["receive"] = json!(monitor.receive.as_deref().unwrap_or(""));

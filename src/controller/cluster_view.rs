@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -14,6 +14,8 @@ pub struct StoreView {
     pub services: Store<Service>,
     pub endpoint_slices: Store<EndpointSlice>,
     pub nodes: Store<Node>,
+    /// Secrets of type kubernetes.io/tls only (the watch selects them by type).
+    pub secrets: Store<Secret>,
 }
 
 impl ClusterView for StoreView {
@@ -30,13 +32,21 @@ impl ClusterView for StoreView {
     fn nodes(&self) -> Vec<Arc<Node>> {
         self.nodes.state()
     }
+
+    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        self.secrets
+            .get(&ObjectRef::new(name).within(namespace))
+            .filter(|s| s.type_.as_deref() == Some(crate::model::tls::TLS_SECRET_TYPE))
+    }
 }
 
-/// Confirms deletions with a fresh (quorum) list of VirtualServers from the apiserver rather
+/// Confirms deletions with a fresh (quorum) list of VirtualServers and TransportServers from
+/// the apiserver rather
 /// than the watch cache: the applications are gone when the fleet built from the fresh list
 /// does not have them in the partition either.
 pub struct FreshListConfirmation {
     pub virtual_servers: kube::Api<crate::crd::VirtualServer>,
+    pub transport_servers: kube::Api<crate::crd::TransportServer>,
     /// The operator's label selector: the same objects as its watch.
     pub selector: Option<String>,
     pub cluster: StoreView,
@@ -56,7 +66,9 @@ impl crate::controller::partitions::DeletionConfirmation for FreshListConfirmati
                 None => kube::api::ListParams::default(),
             };
             let fresh = self.virtual_servers.list(&params).await.map_err(|e| e.to_string())?;
-            let fleet = crate::model::build_fleet(fresh.items.iter(), &self.cluster, &self.defaults);
+            let fresh_transport = self.transport_servers.list(&params).await.map_err(|e| e.to_string())?;
+            let fleet =
+                crate::model::build_fleet(fresh.items.iter(), fresh_transport.items.iter(), &self.cluster, &self.defaults);
             let still_there = fleet
                 .partitions
                 .get(partition)

@@ -7,6 +7,7 @@
 pub mod cluster_view;
 pub mod health;
 pub mod leader;
+pub mod object;
 pub mod partitions;
 pub mod reconcile;
 pub mod triggers;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
@@ -26,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::as3::Ownership;
 use crate::bigip::As3Api;
-use crate::crd::VirtualServer;
+use crate::crd::{TransportServer, VirtualServer};
 use crate::metrics::Metrics;
 use crate::model::ModelDefaults;
 
@@ -148,15 +149,30 @@ pub async fn run<B: As3Api>(
     settings: ControllerSettings,
     metrics: Arc<Metrics>,
 ) -> Result<(), kube::Error> {
-    let (vs_api, svc_api, slice_api): (Api<VirtualServer>, Api<Service>, Api<EndpointSlice>) = match &settings.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
-    };
+    fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let namespace = settings.namespace.as_deref();
+    let vs_api: Api<VirtualServer> = scoped(&client, namespace);
+    let ts_api: Api<TransportServer> = scoped(&client, namespace);
+    let svc_api: Api<Service> = scoped(&client, namespace);
+    let slice_api: Api<EndpointSlice> = scoped(&client, namespace);
+    let secret_api: Api<Secret> = scoped(&client, namespace);
     let node_api: Api<Node> = Api::all(client.clone());
 
     let (services, services_writer) = reflector::store();
     let (endpoint_slices, slices_writer) = reflector::store();
     let (nodes, nodes_writer) = reflector::store();
+    let (secrets, secrets_writer) = reflector::store();
+    // Only TLS Secrets: never every Secret of the cluster (Helm releases, tokens) in memory.
+    let secret_watch = WatcherConfig::default().fields(&format!("type={}", crate::model::tls::TLS_SECRET_TYPE));
+    let secret_events = watcher(secret_api, secret_watch).backoff(triggers::watch_backoff()).reflect(secrets_writer).touched_objects();
     let service_events = watcher(svc_api, WatcherConfig::default()).backoff(triggers::watch_backoff()).reflect(services_writer).touched_objects();
     let slice_events = watcher(slice_api, WatcherConfig::default()).backoff(triggers::watch_backoff()).reflect(slices_writer).touched_objects();
     let mut node_filter = triggers::NodeChangeFilter::default();
@@ -170,8 +186,14 @@ pub async fn run<B: As3Api>(
 
     let confirmation = Arc::new(cluster_view::FreshListConfirmation {
         virtual_servers: vs_api.clone(),
+        transport_servers: ts_api.clone(),
         selector: settings.selector.clone(),
-        cluster: StoreView { services: services.clone(), endpoint_slices: endpoint_slices.clone(), nodes: nodes.clone() },
+        cluster: StoreView {
+            services: services.clone(),
+            endpoint_slices: endpoint_slices.clone(),
+            nodes: nodes.clone(),
+            secrets: secrets.clone(),
+        },
         defaults: settings.defaults.clone(),
     });
     let syncer = Arc::new(
@@ -188,42 +210,82 @@ pub async fn run<B: As3Api>(
         Some(selector) => WatcherConfig::default().any_semantic().labels(selector),
         None => WatcherConfig::default().any_semantic(),
     };
-    let controller = Controller::new(vs_api, vs_watch)
+    let controller = Controller::new(vs_api, vs_watch.clone())
         .trigger_backoff(triggers::watch_backoff())
         .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
     let vs_store = controller.store();
+    let ts_controller = Controller::new(ts_api, vs_watch)
+        .trigger_backoff(triggers::watch_backoff())
+        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
+    let ts_store = ts_controller.store();
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let context = Arc::new(Context {
         client: client.clone(),
         virtual_servers: vs_store.clone(),
-        cluster: StoreView { services, endpoint_slices, nodes },
+        transport_servers: ts_store.clone(),
+        cluster: StoreView { services, endpoint_slices, nodes, secrets },
         syncer,
         settings: settings.clone(),
         recorder: kube::runtime::events::Recorder::new(client, reporter),
         metrics,
     });
 
+    // The Service, EndpointSlice and Node watches are shared: the VirtualServer controller
+    // consumes them, and forwards the TransportServers they concern to the TransportServer
+    // controller through this channel.
+    let (ts_triggers, ts_trigger_stream) = futures::channel::mpsc::unbounded();
+    let forward = move |refs: Vec<kube::runtime::reflector::ObjectRef<TransportServer>>| {
+        for r in refs {
+            // Fails only when the TransportServer controller has stopped (shutdown).
+            let _ = ts_triggers.unbounded_send(r);
+        }
+    };
+    let (f1, f2, f3) = (forward.clone(), forward.clone(), forward);
+    let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
     let drift_triggers = drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period);
-    let (s1, s2, s3) = (vs_store.clone(), vs_store.clone(), vs_store.clone());
-    info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer controller");
-    controller
-        .watches_stream(service_events, move |svc| triggers::for_service(&s1, &svc))
-        .watches_stream(slice_events, move |slice| triggers::for_endpoint_slice(&s2, &slice))
-        .watches_stream(node_events, move |node| triggers::for_node(&s3, &node))
+    let ts_drift_triggers = drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period);
+    let (s1, s2, s3, s4) = (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
+    info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer and TransportServer controllers");
+    let virtual_servers = controller
+        .watches_stream(service_events, move |svc| {
+            f1(triggers::for_service(&t1, &svc));
+            triggers::for_service(&s1, &svc)
+        })
+        .watches_stream(slice_events, move |slice| {
+            f2(triggers::for_endpoint_slice(&t2, &slice));
+            triggers::for_endpoint_slice(&s2, &slice)
+        })
+        .watches_stream(node_events, move |node| {
+            f3(triggers::for_node(&t3, &node));
+            triggers::for_node(&s3, &node)
+        })
+        .watches_stream(secret_events, move |secret| triggers::for_secret(&s4, &secret))
         .reconcile_all_on(drift_triggers)
         .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, context.clone())
+        .for_each(|result| async move { log_failure(result.map(|_| ())) });
+    let transport_servers = ts_controller
+        .reconcile_on(ts_trigger_stream)
+        .reconcile_all_on(ts_drift_triggers)
+        .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                match e {
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
-                    other => warn!(error = %other, "reconcile failed"),
-                }
-            }
-        })
-        .await;
-    info!("controller stopped");
+        .for_each(|result| async move { log_failure(result.map(|_| ())) });
+    futures::join!(virtual_servers, transport_servers);
+    info!("controllers stopped");
     Ok(())
+}
+
+fn log_failure<E, Q>(result: Result<(), kube::runtime::controller::Error<Q, E>>)
+where
+    Q: std::error::Error + 'static,
+    E: std::error::Error + 'static,
+{
+    if let Err(e) = result {
+        match e {
+            kube::runtime::controller::Error::ObjectNotFound(_) => {}
+            other => warn!(error = %other, "reconcile failed"),
+        }
+    }
 }
 
 /// Every `period`, once the VirtualServer cache is ready, reads the managed tenants back from

@@ -458,20 +458,17 @@ fn render_partition(applications: &[DesiredApplication], owner: &Ownership) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::SnatMode;
     use crate::model::ObjectKey;
 
     fn app(name: &str) -> DesiredApplication {
-        DesiredApplication {
-            source: ObjectKey { namespace: "ns".into(), name: name.into() },
-            name: format!("ns_{name}"),
-            partition: "k8s".into(),
-            virtual_address: "10.0.0.1".parse().expect("ip"),
-            port: 80,
-            snat: SnatMode::Automap,
-            pools: vec![],
-            default_pool: "web".into(),
-        }
+        DesiredApplication::plain_http(
+            ObjectKey { namespace: "ns".into(), name: name.into() },
+            format!("ns_{name}"),
+            "k8s",
+            "10.0.0.1".parse().expect("ip"),
+            80,
+            vec![],
+        )
     }
 
     #[test]

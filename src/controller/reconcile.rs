@@ -8,28 +8,29 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{debug, instrument, warn};
 
 use super::cluster_view::StoreView;
+use super::object::ManagedObject;
 use super::partitions::PartitionSyncer;
 use super::ControllerSettings;
 use crate::bigip::As3Api;
-use crate::crd::{VirtualServer, VirtualServerStatus};
+use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
 use crate::metrics::Metrics;
-use crate::model::fleet::object_key;
-use crate::model::{build_fleet, AppOutcome, Fleet};
+use crate::model::{build_fleet, AppOutcome, Fleet, ObjectKey, SourceKind};
 use crate::status::{virtual_server_status, ProgrammingState};
 
 /// Field manager of every write, and the Events' reporting controller.
 pub const FIELD_MANAGER: &str = "bigip-operator";
-/// Keeps a VirtualServer until its application is removed from the BIG-IP.
+/// Keeps a VirtualServer or TransportServer until its application is removed from the BIG-IP.
 pub const FINALIZER: &str = "bigip.operator.dev/cleanup";
 
 pub struct Context<B: As3Api> {
     pub client: Client,
     pub virtual_servers: Store<VirtualServer>,
+    pub transport_servers: Store<TransportServer>,
     pub cluster: StoreView,
     pub syncer: Arc<PartitionSyncer<B>>,
     pub settings: ControllerSettings,
@@ -39,7 +40,7 @@ pub struct Context<B: As3Api> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("VirtualServer has no namespace")]
+    #[error("object has no namespace")]
     NoNamespace,
     #[error("watch caches never became ready")]
     CachesNotReady,
@@ -69,21 +70,29 @@ impl<B: As3Api> Context<B> {
     async fn caches_ready(&self) -> Result<(), ReconcileError> {
         let ready = async {
             self.virtual_servers.wait_until_ready().await?;
+            self.transport_servers.wait_until_ready().await?;
             self.cluster.services.wait_until_ready().await?;
             self.cluster.endpoint_slices.wait_until_ready().await?;
+            self.cluster.secrets.wait_until_ready().await?;
             self.cluster.nodes.wait_until_ready().await
         };
         ready.await.map_err(|_| ReconcileError::CachesNotReady)
     }
 
     fn fleet(&self) -> Fleet {
-        let all = self.virtual_servers.state();
-        build_fleet(all.iter().map(AsRef::as_ref), &self.cluster, &self.settings.defaults)
+        let virtual_servers = self.virtual_servers.state();
+        let transport_servers = self.transport_servers.state();
+        build_fleet(
+            virtual_servers.iter().map(AsRef::as_ref),
+            transport_servers.iter().map(AsRef::as_ref),
+            &self.cluster,
+            &self.settings.defaults,
+        )
     }
 }
 
-#[instrument(skip_all, fields(vs = %format!("{}/{}", vs.namespace().unwrap_or_default(), vs.name_any())))]
-pub async fn reconcile<B: As3Api>(vs: Arc<VirtualServer>, ctx: Arc<Context<B>>) -> Result<Action, ReconcileError> {
+#[instrument(skip_all, fields(kind = K::KIND.as_str(), object = %format!("{}/{}", vs.namespace().unwrap_or_default(), vs.name_any())))]
+pub async fn reconcile<K: ManagedObject, B: As3Api>(vs: Arc<K>, ctx: Arc<Context<B>>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let result = reconcile_inner(vs, &ctx).await;
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
@@ -92,14 +101,14 @@ pub async fn reconcile<B: As3Api>(vs: Arc<VirtualServer>, ctx: Arc<Context<B>>) 
     result
 }
 
-async fn reconcile_inner<B: As3Api>(vs: Arc<VirtualServer>, ctx: &Arc<Context<B>>) -> Result<Action, ReconcileError> {
+async fn reconcile_inner<K: ManagedObject, B: As3Api>(vs: Arc<K>, ctx: &Arc<Context<B>>) -> Result<Action, ReconcileError> {
     let namespace = vs.namespace().ok_or(ReconcileError::NoNamespace)?;
     ctx.caches_ready().await?;
-    let api: Api<VirtualServer> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, FINALIZER, vs, |event| async {
         match event {
-            FinalizerEvent::Apply(vs) => apply(&vs, ctx, &api).await,
-            FinalizerEvent::Cleanup(vs) => cleanup(&vs, ctx).await,
+            FinalizerEvent::Apply(vs) => apply(vs.as_ref(), ctx, &api).await,
+            FinalizerEvent::Cleanup(vs) => cleanup(vs.as_ref(), ctx).await,
         }
     })
     .await
@@ -109,16 +118,16 @@ async fn reconcile_inner<B: As3Api>(vs: Arc<VirtualServer>, ctx: &Arc<Context<B>
     })
 }
 
-async fn apply<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>, api: &Api<VirtualServer>) -> Result<Action, ReconcileError> {
-    let key = object_key(vs);
+async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<K>) -> Result<Action, ReconcileError> {
+    let key = ObjectKey::of(vs.meta());
     let fleet = ctx.fleet();
-    let Some(outcome_of_vs) = fleet.outcomes.get(&key) else {
+    let Some(outcome_of_vs) = fleet.outcome(K::KIND, &key) else {
         // Being deleted: the finalizer's cleanup handles it.
         return Ok(Action::await_change());
     };
 
     // The partition it is in now, and the one it was programmed in before (if it moved).
-    let previous_partition = vs.status.as_ref().and_then(|s| s.partition.clone());
+    let previous_partition = vs.status().and_then(|s| s.partition.clone());
     let current_partition = match outcome_of_vs {
         AppOutcome::Included { partition, .. } => Some(partition.clone()),
         _ => None,
@@ -138,7 +147,7 @@ async fn apply<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>, api: &Api<Virtua
     }
 
     let now = jiff_now();
-    let status = virtual_server_status(outcome_of_vs, &programming, vs.metadata.generation, vs.status.as_ref(), &now);
+    let status = virtual_server_status(outcome_of_vs, &programming, vs.meta().generation, vs.status(), &now);
     write_status_if_changed(vs, status, ctx, api).await?;
 
     Ok(match programming {
@@ -147,20 +156,29 @@ async fn apply<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>, api: &Api<Virtua
     })
 }
 
-/// A Normal Event on every VirtualServer of a partition whose tenant was repaired.
+/// A Normal Event on every object of a partition whose tenant was repaired.
 async fn announce_drift_repair<B: As3Api>(ctx: &Context<B>, partition: &str, apps: &[crate::model::DesiredApplication]) {
+    let note = format!("tenant {partition} was changed on the BIG-IP out of band; re-posted the declared state");
     for app in apps {
-        let reference = kube::runtime::reflector::ObjectRef::new(&app.source.name).within(&app.source.namespace);
-        if let Some(vs) = ctx.virtual_servers.get(&reference) {
-            let note = format!("tenant {partition} was changed on the BIG-IP out of band; re-posted the declared state");
-            publish(ctx, &vs, EventType::Normal, "DriftRepaired", note).await;
+        let (name, namespace) = (&app.source.name, &app.source.namespace);
+        match app.kind {
+            SourceKind::VirtualServer => {
+                if let Some(obj) = ctx.virtual_servers.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)) {
+                    publish(ctx, obj.as_ref(), EventType::Normal, "DriftRepaired", note.clone()).await;
+                }
+            }
+            SourceKind::TransportServer => {
+                if let Some(obj) = ctx.transport_servers.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)) {
+                    publish(ctx, obj.as_ref(), EventType::Normal, "DriftRepaired", note.clone()).await;
+                }
+            }
         }
     }
 }
 
-async fn cleanup<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>) -> Result<Action, ReconcileError> {
-    let key = object_key(vs);
-    let Some(partition) = vs.status.as_ref().and_then(|s| s.partition.clone()) else {
+async fn cleanup<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>) -> Result<Action, ReconcileError> {
+    let key = ObjectKey::of(vs.meta());
+    let Some(partition) = vs.status().and_then(|s| s.partition.clone()) else {
         debug!("never programmed; nothing to remove");
         return Ok(Action::await_change());
     };
@@ -178,33 +196,33 @@ async fn cleanup<B: As3Api>(vs: &VirtualServer, ctx: &Context<B>) -> Result<Acti
     }
 }
 
-async fn write_status_if_changed<B: As3Api>(
-    vs: &VirtualServer,
+async fn write_status_if_changed<K: ManagedObject, B: As3Api>(
+    vs: &K,
     status: VirtualServerStatus,
     ctx: &Context<B>,
-    api: &Api<VirtualServer>,
+    api: &Api<K>,
 ) -> Result<(), ReconcileError> {
-    if vs.status.as_ref() == Some(&status) {
+    if vs.status() == Some(&status) {
         return Ok(());
     }
     announce_transitions(vs, &status, ctx).await;
     let patch = json!({
-        "apiVersion": "bigip.operator.dev/v1alpha1",
-        "kind": "VirtualServer",
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
         "status": status,
     });
     api.patch_status(&vs.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
-        .map_err(|source| ReconcileError::StatusWrite { key: object_key(vs).to_string(), source })?;
+        .map_err(|source| ReconcileError::StatusWrite { key: ObjectKey::of(vs.meta()).to_string(), source })?;
     ctx.metrics.status_writes.inc();
     Ok(())
 }
 
 /// Events for conditions whose status changed: Programmed and Ready going True, and any
 /// condition going False (with its reason and message).
-async fn announce_transitions<B: As3Api>(vs: &VirtualServer, status: &VirtualServerStatus, ctx: &Context<B>) {
+async fn announce_transitions<K: ManagedObject, B: As3Api>(vs: &K, status: &VirtualServerStatus, ctx: &Context<B>) {
     for condition in &status.conditions {
-        let before = vs.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == condition.type_));
+        let before = vs.status().and_then(|s| s.conditions.iter().find(|c| c.type_ == condition.type_));
         if before.is_some_and(|b| b.status == condition.status && b.reason == condition.reason) {
             continue;
         }
@@ -220,14 +238,14 @@ async fn announce_transitions<B: As3Api>(vs: &VirtualServer, status: &VirtualSer
     }
 }
 
-async fn publish<B: As3Api>(ctx: &Context<B>, vs: &VirtualServer, type_: EventType, reason: &str, note: String) {
+async fn publish<K: ManagedObject, B: As3Api>(ctx: &Context<B>, vs: &K, type_: EventType, reason: &str, note: String) {
     let event = KubeEvent { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &vs.object_ref(&())).await {
         warn!(error = %e, "publishing event failed");
     }
 }
 
-pub fn error_policy<B: As3Api>(_vs: Arc<VirtualServer>, error: &ReconcileError, _ctx: Arc<Context<B>>) -> Action {
+pub fn error_policy<K: ManagedObject, B: As3Api>(_vs: Arc<K>, error: &ReconcileError, _ctx: Arc<Context<B>>) -> Action {
     warn!(%error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

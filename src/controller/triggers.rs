@@ -1,44 +1,46 @@
-//! Which VirtualServers to reconcile when a Service, EndpointSlice or Node changes.
+//! Which VirtualServers and TransportServers to reconcile when a Service, EndpointSlice,
+//! Secret or Node changes.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::crd::VirtualServer;
+use super::object::{objects_in, ManagedObject};
 use crate::model::cluster::slice_service_name;
 use crate::model::members::{node_internal_ip, node_is_ready};
 
-/// VirtualServers in `namespace` with a pool on Service `service`.
-pub fn virtual_servers_using(store: &Store<VirtualServer>, namespace: &str, service: &str) -> Vec<ObjectRef<VirtualServer>> {
-    store
-        .state()
-        .iter()
-        .filter(|vs| vs.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|vs| vs.spec.pools.iter().any(|p| p.service == service))
-        .map(|vs| ObjectRef::from(vs.as_ref()))
-        .collect()
+/// Objects in `namespace` with a pool on Service `service`.
+pub fn using_service<K: ManagedObject>(store: &Store<K>, namespace: &str, service: &str) -> Vec<ObjectRef<K>> {
+    objects_in(store, namespace, |obj| obj.uses_service(service))
 }
 
-pub fn for_service(store: &Store<VirtualServer>, service: &Service) -> Vec<ObjectRef<VirtualServer>> {
+pub fn for_service<K: ManagedObject>(store: &Store<K>, service: &Service) -> Vec<ObjectRef<K>> {
     match (&service.metadata.namespace, &service.metadata.name) {
-        (Some(ns), Some(name)) => virtual_servers_using(store, ns, name),
+        (Some(ns), Some(name)) => using_service(store, ns, name),
         _ => Vec::new(),
     }
 }
 
-pub fn for_endpoint_slice(store: &Store<VirtualServer>, slice: &EndpointSlice) -> Vec<ObjectRef<VirtualServer>> {
+pub fn for_endpoint_slice<K: ManagedObject>(store: &Store<K>, slice: &EndpointSlice) -> Vec<ObjectRef<K>> {
     match (&slice.metadata.namespace, slice_service_name(slice)) {
-        (Some(ns), Some(service)) => virtual_servers_using(store, ns, service),
+        (Some(ns), Some(service)) => using_service(store, ns, service),
         _ => Vec::new(),
     }
 }
 
-/// Nodes are members of every nodeport-mode pool, so a node change concerns every
-/// VirtualServer; the reconcile posts nothing where the rendered tenant did not change.
-pub fn for_node(store: &Store<VirtualServer>, _node: &Node) -> Vec<ObjectRef<VirtualServer>> {
-    store.state().iter().map(|vs| ObjectRef::from(vs.as_ref())).collect()
+pub fn for_secret<K: ManagedObject>(store: &Store<K>, secret: &Secret) -> Vec<ObjectRef<K>> {
+    match (&secret.metadata.namespace, &secret.metadata.name) {
+        (Some(ns), Some(name)) => objects_in(store, ns, |obj| obj.uses_secret(name)),
+        _ => Vec::new(),
+    }
+}
+
+/// Nodes are members of every nodeport-mode pool, so a node change concerns every object;
+/// the reconcile posts nothing where the rendered tenant did not change.
+pub fn for_node<K: ManagedObject>(store: &Store<K>, _node: &Node) -> Vec<ObjectRef<K>> {
+    store.state().iter().map(|obj| ObjectRef::from(obj.as_ref())).collect()
 }
 
 /// A hash of what the model reads from a Node, so heartbeats that change nothing else

@@ -1,5 +1,6 @@
 //! Types shared by the custom resources.
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,54 @@ pub enum PoolMemberType {
     Cluster,
 }
 
+/// A pool: the endpoints of one Service port, with its load-balancing mode and health monitors.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Pool {
+    /// Name of the pool, unique within the VirtualServer: a lower-case letter, then lower-case
+    /// letters, digits and `-`.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+
+    /// Name of the Service, in the VirtualServer's namespace, whose endpoints form the pool.
+    #[schemars(length(min = 1, max = 63))]
+    pub service: String,
+
+    /// The Service port: its number (`port`, not `targetPort`) or its name.
+    pub service_port: IntOrString,
+
+    /// BIG-IP load-balancing mode. Defaults to `round-robin`.
+    #[serde(default)]
+    pub load_balancing_mode: LoadBalancingMode,
+
+    /// Health monitors of the members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub monitors: Vec<HealthMonitor>,
+
+    /// `all` (default): a member is up only when every monitor says so; `any`: when at least
+    /// one does.
+    #[serde(default)]
+    pub monitor_match: MonitorMatch,
+
+    /// The pool is down when fewer members than this are up (AS3 `minimumMembersActive`).
+    /// Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 65535))]
+    pub minimum_members_active: Option<i32>,
+
+    /// Most concurrent connections per member; 0 or unset means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 65535))]
+    pub connection_limit: Option<i32>,
+
+    /// Seconds over which a member that comes up is ramped to its full share of new
+    /// connections (AS3 `slowRampTime`). Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 900))]
+    pub slow_ramp_time: Option<i32>,
+}
+
 /// Health monitor protocols.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -85,6 +134,9 @@ pub enum MonitorType {
     Http,
     Https,
     Tcp,
+    Udp,
+    /// ICMP echo to the member's address; `send` and `receive` do not apply.
+    Icmp,
 }
 
 impl MonitorType {
@@ -93,6 +145,129 @@ impl MonitorType {
             Self::Http => "http",
             Self::Https => "https",
             Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Icmp => "icmp",
+        }
+    }
+}
+
+/// How the monitors of a pool combine.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorMatch {
+    /// A member is up only when every monitor says so.
+    #[default]
+    All,
+    /// A member is up when at least one monitor says so.
+    Any,
+}
+
+/// Session persistence: which client goes back to which member.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Persistence {
+    /// No persistence: every connection is balanced afresh.
+    #[default]
+    None,
+    /// HTTP cookie insert (VirtualServer only).
+    Cookie,
+    /// By client source address.
+    SourceAddress,
+    /// By destination address (TransportServer only).
+    DestinationAddress,
+}
+
+impl Persistence {
+    /// The AS3 persistence method name; `None` for no persistence.
+    pub fn as3_name(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Cookie => Some("cookie"),
+            Self::SourceAddress => Some("source-address"),
+            Self::DestinationAddress => Some("destination-address"),
+        }
+    }
+}
+
+/// An iRule attached to the virtual server: an existing one on the BIG-IP (`bigip`) or one
+/// declared here (`name` and `text`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.bigip) != (has(self.name) && has(self.text))").message("an iRule is either `bigip` (an existing iRule) or `name` and `text` (declared here)"))]
+#[x_kube(validation = Rule::new("has(self.name) == has(self.text)").message("`name` and `text` go together"))]
+pub struct IRule {
+    /// Full path of an existing iRule on the BIG-IP, e.g. `/Common/my_irule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub bigip: Option<String>,
+    /// Name of an iRule declared with this virtual server: a lower-case letter, then lower-case
+    /// letters, digits and `-`; unique within the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: Option<String>,
+    /// TCL text of the iRule, e.g. `when HTTP_REQUEST { HTTP::header insert X-Via bigip }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 65536))]
+    pub text: Option<String>,
+}
+
+/// Whether the BIG-IP answers ICMP echo on the virtual address.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IcmpEcho {
+    Enable,
+    Disable,
+    /// Only while a virtual server on the address is available.
+    Selective,
+}
+
+/// When the BIG-IP advertises a route to the virtual address (dynamic routing).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAdvertisement {
+    Disable,
+    Enable,
+    Selective,
+    Always,
+    Any,
+    All,
+}
+
+/// Options of the BIG-IP virtual address object. Unset fields keep the BIG-IP's defaults
+/// (ARP on, ICMP echo on, no route advertisement).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualAddressOptions {
+    /// Whether the BIG-IP answers ARP for the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp: Option<bool>,
+    /// `enable`, `disable` or `selective`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_echo: Option<IcmpEcho>,
+    /// `disable`, `enable`, `selective`, `always`, `any` or `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_advertisement: Option<RouteAdvertisement>,
+}
+
+impl IcmpEcho {
+    pub fn as3_name(self) -> &'static str {
+        match self {
+            Self::Enable => "enable",
+            Self::Disable => "disable",
+            Self::Selective => "selective",
+        }
+    }
+}
+
+impl RouteAdvertisement {
+    pub fn as3_name(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Enable => "enable",
+            Self::Selective => "selective",
+            Self::Always => "always",
+            Self::Any => "any",
+            Self::All => "all",
         }
     }
 }
@@ -101,8 +276,9 @@ impl MonitorType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.timeout > self.interval").message("timeout must be greater than interval (F5 recommends 3 x interval + 1)"))]
+#[x_kube(validation = Rule::new("self.type != 'icmp' || (!has(self.send) && !has(self.receive))").message("icmp monitors take no send or receive"))]
 pub struct HealthMonitor {
-    /// Protocol of the monitor: `http`, `https` or `tcp`.
+    /// Protocol of the monitor: `http`, `https`, `tcp`, `udp` or `icmp`.
     #[serde(rename = "type")]
     pub monitor_type: MonitorType,
     /// String sent to the member, e.g. `GET /healthz HTTP/1.1\r\nHost: web\r\n\r\n`. For

@@ -2,19 +2,24 @@
 //! schema attributes, so that `crdgen` output depends on nothing else.
 
 pub mod common;
+pub mod transport_server;
 pub mod virtual_server;
 
 use kube::CustomResourceExt;
 
-pub use common::{Condition, HealthMonitor, LoadBalancingMode, MonitorType, PoolMemberType, SnatMode};
-pub use virtual_server::{Pool, VirtualServer, VirtualServerSpec, VirtualServerStatus};
+pub use common::{
+    Condition, HealthMonitor, IRule, IcmpEcho, LoadBalancingMode, MonitorMatch, MonitorType, Persistence, Pool,
+    PoolMemberType, RouteAdvertisement, SnatMode, VirtualAddressOptions,
+};
+pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
+pub use virtual_server::{PathType, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec, VirtualServerStatus};
 
 /// The API group of every custom resource of this operator.
 pub const API_GROUP: &str = "bigip.operator.dev";
 
 /// Every CRD this operator defines, in the order `crdgen` prints them.
 pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![VirtualServer::crd()]
+    vec![VirtualServer::crd(), TransportServer::crd()]
 }
 
 /// Each CRD as `(file name, YAML)`: crds/ holds one file per CRD, named after the CRD.

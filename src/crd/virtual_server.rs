@@ -1,10 +1,9 @@
 //! The `VirtualServer` custom resource: an L7 (HTTP) virtual server on the BIG-IP.
 
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{Condition, HealthMonitor, LoadBalancingMode, PoolMemberType, SnatMode};
+use super::common::{Condition, IRule, Persistence, Pool, PoolMemberType, SnatMode, VirtualAddressOptions};
 
 /// An HTTP virtual server on the BIG-IP: a virtual address and port whose traffic is balanced
 /// over the endpoints of Kubernetes Services.
@@ -33,6 +32,9 @@ use super::common::{Condition, HealthMonitor, LoadBalancingMode, PoolMemberType,
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.defaultPool) || self.pools.exists(p, p.name == self.defaultPool)").message("defaultPool must name one of the pools"))]
+#[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(r, self.pools.exists(p, p.name == r.pool))").message("every rule's pool must name one of the pools"))]
+#[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
+#[x_kube(validation = Rule::new("!has(self.persistence) || self.persistence != 'destination-address'").message("destination-address persistence is for TransportServers; use cookie or source-address"))]
 pub struct VirtualServerSpec {
     /// IPv4 or IPv6 address the BIG-IP listens on (the virtual address), e.g. `10.1.10.80`.
     #[x_kube(validation = Rule::new("isIP(self)").message("virtualAddress must be an IPv4 or IPv6 address"))]
@@ -62,10 +64,59 @@ pub struct VirtualServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_pool: Option<String>,
 
+    /// Host and path rules, each sending matching requests to a pool. The most specific rule
+    /// wins, whatever the order: exact hosts before wildcard hosts before rules without a
+    /// host, then `Exact` paths before longer `Prefix` paths. Requests no rule matches go to
+    /// `defaultPool`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    pub rules: Vec<RoutingRule>,
+
+    /// TLS on the virtual server: terminate with a certificate from a Secret or an existing
+    /// BIG-IP profile, re-encrypt to the pods, or pass through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+
     /// Source address translation: `automap` (default; the BIG-IP uses its self IPs) or
     /// `none` (the pods must route replies back through the BIG-IP).
     #[serde(default)]
     pub snat: SnatMode,
+
+    /// Full path of an existing BIG-IP SNAT pool to translate source addresses to, e.g.
+    /// `/Common/snatpool-k8s`; replaces automap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub snat_pool: Option<String>,
+
+    /// Session persistence: `none` (default), `cookie` or `source-address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+
+    /// iRules run by the virtual server, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(r, !has(r.name) || self.exists_one(q, has(q.name) && q.name == r.name))").message("iRule names must be unique"))]
+    pub i_rules: Vec<IRule>,
+
+    /// Client source ranges (CIDR) allowed to connect; empty allows every client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(r, isCIDR(r))").message("allowSourceRanges must hold CIDRs such as 10.0.0.0/8"))]
+    pub allow_source_ranges: Vec<String>,
+
+    /// Full path of an existing BIG-IP Advanced WAF policy to enforce, e.g. `/Common/linux-high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub waf_policy: Option<String>,
+
+    /// Insert an `X-Forwarded-For` header with the client address into requests to the pods.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub x_forwarded_for: bool,
+
+    /// Options of the virtual address (ARP, ICMP echo, route advertisement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_address_options: Option<VirtualAddressOptions>,
 
     /// How pool members are found for this virtual server, overriding the operator-wide
     /// `--pool-member-type`: `nodeport` (every Ready node's InternalIP and the Service's
@@ -74,30 +125,90 @@ pub struct VirtualServerSpec {
     pub pool_member_type: Option<PoolMemberType>,
 }
 
-/// A pool: the endpoints of one Service port, with its load-balancing mode and health monitors.
+/// A host and path rule: requests matching it go to `pool`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Pool {
-    /// Name of the pool, unique within the VirtualServer: a lower-case letter, then lower-case
-    /// letters, digits and `-`.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
-    pub name: String,
-
-    /// Name of the Service, in the VirtualServer's namespace, whose endpoints form the pool.
-    #[schemars(length(min = 1, max = 63))]
-    pub service: String,
-
-    /// The Service port: its number (`port`, not `targetPort`) or its name.
-    pub service_port: IntOrString,
-
-    /// BIG-IP load-balancing mode. Defaults to `round-robin`.
+#[x_kube(validation = Rule::new("has(self.host) || has(self.path)").message("a rule needs a host, a path or both"))]
+pub struct RoutingRule {
+    /// Host name the request's Host header must equal, or `*.example.com` for every host one
+    /// label below `example.com`. Compared case-insensitively, without the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub host: Option<String>,
+    /// URI path, starting with `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s\x22\x5c]*$"))]
+    pub path: Option<String>,
+    /// `Prefix` (default): the path and everything below it, by whole segments (`/api`
+    /// matches `/api` and `/api/v1`, not `/apis`). `Exact`: only this path.
     #[serde(default)]
-    pub load_balancing_mode: LoadBalancingMode,
+    pub path_type: PathType,
+    /// Name of the pool that receives matching requests.
+    pub pool: String,
+}
 
-    /// Health monitors; a member is up only when every monitor says so.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 8))]
-    pub monitors: Vec<HealthMonitor>,
+/// How a rule's path matches.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum PathType {
+    #[default]
+    Prefix,
+    Exact,
+}
+
+/// How the virtual server handles TLS.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// The BIG-IP decrypts and sends plain HTTP to the pods.
+    #[default]
+    Terminate,
+    /// The BIG-IP decrypts, routes, and encrypts again towards the pods.
+    Reencrypt,
+    /// The BIG-IP forwards the TLS connection untouched; host rules match on the SNI name,
+    /// path rules are not possible.
+    Passthrough,
+}
+
+/// TLS settings of a VirtualServer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mode == 'passthrough' ? !has(self.secretName) && !has(self.clientSslProfile) : has(self.secretName) != has(self.clientSslProfile)").message("terminate and reencrypt need exactly one of secretName and clientSslProfile; passthrough takes neither"))]
+#[x_kube(validation = Rule::new("self.mode == 'reencrypt' || (!has(self.serverSslProfile) && !has(self.backendCaSecretName))").message("serverSslProfile and backendCaSecretName apply to mode reencrypt only"))]
+#[x_kube(validation = Rule::new("!has(self.serverSslProfile) || !has(self.backendCaSecretName)").message("use serverSslProfile or backendCaSecretName, not both"))]
+pub struct Tls {
+    /// `terminate` (default), `reencrypt` or `passthrough`.
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// A `kubernetes.io/tls` Secret in the VirtualServer's namespace holding the certificate
+    /// (`tls.crt`, with its chain) and the unencrypted private key (`tls.key`). Changes to
+    /// the Secret are programmed at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
+    /// Instead of a Secret: full path of an existing BIG-IP client SSL profile, e.g.
+    /// `/Common/clientssl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub client_ssl_profile: Option<String>,
+    /// reencrypt: full path of an existing BIG-IP server SSL profile used towards the pods,
+    /// e.g. `/Common/serverssl`. Without it (and without `backendCaSecretName`) the BIG-IP
+    /// encrypts without verifying the pods' certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub server_ssl_profile: Option<String>,
+    /// reencrypt: a Secret in the namespace whose `ca.crt` holds the CA certificates the
+    /// pods' certificates must chain to; the BIG-IP then refuses pods it cannot verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub backend_ca_secret_name: Option<String>,
+    /// Redirect plain HTTP on port 80 of the virtual address to this HTTPS port. Default
+    /// true for terminate and reencrypt; ignored for passthrough.
+    #[serde(default = "default_true")]
+    pub http_redirect: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Observed state of a VirtualServer, written by the operator.

@@ -1,27 +1,32 @@
-//! One VirtualServer → one [`DesiredApplication`].
+//! One VirtualServer → one [`DesiredApplication`], and the parts every kind of source shares
+//! (pools, SNAT, iRules, source ranges).
 
 use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::members::{find_service_port, resolve_members};
+use super::tls::{ca_bundle, server_certificate};
 use super::{
-    ClusterView, DesiredApplication, DesiredMonitor, DesiredPool, InvalidSpec, ModelDefaults, ObjectKey,
-    UnresolvedRef,
+    BackendTls, ClusterView, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRoute, DesiredSnat,
+    Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, SourceKind, TlsTermination, UnresolvedRef,
 };
-use crate::crd::{HealthMonitor, VirtualServer};
+use crate::crd::{
+    HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, RoutingRule, SnatMode, Tls, TlsMode, VirtualServer,
+};
 
 /// AS3 object names: a letter first, then letters, digits, `_`, `.` or `-`, at most 190 chars.
 const AS3_NAME_MAX: usize = 190;
 
-/// An application built from a VirtualServer, with the references that did not resolve.
+/// An application built from a VirtualServer or TransportServer, with the references that did
+/// not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltApplication {
     pub application: DesiredApplication,
     pub unresolved: Vec<UnresolvedRef>,
 }
 
-/// Validates a VirtualServer and resolves its pools against the cluster.
+/// Validates a VirtualServer and resolves its pools and Secrets against the cluster.
 pub fn build_application(
     vs: &VirtualServer,
     cluster: &dyn ClusterView,
@@ -30,25 +35,95 @@ pub fn build_application(
     let source = ObjectKey::of(&vs.metadata);
     let spec = &vs.spec;
     let name = application_name(&source)?;
-    let virtual_address: IpAddr = spec
-        .virtual_address
-        .parse()
-        .map_err(|_| InvalidSpec::VirtualAddress { value: spec.virtual_address.clone() })?;
-    let port = u16::try_from(spec.port)
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or(InvalidSpec::Port { value: spec.port })?;
+    let (virtual_address, port) = listener(&spec.virtual_address, spec.port)?;
     let partition = spec.partition.clone().unwrap_or_else(|| defaults.partition.clone());
     validate_partition(&partition)?;
     if spec.pools.is_empty() {
         return Err(InvalidSpec::NoPools);
     }
     let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
-
-    let mut pools = Vec::with_capacity(spec.pools.len());
     let mut unresolved = Vec::new();
-    for (index, pool) in spec.pools.iter().enumerate() {
-        validate_pool_name(index, &pool.name, &spec.pools[..index])?;
+    let pools = build_pools(&spec.pools, &source, mode, cluster, &mut unresolved)?;
+
+    let default_pool = match &spec.default_pool {
+        Some(wanted) if pools.iter().any(|p| &p.name == wanted) => wanted.clone(),
+        Some(wanted) => return Err(InvalidSpec::DefaultPool { value: wanted.clone() }),
+        None => pools[0].name.clone(),
+    };
+    let routes = build_routes(&spec.rules, &pools)?;
+    let persistence = spec.persistence.unwrap_or_default();
+    if persistence == Persistence::DestinationAddress {
+        return Err(InvalidSpec::Field {
+            field: "persistence",
+            reason: "destination-address persistence is for TransportServers; use cookie or source-address".into(),
+        });
+    }
+    let frontend = match spec.tls.as_ref() {
+        Some(tls) if tls.mode == TlsMode::Passthrough => {
+            if spec.x_forwarded_for || spec.waf_policy.is_some() || persistence == Persistence::Cookie {
+                return Err(InvalidSpec::Tls {
+                    reason: "passthrough forwards encrypted traffic: xForwardedFor, wafPolicy and cookie persistence need HTTP".into(),
+                });
+            }
+            if let Some(index) = routes.iter().position(|r| r.path.is_some()) {
+                return Err(InvalidSpec::Rule {
+                    index,
+                    reason: "with TLS passthrough only host rules (matched on the SNI name) are possible".into(),
+                });
+            }
+            Frontend::TlsPassthrough { routes }
+        }
+        tls => Frontend::Http {
+            routes,
+            tls: match tls {
+                Some(tls) => resolve_tls(tls, &source, cluster, &mut unresolved)?,
+                None => None,
+            },
+            x_forwarded_for: spec.x_forwarded_for,
+            waf_policy: spec.waf_policy.clone(),
+        },
+    };
+
+    Ok(BuiltApplication {
+        application: DesiredApplication {
+            source,
+            kind: SourceKind::VirtualServer,
+            name,
+            partition,
+            virtual_address,
+            port,
+            frontend,
+            snat: desired_snat(spec.snat, spec.snat_pool.as_deref())?,
+            persistence,
+            irules: build_irules(&spec.i_rules)?,
+            source_ranges: build_source_ranges(&spec.allow_source_ranges)?,
+            address_options: spec.virtual_address_options.clone(),
+            pools,
+            default_pool,
+        },
+        unresolved,
+    })
+}
+
+/// The virtual address and port of a spec.
+pub(super) fn listener(address: &str, port: i32) -> Result<(IpAddr, u16), InvalidSpec> {
+    let virtual_address: IpAddr =
+        address.parse().map_err(|_| InvalidSpec::VirtualAddress { value: address.to_string() })?;
+    let port = u16::try_from(port).ok().filter(|p| *p != 0).ok_or(InvalidSpec::Port { value: port })?;
+    Ok((virtual_address, port))
+}
+
+/// Validates the pools and resolves their members; unresolved Services leave a pool empty.
+pub(super) fn build_pools(
+    specs: &[Pool],
+    source: &ObjectKey,
+    mode: PoolMemberType,
+    cluster: &dyn ClusterView,
+    unresolved: &mut Vec<UnresolvedRef>,
+) -> Result<Vec<DesiredPool>, InvalidSpec> {
+    let mut pools = Vec::with_capacity(specs.len());
+    for (index, pool) in specs.iter().enumerate() {
+        validate_pool_name(index, &pool.name, &specs[..index])?;
         let monitors = pool
             .monitors
             .iter()
@@ -57,10 +132,7 @@ pub fn build_application(
             .collect::<Result<Vec<_>, _>>()?;
         let members = match cluster.service(&source.namespace, &pool.service) {
             None => {
-                unresolved.push(UnresolvedRef::ServiceNotFound {
-                    pool: pool.name.clone(),
-                    service: pool.service.clone(),
-                });
+                unresolved.push(UnresolvedRef::ServiceNotFound { pool: pool.name.clone(), service: pool.service.clone() });
                 Vec::new()
             }
             Some(service) => match find_service_port(&service, &pool.service_port) {
@@ -82,33 +154,228 @@ pub fn build_application(
                 }
             },
         };
+        let bounded = |field: &'static str, value: Option<i32>, max: i32| -> Result<Option<u32>, InvalidSpec> {
+            match value {
+                None => Ok(None),
+                Some(v) if (0..=max).contains(&v) => Ok(u32::try_from(v).ok()),
+                Some(v) => Err(InvalidSpec::Field { field, reason: format!("pool {:?}: {v} is outside 0-{max}", pool.name) }),
+            }
+        };
         pools.push(DesiredPool {
             name: pool.name.clone(),
             load_balancing_mode: pool.load_balancing_mode,
             monitors,
+            monitor_match: pool.monitor_match,
+            minimum_members_active: bounded("pools[].minimumMembersActive", pool.minimum_members_active, 65535)?,
+            connection_limit: bounded("pools[].connectionLimit", pool.connection_limit, 65535)?.filter(|l| *l > 0),
+            slow_ramp_time: bounded("pools[].slowRampTime", pool.slow_ramp_time, 900)?,
             members,
         });
     }
+    Ok(pools)
+}
 
-    let default_pool = match &spec.default_pool {
-        Some(wanted) if pools.iter().any(|p| &p.name == wanted) => wanted.clone(),
-        Some(wanted) => return Err(InvalidSpec::DefaultPool { value: wanted.clone() }),
-        None => pools[0].name.clone(),
+/// Rules in evaluation order: exact hosts, then wildcard hosts (longer suffix first), then no
+/// host; within each, exact paths, then longer prefixes, then no path. Spec order breaks ties,
+/// so the most specific rule wins whatever the order in the spec.
+fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Result<Vec<DesiredRoute>, InvalidSpec> {
+    let mut routes = Vec::with_capacity(rules.len());
+    for (index, rule) in rules.iter().enumerate() {
+        let invalid = |reason: String| InvalidSpec::Rule { index, reason };
+        if !pools.iter().any(|p| p.name == rule.pool) {
+            return Err(invalid(format!("pool {:?} is not one of spec.pools", rule.pool)));
+        }
+        let host = match rule.host.as_deref() {
+            None => None,
+            Some(host) => Some(host_match(host).map_err(invalid)?),
+        };
+        let path = match rule.path.as_deref() {
+            None => None,
+            Some(path) if !path.starts_with('/') => return Err(invalid(format!("path {path:?} must start with '/'"))),
+            Some(path) if path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\') => {
+                return Err(invalid(format!("path {path:?} holds whitespace, quotes or backslashes")))
+            }
+            Some(path) => match rule.path_type {
+                PathType::Exact => Some(PathMatch::Exact(path.to_string())),
+                PathType::Prefix => {
+                    let trimmed = path.trim_end_matches('/');
+                    (!trimmed.is_empty()).then(|| PathMatch::Prefix(trimmed.to_string()))
+                }
+            },
+        };
+        if host.is_none() && path.is_none() {
+            // `/` as a prefix matches everything: what the default pool is for.
+            return Err(invalid("a rule for every request is what defaultPool is for; give it a host or a longer path".into()));
+        }
+        let route = DesiredRoute { host, path, pool: rule.pool.clone() };
+        if let Some(earlier) = routes.iter().position(|r: &DesiredRoute| r.host == route.host && r.path == route.path) {
+            return Err(invalid(format!("matches the same requests as spec.rules[{earlier}]")));
+        }
+        routes.push(route);
+    }
+    let rank = |r: &DesiredRoute| {
+        let host = match &r.host {
+            Some(HostMatch::Exact(_)) => (0, 0),
+            Some(HostMatch::Suffix(s)) => (1, usize::MAX - s.len()),
+            None => (2, 0),
+        };
+        let path = match &r.path {
+            Some(PathMatch::Exact(_)) => (0, 0),
+            Some(PathMatch::Prefix(p)) => (1, usize::MAX - p.len()),
+            None => (2, 0),
+        };
+        (host, path)
     };
+    routes.sort_by_key(rank);
+    Ok(routes)
+}
 
-    Ok(BuiltApplication {
-        application: DesiredApplication {
-            source,
-            name,
-            partition,
-            virtual_address,
-            port,
-            snat: spec.snat,
-            pools,
-            default_pool,
-        },
-        unresolved,
-    })
+fn host_match(host: &str) -> Result<HostMatch, String> {
+    let lower = host.to_ascii_lowercase();
+    let (wildcard, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, lower.as_str()),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!("host {host:?} is not a DNS name (or *.<DNS name>)"));
+    }
+    Ok(if wildcard { HostMatch::Suffix(format!(".{name}")) } else { HostMatch::Exact(name.to_string()) })
+}
+
+fn resolve_tls(
+    tls: &Tls,
+    source: &ObjectKey,
+    cluster: &dyn ClusterView,
+    unresolved: &mut Vec<UnresolvedRef>,
+) -> Result<Option<TlsTermination>, InvalidSpec> {
+    let invalid = |reason: &str| InvalidSpec::Tls { reason: reason.to_string() };
+    let server = match (&tls.secret_name, &tls.client_ssl_profile) {
+        (Some(secret), None) => {
+            const FIELD: &str = "spec.tls.secretName";
+            match cluster.secret(&source.namespace, secret) {
+                None => {
+                    unresolved.push(UnresolvedRef::SecretNotFound { field: FIELD, secret: secret.clone() });
+                    return Ok(None);
+                }
+                Some(found) => match server_certificate(FIELD, &found) {
+                    Ok(server) => server,
+                    Err(e) => {
+                        unresolved.push(e);
+                        return Ok(None);
+                    }
+                },
+            }
+        }
+        (None, Some(profile)) => super::ServerTls::Profile(bigip_path("tls.clientSslProfile", profile)?),
+        _ => return Err(invalid("needs exactly one of secretName and clientSslProfile")),
+    };
+    let backend = match tls.mode {
+        TlsMode::Terminate => {
+            if tls.server_ssl_profile.is_some() || tls.backend_ca_secret_name.is_some() {
+                return Err(invalid("serverSslProfile and backendCaSecretName apply to mode reencrypt only"));
+            }
+            None
+        }
+        TlsMode::Reencrypt => Some(match (&tls.server_ssl_profile, &tls.backend_ca_secret_name) {
+            (None, None) => BackendTls::Unverified,
+            (Some(profile), None) => BackendTls::Profile(bigip_path("tls.serverSslProfile", profile)?),
+            (None, Some(secret)) => {
+                const FIELD: &str = "spec.tls.backendCaSecretName";
+                match cluster.secret(&source.namespace, secret) {
+                    None => {
+                        unresolved.push(UnresolvedRef::SecretNotFound { field: FIELD, secret: secret.clone() });
+                        return Ok(None);
+                    }
+                    Some(found) => match ca_bundle(FIELD, &found) {
+                        Ok(ca_bundle) => BackendTls::VerifiedBy { ca_bundle },
+                        Err(e) => {
+                            unresolved.push(e);
+                            return Ok(None);
+                        }
+                    },
+                }
+            }
+            (Some(_), Some(_)) => return Err(invalid("use serverSslProfile or backendCaSecretName, not both")),
+        }),
+        TlsMode::Passthrough => return Err(invalid("passthrough takes no certificate")),
+    };
+    Ok(Some(TlsTermination { server, backend, http_redirect: tls.http_redirect }))
+}
+
+/// Source address translation from the spec's `snat` and `snatPool`.
+pub(super) fn desired_snat(snat: SnatMode, pool: Option<&str>) -> Result<DesiredSnat, InvalidSpec> {
+    match (snat, pool) {
+        (SnatMode::Automap, None) => Ok(DesiredSnat::Automap),
+        (SnatMode::None, None) => Ok(DesiredSnat::None),
+        (SnatMode::Automap, Some(pool)) => Ok(DesiredSnat::Pool(bigip_path("snatPool", pool)?)),
+        (SnatMode::None, Some(_)) => Err(InvalidSpec::Field {
+            field: "snatPool",
+            reason: "snatPool replaces automap; it cannot be combined with snat: none".into(),
+        }),
+    }
+}
+
+/// iRules: existing ones by path, or declared ones by name and text.
+pub(super) fn build_irules(specs: &[IRule]) -> Result<Vec<DesiredIRule>, InvalidSpec> {
+    let mut irules: Vec<DesiredIRule> = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        let invalid = |reason: String| InvalidSpec::IRule { index, reason };
+        let irule = match (&spec.bigip, &spec.name, &spec.text) {
+            (Some(path), None, None) => DesiredIRule::Existing(bigip_path("iRules[].bigip", path)?),
+            (None, Some(name), Some(text)) => {
+                if name.is_empty()
+                    || name.len() > 63
+                    || !name.starts_with(|c: char| c.is_ascii_lowercase())
+                    || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                {
+                    return Err(invalid(format!("name {name:?} must be a lower-case letter, then lower-case letters, digits and '-'")));
+                }
+                if text.trim().is_empty() {
+                    return Err(invalid("text is empty".into()));
+                }
+                if irules.iter().any(|r| matches!(r, DesiredIRule::Inline { name: n, .. } if n == name)) {
+                    return Err(invalid(format!("name {name:?} is used by an earlier iRule")));
+                }
+                DesiredIRule::Inline { name: name.clone(), text: text.clone() }
+            }
+            _ => return Err(invalid("an iRule is either `bigip` or `name` and `text`".into())),
+        };
+        irules.push(irule);
+    }
+    Ok(irules)
+}
+
+/// Allowed client CIDRs, normalised and without duplicates.
+pub(super) fn build_source_ranges(specs: &[String]) -> Result<Vec<ipnet::IpNet>, InvalidSpec> {
+    let mut ranges = Vec::with_capacity(specs.len());
+    for (index, value) in specs.iter().enumerate() {
+        let net: ipnet::IpNet =
+            value.parse().map_err(|_| InvalidSpec::SourceRange { index, value: value.clone() })?;
+        ranges.push(net.trunc());
+    }
+    ranges.sort();
+    ranges.dedup();
+    Ok(ranges)
+}
+
+/// A full BIG-IP object path such as `/Common/clientssl`.
+pub(super) fn bigip_path(field: &'static str, value: &str) -> Result<String, InvalidSpec> {
+    let segments: Vec<&str> = value.strip_prefix('/').map(|rest| rest.split('/').collect()).unwrap_or_default();
+    let ok = segments.len() >= 2
+        && value.len() <= 255
+        && segments.iter().all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(InvalidSpec::Field { field, reason: format!("{value:?} is not a full BIG-IP path such as /Common/name") })
+    }
 }
 
 /// `<namespace>_<name>`, checked against AS3's naming rules.
@@ -145,7 +412,7 @@ pub fn application_name(key: &ObjectKey) -> Result<String, InvalidSpec> {
 const ADC_PROPERTIES: &[&str] =
     &["class", "constants", "controls", "id", "label", "remark", "schemaVersion", "scratch", "target", "updateMode"];
 
-fn validate_partition(partition: &str) -> Result<(), InvalidSpec> {
+pub(super) fn validate_partition(partition: &str) -> Result<(), InvalidSpec> {
     let invalid = |reason| Err(InvalidSpec::Partition { value: partition.to_string(), reason });
     if partition == "Common" {
         return invalid("the Common partition is reserved");
@@ -164,7 +431,7 @@ fn validate_partition(partition: &str) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
-fn validate_pool_name(index: usize, name: &str, earlier: &[crate::crd::Pool]) -> Result<(), InvalidSpec> {
+fn validate_pool_name(index: usize, name: &str, earlier: &[Pool]) -> Result<(), InvalidSpec> {
     let invalid = |reason| Err(InvalidSpec::PoolName { index, value: name.to_string(), reason });
     if name.is_empty() || name.len() > 63 {
         return invalid("must be 1-63 characters");
@@ -197,6 +464,9 @@ fn desired_monitor(pool: usize, index: usize, monitor: &HealthMonitor) -> Result
         .ok_or_else(|| invalid(format!("timeout {} is outside 2-{MONITOR_TIMEOUT_MAX}", monitor.timeout)))?;
     if timeout <= interval {
         return Err(invalid(format!("timeout {timeout} must be greater than interval {interval}")));
+    }
+    if monitor.monitor_type == crate::crd::MonitorType::Icmp && (monitor.send.is_some() || monitor.receive.is_some()) {
+        return Err(invalid("icmp monitors take no send or receive".into()));
     }
     Ok(DesiredMonitor {
         monitor_type: monitor.monitor_type,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// The label EndpointSlice controllers put on a slice to name its Service.
@@ -17,6 +17,8 @@ pub trait ClusterView {
     /// Every EndpointSlice of the Service `namespace/service`.
     fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>>;
     fn nodes(&self) -> Vec<Arc<Node>>;
+    /// A Secret of type `kubernetes.io/tls` (the only type the operator reads).
+    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>>;
 }
 
 /// An in-memory set of cluster objects, keyed by namespace and name.
@@ -25,6 +27,7 @@ pub struct ClusterObjects {
     services: BTreeMap<(String, String), Arc<Service>>,
     endpoint_slices: BTreeMap<(String, String), Arc<EndpointSlice>>,
     nodes: BTreeMap<String, Arc<Node>>,
+    secrets: BTreeMap<(String, String), Arc<Secret>>,
 }
 
 impl ClusterObjects {
@@ -34,6 +37,10 @@ impl ClusterObjects {
 
     pub fn add_endpoint_slice(&mut self, slice: EndpointSlice) {
         self.endpoint_slices.insert(namespaced_key(&slice.metadata), Arc::new(slice));
+    }
+
+    pub fn add_secret(&mut self, secret: Secret) {
+        self.secrets.insert(namespaced_key(&secret.metadata), Arc::new(secret));
     }
 
     pub fn add_node(&mut self, node: Node) {
@@ -56,6 +63,13 @@ impl ClusterView for ClusterObjects {
 
     fn nodes(&self) -> Vec<Arc<Node>> {
         self.nodes.values().cloned().collect()
+    }
+
+    fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        self.secrets
+            .get(&(namespace.to_string(), name.to_string()))
+            .filter(|s| s.type_.as_deref() == Some(super::tls::TLS_SECRET_TYPE))
+            .cloned()
     }
 }
 

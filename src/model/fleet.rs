@@ -1,68 +1,117 @@
-//! All VirtualServers → applications grouped by partition, with conflicts resolved.
+//! All VirtualServers and TransportServers → applications grouped by partition, with
+//! listener conflicts resolved.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::application::{build_application, BuiltApplication};
-use super::{ClusterView, DesiredApplication, InvalidSpec, ModelDefaults, ObjectKey, UnresolvedRef};
-use crate::crd::VirtualServer;
+use super::transport::build_transport_application;
+use super::{ClusterView, DesiredApplication, InvalidSpec, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind, UnresolvedRef};
+use crate::crd::{TransportServer, VirtualServer};
 
-/// What the model decided for one VirtualServer.
+/// What the model decided for one VirtualServer or TransportServer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppOutcome {
     /// The application is part of its partition's desired state.
     Included { partition: String, application: String, members: usize, unresolved: Vec<UnresolvedRef> },
     /// The spec is invalid: nothing is programmed for it.
     Invalid(InvalidSpec),
-    /// Another, older VirtualServer already uses the address and port.
-    AddressConflict { address: IpAddr, port: u16, holder: ObjectKey },
+    /// Another, older object already uses the address, port and protocol.
+    AddressConflict { listener: Listener, holder: SourceId },
+    /// The spec is valid but a reference it cannot work without (a TLS Secret) does not
+    /// resolve: nothing is programmed for it until it does.
+    Blocked { partition: String, unresolved: Vec<UnresolvedRef> },
 }
 
-/// The desired state of every partition, and the outcome for every VirtualServer.
+/// The desired state of every partition, and the outcome for every object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fleet {
     /// Partition → its applications, sorted by name.
     pub partitions: BTreeMap<String, Vec<DesiredApplication>>,
-    pub outcomes: BTreeMap<ObjectKey, AppOutcome>,
+    pub outcomes: BTreeMap<SourceId, AppOutcome>,
 }
 
-/// Builds the desired state of every partition from every VirtualServer.
+impl Fleet {
+    pub fn outcome(&self, kind: SourceKind, key: &ObjectKey) -> Option<&AppOutcome> {
+        self.outcomes.get(&SourceId { kind, key: key.clone() })
+    }
+}
+
+/// One object the fleet is built from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Virtual(&'a VirtualServer),
+    Transport(&'a TransportServer),
+}
+
+impl Source<'_> {
+    fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Self::Virtual(vs) => &vs.metadata,
+            Self::Transport(ts) => &ts.metadata,
+        }
+    }
+
+    fn id(&self) -> SourceId {
+        let kind = match self {
+            Self::Virtual(_) => SourceKind::VirtualServer,
+            Self::Transport(_) => SourceKind::TransportServer,
+        };
+        SourceId { kind, key: ObjectKey::of(self.metadata()) }
+    }
+
+    fn build(&self, cluster: &dyn ClusterView, defaults: &ModelDefaults) -> Result<BuiltApplication, InvalidSpec> {
+        match self {
+            Self::Virtual(vs) => build_application(vs, cluster, defaults),
+            Self::Transport(ts) => build_transport_application(ts, cluster, defaults),
+        }
+    }
+}
+
+/// Builds the desired state of every partition from every VirtualServer and TransportServer.
 ///
-/// VirtualServers being deleted are left out. When two claim the same address and port, the
-/// older one (by creation time, then namespace/name) keeps it: an object never loses its
-/// address because a newer one was created.
+/// Objects being deleted are left out. When two claim the same listener (address, port and
+/// protocol; a VirtualServer redirecting HTTP to HTTPS also claims port 80), the older one (by
+/// creation time, then kind, namespace and name) keeps it: an object never loses its address
+/// because a newer one was created.
 pub fn build_fleet<'a>(
     virtual_servers: impl IntoIterator<Item = &'a VirtualServer>,
+    transport_servers: impl IntoIterator<Item = &'a TransportServer>,
     cluster: &dyn ClusterView,
     defaults: &ModelDefaults,
 ) -> Fleet {
-    let mut live: Vec<&VirtualServer> =
-        virtual_servers.into_iter().filter(|vs| vs.metadata.deletion_timestamp.is_none()).collect();
-    live.sort_by(|a, b| {
-        let created = |vs: &VirtualServer| vs.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        created(a).cmp(&created(b)).then_with(|| object_key(a).cmp(&object_key(b)))
-    });
+    let mut live: Vec<Source<'a>> = virtual_servers
+        .into_iter()
+        .map(Source::Virtual)
+        .chain(transport_servers.into_iter().map(Source::Transport))
+        .filter(|s| s.metadata().deletion_timestamp.is_none())
+        .collect();
+    live.sort_by_cached_key(|s| (s.metadata().creation_timestamp.as_ref().map(|t| t.0), s.id()));
 
     let mut fleet = Fleet::default();
-    let mut claimed: HashMap<(IpAddr, u16), ObjectKey> = HashMap::new();
-    for vs in live {
-        let key = object_key(vs);
-        match build_application(vs, cluster, defaults) {
+    let mut claimed: HashMap<Listener, SourceId> = HashMap::new();
+    for source in live {
+        let id = source.id();
+        match source.build(cluster, defaults) {
             Err(invalid) => {
-                fleet.outcomes.insert(key, AppOutcome::Invalid(invalid));
+                fleet.outcomes.insert(id, AppOutcome::Invalid(invalid));
             }
             Ok(BuiltApplication { application, unresolved }) => {
-                let socket = (application.virtual_address, application.port);
-                if let Some(holder) = claimed.get(&socket) {
-                    fleet.outcomes.insert(
-                        key,
-                        AppOutcome::AddressConflict { address: socket.0, port: socket.1, holder: holder.clone() },
-                    );
+                let listeners = application.listeners();
+                if let Some((listener, holder)) = listeners.iter().find_map(|l| claimed.get(l).map(|h| (*l, h.clone()))) {
+                    fleet.outcomes.insert(id, AppOutcome::AddressConflict { listener, holder });
                     continue;
                 }
-                claimed.insert(socket, key.clone());
+                for listener in listeners {
+                    claimed.insert(listener, id.clone());
+                }
+                if unresolved.iter().any(UnresolvedRef::blocks_programming) {
+                    fleet.outcomes.insert(id, AppOutcome::Blocked { partition: application.partition.clone(), unresolved });
+                    continue;
+                }
                 fleet.outcomes.insert(
-                    key,
+                    id,
                     AppOutcome::Included {
                         partition: application.partition.clone(),
                         application: application.name.clone(),

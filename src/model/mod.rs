@@ -5,13 +5,16 @@ pub mod application;
 pub mod cluster;
 pub mod fleet;
 pub mod members;
+pub mod tls;
+pub mod transport;
 
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::crd::{LoadBalancingMode, MonitorType, PoolMemberType, SnatMode};
+use crate::crd::{LoadBalancingMode, MonitorMatch, MonitorType, Persistence, PoolMemberType, VirtualAddressOptions};
 
 pub use application::build_application;
+pub use transport::build_transport_application;
 pub use cluster::{ClusterObjects, ClusterView};
 pub use fleet::{build_fleet, AppOutcome, Fleet};
 
@@ -47,25 +50,223 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// The kind of object an application was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    VirtualServer,
+    TransportServer,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VirtualServer => "VirtualServer",
+            Self::TransportServer => "TransportServer",
+        }
+    }
+}
+
+/// A VirtualServer or TransportServer: its kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId {
+    pub kind: SourceKind,
+    pub key: ObjectKey,
+}
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.key)
+    }
+}
+
 /// One virtual server as the BIG-IP should have it: an AS3 Application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredApplication {
     pub source: ObjectKey,
-    /// AS3 Application name, `<namespace>_<name>`.
+    pub kind: SourceKind,
+    /// AS3 Application name: `<namespace>_<name>` for a VirtualServer,
+    /// `<namespace>_ts_<name>` for a TransportServer.
     pub name: String,
     pub partition: String,
     pub virtual_address: IpAddr,
     pub port: u16,
-    pub snat: SnatMode,
+    pub frontend: Frontend,
+    pub snat: DesiredSnat,
+    pub persistence: Persistence,
+    pub irules: Vec<DesiredIRule>,
+    /// Client CIDRs allowed to connect, normalised (`10.0.0.0/8`); empty: every client.
+    pub source_ranges: Vec<ipnet::IpNet>,
+    pub address_options: Option<VirtualAddressOptions>,
     pub pools: Vec<DesiredPool>,
-    /// Name of the pool the virtual server sends traffic to.
+    /// Name of the pool the virtual server sends traffic to when no rule matches.
     pub default_pool: String,
 }
 
 impl DesiredApplication {
+    /// A plain HTTP application (no rules, TLS, iRules or source ranges; SNAT automap, no
+    /// persistence) whose traffic goes to its first pool.
+    pub fn plain_http(
+        source: ObjectKey,
+        name: impl Into<String>,
+        partition: impl Into<String>,
+        virtual_address: IpAddr,
+        port: u16,
+        pools: Vec<DesiredPool>,
+    ) -> Self {
+        let default_pool = pools.first().map(|p| p.name.clone()).unwrap_or_default();
+        Self {
+            source,
+            kind: SourceKind::VirtualServer,
+            name: name.into(),
+            partition: partition.into(),
+            virtual_address,
+            port,
+            frontend: Frontend::Http { routes: Vec::new(), tls: None, x_forwarded_for: false, waf_policy: None },
+            snat: DesiredSnat::Automap,
+            persistence: Persistence::None,
+            irules: Vec::new(),
+            source_ranges: Vec::new(),
+            address_options: None,
+            pools,
+            default_pool,
+        }
+    }
+
     pub fn member_count(&self) -> usize {
         self.pools.iter().map(|p| p.members.len()).sum()
     }
+
+    pub fn id(&self) -> SourceId {
+        SourceId { kind: self.kind, key: self.source.clone() }
+    }
+
+    /// The (address, port, protocol) listeners the application occupies on the BIG-IP: its
+    /// own, plus port 80 when it redirects HTTP to HTTPS.
+    pub fn listeners(&self) -> Vec<Listener> {
+        let protocol = match self.frontend {
+            Frontend::Udp => ListenerProtocol::Udp,
+            _ => ListenerProtocol::Tcp,
+        };
+        let mut listeners = vec![Listener { address: self.virtual_address, port: self.port, protocol }];
+        if let Frontend::Http { tls: Some(tls), .. } = &self.frontend {
+            if tls.http_redirect && self.port != 80 {
+                listeners.push(Listener { address: self.virtual_address, port: 80, protocol });
+            }
+        }
+        listeners
+    }
+}
+
+/// A destination on the BIG-IP: no two virtual servers may share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Listener {
+    pub address: IpAddr,
+    pub port: u16,
+    pub protocol: ListenerProtocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ListenerProtocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let protocol = match self.protocol {
+            ListenerProtocol::Tcp => "tcp",
+            ListenerProtocol::Udp => "udp",
+        };
+        match self.address {
+            IpAddr::V4(a) => write!(f, "{a}:{} ({protocol})", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{} ({protocol})", self.port),
+        }
+    }
+}
+
+/// What the virtual server speaks towards clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frontend {
+    /// HTTP, or HTTPS when `tls` is set; requests routed by host and path.
+    Http {
+        routes: Vec<DesiredRoute>,
+        tls: Option<TlsTermination>,
+        x_forwarded_for: bool,
+        waf_policy: Option<String>,
+    },
+    /// TLS forwarded untouched; connections routed by SNI name.
+    TlsPassthrough { routes: Vec<DesiredRoute> },
+    Tcp,
+    Udp,
+}
+
+/// A routing rule, in the order it is evaluated (most specific first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredRoute {
+    pub host: Option<HostMatch>,
+    pub path: Option<PathMatch>,
+    pub pool: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// The host, lower-case.
+    Exact(String),
+    /// `*.example.com`: hosts ending in `.example.com` (the suffix, with its dot).
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    /// The path without a trailing `/`; matches itself and everything below it.
+    Prefix(String),
+}
+
+/// TLS terminated on the BIG-IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsTermination {
+    pub server: ServerTls,
+    /// Re-encryption towards the pods (None: plain HTTP to the pods).
+    pub backend: Option<BackendTls>,
+    /// Redirect HTTP on port 80 to the HTTPS port.
+    pub http_redirect: bool,
+}
+
+/// Where the certificate clients see comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerTls {
+    /// From a Secret: the leaf certificate, the rest of the chain (may be empty), and the key
+    /// (all PEM).
+    Certificate { certificate: String, chain: String, private_key: String },
+    /// An existing BIG-IP client SSL profile.
+    Profile(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendTls {
+    /// Encrypt without verifying the pods' certificates.
+    Unverified,
+    /// An existing BIG-IP server SSL profile.
+    Profile(String),
+    /// Verify the pods' certificates against these CA certificates (PEM).
+    VerifiedBy { ca_bundle: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesiredSnat {
+    Automap,
+    None,
+    /// An existing BIG-IP SNAT pool.
+    Pool(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesiredIRule {
+    /// An existing iRule on the BIG-IP.
+    Existing(String),
+    /// An iRule declared with the application.
+    Inline { name: String, text: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +274,28 @@ pub struct DesiredPool {
     pub name: String,
     pub load_balancing_mode: LoadBalancingMode,
     pub monitors: Vec<DesiredMonitor>,
+    pub monitor_match: MonitorMatch,
+    pub minimum_members_active: Option<u32>,
+    pub connection_limit: Option<u32>,
+    pub slow_ramp_time: Option<u32>,
     /// Sorted, without duplicates.
     pub members: Vec<PoolMember>,
+}
+
+impl DesiredPool {
+    /// A round-robin pool without monitors or limits.
+    pub fn plain(name: impl Into<String>, members: Vec<PoolMember>) -> Self {
+        Self {
+            name: name.into(),
+            load_balancing_mode: LoadBalancingMode::RoundRobin,
+            monitors: Vec::new(),
+            monitor_match: MonitorMatch::All,
+            minimum_members_active: None,
+            connection_limit: None,
+            slow_ramp_time: None,
+            members,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +332,16 @@ pub enum InvalidSpec {
     Monitor { pool: usize, index: usize, reason: String },
     #[error("the AS3 application name {value:?} (<namespace>_<name>) is invalid: {reason}")]
     ApplicationName { value: String, reason: &'static str },
+    #[error("spec.rules[{index}]: {reason}")]
+    Rule { index: usize, reason: String },
+    #[error("spec.tls: {reason}")]
+    Tls { reason: String },
+    #[error("spec.iRules[{index}]: {reason}")]
+    IRule { index: usize, reason: String },
+    #[error("spec.allowSourceRanges[{index}] {value:?} is not a CIDR such as 10.0.0.0/8")]
+    SourceRange { index: usize, value: String },
+    #[error("spec.{field}: {reason}")]
+    Field { field: &'static str, reason: String },
 }
 
 /// A reference the model could not resolve. The virtual server is still programmed (the pool
@@ -123,6 +354,10 @@ pub enum UnresolvedRef {
     ServicePortNotFound { pool: String, service: String, port: String },
     #[error("Service {service:?} port {port} has no nodePort (type {service_type}); use type NodePort or LoadBalancer, or poolMemberType cluster")]
     NoNodePort { service: String, port: i32, service_type: String },
+    #[error("{field}: Secret {secret:?} not found (only Secrets of type kubernetes.io/tls are read)")]
+    SecretNotFound { field: &'static str, secret: String },
+    #[error("{field}: Secret {secret:?} is unusable: {reason}")]
+    InvalidSecret { field: &'static str, secret: String, reason: String },
 }
 
 impl UnresolvedRef {
@@ -132,9 +367,19 @@ impl UnresolvedRef {
             Self::ServiceNotFound { .. } => "ServiceNotFound",
             Self::ServicePortNotFound { .. } => "ServicePortNotFound",
             Self::NoNodePort { .. } => "ServiceHasNoNodePort",
+            Self::SecretNotFound { .. } => "SecretNotFound",
+            Self::InvalidSecret { .. } => "InvalidSecret",
         }
+    }
+
+    /// Whether the application cannot be programmed at all without this reference (a TLS
+    /// certificate), rather than with an empty pool.
+    pub fn blocks_programming(&self) -> bool {
+        matches!(self, Self::SecretNotFound { .. } | Self::InvalidSecret { .. })
     }
 }
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;

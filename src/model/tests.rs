@@ -7,6 +7,9 @@ use serde_json::json;
 use super::*;
 use crate::crd::VirtualServer;
 
+/// No TransportServers.
+const NO_TS: [&crate::crd::TransportServer; 0] = [];
+
 fn defaults(mode: PoolMemberType) -> ModelDefaults {
     ModelDefaults { partition: "k8s".into(), pool_member_type: mode }
 }
@@ -199,7 +202,7 @@ fn objects_whose_application_names_would_collide_are_refused() {
         object
     };
     let (first, second) = (named("shop_web", "a", "10.1.10.80"), named("shop", "web_a", "10.1.10.81"));
-    let fleet = build_fleet([&first, &second], &cluster(), &defaults(PoolMemberType::Nodeport));
+    let fleet = build_fleet([&first, &second], NO_TS, &cluster(), &defaults(PoolMemberType::Nodeport));
     assert!(fleet.partitions.is_empty());
     for outcome in fleet.outcomes.values() {
         assert!(matches!(outcome, AppOutcome::Invalid(InvalidSpec::ApplicationName { .. })), "{outcome:?}");
@@ -222,11 +225,11 @@ fn fleet_groups_by_partition_and_gives_a_contested_address_to_the_older_object()
     let newer = vs("bbbb", "10.1.10.80", 80, json!({}));
     let elsewhere = vs("cc", "10.1.10.81", 80, json!({"partition": "other"}));
     let invalid = vs("ddddd", "nope", 80, json!({}));
-    let fleet = build_fleet([&newer, &older, &elsewhere, &invalid], &cluster(), &defaults(PoolMemberType::Nodeport));
+    let fleet = build_fleet([&newer, &older, &elsewhere, &invalid], NO_TS, &cluster(), &defaults(PoolMemberType::Nodeport));
     let names = |p: &str| fleet.partitions[p].iter().map(|a| a.name.clone()).collect::<Vec<_>>();
     assert_eq!(names("k8s"), ["shop_a"]);
     assert_eq!(names("other"), ["shop_cc"]);
-    let key = |n: &str| ObjectKey { namespace: "shop".into(), name: n.into() };
+    let key = |n: &str| SourceId { kind: SourceKind::VirtualServer, key: ObjectKey { namespace: "shop".into(), name: n.into() } };
     assert!(matches!(&fleet.outcomes[&key("bbbb")], AppOutcome::AddressConflict { holder, .. } if holder == &key("a")));
     assert!(matches!(&fleet.outcomes[&key("ddddd")], AppOutcome::Invalid(InvalidSpec::VirtualAddress { .. })));
     assert!(matches!(&fleet.outcomes[&key("a")], AppOutcome::Included { members: 2, .. }));
@@ -236,7 +239,7 @@ fn fleet_groups_by_partition_and_gives_a_contested_address_to_the_older_object()
 fn objects_being_deleted_leave_the_fleet() {
     let mut gone = vs("a", "10.1.10.80", 80, json!({}));
     gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
-    let fleet = build_fleet([&gone], &cluster(), &defaults(PoolMemberType::Nodeport));
+    let fleet = build_fleet([&gone], NO_TS, &cluster(), &defaults(PoolMemberType::Nodeport));
     assert!(fleet.partitions.is_empty());
     assert!(fleet.outcomes.is_empty());
 }

@@ -39,21 +39,19 @@ pub fn virtual_server_status(
     now: &str,
 ) -> VirtualServerStatus {
     let accepted = match outcome {
-        AppOutcome::Included { .. } => Verdict::new("True", "Accepted", "the spec is valid"),
+        AppOutcome::Included { .. } | AppOutcome::Blocked { .. } => Verdict::new("True", "Accepted", "the spec is valid"),
         AppOutcome::Invalid(e) => Verdict::new("False", "Invalid", e.to_string()),
-        AppOutcome::AddressConflict { address, port, holder } => Verdict::new(
-            "False",
-            "AddressConflict",
-            format!("{address}:{port} is already used by VirtualServer {holder}"),
-        ),
+        AppOutcome::AddressConflict { listener, holder } => {
+            Verdict::new("False", "AddressConflict", format!("{listener} is already used by {holder}, which keeps it"))
+        }
     };
     let resolved = match outcome {
         AppOutcome::Included { unresolved, .. } if unresolved.is_empty() => {
             Verdict::new("True", "ResolvedRefs", "all Services and ports were found")
         }
-        AppOutcome::Included { unresolved, .. } => Verdict::new(
+        AppOutcome::Included { unresolved, .. } | AppOutcome::Blocked { unresolved, .. } => Verdict::new(
             "False",
-            unresolved[0].reason(),
+            unresolved.first().map(|u| u.reason()).unwrap_or("Unresolved"),
             unresolved.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         ),
         _ => Verdict::new("Unknown", "NotAccepted", "references are resolved once the object is accepted"),
@@ -67,6 +65,15 @@ pub fn virtual_server_status(
         }
         (AppOutcome::Included { .. }, ProgrammingState::NotAttempted) => {
             Verdict::new("Unknown", "Pending", "waiting to be sent to the BIG-IP")
+        }
+        (AppOutcome::Blocked { unresolved, .. }, _) => {
+            let blocking: Vec<String> =
+                unresolved.iter().filter(|u| u.blocks_programming()).map(ToString::to_string).collect();
+            Verdict::new(
+                "False",
+                unresolved.iter().find(|u| u.blocks_programming()).map(|u| u.reason()).unwrap_or("Unresolved"),
+                format!("not programmed until this resolves (the application is left off the BIG-IP): {}", blocking.join("; ")),
+            )
         }
         _ => Verdict::new("False", "NotAccepted", "nothing is programmed for an object that is not accepted"),
     };
@@ -115,7 +122,7 @@ pub fn virtual_server_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{InvalidSpec, ObjectKey, UnresolvedRef};
+    use crate::model::{InvalidSpec, Listener, ListenerProtocol, ObjectKey, SourceId, SourceKind, UnresolvedRef};
 
     fn included(members: usize, unresolved: Vec<UnresolvedRef>) -> AppOutcome {
         AppOutcome::Included { partition: "k8s".into(), application: "ns_web".into(), members, unresolved }
@@ -165,13 +172,27 @@ mod tests {
         assert_eq!(s.members, None);
 
         let conflict = AppOutcome::AddressConflict {
-            address: "10.0.0.1".parse().expect("ip"),
-            port: 80,
-            holder: ObjectKey { namespace: "a".into(), name: "b".into() },
+            listener: Listener { address: "10.0.0.1".parse().expect("ip"), port: 80, protocol: ListenerProtocol::Tcp },
+            holder: SourceId { kind: SourceKind::TransportServer, key: ObjectKey { namespace: "a".into(), name: "b".into() } },
         };
         let s = virtual_server_status(&conflict, &ProgrammingState::NotAttempted, Some(2), None, "T1");
         assert_eq!(get(&s, "Accepted").reason, "AddressConflict");
-        assert!(get(&s, "Accepted").message.contains("a/b"));
+        assert!(get(&s, "Accepted").message.contains("10.0.0.1:80 (tcp) is already used by TransportServer a/b"), "{}", get(&s, "Accepted").message);
+    }
+
+    #[test]
+    fn a_missing_tls_secret_blocks_programming_but_not_acceptance() {
+        let blocked = AppOutcome::Blocked {
+            partition: "k8s".into(),
+            unresolved: vec![UnresolvedRef::SecretNotFound { field: "spec.tls.secretName", secret: "web-tls".into() }],
+        };
+        let s = virtual_server_status(&blocked, &ProgrammingState::NotAttempted, Some(3), None, "T1");
+        assert_eq!(get(&s, "Accepted").status, "True");
+        assert_eq!((get(&s, "ResolvedRefs").status.as_str(), get(&s, "ResolvedRefs").reason.as_str()), ("False", "SecretNotFound"));
+        assert_eq!((get(&s, "Programmed").status.as_str(), get(&s, "Programmed").reason.as_str()), ("False", "SecretNotFound"));
+        assert!(get(&s, "Programmed").message.contains("web-tls"));
+        assert_eq!(get(&s, "Ready").status, "False");
+        assert_eq!(s.partition, None);
     }
 
     #[test]

@@ -1,0 +1,73 @@
+//! What the controller needs from the kinds it reconciles (VirtualServer, TransportServer).
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
+use crate::model::SourceKind;
+
+pub trait ManagedObject:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: SourceKind;
+    fn status(&self) -> Option<&VirtualServerStatus>;
+    /// Whether a pool of this object uses the Service `name` (in its namespace).
+    fn uses_service(&self, name: &str) -> bool;
+    /// Whether the object reads the Secret `name` (in its namespace).
+    fn uses_secret(&self, name: &str) -> bool;
+}
+
+impl ManagedObject for VirtualServer {
+    const KIND: SourceKind = SourceKind::VirtualServer;
+
+    fn status(&self) -> Option<&VirtualServerStatus> {
+        self.status.as_ref()
+    }
+
+    fn uses_service(&self, name: &str) -> bool {
+        self.spec.pools.iter().any(|p| p.service == name)
+    }
+
+    fn uses_secret(&self, name: &str) -> bool {
+        self.spec.tls.as_ref().is_some_and(|tls| {
+            tls.secret_name.as_deref() == Some(name) || tls.backend_ca_secret_name.as_deref() == Some(name)
+        })
+    }
+}
+
+impl ManagedObject for TransportServer {
+    const KIND: SourceKind = SourceKind::TransportServer;
+
+    fn status(&self) -> Option<&VirtualServerStatus> {
+        self.status.as_ref()
+    }
+
+    fn uses_service(&self, name: &str) -> bool {
+        self.spec.pool.service == name
+    }
+
+    fn uses_secret(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// The objects in `namespace` that match `uses`.
+pub fn objects_in<K: ManagedObject>(store: &Store<K>, namespace: &str, uses: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|obj| obj.meta().namespace.as_deref() == Some(namespace))
+        .filter(|obj| uses(obj))
+        .map(|obj| ObjectRef::from(obj.as_ref()))
+        .collect()
+}

@@ -1,0 +1,104 @@
+//! The `TransportServer` custom resource: an L4 (TCP or UDP) virtual server on the BIG-IP.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{IRule, Persistence, Pool, PoolMemberType, SnatMode, VirtualAddressOptions};
+use super::virtual_server::VirtualServerStatus;
+
+/// A TCP or UDP virtual server on the BIG-IP: a virtual address and port whose connections
+/// (or datagrams) are balanced over the endpoints of one Service port.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "bigip.operator.dev",
+    version = "v1alpha1",
+    kind = "TransportServer",
+    namespaced,
+    status = "VirtualServerStatus",
+    shortname = "bts",
+    category = "bigip",
+    doc = "A TransportServer: a TCP or UDP virtual server on the BIG-IP, balancing over Service endpoints.",
+    printcolumn(name = "Address", type_ = "string", json_path = ".spec.virtualAddress"),
+    printcolumn(name = "Port", type_ = "integer", json_path = ".spec.port"),
+    printcolumn(name = "Protocol", type_ = "string", json_path = ".spec.protocol"),
+    printcolumn(name = "Partition", type_ = "string", json_path = ".status.partition"),
+    printcolumn(
+        name = "Programmed",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Programmed\")].status"
+    ),
+    printcolumn(name = "Members", type_ = "integer", json_path = ".status.members"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
+#[x_kube(validation = Rule::new("!has(self.persistence) || self.persistence != 'cookie'").message("cookie persistence needs HTTP; use a VirtualServer, or source-address persistence"))]
+pub struct TransportServerSpec {
+    /// IPv4 or IPv6 address the BIG-IP listens on, e.g. `10.1.10.53`.
+    #[x_kube(validation = Rule::new("isIP(self)").message("virtualAddress must be an IPv4 or IPv6 address"))]
+    #[schemars(length(max = 45))]
+    pub virtual_address: String,
+
+    /// Port of the virtual server, 1-65535.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub protocol: TransportProtocol,
+
+    /// BIG-IP partition (AS3 tenant). Defaults to the operator's `--partition`; same rules as
+    /// a VirtualServer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self != 'Common'").message("the Common partition is reserved; choose another partition"))]
+    #[x_kube(validation = Rule::new("!(self in ['class', 'constants', 'controls', 'id', 'label', 'remark', 'schemaVersion', 'scratch', 'target', 'updateMode'])").message("this name is an AS3 declaration property; choose another partition"))]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z][0-9A-Za-z_.-]*$"))]
+    pub partition: Option<String>,
+
+    /// The pool of Service endpoints that receives the traffic.
+    pub pool: Pool,
+
+    /// Source address translation: `automap` (default) or `none`.
+    #[serde(default)]
+    pub snat: SnatMode,
+
+    /// Full path of an existing BIG-IP SNAT pool, e.g. `/Common/snatpool-k8s`; replaces
+    /// automap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub snat_pool: Option<String>,
+
+    /// Session persistence: `none` (default), `source-address` or `destination-address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+
+    /// iRules run by the virtual server, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(r, !has(r.name) || self.exists_one(q, has(q.name) && q.name == r.name))").message("iRule names must be unique"))]
+    pub i_rules: Vec<IRule>,
+
+    /// Client source ranges (CIDR) allowed to connect; empty allows every client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(r, isCIDR(r))").message("allowSourceRanges must hold CIDRs such as 10.0.0.0/8"))]
+    pub allow_source_ranges: Vec<String>,
+
+    /// Options of the virtual address (ARP, ICMP echo, route advertisement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_address_options: Option<VirtualAddressOptions>,
+
+    /// How pool members are found, overriding the operator-wide `--pool-member-type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_member_type: Option<PoolMemberType>,
+}
+
+/// The L4 protocol of a TransportServer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportProtocol {
+    #[default]
+    Tcp,
+    Udp,
+}

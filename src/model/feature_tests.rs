@@ -1,0 +1,261 @@
+//! Unit tests of the L7/L4 features: routing rules, TLS from Secrets, iRules, SNAT, source
+//! ranges, TransportServers and listener conflicts.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::ByteString;
+use serde_json::json;
+
+use super::*;
+use crate::crd::{TransportServer, VirtualServer};
+
+fn defaults() -> ModelDefaults {
+    ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport }
+}
+
+fn object<T: serde::de::DeserializeOwned>(kind: &str, name: &str, created_second: u32, spec: serde_json::Value) -> T {
+    serde_json::from_value(json!({
+        "apiVersion": "bigip.operator.dev/v1alpha1", "kind": kind,
+        "metadata": {"name": name, "namespace": "shop", "creationTimestamp": format!("2026-01-01T00:00:{created_second:02}Z")},
+        "spec": spec,
+    }))
+    .expect("valid object")
+}
+
+fn vs(name: &str, created: u32, extra: serde_json::Value) -> VirtualServer {
+    let mut spec = json!({
+        "virtualAddress": "10.1.10.80",
+        "port": 443,
+        "pools": [
+            {"name": "web", "service": "web", "servicePort": 80},
+            {"name": "api", "service": "web", "servicePort": 80},
+        ],
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        spec[k] = v.clone();
+    }
+    object("VirtualServer", name, created, spec)
+}
+
+fn ts(name: &str, created: u32, protocol: &str, port: i32) -> TransportServer {
+    object(
+        "TransportServer",
+        name,
+        created,
+        json!({"virtualAddress": "10.1.10.80", "port": port, "protocol": protocol,
+               "pool": {"name": "dns", "service": "web", "servicePort": 80}}),
+    )
+}
+
+fn tls_secret(name: &str, crt: &str, key: &str) -> Secret {
+    Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("shop".into()),
+            ..Default::default()
+        },
+        type_: Some(tls::TLS_SECRET_TYPE.into()),
+        data: Some(BTreeMap::from([
+            ("tls.crt".to_string(), ByteString(crt.as_bytes().to_vec())),
+            ("tls.key".to_string(), ByteString(key.as_bytes().to_vec())),
+        ])),
+        ..Default::default()
+    }
+}
+
+fn cluster() -> ClusterObjects {
+    let mut cluster = ClusterObjects::default();
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]},
+    }))
+    .expect("service");
+    cluster.add_service(service);
+    cluster
+}
+
+fn routes_of(app: &DesiredApplication) -> &[DesiredRoute] {
+    match &app.frontend {
+        Frontend::Http { routes, .. } | Frontend::TlsPassthrough { routes } => routes,
+        other => panic!("no routes in {other:?}"),
+    }
+}
+
+#[test]
+fn the_most_specific_rule_comes_first_whatever_the_spec_order() {
+    let spec = vs(
+        "shop",
+        1,
+        json!({"rules": [
+            {"path": "/static/", "pool": "web"},
+            {"host": "*.example.com", "pool": "web"},
+            {"host": "*.eu.example.com", "pool": "api"},
+            {"host": "Shop.Example.com", "path": "/api", "pool": "api"},
+            {"host": "shop.example.com", "path": "/api/v1", "pool": "web"},
+            {"host": "shop.example.com", "path": "/login", "pathType": "Exact", "pool": "web"},
+        ]}),
+    );
+    let built = build_application(&spec, &cluster(), &defaults()).expect("valid");
+    let order: Vec<(Option<HostMatch>, Option<PathMatch>)> =
+        routes_of(&built.application).iter().map(|r| (r.host.clone(), r.path.clone())).collect();
+    let exact = || Some(HostMatch::Exact("shop.example.com".into()));
+    assert_eq!(
+        order,
+        vec![
+            (exact(), Some(PathMatch::Exact("/login".into()))),
+            (exact(), Some(PathMatch::Prefix("/api/v1".into()))),
+            (exact(), Some(PathMatch::Prefix("/api".into()))),
+            (Some(HostMatch::Suffix(".eu.example.com".into())), None),
+            (Some(HostMatch::Suffix(".example.com".into())), None),
+            (None, Some(PathMatch::Prefix("/static".into()))),
+        ]
+    );
+}
+
+#[test]
+fn bad_rules_are_refused_with_their_index() {
+    let cases = [
+        (json!([{"host": "a.example.com", "pool": "nope"}]), "spec.rules[0]", "not one of spec.pools"),
+        (json!([{"host": "bad host", "pool": "web"}]), "spec.rules[0]", "not a DNS name"),
+        (json!([{"path": "/", "pool": "web"}]), "spec.rules[0]", "defaultPool"),
+        (json!([{"path": "/a", "pool": "web"}, {"path": "/a/", "pool": "api"}]), "spec.rules[1]", "same requests as spec.rules[0]"),
+        (json!([{"path": "no-slash", "pool": "web"}]), "spec.rules[0]", "must start with '/'"),
+    ];
+    for (rules, field, reason) in cases {
+        let err = build_application(&vs("shop", 1, json!({"rules": rules})), &cluster(), &defaults()).expect_err(reason);
+        let text = err.to_string();
+        assert!(text.contains(field) && text.contains(reason), "{text}");
+    }
+}
+
+#[test]
+fn a_missing_tls_secret_blocks_only_its_own_virtual_server() {
+    let with_tls = vs("secure", 1, json!({"tls": {"secretName": "shop-tls"}}));
+    let mut other = vs("plain", 2, json!({"port": 80}));
+    other.spec.virtual_address = "10.1.10.81".into();
+    let fleet = build_fleet([&with_tls, &other], std::iter::empty(), &cluster(), &defaults());
+    let id = |name: &str| SourceId { kind: SourceKind::VirtualServer, key: ObjectKey { namespace: "shop".into(), name: name.into() } };
+    match &fleet.outcomes[&id("secure")] {
+        AppOutcome::Blocked { partition, unresolved } => {
+            assert_eq!(partition, "k8s");
+            assert_eq!(unresolved[0].reason(), "SecretNotFound");
+            assert!(unresolved[0].to_string().contains("shop-tls"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(fleet.outcomes[&id("plain")], AppOutcome::Included { .. }));
+    let names: Vec<&str> = fleet.partitions["k8s"].iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["shop_plain"]);
+}
+
+#[test]
+fn a_malformed_tls_secret_is_reported_and_a_good_one_is_used() {
+    let spec = vs("secure", 1, json!({"tls": {"secretName": "shop-tls", "httpRedirect": false}}));
+    let mut bad = cluster();
+    bad.add_secret(tls_secret("shop-tls", "not a certificate", "nor a key"));
+    let fleet = build_fleet([&spec], std::iter::empty(), &bad, &defaults());
+    let outcome = fleet.outcomes.values().next().expect("outcome");
+    assert!(matches!(outcome, AppOutcome::Blocked { unresolved, .. } if unresolved[0].reason() == "InvalidSecret"), "{outcome:?}");
+
+    let generated = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("cert");
+    let mut good = cluster();
+    good.add_secret(tls_secret("shop-tls", &generated.cert.pem(), &generated.signing_key.serialize_pem()));
+    let built = build_application(&spec, &good, &defaults()).expect("valid");
+    assert!(built.unresolved.is_empty(), "{:?}", built.unresolved);
+    let Frontend::Http { tls: Some(tls), .. } = &built.application.frontend else { panic!("no TLS") };
+    assert!(matches!(&tls.server, ServerTls::Certificate { chain, .. } if chain.is_empty()));
+    assert!(!tls.http_redirect);
+    assert_eq!(built.application.listeners().len(), 1, "no port-80 listener without the redirect");
+}
+
+#[test]
+fn passthrough_allows_host_rules_only() {
+    let ok = vs("pt", 1, json!({"tls": {"mode": "passthrough"}, "rules": [{"host": "a.example.com", "pool": "api"}]}));
+    let built = build_application(&ok, &cluster(), &defaults()).expect("valid");
+    assert!(matches!(built.application.frontend, Frontend::TlsPassthrough { .. }));
+    let with_path = vs("pt", 1, json!({"tls": {"mode": "passthrough"}, "rules": [{"path": "/a", "pool": "api"}]}));
+    let err = build_application(&with_path, &cluster(), &defaults()).expect_err("path");
+    assert!(err.to_string().contains("only host rules"), "{err}");
+    let with_xff = vs("pt", 1, json!({"tls": {"mode": "passthrough"}, "xForwardedFor": true}));
+    assert!(build_application(&with_xff, &cluster(), &defaults()).is_err());
+}
+
+#[test]
+fn snat_irules_and_source_ranges_are_validated_and_normalised() {
+    let spec = vs(
+        "shop",
+        1,
+        json!({
+            "snatPool": "/Common/snat",
+            "iRules": [{"bigip": "/Common/rule"}, {"name": "log", "text": "when HTTP_REQUEST {}"}],
+            "allowSourceRanges": ["192.168.1.7/24", "10.0.0.0/8", "192.168.1.0/24"],
+        }),
+    );
+    let app = build_application(&spec, &cluster(), &defaults()).expect("valid").application;
+    assert_eq!(app.snat, DesiredSnat::Pool("/Common/snat".into()));
+    assert_eq!(app.irules.len(), 2);
+    let ranges: Vec<String> = app.source_ranges.iter().map(ToString::to_string).collect();
+    assert_eq!(ranges, ["10.0.0.0/8", "192.168.1.0/24"]);
+
+    let bad = [
+        (json!({"snatPool": "Common/snat"}), "not a full BIG-IP path"),
+        (json!({"snat": "none", "snatPool": "/Common/snat"}), "cannot be combined"),
+        (json!({"iRules": [{"name": "a", "text": "x"}, {"name": "a", "text": "y"}]}), "spec.iRules[1]"),
+        (json!({"iRules": [{"bigip": "/Common/x", "name": "a", "text": "y"}]}), "spec.iRules[0]"),
+        (json!({"allowSourceRanges": ["10.0.0.0/33"]}), "spec.allowSourceRanges[0]"),
+        (json!({"persistence": "destination-address"}), "TransportServers"),
+        (json!({"pools": [{"name": "web", "service": "web", "servicePort": 80, "monitors": [{"type": "icmp", "send": "x"}]}]}), "icmp"),
+    ];
+    for (extra, expected) in bad {
+        let err = build_application(&vs("shop", 1, extra), &cluster(), &defaults()).expect_err(expected);
+        assert!(err.to_string().contains(expected), "{err} lacks {expected:?}");
+    }
+}
+
+#[test]
+fn transport_servers_share_an_address_across_protocols_but_not_within_one() {
+    let tcp = ts("dns-tcp", 1, "tcp", 53);
+    let udp = ts("dns-udp", 2, "udp", 53);
+    let late_udp = ts("late", 3, "udp", 53);
+    let fleet = build_fleet(std::iter::empty(), [&late_udp, &udp, &tcp], &cluster(), &defaults());
+    let id = |name: &str| SourceId { kind: SourceKind::TransportServer, key: ObjectKey { namespace: "shop".into(), name: name.into() } };
+    assert!(matches!(fleet.outcomes[&id("dns-tcp")], AppOutcome::Included { .. }));
+    assert!(matches!(fleet.outcomes[&id("dns-udp")], AppOutcome::Included { .. }));
+    assert!(
+        matches!(&fleet.outcomes[&id("late")], AppOutcome::AddressConflict { holder, listener } if *holder == id("dns-udp") && listener.protocol == ListenerProtocol::Udp),
+        "{:?}",
+        fleet.outcomes[&id("late")]
+    );
+    let names: Vec<&str> = fleet.partitions["k8s"].iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["shop_ts_dns-tcp", "shop_ts_dns-udp"]);
+    let cookie: TransportServer = object(
+        "TransportServer",
+        "c",
+        1,
+        json!({"virtualAddress": "10.1.10.80", "port": 5, "persistence": "cookie", "pool": {"name": "p", "service": "web", "servicePort": 80}}),
+    );
+    assert!(build_transport_application(&cookie, &cluster(), &defaults()).is_err());
+}
+
+#[test]
+fn an_https_redirect_claims_port_80_against_newer_objects_of_either_kind() {
+    let generated = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("cert");
+    let mut with_secret = cluster();
+    with_secret.add_secret(tls_secret("shop-tls", &generated.cert.pem(), &generated.signing_key.serialize_pem()));
+    let https = vs("https", 1, json!({"tls": {"secretName": "shop-tls"}}));
+    let http = vs("http", 2, json!({"port": 80}));
+    let tcp80 = ts("tcp80", 3, "tcp", 80);
+    let udp80 = ts("udp80", 4, "udp", 80);
+    let fleet = build_fleet([&http, &https], [&tcp80, &udp80], &with_secret, &defaults());
+    let outcome = |kind, name: &str| &fleet.outcomes[&SourceId { kind, key: ObjectKey { namespace: "shop".into(), name: name.into() } }];
+    assert!(matches!(outcome(SourceKind::VirtualServer, "https"), AppOutcome::Included { .. }));
+    for (kind, name) in [(SourceKind::VirtualServer, "http"), (SourceKind::TransportServer, "tcp80")] {
+        assert!(
+            matches!(outcome(kind, name), AppOutcome::AddressConflict { listener, .. } if listener.port == 80),
+            "{name}: {:?}",
+            outcome(kind, name)
+        );
+    }
+    assert!(matches!(outcome(SourceKind::TransportServer, "udp80"), AppOutcome::Included { .. }));
+}

@@ -1,0 +1,70 @@
+//! One TransportServer → one [`DesiredApplication`] (an L4 virtual server).
+
+use super::application::{
+    build_irules, build_pools, build_source_ranges, desired_snat, listener, validate_partition, BuiltApplication,
+};
+use super::{
+    ClusterView, DesiredApplication, Frontend, InvalidSpec, ModelDefaults, ObjectKey, SourceKind,
+};
+use crate::crd::{Persistence, TransportProtocol, TransportServer};
+
+/// AS3 object names: at most 190 characters.
+const AS3_NAME_MAX: usize = 190;
+
+/// Validates a TransportServer and resolves its pool against the cluster.
+pub fn build_transport_application(
+    ts: &TransportServer,
+    cluster: &dyn ClusterView,
+    defaults: &ModelDefaults,
+) -> Result<BuiltApplication, InvalidSpec> {
+    let source = ObjectKey::of(&ts.metadata);
+    let spec = &ts.spec;
+    let name = transport_application_name(&source)?;
+    let (virtual_address, port) = listener(&spec.virtual_address, spec.port)?;
+    let partition = spec.partition.clone().unwrap_or_else(|| defaults.partition.clone());
+    validate_partition(&partition)?;
+    let persistence = spec.persistence.unwrap_or_default();
+    if persistence == Persistence::Cookie {
+        return Err(InvalidSpec::Field {
+            field: "persistence",
+            reason: "cookie persistence needs HTTP; use a VirtualServer, or source-address persistence".into(),
+        });
+    }
+    let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
+    let mut unresolved = Vec::new();
+    let pools = build_pools(std::slice::from_ref(&spec.pool), &source, mode, cluster, &mut unresolved)?;
+    Ok(BuiltApplication {
+        application: DesiredApplication {
+            source,
+            kind: SourceKind::TransportServer,
+            name,
+            partition,
+            virtual_address,
+            port,
+            frontend: match spec.protocol {
+                TransportProtocol::Tcp => Frontend::Tcp,
+                TransportProtocol::Udp => Frontend::Udp,
+            },
+            snat: desired_snat(spec.snat, spec.snat_pool.as_deref())?,
+            persistence,
+            irules: build_irules(&spec.i_rules)?,
+            source_ranges: build_source_ranges(&spec.allow_source_ranges)?,
+            address_options: spec.virtual_address_options.clone(),
+            default_pool: spec.pool.name.clone(),
+            pools,
+        },
+        unresolved,
+    })
+}
+
+/// `<namespace>_ts_<name>`: Kubernetes names hold no `_`, so it never equals a
+/// VirtualServer's `<namespace>_<name>`.
+pub fn transport_application_name(key: &ObjectKey) -> Result<String, InvalidSpec> {
+    // The VirtualServer rules (letters, digits, no '_' in either part) apply to both parts.
+    super::application::application_name(key)?;
+    let value = format!("{}_ts_{}", key.namespace, key.name);
+    if value.len() > AS3_NAME_MAX {
+        return Err(InvalidSpec::ApplicationName { value, reason: "longer than AS3's 190 characters" });
+    }
+    Ok(value)
+}

@@ -5,6 +5,7 @@
 //! `N passed, N failed` line; exits non-zero when any failed.
 
 mod faults;
+mod features;
 mod harness;
 mod proxy;
 mod scenarios;
@@ -41,6 +42,8 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(faults::busy_storms_and_token_expiry_converge),
     scenario!(faults::leader_failover),
     scenario!(faults::deleting_a_whole_partition_is_confirmed_and_done),
+    scenario!(features::tls_from_secret_with_routing),
+    scenario!(features::transport_servers_tcp_and_udp),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

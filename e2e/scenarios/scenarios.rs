@@ -237,6 +237,29 @@ pub async fn crd_validation_rejects_invalid(env: &Env) -> Result<()> {
     );
     let stderr = env.kubectl_fails(&["apply", "-f", "-"], &duplicate)?;
     ensure!(stderr.contains("pool names must be unique"), "{stderr}");
+    // The feature fields' own rules (CEL in the CRD), each with its message.
+    let feature_cases = [
+        ("tls: {secretName: a, clientSslProfile: /Common/clientssl}", "exactly one of secretName and clientSslProfile"),
+        ("tls: {mode: passthrough, secretName: a}", "passthrough takes neither"),
+        ("tls: {secretName: a, serverSslProfile: /Common/serverssl}", "apply to mode reencrypt only"),
+        ("rules: [{host: a.example.com, pool: nope}]", "every rule's pool must name one of the pools"),
+        ("rules: [{pool: web}]", "a rule needs a host, a path or both"),
+        ("allowSourceRanges: [10.0.0.0/33]", "allowSourceRanges must hold CIDRs"),
+        ("snat: none\n  snatPool: /Common/snatpool", "snatPool replaces automap"),
+        ("iRules: [{bigip: /Common/a, name: b, text: c}]", "an iRule is either"),
+    ];
+    for (index, (extra, expected)) in feature_cases.iter().enumerate() {
+        let manifest = format!(
+            "apiVersion: bigip.operator.dev/v1alpha1\nkind: VirtualServer\nmetadata: {{name: feature-{index}, namespace: {ns}}}\nspec:\n  virtualAddress: 10.10.5.12\n  port: 443\n  pools: [{{name: web, service: web, servicePort: 80}}]\n  {extra}\n"
+        );
+        let stderr = env.kubectl_fails(&["apply", "-f", "-"], &manifest)?;
+        ensure!(stderr.contains(expected), "kubectl error for {extra} lacks {expected:?}: {stderr}");
+    }
+    let udp_cookie = format!(
+        "apiVersion: bigip.operator.dev/v1alpha1\nkind: TransportServer\nmetadata: {{name: cookie, namespace: {ns}}}\nspec:\n  virtualAddress: 10.10.5.13\n  port: 53\n  protocol: udp\n  persistence: cookie\n  pool: {{name: dns, service: dns, servicePort: 53}}\n"
+    );
+    let stderr = env.kubectl_fails(&["apply", "-f", "-"], &udp_cookie)?;
+    ensure!(stderr.contains("cookie persistence needs HTTP"), "{stderr}");
     let listed = env.kubectl(&["get", "bvs", "-n", ns, "-o", "name"])?;
     ensure!(listed.trim().is_empty(), "rejected objects exist: {listed}");
     Ok(())

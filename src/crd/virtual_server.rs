@@ -101,6 +101,7 @@ pub struct VirtualServerSpec {
     /// Client source ranges (CIDR) allowed to connect; empty allows every client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
+    #[schemars(inner(length(max = 43)))]
     #[x_kube(validation = Rule::new("self.all(r, isCIDR(r))").message("allowSourceRanges must hold CIDRs such as 10.0.0.0/8"))]
     pub allow_source_ranges: Vec<String>,
 

@@ -1,0 +1,243 @@
+//! End-to-end scenarios of the VirtualServer and TransportServer features: TLS from Secrets
+//! with host/path routing, and TCP + UDP TransportServers.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context as _, Result};
+use bigip_operator::crd::{TransportServer, VirtualServerStatus};
+use kube::api::DeleteParams;
+use kube::Api;
+use serde_json::Value;
+
+use crate::harness::{eventually, Env, DEFAULT_PARTITION};
+use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, workload};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A `kubernetes.io/tls` Secret holding a fresh self-signed certificate for `host`; returns
+/// the manifest and the certificate PEM.
+fn tls_secret(name: &str, host: &str) -> Result<(String, String)> {
+    let generated = rcgen::generate_simple_self_signed(vec![host.to_string()])?;
+    let certificate = generated.cert.pem();
+    let manifest = secret_manifest(name, &certificate, &generated.signing_key.serialize_pem());
+    Ok((manifest, certificate))
+}
+
+fn secret_manifest(name: &str, certificate: &str, key: &str) -> String {
+    let indent = |text: &str| text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n");
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n",
+        indent(certificate),
+        indent(key)
+    )
+}
+
+/// The application object `app` of the default partition on the simulator.
+fn simulator_application(env: &Env, app: &str) -> Option<Value> {
+    env.simulator().state().tenants().get(DEFAULT_PARTITION).and_then(|t| t.get(app)).cloned()
+}
+
+fn status_all_true(status: Option<&VirtualServerStatus>, generation: Option<i64>) -> std::result::Result<(), String> {
+    let status = status.ok_or("no status yet")?;
+    for type_ in ["Accepted", "ResolvedRefs", "Programmed", "Ready"] {
+        match status.conditions.iter().find(|c| c.type_ == type_) {
+            Some(c) if c.status == "True" && c.observed_generation == generation => {}
+            Some(c) => return Err(format!("{type_}={} ({}: {})", c.status, c.reason, c.message)),
+            None => return Err(format!("no {type_} condition yet")),
+        }
+    }
+    Ok(())
+}
+
+/// TLS from a Secret with host/path routing:
+/// - the Secret is missing: ResolvedRefs and Programmed False (SecretNotFound), nothing on the
+///   BIG-IP for it, while a plain VirtualServer in the namespace is programmed;
+/// - the Secret is created: programmed as Service_HTTPS with the Secret's certificate, an
+///   Endpoint_Policy sending shop.example.com/api to the api pool, and the port-80 redirect;
+/// - the Secret is rotated: the new certificate reaches the BIG-IP;
+/// - the Secret is broken: InvalidSecret, the application leaves the BIG-IP, the plain one stays.
+pub async fn tls_from_secret_with_routing(env: &Env) -> Result<()> {
+    let ns = "e2e-tls";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30111)))?;
+    env.kubectl_apply(ns, &workload("api", 1, Some(30112)))?;
+    env.kubectl_apply(
+        ns,
+        r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: VirtualServer
+metadata: {name: shop}
+spec:
+  virtualAddress: 10.10.20.10
+  port: 443
+  tls: {secretName: shop-tls}
+  rules:
+    - {host: shop.example.com, path: /api, pool: api}
+  pools:
+    - {name: web, service: web, servicePort: 80}
+    - {name: api, service: api, servicePort: 80}
+---
+apiVersion: bigip.operator.dev/v1alpha1
+kind: VirtualServer
+metadata: {name: plain}
+spec:
+  virtualAddress: 10.10.20.11
+  port: 80
+  pools:
+    - {name: web, service: web, servicePort: 80}
+"#,
+    )?;
+    let shop = app_name(ns, "shop");
+    eventually("SecretNotFound", WAIT, || async {
+        let vs = get_vs(env, ns, "shop").await?;
+        let reasons = (condition(&vs, "ResolvedRefs").map(|c| c.reason.clone()), condition(&vs, "Programmed").map(|c| c.reason.clone()));
+        Ok(match reasons {
+            (Some(r), Some(p)) if r == "SecretNotFound" && p == "SecretNotFound" => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    eventually("the plain VirtualServer Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "plain").await?)) }).await?;
+    ensure!(simulator_application(env, &shop).is_none(), "an application without its certificate reached the BIG-IP");
+
+    let (secret, first_certificate) = tls_secret("shop-tls", "shop.example.com")?;
+    env.kubectl_apply(ns, &secret)?;
+    eventually("Ready with the certificate", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) }).await?;
+    let app = simulator_application(env, &shop).context("application on the simulator")?;
+    ensure!(app["vs"]["class"] == "Service_HTTPS" && app["vs"]["redirect80"] == true, "{}", app["vs"]);
+    ensure!(app["tls_certificate"]["certificate"].as_str() == Some(first_certificate.trim_end()), "certificate differs");
+    let rules = app["routes"]["rules"].as_array().context("routing rules")?;
+    ensure!(
+        rules.iter().all(|r| r["actions"][0]["select"]["pool"]["use"] == "pool_api")
+            && rules.iter().any(|r| r["conditions"][0]["host"]["values"][0] == "shop.example.com"),
+        "{rules:?}"
+    );
+    let virtuals = env.simulator().state().virtual_servers();
+    ensure!(virtuals.iter().any(|v| v.application == shop && v.destination_port == 443), "{virtuals:?}");
+
+    let (rotated, second_certificate) = tls_secret("shop-tls", "shop.example.com")?;
+    env.kubectl_apply(ns, &rotated)?;
+    eventually("the rotated certificate on the BIG-IP", WAIT, || async {
+        let current = simulator_application(env, &shop).and_then(|a| a["tls_certificate"]["certificate"].as_str().map(str::to_string));
+        Ok(if current.as_deref() == Some(second_certificate.trim_end()) { Ok(()) } else { Err("old certificate".to_string()) })
+    })
+    .await?;
+
+    env.kubectl_apply(ns, &secret_manifest("shop-tls", "not a certificate", "not a key"))?;
+    eventually("InvalidSecret and removed from the BIG-IP", WAIT, || async {
+        let vs = get_vs(env, ns, "shop").await?;
+        let reason = condition(&vs, "ResolvedRefs").map(|c| c.reason.clone()).unwrap_or_default();
+        Ok(if reason == "InvalidSecret" && simulator_application(env, &shop).is_none() { Ok(()) } else { Err(reason) })
+    })
+    .await?;
+    ensure!(all_true(&get_vs(env, ns, "plain").await?).is_ok(), "the plain VirtualServer was affected");
+    ensure!(simulator_application(env, &app_name(ns, "plain")).is_some(), "the plain application left the BIG-IP");
+    Ok(())
+}
+
+/// TCP and UDP TransportServers on one address and port: both programmed (Service_TCP and
+/// Service_UDP with their nodePorts), a second TCP one on the same listener refused with
+/// AddressConflict, `kubectl get bts` columns, and deleting one leaves the other.
+pub async fn transport_servers_tcp_and_udp(env: &Env) -> Result<()> {
+    let ns = "e2e-l4";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(
+        ns,
+        r#"apiVersion: v1
+kind: Service
+metadata: {name: dns}
+spec:
+  type: NodePort
+  selector: {app: dns}
+  ports:
+    - {name: dns-tcp, port: 53, protocol: TCP, targetPort: 5353, nodePort: 30121}
+    - {name: dns-udp, port: 53, protocol: UDP, targetPort: 5353, nodePort: 30122}
+---
+apiVersion: bigip.operator.dev/v1alpha1
+kind: TransportServer
+metadata: {name: dns-tcp}
+spec:
+  virtualAddress: 10.10.21.10
+  port: 53
+  protocol: tcp
+  persistence: source-address
+  pool:
+    name: dns
+    service: dns
+    servicePort: dns-tcp
+    monitors: [{type: tcp}]
+---
+apiVersion: bigip.operator.dev/v1alpha1
+kind: TransportServer
+metadata: {name: dns-udp}
+spec:
+  virtualAddress: 10.10.21.10
+  port: 53
+  protocol: udp
+  pool:
+    name: dns
+    service: dns
+    servicePort: dns-udp
+    monitors: [{type: udp}]
+"#,
+    )?;
+    let api: Api<TransportServer> = Api::namespaced(env.client.clone(), ns);
+    for name in ["dns-tcp", "dns-udp"] {
+        eventually(&format!("TransportServer {name} Ready"), WAIT, || async {
+            let ts = api.get(name).await?;
+            Ok(status_all_true(ts.status.as_ref(), ts.metadata.generation))
+        })
+        .await?;
+    }
+    let nodes = env.ready_node_ips().await?;
+    for (name, class, node_port) in [("dns-tcp", "Service_TCP", 30121), ("dns-udp", "Service_UDP", 30122)] {
+        let app = format!("{ns}_ts_{name}");
+        let object = simulator_application(env, &app).with_context(|| format!("{app} on the simulator"))?;
+        ensure!(object["vs"]["class"] == class && object["vs"]["virtualPort"] == 53, "{}", object["vs"]);
+        let members = env.simulator().state().pool_members(DEFAULT_PARTITION, &app, "pool_dns").context("pool")?;
+        let mut got: Vec<String> = members.iter().map(|m| format!("{}:{}", m.address, m.port)).collect();
+        got.sort();
+        let mut want: Vec<String> = nodes.iter().map(|ip| format!("{ip}:{node_port}")).collect();
+        want.sort();
+        ensure!(got == want, "{app}: {got:?} != {want:?}");
+    }
+
+    env.kubectl_apply(
+        ns,
+        r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: TransportServer
+metadata: {name: late}
+spec:
+  virtualAddress: 10.10.21.10
+  port: 53
+  pool: {name: dns, service: dns, servicePort: dns-tcp}
+"#,
+    )?;
+    eventually("AddressConflict", WAIT, || async {
+        let ts = api.get("late").await?;
+        let accepted = ts.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Accepted")).cloned();
+        Ok(match accepted {
+            Some(c) if c.reason == "AddressConflict" && c.message.contains("TransportServer e2e-l4/dns-tcp") => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    let table = env.kubectl(&["get", "bts", "-n", ns, "dns-udp"])?;
+    let header: Vec<&str> = table.lines().next().context("header")?.split_whitespace().collect();
+    ensure!(header == ["NAME", "ADDRESS", "PORT", "PROTOCOL", "PARTITION", "PROGRAMMED", "MEMBERS", "AGE"], "{header:?}");
+    ensure!(table.lines().nth(1).is_some_and(|row| row.contains("udp") && row.contains("True")), "{table}");
+
+    api.delete("dns-tcp", &DeleteParams::default()).await?;
+    eventually("dns-tcp removed, dns-udp kept", WAIT, || async {
+        let tcp = simulator_application(env, &format!("{ns}_ts_dns-tcp"));
+        let udp = simulator_application(env, &format!("{ns}_ts_dns-udp"));
+        Ok(if tcp.is_none() && udp.is_some() { Ok(()) } else { Err(format!("tcp {} udp {}", tcp.is_some(), udp.is_some())) })
+    })
+    .await?;
+    // The conflict is gone with its holder: the late one takes the listener.
+    eventually("the late TransportServer Ready", WAIT, || async {
+        let ts = api.get("late").await?;
+        Ok(status_all_true(ts.status.as_ref(), ts.metadata.generation))
+    })
+    .await?;
+    Ok(())
+}

@@ -24,6 +24,9 @@ use crate::status::{virtual_server_status, ProgrammingState};
 
 /// Field manager of every write, and the Events' reporting controller.
 pub const FIELD_MANAGER: &str = "bigip-operator";
+/// How soon a failed or conflicting object is reconciled again.
+const RETRY_PERIOD: Duration = Duration::from_secs(10);
+
 /// Keeps a VirtualServer or TransportServer until its application is removed from the BIG-IP.
 pub const FINALIZER: &str = "bigip.operator.dev/cleanup";
 
@@ -150,8 +153,11 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
     let status = virtual_server_status(outcome_of_vs, &programming, vs.meta().generation, vs.status(), &now);
     write_status_if_changed(vs, status, ctx, api).await?;
 
-    Ok(match programming {
-        ProgrammingState::Failed { .. } => Action::requeue(Duration::from_secs(10)),
+    Ok(match (programming, outcome_of_vs) {
+        (ProgrammingState::Failed { .. }, _) => Action::requeue(RETRY_PERIOD),
+        // Nothing watched announces that the holder of the listener let it go (it may be of
+        // the other kind): look again soon. Posts nothing while the conflict lasts.
+        (_, AppOutcome::AddressConflict { .. }) => Action::requeue(RETRY_PERIOD),
         _ => Action::requeue(ctx.settings.resync_period),
     })
 }

@@ -195,7 +195,7 @@ fn fuzzy_monitor() -> BoxedStrategy<Value> {
         .boxed()
     };
     (
-        field(8, 1, string_value(prop_oneof![4 => one_of(&["http", "https", "tcp"]), 1 => nasty_string()])),
+        field(8, 1, string_value(prop_oneof![4 => one_of(&["http", "https", "tcp", "udp", "icmp"]), 1 => nasty_string()])),
         field(2, 3, string_value(nasty_string())),
         field(2, 3, string_value(nasty_string())),
         field(4, 2, seconds()),
@@ -223,14 +223,24 @@ fn fuzzy_pool() -> BoxedStrategy<Value> {
         ),
         field(3, 3, string_value(prop_oneof![4 => one_of(LB_MODES), 1 => nasty_string()])),
         field(3, 3, prop::collection::vec(fuzzy_monitor(), 0..3).prop_map(Value::Array).boxed()),
+        (
+            field(2, 3, string_value(prop_oneof![4 => one_of(&["all", "any"]), 1 => nasty_string()])),
+            field(2, 3, (-3i64..70_000).prop_map(Value::from).boxed()),
+            field(2, 3, (-3i64..70_000).prop_map(Value::from).boxed()),
+            field(2, 3, (-3i64..1_000).prop_map(Value::from).boxed()),
+        ),
     )
-        .prop_map(|(name, service, service_port, mode, monitors)| {
+        .prop_map(|(name, service, service_port, mode, monitors, (monitor_match, min_active, limit, ramp))| {
             object([
                 ("name", name),
                 ("service", service),
                 ("servicePort", service_port),
                 ("loadBalancingMode", mode),
                 ("monitors", monitors),
+                ("monitorMatch", monitor_match),
+                ("minimumMembersActive", min_active),
+                ("connectionLimit", limit),
+                ("slowRampTime", ramp),
             ])
         })
         .boxed()
@@ -265,9 +275,10 @@ fn fuzzy_spec() -> BoxedStrategy<Value> {
         field(2, 3, string_value(pool_name())),
         field(2, 3, string_value(prop_oneof![4 => one_of(&["automap", "none"]), 1 => nasty_string()])),
         field(2, 3, string_value(prop_oneof![4 => one_of(&["nodeport", "cluster"]), 1 => nasty_string()])),
+        fuzzy_features(),
     )
-        .prop_map(|(address, port, partition, pools, default_pool, snat, member_type)| {
-            object([
+        .prop_map(|(address, port, partition, pools, default_pool, snat, member_type, features)| {
+            let mut spec = object([
                 ("virtualAddress", address),
                 ("port", port),
                 ("partition", partition),
@@ -275,6 +286,90 @@ fn fuzzy_spec() -> BoxedStrategy<Value> {
                 ("defaultPool", default_pool),
                 ("snat", snat),
                 ("poolMemberType", member_type),
+            ]);
+            if let (Some(spec), Value::Object(features)) = (spec.as_object_mut(), features) {
+                spec.extend(features);
+            }
+            spec
+        })
+        .boxed()
+}
+
+fn bigip_path() -> BoxedStrategy<String> {
+    prop_oneof![4 => "/Common/[a-z][a-z0-9_.-]{0,12}", 1 => "/[A-Za-z]{1,5}/[a-z]{1,4}/[a-z]{1,4}", 1 => nasty_string()].boxed()
+}
+
+fn fuzzy_rule() -> BoxedStrategy<Value> {
+    (
+        field(3, 2, string_value(prop_oneof![3 => "[a-z]{1,6}(\\.[a-z]{1,6}){0,2}", 1 => "\\*\\.[a-z]{1,6}\\.com", 1 => nasty_string()])),
+        field(3, 2, string_value(prop_oneof![3 => "(/[a-z0-9_.~-]{0,6}){1,3}", 1 => Just("/".to_owned()), 1 => nasty_string()])),
+        field(2, 3, string_value(prop_oneof![4 => one_of(&["Prefix", "Exact"]), 1 => nasty_string()])),
+        field(8, 1, string_value(prop_oneof![4 => pool_name(), 1 => nasty_string()])),
+    )
+        .prop_map(|(host, path, path_type, pool)| object([("host", host), ("path", path), ("pathType", path_type), ("pool", pool)]))
+        .boxed()
+}
+
+fn fuzzy_irule() -> BoxedStrategy<Value> {
+    (
+        field(2, 3, string_value(bigip_path())),
+        field(2, 2, string_value(prop_oneof![4 => pool_name(), 1 => nasty_string()])),
+        field(2, 2, string_value(prop_oneof![3 => Just("when HTTP_REQUEST { log local0. hi }".to_owned()), 1 => nasty_string()])),
+    )
+        .prop_map(|(bigip, name, text)| object([("bigip", bigip), ("name", name), ("text", text)]))
+        .boxed()
+}
+
+/// The L7 feature fields, random; TLS only with BIG-IP profiles (no Secrets in the generated
+/// cluster), so a generated object is never blocked.
+fn fuzzy_features() -> BoxedStrategy<Value> {
+    let tls = (
+        field(4, 2, string_value(prop_oneof![4 => one_of(&["terminate", "reencrypt", "passthrough"]), 1 => nasty_string()])),
+        field(4, 2, string_value(bigip_path())),
+        field(2, 3, string_value(bigip_path())),
+        field(2, 3, any::<bool>().prop_map(Value::Bool).boxed()),
+    )
+        .prop_map(|(mode, client, server, redirect)| {
+            object([("mode", mode), ("clientSslProfile", client), ("serverSslProfile", server), ("httpRedirect", redirect)])
+        })
+        .boxed();
+    (
+        field(2, 3, prop::collection::vec(fuzzy_rule(), 0..4).prop_map(Value::Array).boxed()),
+        field(1, 3, tls),
+        field(2, 3, string_value(prop_oneof![4 => one_of(&["none", "cookie", "source-address", "destination-address"]), 1 => nasty_string()])),
+        field(1, 3, string_value(bigip_path())),
+        field(2, 3, prop::collection::vec(fuzzy_irule(), 0..3).prop_map(Value::Array).boxed()),
+        field(
+            2,
+            3,
+            prop::collection::vec(
+                string_value(prop_oneof![3 => "(10|192)\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}/[0-9]{1,2}", 1 => "2001:db8::/[0-9]{2,3}", 1 => nasty_string()]),
+                0..3,
+            )
+            .prop_map(Value::Array)
+            .boxed(),
+        ),
+        field(1, 3, string_value(bigip_path())),
+        field(2, 3, any::<bool>().prop_map(Value::Bool).boxed()),
+        field(
+            1,
+            3,
+            (any::<bool>(), one_of(&["enable", "disable", "selective"]), one_of(&["disable", "always", "any"]))
+                .prop_map(|(arp, icmp, route)| json!({"arp": arp, "icmpEcho": icmp, "routeAdvertisement": route}))
+                .boxed(),
+        ),
+    )
+        .prop_map(|(rules, tls, persistence, snat_pool, irules, ranges, waf, xff, address_options)| {
+            object([
+                ("rules", rules),
+                ("tls", tls),
+                ("persistence", persistence),
+                ("snatPool", snat_pool),
+                ("iRules", irules),
+                ("allowSourceRanges", ranges),
+                ("wafPolicy", waf),
+                ("xForwardedFor", xff),
+                ("virtualAddressOptions", address_options),
             ])
         })
         .boxed()
@@ -724,13 +819,13 @@ enum Limits {
 fn valid_spec(limits: Limits) -> BoxedStrategy<Value> {
     let max_timeout: i64 = if limits == Limits::As3 { 900 } else { 86_400 };
     let interval = prop_oneof![6 => 1i64..30, 1 => 1..max_timeout - 1];
-    let monitor = (one_of(&["http", "https", "tcp"]), interval, 1i64..10, prop::option::of("\\PC{0,20}"))
+    let monitor = (one_of(&["http", "https", "tcp", "udp", "icmp"]), interval, 1i64..10, prop::option::of("\\PC{0,20}"))
         .prop_map(move |(kind, interval, extra, send)| {
             object([
-                ("type", Some(json!(kind))),
                 ("interval", Some(json!(interval))),
                 ("timeout", Some(json!((interval + extra).min(max_timeout)))),
-                ("send", send.map(Value::String)),
+                ("send", send.filter(|_| kind != "icmp").map(Value::String)),
+                ("type", Some(json!(kind))),
             ])
         });
     let pool = (
@@ -755,9 +850,11 @@ fn valid_spec(limits: Limits) -> BoxedStrategy<Value> {
         prop::collection::btree_map("[a-z]([-a-z0-9]{0,10}[a-z0-9])?", pool, 1..4),
         any::<prop::sample::Index>(),
         prop::option::of(one_of(&["automap", "none"])),
+        valid_features(),
     )
-        .prop_map(|(address, port, partition, pools, default_index, snat)| {
+        .prop_map(|(address, port, partition, pools, default_index, snat, features)| {
             let default_pool = pools.keys().nth(default_index.index(pools.len())).cloned();
+            let pool_names: Vec<String> = pools.keys().cloned().collect();
             let pools: Vec<Value> = pools
                 .into_iter()
                 .map(|(name, (service, service_port, mode, monitors))| {
@@ -765,14 +862,128 @@ fn valid_spec(limits: Limits) -> BoxedStrategy<Value> {
                         "loadBalancingMode": mode, "monitors": monitors})
                 })
                 .collect();
-            object([
+            let mut spec = object([
                 ("virtualAddress", Some(json!(address))),
                 ("port", Some(json!(port))),
                 ("partition", partition.map(Value::String)),
                 ("pools", Some(Value::Array(pools))),
                 ("defaultPool", default_pool.map(Value::String)),
-                ("snat", snat.map(Value::String)),
-            ])
+                ("snat", snat.clone().map(Value::String)),
+            ]);
+            features.apply(&mut spec, &pool_names, snat.as_deref() == Some("none"));
+            spec
+        })
+        .boxed()
+}
+
+/// Valid values of the L7 feature fields (TLS only through BIG-IP profiles: the generated
+/// cluster holds no Secrets).
+#[derive(Debug, Clone)]
+struct ValidFeatures {
+    /// (wildcard host?, has a path?, exact path?, pool index) per rule; hosts and paths are
+    /// made unique by the rule's index.
+    rules: Vec<(Option<bool>, bool, bool, prop::sample::Index)>,
+    tls: Option<&'static str>,
+    persistence: Option<&'static str>,
+    snat_pool: bool,
+    irules: Vec<bool>,
+    ranges: Vec<(u8, u8, u8)>,
+    waf: bool,
+    xff: bool,
+    address_options: Option<(bool, &'static str)>,
+}
+
+impl ValidFeatures {
+    fn apply(self, spec: &mut Value, pools: &[String], snat_none: bool) {
+        let passthrough = self.tls == Some("passthrough");
+        let rules: Vec<Value> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (wildcard, has_path, exact, pool))| {
+                let host = wildcard.map(|w| if w { format!("*.h{i}.example.com") } else { format!("h{i}.example.com") });
+                let path = (*has_path && !passthrough).then(|| format!("/p{i}/x"));
+                if host.is_none() && path.is_none() {
+                    return None;
+                }
+                let mut rule = json!({"pool": pools[pool.index(pools.len())]});
+                if let Some(host) = host {
+                    rule["host"] = json!(host);
+                }
+                if let Some(path) = path {
+                    rule["path"] = json!(path);
+                    rule["pathType"] = json!(if *exact { "Exact" } else { "Prefix" });
+                }
+                Some(rule)
+            })
+            .collect();
+        let fields = spec.as_object_mut().expect("spec is an object");
+        if !rules.is_empty() {
+            fields.insert("rules".into(), Value::Array(rules));
+        }
+        match self.tls {
+            Some("terminate") => fields.insert("tls".into(), json!({"clientSslProfile": "/Common/clientssl"})),
+            Some("reencrypt") => fields.insert(
+                "tls".into(),
+                json!({"mode": "reencrypt", "clientSslProfile": "/Common/clientssl", "serverSslProfile": "/Common/serverssl", "httpRedirect": false}),
+            ),
+            Some(mode) => fields.insert("tls".into(), json!({"mode": mode})),
+            None => None,
+        };
+        if let Some(persistence) = self.persistence.filter(|p| !(passthrough && *p == "cookie")) {
+            fields.insert("persistence".into(), json!(persistence));
+        }
+        if self.snat_pool && !snat_none {
+            fields.insert("snatPool".into(), json!("/Common/snatpool"));
+        }
+        let irules: Vec<Value> = self
+            .irules
+            .iter()
+            .enumerate()
+            .map(|(i, inline)| if *inline { json!({"name": format!("rule-{i}"), "text": "when CLIENT_ACCEPTED { log local0. hi }"}) } else { json!({"bigip": format!("/Common/rule_{i}")}) })
+            .collect();
+        if !irules.is_empty() {
+            fields.insert("iRules".into(), Value::Array(irules));
+        }
+        let ranges: Vec<Value> = self.ranges.iter().map(|(a, b, prefix)| json!(format!("10.{a}.{b}.0/{}", prefix % 33))).collect();
+        if !ranges.is_empty() {
+            fields.insert("allowSourceRanges".into(), Value::Array(ranges));
+        }
+        if self.waf && !passthrough {
+            fields.insert("wafPolicy".into(), json!("/Common/linux-high"));
+        }
+        if self.xff && !passthrough {
+            fields.insert("xForwardedFor".into(), json!(true));
+        }
+        if let Some((arp, icmp)) = self.address_options {
+            fields.insert("virtualAddressOptions".into(), json!({"arp": arp, "icmpEcho": icmp}));
+        }
+    }
+}
+
+fn valid_features() -> BoxedStrategy<ValidFeatures> {
+    let rule = (prop::option::of(any::<bool>()), any::<bool>(), any::<bool>(), any::<prop::sample::Index>());
+    (
+        prop::collection::vec(rule, 0..4),
+        prop::option::of(prop::sample::select(vec!["terminate", "reencrypt", "passthrough"])),
+        prop::option::of(prop::sample::select(vec!["none", "cookie", "source-address"])),
+        any::<bool>(),
+        prop::collection::vec(any::<bool>(), 0..3),
+        prop::collection::vec((any::<u8>(), any::<u8>(), any::<u8>()), 0..3),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of((any::<bool>(), prop::sample::select(vec!["enable", "disable", "selective"]))),
+    )
+        .prop_map(|(rules, tls, persistence, snat_pool, irules, ranges, waf, xff, address_options)| ValidFeatures {
+            rules,
+            tls,
+            persistence,
+            snat_pool,
+            irules,
+            ranges,
+            waf,
+            xff,
+            address_options,
         })
         .boxed()
 }

@@ -242,8 +242,13 @@ pub async fn run<B: As3Api>(
     };
     let (f1, f2, f3) = (forward.clone(), forward.clone(), forward);
     let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
-    let drift_triggers = drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period);
-    let ts_drift_triggers = drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period);
+    // One drift check for both controllers: each detected drift reconciles every object.
+    let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
+    let drift_triggers = drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period).inspect(
+        move |_| {
+            let _ = ts_drift.unbounded_send(());
+        },
+    );
     let (s1, s2, s3, s4) = (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
     info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer and TransportServer controllers");
     let virtual_servers = controller

@@ -114,6 +114,9 @@ pub fn virtual_server_status(
 
     let (partition, application) = match outcome {
         AppOutcome::Included { partition, application, .. } => (Some(partition.clone()), Some(application.clone())),
+        // Kept so that every later reconcile (and the deletion) syncs the partition the
+        // application may still be in, until it is programmed again.
+        AppOutcome::Blocked { partition, .. } => (Some(partition.clone()), None),
         _ => (None, None),
     };
     VirtualServerStatus { conditions, partition, application, members, observed_generation: generation }
@@ -192,7 +195,8 @@ mod tests {
         assert_eq!((get(&s, "Programmed").status.as_str(), get(&s, "Programmed").reason.as_str()), ("False", "SecretNotFound"));
         assert!(get(&s, "Programmed").message.contains("web-tls"));
         assert_eq!(get(&s, "Ready").status, "False");
-        assert_eq!(s.partition, None);
+        assert_eq!(s.partition.as_deref(), Some("k8s"), "the partition it may still be in");
+        assert_eq!(s.application, None);
     }
 
     #[test]

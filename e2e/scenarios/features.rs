@@ -54,6 +54,7 @@ fn status_all_true(status: Option<&VirtualServerStatus>, generation: Option<i64>
 ///   BIG-IP for it, while a plain VirtualServer in the namespace is programmed;
 /// - the Secret is created: programmed as Service_HTTPS with the Secret's certificate, an
 ///   Endpoint_Policy sending shop.example.com/api to the api pool, and the port-80 redirect;
+///   a newer VirtualServer on port 80 of the address gets AddressConflict;
 /// - the Secret is rotated: the new certificate reaches the BIG-IP;
 /// - the Secret is broken: InvalidSecret, the application leaves the BIG-IP, the plain one stays.
 pub async fn tls_from_secret_with_routing(env: &Env) -> Result<()> {
@@ -113,6 +114,23 @@ spec:
     );
     let virtuals = env.simulator().state().virtual_servers();
     ensure!(virtuals.iter().any(|v| v.application == shop && v.destination_port == 443), "{virtuals:?}");
+
+    // Port 80 of the address is the HTTPS redirect's: a newer VirtualServer asking for it is
+    // refused and the older one keeps working.
+    env.kubectl_apply(
+        ns,
+        "apiVersion: bigip.operator.dev/v1alpha1\nkind: VirtualServer\nmetadata: {name: intruder}\nspec:\n  virtualAddress: 10.10.20.10\n  port: 80\n  pools: [{name: web, service: web, servicePort: 80}]\n",
+    )?;
+    eventually("AddressConflict on port 80", WAIT, || async {
+        let vs = get_vs(env, ns, "intruder").await?;
+        Ok(match condition(&vs, "Accepted") {
+            Some(c) if c.reason == "AddressConflict" && c.message.contains("10.10.20.10:80 (tcp)") && c.message.contains("VirtualServer e2e-tls/shop") => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    ensure!(all_true(&get_vs(env, ns, "shop").await?).is_ok(), "the holder was affected");
+    ensure!(simulator_application(env, &app_name(ns, "intruder")).is_none(), "the intruder reached the BIG-IP");
 
     let (rotated, second_certificate) = tls_secret("shop-tls", "shop.example.com")?;
     env.kubectl_apply(ns, &rotated)?;

@@ -4,6 +4,7 @@
 pub mod application;
 pub mod cluster;
 pub mod fleet;
+pub mod labels;
 pub mod members;
 
 use std::fmt;

@@ -191,7 +191,7 @@ fn crdgen(args: CrdgenArgs) -> anyhow::Result<()> {
 
 fn render(args: RenderArgs) -> anyhow::Result<()> {
     let manifests = bigip_operator::manifests::read_manifests(&args.files)?;
-    let defaults = ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type };
+    let defaults = ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type, node_selector: None };
     let owner = Ownership::new(args.cluster_id)?;
     let rendered = bigip_operator::manifests::render_manifests(&manifests, &defaults, &owner)?;
     for warning in &rendered.warnings {
@@ -259,7 +259,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         owner,
         adopt_partitions: args.adopt_partitions.clone(),
         max_deletion_share: args.max_deletion_share,
-        defaults: ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type },
+        defaults: ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type, node_selector: None },
         namespace: args.namespace,
         selector: args.selector,
         resync_period: Duration::from_secs(args.resync_seconds.max(10)),

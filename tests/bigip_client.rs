@@ -10,7 +10,7 @@ use bigip_operator::controller::partitions::DeletionConfirmation;
 use bigip_operator::controller::PartitionSyncer;
 use bigip_operator::crd::{LoadBalancingMode, SnatMode};
 use bigip_operator::metrics::Metrics;
-use bigip_operator::model::{DesiredApplication, DesiredPool, ObjectKey, PoolMember};
+use bigip_operator::model::{DesiredApplication, DesiredPool, MemberState, ObjectKey, PoolMember};
 use bigip_operator::simulator::{self, Faults, RunningSimulator, SimulatorConfig, TlsMode};
 use bigip_operator::status::ProgrammingState;
 use serde_json::{json, Value};
@@ -38,7 +38,7 @@ fn app(name: &str, address: &str, members: &[&str]) -> DesiredApplication {
             name: "web".into(),
             load_balancing_mode: LoadBalancingMode::RoundRobin,
             monitors: vec![],
-            members: members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080 }).collect(),
+            members: members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080, state: MemberState::Active }).collect(),
         }],
         default_pool: "web".into(),
     }

@@ -394,7 +394,7 @@ fn cluster_objects(document: &Value) -> Result<ClusterObjects, TestCaseError> {
 }
 
 fn defaults(member_type: PoolMemberType) -> ModelDefaults {
-    ModelDefaults { partition: "kubernetes".into(), pool_member_type: member_type }
+    ModelDefaults { partition: "kubernetes".into(), pool_member_type: member_type, node_selector: None }
 }
 
 fn owner() -> Ownership {

@@ -24,7 +24,7 @@ fn golden_dir() -> PathBuf {
 fn check_case(case: &str, mode: PoolMemberType) -> Vec<String> {
     let input = golden_dir().join(format!("{case}.yaml"));
     let manifests = read_manifests(&[input]).expect("manifests parse");
-    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: mode };
+    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: mode, node_selector: None };
     let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
     let violations = validate_declaration(&rendered.declaration).expect("schema compiles");
     assert!(violations.is_empty(), "{case}: schema violations: {violations:#?}");
@@ -61,7 +61,7 @@ fn two_partitions_with_an_unresolved_service() {
 fn the_samples_render_to_a_schema_valid_declaration() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifests = read_manifests(&[root.join("config/samples"), root.join("config/offline")]).expect("parse");
-    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport };
+    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None };
     let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
     let members = rendered.declaration.pointer("/declaration/kubernetes/default_web/pool_web/members/0/serverAddresses");
     assert_eq!(members, Some(&serde_json::json!(["172.31.0.1", "172.31.0.2"])));

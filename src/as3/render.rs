@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::ownership::Ownership;
 use crate::crd::{MonitorType, SnatMode};
-use crate::model::{DesiredApplication, DesiredMonitor, DesiredPool};
+use crate::model::{DesiredApplication, DesiredMonitor, DesiredPool, MemberState};
 
 /// The AS3 schema version the declarations are written for. 3.50 is the first AS3 with the
 /// per-application API; every newer AS3 accepts it.
@@ -85,20 +85,27 @@ pub fn render_application(app: &DesiredApplication) -> Value {
 
 fn render_pool(pool: &DesiredPool) -> Value {
     // AS3 groups member addresses by service port; node objects are shared in /Common so two
-    // partitions can use the same node without fighting over it.
-    let mut by_port: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    // partitions can use the same node without fighting over it. Draining members get entries
+    // of their own with `adminState: disable`: BIG-IP then sends them no new connections
+    // (except persisted ones) and lets the existing ones finish. Active entries leave
+    // `adminState` at its default, `enable`.
+    let mut groups: BTreeMap<(u16, MemberState), Vec<String>> = BTreeMap::new();
     for member in &pool.members {
-        by_port.entry(member.port).or_default().push(member.address.to_string());
+        groups.entry((member.port, member.state)).or_default().push(member.address.to_string());
     }
-    let members: Vec<Value> = by_port
+    let members: Vec<Value> = groups
         .into_iter()
-        .map(|(port, addresses)| {
-            json!({
+        .map(|((port, state), addresses)| {
+            let mut entry = json!({
                 "servicePort": port,
                 "serverAddresses": addresses,
                 "shareNodes": true,
                 "enable": true,
-            })
+            });
+            if state == MemberState::Draining {
+                entry["adminState"] = json!("disable");
+            }
+            entry
         })
         .collect();
     let monitors: Vec<Value> =

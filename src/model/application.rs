@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::members::{find_service_port, resolve_members};
+use super::members::{find_service_port, resolve_members, AddressFamily, MemberRules};
 use super::{
     ClusterView, DesiredApplication, DesiredMonitor, DesiredPool, InvalidSpec, ModelDefaults, ObjectKey,
     UnresolvedRef,
@@ -75,7 +75,11 @@ pub fn build_application(
                 Some(service_port) => {
                     let slices = cluster.endpoint_slices(&source.namespace, &pool.service);
                     let nodes = cluster.nodes();
-                    resolve_members(mode, &service, service_port, &slices, &nodes).unwrap_or_else(|e| {
+                    let rules = MemberRules {
+                        family: AddressFamily::of(virtual_address),
+                        node_selector: defaults.node_selector.as_ref(),
+                    };
+                    resolve_members(mode, &service, service_port, &slices, &nodes, &rules).unwrap_or_else(|e| {
                         unresolved.push(e);
                         Vec::new()
                     })

@@ -52,7 +52,7 @@ pub enum SelectorError {
     MissingOperator { key: String, found: String },
     #[error("operator {operator:?} of key {key:?} is not supported; use =, ==, !=, in, notin, key or !key")]
     UnsupportedOperator { key: String, operator: String },
-    #[error("the values of {key:?} {operator} must be a parenthesised, comma-separated list such as (a,b): found {found}")]
+    #[error("after \"{key} {operator}\" expected a parenthesised, comma-separated list of values such as (a,b); found {found}")]
     ValueSet { key: String, operator: &'static str, found: String },
     #[error("{found} after the requirement on {key:?}; requirements are separated by ','")]
     MissingComma { key: String, found: String },
@@ -414,7 +414,7 @@ mod tests {
         assert!(matches!(err(&format!("zone={}", "v".repeat(64))), SelectorError::Value { .. }));
 
         let message = err("zone in a").to_string();
-        assert!(message.contains("\"zone\" in") && message.contains("(a,b)") && message.contains("\"a\""), "{message}");
+        assert!(message.contains("\"zone in\"") && message.contains("(a,b)") && message.contains("found \"a\""), "{message}");
         let message = err("cpu>4").to_string();
         assert!(message.contains("'>'") || message.contains("\">\""), "{message}");
         assert!(err("zone=a,").to_string().contains("the end of the selector"));

@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                        "conditions": [{"type": "Ready", "status": "True"}]},
         }))?);
     }
-    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport };
+    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None };
     println!("{:>6} {:>12} {:>12} {:>10} {:>12} {:>12}", "vs", "model", "render", "hash", "tenant KiB", "validate");
     for count in [10usize, 100, 1000] {
         let mut virtual_servers = Vec::new();

@@ -15,6 +15,7 @@ use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials, TlsVerificati
 use bigip_operator::controller::{self, ControllerSettings};
 use bigip_operator::crd::PoolMemberType;
 use bigip_operator::metrics::Metrics;
+use bigip_operator::model::labels::Selector;
 use bigip_operator::model::ModelDefaults;
 
 #[derive(Parser)]
@@ -74,6 +75,10 @@ struct RunArgs {
     /// Where pool members come from, unless a VirtualServer says otherwise.
     #[arg(long, value_enum, default_value = "nodeport")]
     pool_member_type: PoolMemberType,
+    /// nodeport mode: only nodes with these labels are pool members, e.g.
+    /// `node-role.kubernetes.io/ingress` or `zone in (a,b),!spot` (=, ==, !=, in, notin, key, !key).
+    #[arg(long)]
+    node_label_selector: Option<Selector>,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long)]
     namespace: Option<String>,
@@ -129,6 +134,9 @@ struct RenderArgs {
     files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "nodeport")]
     pool_member_type: PoolMemberType,
+    /// nodeport mode: only nodes with these labels are pool members (as `run --node-label-selector`).
+    #[arg(long)]
+    node_label_selector: Option<Selector>,
     /// Partition for VirtualServers that name none.
     #[arg(long, default_value = "kubernetes")]
     partition: String,
@@ -191,7 +199,11 @@ fn crdgen(args: CrdgenArgs) -> anyhow::Result<()> {
 
 fn render(args: RenderArgs) -> anyhow::Result<()> {
     let manifests = bigip_operator::manifests::read_manifests(&args.files)?;
-    let defaults = ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type };
+    let defaults = ModelDefaults {
+        partition: args.partition,
+        pool_member_type: args.pool_member_type,
+        node_selector: args.node_label_selector,
+    };
     let owner = Ownership::new(args.cluster_id)?;
     let rendered = bigip_operator::manifests::render_manifests(&manifests, &defaults, &owner)?;
     for warning in &rendered.warnings {
@@ -259,7 +271,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         owner,
         adopt_partitions: args.adopt_partitions.clone(),
         max_deletion_share: args.max_deletion_share,
-        defaults: ModelDefaults { partition: args.partition, pool_member_type: args.pool_member_type },
+        defaults: ModelDefaults {
+            partition: args.partition,
+            pool_member_type: args.pool_member_type,
+            node_selector: args.node_label_selector,
+        },
         namespace: args.namespace,
         selector: args.selector,
         resync_period: Duration::from_secs(args.resync_seconds.max(10)),

@@ -9,7 +9,7 @@ use bigip_operator::bigip::{As3Api, BigIpClient, BigIpConfig, BigIpError, Creden
 use bigip_operator::controller::partitions::DeletionConfirmation;
 use bigip_operator::controller::PartitionSyncer;
 use bigip_operator::metrics::Metrics;
-use bigip_operator::model::{DesiredApplication, DesiredPool, ObjectKey, PoolMember};
+use bigip_operator::model::{DesiredApplication, DesiredPool, MemberState, ObjectKey, PoolMember};
 use bigip_operator::simulator::{self, Faults, RunningSimulator, SimulatorConfig, TlsMode};
 use bigip_operator::status::ProgrammingState;
 use serde_json::{json, Value};
@@ -34,7 +34,7 @@ fn app(name: &str, address: &str, members: &[&str]) -> DesiredApplication {
         80,
         vec![DesiredPool::plain(
             "web",
-            members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080 }).collect(),
+            members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080, state: MemberState::Active }).collect(),
         )],
     )
 }

@@ -418,10 +418,16 @@ fn fuzzy_cluster() -> BoxedStrategy<Value> {
             ])
         });
     let addresses = prop::collection::vec(prop_oneof![3 => ip_text(), 1 => nasty_string()], 0..3);
-    let endpoint = (addresses, prop::option::of(any::<bool>())).prop_map(|(addresses, ready)| {
-        let conditions = object([("ready", ready.map(Value::Bool))]);
-        object([("addresses", Some(json!(addresses))), ("conditions", Some(conditions))])
-    });
+    let condition = || prop::option::of(any::<bool>()).prop_map(|c| c.map(Value::Bool));
+    let endpoint = (addresses, condition(), condition(), condition(), prop::option::of(one_of(&["a", "b", "zz"])))
+        .prop_map(|(addresses, ready, serving, terminating, node)| {
+            let conditions = object([("ready", ready), ("serving", serving), ("terminating", terminating)]);
+            object([
+                ("addresses", Some(json!(addresses))),
+                ("conditions", Some(conditions)),
+                ("nodeName", node.map(Value::String)),
+            ])
+        });
     let slice = (
         one_of(&["IPv4", "IPv6", "FQDN"]),
         prop::collection::vec(
@@ -440,8 +446,9 @@ fn fuzzy_cluster() -> BoxedStrategy<Value> {
         one_of(&["NodePort", "ClusterIP", "LoadBalancer"]),
         prop::collection::vec(service_port, 0..3),
         prop::collection::vec(slice, 0..2),
+        prop::option::of(one_of(&["Local", "Cluster"])),
     )
-        .prop_map(|(name, namespace, kind, ports, slices)| {
+        .prop_map(|(name, namespace, kind, ports, slices, traffic_policy)| {
             let slices: Vec<Value> = slices
                 .into_iter()
                 .enumerate()
@@ -456,14 +463,20 @@ fn fuzzy_cluster() -> BoxedStrategy<Value> {
                 .collect();
             json!({
                 "service": {"kind": "Service", "metadata": {"name": name, "namespace": namespace},
-                    "spec": {"type": kind, "ports": ports}},
+                    "spec": object([("type", Some(json!(kind))), ("ports", Some(json!(ports))),
+                    ("externalTrafficPolicy", traffic_policy.map(Value::String))])},
                 "slices": slices,
             })
         });
-    let node = ("[a-z]{1,4}", prop_oneof![3 => ip_text(), 1 => nasty_string()], any::<bool>()).prop_map(
-        |(name, address, ready)| {
-            json!({"kind": "Node", "metadata": {"name": name}, "status": {
-                "addresses": [{"type": "InternalIP", "address": address}],
+    let node_addresses = prop::collection::vec(prop_oneof![3 => ip_text(), 1 => nasty_string()], 0..3);
+    let node = ("[a-z]{1,4}", node_addresses, any::<bool>(), prop::option::of(any::<bool>()), any::<bool>()).prop_map(
+        |(name, addresses, ready, unschedulable, excluded)| {
+            let addresses: Vec<Value> = addresses.iter().map(|a| json!({"type": "InternalIP", "address": a})).collect();
+            let labels = if excluded { json!({"node.kubernetes.io/exclude-from-external-load-balancers": ""}) } else { json!({}) };
+            json!({"kind": "Node", "metadata": {"name": name, "labels": labels},
+                "spec": object([("unschedulable", unschedulable.map(Value::Bool))]),
+                "status": {
+                "addresses": addresses,
                 "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
         },
     );
@@ -489,7 +502,7 @@ fn cluster_objects(document: &Value) -> Result<ClusterObjects, TestCaseError> {
 }
 
 fn defaults(member_type: PoolMemberType) -> ModelDefaults {
-    ModelDefaults { partition: "kubernetes".into(), pool_member_type: member_type }
+    ModelDefaults { partition: "kubernetes".into(), pool_member_type: member_type, node_selector: None }
 }
 
 fn owner() -> Ownership {
@@ -560,7 +573,13 @@ fn check_included(app: &DesiredApplication, vs: &VirtualServer, defaults: &Model
     }
     for pool in &app.pools {
         prop_assert!(is_as3_name(&format!("pool_{}", pool.name)), "pool name {:?}", pool.name);
-        prop_assert!(pool.members.windows(2).all(|w| w[0] < w[1]), "members sorted and unique: {:?}", pool.members);
+        prop_assert!(
+            pool.members.windows(2).all(|w| (w[0].address, w[0].port) < (w[1].address, w[1].port)),
+            "members sorted and unique per address and port: {:?}",
+            pool.members
+        );
+        let family = |a: &IpAddr| a.is_ipv4();
+        prop_assert!(pool.members.windows(2).all(|w| family(&w[0].address) == family(&w[1].address)), "one family");
         for monitor in &pool.monitors {
             // AS3 3.56: interval 0-3600, timeout 0-900.
             prop_assert!((1..=3600).contains(&monitor.interval), "monitor interval {}", monitor.interval);

@@ -13,7 +13,7 @@ use super::ownership::Ownership;
 use crate::crd::{MonitorMatch, MonitorType};
 use crate::model::{
     BackendTls, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRoute, DesiredSnat, Frontend,
-    HostMatch, PathMatch, ServerTls, SourceKind, TlsTermination,
+    HostMatch, MemberState, PathMatch, ServerTls, SourceKind, TlsTermination,
 };
 
 /// The AS3 schema version the declarations are written for. 3.50 is the first AS3 with the
@@ -292,20 +292,27 @@ fn render_routing_policy(routes: &[DesiredRoute], event: RouteEvent) -> Value {
 
 fn render_pool(pool: &DesiredPool) -> Value {
     // AS3 groups member addresses by service port; node objects are shared in /Common so two
-    // partitions can use the same node without fighting over it.
-    let mut by_port: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    // partitions can use the same node without fighting over it. Draining members get entries
+    // of their own with `adminState: disable`: BIG-IP then sends them no new connections
+    // (except persisted ones) and lets the existing ones finish. Active entries leave
+    // `adminState` at its default, `enable`.
+    let mut groups: BTreeMap<(u16, MemberState), Vec<String>> = BTreeMap::new();
     for member in &pool.members {
-        by_port.entry(member.port).or_default().push(member.address.to_string());
+        groups.entry((member.port, member.state)).or_default().push(member.address.to_string());
     }
-    let members: Vec<Value> = by_port
+    let members: Vec<Value> = groups
         .into_iter()
-        .map(|(port, addresses)| {
-            json!({
+        .map(|((port, state), addresses)| {
+            let mut entry = json!({
                 "servicePort": port,
                 "serverAddresses": addresses,
                 "shareNodes": true,
                 "enable": true,
-            })
+            });
+            if state == MemberState::Draining {
+                entry["adminState"] = json!("disable");
+            }
+            entry
         })
         .collect();
     let monitors: Vec<Value> =

@@ -9,7 +9,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::object::{objects_in, ManagedObject};
 use crate::model::cluster::slice_service_name;
-use crate::model::members::{node_internal_ip, node_is_ready};
+use crate::model::members::{node_internal_ips, node_is_ready};
 
 /// Objects in `namespace` with a pool on Service `service`.
 pub fn using_service<K: ManagedObject>(store: &Store<K>, namespace: &str, service: &str) -> Vec<ObjectRef<K>> {
@@ -48,7 +48,7 @@ pub fn for_node<K: ManagedObject>(store: &Store<K>, _node: &Node) -> Vec<ObjectR
 pub fn node_relevance(node: &Node) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     node_is_ready(node).hash(&mut hasher);
-    node_internal_ip(node).hash(&mut hasher);
+    node_internal_ips(node).hash(&mut hasher);
     node.metadata.labels.hash(&mut hasher);
     node.spec.as_ref().and_then(|s| s.unschedulable).hash(&mut hasher);
     Some(hasher.finish())
@@ -124,5 +124,19 @@ mod tests {
         assert!(filter.relevant(Event::Apply(node("10.0.0.2", false, "2026-01-01T00:00:30Z"))).is_some());
         assert!(filter.relevant(Event::Delete(node("10.0.0.2", false, "2026-01-01T00:00:30Z"))).is_some());
         assert!(filter.relevant(Event::Apply(node("10.0.0.2", false, "2026-01-01T00:00:40Z"))).is_some(), "re-created");
+    }
+
+    #[test]
+    fn a_change_of_a_dual_stack_nodes_second_address_is_relevant() {
+        let mut dual = node("10.0.0.1", true, "2026-01-01T00:00:00Z");
+        let with_v6 = |n: &mut Node, v6: &str| {
+            let addresses = n.status.as_mut().and_then(|s| s.addresses.as_mut()).expect("addresses");
+            addresses.truncate(1);
+            addresses.push(serde_json::from_value(json!({"type": "InternalIP", "address": v6})).expect("address"));
+        };
+        with_v6(&mut dual, "fd00::1");
+        let before = node_relevance(&dual);
+        with_v6(&mut dual, "fd00::2");
+        assert_ne!(node_relevance(&dual), before);
     }
 }

@@ -225,7 +225,8 @@ pub struct VirtualServerStatus {
     /// The AS3 application name, `<namespace>_<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<String>,
-    /// Number of pool members programmed, over all pools.
+    /// Number of pool members taking new connections, over all pools (draining members,
+    /// whose endpoints are terminating, are not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<i32>,
     /// The metadata.generation that this status describes.

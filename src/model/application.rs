@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::members::{find_service_port, resolve_members};
+use super::members::{find_service_port, resolve_members, AddressFamily, MemberRules};
 use super::tls::{ca_bundle, server_certificate};
 use super::{
     BackendTls, ClusterView, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRoute, DesiredSnat,
@@ -43,7 +43,8 @@ pub fn build_application(
     }
     let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
     let mut unresolved = Vec::new();
-    let pools = build_pools(&spec.pools, &source, mode, cluster, &mut unresolved)?;
+    let rules = MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
+    let pools = build_pools(&spec.pools, &source, mode, &rules, cluster, &mut unresolved)?;
 
     let default_pool = match &spec.default_pool {
         Some(wanted) if pools.iter().any(|p| &p.name == wanted) => wanted.clone(),
@@ -118,6 +119,7 @@ pub(super) fn build_pools(
     specs: &[Pool],
     source: &ObjectKey,
     mode: PoolMemberType,
+    rules: &MemberRules<'_>,
     cluster: &dyn ClusterView,
     unresolved: &mut Vec<UnresolvedRef>,
 ) -> Result<Vec<DesiredPool>, InvalidSpec> {
@@ -147,7 +149,7 @@ pub(super) fn build_pools(
                 Some(service_port) => {
                     let slices = cluster.endpoint_slices(&source.namespace, &pool.service);
                     let nodes = cluster.nodes();
-                    resolve_members(mode, &service, service_port, &slices, &nodes).unwrap_or_else(|e| {
+                    resolve_members(mode, &service, service_port, &slices, &nodes, rules).unwrap_or_else(|e| {
                         unresolved.push(e);
                         Vec::new()
                     })

@@ -11,7 +11,7 @@ use super::*;
 use crate::crd::{TransportServer, VirtualServer};
 
 fn defaults() -> ModelDefaults {
-    ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport }
+    ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
 }
 
 fn object<T: serde::de::DeserializeOwned>(kind: &str, name: &str, created_second: u32, spec: serde_json::Value) -> T {

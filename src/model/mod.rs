@@ -4,6 +4,7 @@
 pub mod application;
 pub mod cluster;
 pub mod fleet;
+pub mod labels;
 pub mod members;
 pub mod tls;
 pub mod transport;
@@ -24,6 +25,8 @@ pub struct ModelDefaults {
     /// Partition for objects that name none.
     pub partition: String,
     pub pool_member_type: PoolMemberType,
+    /// Nodeport mode: only nodes whose labels match are pool members (`--node-label-selector`).
+    pub node_selector: Option<labels::Selector>,
 }
 
 /// Namespace and name of a namespaced Kubernetes object.
@@ -132,8 +135,10 @@ impl DesiredApplication {
         }
     }
 
+    /// Members that take new connections, over all pools; draining members are not counted,
+    /// so an application whose members all drain reports none.
     pub fn member_count(&self) -> usize {
-        self.pools.iter().map(|p| p.members.len()).sum()
+        self.pools.iter().flat_map(|p| &p.members).filter(|m| m.state == MemberState::Active).count()
     }
 
     pub fn id(&self) -> SourceId {
@@ -311,6 +316,18 @@ pub struct DesiredMonitor {
 pub struct PoolMember {
     pub address: IpAddr,
     pub port: u16,
+    pub state: MemberState,
+}
+
+/// Whether a pool member takes new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum MemberState {
+    /// Ready: takes new connections.
+    #[default]
+    Active,
+    /// Serving but terminating: existing (and persisted) connections finish, new ones go to
+    /// other members. Sorts after `Active`.
+    Draining,
 }
 
 /// Why a VirtualServer cannot be accepted at all (its spec is wrong).

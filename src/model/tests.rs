@@ -11,7 +11,7 @@ use crate::crd::VirtualServer;
 const NO_TS: [&crate::crd::TransportServer; 0] = [];
 
 fn defaults(mode: PoolMemberType) -> ModelDefaults {
-    ModelDefaults { partition: "k8s".into(), pool_member_type: mode }
+    ModelDefaults { partition: "k8s".into(), pool_member_type: mode, node_selector: None }
 }
 
 fn vs(name: &str, address: &str, port: i32, extra: serde_json::Value) -> VirtualServer {
@@ -242,4 +242,49 @@ fn objects_being_deleted_leave_the_fleet() {
     let fleet = build_fleet([&gone], NO_TS, &cluster(), &defaults(PoolMemberType::Nodeport));
     assert!(fleet.partitions.is_empty());
     assert!(fleet.outcomes.is_empty());
+}
+
+#[test]
+fn the_operator_node_selector_and_the_virtual_address_family_reach_member_resolution() {
+    let mut c = cluster();
+    let labelled = |name: &str, v4: &str, v6: &str, zone: &str| -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"zone": zone}},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": v4}, {"type": "InternalIP", "address": v6}],
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }))
+        .expect("valid Node")
+    };
+    c.add_node(labelled("n1", "172.31.0.1", "fd00::1", "a"));
+    c.add_node(labelled("n2", "172.31.0.2", "fd00::2", "b"));
+    let mut d = defaults(PoolMemberType::Nodeport);
+    d.node_selector = Some("zone in (a)".parse().expect("valid selector"));
+    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &c, &d).expect("valid");
+    assert_eq!(members(&built.application), ["172.31.0.1:30080"]);
+    let built = build_application(&vs("web", "2001:db8::80", 80, json!({})), &c, &d).expect("valid");
+    assert_eq!(members(&built.application), ["fd00::1:30080"]);
+}
+
+#[test]
+fn draining_members_are_programmed_but_not_counted() {
+    let mut c = cluster();
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "web-abc", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080}],
+        "endpoints": [
+            {"addresses": ["10.244.1.5"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+            {"addresses": ["10.244.1.6"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+        ],
+    }))
+    .expect("valid EndpointSlice");
+    c.add_endpoint_slice(slice);
+    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &c, &defaults(PoolMemberType::Cluster))
+        .expect("valid");
+    let states: Vec<MemberState> = built.application.pools[0].members.iter().map(|m| m.state).collect();
+    assert_eq!(states, [MemberState::Draining, MemberState::Draining]);
+    // Nothing takes new connections, so the status reports no members (Ready: NoMembers).
+    assert_eq!(built.application.member_count(), 0);
 }

@@ -3,6 +3,7 @@
 use super::application::{
     build_irules, build_pools, build_source_ranges, desired_snat, listener, validate_partition, BuiltApplication,
 };
+use super::members::{AddressFamily, MemberRules};
 use super::{
     ClusterView, DesiredApplication, Frontend, InvalidSpec, ModelDefaults, ObjectKey, SourceKind,
 };
@@ -32,7 +33,8 @@ pub fn build_transport_application(
     }
     let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
     let mut unresolved = Vec::new();
-    let pools = build_pools(std::slice::from_ref(&spec.pool), &source, mode, cluster, &mut unresolved)?;
+    let rules = MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
+    let pools = build_pools(std::slice::from_ref(&spec.pool), &source, mode, &rules, cluster, &mut unresolved)?;
     Ok(BuiltApplication {
         application: DesiredApplication {
             source,

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use bigip_operator::as3::{render_tenant, Ownership};
 use bigip_operator::bigip::{As3Api, BigIpClient, BigIpConfig, BigIpError, Credentials, RetryPolicy, TlsVerification};
-use bigip_operator::controller::partitions::DeletionConfirmation;
+use bigip_operator::controller::partitions::{bisection_posts_per_culprit, DeletionConfirmation};
 use bigip_operator::controller::PartitionSyncer;
+use bigip_operator::crd::MonitorType;
 use bigip_operator::metrics::Metrics;
-use bigip_operator::model::{DesiredApplication, DesiredPool, MemberState, ObjectKey, PoolMember};
+use bigip_operator::model::{DesiredApplication, DesiredMonitor, DesiredPool, MemberState, ObjectKey, PoolMember};
 use bigip_operator::simulator::{self, Faults, RunningSimulator, SimulatorConfig, TlsMode};
 use bigip_operator::status::ProgrammingState;
 use serde_json::{json, Value};
@@ -228,15 +229,15 @@ async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
     let posts_before = sim.state().declare_count();
 
     let syncer = syncer_for(&client, &sim);
-    let state = syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await.state;
-    match &state {
+    let outcome = syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await;
+    match &outcome.for_application("ns_a") {
         ProgrammingState::Failed { reason, message } => {
             assert_eq!(reason, "DeclarationFailed");
             assert!(message.contains("k8s"), "{message}");
         }
         other => panic!("expected a failure, got {other:?}"),
     }
-    assert_eq!(syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await.state, state);
+    assert_eq!(syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await, outcome);
     assert_eq!(sim.state().declare_count(), posts_before + 1, "an unchanged rejected tenant is not re-posted");
     assert!(sim.state().tenants().contains_key("other"), "the foreign tenant is untouched");
     sim.shutdown().await;
@@ -403,5 +404,210 @@ async fn a_post_deleting_most_applications_waits_for_confirmation() {
     assert!(matches!(syncer.sync("k8s", &apps[..1]).await.state, ProgrammingState::Programmed { .. }));
     assert!(sim.state().tenants()["k8s"].get("ns_a3").is_none());
     assert_eq!(confirmation.asked.load(Ordering::SeqCst), 2);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Isolation: pre-flight validation and bisection of rejections that name no application
+
+/// `app` with a monitor probing every `interval` seconds (AS3 allows at most 3600). Built
+/// directly, so the model's own validation is bypassed.
+fn monitored_app(name: &str, address: &str, interval: u32) -> DesiredApplication {
+    let mut app = app(name, address, &["172.31.0.1"]);
+    app.pools[0].monitors = vec![DesiredMonitor { monitor_type: MonitorType::Http, send: None, receive: None, interval, timeout: 16 }];
+    app
+}
+
+fn application_names_on(sim: &RunningSimulator, partition: &str) -> Vec<String> {
+    let tenants = sim.state().tenants();
+    let Some(tenant) = tenants.get(partition).and_then(Value::as_object) else { return vec![] };
+    tenant.iter().filter(|(_, v)| v["class"] == "Application").map(|(name, _)| name.clone()).collect()
+}
+
+/// No change recorded after `seq` took an application away from `partition`.
+fn assert_no_application_was_dropped_after(sim: &RunningSimulator, partition: &str, seq: u64) {
+    for change in sim.state().history().iter().filter(|c| c.seq > seq && c.tenant == partition) {
+        let dropped: Vec<&String> = change.applications_before.iter().filter(|a| !change.applications_after.contains(a)).collect();
+        assert!(dropped.is_empty(), "change {} dropped {dropped:?}", change.seq);
+    }
+}
+
+#[tokio::test]
+async fn an_application_invalid_before_posting_is_left_out_and_the_rest_is_deployed() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = syncer_for(&client, &sim);
+    let good = monitored_app("good", "10.1.10.80", 5);
+    let invalid = monitored_app("slow", "10.1.10.81", 5000);
+    let also_good = app("fine", "10.1.10.82", &[]);
+    let apps = [good.clone(), invalid.clone(), also_good.clone()];
+
+    let outcome = syncer.sync("k8s", &apps).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert!(matches!(outcome.for_application("ns_good"), ProgrammingState::Programmed { .. }));
+    assert!(matches!(outcome.for_application("ns_fine"), ProgrammingState::Programmed { .. }));
+    match outcome.for_application("ns_slow") {
+        ProgrammingState::Failed { reason, message } => {
+            assert_eq!(reason, "DeclarationInvalid");
+            assert!(message.contains("checked before posting"), "{message}");
+            assert!(message.contains("/declaration/k8s/ns_slow/monitor_web_0/interval: "), "{message}");
+        }
+        other => panic!("the invalid application must fail, got {other:?}"),
+    }
+    assert_eq!(application_names_on(&sim, "k8s"), ["ns_fine", "ns_good"]);
+    assert_eq!(sim.state().declare_count(), 1, "one post, without the invalid application");
+    assert_eq!(sim.state().virtual_servers().len(), 2);
+
+    // Unchanged: the same outcome, nothing posted.
+    assert_eq!(syncer.sync("k8s", &apps).await, outcome);
+    assert_eq!(sim.state().declare_count(), 1);
+    // Fixed: it joins with one post.
+    let outcome = syncer.sync("k8s", &[good, monitored_app("slow", "10.1.10.81", 30), also_good]).await;
+    assert!(outcome.excluded.is_empty(), "{outcome:?}");
+    assert_eq!(application_names_on(&sim, "k8s"), ["ns_fine", "ns_good", "ns_slow"]);
+    assert_eq!(sim.state().declare_count(), 2);
+    sim.shutdown().await;
+}
+
+/// Posts a sync may make for `n` suspects and one culprit: the failing full post, the
+/// bisection budget for one culprit, and the post that removes the culprit's old version.
+fn post_bound(suspects: usize) -> u64 {
+    (1 + bisection_posts_per_culprit(suspects) + 1) as u64
+}
+
+#[tokio::test]
+async fn a_rejection_naming_no_application_is_bisected_down_to_the_culprit() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = syncer_for(&client, &sim);
+    let (a, b, c) = (app("a", "10.1.10.80", &["172.31.0.1"]), app("b", "10.1.10.81", &[]), app("c", "10.1.10.82", &[]));
+    syncer.sync("k8s", &[a.clone(), b.clone(), c.clone()]).await;
+    let deployed_at = sim.state().history().last().map(|c| c.seq).expect("deployed");
+    sim.set_faults(Faults { reject_tenants_with_application: Some("ns_bad".into()), ..Faults::default() });
+
+    // a changes, d is new, and bad is new: the BIG-IP rejects the tenant naming nothing.
+    let a2 = app("a", "10.1.10.80", &["172.31.0.1", "172.31.0.2"]);
+    let d = app("d", "10.1.10.83", &[]);
+    let bad = app("bad", "10.1.10.84", &[]);
+    let apps = [a2.clone(), b.clone(), bad.clone(), c.clone(), d.clone()];
+    let posts_before = sim.state().declare_count();
+    let outcome = syncer.sync("k8s", &apps).await;
+    let posts = sim.state().declare_count() - posts_before;
+    eprintln!("bisection: 3 suspects (a changed, bad and d new) among 5 applications: {posts} posts");
+
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert_eq!(outcome.excluded.keys().collect::<Vec<_>>(), ["ns_bad"], "{outcome:?}");
+    match outcome.for_application("ns_bad") {
+        ProgrammingState::Failed { reason, message } => {
+            assert_eq!(reason, "DeclarationFailed");
+            assert!(message.contains(simulator::ANONYMOUS_REJECTION), "the BIG-IP's message: {message}");
+            assert!(message.contains("singled out"), "{message}");
+        }
+        other => panic!("the culprit must fail, got {other:?}"),
+    }
+    assert_eq!(application_names_on(&sim, "k8s"), ["ns_a", "ns_b", "ns_c", "ns_d"]);
+    assert_eq!(sim.state().pool_members("k8s", "ns_a", "pool_web").expect("pool").len(), 2, "a's change is deployed");
+    assert!(posts <= post_bound(3), "{posts} posts");
+    assert_no_application_was_dropped_after(&sim, "k8s", deployed_at);
+
+    // Unchanged: nothing posted. Another change isolates again, now from the good ones served.
+    assert_eq!(syncer.sync("k8s", &apps).await, outcome);
+    assert_eq!(sim.state().declare_count() - posts_before, posts);
+    let b2 = app("b", "10.1.10.81", &["172.31.0.9"]);
+    let posts_before = sim.state().declare_count();
+    let outcome = syncer.sync("k8s", &[a2.clone(), b2.clone(), bad.clone(), c.clone(), d.clone()]).await;
+    assert_eq!(outcome.excluded.keys().collect::<Vec<_>>(), ["ns_bad"], "{outcome:?}");
+    assert_eq!(sim.state().declare_count() - posts_before, 2, "the full post, then b alone with the served ones");
+    assert_eq!(sim.state().pool_members("k8s", "ns_b", "pool_web").expect("pool").len(), 1);
+
+    // The BIG-IP takes it once the cause is gone (here: the fault cleared) and the partition changes.
+    sim.set_faults(Faults::default());
+    let outcome = syncer.sync("k8s", &[a2, b, bad, c, d]).await;
+    assert!(outcome.excluded.is_empty(), "{outcome:?}");
+    assert!(application_names_on(&sim, "k8s").contains(&"ns_bad".to_string()));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_culprit_among_many_new_applications_costs_a_logarithmic_number_of_posts() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = syncer_for(&client, &sim);
+    sim.set_faults(Faults { reject_tenants_with_application: Some("ns_bad".into()), ..Faults::default() });
+    let mut apps: Vec<DesiredApplication> = (0..31).map(|i| app(&format!("app{i:02}"), &format!("10.1.11.{i}"), &[])).collect();
+    apps.push(app("bad", "10.1.12.1", &[]));
+
+    let outcome = syncer.sync("k8s", &apps).await;
+    let posts = sim.state().declare_count();
+    eprintln!("bisection: 1 culprit among 32 new applications: {posts} posts");
+    assert_eq!(outcome.excluded.keys().collect::<Vec<_>>(), ["ns_bad"], "{outcome:?}");
+    assert_eq!(application_names_on(&sim, "k8s").len(), 31);
+    assert!(posts <= post_bound(32), "{posts} posts");
+    assert!(posts <= 1 + 5 + 1, "log2(32) + 1 trials after the full post: {posts}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn isolation_never_drops_served_applications_past_the_deletion_guard() {
+    use std::sync::atomic::Ordering;
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let confirmation = Arc::new(FixedConfirmation { gone: false.into(), asked: 0.into() });
+    // A share of 0: any deletion needs a fresh list to confirm it, and the list says no.
+    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), owner(), Arc::new(Metrics::new().expect("metrics")))
+        .with_deletion_guard(0.0, confirmation.clone());
+    let apps: Vec<DesiredApplication> =
+        (0..4).map(|i| monitored_app(&format!("a{i}"), &format!("10.1.10.{}", 80 + i), 5)).collect();
+    assert!(matches!(syncer.sync("k8s", &apps).await.state, ProgrammingState::Programmed { .. }));
+    let deployed_at = sim.state().history().last().map(|c| c.seq).expect("deployed");
+
+    // a1 now renders invalid: leaving it out would delete it, which the guard holds.
+    let mut changed = apps.clone();
+    changed[1] = monitored_app("a1", "10.1.10.81", 5000);
+    let posts = sim.state().declare_count();
+    let outcome = syncer.sync("k8s", &changed).await;
+    assert!(matches!(&outcome.for_application("ns_a1"), ProgrammingState::Failed { reason, .. } if reason == "DeclarationInvalid"));
+    assert!(matches!(&outcome.state, ProgrammingState::Failed { reason, .. } if reason == "DeletionHeld"), "{outcome:?}");
+    assert_eq!(sim.state().declare_count(), posts, "nothing posted");
+    assert_eq!(confirmation.asked.load(Ordering::SeqCst), 1);
+
+    // a2 changes to something the BIG-IP rejects without naming it; a3 changes fine.
+    sim.set_faults(Faults { reject_tenants_with_application: Some("ns_a2".into()), ..Faults::default() });
+    let mut changed = apps.clone();
+    changed[2].pools[0].members.clear();
+    changed[3].pools[0].members.clear();
+    let outcome = syncer.sync("k8s", &changed).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert_eq!(outcome.excluded.keys().collect::<Vec<_>>(), ["ns_a2"], "{outcome:?}");
+    match outcome.for_application("ns_a2") {
+        ProgrammingState::Failed { message, .. } => {
+            assert!(message.contains("keeps the version it held before"), "the guard kept the old a2: {message}")
+        }
+        other => panic!("a2 must fail, got {other:?}"),
+    }
+    assert_eq!(application_names_on(&sim, "k8s"), ["ns_a0", "ns_a1", "ns_a2", "ns_a3"]);
+    assert_eq!(sim.state().pool_members("k8s", "ns_a2", "pool_web").expect("pool").len(), 1, "old a2 served");
+    assert!(sim.state().pool_members("k8s", "ns_a3", "pool_web").expect("pool").is_empty(), "a3's change deployed");
+    assert_no_application_was_dropped_after(&sim, "k8s", deployed_at);
+    assert_eq!(confirmation.asked.load(Ordering::SeqCst), 2, "only the final post would have dropped one (a2)");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_removal_goes_through_when_the_only_other_change_is_rejected_anonymously() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = syncer_for(&client, &sim);
+    let (a, b) = (app("a", "10.1.10.80", &[]), app("b", "10.1.10.81", &[]));
+    syncer.sync("k8s", &[a.clone(), b.clone()]).await;
+    sim.set_faults(Faults { reject_tenants_with_application: Some("ns_bad".into()), ..Faults::default() });
+
+    // b is deleted (its finalizer waits for this sync) while a new, rejected application arrives.
+    let posts = sim.state().declare_count();
+    let outcome = syncer.sync("k8s", &[a, app("bad", "10.1.10.82", &[])]).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "the removal is done: {outcome:?}");
+    assert_eq!(outcome.excluded.keys().collect::<Vec<_>>(), ["ns_bad"]);
+    assert_eq!(application_names_on(&sim, "k8s"), ["ns_a"]);
+    assert_eq!(sim.state().declare_count() - posts, 2, "the rejected full post, then the tenant without bad");
     sim.shutdown().await;
 }

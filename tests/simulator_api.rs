@@ -772,6 +772,37 @@ async fn injected_declare_failures_are_counted_down() {
 }
 
 #[tokio::test]
+async fn tenants_with_a_named_application_can_be_rejected_without_naming_it() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    session.declare(&adc(&[("Bad", web_tenant("10.0.12.1", &[]))])).await;
+    let before = sim.state().tenants()["Bad"].clone();
+    let (status, faults) = session.put("/simulator/faults", &json!({"rejectTenantsWithApplication": "bad_"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(faults["rejectTenantsWithApplication"], "bad_");
+
+    let mut bad = web_tenant("10.0.12.1", &["192.0.2.7"]);
+    bad["bad_app"] = web_tenant("10.0.12.2", &[])["A"].clone();
+    let (status, body) =
+        session.declare(&adc(&[("Bad", bad.clone()), ("Good", web_tenant("10.0.12.3", &[]))])).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let failed = result_for(&body, "Bad");
+    assert_eq!(failed["code"], 422);
+    assert_eq!(failed["response"], simulator::ANONYMOUS_REJECTION);
+    assert!(!failed["response"].as_str().unwrap_or_default().contains("bad_app"), "names no application");
+    assert_eq!(result_for(&body, "Good")["code"], 200);
+    assert_eq!(sim.state().tenants()["Bad"], before, "the refused tenant keeps its previous content");
+    assert!(sim.state().history().iter().all(|change| change.tenant != "Bad" || change.seq == 1));
+
+    // Cleared: the same declaration goes through.
+    session.put("/simulator/faults", &json!({})).await;
+    let (status, body) = session.declare(&adc(&[("Bad", bad)])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(sim.state().tenants()["Bad"].get("bad_app").is_some());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn latency_delays_every_answer() {
     let sim = start(SimulatorConfig::default()).await;
     let session = Session::login(&sim).await;

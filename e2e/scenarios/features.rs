@@ -259,3 +259,59 @@ spec:
     .await?;
     Ok(())
 }
+
+/// `externalTrafficPolicy: Local` in nodeport mode: only the nodes hosting a ready endpoint of
+/// the Service are members (a node without one would drop the traffic); switched to
+/// `Cluster`, every Ready node is a member again.
+pub async fn external_traffic_policy_local(env: &Env) -> Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::api::ListParams;
+
+    let ns = "e2e-etp";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30131)))?;
+    env.kubectl(&["patch", "service", "web", "-n", ns, "--type=merge", "-p", r#"{"spec":{"externalTrafficPolicy":"Local"}}"#])?;
+    env.kubectl_apply(ns, &crate::scenarios::virtual_server("web", "10.10.22.10", "web", ""))?;
+    let app = app_name(ns, "web");
+
+    // The node(s) hosting the ready endpoint, from the EndpointSlices, as member addresses.
+    let hosting = || async {
+        let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
+        let lp = ListParams::default().labels("kubernetes.io/service-name=web");
+        let mut names: Vec<String> = Vec::new();
+        for slice in slices.list(&lp).await?.items {
+            for endpoint in slice.endpoints.iter().flatten() {
+                if endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true) {
+                    names.extend(endpoint.node_name.clone());
+                }
+            }
+        }
+        let nodes: Api<Node> = Api::all(env.client.clone());
+        let mut members = Vec::new();
+        for name in names {
+            let node = nodes.get(&name).await?;
+            if let Some(ip) = bigip_operator::model::members::node_internal_ip(&node) {
+                members.push(format!("{ip}:30131"));
+            }
+        }
+        members.sort();
+        members.dedup();
+        anyhow::Ok(members)
+    };
+    let local = eventually("an endpoint on a node", WAIT, || async {
+        let members = hosting().await?;
+        Ok(if members.is_empty() { Err("no ready endpoint with a nodeName yet".to_string()) } else { Ok(members) })
+    })
+    .await?;
+    let all: Vec<String> = env.ready_node_ips().await?.iter().map(|ip| format!("{ip}:30131")).collect();
+    ensure!(local.len() < all.len(), "the control plane has a single Ready node; Local cannot be told from Cluster ({all:?})");
+    eventually("members are the hosting node only", WAIT, || async { Ok(crate::scenarios::members_are(env, DEFAULT_PARTITION, &app, &local)) }).await?;
+    eventually("Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "web").await?)) }).await?;
+    let vs = get_vs(env, ns, "web").await?;
+    ensure!(vs.status.as_ref().and_then(|s| s.members) == Some(local.len() as i32), "status.members {:?}", vs.status.map(|s| s.members));
+
+    env.kubectl(&["patch", "service", "web", "-n", ns, "--type=merge", "-p", r#"{"spec":{"externalTrafficPolicy":"Cluster"}}"#])?;
+    eventually("members are every Ready node", WAIT, || async { Ok(crate::scenarios::members_are(env, DEFAULT_PARTITION, &app, &all)) }).await?;
+    Ok(())
+}

@@ -44,6 +44,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(faults::deleting_a_whole_partition_is_confirmed_and_done),
     scenario!(features::tls_from_secret_with_routing),
     scenario!(features::transport_servers_tcp_and_udp),
+    scenario!(features::external_traffic_policy_local),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

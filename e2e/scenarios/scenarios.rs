@@ -106,7 +106,7 @@ pub(crate) fn app_name(ns: &str, name: &str) -> String {
 }
 
 /// Pool members on the simulator as sorted "address:port".
-fn simulator_members(env: &Env, partition: &str, app: &str) -> std::result::Result<Vec<String>, String> {
+pub(crate) fn simulator_members(env: &Env, partition: &str, app: &str) -> std::result::Result<Vec<String>, String> {
     let members = env
         .simulator()
         .state()
@@ -118,7 +118,7 @@ fn simulator_members(env: &Env, partition: &str, app: &str) -> std::result::Resu
 }
 
 /// Ok when the simulator's members of the application's pool are exactly `expected`.
-fn members_are(env: &Env, partition: &str, app: &str, expected: &[String]) -> std::result::Result<(), String> {
+pub(crate) fn members_are(env: &Env, partition: &str, app: &str, expected: &[String]) -> std::result::Result<(), String> {
     simulator_members(env, partition, app).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?} != {expected:?}")) })
 }
 

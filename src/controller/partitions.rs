@@ -1,15 +1,24 @@
 //! Posting partitions (AS3 tenants) to the BIG-IP: one tenant per post, only when its rendered
 //! content changed, never two posts of the same tenant at once.
+//!
+//! Isolation — one bad application never breaks its partition: before posting, each application
+//! is validated alone against the AS3 schema and left out when invalid (pre-flight); when the
+//! BIG-IP rejects the tenant and names applications, they are left out and the rest re-posted;
+//! when it names none, the culprits are found by posting parts of the partition ([`Bisection`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::as3::{render_empty_tenant, render_tenant, tenant_hash, Ownership, TenantOwner};
+use crate::as3::schema::validate_declaration;
+use crate::as3::{
+    render_application, render_empty_tenant, render_request, render_tenant, tenant_hash, Ownership, TenantOwner,
+};
 use crate::bigip::{As3Api, BigIpError};
 use crate::metrics::Metrics;
 use crate::model::DesiredApplication;
@@ -20,8 +29,9 @@ use crate::status::ProgrammingState;
 pub struct SyncOutcome {
     /// The tenant as a whole: Programmed when the BIG-IP holds every application not excluded.
     pub state: ProgrammingState,
-    /// Applications left out because the BIG-IP rejected them, with why. Everything else in
-    /// the partition stays programmed: one bad object never takes its partition down.
+    /// Applications whose desired version the BIG-IP does not hold, with why: invalid before
+    /// posting, rejected by the BIG-IP, or not isolated. Everything else in the partition stays
+    /// programmed: one bad object never takes its partition down.
     pub excluded: BTreeMap<String, ProgrammingState>,
     /// This sync re-posted a tenant that had been changed on the BIG-IP out of band.
     pub repaired_drift: bool,
@@ -38,13 +48,14 @@ impl SyncOutcome {
     }
 
     /// Deterministic outcomes can be reused while the desired tenant does not change;
-    /// transport failures (unreachable, busy) must be retried.
+    /// transport failures (unreachable, busy), also of single applications, must be retried.
     fn is_final(&self) -> bool {
-        match &self.state {
+        let settled = |state: &ProgrammingState| match state {
             ProgrammingState::Programmed { .. } => true,
             ProgrammingState::Failed { reason, .. } => reason == "DeclarationFailed" || reason == "DeclarationInvalid",
             ProgrammingState::NotAttempted => false,
-        }
+        };
+        settled(&self.state) && self.excluded.values().all(settled)
     }
 }
 
@@ -63,6 +74,24 @@ struct PartitionRecord {
     /// unchanged tenant (including one with rejected applications) is not posted again on
     /// every reconcile.
     last: Option<(String, SyncOutcome, std::time::Instant)>,
+    /// Pre-flight verdicts of the applications of the last sync, so that only new or changed
+    /// applications are validated again.
+    preflight: PreflightVerdicts,
+}
+
+/// Pre-flight verdicts by application name: the content hash of the rendered application and,
+/// when the schema refuses it, the DeclarationInvalid message. Holds only the applications of
+/// the latest sync, so it is as large as the partition.
+type PreflightVerdicts = HashMap<String, (String, Option<String>)>;
+
+/// What the BIG-IP's tenant is known to hold while a sync runs.
+#[derive(Debug, Default)]
+struct Held {
+    /// Hash of the tenant; None when absent, or unknown after drift.
+    hash: Option<String>,
+    names: BTreeSet<String>,
+    /// Posts of this sync the BIG-IP accepted.
+    accepted_posts: usize,
 }
 
 /// An unchanged tenant whose applications were rejected is tried again after this long: what
@@ -72,6 +101,13 @@ const REJECTION_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// At most this many posts per sync when the BIG-IP rejects applications one after another.
 const MAX_ISOLATION_ROUNDS: usize = 4;
+
+/// At most this many posts to isolate one rejection that names no application (see
+/// [`Bisection`]), however many culprits turn up.
+pub const MAX_BISECTION_POSTS: usize = 40;
+
+/// Schema violations quoted in a pre-flight DeclarationInvalid message.
+const PREFLIGHT_VIOLATIONS_SHOWN: usize = 3;
 
 /// Asks the source of truth (a fresh, quorum list from the apiserver) whether applications
 /// really are gone, before a post that deletes many of them at once.
@@ -86,31 +122,280 @@ pub fn deletion_needs_confirmation(deployed: usize, removed: usize, max_share: f
     removed > 0 && deployed > 0 && (removed as f64) > max_share * (deployed as f64)
 }
 
-/// Names of the Application objects in a tenant object.
-fn application_names(tenant: &Value) -> BTreeSet<String> {
+/// The Application objects of a tenant object, by name.
+fn application_objects(tenant: &Value) -> BTreeMap<String, Value> {
     tenant
         .as_object()
         .map(|objects| {
             objects
                 .iter()
                 .filter(|(_, v)| v.get("class").and_then(Value::as_str) == Some("Application"))
-                .map(|(name, _)| name.clone())
+                .map(|(name, app)| (name.clone(), app.clone()))
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// Applications of `partition` that a BIG-IP/AS3 error message names by path
-/// (`/partition/application/...`).
-pub fn applications_named_in(partition: &str, message: &str, candidates: &[DesiredApplication]) -> BTreeSet<String> {
+/// Names of the Application objects in a tenant object.
+fn application_names(tenant: &Value) -> BTreeSet<String> {
+    application_objects(tenant).into_keys().collect()
+}
+
+/// The Tenant object holding these rendered applications, labelled with its owner: what
+/// [`render_tenant`] makes of the applications they were rendered from. Without applications,
+/// the empty tenant that removes the partition.
+fn tenant_of(applications: &BTreeMap<String, Value>, owner: &Ownership) -> Value {
+    if applications.is_empty() {
+        return render_empty_tenant();
+    }
+    let mut tenant = render_tenant(&[], owner);
+    if let Some(objects) = tenant.as_object_mut() {
+        objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.clone())));
+    }
+    tenant
+}
+
+/// Applications among `candidates` (names in `partition`) that a BIG-IP/AS3 error message
+/// names by path (`/partition/application/...`).
+pub fn applications_named_in<'a>(
+    partition: &str,
+    message: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> BTreeSet<String> {
     candidates
-        .iter()
-        .filter(|app| {
-            let path = format!("/{partition}/{}/", app.name);
-            message.contains(&path)
-        })
-        .map(|app| app.name.clone())
+        .into_iter()
+        .filter(|name| message.contains(&format!("/{partition}/{name}/")))
+        .map(str::to_string)
         .collect()
+}
+
+/// The message of a rejection by AS3 of a schema-valid tenant (`DeclarationFailed`), the kind
+/// isolation can narrow down; None for transport failures and the like.
+fn rejection_message(failure: &ProgrammingState) -> Option<&str> {
+    match failure {
+        ProgrammingState::Failed { reason, message } if reason == "DeclarationFailed" => Some(message),
+        _ => None,
+    }
+}
+
+/// The AS3 request that pre-flight validates for one application: the application alone in
+/// its tenant, with the real partition name and owner label.
+fn preflight_request(partition: &str, owner: &Ownership, name: &str, application: &Value) -> Value {
+    let tenant = tenant_of(&BTreeMap::from([(name.to_string(), application.clone())]), owner);
+    render_request(&BTreeMap::from([(partition.to_string(), tenant)]))
+}
+
+/// Validates each rendered application of `partition` alone against the embedded AS3 schema.
+/// An application whose content is unchanged since `previous` keeps its verdict without being
+/// validated again. Returns the verdicts of exactly the applications in `rendered`, and how
+/// many were validated now. Pure, but CPU-bound: run it off the async workers.
+fn preflight_check(
+    previous: &PreflightVerdicts,
+    partition: &str,
+    owner: &Ownership,
+    rendered: &BTreeMap<String, Value>,
+) -> (PreflightVerdicts, usize) {
+    let mut verdicts = PreflightVerdicts::with_capacity(rendered.len());
+    let mut validated = 0;
+    let mut schema_usable = true;
+    for (name, application) in rendered {
+        let hash = tenant_hash(application);
+        if let Some((known, problem)) = previous.get(name).filter(|(known, _)| *known == hash) {
+            verdicts.insert(name.clone(), (known.clone(), problem.clone()));
+            continue;
+        }
+        let mut problem = None;
+        if schema_usable {
+            validated += 1;
+            match validate_declaration(&preflight_request(partition, owner, name, application)) {
+                Ok(violations) if violations.is_empty() => {}
+                Ok(violations) => {
+                    let mut shown: Vec<String> =
+                        violations.iter().take(PREFLIGHT_VIOLATIONS_SHOWN).map(ToString::to_string).collect();
+                    if violations.len() > PREFLIGHT_VIOLATIONS_SHOWN {
+                        shown.push(format!("and {} more", violations.len() - PREFLIGHT_VIOLATIONS_SHOWN));
+                    }
+                    problem = Some(format!(
+                        "the rendered AS3 application is invalid (checked before posting): {}",
+                        shown.join("; ")
+                    ));
+                }
+                Err(error) => {
+                    // Nothing to check with; the BIG-IP validates what is posted.
+                    warn!(%error, "pre-flight validation is unavailable");
+                    schema_usable = false;
+                }
+            }
+        }
+        verdicts.insert(name.clone(), (hash, problem));
+    }
+    (verdicts, validated)
+}
+
+/// Posts allowed per culprit found while bisecting `suspects` applications: 2·⌈log2 n⌉ + 2.
+pub fn bisection_posts_per_culprit(suspects: usize) -> usize {
+    let ceil_log2 = if suspects <= 1 { 0 } else { (usize::BITS - (suspects - 1).leading_zeros()) as usize };
+    2 * ceil_log2 + 2
+}
+
+/// What to post next while isolating a rejection that names no application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BisectionStep {
+    /// Post the tenant with the new version of these suspects; every other application keeps
+    /// the version the BIG-IP holds (or stays absent when it holds none).
+    Post(BTreeSet<String>),
+    /// Nothing left to try, or the post budget is spent: see [`Bisection::verdict`].
+    Done,
+}
+
+/// What bisection found out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BisectionVerdict {
+    /// Suspects the BIG-IP accepted.
+    pub accepted: BTreeSet<String>,
+    /// Suspects it rejected, each with the message of the post that singled it out.
+    pub culprits: BTreeMap<String, String>,
+    /// Suspects not told apart before the budget ran out (or the posting stopped).
+    pub undecided: BTreeSet<String>,
+    /// Posts asked for.
+    pub posts: usize,
+}
+
+/// A group under trial and, when it is half of a group known to fail, the other half.
+#[derive(Debug)]
+struct Trial {
+    group: Vec<String>,
+    other_half: Option<(Vec<String>, String)>,
+}
+
+/// Finds the applications behind a rejection that names none, by posting parts of the
+/// partition. A pure state machine: [`next_post`](Self::next_post) says what to post,
+/// [`record`](Self::record) takes the BIG-IP's answer.
+///
+/// Strategy — grow a known-good set, never take away what the BIG-IP serves:
+/// - The suspects are the applications that are new or changed compared with what the BIG-IP
+///   serves; the unchanged ones are presumed good (the BIG-IP accepted them as they are).
+/// - Every trial posts the new version of the suspects known good plus one group under trial;
+///   every other application keeps the version the BIG-IP serves, and a new one stays absent.
+///   So a trial only withholds changes: it never drops or reverts an application the BIG-IP
+///   serves. (Applications removed from the partition are removed by every post, as by the
+///   full one, after the same deletion guard.)
+/// - A group known to fail is halved and its first half tried. Accepted: the half joins the
+///   known good, and the other half is known to fail without posting it. Rejected: the half is
+///   narrowed further, the other half waits untried. With no failing group left, all waiting
+///   groups are tried in one post (they are usually good). A failing group of one is a culprit.
+/// - Cost: a culprit among n suspects takes at most ⌈log2 n⌉ + 1 posts. The budget is
+///   [`bisection_posts_per_culprit`] (2·⌈log2 n⌉ + 2) for each culprit found so far plus one,
+///   and never more than [`MAX_BISECTION_POSTS`]; suspects not told apart when it runs out fail
+///   with the BIG-IP's message and keep the version the BIG-IP serves.
+///
+/// Trade-offs: it assumes applications fail independently — when two are only rejected
+/// together, the one tried second is blamed — and that the unchanged applications really are
+/// good; when the BIG-IP would now refuse one of them, every trial fails and suspects are
+/// blamed until the budget is spent, though nothing it serves is dropped. Each trial is a full
+/// AS3 post of the tenant (seconds on a large partition), during which the partition's other
+/// changes wait.
+#[derive(Debug)]
+pub struct Bisection {
+    accepted: BTreeSet<String>,
+    /// Known to fail together with `accepted`, with the BIG-IP's message.
+    failing: Option<(Vec<String>, String)>,
+    /// Not yet tried since the last split.
+    untried: Vec<String>,
+    culprits: BTreeMap<String, String>,
+    trial: Option<Trial>,
+    posts: usize,
+    per_culprit: usize,
+}
+
+impl Bisection {
+    /// Starts from `suspects`, which the BIG-IP rejected together with `message`.
+    pub fn new(mut suspects: Vec<String>, message: String) -> Self {
+        suspects.sort();
+        suspects.dedup();
+        let per_culprit = bisection_posts_per_culprit(suspects.len());
+        Self {
+            accepted: BTreeSet::new(),
+            failing: (!suspects.is_empty()).then_some((suspects, message)),
+            untried: Vec::new(),
+            culprits: BTreeMap::new(),
+            trial: None,
+            posts: 0,
+            per_culprit,
+        }
+    }
+
+    fn budget(&self) -> usize {
+        (self.per_culprit * (self.culprits.len() + 1)).min(MAX_BISECTION_POSTS)
+    }
+
+    fn start_trial(&mut self, trial: Trial) -> BisectionStep {
+        let mut suspects = self.accepted.clone();
+        suspects.extend(trial.group.iter().cloned());
+        self.trial = Some(trial);
+        self.posts += 1;
+        BisectionStep::Post(suspects)
+    }
+
+    /// The next post; asking again before [`record`](Self::record) repeats it.
+    pub fn next_post(&mut self) -> BisectionStep {
+        if let Some(trial) = &self.trial {
+            return BisectionStep::Post(self.accepted.iter().chain(&trial.group).cloned().collect());
+        }
+        loop {
+            if let Some((mut group, message)) = self.failing.take() {
+                if group.len() == 1 {
+                    self.culprits.extend(group.into_iter().map(|name| (name, message.clone())));
+                    continue;
+                }
+                if self.posts >= self.budget() {
+                    self.failing = Some((group, message));
+                    return BisectionStep::Done;
+                }
+                let other_half = group.split_off(group.len() / 2);
+                return self.start_trial(Trial { group, other_half: Some((other_half, message)) });
+            }
+            if self.untried.is_empty() || self.posts >= self.budget() {
+                return BisectionStep::Done;
+            }
+            let group = std::mem::take(&mut self.untried);
+            return self.start_trial(Trial { group, other_half: None });
+        }
+    }
+
+    /// The BIG-IP's answer to the last post: accepted, or rejected with its message.
+    pub fn record(&mut self, answer: Result<(), String>) {
+        let Some(Trial { group, other_half }) = self.trial.take() else { return };
+        match answer {
+            Ok(()) => {
+                self.accepted.extend(group);
+                // The whole group failed and this half passed: the culprit is in the other half.
+                self.failing = other_half;
+            }
+            Err(message) => {
+                self.failing = Some((group, message));
+                if let Some((other_half, _)) = other_half {
+                    self.untried.extend(other_half);
+                }
+            }
+        }
+    }
+
+    /// What is known so far.
+    pub fn verdict(&self) -> BisectionVerdict {
+        let mut undecided: BTreeSet<String> = self.untried.iter().cloned().collect();
+        undecided.extend(self.failing.iter().flat_map(|(group, _)| group.iter().cloned()));
+        if let Some(trial) = &self.trial {
+            undecided.extend(trial.group.iter().cloned());
+            undecided.extend(trial.other_half.iter().flat_map(|(group, _)| group.iter().cloned()));
+        }
+        BisectionVerdict {
+            accepted: self.accepted.clone(),
+            culprits: self.culprits.clone(),
+            undecided,
+            posts: self.posts,
+        }
+    }
 }
 
 /// The operator's knowledge of what each partition on the BIG-IP holds.
@@ -257,18 +542,28 @@ impl<B: As3Api> PartitionSyncer<B> {
         self.locks.lock().await.entry(partition.to_string()).or_default().clone()
     }
 
-    /// Makes the BIG-IP's tenant `partition` hold exactly `applications`.
+    fn programmed(&self, partition: &str) -> ProgrammingState {
+        ProgrammingState::Programmed { partition: partition.to_string(), bigip: self.bigip_url.clone() }
+    }
+
+    /// Makes the BIG-IP's tenant `partition` hold exactly `applications`, or as many of them as
+    /// it accepts.
     ///
     /// Posts nothing when the rendered tenant equals the one last deployed; an empty list
-    /// removes the tenant, but only one this operator deployed. When AS3 rejects the tenant
-    /// and names the offending applications, the tenant is posted again without them.
+    /// removes the tenant, but only one this operator deployed. Applications that fail the
+    /// pre-flight schema check are never posted. When AS3 rejects the tenant and names the
+    /// offending applications, the tenant is posted again without them; when it names none,
+    /// they are found by [`Bisection`]. Every post passes the deletion guard with what that post
+    /// really removes.
     pub async fn sync(&self, partition: &str, applications: &[DesiredApplication]) -> SyncOutcome {
         let lock = self.partition_lock(partition).await;
         let _serialised = lock.lock().await;
 
-        let desired_hash = tenant_hash(&render_partition(applications, &self.owner));
-        let programmed = ProgrammingState::Programmed { partition: partition.to_string(), bigip: self.bigip_url.clone() };
-        let (mut deployed_hash, deployed_applications, drifted) = {
+        let rendered: BTreeMap<String, Value> =
+            applications.iter().map(|app| (app.name.clone(), render_application(app))).collect();
+        let desired_hash = tenant_hash(&tenant_of(&rendered, &self.owner));
+        let programmed = self.programmed(partition);
+        let (mut held, drifted) = {
             let records = self.records.lock().await;
             let record = records.get(partition);
             let deployed = record.and_then(|r| r.deployed_hash.clone());
@@ -284,61 +579,65 @@ impl<B: As3Api> PartitionSyncer<B> {
                     return outcome.clone();
                 }
             }
-            (
-                deployed,
-                record.map(|r| r.deployed_applications.clone()).unwrap_or_default(),
-                record.is_some_and(|r| r.drifted),
-            )
+            let held = Held {
+                hash: deployed,
+                names: record.map(|r| r.deployed_applications.clone()).unwrap_or_default(),
+                accepted_posts: 0,
+            };
+            (held, record.is_some_and(|r| r.drifted))
         };
 
         if let Err(refused) = self.may_write(partition).await {
             warn!(partition, "not posting: {refused:?}");
             return SyncOutcome::whole(refused);
         }
-        if let Err(held) = self.check_deletions(partition, &deployed_applications, applications).await {
-            return SyncOutcome::whole(held);
+
+        // A tenant the BIG-IP holds exactly as desired was accepted as it is: nothing to check.
+        let invalid = if held.hash.as_deref() == Some(desired_hash.as_str()) {
+            BTreeMap::new()
+        } else {
+            self.preflight(partition, &rendered).await
+        };
+        let mut candidates = rendered;
+        let mut excluded = BTreeMap::new();
+        for (name, message) in invalid {
+            candidates.remove(&name);
+            warn!(partition, application = %name, %message, "not posting an invalid application");
+            excluded.insert(name, ProgrammingState::Failed { reason: "DeclarationInvalid".into(), message });
         }
 
-        let mut candidates: Vec<DesiredApplication> = applications.to_vec();
-        let mut excluded = BTreeMap::new();
-        let mut outcome = SyncOutcome::whole(ProgrammingState::NotAttempted);
+        let mut state = ProgrammingState::NotAttempted;
         for _round in 0..MAX_ISOLATION_ROUNDS {
-            let tenant = render_partition(&candidates, &self.owner);
-            let hash = tenant_hash(&tenant);
-            if deployed_hash.as_deref() == Some(hash.as_str()) {
-                self.metrics.as3_posts_skipped.inc();
-                outcome = SyncOutcome { state: programmed.clone(), excluded: excluded.clone(), repaired_drift: false };
-                break;
-            }
-            match self.post(partition, tenant, candidates.len()).await {
+            let failure = match self.post_guarded(partition, &candidates, &mut held).await {
                 Ok(()) => {
-                    deployed_hash = if candidates.is_empty() { None } else { Some(hash) };
-                    outcome = SyncOutcome { state: programmed.clone(), excluded: excluded.clone(), repaired_drift: drifted };
+                    state = programmed.clone();
                     break;
                 }
-                Err(failure) => {
-                    let message = match &failure {
-                        ProgrammingState::Failed { reason, message } if reason == "DeclarationFailed" => message.clone(),
-                        _ => {
-                            outcome = SyncOutcome { state: failure, excluded: excluded.clone(), repaired_drift: false };
-                            break;
-                        }
-                    };
-                    let culprits = applications_named_in(partition, &message, &candidates);
-                    if culprits.is_empty() || culprits.len() == candidates.len() {
-                        // AS3 named no single application, or all of them: the tenant fails.
-                        outcome = SyncOutcome { state: failure, excluded: excluded.clone(), repaired_drift: false };
-                        break;
-                    }
-                    warn!(partition, excluded = ?culprits, "leaving rejected applications out of the tenant");
-                    for name in culprits {
-                        excluded.insert(name, failure.clone());
-                    }
-                    candidates.retain(|app| !excluded.contains_key(&app.name));
-                }
+                Err(failure) => failure,
+            };
+            let Some(message) = rejection_message(&failure) else {
+                state = failure;
+                break;
+            };
+            let named = applications_named_in(partition, message, candidates.keys().map(String::as_str));
+            if named.is_empty() || named.len() == candidates.len() {
+                // AS3 named no single application, or all of them.
+                let (isolated_state, isolated) = self.isolate(partition, &candidates, message, &mut held).await;
+                excluded.extend(isolated);
+                state = isolated_state;
+                break;
             }
+            warn!(partition, excluded = ?named, "leaving rejected applications out of the tenant");
+            for name in named {
+                candidates.remove(&name);
+                excluded.insert(name, failure.clone());
+            }
+            state = failure;
         }
 
+        let posted = held.accepted_posts > 0;
+        let repaired_drift = drifted && posted && matches!(state, ProgrammingState::Programmed { .. });
+        let mut outcome = SyncOutcome { state, excluded, repaired_drift };
         if drifted {
             if let ProgrammingState::Failed { message, .. } = &outcome.state {
                 outcome.state = ProgrammingState::Failed {
@@ -347,34 +646,205 @@ impl<B: As3Api> PartitionSyncer<B> {
                 };
             }
         }
-        let posted = matches!(outcome.state, ProgrammingState::Programmed { .. });
         let mut records = self.records.lock().await;
         let record = records.entry(partition.to_string()).or_default();
-        if posted {
-            record.owned = deployed_hash.is_some();
+        if posted || matches!(outcome.state, ProgrammingState::Programmed { .. }) {
+            record.owned = held.hash.is_some();
             record.drifted = false;
-            record.deployed_applications = if deployed_hash.is_some() {
-                candidates.iter().map(|app| app.name.clone()).collect()
-            } else {
-                BTreeSet::new()
-            };
         }
-        record.deployed_hash = deployed_hash;
-        record.last = outcome.is_final().then(|| (desired_hash, outcome.clone(), std::time::Instant::now()));
+        record.deployed_hash = held.hash;
+        record.deployed_applications = held.names;
+        record.last = outcome.is_final().then(|| (desired_hash, outcome.clone(), Instant::now()));
         outcome
     }
 
-    /// The deletion guard: Err(DeletionHeld) when the post would delete more than the allowed
-    /// share of the tenant's applications and a fresh list does not confirm they are gone.
+    /// Pre-flight: validates the applications whose rendering changed since the last sync (off
+    /// the async workers) and returns the invalid ones with the DeclarationInvalid message.
+    async fn preflight(&self, partition: &str, rendered: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
+        if rendered.is_empty() {
+            return BTreeMap::new();
+        }
+        let previous = {
+            let mut records = self.records.lock().await;
+            records.get_mut(partition).map(|r| std::mem::take(&mut r.preflight)).unwrap_or_default()
+        };
+        let started = Instant::now();
+        let check = {
+            let (partition, owner, rendered) = (partition.to_string(), self.owner.clone(), rendered.clone());
+            tokio::task::spawn_blocking(move || preflight_check(&previous, &partition, &owner, &rendered))
+        };
+        let (verdicts, validated) = match check.await {
+            Ok(checked) => checked,
+            Err(error) => {
+                // The BIG-IP validates what is posted anyway.
+                warn!(partition, %error, "pre-flight validation failed to run");
+                return BTreeMap::new();
+            }
+        };
+        debug!(
+            partition,
+            applications = rendered.len(),
+            validated,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "pre-flight schema validation"
+        );
+        let invalid = verdicts
+            .iter()
+            .filter_map(|(name, (_, problem))| problem.as_ref().map(|message| (name.clone(), message.clone())))
+            .collect();
+        self.records.lock().await.entry(partition.to_string()).or_default().preflight = verdicts;
+        invalid
+    }
+
+    /// Narrows down a rejection of `candidates` that names no application (see [`Bisection`]).
+    /// Returns the tenant's state (Programmed when it holds no application outside
+    /// `candidates`) and the candidates it does not hold in their desired version, with why.
+    async fn isolate(
+        &self,
+        partition: &str,
+        candidates: &BTreeMap<String, Value>,
+        rejection: &str,
+        held: &mut Held,
+    ) -> (ProgrammingState, BTreeMap<String, ProgrammingState>) {
+        let rejected = |message: String| ProgrammingState::Failed { reason: "DeclarationFailed".into(), message };
+        // A rejected tenant keeps its previous content: read what the BIG-IP serves.
+        let tenant = match self.bigip.current_tenants().await {
+            Ok(mut tenants) => tenants.remove(partition),
+            Err(error) => {
+                warn!(partition, %error, "cannot read the tenant back to isolate the rejection");
+                return (rejected(rejection.to_string()), BTreeMap::new());
+            }
+        };
+        let serving = tenant.as_ref().map(application_objects).unwrap_or_default();
+        held.hash = tenant.as_ref().map(tenant_hash);
+        held.names = serving.keys().cloned().collect();
+        let suspects: Vec<String> =
+            candidates.iter().filter(|(name, app)| serving.get(*name) != Some(*app)).map(|(name, _)| name.clone()).collect();
+        if suspects.is_empty() {
+            return (rejected(rejection.to_string()), BTreeMap::new());
+        }
+        info!(partition, suspects = suspects.len(), "AS3 named no application; isolating the rejection by bisection");
+
+        // A trial holds the new version of `with_new` and the served version of the others.
+        let compose = |with_new: &BTreeSet<String>| -> BTreeMap<String, Value> {
+            candidates
+                .iter()
+                .filter_map(|(name, app)| {
+                    let version = if with_new.contains(name) { Some(app) } else { serving.get(name) };
+                    version.map(|version| (name.clone(), version.clone()))
+                })
+                .collect()
+        };
+        let mut holding = serving.clone();
+        let mut bisection = Bisection::new(suspects, rejection.to_string());
+        let mut stopped = None;
+        while let BisectionStep::Post(with_new) = bisection.next_post() {
+            let trial = compose(&with_new);
+            match self.post_guarded(partition, &trial, held).await {
+                Ok(()) => {
+                    holding = trial;
+                    bisection.record(Ok(()));
+                }
+                Err(failure) => match rejection_message(&failure) {
+                    Some(message) => bisection.record(Err(message.to_string())),
+                    None => {
+                        stopped = Some(failure);
+                        break;
+                    }
+                },
+            }
+        }
+        let verdict = bisection.verdict();
+
+        // Culprits leave the tenant; suspects not told apart keep the version the BIG-IP serves.
+        let mut final_failure = None;
+        if stopped.is_none() {
+            let target: BTreeMap<String, Value> = candidates
+                .iter()
+                .filter(|(name, _)| !verdict.culprits.contains_key(*name))
+                .filter_map(|(name, app)| {
+                    let version = if verdict.undecided.contains(name) { serving.get(name) } else { Some(app) };
+                    version.map(|version| (name.clone(), version.clone()))
+                })
+                .collect();
+            if target != holding {
+                match self.post_guarded(partition, &target, held).await {
+                    Ok(()) => holding = target,
+                    Err(failure) => final_failure = Some(failure),
+                }
+            }
+        }
+
+        let mut excluded = BTreeMap::new();
+        for (name, app) in candidates {
+            if holding.get(name) == Some(app) {
+                continue;
+            }
+            let kept = if holding.contains_key(name) { "; the BIG-IP keeps the version it held before" } else { "" };
+            let state = match (verdict.culprits.get(name), &stopped) {
+                (Some(message), _) => rejected(format!(
+                    "{message} (AS3 named no application; this one was singled out by posting parts of the partition{kept})"
+                )),
+                (None, Some(failure)) => failure.clone(),
+                (None, None) => rejected(format!(
+                    "{rejection} (AS3 named no application, and {} posts did not single out the culprits{kept})",
+                    verdict.posts
+                )),
+            };
+            excluded.insert(name.clone(), state);
+        }
+        info!(
+            partition,
+            posts = verdict.posts,
+            culprits = ?verdict.culprits.keys().collect::<Vec<_>>(),
+            undecided = verdict.undecided.len(),
+            "isolated a rejection that named no application"
+        );
+        let leftovers = holding.keys().any(|name| !candidates.contains_key(name));
+        let state = match (leftovers, final_failure.or(stopped)) {
+            (false, _) => self.programmed(partition),
+            (true, Some(failure)) => failure,
+            (true, None) => rejected(rejection.to_string()),
+        };
+        (state, excluded)
+    }
+
+    /// Posts the tenant holding `applications`, unless the BIG-IP already holds exactly that (or
+    /// nothing, when nothing is wanted), once the deletion guard approves what this post removes.
+    /// `held` follows what the BIG-IP holds.
+    async fn post_guarded(
+        &self,
+        partition: &str,
+        applications: &BTreeMap<String, Value>,
+        held: &mut Held,
+    ) -> Result<(), ProgrammingState> {
+        let tenant = tenant_of(applications, &self.owner);
+        let hash = tenant_hash(&tenant);
+        let nothing_either_way = applications.is_empty() && held.hash.is_none() && held.names.is_empty();
+        if held.hash.as_deref() == Some(hash.as_str()) || nothing_either_way {
+            self.metrics.as3_posts_skipped.inc();
+            return Ok(());
+        }
+        self.check_deletions(partition, &held.names, applications).await?;
+        self.post(partition, tenant, applications.len()).await?;
+        held.hash = (!applications.is_empty()).then_some(hash);
+        held.names = applications.keys().cloned().collect();
+        held.accepted_posts += 1;
+        Ok(())
+    }
+
+    /// The deletion guard: Err(DeletionHeld) when the post of `posted` would delete more than
+    /// the allowed share of the `deployed` applications and a fresh list does not confirm they
+    /// are gone. Applications left out because they are invalid or rejected count as deleted:
+    /// the fresh list still has them, so a post dropping too many of them is held.
     async fn check_deletions(
         &self,
         partition: &str,
         deployed: &BTreeSet<String>,
-        desired: &[DesiredApplication],
+        posted: &BTreeMap<String, Value>,
     ) -> Result<(), ProgrammingState> {
         let Some(confirmation) = &self.confirmation else { return Ok(()) };
-        let wanted: BTreeSet<&str> = desired.iter().map(|app| app.name.as_str()).collect();
-        let removed: BTreeSet<String> = deployed.iter().filter(|name| !wanted.contains(name.as_str())).cloned().collect();
+        let removed: BTreeSet<String> = deployed.iter().filter(|name| !posted.contains_key(*name)).cloned().collect();
         if !deletion_needs_confirmation(deployed.len(), removed.len(), self.max_deletion_share) {
             return Ok(());
         }
@@ -400,6 +870,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             Err(e) => held(format!("could not confirm with a fresh list: {e}")),
         }
     }
+
 
     /// Posts one tenant; a rejection or transport failure comes back as the Failed state.
     async fn post(&self, partition: &str, tenant: Value, applications: usize) -> Result<(), ProgrammingState> {
@@ -446,15 +917,6 @@ impl<B: As3Api> PartitionSyncer<B> {
     }
 }
 
-/// The Tenant object for a partition: its applications, or the empty tenant that removes it.
-fn render_partition(applications: &[DesiredApplication], owner: &Ownership) -> Value {
-    if applications.is_empty() {
-        render_empty_tenant()
-    } else {
-        render_tenant(applications, owner)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,9 +945,177 @@ mod tests {
 
     #[test]
     fn finds_applications_by_path_in_the_partition_only() {
-        let apps = [app("a"), app("ab"), app("b")];
+        let apps = ["ns_a", "ns_ab", "ns_b"];
         let message = "01070333:3: Virtual Server /k8s/ns_a/vs illegally shares both address and vlan with Virtual Server /other/ns_b/vs.";
-        assert_eq!(applications_named_in("k8s", message, &apps), BTreeSet::from(["ns_a".to_string()]));
-        assert!(applications_named_in("k8s", "declaration failed", &apps).is_empty());
+        assert_eq!(applications_named_in("k8s", message, apps), BTreeSet::from(["ns_a".to_string()]));
+        assert!(applications_named_in("k8s", "declaration failed", apps).is_empty());
+    }
+
+    fn rendered(apps: &[DesiredApplication]) -> BTreeMap<String, Value> {
+        apps.iter().map(|app| (app.name.clone(), render_application(app))).collect()
+    }
+
+    fn owner() -> Ownership {
+        Ownership::new("test-cluster").expect("valid cluster id")
+    }
+
+    #[test]
+    fn a_tenant_assembled_from_rendered_applications_is_the_rendered_tenant() {
+        let apps = [app("b"), app("a")];
+        assert_eq!(tenant_of(&rendered(&apps), &owner()), render_tenant(&apps, &owner()));
+        assert_eq!(tenant_of(&BTreeMap::new(), &owner()), render_empty_tenant());
+    }
+
+    /// An application with one pool whose monitor probes every `interval` seconds.
+    fn monitored(name: &str, interval: u32) -> DesiredApplication {
+        let mut app = app(name);
+        let mut pool = crate::model::DesiredPool::plain("web", vec![]);
+        pool.monitors = vec![crate::model::DesiredMonitor {
+            monitor_type: crate::crd::MonitorType::Http,
+            send: None,
+            receive: None,
+            interval,
+            timeout: 16,
+        }];
+        app.pools = vec![pool];
+        app
+    }
+
+    #[test]
+    fn preflight_names_the_invalid_field_and_validates_only_changed_applications() {
+        let apps = [monitored("good", 5), monitored("bad", 5000)];
+        let (verdicts, validated) = preflight_check(&PreflightVerdicts::new(), "k8s", &owner(), &rendered(&apps));
+        assert_eq!(validated, 2);
+        assert_eq!(verdicts["ns_good"].1, None);
+        let problem = verdicts["ns_bad"].1.as_deref().expect("the interval is beyond AS3's 3600");
+        assert!(problem.starts_with("the rendered AS3 application is invalid (checked before posting): "), "{problem}");
+        assert!(problem.contains("/declaration/k8s/ns_bad/monitor_web_0/interval: "), "{problem}");
+
+        // Unchanged: nothing validated again. One changed, one gone: only the changed one.
+        let (again, validated) = preflight_check(&verdicts, "k8s", &owner(), &rendered(&apps));
+        assert_eq!((validated, &again), (0, &verdicts));
+        let fixed = [monitored("bad", 30)];
+        let (after_fix, validated) = preflight_check(&verdicts, "k8s", &owner(), &rendered(&fixed));
+        assert_eq!(validated, 1);
+        assert_eq!(after_fix.keys().collect::<Vec<_>>(), ["ns_bad"], "verdicts of removed applications are dropped");
+        assert_eq!(after_fix["ns_bad"].1, None);
+    }
+
+    /// Pre-flight cost: prints the time to validate 1000 new applications, then a resync in
+    /// which one changed. `cargo test --release --lib preflight_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing measurement, not a check"]
+    fn preflight_timing_of_1000_applications() {
+        let apps: Vec<DesiredApplication> = (0..1000).map(|i| monitored(&format!("app{i}"), 5)).collect();
+        let all = rendered(&apps);
+        // Compiling the schema happens once per process; keep it out of the measurement.
+        preflight_check(&PreflightVerdicts::new(), "k8s", &owner(), &rendered(&[monitored("warm-up", 5)]));
+        let started = Instant::now();
+        let (verdicts, validated) = preflight_check(&PreflightVerdicts::new(), "k8s", &owner(), &all);
+        let first = started.elapsed();
+        assert_eq!(validated, 1000);
+        let mut changed = apps.clone();
+        changed[7] = monitored("app7", 6);
+        let started = Instant::now();
+        let (_, validated) = preflight_check(&verdicts, "k8s", &owner(), &rendered(&changed));
+        let resync = started.elapsed();
+        assert_eq!(validated, 1);
+        println!(
+            "pre-flight: 1000 applications in {first:?} ({:?} each); resync with one changed: {resync:?}",
+            first / 1000
+        );
+    }
+
+    fn names(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("app{i:03}")).collect()
+    }
+
+    /// Runs a bisection against a BIG-IP that rejects any post holding one of `culprits`.
+    /// Checks on the way that no post leaves out a suspect already accepted.
+    fn bisect(suspects: Vec<String>, culprits: &BTreeSet<String>) -> (BisectionVerdict, Vec<BTreeSet<String>>) {
+        let mut bisection = Bisection::new(suspects, "rejected at first".into());
+        let mut posts = Vec::new();
+        while let BisectionStep::Post(with_new) = bisection.next_post() {
+            let accepted = bisection.verdict().accepted;
+            assert!(with_new.is_superset(&accepted), "post {with_new:?} drops accepted {accepted:?}");
+            let rejected: Vec<String> = with_new.intersection(culprits).cloned().collect();
+            posts.push(with_new);
+            bisection.record(if rejected.is_empty() { Ok(()) } else { Err(format!("rejected with {rejected:?}")) });
+        }
+        (bisection.verdict(), posts)
+    }
+
+    #[test]
+    fn a_single_suspect_is_the_culprit_without_another_post() {
+        let (verdict, posts) = bisect(names(0..1), &BTreeSet::from(["app000".to_string()]));
+        assert!(posts.is_empty());
+        assert_eq!(verdict.culprits, BTreeMap::from([("app000".to_string(), "rejected at first".to_string())]));
+    }
+
+    #[test]
+    fn one_culprit_among_sixteen_takes_at_most_log2_plus_one_posts() {
+        let culprit = BTreeSet::from(["app011".to_string()]);
+        let (verdict, posts) = bisect(names(0..16), &culprit);
+        assert_eq!(verdict.culprits.keys().cloned().collect::<BTreeSet<_>>(), culprit);
+        assert_eq!(verdict.culprits["app011"], r#"rejected with ["app011"]"#, "the message of the post that showed it");
+        assert_eq!(verdict.accepted.len(), 15);
+        assert!(verdict.undecided.is_empty());
+        assert!(posts.len() <= 4 + 1, "{} posts: {posts:?}", posts.len());
+        assert_eq!(verdict.posts, posts.len());
+    }
+
+    #[test]
+    fn several_culprits_are_all_found_within_the_per_culprit_budget() {
+        let culprits: BTreeSet<String> = ["app003", "app004", "app077"].map(String::from).into();
+        let (verdict, posts) = bisect(names(0..100), &culprits);
+        assert_eq!(verdict.culprits.keys().cloned().collect::<BTreeSet<_>>(), culprits);
+        assert_eq!(verdict.accepted.len(), 97);
+        assert!(verdict.undecided.is_empty());
+        assert!(posts.len() <= 3 * bisection_posts_per_culprit(100), "{} posts", posts.len());
+    }
+
+    #[test]
+    fn the_budget_caps_the_posts_and_leaves_the_rest_undecided() {
+        let everything: BTreeSet<String> = names(0..64).into_iter().collect();
+        let (verdict, posts) = bisect(names(0..64), &everything);
+        assert!(posts.len() <= MAX_BISECTION_POSTS, "{} posts", posts.len());
+        assert!(verdict.accepted.is_empty());
+        assert!(!verdict.undecided.is_empty(), "64 culprits cannot all be found in {MAX_BISECTION_POSTS} posts");
+        let decided: BTreeSet<String> = verdict.culprits.keys().cloned().chain(verdict.undecided).collect();
+        assert_eq!(decided, everything);
+    }
+
+    #[test]
+    fn asking_again_before_an_answer_repeats_the_post() {
+        let mut bisection = Bisection::new(names(0..4), "rejected".into());
+        let first = bisection.next_post();
+        assert_eq!(bisection.next_post(), first);
+        assert_eq!(first, BisectionStep::Post(names(0..2).into_iter().collect()));
+        bisection.record(Ok(()));
+        assert_eq!(bisection.next_post(), BisectionStep::Post(names(0..3).into_iter().collect()), "accepted half + next trial");
+        assert_eq!(bisection.verdict().undecided, names(2..4).into_iter().collect(), "a trial in flight is undecided");
+    }
+
+    #[test]
+    fn posts_per_culprit_follow_the_logarithm() {
+        assert_eq!(bisection_posts_per_culprit(1), 2);
+        assert_eq!(bisection_posts_per_culprit(2), 4);
+        assert_eq!(bisection_posts_per_culprit(16), 10);
+        assert_eq!(bisection_posts_per_culprit(17), 12);
+        assert_eq!(bisection_posts_per_culprit(1000), 22);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bisection_finds_exactly_the_culprits(n in 1usize..300, picks in proptest::collection::vec(0usize..300, 1..4)) {
+            let suspects = names(0..n);
+            let culprits: BTreeSet<String> = picks.iter().map(|i| suspects[i % n].clone()).collect();
+            let (verdict, posts) = bisect(suspects.clone(), &culprits);
+            proptest::prop_assert_eq!(verdict.culprits.keys().cloned().collect::<BTreeSet<_>>(), culprits.clone());
+            proptest::prop_assert!(verdict.undecided.is_empty());
+            proptest::prop_assert_eq!(verdict.accepted.len() + culprits.len(), n);
+            let log2 = bisection_posts_per_culprit(n) / 2 - 1;
+            proptest::prop_assert!(posts.len() <= culprits.len().max(1) * (log2 + 1) + 1, "{} posts for {:?}", posts.len(), culprits);
+        }
     }
 }

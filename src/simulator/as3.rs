@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::as3::schema::AS3_SCHEMA_VERSION;
 
 use super::declaration::{self, declared_tenants, Action, Outcome, Plan, RequestError, TenantResult};
+use super::faults;
 use super::model::applications;
 use super::reply::{as3_error, parse_json_body, respond, InvalidJson};
 use super::state::{lock, DeclarationMeta, DeclareGuard, SimulatorState};
@@ -246,7 +247,8 @@ enum Computed {
 async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Option<&str>) -> JobOutcome {
     let started = Instant::now();
     let current = sim.tenants();
-    let computed = match tokio::task::spawn_blocking(move || compute(job, current)).await {
+    let rejected_application = sim.shared().faults.rejected_application();
+    let computed = match tokio::task::spawn_blocking(move || compute(job, current, rejected_application)).await {
         Ok(computed) => computed,
         Err(error) => {
             tracing::error!(%error, "declaration processing panicked");
@@ -286,7 +288,19 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Optio
     }
 }
 
-fn compute(job: Job, current: BTreeMap<String, Value>) -> Computed {
+/// Plans `job` against the `current` tenants; `rejected_application` is the fault
+/// [`reject_tenants_with_application`](super::faults::Faults::reject_tenants_with_application).
+fn compute(job: Job, current: BTreeMap<String, Value>, rejected_application: Option<String>) -> Computed {
+    let Some(needle) = rejected_application else { return plan_job(job, current) };
+    let before = current.clone();
+    let mut computed = plan_job(job, current);
+    if let Computed::Plan { plan, .. } = &mut computed {
+        faults::reject_matching_tenants(plan, &before, &needle);
+    }
+    computed
+}
+
+fn plan_job(job: Job, current: BTreeMap<String, Value>) -> Computed {
     match job {
         Job::Declare { body, only, dry_run } => {
             let request = match declaration::parse_declare_body(body, dry_run) {

@@ -1,4 +1,5 @@
-//! Fault injection: slow answers, failing declare requests, expired tokens, refused connections.
+//! Fault injection: slow answers, failing declare requests, expired tokens, refused connections,
+//! and tenants rejected without naming the offending application.
 //!
 //! `refuse_connections` works below HTTP: new connections are closed as soon as they are
 //! accepted, and every open connection fails its next read or write, so clients see a transport
@@ -6,6 +7,7 @@
 //! switched on and off through [`RunningSimulator::set_faults`](super::RunningSimulator::set_faults);
 //! `PUT /simulator/faults` rejects it.
 
+use std::collections::BTreeMap;
 use std::future::{ready, Ready};
 use std::io;
 use std::pin::Pin;
@@ -20,8 +22,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum_server::accept::Accept;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::declaration::{Outcome, Plan};
 use super::state::{lock, SimulatorState};
 
 /// Faults the simulator injects until they are cleared.
@@ -38,6 +42,49 @@ pub struct Faults {
     pub expire_tokens_now: bool,
     /// Close connections without answering until cleared (Rust API only, see module docs).
     pub refuse_connections: bool,
+    /// Every tenant in which a declaration would create or change an Application whose name
+    /// contains this text fails (code 422 in its result, previous content kept) with
+    /// [`ANONYMOUS_REJECTION`], a message that names no application, until cleared. Tenants
+    /// keeping such an Application as it is, and the other tenants of the declaration, are
+    /// applied as usual.
+    pub reject_tenants_with_application: Option<String>,
+}
+
+/// The error of a tenant refused by `reject_tenants_with_application`: like the BIG-IP errors
+/// that give no object path, it names no application.
+pub const ANONYMOUS_REJECTION: &str =
+    "01070734:3: Configuration error: the configuration could not be loaded (rejection injected by the BIG-IP simulator)";
+
+/// Applies `reject_tenants_with_application` (`needle`) to a planned declaration: every tenant
+/// in which the plan creates or changes a matching Application is failed and gets back its
+/// content from `before` (the tenants before the request). Tenants of the same declaration
+/// planned after it were checked against its refused content; the operator posts one tenant per
+/// declaration.
+pub(super) fn reject_matching_tenants(plan: &mut Plan, before: &BTreeMap<String, Value>, needle: &str) {
+    let application = |tenants: &BTreeMap<String, Value>, tenant: &str, name: &str| {
+        tenants.get(tenant).and_then(|content| content.get(name)).cloned()
+    };
+    let refused: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|change| {
+            change.applications_after.iter().any(|name| {
+                name.contains(needle)
+                    && application(&plan.tenants, &change.tenant, name) != application(before, &change.tenant, name)
+            })
+        })
+        .map(|change| change.tenant.clone())
+        .collect();
+    for tenant in &refused {
+        match before.get(tenant) {
+            Some(content) => plan.tenants.insert(tenant.clone(), content.clone()),
+            None => plan.tenants.remove(tenant),
+        };
+        plan.changes.retain(|change| &change.tenant != tenant);
+        for result in plan.results.iter_mut().filter(|result| &result.tenant == tenant) {
+            result.outcome = Outcome::Failed(ANONYMOUS_REJECTION.to_owned());
+        }
+    }
 }
 
 /// The faults in force, shared by the HTTP layer and the connection acceptor.
@@ -82,6 +129,11 @@ impl FaultState {
         } else {
             None
         }
+    }
+
+    /// The text of `reject_tenants_with_application`, when set (an empty text matches nothing).
+    pub(super) fn rejected_application(&self) -> Option<String> {
+        lock(&self.current).reject_tenants_with_application.clone().filter(|needle| !needle.is_empty())
     }
 
     pub(super) fn acceptor(&self) -> RefusingAcceptor {
@@ -189,6 +241,58 @@ mod tests {
         assert!(!faults.snapshot().expire_tokens_now);
     }
 
+    fn tenant(application: &str, address: &str) -> Value {
+        serde_json::json!({"class": "Tenant", application: {"class": "Application",
+            "vs": {"class": "Service_HTTP", "virtualAddresses": [address], "pool": "p"},
+            "p": {"class": "Pool"}}})
+    }
+
+    fn declaration(tenants: &[(&str, Value)]) -> serde_json::Map<String, Value> {
+        let mut adc = serde_json::Map::new();
+        adc.insert("class".to_owned(), serde_json::json!("ADC"));
+        for (name, content) in tenants {
+            adc.insert((*name).to_owned(), content.clone());
+        }
+        adc
+    }
+
+    #[test]
+    fn tenants_with_a_matching_application_are_rejected_anonymously_and_keep_their_content() {
+        use super::super::declaration::plan_deploy;
+        let before = BTreeMap::from([("T1".to_owned(), tenant("old_app", "10.0.0.1"))]);
+        let adc = declaration(&[("T1", tenant("bad_app", "10.0.0.1")), ("T2", tenant("good_app", "10.0.0.2"))]);
+        let mut plan = plan_deploy(before.clone(), &adc, None);
+        reject_matching_tenants(&mut plan, &before, "bad");
+
+        assert_eq!(plan.tenants["T1"], before["T1"], "the refused tenant keeps its previous content");
+        assert_eq!(plan.tenants["T2"], tenant("good_app", "10.0.0.2"), "the other tenant is applied");
+        assert_eq!(plan.changes.iter().map(|c| c.tenant.as_str()).collect::<Vec<_>>(), ["T2"]);
+        let t1 = plan.results.iter().find(|r| r.tenant == "T1").expect("result for T1");
+        assert_eq!(t1.outcome, Outcome::Failed(ANONYMOUS_REJECTION.to_owned()));
+        assert!(!ANONYMOUS_REJECTION.contains("bad_app") && !ANONYMOUS_REJECTION.contains("/T1/"));
+
+        // A tenant new to the BIG-IP is not created.
+        let mut plan = plan_deploy(BTreeMap::new(), &declaration(&[("T3", tenant("bad", "10.0.0.3"))]), None);
+        reject_matching_tenants(&mut plan, &BTreeMap::new(), "bad");
+        assert!(plan.tenants.is_empty() && plan.changes.is_empty());
+
+        // A matching Application kept as it is does not fail its tenant.
+        let mut kept = tenant("bad_app", "10.0.0.1");
+        kept["other"] = tenant("other", "10.0.0.9")["other"].clone();
+        let before = BTreeMap::from([("T1".to_owned(), tenant("bad_app", "10.0.0.1"))]);
+        let mut plan = plan_deploy(before.clone(), &declaration(&[("T1", kept.clone())]), None);
+        reject_matching_tenants(&mut plan, &before, "bad");
+        assert_eq!(plan.tenants["T1"], kept);
+    }
+
+    #[test]
+    fn an_empty_rejection_text_matches_nothing() {
+        let faults = FaultState::new(Faults { reject_tenants_with_application: Some(String::new()), ..Faults::default() });
+        assert_eq!(faults.rejected_application(), None);
+        faults.replace(Faults { reject_tenants_with_application: Some("bad".into()), ..Faults::default() });
+        assert_eq!(faults.rejected_application().as_deref(), Some("bad"));
+    }
+
     #[test]
     fn faults_json_is_camel_case_and_partial_bodies_are_accepted() {
         let parsed: Faults = serde_json::from_str(r#"{"failWith503": 2}"#).expect("valid faults JSON");
@@ -196,5 +300,8 @@ mod tests {
         let json = serde_json::to_value(Faults { latency_ms: 5, ..Faults::default() }).expect("serializable");
         assert_eq!(json["latencyMs"], 5);
         assert_eq!(json["refuseConnections"], false);
+        let parsed: Faults =
+            serde_json::from_str(r#"{"rejectTenantsWithApplication": "bad"}"#).expect("valid faults JSON");
+        assert_eq!(parsed.reject_tenants_with_application.as_deref(), Some("bad"));
     }
 }

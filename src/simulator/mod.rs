@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 
 pub use cli::{run_cli, SimulatorArgs};
 pub use config::{SimulatorConfig, TlsMode, DEFAULT_TOKEN_TTL};
-pub use faults::Faults;
+pub use faults::{Faults, ANONYMOUS_REJECTION};
 pub use model::{PoolMemberView, VirtualServerView};
 pub use state::{ChangeAction, ChangeRecord, SimulatorState, StateFileError};
 pub use tls::TlsError;

@@ -341,3 +341,38 @@ pub async fn deleting_a_whole_partition_is_confirmed_and_done(env: &Env) -> Resu
     ensure!(operator.log().contains("a fresh list confirms the deletions"), "the guard was not consulted");
     Ok(())
 }
+
+/// 8. The BIG-IP rejects a tenant without naming the offending application (the simulator's
+///    `reject_tenants_with_application` fault). The operator finds it by posting parts of the
+///    partition: the other new objects are programmed, the culprit alone is Programmed=False
+///    with the BIG-IP's message, no served application is ever dropped, and once the BIG-IP
+///    accepts it again (and the object changes) it is programmed too.
+pub async fn anonymous_rejection_is_bisected(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-bisect", "f-bisect");
+    let served = [("a", "10.20.8.10"), ("b", "10.20.8.11")];
+    let (bigip, _operator) = programmed(env, ns, 30208, &served, "bisect").await?;
+    bigip.simulator.set_faults(Faults { reject_tenants_with_application: Some("poison".into()), ..Faults::default() });
+    let posts_before = bigip.simulator.state().declare_count();
+    for (name, address) in [("c", "10.20.8.12"), ("d", "10.20.8.13"), ("poison", "10.20.8.14"), ("e", "10.20.8.15")] {
+        env.kubectl_apply(ns, &vs_in(name, address, partition))?;
+    }
+    all_ready(env, ns, &["a", "b", "c", "d", "e"]).await?;
+    eventually("poison singled out with the BIG-IP's message", WAIT, || async {
+        let vs = get_vs(env, ns, "poison").await?;
+        Ok(match condition(&vs, "Programmed") {
+            Some(c) if c.status == "False" && c.reason == "DeclarationFailed" && c.message.contains("configuration could not be loaded") => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    let good = apps(ns, &["a", "b", "c", "d", "e"]);
+    eventually("the BIG-IP holds every application but poison", WAIT, || async { Ok(tenant_holds(&bigip, partition, &good)) }).await?;
+    let posts = bigip.simulator.state().declare_count() - posts_before;
+    println!("    measured: {posts} declarations to program 4 new applications, one of them rejected anonymously");
+    never_removed(&bigip.simulator.state().history(), partition, &apps(ns, &["a", "b"]))?;
+
+    bigip.simulator.set_faults(Faults::default());
+    env.kubectl(&["patch", "bvs", "poison", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8080}}"#])?;
+    eventually("poison Ready once the BIG-IP takes it", WAIT, || async { Ok(all_true(&get_vs(env, ns, "poison").await?)) }).await?;
+    never_removed(&bigip.simulator.state().history(), partition, &good)
+}

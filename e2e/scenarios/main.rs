@@ -45,6 +45,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(features::tls_from_secret_with_routing),
     scenario!(features::transport_servers_tcp_and_udp),
     scenario!(features::external_traffic_policy_local),
+    scenario!(faults::anonymous_rejection_is_bisected),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

@@ -82,7 +82,7 @@ struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long)]
     namespace: Option<String>,
-    /// Handle only VirtualServers with these labels (a label selector such as
+    /// Handle only VirtualServers and TransportServers with these labels (a label selector such as
     /// `bigip.operator.dev/bigip=dc1`), so several operators with their own BIG-IPs share a
     /// cluster.
     #[arg(long)]

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _, Result};
-use bigip_operator::crd::{TransportServer, VirtualServerStatus};
+use bigip_operator::crd::TransportServer;
 use kube::api::DeleteParams;
 use kube::Api;
 use serde_json::Value;
 
 use crate::harness::{eventually, Env, DEFAULT_PARTITION};
-use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, workload};
+use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, status_all_true, workload};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -35,18 +35,6 @@ fn secret_manifest(name: &str, certificate: &str, key: &str) -> String {
 /// The application object `app` of the default partition on the simulator.
 fn simulator_application(env: &Env, app: &str) -> Option<Value> {
     env.simulator().state().tenants().get(DEFAULT_PARTITION).and_then(|t| t.get(app)).cloned()
-}
-
-fn status_all_true(status: Option<&VirtualServerStatus>, generation: Option<i64>) -> std::result::Result<(), String> {
-    let status = status.ok_or("no status yet")?;
-    for type_ in ["Accepted", "ResolvedRefs", "Programmed", "Ready"] {
-        match status.conditions.iter().find(|c| c.type_ == type_) {
-            Some(c) if c.status == "True" && c.observed_generation == generation => {}
-            Some(c) => return Err(format!("{type_}={} ({}: {})", c.status, c.reason, c.message)),
-            None => return Err(format!("no {type_} condition yet")),
-        }
-    }
-    Ok(())
 }
 
 /// TLS from a Secret with host/path routing:

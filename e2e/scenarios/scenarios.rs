@@ -90,9 +90,18 @@ pub(crate) fn condition<'a>(vs: &'a VirtualServer, type_: &str) -> Option<&'a bi
 
 /// Ok when every condition is True for the current generation.
 pub(crate) fn all_true(vs: &VirtualServer) -> std::result::Result<(), String> {
-    let generation = vs.metadata.generation;
+    status_all_true(vs.status.as_ref(), vs.metadata.generation)
+}
+
+/// Ok when every condition of a VirtualServer's or TransportServer's status is True for
+/// `generation`.
+pub(crate) fn status_all_true(
+    status: Option<&bigip_operator::crd::VirtualServerStatus>,
+    generation: Option<i64>,
+) -> std::result::Result<(), String> {
+    let conditions = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
     for type_ in ["Accepted", "ResolvedRefs", "Programmed", "Ready"] {
-        match condition(vs, type_) {
+        match conditions.iter().find(|c| c.type_ == type_) {
             Some(c) if c.status == "True" && c.observed_generation == generation => {}
             Some(c) => return Err(format!("{type_}={} ({}: {}) gen {:?}/{generation:?}", c.status, c.reason, c.message, c.observed_generation)),
             None => return Err(format!("no {type_} condition yet")),

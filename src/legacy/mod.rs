@@ -12,7 +12,7 @@ use crate::crd::{TransportServer, VirtualServer};
 pub const GENERATED_FROM_LABEL: &str = "bigip.operator.dev/generated-from";
 
 /// What one legacy object becomes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Translated {
     VirtualServer(Box<VirtualServer>),
     TransportServer(Box<TransportServer>),

@@ -33,6 +33,9 @@ enum Command {
     Crdgen(CrdgenArgs),
     /// Offline: print the AS3 declaration the operator would post for these manifests.
     Render(RenderArgs),
+    /// Offline: print the VirtualServers/TransportServers that legacy k8s-bigip-ctlr Ingresses
+    /// and ConfigMaps in these manifests become (the migration tool).
+    Convert(ConvertArgs),
     /// Run the BIG-IP simulator (AS3 + iControl REST) on a local port.
     Simulator(bigip_operator::simulator::SimulatorArgs),
 }
@@ -128,6 +131,17 @@ struct RunArgs {
 }
 
 #[derive(clap::Args)]
+struct ConvertArgs {
+    /// Manifest files or directories (multi-document YAML or JSON); other kinds are skipped.
+    #[arg(short = 'f', long = "filename", required = true)]
+    files: Vec<PathBuf>,
+    /// Keep the ownerReferences to the legacy objects (as the operator's shim creates them).
+    /// Off by default: converted objects are meant to replace the legacy ones.
+    #[arg(long)]
+    keep_owner: bool,
+}
+
+#[derive(clap::Args)]
 struct RenderArgs {
     /// Manifest files or directories (multi-document YAML or JSON).
     #[arg(short = 'f', long = "filename", required = true)]
@@ -163,6 +177,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => run(args).await,
         Command::Crdgen(args) => crdgen(args),
         Command::Render(args) => render(args),
+        Command::Convert(args) => convert(args),
         Command::Simulator(args) => {
             init_logging(LogFormat::Text);
             bigip_operator::simulator::run_cli(args).await
@@ -210,6 +225,33 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     println!("{}", serde_json::to_string_pretty(&rendered.declaration)?);
+    Ok(())
+}
+
+fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    let manifests = bigip_operator::manifests::read_manifests(&args.files)?;
+    if manifests.legacy.is_empty() {
+        bail!("no legacy Ingress or f5type: virtual-server ConfigMap found in {:?}", args.files);
+    }
+    for legacy in &manifests.legacy {
+        println!("# from {}", legacy.source);
+        for warning in &legacy.warnings {
+            println!("# warning: {warning}");
+        }
+        for object in &legacy.objects {
+            let mut value = match object {
+                bigip_operator::legacy::Translated::VirtualServer(vs) => serde_json::to_value(vs)?,
+                bigip_operator::legacy::Translated::TransportServer(ts) => serde_json::to_value(ts)?,
+            };
+            if let Some(metadata) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                if !args.keep_owner {
+                    metadata.remove("ownerReferences");
+                    metadata.remove("labels");
+                }
+            }
+            print!("---\n{}", serde_yaml::to_string(&value)?);
+        }
+    }
     Ok(())
 }
 

@@ -32,6 +32,17 @@ pub struct Manifests {
     pub cluster: ClusterObjects,
     /// Kinds that were read but play no part in rendering (Deployments, ...).
     pub ignored: Vec<String>,
+    /// Legacy k8s-bigip-ctlr objects and what they were translated into (their objects are
+    /// also in `virtual_servers` / `transport_servers`).
+    pub legacy: Vec<LegacySource>,
+}
+
+/// One legacy object (`Ingress ns/name`, `ConfigMap ns/name`) and its translation.
+#[derive(Debug, Clone)]
+pub struct LegacySource {
+    pub source: String,
+    pub objects: Vec<crate::legacy::Translated>,
+    pub warnings: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +138,28 @@ impl Manifests {
                 self.cluster.add_endpoint_slice(slice);
             }
             "Node" => self.cluster.add_node(typed(path, &meta, value)?),
+            "Ingress" => {
+                let object_error = |message: String| ManifestError::Object {
+                    path: path.to_path_buf(),
+                    kind: meta.kind.clone(),
+                    name: object_name(&meta),
+                    field: "-".into(),
+                    message,
+                };
+                let mut ingress = crate::legacy::ingress::ingress_from_manifest(&value).map_err(|e| object_error(e.to_string()))?;
+                ingress.metadata.namespace.get_or_insert_with(|| "default".into());
+                let translation = crate::legacy::ingress::translate_ingress(&ingress).map_err(|e| object_error(e.to_string()))?;
+                self.virtual_servers.extend(translation.virtual_servers.iter().cloned());
+                self.legacy.push(LegacySource {
+                    source: format!("Ingress {}", object_name(&meta)),
+                    objects: translation
+                        .virtual_servers
+                        .into_iter()
+                        .map(|vs| crate::legacy::Translated::VirtualServer(Box::new(vs)))
+                        .collect(),
+                    warnings: translation.warnings,
+                });
+            }
             other => self.ignored.push(format!("{other} {}", object_name(&meta))),
         }
         Ok(())
@@ -196,6 +229,9 @@ pub fn render_manifests(manifests: &Manifests, defaults: &ModelDefaults, owner: 
                 warnings.extend(unresolved.iter().map(|u: &UnresolvedRef| format!("{key}: {u} (pool left empty)")));
             }
         }
+    }
+    for legacy in &manifests.legacy {
+        warnings.extend(legacy.warnings.iter().map(|w| format!("{}: {w}", legacy.source)));
     }
     let tenants: BTreeMap<String, Value> =
         fleet.partitions.iter().map(|(name, apps)| (name.clone(), render_tenant(apps, owner))).collect();

@@ -26,7 +26,7 @@ fn every_example_translates_and_renders_or_is_refused_with_its_reason() {
     let (mut rendered, mut refused) = (0, 0);
     for file in examples() {
         let name = file.file_name().and_then(|n| n.to_str()).expect("name").to_string();
-        match read_manifests(&[file.clone()]) {
+        match read_manifests(std::slice::from_ref(&file)) {
             Ok(manifests) => {
                 assert_eq!(manifests.legacy.len(), 1, "{name}: one Ingress");
                 assert!(!manifests.virtual_servers.is_empty(), "{name}: no VirtualServer");

@@ -124,6 +124,11 @@ struct RunArgs {
     /// held back until a fresh list from the apiserver confirms the objects are gone.
     #[arg(long, default_value_t = 0.5)]
     max_deletion_share: f64,
+    /// Translate k8s-bigip-ctlr `f5type: virtual-server` ConfigMaps and `f5` Ingresses into
+    /// VirtualServers/TransportServers they own, and report back on them
+    /// (docs/legacy-migration.md). `--legacy-shim=false` ignores them.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    legacy_shim: bool,
     /// This replica's identity in the Lease and in the BIG-IP's logs (default: the pod name,
     /// else the host name and a random suffix).
     #[arg(long, env = "POD_NAME")]
@@ -313,6 +318,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         owner,
         adopt_partitions: args.adopt_partitions.clone(),
         max_deletion_share: args.max_deletion_share,
+        legacy_shim: args.legacy_shim,
         defaults: ModelDefaults {
             partition: args.partition,
             pool_member_type: args.pool_member_type,

@@ -7,6 +7,7 @@
 mod faults;
 mod features;
 mod harness;
+mod legacy;
 mod proxy;
 mod scenarios;
 
@@ -46,6 +47,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(features::transport_servers_tcp_and_udp),
     scenario!(features::external_traffic_policy_local),
     scenario!(faults::anonymous_rejection_is_bisected),
+    scenario!(legacy::legacy_config_maps_and_ingress),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

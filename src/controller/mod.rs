@@ -7,6 +7,7 @@
 pub mod cluster_view;
 pub mod health;
 pub mod leader;
+pub mod legacy;
 pub mod object;
 pub mod partitions;
 pub mod reconcile;
@@ -60,6 +61,8 @@ pub struct ControllerSettings {
     /// A post deleting more than this share of a tenant's applications must be confirmed by a
     /// fresh list from the apiserver first.
     pub max_deletion_share: f64,
+    /// Translate k8s-bigip-ctlr ConfigMaps and Ingresses into VirtualServers/TransportServers.
+    pub legacy_shim: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -226,10 +229,11 @@ pub async fn run<B: As3Api>(
         cluster: StoreView { services, endpoint_slices, nodes, secrets },
         syncer,
         settings: settings.clone(),
-        recorder: kube::runtime::events::Recorder::new(client, reporter),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
         metrics,
     });
 
+    let legacy_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
     // The Service, EndpointSlice and Node watches are shared: the VirtualServer controller
     // consumes them, and forwards the TransportServers they concern to the TransportServer
     // controller through this channel.
@@ -275,7 +279,12 @@ pub async fn run<B: As3Api>(
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| async move { log_failure(result.map(|_| ())) });
-    futures::join!(virtual_servers, transport_servers);
+    let legacy_shim = async {
+        if settings.legacy_shim {
+            legacy::run(client, settings.namespace.clone(), legacy_recorder).await;
+        }
+    };
+    futures::join!(virtual_servers, transport_servers, legacy_shim);
     info!("controllers stopped");
     Ok(())
 }

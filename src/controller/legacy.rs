@@ -1,0 +1,245 @@
+//! The legacy shim's controllers: `f5type: virtual-server` ConfigMaps and `f5` Ingresses are
+//! translated into VirtualServers/TransportServers that they own (deleting the legacy object
+//! deletes them), and the outcome is reported back on the legacy object: Events, and for
+//! Ingresses `status.loadBalancer`, for ConfigMaps the annotation
+//! `bigip.operator.dev/status`.
+//!
+//! A legacy object that cannot be translated gets a Warning Event with the reason and keeps
+//! whatever it generated before: bad input never deletes anything.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::watcher::Config as WatcherConfig;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::object::ManagedObject;
+use super::triggers;
+use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
+use crate::legacy::{configmap, ingress, Translated, GENERATED_FROM_LABEL};
+
+/// Field manager of the generated objects.
+pub const LEGACY_FIELD_MANAGER: &str = "bigip-operator-legacy";
+/// Annotation on a legacy ConfigMap with the state of what it generated.
+pub const STATUS_ANNOTATION: &str = "bigip.operator.dev/status";
+/// Annotation on a legacy ConfigMap with the details of that state.
+pub const MESSAGE_ANNOTATION: &str = "bigip.operator.dev/status-message";
+/// The label k8s-bigip-ctlr selected its ConfigMaps by.
+pub const CONFIG_MAP_SELECTOR: &str = "f5type=virtual-server";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LegacyReconcileError {
+    #[error("{0} has no namespace")]
+    NoNamespace(String),
+    #[error("writing {what}: {source}")]
+    Write { what: String, source: kube::Error },
+}
+
+struct LegacyContext {
+    client: Client,
+    recorder: Recorder,
+}
+
+/// Runs the ConfigMap and Ingress shims until shutdown.
+pub async fn run(client: Client, namespace: Option<String>, recorder: Recorder) {
+    let scoped = |client: &Client| -> (Api<ConfigMap>, Api<Ingress>, Api<VirtualServer>, Api<TransportServer>) {
+        match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+        }
+    };
+    let (config_maps, ingresses, virtual_servers, transport_servers) = scoped(&client);
+    let context = Arc::new(LegacyContext { client, recorder });
+    let generated = WatcherConfig::default().labels(GENERATED_FROM_LABEL);
+    info!("starting the legacy shim (f5type: virtual-server ConfigMaps, f5 Ingresses)");
+    let config_map_controller = Controller::new(config_maps, WatcherConfig::default().labels(CONFIG_MAP_SELECTOR))
+        .owns(virtual_servers.clone(), generated.clone())
+        .owns(transport_servers, generated.clone())
+        .trigger_backoff(triggers::watch_backoff())
+        .shutdown_on_signal()
+        .run(reconcile_config_map, error_policy, context.clone())
+        .for_each(|_| async {});
+    let ingress_controller = Controller::new(ingresses, WatcherConfig::default())
+        .owns(virtual_servers, generated)
+        .trigger_backoff(triggers::watch_backoff())
+        .shutdown_on_signal()
+        .run(reconcile_ingress, error_policy, context)
+        .for_each(|_| async {});
+    futures::join!(config_map_controller, ingress_controller);
+}
+
+fn error_policy<K>(_obj: Arc<K>, error: &LegacyReconcileError, _ctx: Arc<LegacyContext>) -> Action {
+    warn!(%error, "legacy reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn publish<K: Resource<DynamicType = ()>>(ctx: &LegacyContext, obj: &K, type_: EventType, reason: &str, note: String) {
+    let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Translate".into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(error = %e, "publishing event failed");
+    }
+}
+
+/// What the generated objects say about being programmed: (state, message).
+fn programmed_state(statuses: &[Option<VirtualServerStatus>]) -> (String, String) {
+    let mut messages = Vec::new();
+    let mut all = true;
+    for status in statuses {
+        match status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Programmed")) {
+            Some(c) if c.status == "True" => messages.push(c.message.clone()),
+            Some(c) => {
+                all = false;
+                messages.push(format!("{}: {}", c.reason, c.message));
+            }
+            None => {
+                all = false;
+                messages.push("Pending: not reconciled yet".into());
+            }
+        }
+    }
+    let state = if all { "Programmed".to_string() } else { messages.first().and_then(|m| m.split(':').next()).unwrap_or("Pending").to_string() };
+    (state, messages.join("; "))
+}
+
+/// Applies the generated objects and deletes those of `owner_uid` that are no longer
+/// generated. Returns the statuses of what it applied.
+async fn apply_generated(
+    ctx: &LegacyContext,
+    namespace: &str,
+    owner_uid: &str,
+    objects: &[Translated],
+) -> Result<Vec<Option<VirtualServerStatus>>, LegacyReconcileError> {
+    let params = PatchParams::apply(LEGACY_FIELD_MANAGER).force();
+    let mut statuses = Vec::new();
+    let mut names: BTreeSet<(bool, String)> = BTreeSet::new();
+    for object in objects {
+        match object {
+            Translated::VirtualServer(vs) => {
+                let applied = apply_one(ctx, namespace, vs.as_ref(), &params).await?;
+                names.insert((false, applied.name_any()));
+                statuses.push(applied.status);
+            }
+            Translated::TransportServer(ts) => {
+                let applied = apply_one(ctx, namespace, ts.as_ref(), &params).await?;
+                names.insert((true, applied.name_any()));
+                statuses.push(applied.status);
+            }
+        }
+    }
+    remove_stale::<VirtualServer>(ctx, namespace, owner_uid, &names, false).await?;
+    remove_stale::<TransportServer>(ctx, namespace, owner_uid, &names, true).await?;
+    Ok(statuses)
+}
+
+async fn apply_one<K: ManagedObject>(ctx: &LegacyContext, namespace: &str, object: &K, params: &PatchParams) -> Result<K, LegacyReconcileError> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = object.name_any();
+    api.patch(&name, params, &Patch::Apply(object))
+        .await
+        .map_err(|source| LegacyReconcileError::Write { what: format!("{} {namespace}/{name}", K::kind(&())), source })
+}
+
+/// Deletes generated objects owned by `owner_uid` that the translation no longer produces.
+async fn remove_stale<K: ManagedObject>(
+    ctx: &LegacyContext,
+    namespace: &str,
+    owner_uid: &str,
+    keep: &BTreeSet<(bool, String)>,
+    transport: bool,
+) -> Result<(), LegacyReconcileError> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let listed = api
+        .list(&ListParams::default().labels(GENERATED_FROM_LABEL))
+        .await
+        .map_err(|source| LegacyReconcileError::Write { what: format!("listing {}", K::plural(&())), source })?;
+    for object in listed.items {
+        let owned = object.owner_references().iter().any(|o| o.uid == owner_uid && o.controller == Some(true));
+        if owned && !keep.contains(&(transport, object.name_any())) {
+            info!(name = %object.name_any(), "deleting a generated object its legacy source no longer produces");
+            api.delete(&object.name_any(), &DeleteParams::default())
+                .await
+                .map_err(|source| LegacyReconcileError::Write { what: format!("deleting {}", object.name_any()), source })?;
+        }
+    }
+    Ok(())
+}
+
+async fn reconcile_config_map(cm: Arc<ConfigMap>, ctx: Arc<LegacyContext>) -> Result<Action, LegacyReconcileError> {
+    let key = format!("{}/{}", cm.namespace().unwrap_or_default(), cm.name_any());
+    let namespace = cm.namespace().ok_or_else(|| LegacyReconcileError::NoNamespace(key.clone()))?;
+    let (state, message) = match configmap::translate_config_map(&cm) {
+        Err(error) => {
+            publish(&ctx, cm.as_ref(), EventType::Warning, "TranslationFailed", error.to_string()).await;
+            ("Invalid".to_string(), error.to_string())
+        }
+        Ok(translation) => {
+            for warning in &translation.warnings {
+                publish(&ctx, cm.as_ref(), EventType::Warning, "TranslationWarning", warning.clone()).await;
+            }
+            let uid = cm.uid().unwrap_or_default();
+            let statuses = apply_generated(&ctx, &namespace, &uid, std::slice::from_ref(&translation.object)).await?;
+            programmed_state(&statuses)
+        }
+    };
+    let current = cm.annotations();
+    if current.get(STATUS_ANNOTATION) != Some(&state) || current.get(MESSAGE_ANNOTATION) != Some(&message) {
+        let patch = json!({ "metadata": { "annotations": { STATUS_ANNOTATION: state, MESSAGE_ANNOTATION: message } } });
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+        api.patch(&cm.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| LegacyReconcileError::Write { what: format!("annotating ConfigMap {key}"), source })?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn reconcile_ingress(ing: Arc<Ingress>, ctx: Arc<LegacyContext>) -> Result<Action, LegacyReconcileError> {
+    if !ingress::is_f5_ingress(&ing) {
+        return Ok(Action::await_change());
+    }
+    let key = format!("{}/{}", ing.namespace().unwrap_or_default(), ing.name_any());
+    let namespace = ing.namespace().ok_or_else(|| LegacyReconcileError::NoNamespace(key.clone()))?;
+    let translation = match ingress::translate_ingress(&ing) {
+        Err(error) => {
+            publish(&ctx, ing.as_ref(), EventType::Warning, "TranslationFailed", error.to_string()).await;
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+        Ok(translation) => translation,
+    };
+    for warning in &translation.warnings {
+        publish(&ctx, ing.as_ref(), EventType::Warning, "TranslationWarning", warning.clone()).await;
+    }
+    let objects: Vec<Translated> =
+        translation.virtual_servers.iter().cloned().map(|vs| Translated::VirtualServer(Box::new(vs))).collect();
+    let uid = ing.uid().unwrap_or_default();
+    let statuses = apply_generated(&ctx, &namespace, &uid, &objects).await?;
+    let (state, _) = programmed_state(&statuses);
+    let address = translation.virtual_servers.first().map(|vs| vs.spec.virtual_address.clone());
+    let wanted = match (state.as_str(), address) {
+        ("Programmed", Some(ip)) => json!([{ "ip": ip }]),
+        _ => json!([]),
+    };
+    let current = ing.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+    let current = serde_json::to_value(current.cloned().unwrap_or_default()).unwrap_or_default();
+    if current != wanted {
+        let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = json!({ "status": { "loadBalancer": { "ingress": wanted } } });
+        api.patch_status(&ing.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| LegacyReconcileError::Write { what: format!("status of Ingress {key}"), source })?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}

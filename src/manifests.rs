@@ -138,6 +138,31 @@ impl Manifests {
                 self.cluster.add_endpoint_slice(slice);
             }
             "Node" => self.cluster.add_node(typed(path, &meta, value)?),
+            "ConfigMap" => {
+                let mut cm: k8s_openapi::api::core::v1::ConfigMap = typed(path, &meta, value)?;
+                let legacy = cm.metadata.labels.as_ref().and_then(|l| l.get("f5type")).is_some_and(|t| t == "virtual-server");
+                if !legacy {
+                    self.ignored.push(format!("ConfigMap {}", object_name(&meta)));
+                    return Ok(());
+                }
+                cm.metadata.namespace.get_or_insert_with(|| "default".into());
+                let translation = crate::legacy::configmap::translate_config_map(&cm).map_err(|e| ManifestError::Object {
+                    path: path.to_path_buf(),
+                    kind: meta.kind.clone(),
+                    name: object_name(&meta),
+                    field: "data.data".into(),
+                    message: e.to_string(),
+                })?;
+                match &translation.object {
+                    crate::legacy::Translated::VirtualServer(vs) => self.virtual_servers.push(vs.as_ref().clone()),
+                    crate::legacy::Translated::TransportServer(ts) => self.transport_servers.push(ts.as_ref().clone()),
+                }
+                self.legacy.push(LegacySource {
+                    source: format!("ConfigMap {}", object_name(&meta)),
+                    objects: vec![translation.object],
+                    warnings: translation.warnings,
+                });
+            }
             "Ingress" => {
                 let object_error = |message: String| ManifestError::Object {
                     path: path.to_path_buf(),

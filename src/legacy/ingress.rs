@@ -16,6 +16,7 @@
 //! | `virtual-server.f5.com/clientssl` | `tls.clientSslProfile` |
 //! | `virtual-server.f5.com/serverssl` | `tls.mode: reencrypt` + `tls.serverSslProfile` |
 //! | `ssl-redirect` (true), `allow-http` (false) | `tls.httpRedirect`; allow-http adds a plain HTTP VirtualServer |
+//! | `virtual-server.f5.com/whitelist-source-range` (comma-separated CIDRs) | `allowSourceRanges` |
 //!
 //! extensions/v1beta1 and networking.k8s.io/v1beta1 manifests (`serviceName`/`servicePort`,
 //! `spec.backend`) are read as networking.k8s.io/v1.
@@ -305,7 +306,9 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
         snat_pool: None,
         persistence: None,
         i_rules: Vec::new(),
-        allow_source_ranges: Vec::new(),
+        allow_source_ranges: annotation("whitelist-source-range")
+            .map(|ranges| ranges.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect())
+            .unwrap_or_default(),
         waf_policy: None,
         x_forwarded_for: false,
         virtual_address_options: None,
@@ -325,7 +328,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
 
 /// Annotations k8s-bigip-ctlr 1.x read (after `virtual-server.f5.com/`) that are translated.
 const KNOWN_ANNOTATIONS: &[&str] =
-    &["ip", "http-port", "https-port", "partition", "balance", "health", "clientssl", "serverssl", "ssl-redirect", "allow-http"];
+    &["ip", "http-port", "https-port", "partition", "balance", "health", "clientssl", "serverssl", "ssl-redirect", "allow-http", "whitelist-source-range"];
 
 fn invalid(annotation: &str, value: &str, reason: &str) -> IngressError {
     IngressError::Annotation {
@@ -451,6 +454,7 @@ metadata:
     virtual-server.f5.com/ip: "1.2.3.4"
     virtual-server.f5.com/partition: "k8s"
     virtual-server.f5.com/balance: "least-connections-node"
+    virtual-server.f5.com/whitelist-source-range: "10.0.0.0/8, 192.168.1.0/24"
     virtual-server.f5.com/health: |
       [{"path": "svc1.example.com/app1", "send": "HTTP GET /health/app1", "interval": 5, "timeout": 10},
        {"path": "svc2.example.com/app2", "send": "HTTP GET /health/app2", "interval": 5, "timeout": 5}]
@@ -494,6 +498,7 @@ spec:
         assert!(translation.warnings.iter().any(|w| w.contains("timeout 5 is not above interval 5")), "{:?}", translation.warnings);
         assert!(translation.warnings.iter().any(|w| w.contains("no default backend")), "{:?}", translation.warnings);
         assert_eq!(spec.default_pool.as_deref(), Some("svc1-8080"));
+        assert_eq!(spec.allow_source_ranges, ["10.0.0.0/8", "192.168.1.0/24"]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The legacy Ingress examples of k8s-bigip-ctlr's documentation (tests/data/legacy/ingress,
+//! Legacy manifests through `read_manifests` (what `render` and `convert` use): the Ingress
+//! examples of k8s-bigip-ctlr's documentation (tests/data/legacy/ingress,
 //! copied from shared/reference/legacy-examples) translate into VirtualServers that render to
 //! schema-valid AS3, or are refused with the reason.
 
@@ -62,4 +63,34 @@ fn the_health_monitor_example_programs_routes_and_monitors() {
     assert_eq!(app["monitor_svc1-8080_0"]["send"], "GET /health/app1 HTTP/1.0\r\n\r\n");
     assert_eq!(app["monitor_svc2-9090_0"]["timeout"], 6);
     assert!(output.warnings.iter().any(|w| w.contains("Ingress default/ing1") && w.contains("timeout 5")), "{:?}", output.warnings);
+}
+
+/// `render` and `convert` read legacy ConfigMaps from manifests too; other ConfigMaps are
+/// skipped, and a bad one is an error naming the ConfigMap and the schema path.
+#[test]
+fn manifests_translate_legacy_config_maps_and_skip_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cms.yaml");
+    let legacy = |name: &str, port: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: shop, labels: {{f5type: virtual-server}}}}\ndata:\n  schema: f5schemadb://bigip-virtual-server_v0.1.7.json\n  data: '{{\"virtualServer\": {{\"backend\": {{\"serviceName\": \"web\", \"servicePort\": 80}}, \"frontend\": {{\"mode\": \"tcp\", \"partition\": \"k8s\", \"virtualAddress\": {{\"bindAddr\": \"10.1.2.3\", \"port\": {port}}}}}}}}}'\n"
+        )
+    };
+    let other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {a: b}\n";
+    std::fs::write(&file, format!("{}---\n{other}", legacy("db", "5432"))).expect("write");
+    let manifests = read_manifests(std::slice::from_ref(&file)).expect("reads");
+    assert_eq!(manifests.transport_servers.len(), 1);
+    assert_eq!(manifests.transport_servers[0].metadata.name.as_deref(), Some("cm-db"));
+    assert!(manifests.ignored.iter().any(|i| i == "ConfigMap shop/settings"), "{:?}", manifests.ignored);
+    let output = render_manifests(&manifests, &defaults(), &Ownership::new("legacy").expect("owner")).expect("renders");
+    assert_eq!(output.declaration["declaration"]["k8s"]["shop_ts_cm-db"]["vs"]["class"], "Service_TCP");
+
+    std::fs::write(&file, legacy("bad", "\"eighty\"")).expect("write");
+    match read_manifests(std::slice::from_ref(&file)) {
+        Err(ManifestError::Object { kind, name, message, .. }) => {
+            assert_eq!((kind.as_str(), name.as_str()), ("ConfigMap", "shop/bad"));
+            assert!(message.contains("/virtualServer/frontend/virtualAddress/port"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

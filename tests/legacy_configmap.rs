@@ -252,26 +252,13 @@ impl Fixture {
     }
 }
 
-/// The one edit the golden ConfigMaps need: foomap's tcp monitor has `interval: 30,
-/// timeout: 20`, a timeout the operator refuses (see translate_config_map). The translation
-/// must refuse it naming the field; the test then raises the timeout to F5's recommended
-/// 3 x 30 + 1 and compares everything else with the fixture.
-const RAISED_TIMEOUT: i64 = 91;
+/// The one difference from the fixtures: foomap's tcp monitor has `interval: 30, timeout: 20`,
+/// a timeout the operator refuses; the translation raises it to interval + 1 with a warning
+/// naming the field, and everything else is compared with the fixture.
+const RAISED_TIMEOUT: i64 = 31;
 
 fn translate_golden(fixture: &Fixture, cm: &ConfigMap) -> Translation {
-    match translate_config_map(cm) {
-        Ok(translation) => translation,
-        Err(LegacyError::Unsupported { field, .. }) if field == "/virtualServer/backend/healthMonitors/0/timeout" => {
-            let mut edited = cm.clone();
-            let data = edited.data.as_mut().expect("data");
-            let mut doc: Value = serde_json::from_str(&data["data"]).expect("data JSON");
-            assert_eq!(doc["virtualServer"]["backend"]["healthMonitors"][0]["timeout"], 20, "{}", fixture.case);
-            doc["virtualServer"]["backend"]["healthMonitors"][0]["timeout"] = json!(RAISED_TIMEOUT);
-            data.insert("data".into(), doc.to_string());
-            translate_config_map(&edited).unwrap_or_else(|e| panic!("{}: {e}", fixture.case))
-        }
-        Err(e) => panic!("{}: {e}", fixture.case),
-    }
+    translate_config_map(cm).unwrap_or_else(|e| panic!("{}: {e}", fixture.case))
 }
 
 async fn deploy(rendered: &Rendered) -> simulator::RunningSimulator {
@@ -439,11 +426,15 @@ async fn golden_nodeport_one_service_one_node() {
 }
 
 #[test]
-fn golden_foomap_monitor_timeout_is_refused_with_its_field() {
+fn golden_foomap_monitor_timeout_is_raised_with_a_warning_naming_its_field() {
     let fixture = Fixture::load("nodeport-two-svcs-three-nodes");
     let foomap = fixture.config_maps().into_iter().find(|c| c.metadata.name.as_deref() == Some("foomap")).expect("foomap");
-    let field = unsupported_field("foomap", translate_config_map(&foomap));
-    assert_eq!(field, "/virtualServer/backend/healthMonitors/0/timeout");
+    let translation = translate_config_map(&foomap).expect("translates");
+    assert!(
+        translation.warnings.iter().any(|w| w.contains("/virtualServer/backend/healthMonitors/0/timeout") && w.contains("using 31")),
+        "{:?}",
+        translation.warnings
+    );
 }
 
 fn fixture_case_config_map(case: &Value) -> ConfigMap {
@@ -483,10 +474,13 @@ async fn golden_default_mode_and_balance() {
     sim.shutdown().await;
 
     // The SNAT pool came from a controller flag, not the ConfigMap: the translation keeps
-    // automap (set spec.snatPool by hand). Its monitor (30/20) is the refused foomap one.
+    // automap (set spec.snatPool by hand). Its monitor (30/20) gets the raised timeout.
     let snat = cases.iter().find(|c| c["configMapName"] == "source_addr_translation").expect("snat case");
-    let field = unsupported_field("source_addr_translation", translate_config_map(&fixture_case_config_map(snat)));
-    assert_eq!(field, "/virtualServer/backend/healthMonitors/0/timeout");
+    let translation = translate_config_map(&fixture_case_config_map(snat)).expect("translates");
+    let Translated::VirtualServer(vs) = &translation.object else { panic!("expected a VirtualServer") };
+    assert_eq!(vs.spec.snat, bigip_operator::crd::SnatMode::Automap);
+    assert!(vs.spec.snat_pool.is_none());
+    assert_eq!(i64::from(vs.spec.pools[0].monitors[0].timeout), RAISED_TIMEOUT);
 }
 
 #[test]

@@ -467,7 +467,7 @@ impl Translator<'_> {
         Ok(partition.to_string())
     }
 
-    fn pool(&self, backend: &Backend, balance: Option<&str>) -> Result<Pool, LegacyError> {
+    fn pool(&mut self, backend: &Backend, balance: Option<&str>) -> Result<Pool, LegacyError> {
         let balance = balance.unwrap_or(DEFAULT_BALANCE);
         let load_balancing_mode: LoadBalancingMode =
             serde_json::from_value(Value::from(balance)).map_err(|_| {
@@ -502,7 +502,7 @@ impl Translator<'_> {
         })
     }
 
-    fn monitor(&self, index: usize, monitor: &LegacyMonitor) -> Result<HealthMonitor, LegacyError> {
+    fn monitor(&mut self, index: usize, monitor: &LegacyMonitor) -> Result<HealthMonitor, LegacyError> {
         let field = |name: &str| format!("/virtualServer/backend/healthMonitors/{index}/{name}");
         let monitor_type = match monitor.protocol.as_str() {
             "http" => MonitorType::Http,
@@ -525,17 +525,20 @@ impl Translator<'_> {
                 format!("timeout {timeout} is outside AS3's 2-{MONITOR_TIMEOUT_MAX} seconds"),
             ));
         }
-        if timeout <= interval {
-            return Err(self.unsupported(
-                &field("timeout"),
-                format!(
-                    "timeout {timeout} is not greater than interval {interval}: BIG-IP then marks members down between \
-                     two probes, and the operator refuses such monitors; set a timeout above the interval (F5 \
-                     recommends 3 x interval + 1 = {})",
-                    3 * interval + 1
-                ),
+        // k8s-bigip-ctlr passed such monitors through; the operator's CRD refuses them. The
+        // ConfigMap keeps working with the smallest timeout the operator accepts, and says so.
+        let timeout = if timeout <= interval {
+            self.warnings.push(format!(
+                "{}: timeout {timeout} is not above interval {interval}; using {} (the operator needs timeout > interval; \
+                 F5 recommends 3 x interval + 1 = {})",
+                field("timeout"),
+                interval + 1,
+                3 * interval + 1
             ));
-        }
+            interval + 1
+        } else {
+            timeout
+        };
         Ok(HealthMonitor {
             monitor_type,
             send: monitor.send.clone(),
@@ -901,9 +904,13 @@ mod tests {
     #[test]
     fn monitors_the_operator_cannot_program_are_unsupported_with_their_field() {
         let doc = with_monitors(minimal("http"), json!([{"protocol": "tcp"}, {"protocol": "tcp", "interval": 30, "timeout": 20}]));
-        let err = translate(&v(7), &doc).expect_err("timeout below interval");
-        assert!(err.to_string().contains("91"), "suggests 3 x interval + 1: {err}");
-        assert_eq!(unsupported_field(Err(err)), "/virtualServer/backend/healthMonitors/1/timeout");
+        let t = translate(&v(7), &doc).expect("a timeout at or below the interval is raised");
+        assert_eq!(virtual_server(t.clone()).spec.pools[0].monitors[1].timeout, 31);
+        assert!(
+            t.warnings.iter().any(|w| w.contains("/virtualServer/backend/healthMonitors/1/timeout") && w.contains("using 31")),
+            "{:?}",
+            t.warnings
+        );
         let doc = with_monitors(minimal("http"), json!([{"protocol": "http", "interval": 7200, "timeout": 86400}]));
         assert_eq!(unsupported_field(translate(&v(7), &doc)), "/virtualServer/backend/healthMonitors/0/interval");
         let doc = with_monitors(minimal("http"), json!([{"protocol": "http", "interval": 5, "timeout": 1000}]));

@@ -1697,3 +1697,77 @@ fn simulator_loads_arbitrary_state_files() {
         panic!("{error}");
     }
 }
+
+/// A legacy `data.data` document: mostly the shape k8s-bigip-ctlr documented, with random,
+/// missing and wrongly typed values, sometimes any JSON at all.
+fn legacy_document() -> BoxedStrategy<Value> {
+    let port = || prop_oneof![6 => (1i64..65_536).prop_map(Value::from), 1 => (-5i64..70_000).prop_map(Value::from), 1 => json_leaf()].boxed();
+    let frontend = (
+        field(8, 1, string_value(prop_oneof![8 => one_of(&["http", "tcp", "udp"]), 1 => nasty_string()])),
+        field(4, 2, string_value(prop_oneof![8 => one_of(LB_MODES), 1 => nasty_string()])),
+        field(8, 1, string_value(prop_oneof![8 => "[a-z][a-z0-9]{0,8}", 1 => partition()])),
+        field(8, 1, (string_value(prop_oneof![8 => ip_text(), 1 => virtual_address()]), port())
+            .prop_map(|(address, port)| json!({"bindAddr": address, "port": port}))
+            .boxed()),
+        field(1, 6, prop_oneof![3 => "[a-z]{1,6}/[a-z]{1,6}".prop_map(|p| json!({"f5ProfileName": p})), 1 => json_value()].boxed()),
+    )
+        .prop_map(|(mode, balance, partition, address, ssl)| {
+            object([("mode", mode), ("balance", balance), ("partition", partition), ("virtualAddress", address), ("sslProfile", ssl)])
+        });
+    let seconds = || prop_oneof![6 => (1i64..100).prop_map(Value::from), 1 => (-5i64..5000).prop_map(Value::from)].boxed();
+    let monitor = (
+        field(8, 1, string_value(prop_oneof![8 => one_of(&["http", "tcp", "udp"]), 1 => nasty_string()])),
+        field(4, 1, seconds()),
+        field(4, 1, seconds()),
+        field(2, 3, string_value("[ -~]{0,20}")),
+    )
+        .prop_map(|(protocol, interval, timeout, send)| object([("protocol", protocol), ("interval", interval), ("timeout", timeout), ("send", send)]));
+    let backend = (
+        field(8, 1, string_value(prop_oneof![8 => one_of(&["web", "db"]), 1 => nasty_string()])),
+        field(8, 1, port()),
+        field(2, 3, prop::collection::vec(monitor, 0..10).prop_map(Value::Array).boxed()),
+    )
+        .prop_map(|(service, port, monitors)| object([("serviceName", service), ("servicePort", port), ("healthMonitors", monitors)]));
+    prop_oneof![
+        8 => (frontend, backend).prop_map(|(f, b)| json!({"virtualServer": {"frontend": f, "backend": b}})),
+        1 => json_value(),
+    ]
+    .boxed()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The legacy ConfigMap parser never panics; every error names the ConfigMap; whatever it
+    /// translates renders to a declaration AS3 accepts (or is refused by the model with the
+    /// field named), so no legacy input reaches the BIG-IP unchecked.
+    #[test]
+    fn legacy_config_maps_translate_or_are_refused_by_name(
+        document in legacy_document(),
+        version in prop_oneof![8 => 0u8..8, 1 => 8u8..10],
+        raw_text in prop_oneof![9 => Just(None), 1 => nasty_string().prop_map(Some)],
+    ) {
+        use bigip_operator::legacy::configmap::translate_config_map;
+        use bigip_operator::legacy::Translated;
+        let data = raw_text.unwrap_or_else(|| document.to_string());
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "fuzz", "namespace": "shop", "uid": "3f0c", "labels": {"f5type": "virtual-server"}},
+            "data": {"schema": format!("f5schemadb://bigip-virtual-server_v0.1.{version}.json"), "data": data},
+        })).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        match translate_config_map(&cm) {
+            Err(error) => prop_assert!(error.to_string().contains("shop/fuzz"), "{}", error),
+            Ok(translation) => {
+                let mut manifests = Manifests::default();
+                match translation.object {
+                    Translated::VirtualServer(vs) => manifests.virtual_servers.push(*vs),
+                    Translated::TransportServer(ts) => manifests.transport_servers.push(*ts),
+                }
+                match render_manifests(&manifests, &defaults(PoolMemberType::Nodeport), &owner()) {
+                    Ok(_) => {}
+                    Err(RenderError::Rejected { key, .. }) => prop_assert!(key.contains("shop/cm-fuzz"), "{}", key),
+                    Err(other) => prop_assert!(false, "translated, then not renderable: {}", other),
+                }
+            }
+        }
+    }
+}

@@ -371,7 +371,12 @@ pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<(
         json!({"class": "Tenant", "legacy": {"class": "Application",
             "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.10.8.10"], "virtualPort": 80}}}),
     )]);
-    env.bigip.client()?.deploy_tenants(&foreign).await?;
+    // Set-up through the test's own client; under the load of every scenario starting at once
+    // a TLS handshake with the simulator can fail, so the set-up is retried.
+    eventually("the foreign tenant deployed", WAIT, || async {
+        Ok(env.bigip.client()?.deploy_tenants(&foreign).await.map(|_| ()).map_err(|e| e.to_string()))
+    })
+    .await?;
 
     env.kubectl_apply(ns, &workload("web", 1, Some(30108)))?;
     env.kubectl_apply(ns, &virtual_server("clash", "10.10.8.10", "web", ""))?;

@@ -269,6 +269,15 @@ pub async fn crd_validation_rejects_invalid(env: &Env) -> Result<()> {
     );
     let stderr = env.kubectl_fails(&["apply", "-f", "-"], &udp_cookie)?;
     ensure!(stderr.contains("cookie persistence needs HTTP"), "{stderr}");
+    // BigIpTunnel (cluster-scoped): the section must match the mode; the addresses are checked.
+    let tunnel = |spec: &str| format!("apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpTunnel\nmetadata: {{name: e2e-invalid}}\nspec:\n{spec}");
+    let stderr = env.kubectl_fails(&["apply", "-f", "-"], &tunnel("  mode: vxlan\n  bgp: {localAs: 64512, peerAs: 64512}\n"))?;
+    ensure!(stderr.contains("mode vxlan needs the vxlan section"), "{stderr}");
+    let stderr = env.kubectl_fails(
+        &["apply", "-f", "-"],
+        &tunnel("  mode: vxlan\n  vxlan: {localAddress: 192.168.1.254, selfIp: 10.244.200.1, podSubnet: 10.244.200.0/24}\n"),
+    )?;
+    ensure!(stderr.contains("selfIp must be an address with the pod network's mask"), "{stderr}");
     let listed = env.kubectl(&["get", "bvs", "-n", ns, "-o", "name"])?;
     ensure!(listed.trim().is_empty(), "rejected objects exist: {listed}");
     Ok(())

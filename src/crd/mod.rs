@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod transport_server;
+pub mod tunnel;
 pub mod virtual_server;
 
 use kube::CustomResourceExt;
@@ -12,6 +13,7 @@ pub use common::{
     PoolMemberType, RouteAdvertisement, SnatMode, VirtualAddressOptions,
 };
 pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
+pub use tunnel::{BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, TunnelMode, VxlanTunnel};
 pub use virtual_server::{PathType, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec, VirtualServerStatus};
 
 /// The API group of every custom resource of this operator.
@@ -19,7 +21,7 @@ pub const API_GROUP: &str = "bigip.operator.dev";
 
 /// Every CRD this operator defines, in the order `crdgen` prints them.
 pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![VirtualServer::crd(), TransportServer::crd()]
+    vec![VirtualServer::crd(), TransportServer::crd(), BigIpTunnel::crd()]
 }
 
 /// Each CRD as `(file name, YAML)`: crds/ holds one file per CRD, named after the CRD.

@@ -159,7 +159,8 @@ fn endpoint_node_states<'a>(slices: &'a [Arc<EndpointSlice>], service_port: &Ser
 }
 
 /// A node takes nodeport traffic when it is Ready, schedulable, not excluded from load
-/// balancers by its label, and matched by the operator's node selector.
+/// balancers by its label, not the Node object representing a BIG-IP (BigIpTunnel), and
+/// matched by the operator's node selector.
 ///
 /// Cordoned (unschedulable) nodes are left out because cordoning is how a node is taken out of
 /// service before it is drained or removed.
@@ -168,6 +169,7 @@ pub fn node_is_eligible(node: &Node, node_selector: Option<&Selector>) -> bool {
     node_is_ready(node)
         && !node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
         && !labels.is_some_and(|l| l.contains_key(EXCLUDE_FROM_LOAD_BALANCERS_LABEL))
+        && !super::flannel::is_bigip_node(node)
         && node_selector.is_none_or(|selector| selector.matches(labels))
 }
 

@@ -4,6 +4,7 @@
 pub mod application;
 pub mod cluster;
 pub mod fleet;
+pub mod flannel;
 pub mod labels;
 pub mod members;
 pub mod tls;

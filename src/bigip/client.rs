@@ -42,7 +42,7 @@ impl std::fmt::Debug for BigIpClient {
 }
 
 #[derive(Clone, Copy)]
-enum Body<'a> {
+pub(super) enum Body<'a> {
     None,
     Json(&'a Value),
 }
@@ -140,7 +140,7 @@ impl BigIpClient {
     }
 
     /// One authenticated request; a 401 triggers one fresh login and a retry.
-    async fn send(&self, method: Method, path: &str, body: Body<'_>) -> Result<(StatusCode, String), BigIpError> {
+    pub(super) async fn send(&self, method: Method, path: &str, body: Body<'_>) -> Result<(StatusCode, String), BigIpError> {
         let url = format!("{}{path}", self.config.url);
         for attempt in 0..2 {
             let token = self.token().await?;

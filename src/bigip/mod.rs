@@ -4,6 +4,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod net;
 pub mod response;
 
 use std::collections::BTreeMap;
@@ -27,4 +28,47 @@ pub trait As3Api: Send + Sync + 'static {
 
     /// The tenants AS3 currently holds (name → Tenant object); empty when it holds none.
     fn current_tenants(&self) -> impl Future<Output = Result<BTreeMap<String, Value>, BigIpError>> + Send;
+}
+
+/// What the BigIpTunnel controller needs from a BIG-IP: the iControl REST network objects.
+pub trait NetApi: Send + Sync + 'static {
+    fn ensure_vxlan_profile(&self, name: &str, port: u16) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_tunnel(&self, name: &str, profile: &str, local_address: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_self_ip(&self, name: &str, address: &str, tunnel: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn tunnel_mac(&self, tunnel: &str) -> impl Future<Output = Result<String, BigIpError>> + Send;
+    fn fdb_records(&self, tunnel: &str) -> impl Future<Output = Result<Vec<(String, String)>, BigIpError>> + Send;
+    fn replace_fdb_records(&self, tunnel: &str, records: &[(String, String)]) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn arp_records(&self) -> impl Future<Output = Result<Vec<net::ArpRecord>, BigIpError>> + Send;
+    fn create_arp(&self, name: &str, ip_address: &str, mac_address: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn delete_arp(&self, name: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
+}
+
+impl NetApi for BigIpClient {
+    async fn ensure_vxlan_profile(&self, name: &str, port: u16) -> Result<(), BigIpError> {
+        BigIpClient::ensure_vxlan_profile(self, name, port).await
+    }
+    async fn ensure_tunnel(&self, name: &str, profile: &str, local_address: &str) -> Result<(), BigIpError> {
+        BigIpClient::ensure_tunnel(self, name, profile, local_address).await
+    }
+    async fn ensure_self_ip(&self, name: &str, address: &str, tunnel: &str) -> Result<(), BigIpError> {
+        BigIpClient::ensure_self_ip(self, name, address, tunnel).await
+    }
+    async fn tunnel_mac(&self, tunnel: &str) -> Result<String, BigIpError> {
+        BigIpClient::tunnel_mac(self, tunnel).await
+    }
+    async fn fdb_records(&self, tunnel: &str) -> Result<Vec<(String, String)>, BigIpError> {
+        BigIpClient::fdb_records(self, tunnel).await
+    }
+    async fn replace_fdb_records(&self, tunnel: &str, records: &[(String, String)]) -> Result<(), BigIpError> {
+        BigIpClient::replace_fdb_records(self, tunnel, records).await
+    }
+    async fn arp_records(&self) -> Result<Vec<net::ArpRecord>, BigIpError> {
+        BigIpClient::arp_records(self).await
+    }
+    async fn create_arp(&self, name: &str, ip_address: &str, mac_address: &str) -> Result<(), BigIpError> {
+        BigIpClient::create_arp(self, name, ip_address, mac_address).await
+    }
+    async fn delete_arp(&self, name: &str) -> Result<(), BigIpError> {
+        BigIpClient::delete_arp(self, name).await
+    }
 }

@@ -10,6 +10,7 @@ pub mod leader;
 pub mod legacy;
 pub mod object;
 pub mod partitions;
+pub mod tunnel;
 pub mod reconcile;
 pub mod triggers;
 
@@ -27,7 +28,7 @@ use kube::{Api, Client};
 use tracing::{info, warn};
 
 use crate::as3::Ownership;
-use crate::bigip::As3Api;
+use crate::bigip::{As3Api, NetApi};
 use crate::crd::{TransportServer, VirtualServer};
 use crate::metrics::Metrics;
 use crate::model::ModelDefaults;
@@ -103,7 +104,7 @@ async fn termination_signal() {
 /// new leader re-posts what differs) and this replica becomes a standby again. On SIGTERM the
 /// controller finishes its in-flight reconciles and the Lease is released, so a standby takes
 /// over within a second. Without `lease`, the controller simply runs.
-pub async fn run_elected<B: As3Api>(
+pub async fn run_elected<B: As3Api + NetApi>(
     client: Client,
     bigip: Arc<B>,
     bigip_url: String,
@@ -145,7 +146,7 @@ pub async fn run_elected<B: As3Api>(
 }
 
 /// Runs the controller until a termination signal.
-pub async fn run<B: As3Api>(
+pub async fn run<B: As3Api + NetApi>(
     client: Client,
     bigip: Arc<B>,
     bigip_url: String,
@@ -200,7 +201,7 @@ pub async fn run<B: As3Api>(
         defaults: settings.defaults.clone(),
     });
     let syncer = Arc::new(
-        PartitionSyncer::new(bigip, bigip_url.clone(), settings.owner.clone(), metrics.clone())
+        PartitionSyncer::new(bigip.clone(), bigip_url.clone(), settings.owner.clone(), metrics.clone())
             .adopting(settings.adopt_partitions.iter().cloned())
             .with_deletion_guard(settings.max_deletion_share, confirmation),
     );
@@ -233,7 +234,7 @@ pub async fn run<B: As3Api>(
         metrics,
     });
 
-    let legacy_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
+    let legacy_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
     // The Service, EndpointSlice and Node watches are shared: the VirtualServer controller
     // consumes them, and forwards the TransportServers they concern to the TransportServer
     // controller through this channel.
@@ -245,6 +246,18 @@ pub async fn run<B: As3Api>(
         }
     };
     let (f1, f2, f3) = (forward.clone(), forward.clone(), forward);
+    // Node and EndpointSlice changes also concern the BigIpTunnel controller (FDB, ARP).
+    let (tunnel_nodes, tunnel_changes) = futures::channel::mpsc::unbounded();
+    let tunnel_slices = tunnel_nodes.clone();
+    let tunnel_context = Arc::new(tunnel::TunnelContext {
+        client: client.clone(),
+        bigip: bigip.clone(),
+        cluster: context.cluster.clone(),
+        virtual_servers: vs_store.clone(),
+        transport_servers: ts_store.clone(),
+        defaults: settings.defaults.clone(),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+    });
     let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
     // One drift check for both controllers: each detected drift reconciles every object.
     let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
@@ -262,10 +275,12 @@ pub async fn run<B: As3Api>(
         })
         .watches_stream(slice_events, move |slice| {
             f2(triggers::for_endpoint_slice(&t2, &slice));
+            let _ = tunnel_slices.unbounded_send(());
             triggers::for_endpoint_slice(&s2, &slice)
         })
         .watches_stream(node_events, move |node| {
             f3(triggers::for_node(&t3, &node));
+            let _ = tunnel_nodes.unbounded_send(());
             triggers::for_node(&s3, &node)
         })
         .watches_stream(secret_events, move |secret| triggers::for_secret(&s4, &secret))
@@ -284,7 +299,8 @@ pub async fn run<B: As3Api>(
             legacy::run(client, settings.namespace.clone(), legacy_recorder).await;
         }
     };
-    futures::join!(virtual_servers, transport_servers, legacy_shim);
+    let tunnels = tunnel::run(tunnel_context, tunnel_changes);
+    futures::join!(virtual_servers, transport_servers, legacy_shim, tunnels);
     info!("controllers stopped");
     Ok(())
 }

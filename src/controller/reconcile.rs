@@ -256,6 +256,6 @@ pub fn error_policy<K: ManagedObject, B: As3Api>(_vs: Arc<K>, error: &ReconcileE
     Action::requeue(Duration::from_secs(5))
 }
 
-fn jiff_now() -> String {
+pub(super) fn jiff_now() -> String {
     k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
 }

@@ -73,6 +73,8 @@ pub(super) trait NetObject: Serialize + DeserializeOwned + Clone + Send + Sync +
     fn used_by(_config: &NetConfig, _name: &str) -> Option<(&'static str, String)> {
         None
     }
+    /// Removes what goes with object `name` once it is deleted.
+    fn forget_dependents(_config: &mut NetConfig, _name: &str) {}
     fn objects(config: &NetConfig) -> &BTreeMap<String, Self>;
     fn objects_mut(config: &mut NetConfig) -> &mut BTreeMap<String, Self>;
 }
@@ -261,6 +263,10 @@ impl NetObject for Tunnel {
             .values()
             .find(|self_ip| self_ip.vlan == path)
             .map(|self_ip| ("self IP", full_path(&self_ip.name)))
+    }
+    /// The FDB records of a tunnel go with it.
+    fn forget_dependents(config: &mut NetConfig, name: &str) {
+        config.fdb.remove(name);
     }
     fn objects(config: &NetConfig) -> &BTreeMap<String, Self> {
         &config.tunnels
@@ -462,20 +468,19 @@ impl NetConfig {
                 full_path(name)
             )));
         }
-        for key in T::IMMUTABLE {
-            if let Some(requested) = properties.get(*key) {
-                if merged.get(*key) != Some(requested) {
-                    return Err(NetError::Invalid(format!(
-                        "The {key} of {} ({}) cannot be modified; delete the {} and create it again.",
-                        T::WHAT,
-                        full_path(name),
-                        T::WHAT
-                    )));
-                }
-            }
-        }
+        let before = merged.clone();
         merged.extend(properties);
         let updated: T = from_properties(merged)?;
+        // Compared after normalizing, so `fl-vxlan` and `/Common/fl-vxlan` are the same profile.
+        let after = serde_json::to_value(&updated).unwrap_or(Value::Null);
+        if let Some(key) = T::IMMUTABLE.iter().find(|key| before.get(**key) != after.get(**key)) {
+            return Err(NetError::Invalid(format!(
+                "The {key} of {} ({}) cannot be modified; delete the {} and create it again.",
+                T::WHAT,
+                full_path(name),
+                T::WHAT
+            )));
+        }
         let Some(previous) = T::objects_mut(self).remove(name) else {
             return Err(not_found::<T>(name));
         };
@@ -495,10 +500,7 @@ impl NetConfig {
             return Err(NetError::InUse { what: T::WHAT, full_path: full_path(name), user_what, user_path });
         }
         T::objects_mut(self).remove(name);
-        // The FDB of a tunnel goes with it; other types have no dependents.
-        if T::COLLECTION == Tunnel::COLLECTION {
-            self.fdb.remove(name);
-        }
+        T::forget_dependents(self, name);
         Ok(())
     }
 
@@ -635,6 +637,9 @@ mod tests {
     fn objects_in_use_cannot_be_deleted() {
         let mut config = with_tunnel();
         assert!(matches!(config.delete::<VxlanProfile>("fl-vxlan"), Err(NetError::InUse { .. })));
+        config.patch::<Tunnel>("fl", &json!({"profile": "fl-vxlan", "key": 2})).expect("same profile, bare");
+        config.create::<VxlanProfile>(&json!({"name": "other"})).expect("profile");
+        assert!(config.patch::<Tunnel>("fl", &json!({"profile": "other"})).is_err(), "the profile is immutable");
         config.delete::<Tunnel>("fl").expect("tunnel deleted");
         config.delete::<VxlanProfile>("fl-vxlan").expect("profile deleted");
     }

@@ -71,6 +71,10 @@ impl Session {
         self.send(self.request(reqwest::Method::PUT, path).json(body)).await
     }
 
+    async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::PATCH, path).json(body)).await
+    }
+
     async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }
@@ -1027,4 +1031,203 @@ async fn large_declaration_time() {
         size / 1024
     );
     sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network objects (/mgmt/tm/net)
+
+const VXLAN: &str = "/mgmt/tm/net/tunnels/vxlan";
+const TUNNEL: &str = "/mgmt/tm/net/tunnels/tunnel";
+const SELF_IP: &str = "/mgmt/tm/net/self";
+const ARP: &str = "/mgmt/tm/net/arp";
+const FDB: &str = "/mgmt/tm/net/fdb/tunnel";
+const BGP: &str = "/mgmt/tm/net/routing/bgp";
+
+/// Creates the flannel VXLAN profile `fl-vxlan` and the tunnel `fl` (VNI 1) on it.
+async fn create_flannel_tunnel(session: &Session) {
+    let (status, profile) =
+        session.post(VXLAN, &json!({"name": "fl-vxlan", "partition": "Common", "floodingType": "none"})).await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_eq!(profile["port"], 4789);
+    assert_eq!(profile["fullPath"], "/Common/fl-vxlan");
+    assert_eq!(profile["kind"], "tm:net:tunnels:vxlan:vxlanstate");
+    let tunnel = json!({"name": "fl", "partition": "Common", "profile": "/Common/fl-vxlan",
+        "localAddress": "192.168.1.10", "key": 1});
+    let (status, created) = session.post(TUNNEL, &tunnel).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+}
+
+fn assert_rest_error(status: StatusCode, body: &Value, expected: StatusCode, message_part: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["code"], expected.as_u16(), "{body}");
+    assert!(body["errorStack"].is_array(), "{body}");
+    assert!(body["apiError"].is_number(), "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(message_part), "{message:?} does not contain {message_part:?}");
+}
+
+#[tokio::test]
+async fn tunnel_self_ip_and_fdb_records_round_trip() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    create_flannel_tunnel(&session).await;
+
+    let (status, missing_profile) =
+        session.post(TUNNEL, &json!({"name": "other", "profile": "/Common/nope", "key": 2})).await;
+    assert_rest_error(status, &missing_profile, StatusCode::BAD_REQUEST, "(/Common/nope) was not found");
+
+    let self_ip =
+        json!({"name": "fl-self", "address": "10.244.200.1/16", "vlan": "/Common/fl", "allowService": "none"});
+    let (status, created) = session.post(SELF_IP, &self_ip).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let (status, read) = session.get(&format!("{SELF_IP}/~Common~fl-self")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["address"], "10.244.200.1/16");
+    assert_eq!(read["vlan"], "/Common/fl");
+    let (status, no_vlan) =
+        session.post(SELF_IP, &json!({"name": "x", "address": "10.245.0.1/16", "vlan": "/Common/nope"})).await;
+    assert_rest_error(status, &no_vlan, StatusCode::BAD_REQUEST, "(/Common/nope) was not found");
+
+    let (status, empty) = session.get(&format!("{FDB}/~Common~fl")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(empty["kind"], "tm:net:fdb:tunnel:tunnelstate");
+    assert!(empty.get("records").is_none(), "BIG-IP shows no records property when there are none: {empty}");
+
+    let records = json!({"records": [
+        {"name": "0a:58:0a:f4:01:02", "endpoint": "192.168.1.21"},
+        {"name": "0a:58:0a:f4:02:02", "endpoint": "192.168.1.22"}]});
+    let (status, written) = session.patch(&format!("{FDB}/~Common~fl"), &records).await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    // `%7E` is how some clients encode the tilde.
+    let (status, read) = session.get(&format!("{FDB}/%7ECommon%7Efl")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["name"], "fl");
+    assert_eq!(read["records"], records["records"]);
+    let in_state = sim.state().fdb_records("fl").expect("tunnel fl");
+    let endpoints: Vec<&str> = in_state.iter().map(|record| record.endpoint.as_str()).collect();
+    assert_eq!(endpoints, ["192.168.1.21", "192.168.1.22"]);
+
+    let replacement = json!({"records": [{"name": "0a:58:0a:f4:03:02", "endpoint": "192.168.1.23"}]});
+    let (status, _) = session.patch(&format!("{FDB}/~Common~fl"), &replacement).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sim.state().fdb_records("fl").expect("tunnel fl").len(), 1, "PATCH replaces the whole list");
+
+    let bad_mac = json!({"records": [{"name": "node-1", "endpoint": "192.168.1.21"}]});
+    let (status, refused) = session.patch(&format!("{FDB}/~Common~fl"), &bad_mac).await;
+    assert_rest_error(status, &refused, StatusCode::BAD_REQUEST, "MAC address");
+    assert_eq!(sim.state().fdb_records("fl").expect("tunnel fl").len(), 1, "a refused PATCH changes nothing");
+
+    let (status, unknown) = session.get(&format!("{FDB}/~Common~nope")).await;
+    let message = "01020036:3: The requested tunnel (/Common/nope) was not found.";
+    assert_rest_error(status, &unknown, StatusCode::NOT_FOUND, message);
+    let (status, unknown) = session.patch(&format!("{FDB}/~Common~nope"), &records).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+
+    let (status, in_use) = session.delete(&format!("{VXLAN}/~Common~fl-vxlan")).await;
+    assert_rest_error(status, &in_use, StatusCode::BAD_REQUEST, "in use by tunnel (/Common/fl)");
+    let (status, in_use) = session.delete(&format!("{TUNNEL}/~Common~fl")).await;
+    assert_rest_error(status, &in_use, StatusCode::BAD_REQUEST, "in use by self IP (/Common/fl-self)");
+
+    let in_order =
+        [format!("{SELF_IP}/~Common~fl-self"), format!("{TUNNEL}/~Common~fl"), format!("{VXLAN}/~Common~fl-vxlan")];
+    for path in in_order {
+        let (status, body) = session.delete(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    assert!(sim.state().tunnels().is_empty());
+    assert!(sim.state().vxlan_profiles().is_empty());
+    assert_eq!(sim.state().fdb_records("fl"), None);
+    let (status, _) = session.get(&format!("{TUNNEL}/~Common~fl")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn arp_ip_address_is_immutable_and_unique() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let entry = json!({"name": "k8s-10.244.1.5", "ipAddress": "10.244.1.5", "macAddress": "0a:58:0a:f4:01:05"});
+    let (status, created) = session.post(ARP, &entry).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["fullPath"], "/Common/k8s-10.244.1.5");
+
+    let (status, duplicate) = session.post(ARP, &entry).await;
+    assert_rest_error(status, &duplicate, StatusCode::CONFLICT, "already exists");
+    let same_ip = json!({"name": "other", "ipAddress": "10.244.1.5", "macAddress": "0a:58:0a:f4:01:06"});
+    let (status, duplicate_ip) = session.post(ARP, &same_ip).await;
+    assert_rest_error(status, &duplicate_ip, StatusCode::CONFLICT, "10.244.1.5");
+
+    let path = format!("{ARP}/~Common~k8s-10.244.1.5");
+    let (status, immutable) = session.patch(&path, &json!({"ipAddress": "10.244.1.6"})).await;
+    assert_rest_error(status, &immutable, StatusCode::BAD_REQUEST, "ipAddress");
+    let (status, patched) = session.patch(&path, &json!({"macAddress": "0a:58:0a:f4:01:99"})).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["macAddress"], "0a:58:0a:f4:01:99");
+    assert_eq!(patched["ipAddress"], "10.244.1.5");
+    let entries = sim.state().arp_entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].mac_address, "0a:58:0a:f4:01:99");
+
+    let (status, unexpected) = session.patch(&path, &json!({"mac": "0a:58:0a:f4:01:99"})).await;
+    assert_rest_error(status, &unexpected, StatusCode::BAD_REQUEST, "Found unexpected json pair");
+
+    let (status, list) = session.get(ARP).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(items(&list).len(), 1);
+    assert_eq!(list["kind"], "tm:net:arp:arpcollectionstate");
+
+    let (status, _) = session.delete(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, gone) = session.get(&path).await;
+    let message = "The requested ARP entry (/Common/k8s-10.244.1.5) was not found.";
+    assert_rest_error(status, &gone, StatusCode::NOT_FOUND, message);
+    let (status, _) = session.delete(&path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bgp_neighbors_round_trip() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let (status, created) = session.post(BGP, &json!({"name": "bgp-rd0", "localAs": 64512})).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert!(created.get("neighbor").is_none(), "{created}");
+
+    let neighbors = json!({"neighbor": [
+        {"name": "192.168.1.21", "remoteAs": 64513},
+        {"name": "192.168.1.22", "remoteAs": 64513}]});
+    let path = format!("{BGP}/~Common~bgp-rd0");
+    let (status, patched) = session.patch(&path, &neighbors).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (status, read) = session.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["localAs"], 64512);
+    assert_eq!(read["neighbor"], neighbors["neighbor"]);
+    let bgp = sim.state().bgp();
+    assert_eq!(bgp[0].neighbor.len(), 2);
+
+    let (status, bad) = session.patch(&path, &json!({"neighbor": [{"name": "node-1", "remoteAs": 1}]})).await;
+    assert_rest_error(status, &bad, StatusCode::BAD_REQUEST, "node-1");
+    let (status, missing) = session.get(&format!("{BGP}/~Common~nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+}
+
+#[tokio::test]
+async fn network_objects_need_credentials_and_survive_a_restart() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let state_file = directory.path().join("bigip-state.json");
+    let config = || SimulatorConfig { state_file: Some(state_file.clone()), ..SimulatorConfig::default() };
+
+    let sim = start(config()).await;
+    let anonymous = Client::new().get(format!("{}{ARP}", sim.base_url())).send().await.expect("request");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let session = Session::login(&sim).await;
+    create_flannel_tunnel(&session).await;
+    let records = json!({"records": [{"name": "0a:58:0a:f4:01:02", "endpoint": "192.168.1.21"}]});
+    let (status, _) = session.patch(&format!("{FDB}/~Common~fl"), &records).await;
+    assert_eq!(status, StatusCode::OK);
+    sim.shutdown().await;
+
+    let restarted = start(config()).await;
+    assert_eq!(restarted.state().tunnels().len(), 1);
+    assert_eq!(restarted.state().fdb_records("fl").expect("tunnel fl").len(), 1);
 }

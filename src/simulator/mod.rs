@@ -7,8 +7,8 @@
 //! change, shows the resulting LTM objects under `/mgmt/tm/ltm`, and injects faults on demand.
 //!
 //! Module map: `declaration` (pure declare semantics) uses `checks`, `pointer` and `model`
-//! (LTM objects derived from tenants); `as3`, `auth`, `views` and `control` are the HTTP
-//! handlers; `state` holds what is shared; `server`, `tls` and `faults` deal with connections.
+//! (LTM objects derived from tenants); `net_config` holds the `/mgmt/tm/net` objects and their
+//! rules; `as3`, `auth`, `views`, `net` and `control` are the HTTP handlers; `state` holds what is shared; `server`, `tls` and `faults` deal with connections.
 
 mod as3;
 mod auth;
@@ -19,6 +19,8 @@ mod control;
 mod declaration;
 mod faults;
 mod model;
+mod net;
+mod net_config;
 mod pointer;
 mod reply;
 mod schema_defaults;
@@ -41,6 +43,7 @@ pub use cli::{run_cli, SimulatorArgs};
 pub use config::{SimulatorConfig, TlsMode, DEFAULT_TOKEN_TTL};
 pub use faults::{Faults, ANONYMOUS_REJECTION};
 pub use model::{PoolMemberView, VirtualServerView};
+pub use net_config::{ArpEntry, BgpInstance, BgpNeighbor, FdbRecord, SelfIp, Tunnel, VxlanProfile};
 pub use state::{ChangeAction, ChangeRecord, SimulatorState, StateFileError};
 pub use tls::TlsError;
 
@@ -81,6 +84,12 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
             .unwrap_or_default(),
         None => state::Deployed::default(),
     };
+    let net = match config.state_file.as_deref().map(state::net_state_file) {
+        Some(path) => state::load_net_state_file(&path)
+            .map_err(|source| SimulatorError::StateFile { path: path.clone(), source })?
+            .unwrap_or_default(),
+        None => net_config::NetConfig::default(),
+    };
     let tls = match &config.tls {
         TlsMode::Plain => None,
         TlsMode::SelfSigned => Some(tls::generate_self_signed()?),
@@ -97,7 +106,7 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
         as3_processing_delay: config.as3_processing_delay,
         state_file: config.state_file,
     };
-    let state = SimulatorState::new(settings, config.faults, deployed);
+    let state = SimulatorState::new(settings, config.faults, deployed, net);
     warm_up_schema();
 
     let handle = Handle::new();

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::faults::{self, RefusingAcceptor};
 use super::reply::not_registered;
 use super::state::SimulatorState;
-use super::{as3, auth, control, views};
+use super::{as3, auth, control, net, views};
 
 /// Large enough for whole-partition declarations of thousands of services.
 const MAX_REQUEST_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -28,6 +28,7 @@ pub(super) fn router(state: SimulatorState) -> Router {
     let authenticated = Router::new()
         .merge(as3::routes())
         .merge(views::routes())
+        .merge(net::routes())
         .merge(auth::routes())
         .merge(control::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth));

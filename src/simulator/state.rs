@@ -18,6 +18,7 @@ use super::auth::TokenStore;
 use super::declaration::{declared_tenants, Change};
 use super::faults::{FaultState, Faults};
 use super::model::{self, PoolMemberView, VirtualServerView};
+use super::net_config::{ArpEntry, BgpInstance, FdbRecord, NetConfig, SelfIp, Tunnel, VxlanProfile};
 use super::tasks::TaskStore;
 use super::timefmt::epoch_millis;
 
@@ -147,6 +148,31 @@ pub enum StateFileError {
     Parse(#[source] serde_json::Error),
     #[error("it is not an AS3 declaration (class ADC or AS3)")]
     NotADeclaration,
+    #[error("it is not a network configuration written by the simulator: {0}")]
+    NotANetConfig(#[source] serde_json::Error),
+}
+
+/// Where the network configuration (`/mgmt/tm/net`) is kept beside the state file, which holds
+/// an AS3 declaration and nothing else: `state.json` → `state.net.json`.
+pub(super) fn net_state_file(state_file: &Path) -> PathBuf {
+    state_file.with_extension("net.json")
+}
+
+/// Loads the network configuration kept beside a state file; `Ok(None)` when there is none.
+pub(super) fn load_net_state_file(path: &Path) -> Result<Option<NetConfig>, StateFileError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(StateFileError::Read(error)),
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(StateFileError::NotANetConfig)
+}
+
+/// Writes `bytes` to `path` through a temporary file, so a reader never sees half a file.
+async fn write_atomically(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    tokio::fs::write(&temporary, bytes).await?;
+    tokio::fs::rename(&temporary, path).await
 }
 
 /// Loads the deployed configuration from a state file; `Ok(None)` when there is no file yet.
@@ -180,6 +206,9 @@ pub(super) struct Shared {
     pub(super) tokens: Mutex<TokenStore>,
     pub(super) tasks: Mutex<TaskStore>,
     store: Mutex<Store>,
+    net: Mutex<NetConfig>,
+    /// Held while the network configuration is written, so the last write has the last state.
+    net_persist: tokio::sync::Mutex<()>,
     declare_in_progress: AtomicBool,
     declare_posts: AtomicU64,
     declare_deletes: AtomicU64,
@@ -222,7 +251,7 @@ impl Drop for DeclareGuard {
 }
 
 impl SimulatorState {
-    pub(super) fn new(settings: Settings, faults: Faults, deployed: Deployed) -> Self {
+    pub(super) fn new(settings: Settings, faults: Faults, deployed: Deployed, net: NetConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
                 settings,
@@ -230,6 +259,8 @@ impl SimulatorState {
                 tokens: Mutex::new(TokenStore::default()),
                 tasks: Mutex::new(TaskStore::default()),
                 store: Mutex::new(Store { deployed, history: Vec::new() }),
+                net: Mutex::new(net),
+                net_persist: tokio::sync::Mutex::new(()),
                 declare_in_progress: AtomicBool::new(false),
                 declare_posts: AtomicU64::new(0),
                 declare_deletes: AtomicU64::new(0),
@@ -262,6 +293,37 @@ impl SimulatorState {
         })
     }
 
+    /// The VXLAN profiles under `/mgmt/tm/net/tunnels/vxlan`, by name.
+    pub fn vxlan_profiles(&self) -> Vec<VxlanProfile> {
+        self.with_net(NetConfig::list)
+    }
+
+    /// The tunnels under `/mgmt/tm/net/tunnels/tunnel`, by name.
+    pub fn tunnels(&self) -> Vec<Tunnel> {
+        self.with_net(NetConfig::list)
+    }
+
+    /// The FDB records of tunnel `/Common/<tunnel>` in the order last written, or `None` when
+    /// there is no such tunnel.
+    pub fn fdb_records(&self, tunnel: &str) -> Option<Vec<FdbRecord>> {
+        self.with_net(|net| net.fdb_records(tunnel).ok())
+    }
+
+    /// The self IPs under `/mgmt/tm/net/self`, by name.
+    pub fn self_ips(&self) -> Vec<SelfIp> {
+        self.with_net(NetConfig::list)
+    }
+
+    /// The ARP entries under `/mgmt/tm/net/arp`, by name.
+    pub fn arp_entries(&self) -> Vec<ArpEntry> {
+        self.with_net(NetConfig::list)
+    }
+
+    /// The BGP instances of route domain 0 under `/mgmt/tm/net/routing/bgp`, by name.
+    pub fn bgp(&self) -> Vec<BgpInstance> {
+        self.with_net(NetConfig::list)
+    }
+
     /// Every accepted change, oldest first.
     pub fn history(&self) -> Vec<ChangeRecord> {
         lock(&self.shared.store).history.clone()
@@ -286,6 +348,31 @@ impl SimulatorState {
 
     pub(super) fn with_deployed<R>(&self, read: impl FnOnce(&Deployed) -> R) -> R {
         read(&lock(&self.shared.store).deployed)
+    }
+
+    pub(super) fn with_net<R>(&self, read: impl FnOnce(&NetConfig) -> R) -> R {
+        read(&lock(&self.shared.net))
+    }
+
+    pub(super) fn with_net_mut<R>(&self, change: impl FnOnce(&mut NetConfig) -> R) -> R {
+        change(&mut lock(&self.shared.net))
+    }
+
+    /// Writes the network configuration beside the state file, if there is one.
+    pub(super) async fn persist_net(&self) {
+        let Some(state_file) = &self.shared.settings.state_file else { return };
+        let path = net_state_file(state_file);
+        let _writing = self.shared.net_persist.lock().await;
+        let bytes = match self.with_net(serde_json::to_vec_pretty) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "cannot serialize the simulator network configuration");
+                return;
+            }
+        };
+        if let Err(error) = write_atomically(&path, bytes).await {
+            tracing::error!(%error, path = %path.display(), "cannot write the simulator network state file");
+        }
     }
 
     pub(super) fn count_declare_post(&self) {
@@ -349,12 +436,7 @@ impl SimulatorState {
                 return;
             }
         };
-        let temporary = path.with_extension("tmp");
-        let written = async {
-            tokio::fs::write(&temporary, bytes).await?;
-            tokio::fs::rename(&temporary, &path).await
-        };
-        if let Err(error) = written.await {
+        if let Err(error) = write_atomically(&path, bytes).await {
             tracing::error!(%error, path = %path.display(), "cannot write the simulator state file");
         }
     }

@@ -12,7 +12,7 @@ use super::reply::{respond, rest_error};
 use super::state::SimulatorState;
 
 /// The TMOS version the views claim in their links.
-const TMOS_VERSION: &str = "17.1.0";
+pub(super) const TMOS_VERSION: &str = "17.1.0";
 
 pub(super) fn routes() -> Router<SimulatorState> {
     Router::new()

@@ -611,3 +611,34 @@ async fn a_removal_goes_through_when_the_only_other_change_is_rejected_anonymous
     assert_eq!(sim.state().declare_count() - posts, 2, "the rejected full post, then the tenant without bad");
     sim.shutdown().await;
 }
+
+/// The iControl REST network client against the simulator: the VXLAN objects are created once
+/// and left alone when already right; the tunnel's MAC, FDB records and ARP entries round-trip.
+#[tokio::test]
+async fn network_objects_of_a_vxlan_tunnel_round_trip() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    for _ in 0..2 {
+        client.ensure_vxlan_profile("fl-profile", 8472).await.expect("profile");
+        client.ensure_tunnel("fl", "fl-profile", "192.168.1.254").await.expect("tunnel");
+        client.ensure_self_ip("fl-self", "10.244.200.1/16", "fl").await.expect("self IP");
+    }
+    assert_eq!(sim.state().tunnels().len(), 1);
+    assert_eq!(sim.state().self_ips().len(), 1);
+    client.ensure_tunnel("fl", "fl-profile", "192.168.1.253").await.expect("local address changed");
+    assert_eq!(sim.state().tunnels()[0].local_address, "192.168.1.253");
+
+    assert_eq!(client.tunnel_mac("fl").await.expect("mac"), simulator::tunnel_mac("fl"));
+    let records = vec![("aa:bb:cc:dd:ee:01".to_string(), "10.0.0.1".to_string())];
+    client.replace_fdb_records("fl", &records).await.expect("fdb");
+    assert_eq!(client.fdb_records("fl").await.expect("read fdb"), records);
+
+    client.create_arp("k8s-10.244.1.5", "10.244.1.5", "aa:bb:cc:dd:ee:01").await.expect("arp");
+    let arp = client.arp_records().await.expect("list arp");
+    assert_eq!(arp.len(), 1);
+    assert_eq!((arp[0].ip_address.as_str(), arp[0].mac_address.as_str()), ("10.244.1.5", "aa:bb:cc:dd:ee:01"));
+    let duplicate = client.create_arp("k8s-other", "10.244.1.5", "aa:bb:cc:dd:ee:02").await.expect_err("same address");
+    assert!(duplicate.to_string().contains("409"), "{duplicate}");
+    client.delete_arp("k8s-10.244.1.5").await.expect("delete");
+    assert!(sim.state().arp_entries().is_empty());
+}

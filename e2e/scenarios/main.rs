@@ -8,6 +8,7 @@ mod faults;
 mod features;
 mod harness;
 mod legacy;
+mod tunnel;
 mod proxy;
 mod scenarios;
 
@@ -53,7 +54,11 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.
 /// The kube-apiserver restart interrupts every client, so it runs alone too.
 const EXCLUSIVE: &[(&str, ScenarioFn)] =
-    &[scenario!(nodeport_follows_nodes), scenario!(faults::apiserver_restart_causes_no_spurious_changes)];
+    &[
+        scenario!(nodeport_follows_nodes),
+        scenario!(tunnel::bigip_tunnel_flannel),
+        scenario!(faults::apiserver_restart_causes_no_spurious_changes),
+    ];
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 

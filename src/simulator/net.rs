@@ -25,6 +25,7 @@ pub(super) fn routes() -> Router<SimulatorState> {
         .merge(object_routes::<SelfIp>())
         .merge(object_routes::<ArpEntry>())
         .merge(object_routes::<BgpInstance>())
+        .route("/mgmt/tm/net/tunnels/tunnel/{name}/stats", get(tunnel_stats))
         .route("/mgmt/tm/net/fdb/tunnel", get(list_fdb))
         .route("/mgmt/tm/net/fdb/tunnel/{name}", get(get_fdb).patch(patch_fdb))
 }
@@ -229,5 +230,39 @@ mod tests {
         assert_eq!(kind_stem("arp"), "tm:net:arp:arp");
         assert_eq!(kind_stem(FDB_COLLECTION), "tm:net:fdb:tunnel:tunnel");
         assert_eq!(kind_stem("routing/bgp"), "tm:net:routing:bgp:bgp");
+    }
+}
+
+/// The MAC address the simulator gives a tunnel: locally administered, derived from its name,
+/// so it is stable across restarts like a real tunnel's.
+pub fn tunnel_mac(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    let mut bytes = vec![0x02u8];
+    bytes.extend_from_slice(&digest[..5]);
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// `GET /mgmt/tm/net/tunnels/tunnel/~Common~<name>/stats`: the tunnel's statistics as BIG-IP
+/// nests them, with its `macAddr` (the VTEP MAC flannel's nodes must learn).
+async fn tunnel_stats(State(sim): State<SimulatorState>, Path(segment): Path<String>) -> Response {
+    let found = name_in_common::<Tunnel>(&segment).and_then(|name| sim.with_net(|net| net.get::<Tunnel>(&name)));
+    match found {
+        Ok(tunnel) => {
+            let self_link = format!("https://localhost/mgmt/tm/net/tunnels/tunnel/~{PARTITION}~{}/stats", tunnel.name);
+            respond(
+                StatusCode::OK,
+                json!({
+                    "kind": "tm:net:tunnels:tunnel:tunnelstats",
+                    "selfLink": format!("{self_link}?ver={TMOS_VERSION}"),
+                    "entries": { self_link: { "nestedStats": { "entries": {
+                        "tmName": { "description": full_path(&tunnel.name) },
+                        "macAddr": { "description": tunnel_mac(&tunnel.name) },
+                        "localAddress": { "description": tunnel.local_address },
+                    } } } },
+                }),
+            )
+        }
+        Err(error) => error.into_response(),
     }
 }

@@ -1,0 +1,162 @@
+//! End-to-end scenario of the BigIpTunnel controller (flannel VXLAN).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _, Result};
+use bigip_operator::crd::BigIpTunnel;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams};
+use kube::Api;
+
+use crate::harness::{eventually, Env};
+use crate::scenarios::{setup_namespace, virtual_server, workload};
+
+const WAIT: Duration = Duration::from_secs(90);
+const BACKEND_DATA: &str = "flannel.alpha.coreos.com/backend-data";
+
+fn vtep(mac: &str) -> String {
+    format!("{BACKEND_DATA}={{\"VtepMAC\":\"{mac}\"}}")
+}
+
+/// flannel VXLAN: nodes with flannel's annotation → FDB records; cluster-mode pods → ARP
+/// entries at their node's VTEP MAC; the BIG-IP Node object with flannel's annotations; a
+/// node without the annotation is reported and skipped; a node's VtepMAC changed (reboot) →
+/// its FDB record and its pods' ARP entries follow. Runs alone: it annotates the shared nodes.
+pub async fn bigip_tunnel_flannel(env: &Env) -> Result<()> {
+    let nodes_api: Api<Node> = Api::all(env.client.clone());
+    let mut nodes: Vec<(String, String)> = nodes_api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|n| bigip_operator::model::members::node_is_ready(n))
+        .filter_map(|n| Some((n.metadata.name.clone()?, bigip_operator::model::members::node_internal_ip(n)?.to_string())))
+        .collect();
+    nodes.sort();
+    ensure!(nodes.len() >= 2, "needs two Ready nodes, found {nodes:?}");
+    let (skipped, flannel_nodes) = nodes.split_last().context("nodes")?;
+    let mut macs: BTreeMap<String, String> = BTreeMap::new();
+    for (index, (name, _)) in flannel_nodes.iter().enumerate() {
+        let mac = format!("0a:58:0a:00:00:{:02x}", index + 1);
+        env.kubectl(&["annotate", "--overwrite", "node", name, &vtep(&mac)])?;
+        macs.insert(name.clone(), mac);
+    }
+
+    let ns = "e2e-tunnel";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 3, None))?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.40.10", "web", "  poolMemberType: cluster\n"))?;
+    env.kubectl_apply(
+        "default",
+        r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: BigIpTunnel
+metadata: {name: e2e-flannel}
+spec:
+  mode: vxlan
+  vxlan: {localAddress: 192.168.1.254, selfIp: 10.244.200.1/16, podSubnet: 10.244.200.0/24, nodeName: e2e-bigip}
+"#,
+    )?;
+    let tunnels: Api<BigIpTunnel> = Api::all(env.client.clone());
+    let bigip_mac = bigip_operator::simulator::tunnel_mac("flannel_vxlan");
+    eventually("the BigIpTunnel Programmed", WAIT, || async {
+        let tunnel = tunnels.get("e2e-flannel").await?;
+        let status = tunnel.status.unwrap_or_default();
+        let programmed = status.conditions.iter().find(|c| c.type_ == "Programmed").cloned();
+        Ok(match programmed {
+            Some(c) if c.status == "True" && status.vtep_mac.as_deref() == Some(bigip_mac.as_str()) => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+
+    let expected_fdb = |macs: &BTreeMap<String, String>| {
+        let mut records: Vec<(String, String)> =
+            flannel_nodes.iter().map(|(name, ip)| (macs[name].clone(), ip.clone())).collect();
+        records.sort();
+        records
+    };
+    let simulator_fdb = || {
+        let mut records: Vec<(String, String)> = env
+            .simulator()
+            .state()
+            .fdb_records("flannel_vxlan")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.name, r.endpoint))
+            .collect();
+        records.sort();
+        records
+    };
+    eventually("FDB records for the flannel nodes", WAIT, || async {
+        let (want, got) = (expected_fdb(&macs), simulator_fdb());
+        Ok(if want == got { Ok(()) } else { Err(format!("{got:?} != {want:?}")) })
+    })
+    .await?;
+
+    // The BIG-IP's Node: flannel's annotations with the tunnel's MAC, the pod subnet, tainted.
+    let bigip_node = nodes_api.get("e2e-bigip").await?;
+    let annotations = bigip_node.metadata.annotations.clone().unwrap_or_default();
+    ensure!(annotations.get(BACKEND_DATA).is_some_and(|d| d.contains(&bigip_mac)), "{annotations:?}");
+    ensure!(annotations.get("flannel.alpha.coreos.com/public-ip").map(String::as_str) == Some("192.168.1.254"), "{annotations:?}");
+    let spec = bigip_node.spec.clone().unwrap_or_default();
+    ensure!(spec.pod_cidr.as_deref() == Some("10.244.200.0/24") && spec.taints.is_some_and(|t| !t.is_empty()), "node spec");
+
+    // ARP: every ready pod of web on a flannel node, at that node's MAC.
+    let expected_arp = |macs: BTreeMap<String, String>| async move {
+        let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
+        let mut entries = Vec::new();
+        for slice in slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await?.items {
+            for endpoint in slice.endpoints.iter().flatten() {
+                let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                if let (true, Some(mac)) = (ready, endpoint.node_name.as_ref().and_then(|n| macs.get(n))) {
+                    entries.extend(endpoint.addresses.iter().map(|a| (a.clone(), mac.clone())));
+                }
+            }
+        }
+        entries.sort();
+        anyhow::Ok(entries)
+    };
+    let simulator_arp = || {
+        let mut entries: Vec<(String, String)> =
+            env.simulator().state().arp_entries().into_iter().map(|e| (e.ip_address, e.mac_address)).collect();
+        entries.sort();
+        entries
+    };
+    eventually("ARP entries for the pods on flannel nodes", WAIT, || async {
+        let (want, got) = (expected_arp(macs.clone()).await?, simulator_arp());
+        Ok(if !want.is_empty() && want == got { Ok(()) } else { Err(format!("{got:?} != {want:?}")) })
+    })
+    .await?;
+
+    eventually("the unannotated node reported", WAIT, || async {
+        let events: Api<Event> = Api::all(env.client.clone());
+        let list = events.list(&ListParams::default()).await?;
+        let found = list.items.iter().any(|e| {
+            e.reason.as_deref() == Some("NodeSkipped") && e.note.as_deref().is_some_and(|n| n.contains(&skipped.0))
+        });
+        Ok(if found { Ok(()) } else { Err("no NodeSkipped event".to_string()) })
+    })
+    .await?;
+
+    // A node reboots: flannel gives it a new VtepMAC.
+    let (rebooted, _) = &flannel_nodes[0];
+    let changed_at = Instant::now();
+    macs.insert(rebooted.clone(), "0a:58:0a:00:00:99".into());
+    env.kubectl(&["annotate", "--overwrite", "node", rebooted, &vtep("0a:58:0a:00:00:99")])?;
+    eventually("FDB and ARP follow the new MAC", WAIT, || async {
+        let fdb_ok = simulator_fdb() == expected_fdb(&macs);
+        let (want, got) = (expected_arp(macs.clone()).await?, simulator_arp());
+        Ok(if fdb_ok && want == got { Ok(()) } else { Err(format!("fdb in step {fdb_ok}; arp {got:?} != {want:?}")) })
+    })
+    .await?;
+    println!("    measured: VtepMAC change healed (FDB + ARP) in {:.1}s", changed_at.elapsed().as_secs_f64());
+
+    tunnels.delete("e2e-flannel", &DeleteParams::default()).await?;
+    for (name, _) in flannel_nodes {
+        env.kubectl(&["annotate", "node", name, &format!("{BACKEND_DATA}-")])?;
+    }
+    Ok(())
+}

@@ -210,29 +210,6 @@ async fn patch_fdb(State(sim): State<SimulatorState>, Path(segment): Path<String
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_segments_name_objects_in_common() {
-        assert_eq!(name_in_common::<ArpEntry>("~Common~a1"), Ok("a1".to_owned()));
-        assert_eq!(name_in_common::<ArpEntry>("a1"), Ok("a1".to_owned()));
-        assert_eq!(
-            name_in_common::<ArpEntry>("~Other~a1"),
-            Err(NetError::NotFound { what: "ARP entry", full_path: "/Other/a1".to_owned() })
-        );
-    }
-
-    #[test]
-    fn kinds_follow_the_collection() {
-        assert_eq!(kind_stem("tunnels/vxlan"), "tm:net:tunnels:vxlan:vxlan");
-        assert_eq!(kind_stem("arp"), "tm:net:arp:arp");
-        assert_eq!(kind_stem(FDB_COLLECTION), "tm:net:fdb:tunnel:tunnel");
-        assert_eq!(kind_stem("routing/bgp"), "tm:net:routing:bgp:bgp");
-    }
-}
-
 /// The MAC address the simulator gives a tunnel: locally administered, derived from its name,
 /// so it is stable across restarts like a real tunnel's.
 pub fn tunnel_mac(name: &str) -> String {
@@ -264,5 +241,28 @@ async fn tunnel_stats(State(sim): State<SimulatorState>, Path(segment): Path<Str
             )
         }
         Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_segments_name_objects_in_common() {
+        assert_eq!(name_in_common::<ArpEntry>("~Common~a1"), Ok("a1".to_owned()));
+        assert_eq!(name_in_common::<ArpEntry>("a1"), Ok("a1".to_owned()));
+        assert_eq!(
+            name_in_common::<ArpEntry>("~Other~a1"),
+            Err(NetError::NotFound { what: "ARP entry", full_path: "/Other/a1".to_owned() })
+        );
+    }
+
+    #[test]
+    fn kinds_follow_the_collection() {
+        assert_eq!(kind_stem("tunnels/vxlan"), "tm:net:tunnels:vxlan:vxlan");
+        assert_eq!(kind_stem("arp"), "tm:net:arp:arp");
+        assert_eq!(kind_stem(FDB_COLLECTION), "tm:net:fdb:tunnel:tunnel");
+        assert_eq!(kind_stem("routing/bgp"), "tm:net:routing:bgp:bgp");
     }
 }

@@ -641,4 +641,11 @@ async fn network_objects_of_a_vxlan_tunnel_round_trip() {
     assert!(duplicate.to_string().contains("409"), "{duplicate}");
     client.delete_arp("k8s-10.244.1.5").await.expect("delete");
     assert!(sim.state().arp_entries().is_empty());
+
+    let neighbors = vec![("10.0.0.1".to_string(), 64513), ("10.0.0.2".to_string(), 64513)];
+    client.ensure_bgp("bigip-operator", 64512, &neighbors).await.expect("bgp");
+    client.ensure_bgp("bigip-operator", 64512, &neighbors[..1]).await.expect("bgp, one neighbor fewer");
+    let bgp = sim.state().bgp();
+    assert_eq!((bgp.len(), bgp[0].local_as, bgp[0].neighbor.len()), (1, 64512, 1));
+    assert_eq!((bgp[0].neighbor[0].name.as_str(), bgp[0].neighbor[0].remote_as), ("10.0.0.1", 64513));
 }

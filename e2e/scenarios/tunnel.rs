@@ -24,7 +24,8 @@ fn vtep(mac: &str) -> String {
 /// flannel VXLAN: nodes with flannel's annotation → FDB records; cluster-mode pods → ARP
 /// entries at their node's VTEP MAC; the BIG-IP Node object with flannel's annotations; a
 /// node without the annotation is reported and skipped; a node's VtepMAC changed (reboot) →
-/// its FDB record and its pods' ARP entries follow. Runs alone: it annotates the shared nodes.
+/// its FDB record and its pods' ARP entries follow; BGP mode peers with every Ready node.
+/// Runs alone: it annotates the shared nodes.
 pub async fn bigip_tunnel_flannel(env: &Env) -> Result<()> {
     let nodes_api: Api<Node> = Api::all(env.client.clone());
     let mut nodes: Vec<(String, String)> = nodes_api
@@ -160,6 +161,26 @@ spec:
     })
     .await?;
     println!("    measured: VtepMAC change healed (FDB + ARP) in {:.1}s", changed_at.elapsed().as_secs_f64());
+
+    // Calico BGP: one neighbor per Ready node with the nodes' AS (the BIG-IP's Node is not
+    // Ready, so it is none of them).
+    env.kubectl_apply(
+        "default",
+        "apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpTunnel\nmetadata: {name: e2e-bgp}\nspec:\n  mode: bgp\n  bgp: {localAs: 64512, peerAs: 64513}\n",
+    )?;
+    let mut node_ips: Vec<String> = nodes.iter().map(|(_, ip)| ip.clone()).collect();
+    node_ips.sort();
+    eventually("a BGP neighbor per node", WAIT, || async {
+        let bgp = env.simulator().state().bgp();
+        let instance = bgp.iter().find(|b| b.name == "bigip-operator");
+        let mut neighbors: Vec<(String, u32)> =
+            instance.map(|b| b.neighbor.iter().map(|n| (n.name.clone(), n.remote_as)).collect()).unwrap_or_default();
+        neighbors.sort();
+        let want: Vec<(String, u32)> = node_ips.iter().map(|ip| (ip.clone(), 64513)).collect();
+        Ok(if instance.is_some_and(|b| b.local_as == 64512) && neighbors == want { Ok(()) } else { Err(format!("{bgp:?}")) })
+    })
+    .await?;
+    tunnels.delete("e2e-bgp", &DeleteParams::default()).await?;
 
     tunnels.delete("e2e-flannel", &DeleteParams::default()).await?;
     for (name, _) in flannel_nodes {

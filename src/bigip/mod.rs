@@ -41,6 +41,7 @@ pub trait NetApi: Send + Sync + 'static {
     fn arp_records(&self) -> impl Future<Output = Result<Vec<net::ArpRecord>, BigIpError>> + Send;
     fn create_arp(&self, name: &str, ip_address: &str, mac_address: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn delete_arp(&self, name: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> impl Future<Output = Result<(), BigIpError>> + Send;
 }
 
 impl NetApi for BigIpClient {
@@ -70,5 +71,8 @@ impl NetApi for BigIpClient {
     }
     async fn delete_arp(&self, name: &str) -> Result<(), BigIpError> {
         BigIpClient::delete_arp(self, name).await
+    }
+    async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> Result<(), BigIpError> {
+        BigIpClient::ensure_bgp(self, name, local_as, neighbors).await
     }
 }

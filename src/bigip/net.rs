@@ -77,6 +77,13 @@ impl BigIpClient {
         self.ensure_object("/mgmt/tm/net/self", name, body).await
     }
 
+    /// A BGP instance on route domain 0 with exactly these neighbors (address, remote AS).
+    pub async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> Result<(), BigIpError> {
+        let neighbor: Vec<Value> = neighbors.iter().map(|(address, remote_as)| json!({ "name": address, "remoteAs": remote_as })).collect();
+        let body = json!({ "name": name, "partition": "Common", "localAs": local_as, "neighbor": neighbor });
+        self.ensure_object("/mgmt/tm/net/routing/bgp", name, body).await
+    }
+
     /// The tunnel's VTEP MAC address (`macAddr` of the tunnel's statistics).
     pub async fn tunnel_mac(&self, tunnel: &str) -> Result<String, BigIpError> {
         let path = format!("/mgmt/tm/net/tunnels/tunnel/{}/stats", common(tunnel));

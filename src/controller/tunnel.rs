@@ -24,8 +24,10 @@ use tracing::{info, warn};
 use super::cluster_view::StoreView;
 use super::reconcile::jiff_now;
 use crate::bigip::{BigIpError, NetApi};
-use crate::crd::{BigIpTunnel, BigIpTunnelStatus, Condition, TransportServer, TunnelMode, VirtualServer, VxlanTunnel};
-use crate::model::flannel::{arp_entries, bigip_node, fdb_records, plan_arp, ArpEntry, Mac};
+use crate::crd::{BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, TransportServer, TunnelMode, VirtualServer, VxlanTunnel};
+use crate::model::flannel::{arp_entries, bigip_node, fdb_records, is_bigip_node, plan_arp, ArpEntry, Mac};
+use crate::model::labels::Selector;
+use crate::model::members::{node_internal_ip, node_is_ready};
 use crate::model::{build_fleet, ClusterView, ModelDefaults};
 
 /// Field manager of the BIG-IP's Node object.
@@ -73,20 +75,24 @@ pub fn arp_name(address: &IpAddr) -> String {
 }
 
 /// What one reconcile did, for the status.
-struct Programmed {
-    vtep_mac: Mac,
-    fdb_entries: usize,
-    arp_entries: usize,
+enum Programmed {
+    Vxlan { vtep_mac: Mac, fdb_entries: usize, arp_entries: usize },
+    Bgp { neighbors: usize },
 }
 
+/// The BGP instance the operator manages on route domain 0.
+pub const BGP_INSTANCE: &str = "bigip-operator";
+
 async fn reconcile<B: NetApi>(tunnel: Arc<BigIpTunnel>, ctx: Arc<TunnelContext<B>>) -> Result<Action, TunnelError> {
-    let outcome = match (&tunnel.spec.mode, &tunnel.spec.vxlan) {
-        (TunnelMode::Vxlan, Some(vxlan)) => program_vxlan(&tunnel, vxlan, &ctx).await,
-        (TunnelMode::Vxlan, None) => Err(("Invalid".to_string(), "mode vxlan needs the vxlan section".to_string())),
-        (TunnelMode::Bgp, _) => Err((
-            "NotImplemented".to_string(),
-            "BGP mode is not implemented yet; nothing was configured on the BIG-IP (see docs/networking.md)".to_string(),
-        )),
+    let outcome = match tunnel.spec.mode {
+        TunnelMode::Vxlan => match &tunnel.spec.vxlan {
+            Some(vxlan) => program_vxlan(&tunnel, vxlan, &ctx).await,
+            None => Err(("Invalid".to_string(), "mode vxlan needs the vxlan section".to_string())),
+        },
+        TunnelMode::Bgp => match &tunnel.spec.bgp {
+            Some(bgp) => program_bgp(bgp, &ctx).await,
+            None => Err(("Invalid".to_string(), "mode bgp needs the bgp section".to_string())),
+        },
     };
     let status = tunnel_status(&tunnel, &outcome);
     if tunnel.status.as_ref() != Some(&status) {
@@ -120,16 +126,32 @@ fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Result<Programmed, (String, Str
         }
     };
     match outcome {
-        Ok(done) => BigIpTunnelStatus {
+        Ok(Programmed::Vxlan { vtep_mac, fdb_entries, arp_entries }) => BigIpTunnelStatus {
             conditions: vec![
                 condition("Accepted", "True", "Accepted", "the spec is valid".into()),
                 condition("Programmed", "True", "Programmed", "tunnel, self IP, FDB and ARP entries are on the BIG-IP".into()),
-                condition("Ready", "True", "Ready", format!("the BIG-IP reaches pods through VTEP {}", done.vtep_mac.as_str())),
+                condition("Ready", "True", "Ready", format!("the BIG-IP reaches pods through VTEP {}", vtep_mac.as_str())),
             ],
             observed_generation: generation,
-            fdb_entries: i32::try_from(done.fdb_entries).ok(),
-            arp_entries: i32::try_from(done.arp_entries).ok(),
-            vtep_mac: Some(done.vtep_mac.as_str().to_string()),
+            fdb_entries: i32::try_from(*fdb_entries).ok(),
+            arp_entries: i32::try_from(*arp_entries).ok(),
+            vtep_mac: Some(vtep_mac.as_str().to_string()),
+        },
+        Ok(Programmed::Bgp { neighbors }) => BigIpTunnelStatus {
+            conditions: vec![
+                condition("Accepted", "True", "Accepted", "the spec is valid".into()),
+                condition("Programmed", "True", "Programmed", format!("BGP instance {BGP_INSTANCE} peers with {neighbors} nodes")),
+                condition(
+                    "Ready",
+                    if *neighbors > 0 { "True" } else { "False" },
+                    if *neighbors > 0 { "Ready" } else { "NoPeers" },
+                    format!("{neighbors} BGP neighbors configured (sessions come up once Calico peers back)"),
+                ),
+            ],
+            observed_generation: generation,
+            fdb_entries: None,
+            arp_entries: None,
+            vtep_mac: None,
         },
         Err((reason, message)) => {
             let accepted = if reason == "Invalid" { "False" } else { "True" };
@@ -229,7 +251,31 @@ async fn program_vxlan<B: NetApi>(
         let name = arp_name(&entry.address);
         ctx.bigip.create_arp(&name, &entry.address.to_string(), entry.mac.as_str()).await.map_err(bigip_failed)?;
     }
-    Ok(Programmed { vtep_mac, fdb_entries: desired.len(), arp_entries: desired_arp.len() })
+    Ok(Programmed::Vxlan { vtep_mac, fdb_entries: desired.len(), arp_entries: desired_arp.len() })
+}
+
+/// Calico BGP: one neighbor per selected Ready node (its InternalIP) with the nodes' AS.
+async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Result<Programmed, (String, String)> {
+    let selector: Option<Selector> = match spec.node_selector.as_deref().filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|e| ("Invalid".to_string(), format!("bgp.nodeSelector {text:?}: {e}")))?),
+    };
+    let mut neighbors: Vec<(String, u32)> = ctx
+        .cluster
+        .nodes()
+        .iter()
+        .filter(|n| node_is_ready(n) && !is_bigip_node(n))
+        .filter(|n| selector.as_ref().is_none_or(|s| s.matches(n.metadata.labels.as_ref())))
+        .filter_map(|n| node_internal_ip(n))
+        .map(|ip| (ip.to_string(), spec.peer_as))
+        .collect();
+    neighbors.sort();
+    neighbors.dedup();
+    ctx.bigip
+        .ensure_bgp(BGP_INSTANCE, spec.local_as, &neighbors)
+        .await
+        .map_err(|e| (e.reason().to_string(), e.to_string()))?;
+    Ok(Programmed::Bgp { neighbors: neighbors.len() })
 }
 
 /// Every pool member address of every VirtualServer and TransportServer the operator programs.

@@ -51,18 +51,11 @@ struct LegacyContext {
 
 /// Runs the ConfigMap and Ingress shims until shutdown.
 pub async fn run(client: Client, namespace: Option<String>, recorder: Recorder) {
-    let scoped = |client: &Client| -> (Api<ConfigMap>, Api<Ingress>, Api<VirtualServer>, Api<TransportServer>) {
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
-        }
-    };
-    let (config_maps, ingresses, virtual_servers, transport_servers) = scoped(&client);
+    let namespace = namespace.as_deref();
+    let config_maps: Api<ConfigMap> = super::scoped_api(&client, namespace);
+    let ingresses: Api<Ingress> = super::scoped_api(&client, namespace);
+    let virtual_servers: Api<VirtualServer> = super::scoped_api(&client, namespace);
+    let transport_servers: Api<TransportServer> = super::scoped_api(&client, namespace);
     let context = Arc::new(LegacyContext { client, recorder });
     let generated = WatcherConfig::default().labels(GENERATED_FROM_LABEL);
     info!("starting the legacy shim (f5type: virtual-server ConfigMaps, f5 Ingresses)");

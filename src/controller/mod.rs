@@ -74,6 +74,17 @@ pub enum RunError {
     LeaderElection(#[from] LeaderElectionError),
 }
 
+/// An Api for `K` in `namespace`, or in all namespaces.
+pub(crate) fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 async fn termination_signal() {
     #[cfg(unix)]
@@ -153,21 +164,12 @@ pub async fn run<B: As3Api + NetApi>(
     settings: ControllerSettings,
     metrics: Arc<Metrics>,
 ) -> Result<(), kube::Error> {
-    fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
     let namespace = settings.namespace.as_deref();
-    let vs_api: Api<VirtualServer> = scoped(&client, namespace);
-    let ts_api: Api<TransportServer> = scoped(&client, namespace);
-    let svc_api: Api<Service> = scoped(&client, namespace);
-    let slice_api: Api<EndpointSlice> = scoped(&client, namespace);
-    let secret_api: Api<Secret> = scoped(&client, namespace);
+    let vs_api: Api<VirtualServer> = scoped_api(&client, namespace);
+    let ts_api: Api<TransportServer> = scoped_api(&client, namespace);
+    let svc_api: Api<Service> = scoped_api(&client, namespace);
+    let slice_api: Api<EndpointSlice> = scoped_api(&client, namespace);
+    let secret_api: Api<Secret> = scoped_api(&client, namespace);
     let node_api: Api<Node> = Api::all(client.clone());
 
     let (services, services_writer) = reflector::store();

@@ -83,15 +83,20 @@ impl<B: As3Api> Context<B> {
     }
 
     fn fleet(&self) -> Fleet {
-        let virtual_servers = self.virtual_servers.state();
-        let transport_servers = self.transport_servers.state();
-        build_fleet(
-            virtual_servers.iter().map(AsRef::as_ref),
-            transport_servers.iter().map(AsRef::as_ref),
-            &self.cluster,
-            &self.settings.defaults,
-        )
+        fleet_from_stores(&self.virtual_servers, &self.transport_servers, &self.cluster, &self.settings.defaults)
     }
+}
+
+/// The desired state of every partition from the watch caches.
+pub(super) fn fleet_from_stores(
+    virtual_servers: &Store<VirtualServer>,
+    transport_servers: &Store<TransportServer>,
+    cluster: &StoreView,
+    defaults: &crate::model::ModelDefaults,
+) -> Fleet {
+    let virtual_servers = virtual_servers.state();
+    let transport_servers = transport_servers.state();
+    build_fleet(virtual_servers.iter().map(AsRef::as_ref), transport_servers.iter().map(AsRef::as_ref), cluster, defaults)
 }
 
 #[instrument(skip_all, fields(kind = K::KIND.as_str(), object = %format!("{}/{}", vs.namespace().unwrap_or_default(), vs.name_any())))]

@@ -28,7 +28,7 @@ use crate::crd::{BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, Transpor
 use crate::model::flannel::{arp_entries, bigip_node, fdb_records, is_bigip_node, plan_arp, ArpEntry, Mac};
 use crate::model::labels::Selector;
 use crate::model::members::{node_internal_ip, node_is_ready};
-use crate::model::{build_fleet, ClusterView, ModelDefaults};
+use crate::model::{ClusterView, ModelDefaults};
 
 /// Field manager of the BIG-IP's Node object.
 pub const TUNNEL_FIELD_MANAGER: &str = "bigip-operator-tunnel";
@@ -280,13 +280,6 @@ async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Re
 
 /// Every pool member address of every VirtualServer and TransportServer the operator programs.
 fn pool_member_addresses<B: NetApi>(ctx: &TunnelContext<B>) -> BTreeSet<IpAddr> {
-    let virtual_servers = ctx.virtual_servers.state();
-    let transport_servers = ctx.transport_servers.state();
-    let fleet = build_fleet(
-        virtual_servers.iter().map(AsRef::as_ref),
-        transport_servers.iter().map(AsRef::as_ref),
-        &ctx.cluster,
-        &ctx.defaults,
-    );
+    let fleet = super::reconcile::fleet_from_stores(&ctx.virtual_servers, &ctx.transport_servers, &ctx.cluster, &ctx.defaults);
     fleet.partitions.values().flatten().flat_map(|app| app.pools.iter()).flat_map(|p| p.members.iter()).map(|m| m.address).collect()
 }

@@ -128,7 +128,3 @@ pub fn build_fleet<'a>(
     }
     fleet
 }
-
-pub fn object_key(vs: &VirtualServer) -> ObjectKey {
-    ObjectKey::of(&vs.metadata)
-}

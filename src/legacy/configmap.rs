@@ -600,18 +600,7 @@ fn profile_path(name: &str) -> Option<String> {
 /// The pool's name: the Service name when it fits the pool-name rule (Service names
 /// normally do), else a lower-cased, `-`-separated form of it.
 pub fn pool_name(service: &str) -> String {
-    let mut name: String = service
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .collect();
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        name.insert_str(0, "svc-");
-    }
-    name.truncate(63);
-    while name.ends_with('-') {
-        name.pop();
-    }
-    name
+    super::sanitized_name(service, "svc-", 63)
 }
 
 /// `cm-<ConfigMap name>`. A name that is not a valid Kubernetes name (only possible in files

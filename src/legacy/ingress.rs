@@ -397,18 +397,8 @@ fn pool_name(service: &str, port: &IntOrString) -> String {
     kube_name(&format!("{service}-{port}"), 63)
 }
 
-/// Lower-cases and replaces what Kubernetes names do not allow, starting with a letter.
 fn kube_name(text: &str, max: usize) -> String {
-    let mut name: String = text
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
-        .collect();
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        name.insert_str(0, "x-");
-    }
-    name.truncate(max);
-    name.trim_end_matches('-').to_string()
+    super::sanitized_name(text, "x-", max)
 }
 
 /// The VirtualServer generated from `ingress`, owned by it.

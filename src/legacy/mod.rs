@@ -17,3 +17,27 @@ pub enum Translated {
     VirtualServer(Box<VirtualServer>),
     TransportServer(Box<TransportServer>),
 }
+
+/// `text` as a Kubernetes-style name of at most `max` characters: lower-case, every character
+/// other than letters, digits and `-` replaced by `-`, `prefix` put in front when it would not
+/// start with a letter, no trailing `-`.
+pub fn sanitized_name(text: &str, prefix: &str, max: usize) -> String {
+    let mut name: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' }).collect();
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name.insert_str(0, prefix);
+    }
+    name.truncate(max);
+    name.trim_end_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_sanitised_as_kubernetes_wants_them() {
+        assert_eq!(super::sanitized_name("My_Service.v2", "svc-", 63), "my-service-v2");
+        assert_eq!(super::sanitized_name("9lives", "svc-", 63), "svc-9lives");
+        assert_eq!(super::sanitized_name("abc-def-", "x-", 5), "abc-d");
+        assert_eq!(super::sanitized_name("abcd-ef", "x-", 5), "abcd");
+    }
+}

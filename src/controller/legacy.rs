@@ -90,22 +90,21 @@ async fn publish<K: Resource<DynamicType = ()>>(ctx: &LegacyContext, obj: &K, ty
 /// What the generated objects say about being programmed: (state, message).
 fn programmed_state(statuses: &[Option<VirtualServerStatus>]) -> (String, String) {
     let mut messages = Vec::new();
-    let mut all = true;
+    let mut first_failure: Option<String> = None;
     for status in statuses {
         match status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Programmed")) {
             Some(c) if c.status == "True" => messages.push(c.message.clone()),
             Some(c) => {
-                all = false;
+                first_failure.get_or_insert_with(|| c.reason.clone());
                 messages.push(format!("{}: {}", c.reason, c.message));
             }
             None => {
-                all = false;
+                first_failure.get_or_insert_with(|| "Pending".to_string());
                 messages.push("Pending: not reconciled yet".into());
             }
         }
     }
-    let state = if all { "Programmed".to_string() } else { messages.first().and_then(|m| m.split(':').next()).unwrap_or("Pending").to_string() };
-    (state, messages.join("; "))
+    (first_failure.unwrap_or_else(|| "Programmed".to_string()), messages.join("; "))
 }
 
 /// Applies the generated objects and deletes those of `owner_uid` that are no longer
@@ -235,4 +234,34 @@ async fn reconcile_ingress(ing: Arc<Ingress>, ctx: Arc<LegacyContext>) -> Result
             .map_err(|source| LegacyReconcileError::Write { what: format!("status of Ingress {key}"), source })?;
     }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(programmed: &str, reason: &str, message: &str) -> Option<VirtualServerStatus> {
+        Some(VirtualServerStatus {
+            conditions: vec![crate::crd::Condition {
+                type_: "Programmed".into(),
+                status: programmed.into(),
+                reason: reason.into(),
+                message: message.into(),
+                observed_generation: Some(1),
+                last_transition_time: "T".into(),
+            }],
+            ..VirtualServerStatus::default()
+        })
+    }
+
+    #[test]
+    fn the_state_is_the_first_failing_reason_wherever_it_comes() {
+        let ok = status("True", "Programmed", "AS3 application /k/a is deployed on https://bigip");
+        let failed = status("False", "DeclarationFailed", "AS3 rejected tenant k: boom");
+        assert_eq!(programmed_state(&[ok.clone(), ok.clone()]).0, "Programmed");
+        let (state, message) = programmed_state(&[ok.clone(), failed]);
+        assert_eq!(state, "DeclarationFailed");
+        assert!(message.contains("DeclarationFailed: AS3 rejected tenant k: boom"), "{message}");
+        assert_eq!(programmed_state(&[ok, None]).0, "Pending");
+    }
 }

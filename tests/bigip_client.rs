@@ -649,3 +649,56 @@ async fn network_objects_of_a_vxlan_tunnel_round_trip() {
     assert_eq!((bgp.len(), bgp[0].local_as, bgp[0].neighbor.len()), (1, 64512, 1));
     assert_eq!((bgp[0].neighbor[0].name.as_str(), bgp[0].neighbor[0].remote_as), ("10.0.0.1", 64513));
 }
+
+/// Only what the client created is deleted: objects it made carry the managed description,
+/// one that existed before (made by hand) is adopted but kept; a changed self IP address,
+/// which BIG-IP cannot modify, replaces the self IP.
+#[tokio::test]
+async fn only_objects_the_operator_created_are_removed() {
+    use bigip_operator::bigip::{NetKind, Removal};
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    // Made by hand before the operator: a profile and tunnel without our description.
+    let by_hand = reqwest::Client::new();
+    for (path, body) in [
+        ("/mgmt/tm/net/tunnels/vxlan", json!({"name": "old-profile", "floodingType": "none", "port": 8472})),
+        ("/mgmt/tm/net/tunnels/tunnel", json!({"name": "old", "profile": "/Common/old-profile", "localAddress": "192.168.1.9"})),
+    ] {
+        let response = by_hand.post(format!("{}{path}", sim.base_url())).basic_auth("admin", Some("admin")).json(&body).send().await.expect("post");
+        assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
+    }
+    client.ensure_tunnel("old", "old-profile", "192.168.1.254").await.expect("adopted");
+    assert_eq!(sim.state().tunnels().iter().find(|t| t.name == "old").map(|t| t.local_address.clone()).as_deref(), Some("192.168.1.254"));
+
+    client.ensure_vxlan_profile("new-profile", 8472).await.expect("profile");
+    client.ensure_tunnel("new", "new-profile", "192.168.1.254").await.expect("tunnel");
+    client.ensure_self_ip("new-self", "10.244.200.1/16", "new").await.expect("self IP");
+    client.ensure_self_ip("new-self", "10.245.200.1/16", "new").await.expect("a new address replaces the self IP");
+    let self_ips = sim.state().self_ips();
+    assert_eq!(self_ips.iter().map(|s| s.address.as_str()).collect::<Vec<_>>(), ["10.245.200.1/16"]);
+    assert_eq!(self_ips[0].description.as_deref(), Some(bigip_operator::bigip::net::MANAGED_DESCRIPTION));
+
+    assert_eq!(client.remove_managed(NetKind::Tunnel, "old").await.expect("old"), Removal::Kept);
+    assert_eq!(client.remove_managed(NetKind::VxlanProfile, "old-profile").await.expect("old profile"), Removal::Kept);
+    assert_eq!(client.remove_managed(NetKind::SelfIp, "new-self").await.expect("self"), Removal::Deleted);
+    assert_eq!(client.remove_managed(NetKind::Tunnel, "new").await.expect("tunnel"), Removal::Deleted);
+    assert_eq!(client.remove_managed(NetKind::VxlanProfile, "new-profile").await.expect("profile"), Removal::Deleted);
+    assert_eq!(client.remove_managed(NetKind::Tunnel, "new").await.expect("again"), Removal::Absent);
+    let tunnels: Vec<String> = sim.state().tunnels().into_iter().map(|t| t.name).collect();
+    assert_eq!(tunnels, ["old"]);
+    sim.shutdown().await;
+}
+
+/// The client reads the BIG-IP's version; on a release without `/mgmt/tm/net/routing` a BGP
+/// create is an error naming the path (not a silent success on 404).
+#[tokio::test]
+async fn the_version_is_read_and_missing_collections_are_errors() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    assert_eq!(client.version().await.expect("version").to_string(), "17.1.0");
+    sim.set_faults(Faults { tmos_version: Some("13.1.3".into()), ..Faults::default() });
+    assert_eq!(client.version().await.expect("version").to_string(), "13.1.3");
+    let error = client.ensure_bgp("bigip-operator", 64512, &[]).await.expect_err("no routing on 13.1");
+    assert!(error.to_string().contains("404") && error.to_string().contains("not registered"), "{error}");
+    sim.shutdown().await;
+}

@@ -1231,3 +1231,34 @@ async fn network_objects_need_credentials_and_survive_a_restart() {
     assert_eq!(restarted.state().tunnels().len(), 1);
     assert_eq!(restarted.state().fdb_records("fl").expect("tunnel fl").len(), 1);
 }
+
+/// `/mgmt/tm/sys/version` reports the release; claimed older than 14.1 (`tmosVersion`), the
+/// routing collections are not registered, as on those releases, and an invalid version is
+/// refused.
+#[tokio::test]
+async fn the_claimed_release_decides_whether_routing_exists() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let version_of = |body: &Value| body["entries"]["https://localhost/mgmt/tm/sys/version/0"]["nestedStats"]["entries"]["Version"]["description"].clone();
+    let (status, body) = session.get("/mgmt/tm/sys/version").await;
+    assert_eq!((status, version_of(&body)), (StatusCode::OK, json!("17.1.0")), "{body}");
+    assert_eq!(body["kind"], "tm:sys:version:versionstats");
+    let (status, _) = session.get(BGP).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, faults) = session.put("/simulator/faults", &json!({"tmosVersion": "13.1.3"})).await;
+    assert_eq!(status, StatusCode::OK, "{faults}");
+    let (_, body) = session.get("/mgmt/tm/sys/version").await;
+    assert_eq!(version_of(&body), json!("13.1.3"));
+    let (status, body) = session.post(BGP, &json!({"name": "b", "localAs": 64512})).await;
+    assert_rest_error(status, &body, StatusCode::NOT_FOUND, "Public URI path not registered: /tm/net/routing/bgp");
+    let (status, body) = session.get(&format!("{BGP}/~Common~b")).await;
+    assert_rest_error(status, &body, StatusCode::NOT_FOUND, "not registered");
+    let (status, _) = session.get(ARP).await;
+    assert_eq!(status, StatusCode::OK, "the other network collections stay");
+
+    let (status, body) = session.put("/simulator/faults", &json!({"tmosVersion": "fourteen"})).await;
+    assert_rest_error(status, &body, StatusCode::BAD_REQUEST, "tmosVersion");
+    assert_eq!(sim.state().tmos_version(), "13.1.3", "a refused change changes nothing");
+    sim.shutdown().await;
+}

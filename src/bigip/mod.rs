@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod net;
 pub mod response;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,7 +16,9 @@ use serde_json::Value;
 pub use client::BigIpClient;
 pub use config::{BigIpConfig, Credentials, RetryPolicy, TlsVerification};
 pub use error::BigIpError;
+pub use net::{NetKind, Removal};
 pub use response::{DeployReport, TenantResult};
+pub use version::BigIpVersion;
 
 /// What the controller needs from a BIG-IP.
 pub trait As3Api: Send + Sync + 'static {
@@ -42,6 +45,8 @@ pub trait NetApi: Send + Sync + 'static {
     fn create_arp(&self, name: &str, ip_address: &str, mac_address: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn delete_arp(&self, name: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn remove_managed(&self, kind: NetKind, name: &str) -> impl Future<Output = Result<Removal, BigIpError>> + Send;
+    fn version(&self) -> impl Future<Output = Result<BigIpVersion, BigIpError>> + Send;
 }
 
 impl NetApi for BigIpClient {
@@ -74,5 +79,11 @@ impl NetApi for BigIpClient {
     }
     async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> Result<(), BigIpError> {
         BigIpClient::ensure_bgp(self, name, local_as, neighbors).await
+    }
+    async fn remove_managed(&self, kind: NetKind, name: &str) -> Result<Removal, BigIpError> {
+        BigIpClient::remove_managed(self, kind, name).await
+    }
+    async fn version(&self) -> Result<BigIpVersion, BigIpError> {
+        BigIpClient::version(self).await
     }
 }

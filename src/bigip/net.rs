@@ -1,11 +1,50 @@
 //! iControl REST network objects (`/mgmt/tm/net/...`) for BigIpTunnel: the VXLAN profile,
-//! the tunnel and its VTEP MAC, the self IP, the tunnel's FDB records, static ARP entries.
+//! the tunnel and its VTEP MAC, the self IP, the tunnel's FDB records, static ARP entries, the
+//! BGP instance; and the BIG-IP's version (`/mgmt/tm/sys/version`).
+//!
+//! Objects the operator creates carry [`MANAGED_DESCRIPTION`]; only those are deleted when a
+//! BigIpTunnel goes away. An object that existed before is adopted (set to the spec) but kept.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::client::{BigIpClient, Body};
 use super::error::BigIpError;
+use super::version::BigIpVersion;
+
+/// The `description` of every network object the operator created (and may delete).
+pub const MANAGED_DESCRIPTION: &str = "managed by bigip-operator";
+
+/// The network objects a BigIpTunnel creates, by their iControl REST collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetKind {
+    VxlanProfile,
+    Tunnel,
+    SelfIp,
+    Bgp,
+}
+
+impl NetKind {
+    fn collection(self) -> &'static str {
+        match self {
+            Self::VxlanProfile => "/mgmt/tm/net/tunnels/vxlan",
+            Self::Tunnel => "/mgmt/tm/net/tunnels/tunnel",
+            Self::SelfIp => "/mgmt/tm/net/self",
+            Self::Bgp => "/mgmt/tm/net/routing/bgp",
+        }
+    }
+}
+
+/// What [`BigIpClient::remove_managed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The operator had created it; it is deleted.
+    Deleted,
+    /// It existed before the operator used it; it is left.
+    Kept,
+    /// It was not there.
+    Absent,
+}
 
 /// A static ARP entry as the BIG-IP lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,57 +70,95 @@ impl BigIpClient {
         };
         let (status, text) = self.send(method, path, body.map_or(Body::None, Body::Json)).await?;
         let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
-        if status.is_success() || status == StatusCode::NOT_FOUND {
+        // A missing object is an answer for reads and deletes; for a create or a change it
+        // is an error (e.g. a collection an old BIG-IP does not have).
+        let absent_is_an_answer = matches!(method_name, "GET" | "DELETE") && status == StatusCode::NOT_FOUND;
+        if status.is_success() || absent_is_an_answer {
             return Ok((status, value));
         }
         let message = value.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or(text);
         Err(BigIpError::Http { method: method_name, path: path.to_string(), status: status.as_u16(), body: message })
     }
 
-    /// Creates the object `name` in `collection` with `body`, or PATCHes it to `body` when it
-    /// exists and differs in one of `body`'s fields.
-    async fn ensure_object(&self, collection: &str, name: &str, body: Value) -> Result<(), BigIpError> {
+    /// Creates the object `name` of `kind` with `body` (marked as managed), or PATCHes it to
+    /// `body` when it exists and differs in one of `body`'s fields. When one of the
+    /// `immutable` fields differs, BIG-IP cannot change it in place: the object is deleted and
+    /// created again, keeping its description (so an adopted object stays unmanaged).
+    async fn ensure_object(&self, kind: NetKind, name: &str, body: Value, immutable: &[&str]) -> Result<(), BigIpError> {
+        let collection = kind.collection();
         let path = format!("{collection}/{}", common(name));
         let (status, current) = self.net_call(Method::GET, &path, None).await?;
+        let with_description = |description: Option<&Value>| {
+            let mut body = body.clone();
+            if let (Some(fields), Some(description)) = (body.as_object_mut(), description) {
+                fields.insert("description".into(), description.clone());
+            }
+            body
+        };
         if status == StatusCode::NOT_FOUND {
-            self.net_call(Method::POST, collection, Some(&body)).await?;
+            let marked = with_description(Some(&json!(MANAGED_DESCRIPTION)));
+            self.net_call(Method::POST, collection, Some(&marked)).await?;
             return Ok(());
         }
-        let differs = body
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(key, _)| !matches!(key.as_str(), "name" | "partition"))
-            .any(|(key, value)| current.get(key) != Some(value));
-        if differs {
+        let differs = |key: &str, value: &Value| !matches!(key, "name" | "partition") && current.get(key) != Some(value);
+        let fields = body.as_object().into_iter().flatten();
+        if fields.clone().any(|(key, value)| immutable.contains(&key.as_str()) && differs(key, value)) {
+            self.net_call(Method::DELETE, &path, None).await?;
+            self.net_call(Method::POST, collection, Some(&with_description(current.get("description")))).await?;
+        } else if fields.clone().any(|(key, value)| differs(key, value)) {
             self.net_call(Method::PATCH, &path, Some(&body)).await?;
         }
         Ok(())
     }
 
+    /// Deletes the object `name` of `kind` if the operator created it (see
+    /// [`MANAGED_DESCRIPTION`]).
+    pub async fn remove_managed(&self, kind: NetKind, name: &str) -> Result<Removal, BigIpError> {
+        let path = format!("{}/{}", kind.collection(), common(name));
+        let (status, current) = self.net_call(Method::GET, &path, None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(Removal::Absent);
+        }
+        if current.get("description").and_then(Value::as_str) != Some(MANAGED_DESCRIPTION) {
+            return Ok(Removal::Kept);
+        }
+        self.net_call(Method::DELETE, &path, None).await?;
+        Ok(Removal::Deleted)
+    }
+
+    /// The BIG-IP's software version (`Version` of `/mgmt/tm/sys/version`).
+    pub async fn version(&self) -> Result<BigIpVersion, BigIpError> {
+        let path = "/mgmt/tm/sys/version";
+        let (status, stats) = self.net_call(Method::GET, path, None).await?;
+        let text = (status == StatusCode::OK).then(|| find_key(&stats, "Version")).flatten();
+        let invalid = |detail: String| BigIpError::InvalidResponse { path: path.to_string(), detail };
+        let text = text.ok_or_else(|| invalid("no Version in the answer".into()))?;
+        BigIpVersion::parse(&text).ok_or_else(|| invalid(format!("version {text:?} is not dot-separated numbers")))
+    }
+
     /// A VXLAN profile in /Common on `port`, without flooding (the FDB says where each MAC is).
     pub async fn ensure_vxlan_profile(&self, name: &str, port: u16) -> Result<(), BigIpError> {
         let body = json!({ "name": name, "partition": "Common", "port": port, "floodingType": "none" });
-        self.ensure_object("/mgmt/tm/net/tunnels/vxlan", name, body).await
+        self.ensure_object(NetKind::VxlanProfile, name, body, &[]).await
     }
 
     /// A tunnel in /Common with the VXLAN profile and the BIG-IP's VTEP address.
     pub async fn ensure_tunnel(&self, name: &str, profile: &str, local_address: &str) -> Result<(), BigIpError> {
         let body = json!({ "name": name, "partition": "Common", "profile": format!("/Common/{profile}"), "localAddress": local_address });
-        self.ensure_object("/mgmt/tm/net/tunnels/tunnel", name, body).await
+        self.ensure_object(NetKind::Tunnel, name, body, &["profile"]).await
     }
 
-    /// A self IP (`address/mask`) on the tunnel.
+    /// A self IP (`address/mask`) on the tunnel; a changed address means a new self IP.
     pub async fn ensure_self_ip(&self, name: &str, address: &str, tunnel: &str) -> Result<(), BigIpError> {
         let body = json!({ "name": name, "partition": "Common", "address": address, "vlan": format!("/Common/{tunnel}"), "allowService": "none" });
-        self.ensure_object("/mgmt/tm/net/self", name, body).await
+        self.ensure_object(NetKind::SelfIp, name, body, &["address"]).await
     }
 
     /// A BGP instance on route domain 0 with exactly these neighbors (address, remote AS).
     pub async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> Result<(), BigIpError> {
         let neighbor: Vec<Value> = neighbors.iter().map(|(address, remote_as)| json!({ "name": address, "remoteAs": remote_as })).collect();
         let body = json!({ "name": name, "partition": "Common", "localAs": local_as, "neighbor": neighbor });
-        self.ensure_object("/mgmt/tm/net/routing/bgp", name, body).await
+        self.ensure_object(NetKind::Bgp, name, body, &[]).await
     }
 
     /// The tunnel's VTEP MAC address (`macAddr` of the tunnel's statistics).

@@ -48,7 +48,14 @@ pub struct Faults {
     /// keeping such an Application as it is, and the other tenants of the declaration, are
     /// applied as usual.
     pub reject_tenants_with_application: Option<String>,
+    /// Claim to be this BIG-IP release in `/mgmt/tm/sys/version` instead of
+    /// [`DEFAULT_TMOS_VERSION`]. Below 14.1 `/mgmt/tm/net/routing/...` is not registered, as
+    /// on those releases (dynamic routing was configured with imish only).
+    pub tmos_version: Option<String>,
 }
+
+/// The release the simulator claims to be unless `tmos_version` says otherwise.
+pub const DEFAULT_TMOS_VERSION: &str = "17.1.0";
 
 /// The error of a tenant refused by `reject_tenants_with_application`: like the BIG-IP errors
 /// that give no object path, it names no application.

@@ -26,6 +26,7 @@ mod reply;
 mod schema_defaults;
 mod server;
 mod state;
+mod sys;
 mod tasks;
 mod timefmt;
 mod tls;

@@ -14,7 +14,7 @@ use super::net_config::{
     full_path, ArpEntry, BgpInstance, FdbRecord, NetConfig, NetError, NetObject, SelfIp, Tunnel, VxlanProfile,
     PARTITION,
 };
-use super::reply::{parse_json_body, respond, rest_error};
+use super::reply::{not_registered, parse_json_body, respond, rest_error};
 use super::state::SimulatorState;
 use super::views::TMOS_VERSION;
 
@@ -28,6 +28,13 @@ pub(super) fn routes() -> Router<SimulatorState> {
         .route("/mgmt/tm/net/tunnels/tunnel/{name}/stats", get(tunnel_stats))
         .route("/mgmt/tm/net/fdb/tunnel", get(list_fdb))
         .route("/mgmt/tm/net/fdb/tunnel/{name}", get(get_fdb).patch(patch_fdb))
+}
+
+/// On releases before 14.1 the routing collections do not exist: their requests get BIG-IP's
+/// answer for an unknown path.
+fn unregistered_on_this_release<T: NetObject>(sim: &SimulatorState) -> Option<Response> {
+    (T::COLLECTION.starts_with("routing/") && !sim.has_net_routing())
+        .then(|| not_registered(&format!("/tm/net/{}", T::COLLECTION)))
 }
 
 fn object_routes<T: NetObject>() -> Router<SimulatorState> {
@@ -112,11 +119,17 @@ async fn change_net<R>(
 }
 
 async fn list<T: NetObject>(State(sim): State<SimulatorState>) -> Response {
+    if let Some(unregistered) = unregistered_on_this_release::<T>(&sim) {
+        return unregistered;
+    }
     let items = sim.with_net(|net| net.list::<T>().iter().map(document).collect());
     collection_document(T::COLLECTION, items)
 }
 
 async fn read<T: NetObject>(State(sim): State<SimulatorState>, Path(segment): Path<String>) -> Response {
+    if let Some(unregistered) = unregistered_on_this_release::<T>(&sim) {
+        return unregistered;
+    }
     let found = name_in_common::<T>(&segment).and_then(|name| sim.with_net(|net| net.get::<T>(&name)));
     match found {
         Ok(object) => respond(StatusCode::OK, document(&object)),
@@ -125,6 +138,9 @@ async fn read<T: NetObject>(State(sim): State<SimulatorState>, Path(segment): Pa
 }
 
 async fn create<T: NetObject>(State(sim): State<SimulatorState>, body: Bytes) -> Response {
+    if let Some(unregistered) = unregistered_on_this_release::<T>(&sim) {
+        return unregistered;
+    }
     let body = match parse_json_body(&body) {
         Ok(body) => body,
         Err(invalid) => return invalid.into_response(),
@@ -136,6 +152,9 @@ async fn create<T: NetObject>(State(sim): State<SimulatorState>, body: Bytes) ->
 }
 
 async fn patch<T: NetObject>(State(sim): State<SimulatorState>, Path(segment): Path<String>, body: Bytes) -> Response {
+    if let Some(unregistered) = unregistered_on_this_release::<T>(&sim) {
+        return unregistered;
+    }
     let body = match parse_json_body(&body) {
         Ok(body) => body,
         Err(invalid) => return invalid.into_response(),
@@ -151,6 +170,9 @@ async fn patch<T: NetObject>(State(sim): State<SimulatorState>, Path(segment): P
 }
 
 async fn delete<T: NetObject>(State(sim): State<SimulatorState>, Path(segment): Path<String>) -> Response {
+    if let Some(unregistered) = unregistered_on_this_release::<T>(&sim) {
+        return unregistered;
+    }
     let name = match name_in_common::<T>(&segment) {
         Ok(name) => name,
         Err(error) => return error.into_response(),

@@ -86,6 +86,9 @@ pub struct VxlanProfile {
     pub port: u16,
     /// `multipoint`, `none`, `replicator` or `multicast`.
     pub flooding_type: String,
+    /// Free text; the operator marks what it created with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +100,9 @@ pub struct Tunnel {
     pub local_address: String,
     /// The VNI.
     pub key: u32,
+    /// Free text; the operator marks what it created with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// One FDB record of a tunnel: which VTEP (`endpoint`) a MAC address is behind.
@@ -118,6 +124,9 @@ pub struct SelfIp {
     pub vlan: String,
     /// `none`, `all`, `default`, or a list such as `["tcp:179"]`.
     pub allow_service: Value,
+    /// Free text; the operator marks what it created with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +145,9 @@ pub struct BgpInstance {
     /// BIG-IP leaves the property out when there are no neighbors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbor: Vec<BgpNeighbor>,
+    /// Free text; the operator marks what it created with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,7 +217,7 @@ fn invalid_value(what: &str, value: &str, object: &str) -> NetError {
 impl NetObject for VxlanProfile {
     const WHAT: &'static str = "VXLAN profile";
     const COLLECTION: &'static str = "tunnels/vxlan";
-    const PROPERTIES: &'static [&'static str] = &["port", "floodingType"];
+    const PROPERTIES: &'static [&'static str] = &["port", "floodingType", "description"];
 
     fn name(&self) -> &str {
         &self.name
@@ -235,7 +247,7 @@ impl NetObject for VxlanProfile {
 impl NetObject for Tunnel {
     const WHAT: &'static str = "tunnel";
     const COLLECTION: &'static str = "tunnels/tunnel";
-    const PROPERTIES: &'static [&'static str] = &["profile", "localAddress", "key"];
+    const PROPERTIES: &'static [&'static str] = &["profile", "localAddress", "key", "description"];
     const IMMUTABLE: &'static [&'static str] = &["profile"];
 
     fn name(&self) -> &str {
@@ -279,7 +291,7 @@ impl NetObject for Tunnel {
 impl NetObject for SelfIp {
     const WHAT: &'static str = "self IP";
     const COLLECTION: &'static str = "self";
-    const PROPERTIES: &'static [&'static str] = &["address", "vlan", "allowService"];
+    const PROPERTIES: &'static [&'static str] = &["address", "vlan", "allowService", "description"];
     const IMMUTABLE: &'static [&'static str] = &["address"];
 
     fn name(&self) -> &str {
@@ -359,7 +371,7 @@ impl NetObject for ArpEntry {
 impl NetObject for BgpInstance {
     const WHAT: &'static str = "BGP instance";
     const COLLECTION: &'static str = "routing/bgp";
-    const PROPERTIES: &'static [&'static str] = &["localAs", "neighbor"];
+    const PROPERTIES: &'static [&'static str] = &["localAs", "neighbor", "description"];
 
     fn name(&self) -> &str {
         &self.name

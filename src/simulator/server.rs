@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::faults::{self, RefusingAcceptor};
 use super::reply::not_registered;
 use super::state::SimulatorState;
-use super::{as3, auth, control, net, views};
+use super::{as3, auth, control, net, sys, views};
 
 /// Large enough for whole-partition declarations of thousands of services.
 const MAX_REQUEST_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -29,6 +29,7 @@ pub(super) fn router(state: SimulatorState) -> Router {
         .merge(as3::routes())
         .merge(views::routes())
         .merge(net::routes())
+        .merge(sys::routes())
         .merge(auth::routes())
         .merge(control::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth));

@@ -339,6 +339,17 @@ impl SimulatorState {
         self.shared.faults.snapshot()
     }
 
+    /// The BIG-IP release the simulator claims to be (`tmosVersion` fault, else the default).
+    pub fn tmos_version(&self) -> String {
+        self.faults().tmos_version.unwrap_or_else(|| super::faults::DEFAULT_TMOS_VERSION.to_owned())
+    }
+
+    /// Whether `/mgmt/tm/net/routing` exists on the claimed release (14.1 and later).
+    pub(super) fn has_net_routing(&self) -> bool {
+        use crate::bigip::version::{BigIpVersion, MINIMUM_FOR_BGP};
+        BigIpVersion::parse(&self.tmos_version()).is_none_or(|v| v.at_least(MINIMUM_FOR_BGP))
+    }
+
     /// Installs `faults`; `expire_tokens_now` expires every token issued so far.
     pub(super) fn apply_faults(&self, faults: Faults) {
         if self.shared.faults.replace(faults) {

@@ -11,8 +11,8 @@ use super::model::{self, tmsh_monitor_type, LtmMonitor, LtmPool, LtmPoolMember, 
 use super::reply::{respond, rest_error};
 use super::state::SimulatorState;
 
-/// The TMOS version the views claim in their links.
-pub(super) const TMOS_VERSION: &str = "17.1.0";
+/// The TMOS version the views claim in their links (the default release).
+pub(super) const TMOS_VERSION: &str = super::faults::DEFAULT_TMOS_VERSION;
 
 pub(super) fn routes() -> Router<SimulatorState> {
     Router::new()

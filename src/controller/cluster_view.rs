@@ -18,6 +18,17 @@ pub struct StoreView {
     pub secrets: Store<Secret>,
 }
 
+impl StoreView {
+    /// Waits until every store holds a complete list: desired state computed from a partial
+    /// cache would delete what is not seen yet.
+    pub async fn wait_until_ready(&self) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
+        self.services.wait_until_ready().await?;
+        self.endpoint_slices.wait_until_ready().await?;
+        self.secrets.wait_until_ready().await?;
+        self.nodes.wait_until_ready().await
+    }
+}
+
 impl ClusterView for StoreView {
     fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
         self.services.get(&ObjectRef::new(name).within(namespace))

@@ -74,10 +74,7 @@ impl<B: As3Api> Context<B> {
         let ready = async {
             self.virtual_servers.wait_until_ready().await?;
             self.transport_servers.wait_until_ready().await?;
-            self.cluster.services.wait_until_ready().await?;
-            self.cluster.endpoint_slices.wait_until_ready().await?;
-            self.cluster.secrets.wait_until_ready().await?;
-            self.cluster.nodes.wait_until_ready().await
+            self.cluster.wait_until_ready().await
         };
         ready.await.map_err(|_| ReconcileError::CachesNotReady)
     }

@@ -12,9 +12,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::Config as WatcherConfig;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -23,7 +24,8 @@ use tracing::{info, warn};
 
 use super::cluster_view::StoreView;
 use super::reconcile::jiff_now;
-use crate::bigip::{BigIpError, NetApi};
+use crate::bigip::version::{MinimumVersion, MINIMUM_FOR_BGP, MINIMUM_SUPPORTED};
+use crate::bigip::{BigIpError, BigIpVersion, NetApi, NetKind, Removal};
 use crate::crd::{BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, TransportServer, TunnelMode, VirtualServer, VxlanTunnel};
 use crate::model::flannel::{arp_entries, bigip_node, fdb_records, is_bigip_node, plan_arp, ArpEntry, Mac};
 use crate::model::labels::Selector;
@@ -49,6 +51,16 @@ pub struct TunnelContext<B: NetApi> {
 pub enum TunnelError {
     #[error("writing {what}: {source}")]
     Write { what: String, source: kube::Error },
+    #[error("listing BigIpTunnels: {0}")]
+    List(kube::Error),
+    #[error("removing {what} from the BIG-IP: {source}")]
+    Cleanup { what: String, source: BigIpError },
+    #[error("deleting the BIG-IP's Node {name}: {source}")]
+    NodeCleanup { name: String, source: kube::Error },
+    #[error("watch caches never became ready")]
+    CachesNotReady,
+    #[error("finalizer: {0}")]
+    Finalizer(String),
 }
 
 /// Runs the BigIpTunnel controller until shutdown; `changes` fires on every Node or
@@ -75,40 +87,161 @@ pub fn arp_name(address: &IpAddr) -> String {
 }
 
 /// What one reconcile did, for the status.
+#[derive(Debug, Clone, PartialEq)]
 enum Programmed {
     Vxlan { vtep_mac: Mac, fdb_entries: usize, arp_entries: usize },
     Bgp { neighbors: usize },
 }
 
-/// The BGP instance the operator manages on route domain 0.
+/// Why a BigIpTunnel is not programmed: the reason and message of its conditions.
+#[derive(Debug, Clone, PartialEq)]
+enum NotProgrammed {
+    /// The spec cannot be programmed as written.
+    Invalid(String),
+    /// An older BigIpTunnel of the same mode holds the BIG-IP's objects.
+    Conflict { holder: String },
+    /// The BIG-IP is too old for what the spec asks.
+    UnsupportedVersion { version: BigIpVersion, minimum: MinimumVersion, what: &'static str },
+    /// Writing the BIG-IP's Node object failed.
+    NodeWrite(String),
+    /// The BIG-IP failed or refused a request.
+    BigIp { reason: &'static str, message: String },
+}
+
+impl NotProgrammed {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "Invalid",
+            Self::Conflict { .. } => "Conflict",
+            Self::UnsupportedVersion { .. } => "UnsupportedBigIpVersion",
+            Self::NodeWrite(_) => "NodeWriteFailed",
+            Self::BigIp { reason, .. } => reason,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Invalid(message) | Self::NodeWrite(message) | Self::BigIp { message, .. } => message.clone(),
+            Self::Conflict { holder } => format!(
+                "BigIpTunnel {holder} (older, same mode) programs the BIG-IP; only one BigIpTunnel per mode is \
+                 programmed, this one takes over once {holder} is deleted"
+            ),
+            Self::UnsupportedVersion { version, minimum, what } => format!(
+                "{what} needs BIG-IP {minimum} or later; this BIG-IP runs {version} (see docs/networking.md)"
+            ),
+        }
+    }
+
+    /// Whether the spec is refused as such (Accepted=False) rather than failing to program.
+    fn refuses_spec(&self) -> bool {
+        matches!(self, Self::Invalid(_) | Self::Conflict { .. } | Self::UnsupportedVersion { .. })
+    }
+
+    fn bigip(error: BigIpError) -> Self {
+        Self::BigIp { reason: error.reason(), message: error.to_string() }
+    }
+}
+
+/// One reconcile's result: what the BIG-IP said its version is, and what was programmed.
+struct Outcome {
+    version: Option<BigIpVersion>,
+    result: Result<Programmed, NotProgrammed>,
+}
+
+/// The BIG-IP's objects the operator manages on route domain 0 for BGP mode.
 pub const BGP_INSTANCE: &str = "bigip-operator";
 
+/// The finalizer that removes a BigIpTunnel's objects from the BIG-IP before it goes away.
+pub const TUNNEL_FINALIZER: &str = "bigip.operator.dev/tunnel-cleanup";
+
+fn profile_name(spec: &VxlanTunnel) -> String {
+    format!("{}-profile", spec.tunnel_name)
+}
+
+fn self_ip_name(spec: &VxlanTunnel) -> String {
+    format!("{}-self", spec.tunnel_name)
+}
+
+/// The BigIpTunnel of `mode` that programs the BIG-IP: the oldest one (then by name). One being
+/// deleted keeps the role until its cleanup is done, so two never program at once.
+pub fn holder_of(mode: TunnelMode, tunnels: &[BigIpTunnel]) -> Option<String> {
+    tunnels
+        .iter()
+        .filter(|t| t.spec.mode == mode)
+        .min_by_key(|t| (t.metadata.creation_timestamp.clone(), t.name_any()))
+        .map(ResourceExt::name_any)
+}
+
 async fn reconcile<B: NetApi>(tunnel: Arc<BigIpTunnel>, ctx: Arc<TunnelContext<B>>) -> Result<Action, TunnelError> {
-    let outcome = match tunnel.spec.mode {
-        TunnelMode::Vxlan => match &tunnel.spec.vxlan {
-            Some(vxlan) => program_vxlan(&tunnel, vxlan, &ctx).await,
-            None => Err(("Invalid".to_string(), "mode vxlan needs the vxlan section".to_string())),
-        },
-        TunnelMode::Bgp => match &tunnel.spec.bgp {
-            Some(bgp) => program_bgp(bgp, &ctx).await,
-            None => Err(("Invalid".to_string(), "mode bgp needs the bgp section".to_string())),
-        },
+    // FDB records and ARP entries computed from a partial cache would remove live ones.
+    let ready = async {
+        ctx.cluster.wait_until_ready().await?;
+        ctx.virtual_servers.wait_until_ready().await?;
+        ctx.transport_servers.wait_until_ready().await
     };
-    let status = tunnel_status(&tunnel, &outcome);
+    ready.await.map_err(|_| TunnelError::CachesNotReady)?;
+    let api: Api<BigIpTunnel> = Api::all(ctx.client.clone());
+    finalizer(&api, TUNNEL_FINALIZER, tunnel, |event| async {
+        match event {
+            FinalizerEvent::Apply(tunnel) => apply(&tunnel, &ctx, &api).await,
+            FinalizerEvent::Cleanup(tunnel) => cleanup(&tunnel, &ctx, &api).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner,
+        other => TunnelError::Finalizer(other.to_string()),
+    })
+}
+
+async fn apply<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &Api<BigIpTunnel>) -> Result<Action, TunnelError> {
+    let all = api.list(&ListParams::default()).await.map_err(TunnelError::List)?;
+    let outcome = match holder_of(tunnel.spec.mode, &all.items) {
+        Some(holder) if holder != tunnel.name_any() => Outcome { version: None, result: Err(NotProgrammed::Conflict { holder }) },
+        _ => program(tunnel, ctx).await,
+    };
+    let status = tunnel_status(tunnel, &outcome);
     if tunnel.status.as_ref() != Some(&status) {
-        let api: Api<BigIpTunnel> = Api::all(ctx.client.clone());
         let patch = json!({ "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "BigIpTunnel", "status": status });
         api.patch_status(&tunnel.name_any(), &PatchParams::apply(TUNNEL_FIELD_MANAGER).force(), &Patch::Apply(&patch))
             .await
             .map_err(|source| TunnelError::Write { what: format!("status of BigIpTunnel {}", tunnel.name_any()), source })?;
     }
-    Ok(match outcome {
+    Ok(match outcome.result {
         Ok(_) => Action::requeue(Duration::from_secs(300)),
         Err(_) => Action::requeue(Duration::from_secs(10)),
     })
 }
 
-fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Result<Programmed, (String, String)>) -> BigIpTunnelStatus {
+/// Checks the BIG-IP's version, then programs the mode.
+async fn program<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>) -> Outcome {
+    let version = match ctx.bigip.version().await {
+        Ok(version) => version,
+        Err(error) => return Outcome { version: None, result: Err(NotProgrammed::bigip(error)) },
+    };
+    let unsupported = |minimum: MinimumVersion, what: &'static str| {
+        (!version.at_least(minimum)).then(|| NotProgrammed::UnsupportedVersion { version: version.clone(), minimum, what })
+    };
+    let too_old = match tunnel.spec.mode {
+        TunnelMode::Vxlan => unsupported(MINIMUM_SUPPORTED, "bigip-operator"),
+        TunnelMode::Bgp => unsupported(MINIMUM_SUPPORTED, "bigip-operator")
+            .or_else(|| unsupported(MINIMUM_FOR_BGP, "BGP mode (iControl REST /mgmt/tm/net/routing)")),
+    };
+    let result = match (too_old, tunnel.spec.mode) {
+        (Some(problem), _) => Err(problem),
+        (None, TunnelMode::Vxlan) => match &tunnel.spec.vxlan {
+            Some(vxlan) => program_vxlan(tunnel, vxlan, ctx).await,
+            None => Err(NotProgrammed::Invalid("mode vxlan needs the vxlan section".into())),
+        },
+        (None, TunnelMode::Bgp) => match &tunnel.spec.bgp {
+            Some(bgp) => program_bgp(bgp, ctx).await,
+            None => Err(NotProgrammed::Invalid("mode bgp needs the bgp section".into())),
+        },
+    };
+    Outcome { version: Some(version), result }
+}
+
+fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Outcome) -> BigIpTunnelStatus {
     let generation = tunnel.metadata.generation;
     let previous = tunnel.status.as_ref();
     let condition = |type_: &str, status: &str, reason: &str, message: String| {
@@ -125,7 +258,9 @@ fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Result<Programmed, (String, Str
             last_transition_time: since.unwrap_or_else(jiff_now),
         }
     };
-    match outcome {
+    let bigip_version =
+        outcome.version.as_ref().map(ToString::to_string).or_else(|| previous.and_then(|p| p.bigip_version.clone()));
+    match &outcome.result {
         Ok(Programmed::Vxlan { vtep_mac, fdb_entries, arp_entries }) => BigIpTunnelStatus {
             conditions: vec![
                 condition("Accepted", "True", "Accepted", "the spec is valid".into()),
@@ -136,6 +271,7 @@ fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Result<Programmed, (String, Str
             fdb_entries: i32::try_from(*fdb_entries).ok(),
             arp_entries: i32::try_from(*arp_entries).ok(),
             vtep_mac: Some(vtep_mac.as_str().to_string()),
+            bigip_version,
         },
         Ok(Programmed::Bgp { neighbors }) => BigIpTunnelStatus {
             conditions: vec![
@@ -152,26 +288,132 @@ fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Result<Programmed, (String, Str
             fdb_entries: None,
             arp_entries: None,
             vtep_mac: None,
+            bigip_version,
         },
-        Err((reason, message)) => {
-            let accepted = if reason == "Invalid" { "False" } else { "True" };
+        Err(problem) => {
+            let (reason, message) = (problem.reason(), problem.message());
+            let accepted = if problem.refuses_spec() {
+                condition("Accepted", "False", reason, message.clone())
+            } else {
+                condition("Accepted", "True", "Accepted", "the spec is valid".into())
+            };
             BigIpTunnelStatus {
                 conditions: vec![
-                    condition("Accepted", accepted, if accepted == "True" { "Accepted" } else { reason }, message.clone()),
+                    accepted,
                     condition("Programmed", "False", reason, message.clone()),
-                    condition("Ready", "False", reason, message.clone()),
+                    condition("Ready", "False", reason, message),
                 ],
                 observed_generation: generation,
                 fdb_entries: previous.and_then(|p| p.fdb_entries),
                 arp_entries: previous.and_then(|p| p.arp_entries),
                 vtep_mac: previous.and_then(|p| p.vtep_mac.clone()),
+                bigip_version,
             }
         }
     }
 }
 
-async fn publish<B: NetApi>(ctx: &TunnelContext<B>, tunnel: &BigIpTunnel, reason: &str, note: String) {
-    let event = KubeEvent { type_: EventType::Warning, reason: reason.into(), note: Some(note), action: "Program".into(), secondary: None };
+/// Removes what the BigIpTunnel put on the BIG-IP (only objects the operator created; see
+/// [`MANAGED_DESCRIPTION`](crate::bigip::net::MANAGED_DESCRIPTION)) and the BIG-IP's Node. A
+/// BigIpTunnel that never held its mode has nothing to remove.
+async fn cleanup<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &Api<BigIpTunnel>) -> Result<Action, TunnelError> {
+    let all = api.list(&ListParams::default()).await.map_err(TunnelError::List)?;
+    if holder_of(tunnel.spec.mode, &all.items).as_deref() != Some(tunnel.name_any().as_str()) {
+        info!(tunnel = %tunnel.name_any(), "another BigIpTunnel holds the mode; nothing to remove");
+        return Ok(Action::await_change());
+    }
+    let removed = match (&tunnel.spec.vxlan, &tunnel.spec.bgp) {
+        (Some(vxlan), _) if tunnel.spec.mode == TunnelMode::Vxlan => remove_vxlan(tunnel, vxlan, ctx).await,
+        (_, Some(_)) if tunnel.spec.mode == TunnelMode::Bgp => remove_managed(ctx, NetKind::Bgp, BGP_INSTANCE)
+            .await
+            .map(|removal| vec![describe(NetKind::Bgp, BGP_INSTANCE, removal)]),
+        _ => Ok(Vec::new()),
+    };
+    match removed {
+        Ok(report) => {
+            let note = if report.is_empty() { "nothing to remove".to_string() } else { report.join("; ") };
+            info!(tunnel = %tunnel.name_any(), %note, "BigIpTunnel removed from the BIG-IP");
+            publish(ctx, tunnel, EventType::Normal, "Removed", note).await;
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            publish(ctx, tunnel, EventType::Warning, "CleanupFailed", format!("{error}; the finalizer stays until it succeeds")).await;
+            Err(error)
+        }
+    }
+}
+
+/// Removes one object if the operator created it.
+async fn remove_managed<B: NetApi>(ctx: &TunnelContext<B>, kind: NetKind, name: &str) -> Result<Removal, TunnelError> {
+    ctx.bigip
+        .remove_managed(kind, name)
+        .await
+        .map_err(|source| TunnelError::Cleanup { what: format!("{} {name}", kind_name(kind)), source })
+}
+
+fn kind_name(kind: NetKind) -> &'static str {
+    match kind {
+        NetKind::VxlanProfile => "VXLAN profile",
+        NetKind::Tunnel => "tunnel",
+        NetKind::SelfIp => "self IP",
+        NetKind::Bgp => "BGP instance",
+    }
+}
+
+/// `deleted tunnel flannel_vxlan`, for the Removed event.
+fn describe(kind: NetKind, name: &str, removal: Removal) -> String {
+    let what = kind_name(kind);
+    match removal {
+        Removal::Deleted => format!("deleted {what} {name}"),
+        Removal::Kept => format!("kept {what} {name} (it existed before the operator)"),
+        Removal::Absent => format!("{what} {name} was already gone"),
+    }
+}
+
+/// flannel VXLAN cleanup, in the order that stops traffic first: the BIG-IP's Node (flannel
+/// stops routing to it), the static ARP entries, the self IP, the tunnel (its FDB records go
+/// with it; a kept tunnel has them cleared), the profile.
+async fn remove_vxlan<B: NetApi>(tunnel: &BigIpTunnel, spec: &VxlanTunnel, ctx: &TunnelContext<B>) -> Result<Vec<String>, TunnelError> {
+    let mut report = Vec::new();
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let node_error = |source| TunnelError::NodeCleanup { name: spec.node_name.clone(), source };
+    let node = nodes.get_opt(&spec.node_name).await.map_err(node_error)?;
+    let owned = node.as_ref().is_some_and(|n| n.owner_references().iter().any(|o| Some(&o.uid) == tunnel.metadata.uid.as_ref()));
+    if owned {
+        nodes.delete(&spec.node_name, &DeleteParams::default()).await.map_err(node_error)?;
+        report.push(format!("deleted Node {}", spec.node_name));
+    }
+
+    let bigip_error = |what: String| move |source| TunnelError::Cleanup { what, source };
+    let arp = ctx.bigip.arp_records().await.map_err(bigip_error("ARP entries".into()))?;
+    let managed_arp: Vec<_> = arp.into_iter().filter(|r| r.name.starts_with(ARP_NAME_PREFIX)).collect();
+    for record in &managed_arp {
+        ctx.bigip.delete_arp(&record.name).await.map_err(bigip_error(format!("ARP entry {}", record.name)))?;
+    }
+    report.push(format!("deleted {} ARP entries", managed_arp.len()));
+
+    // A kept self IP still uses the tunnel, and a kept tunnel its profile: those stay, and a
+    // kept tunnel loses the FDB records the operator wrote.
+    let self_ip = remove_managed(ctx, NetKind::SelfIp, &self_ip_name(spec)).await?;
+    report.push(describe(NetKind::SelfIp, &self_ip_name(spec), self_ip));
+    let tunnel_removal = match self_ip {
+        Removal::Kept => Removal::Kept,
+        _ => remove_managed(ctx, NetKind::Tunnel, &spec.tunnel_name).await?,
+    };
+    report.push(describe(NetKind::Tunnel, &spec.tunnel_name, tunnel_removal));
+    if tunnel_removal == Removal::Kept {
+        ctx.bigip.replace_fdb_records(&spec.tunnel_name, &[]).await.map_err(bigip_error(format!("FDB of {}", spec.tunnel_name)))?;
+        report.push(format!("cleared the FDB records of tunnel {}", spec.tunnel_name));
+    } else {
+        let profile = remove_managed(ctx, NetKind::VxlanProfile, &profile_name(spec)).await?;
+        report.push(describe(NetKind::VxlanProfile, &profile_name(spec), profile));
+    }
+    Ok(report)
+}
+
+async fn publish<B: NetApi>(ctx: &TunnelContext<B>, tunnel: &BigIpTunnel, type_: EventType, reason: &str, note: String) {
+    let action = if reason == "NodeSkipped" { "Program" } else { "Cleanup" };
+    let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &tunnel.object_ref(&())).await {
         warn!(error = %e, "publishing event failed");
     }
@@ -181,16 +423,19 @@ async fn program_vxlan<B: NetApi>(
     tunnel: &BigIpTunnel,
     spec: &VxlanTunnel,
     ctx: &TunnelContext<B>,
-) -> Result<Programmed, (String, String)> {
-    let bigip_failed = |e: BigIpError| (e.reason().to_string(), e.to_string());
-    let port = u16::try_from(spec.port).map_err(|_| ("Invalid".to_string(), format!("port {} is not 1-65535", spec.port)))?;
-    let profile = format!("{}-profile", spec.tunnel_name);
+) -> Result<Programmed, NotProgrammed> {
+    let bigip_failed = NotProgrammed::bigip;
+    let port = u16::try_from(spec.port).map_err(|_| NotProgrammed::Invalid(format!("port {} is not 1-65535", spec.port)))?;
+    let profile = profile_name(spec);
     ctx.bigip.ensure_vxlan_profile(&profile, port).await.map_err(bigip_failed)?;
     ctx.bigip.ensure_tunnel(&spec.tunnel_name, &profile, &spec.local_address).await.map_err(bigip_failed)?;
-    ctx.bigip.ensure_self_ip(&format!("{}-self", spec.tunnel_name), &spec.self_ip, &spec.tunnel_name).await.map_err(bigip_failed)?;
+    ctx.bigip.ensure_self_ip(&self_ip_name(spec), &spec.self_ip, &spec.tunnel_name).await.map_err(bigip_failed)?;
     let mac_text = ctx.bigip.tunnel_mac(&spec.tunnel_name).await.map_err(bigip_failed)?;
     let vtep_mac = Mac::parse(&mac_text)
-        .ok_or_else(|| ("BigIpInvalidResponse".to_string(), format!("the tunnel's MAC {mac_text:?} is not a MAC address")))?;
+        .ok_or_else(|| NotProgrammed::BigIp {
+            reason: "BigIpInvalidResponse",
+            message: format!("the tunnel's MAC {mac_text:?} is not a MAC address"),
+        })?;
 
     // The Node that makes flannel route the BIG-IP's subnet to its VTEP; owned by the tunnel.
     let mut node = bigip_node(spec, &vtep_mac);
@@ -204,20 +449,20 @@ async fn program_vxlan<B: NetApi>(
             block_owner_deletion: None,
         }]
     });
-    let mut node_value = serde_json::to_value(&node).map_err(|e| ("Invalid".to_string(), e.to_string()))?;
+    let mut node_value = serde_json::to_value(&node).map_err(|e| NotProgrammed::NodeWrite(e.to_string()))?;
     node_value["apiVersion"] = json!("v1");
     node_value["kind"] = json!("Node");
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
     nodes_api
         .patch(&spec.node_name, &PatchParams::apply(TUNNEL_FIELD_MANAGER).force(), &Patch::Apply(&node_value))
         .await
-        .map_err(|e| ("NodeWriteFailed".to_string(), format!("writing Node {}: {e}", spec.node_name)))?;
+        .map_err(|e| NotProgrammed::NodeWrite(format!("writing Node {}: {e}", spec.node_name)))?;
 
     // FDB: one record per node with a valid VTEP; the others are reported and skipped.
     let nodes = ctx.cluster.nodes();
     let (records, problems) = fdb_records(&nodes);
     for problem in &problems {
-        publish(ctx, tunnel, "NodeSkipped", problem.to_string()).await;
+        publish(ctx, tunnel, EventType::Warning, "NodeSkipped", problem.to_string()).await;
     }
     let desired: Vec<(String, String)> = records.iter().map(|r| (r.mac.as_str().to_string(), r.endpoint.to_string())).collect();
     let mut current = ctx.bigip.fdb_records(&spec.tunnel_name).await.map_err(bigip_failed)?;
@@ -255,10 +500,10 @@ async fn program_vxlan<B: NetApi>(
 }
 
 /// Calico BGP: one neighbor per selected Ready node (its InternalIP) with the nodes' AS.
-async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Result<Programmed, (String, String)> {
+async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Result<Programmed, NotProgrammed> {
     let selector: Option<Selector> = match spec.node_selector.as_deref().filter(|s| !s.trim().is_empty()) {
         None => None,
-        Some(text) => Some(text.parse().map_err(|e| ("Invalid".to_string(), format!("bgp.nodeSelector {text:?}: {e}")))?),
+        Some(text) => Some(text.parse().map_err(|e| NotProgrammed::Invalid(format!("bgp.nodeSelector {text:?}: {e}")))?),
     };
     let mut neighbors: Vec<(String, u32)> = ctx
         .cluster
@@ -274,7 +519,7 @@ async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Re
     ctx.bigip
         .ensure_bgp(BGP_INSTANCE, spec.local_as, &neighbors)
         .await
-        .map_err(|e| (e.reason().to_string(), e.to_string()))?;
+        .map_err(NotProgrammed::bigip)?;
     Ok(Programmed::Bgp { neighbors: neighbors.len() })
 }
 
@@ -282,4 +527,100 @@ async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Re
 fn pool_member_addresses<B: NetApi>(ctx: &TunnelContext<B>) -> BTreeSet<IpAddr> {
     let fleet = super::reconcile::fleet_from_stores(&ctx.virtual_servers, &ctx.transport_servers, &ctx.cluster, &ctx.defaults);
     fleet.partitions.values().flatten().flat_map(|app| app.pools.iter()).flat_map(|p| p.members.iter()).map(|m| m.address).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::BigIpTunnelSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn tunnel(name: &str, mode: TunnelMode, created_second: i64) -> BigIpTunnel {
+        let mut tunnel = BigIpTunnel::new(
+            name,
+            BigIpTunnelSpec {
+                mode,
+                vxlan: None,
+                bgp: (mode == TunnelMode::Bgp).then(|| BgpPeering { local_as: 64512, peer_as: 64513, node_selector: None }),
+            },
+        );
+        let created = k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + created_second).expect("timestamp");
+        tunnel.metadata.creation_timestamp = Some(Time(created));
+        tunnel.metadata.generation = Some(3);
+        tunnel
+    }
+
+    #[test]
+    fn the_oldest_tunnel_of_a_mode_holds_it() {
+        let tunnels = vec![
+            tunnel("b-newer", TunnelMode::Vxlan, 20),
+            tunnel("a-older", TunnelMode::Vxlan, 10),
+            tunnel("bgp", TunnelMode::Bgp, 30),
+        ];
+        assert_eq!(holder_of(TunnelMode::Vxlan, &tunnels).as_deref(), Some("a-older"));
+        assert_eq!(holder_of(TunnelMode::Bgp, &tunnels).as_deref(), Some("bgp"), "modes do not compete");
+        let same_second = vec![tunnel("zeta", TunnelMode::Vxlan, 10), tunnel("alpha", TunnelMode::Vxlan, 10)];
+        assert_eq!(holder_of(TunnelMode::Vxlan, &same_second).as_deref(), Some("alpha"), "then by name");
+        assert_eq!(holder_of(TunnelMode::Bgp, &same_second), None);
+    }
+
+    fn condition<'a>(status: &'a BigIpTunnelStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).expect(type_)
+    }
+
+    #[test]
+    fn an_old_bigip_refuses_bgp_with_the_versions_named() {
+        let version = BigIpVersion::parse("13.1.3").expect("version");
+        let outcome = Outcome {
+            version: Some(version.clone()),
+            result: Err(NotProgrammed::UnsupportedVersion { version, minimum: MINIMUM_FOR_BGP, what: "BGP mode" }),
+        };
+        let status = tunnel_status(&tunnel("bgp", TunnelMode::Bgp, 0), &outcome);
+        for type_ in ["Accepted", "Programmed", "Ready"] {
+            let c = condition(&status, type_);
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnsupportedBigIpVersion"), "{type_}");
+            assert_eq!(c.observed_generation, Some(3));
+        }
+        let message = &condition(&status, "Programmed").message;
+        assert!(message.contains("14.1 or later") && message.contains("runs 13.1.3"), "{message}");
+        assert_eq!(status.bigip_version.as_deref(), Some("13.1.3"));
+    }
+
+    #[test]
+    fn a_bigip_failure_keeps_the_spec_accepted_and_the_last_counts() {
+        let mut previous = tunnel("fl", TunnelMode::Vxlan, 0);
+        previous.status = Some(BigIpTunnelStatus {
+            fdb_entries: Some(4),
+            arp_entries: Some(7),
+            vtep_mac: Some("02:00:00:00:00:01".into()),
+            bigip_version: Some("17.1.0".into()),
+            ..BigIpTunnelStatus::default()
+        });
+        let outcome = Outcome {
+            version: None,
+            result: Err(NotProgrammed::BigIp { reason: "BigIpUnreachable", message: "connection refused".into() }),
+        };
+        let status = tunnel_status(&previous, &outcome);
+        assert_eq!(condition(&status, "Accepted").status, "True");
+        let programmed = condition(&status, "Programmed");
+        assert_eq!((programmed.status.as_str(), programmed.reason.as_str()), ("False", "BigIpUnreachable"));
+        assert_eq!((status.fdb_entries, status.arp_entries), (Some(4), Some(7)));
+        assert_eq!(status.bigip_version.as_deref(), Some("17.1.0"), "the last version seen is kept");
+    }
+
+    #[test]
+    fn a_second_tunnel_of_a_mode_names_the_holder() {
+        let outcome = Outcome { version: None, result: Err(NotProgrammed::Conflict { holder: "first".into() }) };
+        let status = tunnel_status(&tunnel("second", TunnelMode::Vxlan, 5), &outcome);
+        let accepted = condition(&status, "Accepted");
+        assert_eq!((accepted.status.as_str(), accepted.reason.as_str()), ("False", "Conflict"));
+        assert!(accepted.message.contains("BigIpTunnel first"), "{}", accepted.message);
+    }
+
+    #[test]
+    fn removals_are_described_for_the_event() {
+        assert_eq!(describe(NetKind::Tunnel, "fl", Removal::Deleted), "deleted tunnel fl");
+        assert!(describe(NetKind::SelfIp, "fl-self", Removal::Kept).contains("existed before"));
+        assert_eq!(describe(NetKind::Bgp, BGP_INSTANCE, Removal::Absent), "BGP instance bigip-operator was already gone");
+    }
 }

@@ -31,7 +31,9 @@ use super::common::Condition;
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.mode == 'vxlan' ? has(self.vxlan) && !has(self.bgp) : has(self.bgp) && !has(self.vxlan)").message("mode vxlan needs the vxlan section, mode bgp the bgp section (and not the other)"))]
 pub struct BigIpTunnelSpec {
-    /// `vxlan` (flannel) or `bgp` (Calico routed mode).
+    /// `vxlan` (flannel) or `bgp` (Calico routed mode). Cannot be changed: what the old mode
+    /// programmed is removed only when the BigIpTunnel is deleted.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("mode cannot be changed; create another BigIpTunnel and delete this one"))]
     pub mode: TunnelMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vxlan: Option<VxlanTunnel>,
@@ -51,8 +53,9 @@ pub enum TunnelMode {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VxlanTunnel {
-    /// Name of the BIG-IP tunnel (in /Common). Default `flannel_vxlan`.
+    /// Name of the BIG-IP tunnel (in /Common). Default `flannel_vxlan`. Cannot be changed.
     #[serde(default = "default_tunnel_name")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("tunnelName cannot be changed; create another BigIpTunnel and delete this one"))]
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z][0-9A-Za-z_.-]*$"))]
     pub tunnel_name: String,
     /// UDP port of the VXLAN profile; flannel uses 8472.
@@ -74,8 +77,10 @@ pub struct VxlanTunnel {
     #[x_kube(validation = Rule::new("isCIDR(self)").message("podSubnet must be a CIDR such as 10.244.200.0/24"))]
     #[schemars(length(max = 49))]
     pub pod_subnet: String,
-    /// Name of the Node object that represents the BIG-IP to flannel. Default `bigip`.
+    /// Name of the Node object that represents the BIG-IP to flannel. Default `bigip`. Cannot
+    /// be changed.
     #[serde(default = "default_node_name")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("nodeName cannot be changed; create another BigIpTunnel and delete this one"))]
     #[schemars(length(min = 1, max = 253))]
     pub node_name: String,
 }
@@ -125,4 +130,7 @@ pub struct BigIpTunnelStatus {
     /// The MAC address of the BIG-IP's tunnel (its VTEP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtep_mac: Option<String>,
+    /// The BIG-IP's software version, as it reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bigip_version: Option<String>,
 }

@@ -11,6 +11,8 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams};
 use kube::Api;
 
+use bigip_operator::simulator::Faults;
+
 use crate::harness::{eventually, Env};
 use crate::scenarios::{setup_namespace, virtual_server, workload};
 
@@ -24,8 +26,10 @@ fn vtep(mac: &str) -> String {
 /// flannel VXLAN: nodes with flannel's annotation → FDB records; cluster-mode pods → ARP
 /// entries at their node's VTEP MAC; the BIG-IP Node object with flannel's annotations; a
 /// node without the annotation is reported and skipped; a node's VtepMAC changed (reboot) →
-/// its FDB record and its pods' ARP entries follow; BGP mode peers with every Ready node.
-/// Runs alone: it annotates the shared nodes.
+/// its FDB record and its pods' ARP entries follow; a node deleted → its entries go; a second
+/// BigIpTunnel of a mode waits (Conflict) and takes over when the first is deleted, which
+/// removes everything it put on the BIG-IP; BGP mode is refused on BIG-IP 13.1 and peers with
+/// every Ready node on 17.1. Runs alone: it annotates the shared nodes and adds one.
 pub async fn bigip_tunnel_flannel(env: &Env) -> Result<()> {
     let nodes_api: Api<Node> = Api::all(env.client.clone());
     let mut nodes: Vec<(String, String)> = nodes_api
@@ -162,29 +166,206 @@ spec:
     .await?;
     println!("    measured: VtepMAC change healed (FDB + ARP) in {:.1}s", changed_at.elapsed().as_secs_f64());
 
-    // Calico BGP: one neighbor per Ready node with the nodes' AS (the BIG-IP's Node is not
-    // Ready, so it is none of them).
+    node_deleted_entries_removed(env, ns, &expected_fdb(&macs)).await?;
+
+    // A second vxlan BigIpTunnel waits for the first: one programs the BIG-IP per mode.
+    env.kubectl_apply(
+        "default",
+        r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: BigIpTunnel
+metadata: {name: e2e-flannel-2}
+spec:
+  mode: vxlan
+  vxlan: {tunnelName: second_vxlan, localAddress: 192.168.1.253, selfIp: 10.244.201.1/16, podSubnet: 10.244.201.0/24, nodeName: e2e-bigip-2}
+"#,
+    )?;
+    eventually("the second vxlan BigIpTunnel in Conflict", WAIT, || async {
+        let accepted = condition_of(&tunnels, "e2e-flannel-2", "Accepted").await?;
+        Ok(match accepted {
+            Some((status, reason, message)) if status == "False" && reason == "Conflict" && message.contains("e2e-flannel") => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    ensure!(env.simulator().state().tunnels().iter().all(|t| t.name != "second_vxlan"), "the waiting tunnel programmed nothing");
+
+    bgp_on_old_and_new_bigip(env, &tunnels, &nodes).await?;
+
+    // Deleting the first vxlan BigIpTunnel removes its objects and Node; the second takes over.
+    let deleted_at = Instant::now();
+    tunnels.delete("e2e-flannel", &DeleteParams::default()).await?;
+    eventually("e2e-flannel's objects removed from the BIG-IP", WAIT, || async {
+        let state = env.simulator().state();
+        let leftovers: Vec<String> = state
+            .tunnels()
+            .into_iter()
+            .map(|t| t.name)
+            .chain(state.self_ips().into_iter().map(|s| s.name))
+            .chain(state.vxlan_profiles().into_iter().map(|p| p.name))
+            .filter(|name| name.starts_with("flannel_vxlan"))
+            .collect();
+        let gone = tunnels.get_opt("e2e-flannel").await?.is_none() && nodes_api.get_opt("e2e-bigip").await?.is_none();
+        Ok(if leftovers.is_empty() && gone { Ok(()) } else { Err(format!("left: {leftovers:?}; BigIpTunnel or Node still there: {}", !gone)) })
+    })
+    .await?;
+    println!("    measured: BigIpTunnel deleted → BIG-IP objects and Node removed in {:.1}s", deleted_at.elapsed().as_secs_f64());
+    eventually("a Removed event for e2e-flannel", WAIT, || async {
+        let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+        let list = events.list(&ListParams::default()).await?;
+        let found = list.items.iter().any(|e| {
+            e.reason.as_deref() == Some("Removed")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e2e-flannel")
+                && e.note.as_deref().is_some_and(|n| n.contains("deleted tunnel flannel_vxlan"))
+        });
+        Ok(if found { Ok(()) } else { Err("no Removed event".to_string()) })
+    })
+    .await?;
+    eventually("the second vxlan BigIpTunnel takes over", WAIT, || async {
+        let programmed = condition_of(&tunnels, "e2e-flannel-2", "Programmed").await?;
+        let tunnel_there = env.simulator().state().tunnels().iter().any(|t| t.name == "second_vxlan");
+        Ok(match programmed {
+            Some((status, _, _)) if status == "True" && tunnel_there => Ok(()),
+            other => Err(format!("{other:?}; tunnel on the BIG-IP: {tunnel_there}")),
+        })
+    })
+    .await?;
+
+    tunnels.delete("e2e-flannel-2", &DeleteParams::default()).await?;
+    eventually("nothing of the BigIpTunnels left on the BIG-IP", WAIT, || async {
+        let state = env.simulator().state();
+        let managed_arp: Vec<_> = state.arp_entries().into_iter().filter(|a| a.name.starts_with("k8s-")).collect();
+        let (tunnels_left, self_ips, profiles) = (state.tunnels(), state.self_ips(), state.vxlan_profiles());
+        let gone = tunnels.get_opt("e2e-flannel-2").await?.is_none() && nodes_api.get_opt("e2e-bigip-2").await?.is_none();
+        Ok(if tunnels_left.is_empty() && self_ips.is_empty() && profiles.is_empty() && managed_arp.is_empty() && gone {
+            Ok(())
+        } else {
+            Err(format!("tunnels {tunnels_left:?}, self IPs {self_ips:?}, profiles {profiles:?}, ARP {managed_arp:?}, objects gone {gone}"))
+        })
+    })
+    .await?;
+    for (name, _) in flannel_nodes {
+        env.kubectl(&["annotate", "node", name, &format!("{BACKEND_DATA}-")])?;
+    }
+    Ok(())
+}
+
+/// (status, reason, message) of a BigIpTunnel's condition.
+async fn condition_of(tunnels: &Api<BigIpTunnel>, name: &str, type_: &str) -> Result<Option<(String, String, String)>> {
+    let tunnel = tunnels.get(name).await?;
+    let conditions = tunnel.status.unwrap_or_default().conditions;
+    Ok(conditions.into_iter().find(|c| c.type_ == type_).map(|c| (c.status, c.reason, c.message)))
+}
+
+/// A node is deleted: its FDB record and the ARP entries of its pods go. The node is a kwok
+/// node with flannel's annotation and one cluster-mode pod of `web`, made for this check.
+async fn node_deleted_entries_removed(env: &Env, ns: &str, fdb_before: &[(String, String)]) -> Result<()> {
+    const NODE: &str = "e2e-extra-node";
+    const MAC: &str = "0a:58:0a:00:00:77";
+    const IP: &str = "172.31.0.77";
+    env.kubectl_apply(
+        "default",
+        &format!(
+            r#"apiVersion: v1
+kind: Node
+metadata:
+  name: {NODE}
+  annotations:
+    kwok.x-k8s.io/node: fake
+    e2e.bigip-operator.dev/internal-ip: "{IP}"
+    flannel.alpha.coreos.com/backend-data: '{{"VtepMAC":"{MAC}"}}'
+  labels: {{type: kwok, kubernetes.io/hostname: {NODE}}}
+spec:
+  podCIDR: 10.244.77.0/24
+  podCIDRs: [10.244.77.0/24]
+"#
+        ),
+    )?;
+    env.kubectl_apply(
+        ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web-on-extra, labels: {{app: web}}}}\nspec:\n  nodeName: {NODE}\n  containers: [{{name: web, image: nginx, ports: [{{name: http, containerPort: 8080}}]}}]\n"
+        ),
+    )?;
+    let fdb = |env: &Env| {
+        let mut records: Vec<(String, String)> = env
+            .simulator()
+            .state()
+            .fdb_records("flannel_vxlan")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.name, r.endpoint))
+            .collect();
+        records.sort();
+        records
+    };
+    let arp_at_mac = |env: &Env| env.simulator().state().arp_entries().into_iter().filter(|a| a.mac_address == MAC).count();
+    let mut with_extra = fdb_before.to_vec();
+    with_extra.push((MAC.to_string(), IP.to_string()));
+    with_extra.sort();
+    eventually("the extra node's FDB record and its pod's ARP entry", WAIT, || async {
+        let (records, arp) = (fdb(env), arp_at_mac(env));
+        Ok(if records == with_extra && arp == 1 { Ok(()) } else { Err(format!("fdb {records:?}, ARP entries at {MAC}: {arp}")) })
+    })
+    .await?;
+
+    let deleted_at = Instant::now();
+    env.kubectl(&["delete", "node", NODE])?;
+    eventually("the deleted node's FDB record and ARP entry removed", WAIT, || async {
+        let (records, arp) = (fdb(env), arp_at_mac(env));
+        Ok(if records == fdb_before && arp == 0 { Ok(()) } else { Err(format!("fdb {records:?}, ARP entries at {MAC}: {arp}")) })
+    })
+    .await?;
+    println!("    measured: node deleted → FDB record and ARP entry removed in {:.1}s", deleted_at.elapsed().as_secs_f64());
+    env.kubectl(&["delete", "pod", "-n", ns, "web-on-extra", "--force", "--grace-period=0", "--wait=false"])?;
+    Ok(())
+}
+
+/// BGP mode on a BIG-IP older than 14.1 is refused with both versions named; on a current one
+/// it peers with every Ready node (the BIG-IP's Node is not Ready, so it is none of them);
+/// deleting the BigIpTunnel removes the BGP instance.
+async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: &[(String, String)]) -> Result<()> {
+    env.simulator().set_faults(Faults { tmos_version: Some("13.1.3".into()), ..Faults::default() });
     env.kubectl_apply(
         "default",
         "apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpTunnel\nmetadata: {name: e2e-bgp}\nspec:\n  mode: bgp\n  bgp: {localAs: 64512, peerAs: 64513}\n",
     )?;
+    let refused = eventually("BGP refused on BIG-IP 13.1.3", WAIT, || async {
+        let programmed = condition_of(tunnels, "e2e-bgp", "Programmed").await?;
+        Ok(match programmed {
+            Some((status, reason, message))
+                if status == "False" && reason == "UnsupportedBigIpVersion" && message.contains("14.1") && message.contains("13.1.3") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await;
+    env.simulator().set_faults(Faults::default());
+    refused?;
+
     let mut node_ips: Vec<String> = nodes.iter().map(|(_, ip)| ip.clone()).collect();
     node_ips.sort();
-    eventually("a BGP neighbor per node", WAIT, || async {
+    eventually("a BGP neighbor per node once the BIG-IP is 17.1", WAIT, || async {
         let bgp = env.simulator().state().bgp();
         let instance = bgp.iter().find(|b| b.name == "bigip-operator");
         let mut neighbors: Vec<(String, u32)> =
             instance.map(|b| b.neighbor.iter().map(|n| (n.name.clone(), n.remote_as)).collect()).unwrap_or_default();
         neighbors.sort();
         let want: Vec<(String, u32)> = node_ips.iter().map(|ip| (ip.clone(), 64513)).collect();
-        Ok(if instance.is_some_and(|b| b.local_as == 64512) && neighbors == want { Ok(()) } else { Err(format!("{bgp:?}")) })
+        let version = tunnels.get("e2e-bgp").await?.status.and_then(|s| s.bigip_version);
+        Ok(if instance.is_some_and(|b| b.local_as == 64512) && neighbors == want && version.as_deref() == Some("17.1.0") {
+            Ok(())
+        } else {
+            Err(format!("{bgp:?}, status version {version:?}"))
+        })
     })
     .await?;
     tunnels.delete("e2e-bgp", &DeleteParams::default()).await?;
-
-    tunnels.delete("e2e-flannel", &DeleteParams::default()).await?;
-    for (name, _) in flannel_nodes {
-        env.kubectl(&["annotate", "node", name, &format!("{BACKEND_DATA}-")])?;
-    }
-    Ok(())
+    eventually("the BGP instance removed", WAIT, || async {
+        let left = env.simulator().state().bgp();
+        let gone = tunnels.get_opt("e2e-bgp").await?.is_none();
+        Ok(if left.is_empty() && gone { Ok(()) } else { Err(format!("{left:?}, BigIpTunnel gone {gone}")) })
+    })
+    .await
 }

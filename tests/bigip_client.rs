@@ -643,8 +643,8 @@ async fn network_objects_of_a_vxlan_tunnel_round_trip() {
     assert!(sim.state().arp_entries().is_empty());
 
     let neighbors = vec![("10.0.0.1".to_string(), 64513), ("10.0.0.2".to_string(), 64513)];
-    client.ensure_bgp("bigip-operator", 64512, &neighbors).await.expect("bgp");
-    client.ensure_bgp("bigip-operator", 64512, &neighbors[..1]).await.expect("bgp, one neighbor fewer");
+    client.ensure_bgp("bigip-operator", 64512, &neighbors, None).await.expect("bgp");
+    client.ensure_bgp("bigip-operator", 64512, &neighbors[..1], None).await.expect("bgp, one neighbor fewer");
     let bgp = sim.state().bgp();
     assert_eq!((bgp.len(), bgp[0].local_as, bgp[0].neighbor.len()), (1, 64512, 1));
     assert_eq!((bgp[0].neighbor[0].name.as_str(), bgp[0].neighbor[0].remote_as), ("10.0.0.1", 64513));
@@ -698,7 +698,55 @@ async fn the_version_is_read_and_missing_collections_are_errors() {
     assert_eq!(client.version().await.expect("version").to_string(), "17.1.0");
     sim.set_faults(Faults { tmos_version: Some("13.1.3".into()), ..Faults::default() });
     assert_eq!(client.version().await.expect("version").to_string(), "13.1.3");
-    let error = client.ensure_bgp("bigip-operator", 64512, &[]).await.expect_err("no routing on 13.1");
+    let error = client.ensure_bgp("bigip-operator", 64512, &[], None).await.expect_err("no routing on 13.1");
     assert!(error.to_string().contains("404") && error.to_string().contains("not registered"), "{error}");
+    sim.shutdown().await;
+}
+
+/// BGP route filters: a prefix list and a route map the neighbours use inbound, rewritten when
+/// the filters change, removable in order (instance, route map, prefix list) and not before.
+#[tokio::test]
+async fn bgp_route_filters_round_trip() {
+    use bigip_operator::bigip::{NetKind, Removal};
+    use bigip_operator::crd::{RouteFilter, RouteFilterAction};
+    use bigip_operator::model::bgp::prefix_list_entries;
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    let filters = vec![
+        RouteFilter { prefix: "10.244.7.0/24".into(), action: RouteFilterAction::Deny, min_length: None, max_length: None },
+        RouteFilter { prefix: "10.244.0.0/16".into(), action: RouteFilterAction::Permit, min_length: None, max_length: Some(26) },
+    ];
+    let entries = prefix_list_entries(&filters).expect("valid");
+    let neighbors = vec![("10.0.0.1".to_string(), 64513)];
+    for _ in 0..2 {
+        client.ensure_prefix_list("in", &entries).await.expect("prefix list");
+        client.ensure_route_map("in", "in").await.expect("route map");
+        client.ensure_bgp("bigip-operator", 64512, &neighbors, Some("/Common/in")).await.expect("bgp");
+    }
+    let lists = sim.state().prefix_lists();
+    let shown: Vec<(u32, String, String, Option<String>)> = lists[0]
+        .entries
+        .iter()
+        .map(|(seq, e)| (*seq, e.action.clone(), e.prefix.clone(), e.prefix_len_range.clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [(10, "deny".into(), "10.244.7.0/24".into(), None), (20, "permit".into(), "10.244.0.0/16".into(), Some("16:26".into()))]
+    );
+    let bgp = sim.state().bgp();
+    let family = &bgp[0].neighbor[0].address_family;
+    assert_eq!(family[0].route_map.as_ref().and_then(|r| r.inbound.as_deref()), Some("/Common/in"));
+
+    let fewer = prefix_list_entries(&filters[1..]).expect("valid");
+    client.ensure_prefix_list("in", &fewer).await.expect("one filter fewer");
+    assert_eq!(sim.state().prefix_lists()[0].entries.len(), 1);
+
+    let in_use = client.remove_managed(NetKind::RouteMap, "in").await.expect_err("the neighbor uses it");
+    assert!(in_use.to_string().contains("in use"), "{in_use}");
+    client.ensure_bgp("bigip-operator", 64512, &neighbors, None).await.expect("bgp without filters");
+    assert!(sim.state().bgp()[0].neighbor[0].address_family.is_empty());
+    assert_eq!(client.remove_managed(NetKind::RouteMap, "in").await.expect("route map"), Removal::Deleted);
+    assert_eq!(client.remove_managed(NetKind::PrefixList, "in").await.expect("prefix list"), Removal::Deleted);
+    assert!(sim.state().prefix_lists().is_empty() && sim.state().route_maps().is_empty());
     sim.shutdown().await;
 }

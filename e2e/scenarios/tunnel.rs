@@ -322,7 +322,8 @@ spec:
 
 /// BGP mode on a BIG-IP older than 14.1 is refused with both versions named; on a current one
 /// it peers with every Ready node (the BIG-IP's Node is not Ready, so it is none of them);
-/// deleting the BigIpTunnel removes the BGP instance.
+/// route filters come and go with the spec; deleting the BigIpTunnel removes the BGP instance
+/// and its filters.
 async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: &[(String, String)]) -> Result<()> {
     env.simulator().set_faults(Faults { tmos_version: Some("13.1.3".into()), ..Faults::default() });
     env.kubectl_apply(
@@ -361,11 +362,62 @@ async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: 
         })
     })
     .await?;
+
+    // Route filters: a prefix list and route map the neighbours use inbound; the apiserver
+    // refuses an IPv6 prefix with the CRD's message.
+    let with_filters = |filters: &str| {
+        format!(
+            "apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpTunnel\nmetadata: {{name: e2e-bgp}}\nspec:\n  mode: bgp\n  bgp:\n    localAs: 64512\n    peerAs: 64513\n{filters}"
+        )
+    };
+    let refused = env.kubectl_fails(&["apply", "-f", "-"], &with_filters("    routeFilters: [{prefix: 'fd00::/8'}]\n"))?;
+    ensure!(refused.contains("prefix must be an IPv4 CIDR"), "{refused}");
+    env.kubectl_apply(
+        "default",
+        &with_filters("    routeFilters:\n    - {prefix: 10.244.7.0/24, action: deny}\n    - {prefix: 10.244.0.0/16, maxLength: 26}\n"),
+    )?;
+    eventually("the route filters on the BIG-IP", WAIT, || async {
+        let state = env.simulator().state();
+        let entries: Vec<(u32, String, String, Option<String>)> = state
+            .prefix_lists()
+            .iter()
+            .filter(|l| l.name == "bigip-operator-in")
+            .flat_map(|l| l.entries.iter().map(|(seq, e)| (*seq, e.action.clone(), e.prefix.clone(), e.prefix_len_range.clone())))
+            .collect();
+        let want = vec![
+            (10, "deny".to_string(), "10.244.7.0/24".to_string(), None),
+            (20, "permit".to_string(), "10.244.0.0/16".to_string(), Some("16:26".to_string())),
+        ];
+        let filtered = state.bgp().iter().flat_map(|b| b.neighbor.clone()).all(|n| {
+            n.address_family.iter().any(|f| f.route_map.as_ref().and_then(|r| r.inbound.as_deref()) == Some("/Common/bigip-operator-in"))
+        });
+        Ok(if entries == want && filtered && !state.route_maps().is_empty() { Ok(()) } else { Err(format!("{entries:?}; every neighbour filtered: {filtered}")) })
+    })
+    .await?;
+    env.kubectl_apply("default", &with_filters(""))?;
+    eventually("the route filters removed with the spec's", WAIT, || async {
+        let state = env.simulator().state();
+        let unfiltered = state.bgp().iter().flat_map(|b| b.neighbor.clone()).all(|n| n.address_family.is_empty());
+        let (lists, maps) = (state.prefix_lists(), state.route_maps());
+        Ok(if unfiltered && lists.is_empty() && maps.is_empty() { Ok(()) } else { Err(format!("{lists:?} {maps:?}")) })
+    })
+    .await?;
+    env.kubectl_apply("default", &with_filters("    routeFilters: [{prefix: 10.244.0.0/16, maxLength: 26}]\n"))?;
+    eventually("the route filter back", WAIT, || async {
+        Ok(if env.simulator().state().prefix_lists().len() == 1 { Ok(()) } else { Err("no prefix list".to_string()) })
+    })
+    .await?;
+
     tunnels.delete("e2e-bgp", &DeleteParams::default()).await?;
-    eventually("the BGP instance removed", WAIT, || async {
-        let left = env.simulator().state().bgp();
+    eventually("the BGP instance, route map and prefix list removed", WAIT, || async {
+        let state = env.simulator().state();
+        let (left, lists, maps) = (state.bgp(), state.prefix_lists(), state.route_maps());
         let gone = tunnels.get_opt("e2e-bgp").await?.is_none();
-        Ok(if left.is_empty() && gone { Ok(()) } else { Err(format!("{left:?}, BigIpTunnel gone {gone}")) })
+        Ok(if left.is_empty() && lists.is_empty() && maps.is_empty() && gone {
+            Ok(())
+        } else {
+            Err(format!("{left:?} {lists:?} {maps:?}, BigIpTunnel gone {gone}"))
+        })
     })
     .await
 }

@@ -13,6 +13,8 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::model::bgp::PrefixEntry;
+
 pub use client::BigIpClient;
 pub use config::{BigIpConfig, Credentials, RetryPolicy, TlsVerification};
 pub use error::BigIpError;
@@ -44,7 +46,15 @@ pub trait NetApi: Send + Sync + 'static {
     fn arp_records(&self) -> impl Future<Output = Result<Vec<net::ArpRecord>, BigIpError>> + Send;
     fn create_arp(&self, name: &str, ip_address: &str, mac_address: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn delete_arp(&self, name: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
-    fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_bgp(
+        &self,
+        name: &str,
+        local_as: u32,
+        neighbors: &[(String, u32)],
+        route_map_in: Option<&str>,
+    ) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_prefix_list(&self, name: &str, entries: &[PrefixEntry]) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_route_map(&self, name: &str, prefix_list: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn remove_managed(&self, kind: NetKind, name: &str) -> impl Future<Output = Result<Removal, BigIpError>> + Send;
     fn version(&self) -> impl Future<Output = Result<BigIpVersion, BigIpError>> + Send;
 }
@@ -77,8 +87,14 @@ impl NetApi for BigIpClient {
     async fn delete_arp(&self, name: &str) -> Result<(), BigIpError> {
         BigIpClient::delete_arp(self, name).await
     }
-    async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> Result<(), BigIpError> {
-        BigIpClient::ensure_bgp(self, name, local_as, neighbors).await
+    async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)], route_map_in: Option<&str>) -> Result<(), BigIpError> {
+        BigIpClient::ensure_bgp(self, name, local_as, neighbors, route_map_in).await
+    }
+    async fn ensure_prefix_list(&self, name: &str, entries: &[PrefixEntry]) -> Result<(), BigIpError> {
+        BigIpClient::ensure_prefix_list(self, name, entries).await
+    }
+    async fn ensure_route_map(&self, name: &str, prefix_list: &str) -> Result<(), BigIpError> {
+        BigIpClient::ensure_route_map(self, name, prefix_list).await
     }
     async fn remove_managed(&self, kind: NetKind, name: &str) -> Result<Removal, BigIpError> {
         BigIpClient::remove_managed(self, kind, name).await

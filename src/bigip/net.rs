@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::client::{BigIpClient, Body};
 use super::error::BigIpError;
 use super::version::BigIpVersion;
+use crate::model::bgp::PrefixEntry;
 
 /// The `description` of every network object the operator created (and may delete).
 pub const MANAGED_DESCRIPTION: &str = "managed by bigip-operator";
@@ -22,6 +23,8 @@ pub enum NetKind {
     Tunnel,
     SelfIp,
     Bgp,
+    PrefixList,
+    RouteMap,
 }
 
 impl NetKind {
@@ -31,6 +34,8 @@ impl NetKind {
             Self::Tunnel => "/mgmt/tm/net/tunnels/tunnel",
             Self::SelfIp => "/mgmt/tm/net/self",
             Self::Bgp => "/mgmt/tm/net/routing/bgp",
+            Self::PrefixList => "/mgmt/tm/net/routing/prefix-list",
+            Self::RouteMap => "/mgmt/tm/net/routing/route-map",
         }
     }
 }
@@ -154,11 +159,55 @@ impl BigIpClient {
         self.ensure_object(NetKind::SelfIp, name, body, &["address"]).await
     }
 
-    /// A BGP instance on route domain 0 with exactly these neighbors (address, remote AS).
-    pub async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)]) -> Result<(), BigIpError> {
-        let neighbor: Vec<Value> = neighbors.iter().map(|(address, remote_as)| json!({ "name": address, "remoteAs": remote_as })).collect();
+    /// A BGP instance on route domain 0 with exactly these neighbors (address, remote AS),
+    /// each filtering the routes it learns through route map `route_map_in` (a full path) if
+    /// given.
+    pub async fn ensure_bgp(
+        &self,
+        name: &str,
+        local_as: u32,
+        neighbors: &[(String, u32)],
+        route_map_in: Option<&str>,
+    ) -> Result<(), BigIpError> {
+        let neighbor: Vec<Value> = neighbors
+            .iter()
+            .map(|(address, remote_as)| match route_map_in {
+                None => json!({ "name": address, "remoteAs": remote_as }),
+                Some(route_map) => json!({
+                    "name": address,
+                    "remoteAs": remote_as,
+                    "addressFamily": [{ "name": "ipv4", "routeMap": { "in": route_map } }],
+                }),
+            })
+            .collect();
         let body = json!({ "name": name, "partition": "Common", "localAs": local_as, "neighbor": neighbor });
         self.ensure_object(NetKind::Bgp, name, body, &[]).await
+    }
+
+    /// A prefix list in /Common with exactly these entries, keyed by sequence number.
+    pub async fn ensure_prefix_list(&self, name: &str, entries: &[PrefixEntry]) -> Result<(), BigIpError> {
+        let entries: serde_json::Map<String, Value> = entries
+            .iter()
+            .map(|entry| {
+                let mut fields = json!({ "action": entry.action.as_str(), "prefix": entry.prefix.to_string() });
+                if let (Some(range), Some(map)) = (entry.length_range_text(), fields.as_object_mut()) {
+                    map.insert("prefixLenRange".into(), json!(range));
+                }
+                (entry.sequence.to_string(), fields)
+            })
+            .collect();
+        let body = json!({ "name": name, "partition": "Common", "entries": entries });
+        self.ensure_object(NetKind::PrefixList, name, body, &[]).await
+    }
+
+    /// A route map in /Common that permits the routes prefix list `prefix_list` permits.
+    pub async fn ensure_route_map(&self, name: &str, prefix_list: &str) -> Result<(), BigIpError> {
+        let entries = json!({ "10": {
+            "action": "permit",
+            "match": { "ipv4": { "address": { "prefixList": format!("/Common/{prefix_list}") } } },
+        } });
+        let body = json!({ "name": name, "partition": "Common", "entries": entries });
+        self.ensure_object(NetKind::RouteMap, name, body, &[]).await
     }
 
     /// The tunnel's VTEP MAC address (`macAddr` of the tunnel's statistics).

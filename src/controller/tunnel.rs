@@ -27,9 +27,9 @@ use super::reconcile::jiff_now;
 use crate::bigip::version::{MinimumVersion, MINIMUM_FOR_BGP, MINIMUM_SUPPORTED};
 use crate::bigip::{BigIpError, BigIpVersion, NetApi, NetKind, Removal};
 use crate::crd::{BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, TransportServer, TunnelMode, VirtualServer, VxlanTunnel};
-use crate::model::flannel::{arp_entries, bigip_node, fdb_records, is_bigip_node, plan_arp, ArpEntry, Mac};
+use crate::model::flannel::{arp_entries, bigip_node, fdb_records, plan_arp, ArpEntry, Mac};
+use crate::model::bgp::{neighbor_addresses, prefix_list_entries};
 use crate::model::labels::Selector;
-use crate::model::members::{node_internal_ip, node_is_ready};
 use crate::model::{ClusterView, ModelDefaults};
 
 /// Field manager of the BIG-IP's Node object.
@@ -90,7 +90,7 @@ pub fn arp_name(address: &IpAddr) -> String {
 #[derive(Debug, Clone, PartialEq)]
 enum Programmed {
     Vxlan { vtep_mac: Mac, fdb_entries: usize, arp_entries: usize },
-    Bgp { neighbors: usize },
+    Bgp { neighbors: usize, route_filters: usize },
 }
 
 /// Why a BigIpTunnel is not programmed: the reason and message of its conditions.
@@ -150,6 +150,9 @@ struct Outcome {
 
 /// The BIG-IP's objects the operator manages on route domain 0 for BGP mode.
 pub const BGP_INSTANCE: &str = "bigip-operator";
+
+/// The prefix list and route map of BGP mode's inbound route filters.
+pub const ROUTE_FILTER: &str = "bigip-operator-in";
 
 /// The finalizer that removes a BigIpTunnel's objects from the BIG-IP before it goes away.
 pub const TUNNEL_FINALIZER: &str = "bigip.operator.dev/tunnel-cleanup";
@@ -273,10 +276,18 @@ fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Outcome) -> BigIpTunnelStatus {
             vtep_mac: Some(vtep_mac.as_str().to_string()),
             bigip_version,
         },
-        Ok(Programmed::Bgp { neighbors }) => BigIpTunnelStatus {
+        Ok(Programmed::Bgp { neighbors, route_filters }) => BigIpTunnelStatus {
             conditions: vec![
                 condition("Accepted", "True", "Accepted", "the spec is valid".into()),
-                condition("Programmed", "True", "Programmed", format!("BGP instance {BGP_INSTANCE} peers with {neighbors} nodes")),
+                condition(
+                    "Programmed",
+                    "True",
+                    "Programmed",
+                    match route_filters {
+                        0 => format!("BGP instance {BGP_INSTANCE} peers with {neighbors} nodes, accepting every route"),
+                        n => format!("BGP instance {BGP_INSTANCE} peers with {neighbors} nodes through {n} route filters ({ROUTE_FILTER})"),
+                    },
+                ),
                 condition(
                     "Ready",
                     if *neighbors > 0 { "True" } else { "False" },
@@ -324,9 +335,7 @@ async fn cleanup<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &
     }
     let removed = match (&tunnel.spec.vxlan, &tunnel.spec.bgp) {
         (Some(vxlan), _) if tunnel.spec.mode == TunnelMode::Vxlan => remove_vxlan(tunnel, vxlan, ctx).await,
-        (_, Some(_)) if tunnel.spec.mode == TunnelMode::Bgp => remove_managed(ctx, NetKind::Bgp, BGP_INSTANCE)
-            .await
-            .map(|removal| vec![describe(NetKind::Bgp, BGP_INSTANCE, removal)]),
+        (_, Some(_)) if tunnel.spec.mode == TunnelMode::Bgp => remove_bgp(ctx).await,
         _ => Ok(Vec::new()),
     };
     match removed {
@@ -357,6 +366,8 @@ fn kind_name(kind: NetKind) -> &'static str {
         NetKind::Tunnel => "tunnel",
         NetKind::SelfIp => "self IP",
         NetKind::Bgp => "BGP instance",
+        NetKind::PrefixList => "prefix list",
+        NetKind::RouteMap => "route map",
     }
 }
 
@@ -368,6 +379,16 @@ fn describe(kind: NetKind, name: &str, removal: Removal) -> String {
         Removal::Kept => format!("kept {what} {name} (it existed before the operator)"),
         Removal::Absent => format!("{what} {name} was already gone"),
     }
+}
+
+/// BGP cleanup: the instance, then the route map and prefix list it used.
+async fn remove_bgp<B: NetApi>(ctx: &TunnelContext<B>) -> Result<Vec<String>, TunnelError> {
+    let mut report = Vec::new();
+    for (kind, name) in [(NetKind::Bgp, BGP_INSTANCE), (NetKind::RouteMap, ROUTE_FILTER), (NetKind::PrefixList, ROUTE_FILTER)] {
+        let removal = remove_managed(ctx, kind, name).await?;
+        report.push(describe(kind, name, removal));
+    }
+    Ok(report)
 }
 
 /// flannel VXLAN cleanup, in the order that stops traffic first: the BIG-IP's Node (flannel
@@ -499,28 +520,29 @@ async fn program_vxlan<B: NetApi>(
     Ok(Programmed::Vxlan { vtep_mac, fdb_entries: desired.len(), arp_entries: desired_arp.len() })
 }
 
-/// Calico BGP: one neighbor per selected Ready node (its InternalIP) with the nodes' AS.
+/// Calico BGP: one neighbor per selected Ready node (its InternalIP) with the nodes' AS, and
+/// the inbound route filters as a prefix list and route map (removed when there are none).
 async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Result<Programmed, NotProgrammed> {
     let selector: Option<Selector> = match spec.node_selector.as_deref().filter(|s| !s.trim().is_empty()) {
         None => None,
         Some(text) => Some(text.parse().map_err(|e| NotProgrammed::Invalid(format!("bgp.nodeSelector {text:?}: {e}")))?),
     };
-    let mut neighbors: Vec<(String, u32)> = ctx
-        .cluster
-        .nodes()
-        .iter()
-        .filter(|n| node_is_ready(n) && !is_bigip_node(n))
-        .filter(|n| selector.as_ref().is_none_or(|s| s.matches(n.metadata.labels.as_ref())))
-        .filter_map(|n| node_internal_ip(n))
-        .map(|ip| (ip.to_string(), spec.peer_as))
-        .collect();
-    neighbors.sort();
-    neighbors.dedup();
-    ctx.bigip
-        .ensure_bgp(BGP_INSTANCE, spec.local_as, &neighbors)
-        .await
-        .map_err(NotProgrammed::bigip)?;
-    Ok(Programmed::Bgp { neighbors: neighbors.len() })
+    let entries = prefix_list_entries(&spec.route_filters).map_err(|e| NotProgrammed::Invalid(e.to_string()))?;
+    let neighbors: Vec<(String, u32)> =
+        neighbor_addresses(&ctx.cluster.nodes(), selector.as_ref()).into_iter().map(|ip| (ip, spec.peer_as)).collect();
+    if entries.is_empty() {
+        ctx.bigip.ensure_bgp(BGP_INSTANCE, spec.local_as, &neighbors, None).await.map_err(NotProgrammed::bigip)?;
+        // Filters removed from the spec: the neighbours no longer use them.
+        for kind in [NetKind::RouteMap, NetKind::PrefixList] {
+            ctx.bigip.remove_managed(kind, ROUTE_FILTER).await.map_err(NotProgrammed::bigip)?;
+        }
+    } else {
+        ctx.bigip.ensure_prefix_list(ROUTE_FILTER, &entries).await.map_err(NotProgrammed::bigip)?;
+        ctx.bigip.ensure_route_map(ROUTE_FILTER, ROUTE_FILTER).await.map_err(NotProgrammed::bigip)?;
+        let route_map = format!("/Common/{ROUTE_FILTER}");
+        ctx.bigip.ensure_bgp(BGP_INSTANCE, spec.local_as, &neighbors, Some(&route_map)).await.map_err(NotProgrammed::bigip)?;
+    }
+    Ok(Programmed::Bgp { neighbors: neighbors.len(), route_filters: entries.len() })
 }
 
 /// Every pool member address of every VirtualServer and TransportServer the operator programs.
@@ -541,7 +563,7 @@ mod tests {
             BigIpTunnelSpec {
                 mode,
                 vxlan: None,
-                bgp: (mode == TunnelMode::Bgp).then(|| BgpPeering { local_as: 64512, peer_as: 64513, node_selector: None }),
+                bgp: (mode == TunnelMode::Bgp).then(|| BgpPeering { local_as: 64512, peer_as: 64513, node_selector: None, route_filters: Vec::new() }),
             },
         );
         let created = k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + created_second).expect("timestamp");

@@ -13,7 +13,9 @@ pub use common::{
     PoolMemberType, RouteAdvertisement, SnatMode, VirtualAddressOptions,
 };
 pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
-pub use tunnel::{BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, TunnelMode, VxlanTunnel};
+pub use tunnel::{
+    BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, RouteFilter, RouteFilterAction, TunnelMode, VxlanTunnel,
+};
 pub use virtual_server::{PathType, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec, VirtualServerStatus};
 
 /// The API group of every custom resource of this operator.

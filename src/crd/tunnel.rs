@@ -98,6 +98,52 @@ pub struct BgpPeering {
     /// Peer only with nodes matching this label selector; empty: every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<String>,
+    /// Which routes the BIG-IP accepts from the nodes, first match decides; a route matching
+    /// none is refused. Empty: every route is accepted. IPv4 only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub route_filters: Vec<RouteFilter>,
+}
+
+/// One inbound route filter: routes inside `prefix` whose prefix length is within
+/// `minLength`..`maxLength` (default: exactly the prefix's own length).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.minLength) || !has(self.maxLength) || self.minLength <= self.maxLength").message("minLength must not exceed maxLength"))]
+#[x_kube(validation = Rule::new("!isCIDR(self.prefix) || !has(self.minLength) || self.minLength >= cidr(self.prefix).prefixLength()").message("minLength must be at least the prefix's own length"))]
+pub struct RouteFilter {
+    /// An IPv4 prefix, e.g. `10.244.0.0/16`.
+    #[x_kube(validation = Rule::new("isCIDR(self) && cidr(self).ip().family() == 4").message("prefix must be an IPv4 CIDR such as 10.244.0.0/16"))]
+    #[schemars(length(max = 18))]
+    pub prefix: String,
+    /// `permit` (default) or `deny`.
+    #[serde(default)]
+    pub action: RouteFilterAction,
+    /// Shortest prefix length accepted inside `prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 32))]
+    pub min_length: Option<u8>,
+    /// Longest prefix length accepted inside `prefix` (e.g. 26 for Calico's /26 blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 32))]
+    pub max_length: Option<u8>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteFilterAction {
+    #[default]
+    Permit,
+    Deny,
+}
+
+impl RouteFilterAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permit => "permit",
+            Self::Deny => "deny",
+        }
+    }
 }
 
 fn default_tunnel_name() -> String {

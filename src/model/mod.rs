@@ -2,6 +2,7 @@
 //! turned into validated, defaulted BIG-IP applications grouped by partition. No I/O.
 
 pub mod application;
+pub mod bgp;
 pub mod cluster;
 pub mod fleet;
 pub mod flannel;

@@ -45,7 +45,10 @@ pub use config::{SimulatorConfig, TlsMode, DEFAULT_TOKEN_TTL};
 pub use faults::{Faults, ANONYMOUS_REJECTION};
 pub use model::{PoolMemberView, VirtualServerView};
 pub use net::tunnel_mac;
-pub use net_config::{ArpEntry, BgpInstance, BgpNeighbor, FdbRecord, SelfIp, Tunnel, VxlanProfile};
+pub use net_config::{
+    ArpEntry, BgpInstance, BgpNeighbor, FdbRecord, NeighborAddressFamily, PrefixList, PrefixListEntry, RouteMap, RouteMapEntry,
+    RouteMapReferences, SelfIp, Tunnel, VxlanProfile,
+};
 pub use state::{ChangeAction, ChangeRecord, SimulatorState, StateFileError};
 pub use tls::TlsError;
 

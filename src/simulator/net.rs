@@ -11,8 +11,8 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::net_config::{
-    full_path, ArpEntry, BgpInstance, FdbRecord, NetConfig, NetError, NetObject, SelfIp, Tunnel, VxlanProfile,
-    PARTITION,
+    full_path, ArpEntry, BgpInstance, FdbRecord, NetConfig, NetError, NetObject, PrefixList, RouteMap, SelfIp, Tunnel,
+    VxlanProfile, PARTITION,
 };
 use super::reply::{not_registered, parse_json_body, respond, rest_error};
 use super::state::SimulatorState;
@@ -25,6 +25,8 @@ pub(super) fn routes() -> Router<SimulatorState> {
         .merge(object_routes::<SelfIp>())
         .merge(object_routes::<ArpEntry>())
         .merge(object_routes::<BgpInstance>())
+        .merge(object_routes::<PrefixList>())
+        .merge(object_routes::<RouteMap>())
         .route("/mgmt/tm/net/tunnels/tunnel/{name}/stats", get(tunnel_stats))
         .route("/mgmt/tm/net/fdb/tunnel", get(list_fdb))
         .route("/mgmt/tm/net/fdb/tunnel/{name}", get(get_fdb).patch(patch_fdb))

@@ -157,6 +157,96 @@ pub struct BgpNeighbor {
     pub name: String,
     #[serde(deserialize_with = "number_or_text")]
     pub remote_as: u32,
+    /// Per address family settings, e.g. `[{"name": "ipv4", "routeMap": {"in": "/Common/rm"}}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_family: Vec<NeighborAddressFamily>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NeighborAddressFamily {
+    /// `ipv4` or `ipv6`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_map: Option<RouteMapReferences>,
+}
+
+/// The route maps a neighbor applies to what it learns (`in`) and advertises (`out`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMapReferences {
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<String>,
+    #[serde(default, rename = "out", skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<String>,
+}
+
+impl RouteMapReferences {
+    /// The route maps referred to (`none` refers to nothing, as on BIG-IP).
+    fn names(&self) -> impl Iterator<Item = &str> {
+        [&self.inbound, &self.outbound].into_iter().flatten().map(String::as_str).filter(|name| *name != "none")
+    }
+}
+
+/// A prefix list (`net routing prefix-list`): entries keyed by sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrefixList {
+    pub name: String,
+    #[serde(default)]
+    pub entries: BTreeMap<u32, PrefixListEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrefixListEntry {
+    /// `permit` or `deny`.
+    pub action: String,
+    /// `address/length`.
+    pub prefix: String,
+    /// `min:max` (or one length) of the prefixes matched inside `prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_text")]
+    pub prefix_len_range: Option<String>,
+}
+
+/// A route map (`net routing route-map`): entries keyed by sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteMap {
+    pub name: String,
+    #[serde(default)]
+    pub entries: BTreeMap<u32, RouteMapEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMapEntry {
+    /// `permit` or `deny`.
+    pub action: String,
+    /// What routes the entry applies to, e.g. `{"ipv4": {"address": {"prefixList": "/Common/pl"}}}`.
+    #[serde(default, rename = "match", skip_serializing_if = "Value::is_null")]
+    pub matches: Value,
+}
+
+impl RouteMapEntry {
+    /// The prefix lists the entry matches on.
+    fn prefix_lists(&self) -> impl Iterator<Item = &str> {
+        ["ipv4", "ipv6"].into_iter().filter_map(|family| self.matches.get(family)?.get("address")?.get("prefixList")?.as_str())
+    }
+}
+
+/// A number shown as text (BIG-IP accepts `prefixLenRange` either way).
+fn optional_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(Value::Number(number)) => Some(number.to_string()),
+        Some(other) => return Err(serde::de::Error::custom(format!("expected text, got {other}"))),
+    })
 }
 
 /// BIG-IP shows AS numbers as numbers but accepts them as text too.
@@ -183,6 +273,8 @@ pub(super) struct NetConfig {
     self_ips: BTreeMap<String, SelfIp>,
     arp: BTreeMap<String, ArpEntry>,
     bgp: BTreeMap<String, BgpInstance>,
+    prefix_lists: BTreeMap<String, PrefixList>,
+    route_maps: BTreeMap<String, RouteMap>,
 }
 
 pub(super) fn is_mac_address(text: &str) -> bool {
@@ -376,7 +468,7 @@ impl NetObject for BgpInstance {
     fn name(&self) -> &str {
         &self.name
     }
-    fn check(&self, _config: &NetConfig) -> Result<(), NetError> {
+    fn check(&self, config: &NetConfig) -> Result<(), NetError> {
         if self.local_as == 0 {
             return Err(invalid_value("localAs", "0", &full_path(&self.name)));
         }
@@ -387,6 +479,16 @@ impl NetObject for BgpInstance {
             }
             if neighbor.remote_as == 0 {
                 return Err(invalid_value("remoteAs", "0", &format!("neighbor {}", neighbor.name)));
+            }
+            for family in &neighbor.address_family {
+                if !matches!(family.name.as_str(), "ipv4" | "ipv6") {
+                    return Err(invalid_value("address family", &family.name, &format!("neighbor {}", neighbor.name)));
+                }
+                for route_map in family.route_map.iter().flat_map(RouteMapReferences::names) {
+                    if !config.route_maps.contains_key(common_name(route_map)) {
+                        return Err(NetError::MissingReference { what: "route map", full_path: full_path(common_name(route_map)) });
+                    }
+                }
             }
             if seen.contains(&neighbor.name.as_str()) {
                 return Err(NetError::Invalid(format!(
@@ -404,6 +506,96 @@ impl NetObject for BgpInstance {
     }
     fn objects_mut(config: &mut NetConfig) -> &mut BTreeMap<String, Self> {
         &mut config.bgp
+    }
+}
+
+fn check_action(action: &str, object: &str) -> Result<(), NetError> {
+    if matches!(action, "permit" | "deny") {
+        Ok(())
+    } else {
+        Err(invalid_value("action", action, object))
+    }
+}
+
+/// `16:26` or `24` within the prefix's length and the family's bits.
+fn valid_length_range(range: &str, prefix_length: u8, bits: u8) -> bool {
+    let parse = |text: &str| text.parse::<u8>().ok();
+    let (min, max) = match range.split_once(':') {
+        Some((min, max)) => (parse(min), parse(max)),
+        None => (parse(range), parse(range)),
+    };
+    matches!((min, max), (Some(min), Some(max)) if prefix_length <= min && min <= max && max <= bits)
+}
+
+impl NetObject for PrefixList {
+    const WHAT: &'static str = "prefix list";
+    const COLLECTION: &'static str = "routing/prefix-list";
+    const PROPERTIES: &'static [&'static str] = &["entries", "description"];
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn check(&self, _config: &NetConfig) -> Result<(), NetError> {
+        for (sequence, entry) in &self.entries {
+            let object = format!("{} entry {sequence}", full_path(&self.name));
+            check_action(&entry.action, &object)?;
+            let Some((network, bits)) = entry.prefix.parse::<ipnet::IpNet>().ok().map(|n| (n, n.max_prefix_len())) else {
+                return Err(invalid_value("prefix", &entry.prefix, &object));
+            };
+            if let Some(range) = entry.prefix_len_range.as_deref().filter(|r| !valid_length_range(r, network.prefix_len(), bits)) {
+                return Err(invalid_value("prefixLenRange", range, &object));
+            }
+        }
+        Ok(())
+    }
+    fn used_by(config: &NetConfig, name: &str) -> Option<(&'static str, String)> {
+        let path = full_path(name);
+        config
+            .route_maps
+            .values()
+            .find(|map| map.entries.values().any(|entry| entry.prefix_lists().any(|list| full_path(common_name(list)) == path)))
+            .map(|map| ("route map", full_path(&map.name)))
+    }
+    fn objects(config: &NetConfig) -> &BTreeMap<String, Self> {
+        &config.prefix_lists
+    }
+    fn objects_mut(config: &mut NetConfig) -> &mut BTreeMap<String, Self> {
+        &mut config.prefix_lists
+    }
+}
+
+impl NetObject for RouteMap {
+    const WHAT: &'static str = "route map";
+    const COLLECTION: &'static str = "routing/route-map";
+    const PROPERTIES: &'static [&'static str] = &["entries", "description"];
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn check(&self, config: &NetConfig) -> Result<(), NetError> {
+        for (sequence, entry) in &self.entries {
+            check_action(&entry.action, &format!("{} entry {sequence}", full_path(&self.name)))?;
+            if let Some(missing) = entry.prefix_lists().find(|list| !config.prefix_lists.contains_key(common_name(list))) {
+                return Err(NetError::MissingReference { what: "prefix list", full_path: full_path(common_name(missing)) });
+            }
+        }
+        Ok(())
+    }
+    fn used_by(config: &NetConfig, name: &str) -> Option<(&'static str, String)> {
+        let path = full_path(name);
+        config
+            .bgp
+            .values()
+            .find(|bgp| {
+                bgp.neighbor.iter().flat_map(|n| &n.address_family).flat_map(|f| f.route_map.iter().flat_map(RouteMapReferences::names)).any(|map| full_path(common_name(map)) == path)
+            })
+            .map(|bgp| ("BGP instance", full_path(&bgp.name)))
+    }
+    fn objects(config: &NetConfig) -> &BTreeMap<String, Self> {
+        &config.route_maps
+    }
+    fn objects_mut(config: &mut NetConfig) -> &mut BTreeMap<String, Self> {
+        &mut config.route_maps
     }
 }
 
@@ -710,5 +902,50 @@ mod tests {
         assert_eq!(bgp.neighbor[0].remote_as, 64513);
         let twice = json!({"neighbor": [{"name": "10.0.0.2", "remoteAs": 1}, {"name": "10.0.0.2", "remoteAs": 2}]});
         assert!(config.patch::<BgpInstance>("bgp", &twice).is_err());
+    }
+
+    #[test]
+    fn prefix_lists_check_prefixes_and_length_ranges() {
+        let mut config = NetConfig::default();
+        let list = |entries: Value| json!({"name": "pl", "entries": entries});
+        let created = config
+            .create::<PrefixList>(&list(json!({"10": {"action": "deny", "prefix": "10.244.7.0/24"},
+                "20": {"action": "permit", "prefix": "10.244.0.0/16", "prefixLenRange": "16:26"},
+                "30": {"action": "permit", "prefix": "192.168.0.0/16", "prefixLenRange": 24}})))
+            .expect("valid");
+        assert_eq!(created.entries.keys().copied().collect::<Vec<_>>(), [10, 20, 30], "by number");
+        assert_eq!(created.entries[&30].prefix_len_range.as_deref(), Some("24"), "a number is shown as text");
+        for (entries, bad) in [
+            (json!({"10": {"action": "allow", "prefix": "10.0.0.0/8"}}), "action"),
+            (json!({"10": {"action": "permit", "prefix": "10.0.0.0"}}), "prefix"),
+            (json!({"10": {"action": "permit", "prefix": "10.244.0.0/16", "prefixLenRange": "8:24"}}), "prefixLenRange"),
+            (json!({"10": {"action": "permit", "prefix": "10.244.0.0/16", "prefixLenRange": "16:33"}}), "prefixLenRange"),
+        ] {
+            let error = config.patch::<PrefixList>("pl", &json!({"entries": entries})).expect_err(bad);
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+        assert_eq!(config.get::<PrefixList>("pl").expect("kept"), created, "a refused change keeps the list");
+    }
+
+    #[test]
+    fn route_maps_and_neighbors_need_what_they_refer_to_and_keep_it_in_use() {
+        let mut config = NetConfig::default();
+        let route_map = json!({"name": "rm", "entries": {"10": {"action": "permit",
+            "match": {"ipv4": {"address": {"prefixList": "/Common/pl"}}}}}});
+        let missing = config.create::<RouteMap>(&route_map).expect_err("no prefix list yet");
+        assert_eq!(missing, NetError::MissingReference { what: "prefix list", full_path: "/Common/pl".into() });
+        config.create::<PrefixList>(&json!({"name": "pl", "entries": {"10": {"action": "permit", "prefix": "10.0.0.0/8"}}})).expect("pl");
+        config.create::<RouteMap>(&route_map).expect("rm");
+        let bgp = |route_map: &str| json!({"name": "bgp", "localAs": 64512, "neighbor": [{"name": "10.0.0.2", "remoteAs": 64513,
+            "addressFamily": [{"name": "ipv4", "routeMap": {"in": route_map}}]}]});
+        let error = config.create::<BgpInstance>(&bgp("/Common/other")).expect_err("unknown route map");
+        assert!(error.to_string().contains("/Common/other"), "{error}");
+        config.create::<BgpInstance>(&bgp("/Common/rm")).expect("bgp");
+
+        assert!(matches!(config.delete::<RouteMap>("rm"), Err(NetError::InUse { .. })), "used by the neighbor");
+        assert!(matches!(config.delete::<PrefixList>("pl"), Err(NetError::InUse { .. })), "used by the route map");
+        config.delete::<BgpInstance>("bgp").expect("bgp");
+        config.delete::<RouteMap>("rm").expect("rm, now unused");
+        config.delete::<PrefixList>("pl").expect("pl, now unused");
     }
 }

@@ -18,7 +18,7 @@ use super::auth::TokenStore;
 use super::declaration::{declared_tenants, Change};
 use super::faults::{FaultState, Faults};
 use super::model::{self, PoolMemberView, VirtualServerView};
-use super::net_config::{ArpEntry, BgpInstance, FdbRecord, NetConfig, SelfIp, Tunnel, VxlanProfile};
+use super::net_config::{ArpEntry, BgpInstance, FdbRecord, NetConfig, PrefixList, RouteMap, SelfIp, Tunnel, VxlanProfile};
 use super::tasks::TaskStore;
 use super::timefmt::epoch_millis;
 
@@ -321,6 +321,16 @@ impl SimulatorState {
 
     /// The BGP instances of route domain 0 under `/mgmt/tm/net/routing/bgp`, by name.
     pub fn bgp(&self) -> Vec<BgpInstance> {
+        self.with_net(NetConfig::list)
+    }
+
+    /// The prefix lists under `/mgmt/tm/net/routing/prefix-list`, by name.
+    pub fn prefix_lists(&self) -> Vec<PrefixList> {
+        self.with_net(NetConfig::list)
+    }
+
+    /// The route maps under `/mgmt/tm/net/routing/route-map`, by name.
+    pub fn route_maps(&self) -> Vec<RouteMap> {
         self.with_net(NetConfig::list)
     }
 

@@ -125,4 +125,29 @@ mod tests {
         let inverted = prefix_list_entries(&[filter("10.244.0.0/16", RouteFilterAction::Permit, Some(28), Some(24))]);
         assert!(matches!(inverted, Err(RouteFilterError::Lengths { min: 28, max: 24, .. })), "{inverted:?}");
     }
+
+    fn node(name: &str, ip: &str, ready: bool, labels: serde_json::Value) -> Arc<Node> {
+        let node = serde_json::json!({
+            "metadata": {"name": name, "labels": labels},
+            "status": {
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "addresses": [{"type": "InternalIP", "address": ip}],
+            },
+        });
+        Arc::new(serde_json::from_value(node).expect("node"))
+    }
+
+    #[test]
+    fn neighbors_are_the_selected_ready_nodes_but_never_the_bigip() {
+        let nodes = vec![
+            node("b", "10.0.0.2", true, serde_json::json!({"bgp": "on"})),
+            node("a", "10.0.0.1", true, serde_json::json!({})),
+            node("down", "10.0.0.3", false, serde_json::json!({"bgp": "on"})),
+            node("bigip", "10.0.0.9", true, serde_json::json!({crate::model::flannel::BIGIP_NODE_LABEL: "true"})),
+            node("a-again", "10.0.0.1", true, serde_json::json!({})),
+        ];
+        assert_eq!(neighbor_addresses(&nodes, None), ["10.0.0.1", "10.0.0.2"]);
+        let selector: Selector = "bgp=on".parse().expect("selector");
+        assert_eq!(neighbor_addresses(&nodes, Some(&selector)), ["10.0.0.2"]);
+    }
 }

@@ -9,6 +9,7 @@ pub mod as3;
 pub mod bigip;
 pub mod controller;
 pub mod crd;
+pub mod etcd;
 pub mod legacy;
 pub mod manifests;
 pub mod metrics;

@@ -279,6 +279,15 @@ impl Env {
         spawn_operator(self.work_dir.path(), &self.operator_kubeconfig, options)
     }
 
+    /// The client URL of the control plane's etcd (plain HTTP on 127.0.0.1), from the launcher's
+    /// "etcd ready on 127.0.0.1:PORT" log line.
+    pub fn etcd_endpoint(&self) -> Result<String> {
+        let log = std::fs::read_to_string(self.work_dir.path().join("controlplane.log"))?;
+        let line = log.lines().find_map(|l| l.split("etcd ready on ").nth(1)).context("no \"etcd ready on\" line in controlplane.log")?;
+        let address = line.split_whitespace().next().context("etcd address")?;
+        Ok(format!("http://{address}"))
+    }
+
     /// The address kube-apiserver listens on.
     pub fn apiserver_addr(&self) -> Result<std::net::SocketAddr> {
         let config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&self.admin_kubeconfig)?)?;

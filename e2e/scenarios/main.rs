@@ -57,6 +57,7 @@ const EXCLUSIVE: &[(&str, ScenarioFn)] =
     &[
         scenario!(nodeport_follows_nodes),
         scenario!(tunnel::bigip_tunnel_flannel),
+        scenario!(tunnel::bigip_tunnel_flannel_etcd),
         scenario!(faults::apiserver_restart_causes_no_spurious_changes),
     ];
 

@@ -421,3 +421,158 @@ async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: 
     })
     .await
 }
+
+/// flannel's etcd mode, against the control plane's real etcd (v3 JSON gateway): the nodes'
+/// subnet leases → FDB records and ARP entries for the pods inside them; the BIG-IP's own lease
+/// written (no Node object); a malformed lease reported and skipped; a lease's VtepMAC changed
+/// → FDB and ARP follow on the next poll; deleting the BigIpTunnel removes its lease and its
+/// BIG-IP objects.
+pub async fn bigip_tunnel_flannel_etcd(env: &Env) -> Result<()> {
+    use bigip_operator::etcd::{EtcdClient, EtcdTls};
+    use bigip_operator::model::flannel::Mac;
+    use bigip_operator::model::flannel_etcd::{lease_key, lease_value, parse_lease, subnets_directory};
+
+    const PREFIX: &str = "/e2e.bigip-operator.dev/network";
+    let endpoint = env.etcd_endpoint()?;
+    let etcd = EtcdClient::new(std::slice::from_ref(&endpoint), &EtcdTls::default())?;
+    let nodes_api: Api<Node> = Api::all(env.client.clone());
+    // Each Ready node's lease: its podCIDR at its InternalIP.
+    let mut macs: BTreeMap<String, String> = BTreeMap::new();
+    let mut leases: BTreeMap<String, (ipnet::IpNet, std::net::IpAddr)> = BTreeMap::new();
+    for node in nodes_api.list(&ListParams::default()).await?.items {
+        let (Some(name), Some(ip)) = (node.metadata.name.clone(), bigip_operator::model::members::node_internal_ip(&node)) else { continue };
+        let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse::<ipnet::IpNet>().ok()) else { continue };
+        if !bigip_operator::model::members::node_is_ready(&node) {
+            continue;
+        }
+        let mac = format!("0a:58:0a:00:01:{:02x}", leases.len() + 1);
+        etcd.put(&lease_key(PREFIX, &cidr), &lease_value(ip, &Mac::parse(&mac).context("mac")?)).await?;
+        macs.insert(name.clone(), mac);
+        leases.insert(name, (cidr, ip));
+    }
+    ensure!(leases.len() >= 2, "needs two Ready nodes with a podCIDR, found {leases:?}");
+    let garbage = format!("{}garbage", subnets_directory(PREFIX));
+    etcd.put(&garbage, "not a lease").await?;
+
+    let ns = "e2e-tunnel-etcd";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 3, None))?;
+    env.kubectl_apply(ns, &virtual_server("web", "10.10.41.10", "web", "  poolMemberType: cluster\n"))?;
+    env.kubectl_apply(
+        "default",
+        &format!(
+            r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: BigIpTunnel
+metadata: {{name: e2e-etcd}}
+spec:
+  mode: vxlan
+  vxlan:
+    tunnelName: etcd_vxlan
+    localAddress: 192.168.1.250
+    selfIp: 10.244.210.1/16
+    podSubnet: 10.244.210.0/24
+    nodeName: e2e-etcd-bigip
+    etcd: {{endpoints: ["{endpoint}"], prefix: "{PREFIX}"}}
+"#
+        ),
+    )?;
+    let tunnels: Api<BigIpTunnel> = Api::all(env.client.clone());
+    let bigip_mac = bigip_operator::simulator::tunnel_mac("etcd_vxlan");
+    let own_key = lease_key(PREFIX, &"10.244.210.0/24".parse()?);
+    eventually("the BIG-IP's lease in etcd and the BigIpTunnel Programmed", WAIT, || async {
+        let programmed = condition_of(&tunnels, "e2e-etcd", "Programmed").await?;
+        let lease = etcd.get(&own_key).await?.and_then(|v| parse_lease(&subnets_directory(PREFIX), &own_key, &v).ok());
+        let lease_ok = lease.as_ref().is_some_and(|l| l.vtep_mac.as_str() == bigip_mac && l.public_ip.to_string() == "192.168.1.250");
+        Ok(match programmed {
+            Some((status, _, _)) if status == "True" && lease_ok => Ok(()),
+            other => Err(format!("{other:?}; lease {lease:?}")),
+        })
+    })
+    .await?;
+    ensure!(nodes_api.get_opt("e2e-etcd-bigip").await?.is_none(), "etcd mode writes no Node object");
+
+    let expected_fdb = |macs: &BTreeMap<String, String>| {
+        let mut records: Vec<(String, String)> = leases.iter().map(|(name, (_, ip))| (macs[name].clone(), ip.to_string())).collect();
+        records.sort();
+        records
+    };
+    let simulator_fdb = || {
+        let mut records: Vec<(String, String)> =
+            env.simulator().state().fdb_records("etcd_vxlan").unwrap_or_default().into_iter().map(|r| (r.name, r.endpoint)).collect();
+        records.sort();
+        records
+    };
+    // ARP: every ready pod of web inside a node's lease, at that lease's MAC.
+    let leases_ref = &leases;
+    let expected_arp = move |macs: BTreeMap<String, String>| async move {
+        let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
+        let mut entries = Vec::new();
+        let leases = leases_ref;
+        for slice in slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await?.items {
+            for endpoint in slice.endpoints.iter().flatten() {
+                let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                for address in endpoint.addresses.iter().filter(|_| ready) {
+                    let ip: std::net::IpAddr = address.parse()?;
+                    if let Some((name, _)) = leases.iter().find(|(_, (cidr, _))| cidr.contains(&ip)) {
+                        entries.push((address.clone(), macs[name].clone()));
+                    }
+                }
+            }
+        }
+        entries.sort();
+        anyhow::Ok(entries)
+    };
+    let simulator_arp = || {
+        let mut entries: Vec<(String, String)> =
+            env.simulator().state().arp_entries().into_iter().map(|e| (e.ip_address, e.mac_address)).collect();
+        entries.sort();
+        entries
+    };
+    let holds = |got: &[(String, String)], want: &[(String, String)]| want.iter().all(|w| got.contains(w));
+    eventually("FDB records and ARP entries from the leases", WAIT, || async {
+        let (fdb_want, fdb_got) = (expected_fdb(&macs), simulator_fdb());
+        let (arp_want, arp_got) = (expected_arp(macs.clone()).await?, simulator_arp());
+        Ok(if fdb_want == fdb_got && !arp_want.is_empty() && holds(&arp_got, &arp_want) {
+            Ok(())
+        } else {
+            Err(format!("fdb {fdb_got:?} vs {fdb_want:?}; arp {arp_got:?} lacks some of {arp_want:?}"))
+        })
+    })
+    .await?;
+    eventually("the malformed lease reported", WAIT, || async {
+        let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+        let found = events.list(&ListParams::default()).await?.items.iter().any(|e| {
+            e.reason.as_deref() == Some("LeaseSkipped") && e.note.as_deref().is_some_and(|n| n.contains("garbage"))
+        });
+        Ok(if found { Ok(()) } else { Err("no LeaseSkipped event".to_string()) })
+    })
+    .await?;
+
+    // A node's flannel restarts with a new VtepMAC: its lease changes in etcd only.
+    let (changed, (cidr, ip)) = leases.iter().next().map(|(n, l)| (n.clone(), *l)).context("a lease")?;
+    let old_mac = macs.insert(changed.clone(), "0a:58:0a:00:01:99".into()).context("mac")?;
+    let changed_at = Instant::now();
+    etcd.put(&lease_key(PREFIX, &cidr), &lease_value(ip, &Mac::parse("0a:58:0a:00:01:99").context("mac")?)).await?;
+    eventually("FDB and ARP follow the lease's new MAC", WAIT, || async {
+        let fdb_ok = simulator_fdb() == expected_fdb(&macs);
+        let (want, got) = (expected_arp(macs.clone()).await?, simulator_arp());
+        let stale = got.iter().any(|(_, mac)| *mac == old_mac);
+        Ok(if fdb_ok && holds(&got, &want) && !stale { Ok(()) } else { Err(format!("fdb in step {fdb_ok}; stale {stale}; {got:?} vs {want:?}")) })
+    })
+    .await?;
+    println!("    measured: etcd lease VtepMAC change healed (FDB + ARP) in {:.1}s (leases are polled every 10 s; a Node or EndpointSlice event re-reads them sooner)", changed_at.elapsed().as_secs_f64());
+
+    tunnels.delete("e2e-etcd", &DeleteParams::default()).await?;
+    eventually("the BIG-IP's lease and objects removed", WAIT, || async {
+        let lease = etcd.get(&own_key).await?;
+        let tunnel_left = env.simulator().state().tunnels().iter().any(|t| t.name == "etcd_vxlan");
+        let gone = tunnels.get_opt("e2e-etcd").await?.is_none();
+        Ok(if lease.is_none() && !tunnel_left && gone { Ok(()) } else { Err(format!("lease {lease:?}, tunnel left {tunnel_left}, BigIpTunnel gone {gone}")) })
+    })
+    .await?;
+    for (cidr, _) in leases.values() {
+        etcd.delete(&lease_key(PREFIX, cidr)).await?;
+    }
+    etcd.delete(&garbage).await?;
+    Ok(())
+}

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Node;
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -26,8 +27,14 @@ use super::cluster_view::StoreView;
 use super::reconcile::jiff_now;
 use crate::bigip::version::{MinimumVersion, MINIMUM_FOR_BGP, MINIMUM_SUPPORTED};
 use crate::bigip::{BigIpError, BigIpVersion, NetApi, NetKind, Removal};
-use crate::crd::{BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, TransportServer, TunnelMode, VirtualServer, VxlanTunnel};
-use crate::model::flannel::{arp_entries, bigip_node, fdb_records, plan_arp, ArpEntry, Mac};
+use crate::crd::{
+    BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, FlannelEtcd, TransportServer, TunnelMode, VirtualServer, VxlanTunnel,
+};
+use crate::etcd::{EtcdClient, EtcdError, EtcdTls};
+use crate::model::flannel::{arp_entries, bigip_node, fdb_records, plan_arp, ArpEntry, FdbRecord, Mac};
+use crate::model::flannel_etcd::{
+    arp_entries_from_leases, fdb_records_from_leases, lease_key, lease_value, parse_lease, subnets_directory,
+};
 use crate::model::bgp::{neighbor_addresses, prefix_list_entries};
 use crate::model::labels::Selector;
 use crate::model::{ClusterView, ModelDefaults};
@@ -57,6 +64,8 @@ pub enum TunnelError {
     Cleanup { what: String, source: BigIpError },
     #[error("deleting the BIG-IP's Node {name}: {source}")]
     NodeCleanup { name: String, source: kube::Error },
+    #[error("removing the BIG-IP's lease from flannel's etcd: {0}")]
+    Etcd(String),
     #[error("watch caches never became ready")]
     CachesNotReady,
     #[error("finalizer: {0}")]
@@ -106,6 +115,8 @@ enum NotProgrammed {
     NodeWrite(String),
     /// The BIG-IP failed or refused a request.
     BigIp { reason: &'static str, message: String },
+    /// flannel's etcd (etcd mode) failed, or its TLS Secret is missing or unusable.
+    Etcd { reason: &'static str, message: String },
 }
 
 impl NotProgrammed {
@@ -115,13 +126,15 @@ impl NotProgrammed {
             Self::Conflict { .. } => "Conflict",
             Self::UnsupportedVersion { .. } => "UnsupportedBigIpVersion",
             Self::NodeWrite(_) => "NodeWriteFailed",
-            Self::BigIp { reason, .. } => reason,
+            Self::BigIp { reason, .. } | Self::Etcd { reason, .. } => reason,
         }
     }
 
     fn message(&self) -> String {
         match self {
-            Self::Invalid(message) | Self::NodeWrite(message) | Self::BigIp { message, .. } => message.clone(),
+            Self::Invalid(message) | Self::NodeWrite(message) | Self::BigIp { message, .. } | Self::Etcd { message, .. } => {
+                message.clone()
+            }
             Self::Conflict { holder } => format!(
                 "BigIpTunnel {holder} (older, same mode) programs the BIG-IP; only one BigIpTunnel per mode is \
                  programmed, this one takes over once {holder} is deleted"
@@ -150,6 +163,9 @@ struct Outcome {
 
 /// The BIG-IP's objects the operator manages on route domain 0 for BGP mode.
 pub const BGP_INSTANCE: &str = "bigip-operator";
+
+/// How often etcd mode re-reads flannel's subnet leases.
+pub const ETCD_POLL_PERIOD: Duration = Duration::from_secs(10);
 
 /// The prefix list and route map of BGP mode's inbound route filters.
 pub const ROUTE_FILTER: &str = "bigip-operator-in";
@@ -210,7 +226,10 @@ async fn apply<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &Ap
             .await
             .map_err(|source| TunnelError::Write { what: format!("status of BigIpTunnel {}", tunnel.name_any()), source })?;
     }
+    // flannel's leases in etcd change without a Kubernetes event: etcd mode polls them.
+    let etcd_mode = tunnel.spec.vxlan.as_ref().is_some_and(|v| v.etcd.is_some());
     Ok(match outcome.result {
+        Ok(_) if etcd_mode => Action::requeue(ETCD_POLL_PERIOD),
         Ok(_) => Action::requeue(Duration::from_secs(300)),
         Err(_) => Action::requeue(Duration::from_secs(10)),
     })
@@ -381,6 +400,23 @@ fn describe(kind: NetKind, name: &str, removal: Removal) -> String {
     }
 }
 
+/// etcd mode cleanup: the BIG-IP's lease, if it is still the one the operator wrote (its
+/// PublicIP is the tunnel's localAddress), so flannel stops routing to the BIG-IP.
+async fn remove_own_lease<B: NetApi>(spec: &VxlanTunnel, etcd: &FlannelEtcd, ctx: &TunnelContext<B>) -> Result<String, TunnelError> {
+    let etcd_error = |e: NotProgrammed| TunnelError::Etcd(e.message());
+    let (own_subnet, public_ip) = own_lease(spec).map_err(etcd_error)?;
+    let client = etcd_client(etcd, ctx).await.map_err(etcd_error)?;
+    let key = lease_key(&etcd.prefix, &own_subnet);
+    let directory = subnets_directory(&etcd.prefix);
+    let current = client.get(&key).await.map_err(|e| TunnelError::Etcd(e.to_string()))?;
+    let ours = current.as_deref().and_then(|value| parse_lease(&directory, &key, value).ok()).is_some_and(|l| l.public_ip == public_ip);
+    if !ours {
+        return Ok(format!("etcd lease {key} not ours or already gone; left"));
+    }
+    client.delete(&key).await.map_err(|e| TunnelError::Etcd(e.to_string()))?;
+    Ok(format!("deleted etcd lease {key}"))
+}
+
 /// BGP cleanup: the instance, then the route map and prefix list it used.
 async fn remove_bgp<B: NetApi>(ctx: &TunnelContext<B>) -> Result<Vec<String>, TunnelError> {
     let mut report = Vec::new();
@@ -403,6 +439,10 @@ async fn remove_vxlan<B: NetApi>(tunnel: &BigIpTunnel, spec: &VxlanTunnel, ctx: 
     if owned {
         nodes.delete(&spec.node_name, &DeleteParams::default()).await.map_err(node_error)?;
         report.push(format!("deleted Node {}", spec.node_name));
+    }
+
+    if let Some(etcd) = &spec.etcd {
+        report.push(remove_own_lease(spec, etcd, ctx).await?);
     }
 
     let bigip_error = |what: String| move |source| TunnelError::Cleanup { what, source };
@@ -458,34 +498,15 @@ async fn program_vxlan<B: NetApi>(
             message: format!("the tunnel's MAC {mac_text:?} is not a MAC address"),
         })?;
 
-    // The Node that makes flannel route the BIG-IP's subnet to its VTEP; owned by the tunnel.
-    let mut node = bigip_node(spec, &vtep_mac);
-    node.metadata.owner_references = tunnel.metadata.uid.clone().map(|uid| {
-        vec![OwnerReference {
-            api_version: "bigip.operator.dev/v1alpha1".into(),
-            kind: "BigIpTunnel".into(),
-            name: tunnel.name_any(),
-            uid,
-            controller: Some(true),
-            block_owner_deletion: None,
-        }]
-    });
-    let mut node_value = serde_json::to_value(&node).map_err(|e| NotProgrammed::NodeWrite(e.to_string()))?;
-    node_value["apiVersion"] = json!("v1");
-    node_value["kind"] = json!("Node");
-    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
-    nodes_api
-        .patch(&spec.node_name, &PatchParams::apply(TUNNEL_FIELD_MANAGER).force(), &Patch::Apply(&node_value))
-        .await
-        .map_err(|e| NotProgrammed::NodeWrite(format!("writing Node {}: {e}", spec.node_name)))?;
+    // Where the nodes' VTEPs are, and flannel told where the BIG-IP's is.
+    let members = pool_member_addresses(ctx);
+    let (fdb, desired_arp) = match &spec.etcd {
+        None => kube_subnet_manager_vteps(tunnel, spec, &vtep_mac, &members, ctx).await?,
+        Some(etcd) => etcd_vteps(tunnel, spec, etcd, &vtep_mac, &members, ctx).await?,
+    };
 
-    // FDB: one record per node with a valid VTEP; the others are reported and skipped.
-    let nodes = ctx.cluster.nodes();
-    let (records, problems) = fdb_records(&nodes);
-    for problem in &problems {
-        publish(ctx, tunnel, EventType::Warning, "NodeSkipped", problem.to_string()).await;
-    }
-    let desired: Vec<(String, String)> = records.iter().map(|r| (r.mac.as_str().to_string(), r.endpoint.to_string())).collect();
+    // FDB: one record per node with a valid VTEP.
+    let desired: Vec<(String, String)> = fdb.iter().map(|r| (r.mac.as_str().to_string(), r.endpoint.to_string())).collect();
     let mut current = ctx.bigip.fdb_records(&spec.tunnel_name).await.map_err(bigip_failed)?;
     current.sort();
     if current != desired {
@@ -494,9 +515,6 @@ async fn program_vxlan<B: NetApi>(
     }
 
     // ARP: the pod IPs the operator programs as pool members, each at its node's VTEP MAC.
-    let members = pool_member_addresses(ctx);
-    let slices = ctx.cluster.endpoint_slices.state();
-    let desired_arp = arp_entries(&members, &slices, &nodes);
     let current_arp: Vec<ArpEntry> = ctx
         .bigip
         .arp_records()
@@ -518,6 +536,114 @@ async fn program_vxlan<B: NetApi>(
         ctx.bigip.create_arp(&name, &entry.address.to_string(), entry.mac.as_str()).await.map_err(bigip_failed)?;
     }
     Ok(Programmed::Vxlan { vtep_mac, fdb_entries: desired.len(), arp_entries: desired_arp.len() })
+}
+
+/// kube-subnet-manager mode: the Node that makes flannel route the BIG-IP's subnet to its VTEP
+/// (owned by the tunnel); the nodes' VTEPs from flannel's annotations, nodes without a valid
+/// one reported and skipped; ARP entries for the pods of the nodes with a VTEP.
+async fn kube_subnet_manager_vteps<B: NetApi>(
+    tunnel: &BigIpTunnel,
+    spec: &VxlanTunnel,
+    vtep_mac: &Mac,
+    members: &BTreeSet<IpAddr>,
+    ctx: &TunnelContext<B>,
+) -> Result<(Vec<FdbRecord>, Vec<ArpEntry>), NotProgrammed> {
+    let mut node = bigip_node(spec, vtep_mac);
+    node.metadata.owner_references = tunnel.metadata.uid.clone().map(|uid| {
+        vec![OwnerReference {
+            api_version: "bigip.operator.dev/v1alpha1".into(),
+            kind: "BigIpTunnel".into(),
+            name: tunnel.name_any(),
+            uid,
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]
+    });
+    let mut node_value = serde_json::to_value(&node).map_err(|e| NotProgrammed::NodeWrite(e.to_string()))?;
+    node_value["apiVersion"] = json!("v1");
+    node_value["kind"] = json!("Node");
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    nodes_api
+        .patch(&spec.node_name, &PatchParams::apply(TUNNEL_FIELD_MANAGER).force(), &Patch::Apply(&node_value))
+        .await
+        .map_err(|e| NotProgrammed::NodeWrite(format!("writing Node {}: {e}", spec.node_name)))?;
+
+    let nodes = ctx.cluster.nodes();
+    let (records, problems) = fdb_records(&nodes);
+    for problem in &problems {
+        publish(ctx, tunnel, EventType::Warning, "NodeSkipped", problem.to_string()).await;
+    }
+    let slices = ctx.cluster.endpoint_slices.state();
+    Ok((records, arp_entries(members, &slices, &nodes)))
+}
+
+/// etcd mode: the BIG-IP's lease written into flannel's etcd (no Node object), the nodes'
+/// VTEPs from their leases (malformed ones reported and skipped), ARP entries for the pods
+/// inside a lease's subnet.
+async fn etcd_vteps<B: NetApi>(
+    tunnel: &BigIpTunnel,
+    spec: &VxlanTunnel,
+    etcd: &FlannelEtcd,
+    vtep_mac: &Mac,
+    members: &BTreeSet<IpAddr>,
+    ctx: &TunnelContext<B>,
+) -> Result<(Vec<FdbRecord>, Vec<ArpEntry>), NotProgrammed> {
+    let (own_subnet, public_ip) = own_lease(spec)?;
+    let client = etcd_client(etcd, ctx).await?;
+    let etcd_failed = |e: EtcdError| NotProgrammed::Etcd { reason: "EtcdFailed", message: e.to_string() };
+    let key = lease_key(&etcd.prefix, &own_subnet);
+    let value = lease_value(public_ip, vtep_mac);
+    let directory = subnets_directory(&etcd.prefix);
+    let current = client.range_prefix(&directory).await.map_err(etcd_failed)?;
+    let mut leases = Vec::new();
+    for (lease_key_text, lease_text) in &current {
+        match parse_lease(&directory, lease_key_text, lease_text) {
+            Ok(lease) => leases.push(lease),
+            Err(problem) => publish(ctx, tunnel, EventType::Warning, "LeaseSkipped", problem.to_string()).await,
+        }
+    }
+    let ours_written = current.iter().find(|(k, _)| *k == key).and_then(|(_, v)| parse_lease(&directory, &key, v).ok());
+    let ours = parse_lease(&directory, &key, &value).ok();
+    if ours_written != ours {
+        info!(%key, "writing the BIG-IP's subnet lease into flannel's etcd");
+        client.put(&key, &value).await.map_err(etcd_failed)?;
+    }
+    Ok((fdb_records_from_leases(&leases, &own_subnet), arp_entries_from_leases(members, &leases, &own_subnet)))
+}
+
+/// The BIG-IP's lease: its pod subnet and its VTEP address.
+fn own_lease(spec: &VxlanTunnel) -> Result<(IpNet, IpAddr), NotProgrammed> {
+    let subnet: IpNet = spec.pod_subnet.parse().map_err(|_| NotProgrammed::Invalid(format!("podSubnet {:?} is not a CIDR", spec.pod_subnet)))?;
+    let public_ip: IpAddr =
+        spec.local_address.parse().map_err(|_| NotProgrammed::Invalid(format!("localAddress {:?} is not an IP address", spec.local_address)))?;
+    Ok((subnet.trunc(), public_ip))
+}
+
+/// A client for flannel's etcd, with the CA and client certificate of `tlsSecret`.
+async fn etcd_client<B: NetApi>(etcd: &FlannelEtcd, ctx: &TunnelContext<B>) -> Result<EtcdClient, NotProgrammed> {
+    let mut tls = EtcdTls::default();
+    if let Some(reference) = &etcd.tls_secret {
+        let secret_problem = |reason: &'static str, message: String| NotProgrammed::Etcd { reason, message };
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &reference.namespace);
+        let secret = secrets
+            .get_opt(&reference.name)
+            .await
+            .map_err(|e| secret_problem("SecretNotFound", format!("reading Secret {}/{}: {e}", reference.namespace, reference.name)))?
+            .ok_or_else(|| secret_problem("SecretNotFound", format!("Secret {}/{} (etcd.tlsSecret) does not exist", reference.namespace, reference.name)))?;
+        let data = secret.data.unwrap_or_default();
+        tls.ca_pem = data.get("ca.crt").map(|b| b.0.clone());
+        tls.identity_pem = match (data.get("tls.crt"), data.get("tls.key")) {
+            (Some(certificate), Some(key)) => Some([certificate.0.as_slice(), b"\n", key.0.as_slice()].concat()),
+            (None, None) => None,
+            _ => {
+                return Err(secret_problem(
+                    "InvalidSecret",
+                    format!("Secret {}/{} has only one of tls.crt and tls.key", reference.namespace, reference.name),
+                ))
+            }
+        };
+    }
+    EtcdClient::new(&etcd.endpoints, &tls).map_err(|e| NotProgrammed::Etcd { reason: "InvalidSecret", message: e.to_string() })
 }
 
 /// Calico BGP: one neighbor per selected Ready node (its InternalIP) with the nodes' AS, and

@@ -52,6 +52,7 @@ pub enum TunnelMode {
 /// route the BIG-IP's subnet to it.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.etcd) == has(oldSelf.etcd)").message("etcd mode cannot be switched on or off; create another BigIpTunnel and delete this one"))]
 pub struct VxlanTunnel {
     /// Name of the BIG-IP tunnel (in /Common). Default `flannel_vxlan`. Cannot be changed.
     #[serde(default = "default_tunnel_name")]
@@ -83,6 +84,43 @@ pub struct VxlanTunnel {
     #[x_kube(validation = Rule::new("self == oldSelf").message("nodeName cannot be changed; create another BigIpTunnel and delete this one"))]
     #[schemars(length(min = 1, max = 253))]
     pub node_name: String,
+    /// flannel's etcd mode (flannel without `--kube-subnet-manager`): the nodes' VTEPs come
+    /// from flannel's subnet leases in etcd, and the BIG-IP's lease is written there, instead
+    /// of the Node object. Leave out for kube-subnet-manager mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<FlannelEtcd>,
+}
+
+/// Where flannel keeps its network configuration in etcd (v3 API).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FlannelEtcd {
+    /// etcd client URLs, e.g. `https://10.0.0.5:2379`; tried in order.
+    #[schemars(length(min = 1, max = 10))]
+    #[x_kube(validation = Rule::new("self.all(e, e.startsWith('http://') || e.startsWith('https://'))").message("etcd endpoints must be http:// or https:// URLs"))]
+    pub endpoints: Vec<String>,
+    /// flannel's `--etcd-prefix`. Default `/coreos.com/network`.
+    #[serde(default = "default_etcd_prefix")]
+    #[x_kube(validation = Rule::new("self.startsWith('/') && !self.endsWith('/')").message("prefix must start with / and not end with /"))]
+    #[schemars(length(min = 2, max = 253))]
+    pub prefix: String,
+    /// A Secret (`namespace/name`) with `ca.crt` (the etcd CA) and, for client certificate
+    /// authentication, `tls.crt` and `tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<SecretReference>,
+}
+
+/// A Secret by namespace and name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+pub struct SecretReference {
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+fn default_etcd_prefix() -> String {
+    "/coreos.com/network".into()
 }
 
 /// Calico BGP: the BIG-IP peers with the selected nodes.

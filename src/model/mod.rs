@@ -6,6 +6,7 @@ pub mod bgp;
 pub mod cluster;
 pub mod fleet;
 pub mod flannel;
+pub mod flannel_etcd;
 pub mod labels;
 pub mod members;
 pub mod tls;

@@ -39,10 +39,12 @@ impl EtcdClient {
     pub fn new(endpoints: &[String], tls: &EtcdTls) -> Result<Self, EtcdError> {
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5)).connect_timeout(Duration::from_secs(3));
         if let Some(ca) = &tls.ca_pem {
+            require_pem(ca, "ca.crt", &["CERTIFICATE"])?;
             let certificate = reqwest::Certificate::from_pem(ca).map_err(|e| EtcdError::Tls(format!("ca.crt: {e}")))?;
             builder = builder.add_root_certificate(certificate);
         }
         if let Some(identity) = &tls.identity_pem {
+            require_pem(identity, "tls.crt/tls.key", &["CERTIFICATE", "PRIVATE KEY"])?;
             let identity = reqwest::Identity::from_pem(identity).map_err(|e| EtcdError::Tls(format!("tls.crt/tls.key: {e}")))?;
             builder = builder.identity(identity);
         }
@@ -112,6 +114,19 @@ impl EtcdClient {
     }
 }
 
+/// Checks that `pem` holds a block of each kind in `kinds` (a kind matches a tag ending in it,
+/// so `PRIVATE KEY` matches `RSA PRIVATE KEY` and `EC PRIVATE KEY`): reqwest accepts text
+/// without any block, which would silently mean no CA or no client certificate.
+fn require_pem(pem: &[u8], what: &str, kinds: &[&str]) -> Result<(), EtcdError> {
+    let blocks = pem::parse_many(pem).map_err(|e| EtcdError::Tls(format!("{what}: {e}")))?;
+    for kind in kinds {
+        if !blocks.iter().any(|block| block.tag().ends_with(kind)) {
+            return Err(EtcdError::Tls(format!("{what}: no PEM {kind} block")));
+        }
+    }
+    Ok(())
+}
+
 /// The end of the range of keys starting with `prefix`: the prefix with its last byte below
 /// 0xff incremented (etcd's `clientv3.GetPrefixRangeEnd`).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -135,5 +150,27 @@ mod tests {
         assert_eq!(prefix_end(b"/coreos.com/network/subnets/"), b"/coreos.com/network/subnets0".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+
+    #[tokio::test]
+    async fn every_endpoint_is_tried_and_named_when_none_answers() {
+        // Ports nothing listens on (bound then released).
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+        let endpoints = vec![format!("http://{}", free()), format!("http://{}/", free())];
+        let client = EtcdClient::new(&endpoints, &EtcdTls::default()).expect("client");
+        let error = client.get("/coreos.com/network/config").await.expect_err("nothing listens");
+        let text = error.to_string();
+        assert!(matches!(error, EtcdError::Unreachable { .. }), "{text}");
+        assert!(text.contains(endpoints[0].as_str()) && text.contains(endpoints[1].trim_end_matches('/')), "{text}");
+    }
+
+    #[test]
+    fn unusable_tls_material_is_a_tls_error() {
+        let tls = EtcdTls { ca_pem: Some(b"not a certificate".to_vec()), identity_pem: None };
+        let error = EtcdClient::new(&["https://127.0.0.1:2379".to_string()], &tls).err().expect("bad CA");
+        assert!(matches!(error, EtcdError::Tls(_)) && error.to_string().contains("ca.crt"), "{error}");
+        let tls = EtcdTls { ca_pem: None, identity_pem: Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()) };
+        let error = EtcdClient::new(&["https://127.0.0.1:2379".to_string()], &tls).err().expect("bad identity");
+        assert!(error.to_string().contains("tls.crt/tls.key"), "{error}");
     }
 }

@@ -83,18 +83,7 @@ spec:
         records.sort();
         records
     };
-    let simulator_fdb = || {
-        let mut records: Vec<(String, String)> = env
-            .simulator()
-            .state()
-            .fdb_records("flannel_vxlan")
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| (r.name, r.endpoint))
-            .collect();
-        records.sort();
-        records
-    };
+    let simulator_fdb = || simulator_fdb(env, "flannel_vxlan");
     eventually("FDB records for the flannel nodes", WAIT, || async {
         let (want, got) = (expected_fdb(&macs), simulator_fdb());
         Ok(if want == got { Ok(()) } else { Err(format!("{got:?} != {want:?}")) })
@@ -111,27 +100,15 @@ spec:
 
     // ARP: every ready pod of web on a flannel node, at that node's MAC.
     let expected_arp = |macs: BTreeMap<String, String>| async move {
-        let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
-        let mut entries = Vec::new();
-        for slice in slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await?.items {
-            for endpoint in slice.endpoints.iter().flatten() {
-                let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-                if let (true, Some(mac)) = (ready, endpoint.node_name.as_ref().and_then(|n| macs.get(n))) {
-                    entries.extend(endpoint.addresses.iter().map(|a| (a.clone(), mac.clone())));
-                }
-            }
-        }
+        let endpoints = ready_web_endpoints(env, ns).await?;
+        let mut entries: Vec<(String, String)> = endpoints
+            .into_iter()
+            .filter_map(|(address, node)| Some((address, macs.get(node.as_deref()?)?.clone())))
+            .collect();
         entries.sort();
         anyhow::Ok(entries)
     };
-    let simulator_arp = || {
-        let mut entries: Vec<(String, String)> =
-            env.simulator().state().arp_entries().into_iter().map(|e| (e.ip_address, e.mac_address)).collect();
-        entries.sort();
-        entries
-    };
-    // Other scenarios' cluster-mode pods may share the nodes: their entries are there too.
-    let holds = |got: &[(String, String)], want: &[(String, String)]| want.iter().all(|w| got.contains(w));
+    let simulator_arp = || simulator_arp(env);
     eventually("ARP entries for the pods on flannel nodes", WAIT, || async {
         let (want, got) = (expected_arp(macs.clone()).await?, simulator_arp());
         Ok(if !want.is_empty() && holds(&got, &want) { Ok(()) } else { Err(format!("{got:?} lacks some of {want:?}")) })
@@ -249,6 +226,42 @@ spec:
     Ok(())
 }
 
+/// The tunnel's FDB records on the simulator as (MAC, endpoint), sorted.
+fn simulator_fdb(env: &Env, tunnel: &str) -> Vec<(String, String)> {
+    let records = env.simulator().state().fdb_records(tunnel).unwrap_or_default();
+    let mut records: Vec<(String, String)> = records.into_iter().map(|r| (r.name, r.endpoint)).collect();
+    records.sort();
+    records
+}
+
+/// The simulator's static ARP entries as (address, MAC), sorted.
+fn simulator_arp(env: &Env) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> =
+        env.simulator().state().arp_entries().into_iter().map(|e| (e.ip_address, e.mac_address)).collect();
+    entries.sort();
+    entries
+}
+
+/// Every entry of `want` is in `got`: other scenarios' cluster-mode pods may share the nodes,
+/// so their entries are there too.
+fn holds(got: &[(String, String)], want: &[(String, String)]) -> bool {
+    want.iter().all(|w| got.contains(w))
+}
+
+/// The ready addresses of Service `web`'s endpoints in `ns`, with their node names.
+async fn ready_web_endpoints(env: &Env, ns: &str) -> Result<Vec<(String, Option<String>)>> {
+    let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
+    let mut endpoints = Vec::new();
+    for slice in slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await?.items {
+        for endpoint in slice.endpoints.into_iter().flatten() {
+            if endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true) {
+                endpoints.extend(endpoint.addresses.into_iter().map(|a| (a, endpoint.node_name.clone())));
+            }
+        }
+    }
+    Ok(endpoints)
+}
+
 /// (status, reason, message) of a BigIpTunnel's condition.
 async fn condition_of(tunnels: &Api<BigIpTunnel>, name: &str, type_: &str) -> Result<Option<(String, String, String)>> {
     let tunnel = tunnels.get(name).await?;
@@ -286,18 +299,7 @@ spec:
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: web-on-extra, labels: {{app: web}}}}\nspec:\n  nodeName: {NODE}\n  containers: [{{name: web, image: nginx, ports: [{{name: http, containerPort: 8080}}]}}]\n"
         ),
     )?;
-    let fdb = |env: &Env| {
-        let mut records: Vec<(String, String)> = env
-            .simulator()
-            .state()
-            .fdb_records("flannel_vxlan")
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| (r.name, r.endpoint))
-            .collect();
-        records.sort();
-        records
-    };
+    let fdb = |env: &Env| simulator_fdb(env, "flannel_vxlan");
     let arp_at_mac = |env: &Env| env.simulator().state().arp_entries().into_iter().filter(|a| a.mac_address == MAC).count();
     let mut with_extra = fdb_before.to_vec();
     with_extra.push((MAC.to_string(), IP.to_string()));
@@ -496,39 +498,21 @@ spec:
         records.sort();
         records
     };
-    let simulator_fdb = || {
-        let mut records: Vec<(String, String)> =
-            env.simulator().state().fdb_records("etcd_vxlan").unwrap_or_default().into_iter().map(|r| (r.name, r.endpoint)).collect();
-        records.sort();
-        records
-    };
+    let simulator_fdb = || simulator_fdb(env, "etcd_vxlan");
     // ARP: every ready pod of web inside a node's lease, at that lease's MAC.
     let leases_ref = &leases;
     let expected_arp = move |macs: BTreeMap<String, String>| async move {
-        let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
         let mut entries = Vec::new();
-        let leases = leases_ref;
-        for slice in slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await?.items {
-            for endpoint in slice.endpoints.iter().flatten() {
-                let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-                for address in endpoint.addresses.iter().filter(|_| ready) {
-                    let ip: std::net::IpAddr = address.parse()?;
-                    if let Some((name, _)) = leases.iter().find(|(_, (cidr, _))| cidr.contains(&ip)) {
-                        entries.push((address.clone(), macs[name].clone()));
-                    }
-                }
+        for (address, _) in ready_web_endpoints(env, ns).await? {
+            let ip: std::net::IpAddr = address.parse()?;
+            if let Some((name, _)) = leases_ref.iter().find(|(_, (cidr, _))| cidr.contains(&ip)) {
+                entries.push((address, macs[name].clone()));
             }
         }
         entries.sort();
         anyhow::Ok(entries)
     };
-    let simulator_arp = || {
-        let mut entries: Vec<(String, String)> =
-            env.simulator().state().arp_entries().into_iter().map(|e| (e.ip_address, e.mac_address)).collect();
-        entries.sort();
-        entries
-    };
-    let holds = |got: &[(String, String)], want: &[(String, String)]| want.iter().all(|w| got.contains(w));
+    let simulator_arp = || simulator_arp(env);
     eventually("FDB records and ARP entries from the leases", WAIT, || async {
         let (fdb_want, fdb_got) = (expected_fdb(&macs), simulator_fdb());
         let (arp_want, arp_got) = (expected_arp(macs.clone()).await?, simulator_arp());

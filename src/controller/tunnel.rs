@@ -473,7 +473,7 @@ async fn remove_vxlan<B: NetApi>(tunnel: &BigIpTunnel, spec: &VxlanTunnel, ctx: 
 }
 
 async fn publish<B: NetApi>(ctx: &TunnelContext<B>, tunnel: &BigIpTunnel, type_: EventType, reason: &str, note: String) {
-    let action = if reason == "NodeSkipped" { "Program" } else { "Cleanup" };
+    let action = if matches!(reason, "Removed" | "CleanupFailed") { "Cleanup" } else { "Program" };
     let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &tunnel.object_ref(&())).await {
         warn!(error = %e, "publishing event failed");

@@ -28,6 +28,18 @@ pub enum NetKind {
 }
 
 impl NetKind {
+    /// How BIG-IP names the type, e.g. `self IP`.
+    pub fn what(self) -> &'static str {
+        match self {
+            Self::VxlanProfile => "VXLAN profile",
+            Self::Tunnel => "tunnel",
+            Self::SelfIp => "self IP",
+            Self::Bgp => "BGP instance",
+            Self::PrefixList => "prefix list",
+            Self::RouteMap => "route map",
+        }
+    }
+
     fn collection(self) -> &'static str {
         match self {
             Self::VxlanProfile => "/mgmt/tm/net/tunnels/vxlan",

@@ -33,7 +33,7 @@ use crate::crd::{
 use crate::etcd::{EtcdClient, EtcdError, EtcdTls};
 use crate::model::flannel::{arp_entries, bigip_node, fdb_records, plan_arp, ArpEntry, FdbRecord, Mac};
 use crate::model::flannel_etcd::{
-    arp_entries_from_leases, fdb_records_from_leases, lease_key, lease_value, parse_lease, subnets_directory,
+    arp_entries_from_leases, fdb_records_from_leases, lease_key, lease_value, parse_lease, subnets_directory, Lease,
 };
 use crate::model::bgp::{neighbor_addresses, prefix_list_entries};
 use crate::model::labels::Selector;
@@ -376,23 +376,12 @@ async fn remove_managed<B: NetApi>(ctx: &TunnelContext<B>, kind: NetKind, name: 
     ctx.bigip
         .remove_managed(kind, name)
         .await
-        .map_err(|source| TunnelError::Cleanup { what: format!("{} {name}", kind_name(kind)), source })
-}
-
-fn kind_name(kind: NetKind) -> &'static str {
-    match kind {
-        NetKind::VxlanProfile => "VXLAN profile",
-        NetKind::Tunnel => "tunnel",
-        NetKind::SelfIp => "self IP",
-        NetKind::Bgp => "BGP instance",
-        NetKind::PrefixList => "prefix list",
-        NetKind::RouteMap => "route map",
-    }
+        .map_err(|source| TunnelError::Cleanup { what: format!("{} {name}", kind.what()), source })
 }
 
 /// `deleted tunnel flannel_vxlan`, for the Removed event.
 fn describe(kind: NetKind, name: &str, removal: Removal) -> String {
-    let what = kind_name(kind);
+    let what = kind.what();
     match removal {
         Removal::Deleted => format!("deleted {what} {name}"),
         Removal::Kept => format!("kept {what} {name} (it existed before the operator)"),
@@ -596,15 +585,20 @@ async fn etcd_vteps<B: NetApi>(
     let directory = subnets_directory(&etcd.prefix);
     let current = client.range_prefix(&directory).await.map_err(etcd_failed)?;
     let mut leases = Vec::new();
+    let mut ours_written = None;
     for (lease_key_text, lease_text) in &current {
         match parse_lease(&directory, lease_key_text, lease_text) {
-            Ok(lease) => leases.push(lease),
+            Ok(lease) => {
+                if *lease_key_text == key {
+                    ours_written = Some(lease.clone());
+                }
+                leases.push(lease);
+            }
             Err(problem) => publish(ctx, tunnel, EventType::Warning, "LeaseSkipped", problem.to_string()).await,
         }
     }
-    let ours_written = current.iter().find(|(k, _)| *k == key).and_then(|(_, v)| parse_lease(&directory, &key, v).ok());
-    let ours = parse_lease(&directory, &key, &value).ok();
-    if ours_written != ours {
+    let ours = Lease { subnet: own_subnet, public_ip, vtep_mac: vtep_mac.clone() };
+    if ours_written.as_ref() != Some(&ours) {
         info!(%key, "writing the BIG-IP's subnet lease into flannel's etcd");
         client.put(&key, &value).await.map_err(etcd_failed)?;
     }

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the operator, served on `/metrics`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -22,6 +24,13 @@ pub struct Metrics {
     /// Posts held back because they would have deleted more than the allowed share of a
     /// tenant's applications without confirmation from a fresh list.
     pub deletions_held: IntCounter,
+    /// Watch errors by watch and kind (`expired`: a 410 answered by a re-list; `other`).
+    pub watch_errors: IntCounterVec,
+    /// From a watch's first error to the end of the re-list that followed it, by watch.
+    pub watch_recoveries: HistogramVec,
+    /// Stored objects that could not be deserialized (and were kept at their last readable
+    /// version), by watch.
+    pub unreadable_objects: IntCounterVec,
 }
 
 impl Metrics {
@@ -47,6 +56,20 @@ impl Metrics {
             "deletions_held_total",
             "Tenant posts held back because they would delete too many applications unconfirmed",
         )?;
+        let watch_errors =
+            IntCounterVec::new(Opts::new("watch_errors_total", "Watch errors, by watch and kind"), &["watch", "kind"])?;
+        let watch_recoveries = HistogramVec::new(
+            HistogramOpts::new("watch_recovery_seconds", "From a watch error to the end of the re-list after it")
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
+            &["watch"],
+        )?;
+        let unreadable_objects = IntCounterVec::new(
+            Opts::new("unreadable_objects_total", "Stored objects that could not be deserialized, by watch"),
+            &["watch"],
+        )?;
+        registry.register(Box::new(watch_errors.clone()))?;
+        registry.register(Box::new(watch_recoveries.clone()))?;
+        registry.register(Box::new(unreadable_objects.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(leader_transitions.clone()))?;
         registry.register(Box::new(deletions_held.clone()))?;
@@ -69,6 +92,9 @@ impl Metrics {
             leader,
             leader_transitions,
             deletions_held,
+            watch_errors,
+            watch_recoveries,
+            unreadable_objects,
         })
     }
 

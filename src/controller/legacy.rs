@@ -18,12 +18,14 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::watcher::Config as WatcherConfig;
+use kube::runtime::{reflector, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::object::ManagedObject;
-use super::triggers;
+use super::watches;
+use crate::metrics::Metrics;
 use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
 use crate::legacy::{configmap, ingress, Translated, GENERATED_FROM_LABEL};
 
@@ -50,7 +52,7 @@ struct LegacyContext {
 }
 
 /// Runs the ConfigMap and Ingress shims until shutdown.
-pub async fn run(client: Client, namespace: Option<String>, recorder: Recorder) {
+pub async fn run(client: Client, namespace: Option<String>, recorder: Recorder, metrics: Arc<Metrics>) {
     let namespace = namespace.as_deref();
     let config_maps: Api<ConfigMap> = super::scoped_api(&client, namespace);
     let ingresses: Api<Ingress> = super::scoped_api(&client, namespace);
@@ -58,17 +60,28 @@ pub async fn run(client: Client, namespace: Option<String>, recorder: Recorder) 
     let transport_servers: Api<TransportServer> = super::scoped_api(&client, namespace);
     let context = Arc::new(LegacyContext { client, recorder });
     let generated = WatcherConfig::default().labels(GENERATED_FROM_LABEL);
+    let generated_vs = |watch| watches::events(virtual_servers.clone(), generated.clone(), watch, metrics.clone()).touched_objects();
     info!("starting the legacy shim (f5type: virtual-server ConfigMaps, f5 Ingresses)");
-    let config_map_controller = Controller::new(config_maps, WatcherConfig::default().labels(CONFIG_MAP_SELECTOR))
-        .owns(virtual_servers.clone(), generated.clone())
-        .owns(transport_servers, generated.clone())
-        .trigger_backoff(triggers::watch_backoff())
+    let (config_map_store, config_map_writer) = reflector::store();
+    let config_map_events =
+        watches::events(config_maps, WatcherConfig::default().labels(CONFIG_MAP_SELECTOR), "legacy-configmaps", metrics.clone())
+            .reflect(config_map_writer)
+            .touched_objects();
+    let config_map_controller = Controller::for_stream(config_map_events, config_map_store)
+        .owns_stream(generated_vs("legacy-configmap-virtualservers"))
+        .owns_stream(
+            watches::events(transport_servers, generated.clone(), "legacy-configmap-transportservers", metrics.clone())
+                .touched_objects(),
+        )
         .shutdown_on_signal()
         .run(reconcile_config_map, error_policy, context.clone())
         .for_each(|_| async {});
-    let ingress_controller = Controller::new(ingresses, WatcherConfig::default())
-        .owns(virtual_servers, generated)
-        .trigger_backoff(triggers::watch_backoff())
+    let (ingress_store, ingress_writer) = reflector::store();
+    let ingress_events = watches::events(ingresses, WatcherConfig::default(), "legacy-ingresses", metrics.clone())
+        .reflect(ingress_writer)
+        .touched_objects();
+    let ingress_controller = Controller::for_stream(ingress_events, ingress_store)
+        .owns_stream(generated_vs("legacy-ingress-virtualservers"))
         .shutdown_on_signal()
         .run(reconcile_ingress, error_policy, context)
         .for_each(|_| async {});

@@ -10,9 +10,11 @@ pub mod leader;
 pub mod legacy;
 pub mod object;
 pub mod partitions;
-pub mod tunnel;
 pub mod reconcile;
 pub mod triggers;
+pub mod tunnel;
+pub mod unreadable;
+pub mod watches;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +25,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::watcher::Config as WatcherConfig;
-use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::runtime::{reflector, WatchStreamExt};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
@@ -176,14 +178,20 @@ pub async fn run<B: As3Api + NetApi>(
     let (endpoint_slices, slices_writer) = reflector::store();
     let (nodes, nodes_writer) = reflector::store();
     let (secrets, secrets_writer) = reflector::store();
+    // Every watch heals itself and never hands an error to a Controller (see watches.rs:
+    // an error there paused every watch of the controller).
     // Only TLS Secrets: never every Secret of the cluster (Helm releases, tokens) in memory.
     let secret_watch = WatcherConfig::default().fields(&format!("type={}", crate::model::tls::TLS_SECRET_TYPE));
-    let secret_events = watcher(secret_api, secret_watch).backoff(triggers::watch_backoff()).reflect(secrets_writer).touched_objects();
-    let service_events = watcher(svc_api, WatcherConfig::default()).backoff(triggers::watch_backoff()).reflect(services_writer).touched_objects();
-    let slice_events = watcher(slice_api, WatcherConfig::default()).backoff(triggers::watch_backoff()).reflect(slices_writer).touched_objects();
+    let secret_events =
+        watches::events(secret_api, secret_watch, "secrets", metrics.clone()).reflect(secrets_writer).touched_objects();
+    let service_events = watches::events(svc_api, WatcherConfig::default(), "services", metrics.clone())
+        .reflect(services_writer)
+        .touched_objects();
+    let slice_events = watches::events(slice_api, WatcherConfig::default(), "endpointslices", metrics.clone())
+        .reflect(slices_writer)
+        .touched_objects();
     let mut node_filter = triggers::NodeChangeFilter::default();
-    let node_events = watcher(node_api, WatcherConfig::default())
-        .backoff(triggers::watch_backoff())
+    let node_events = watches::events(node_api, WatcherConfig::default(), "nodes", metrics.clone())
         .reflect(nodes_writer)
         .filter_map(move |event| futures::future::ready(match event {
             Ok(event) => node_filter.relevant(event).map(Ok),
@@ -212,19 +220,40 @@ pub async fn run<B: As3Api + NetApi>(
         Err(e) => warn!(error = %e, "could not read the BIG-IP's tenants at start; unchanged tenants will be re-posted once"),
     }
 
+    // Consistent lists (the default semantic), never "any" from the watch cache: a new leader's
+    // first posts must come from the apiserver's current state, not from a cache that may lag.
     let vs_watch = match &settings.selector {
-        Some(selector) => WatcherConfig::default().any_semantic().labels(selector),
-        None => WatcherConfig::default().any_semantic(),
+        Some(selector) => WatcherConfig::default().labels(selector),
+        None => WatcherConfig::default(),
     };
-    let controller = Controller::new(vs_api, vs_watch.clone())
-        .trigger_backoff(triggers::watch_backoff())
-        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
-    let vs_store = controller.store();
-    let ts_controller = Controller::new(ts_api, vs_watch)
-        .trigger_backoff(triggers::watch_backoff())
-        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
-    let ts_store = ts_controller.store();
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    let unreadable_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
+    let (vs_store, vs_writer) = reflector::store::<VirtualServer>();
+    let vs_events = watches::guarded_events(
+        scoped_api(&client, namespace),
+        vs_watch.clone(),
+        "virtualservers",
+        metrics.clone(),
+        vs_store.clone(),
+        unreadable::reporter::<VirtualServer>(unreadable_recorder.clone()),
+    )
+    .reflect(vs_writer)
+    .touched_objects();
+    let controller = Controller::for_stream(vs_events, vs_store.clone())
+        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
+    let (ts_store, ts_writer) = reflector::store::<TransportServer>();
+    let ts_events = watches::guarded_events(
+        scoped_api(&client, namespace),
+        vs_watch,
+        "transportservers",
+        metrics.clone(),
+        ts_store.clone(),
+        unreadable::reporter::<TransportServer>(unreadable_recorder),
+    )
+    .reflect(ts_writer)
+    .touched_objects();
+    let ts_controller = Controller::for_stream(ts_events, ts_store.clone())
+        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
     let context = Arc::new(Context {
         client: client.clone(),
         virtual_servers: vs_store.clone(),
@@ -237,6 +266,7 @@ pub async fn run<B: As3Api + NetApi>(
     });
 
     let legacy_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
+    let legacy_metrics = context.metrics.clone();
     // The Service, EndpointSlice and Node watches are shared: the VirtualServer controller
     // consumes them, and forwards the TransportServers they concern to the TransportServer
     // controller through this channel.
@@ -259,6 +289,7 @@ pub async fn run<B: As3Api + NetApi>(
         transport_servers: ts_store.clone(),
         defaults: settings.defaults.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        metrics: context.metrics.clone(),
     });
     let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
     // One drift check for both controllers: each detected drift reconciles every object.
@@ -298,7 +329,7 @@ pub async fn run<B: As3Api + NetApi>(
         .for_each(|result| async move { log_failure(result.map(|_| ())) });
     let legacy_shim = async {
         if settings.legacy_shim {
-            legacy::run(client, settings.namespace.clone(), legacy_recorder).await;
+            legacy::run(client, settings.namespace.clone(), legacy_recorder, legacy_metrics).await;
         }
     };
     let tunnels = tunnel::run(tunnel_context, tunnel_changes);

@@ -80,24 +80,6 @@ impl NodeChangeFilter {
     }
 }
 
-/// The back-off of every watch: 0.5 s doubling to at most 5 s, with jitter; reset after 60 s
-/// without errors.
-///
-/// kube's default (client-go's) grows to 30 s. After a kube-apiserver restart the new
-/// apiserver answers 403 for a few seconds (its RBAC caches are empty) and every watch must
-/// re-list (410 Expired); with 30 s steps the operator was measured to miss a change for over
-/// 90 s. Five seconds keeps the load on a struggling apiserver modest (a handful of watches)
-/// while recovering within seconds.
-pub fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<kube::runtime::watcher::ExponentialBackoff> {
-    let exponential = backon::ExponentialBuilder::default()
-        .with_min_delay(std::time::Duration::from_millis(500))
-        .with_max_delay(std::time::Duration::from_secs(5))
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times();
-    kube::runtime::utils::ResetTimerBackoff::new(exponential.into(), std::time::Duration::from_secs(60))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -52,6 +53,7 @@ pub struct TunnelContext<B: NetApi> {
     pub transport_servers: Store<TransportServer>,
     pub defaults: ModelDefaults,
     pub recorder: Recorder,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +79,12 @@ pub enum TunnelError {
 pub async fn run<B: NetApi>(ctx: Arc<TunnelContext<B>>, changes: impl futures::Stream<Item = ()> + Send + 'static) {
     let api: Api<BigIpTunnel> = Api::all(ctx.client.clone());
     info!("starting the BigIpTunnel controller");
-    Controller::new(api, WatcherConfig::default())
+    let (store, writer) = kube::runtime::reflector::store();
+    let events = super::watches::events(api, WatcherConfig::default(), "bigiptunnels", ctx.metrics.clone())
+        .reflect(writer)
+        .touched_objects();
+    Controller::for_stream(events, store)
         .with_config(ControllerConfig::default().debounce(Duration::from_millis(500)))
-        .trigger_backoff(super::triggers::watch_backoff())
         .reconcile_all_on(changes)
         .shutdown_on_signal()
         .run(reconcile, |_, error: &TunnelError, _| {

@@ -750,3 +750,48 @@ async fn bgp_route_filters_round_trip() {
     assert!(sim.state().prefix_lists().is_empty() && sim.state().route_maps().is_empty());
     sim.shutdown().await;
 }
+
+/// Regression (lost update): a sync that waits for its partition while another post is in
+/// flight must post the desired state of when it gets the partition, not a snapshot taken
+/// before it waited — that older snapshot would revert a newer change on the BIG-IP until the
+/// next resync. (Before the fix the reconcile built the fleet first and passed it to `sync`.)
+#[tokio::test]
+async fn a_sync_waiting_for_its_partition_posts_the_state_current_when_it_runs() {
+    let sim = simulator(SimulatorConfig { as3_processing_delay: Duration::from_millis(400), ..SimulatorConfig::default() }).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = Arc::new(syncer_for(&client, &sim));
+    let version = |member: &str| vec![app("web", "10.1.10.80", &[member])];
+    let desired = Arc::new(std::sync::Mutex::new(version("172.31.0.1")));
+    let current = |desired: &Arc<std::sync::Mutex<Vec<DesiredApplication>>>| {
+        let desired = desired.clone();
+        move || desired.lock().expect("desired").clone()
+    };
+
+    // A post of the first version is in flight (the simulator takes 400 ms)...
+    let first = tokio::spawn({
+        let (syncer, read) = (syncer.clone(), current(&desired));
+        async move { syncer.sync_current("k8s", read).await }
+    });
+    for _ in 0..200 {
+        if sim.state().declare_count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(sim.state().declare_count() > 0, "the first post started");
+    // ...a reconcile for the second version starts and waits for the partition...
+    *desired.lock().expect("desired") = version("172.31.0.2");
+    let second = tokio::spawn({
+        let (syncer, read) = (syncer.clone(), current(&desired));
+        async move { syncer.sync_current("k8s", read).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...and a third version arrives while it waits (its own reconcile comes later, if ever).
+    *desired.lock().expect("desired") = version("172.31.0.3");
+    assert!(matches!(first.await.expect("first").state, ProgrammingState::Programmed { .. }));
+    assert!(matches!(second.await.expect("second").state, ProgrammingState::Programmed { .. }));
+
+    let members = sim.state().pool_members("k8s", "ns_web", "pool_web").expect("pool");
+    assert_eq!(members.iter().map(|m| m.address.as_str()).collect::<Vec<_>>(), ["172.31.0.3"], "the newest state is on the BIG-IP");
+    sim.shutdown().await;
+}

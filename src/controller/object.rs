@@ -21,6 +21,8 @@ pub trait ManagedObject:
 {
     const KIND: SourceKind;
     fn status(&self) -> Option<&VirtualServerStatus>;
+    /// `spec.partition` as written (None: the operator's default).
+    fn spec_partition(&self) -> Option<&str>;
     /// Whether a pool of this object uses the Service `name` (in its namespace).
     fn uses_service(&self, name: &str) -> bool;
     /// Whether the object reads the Secret `name` (in its namespace).
@@ -32,6 +34,10 @@ impl ManagedObject for VirtualServer {
 
     fn status(&self) -> Option<&VirtualServerStatus> {
         self.status.as_ref()
+    }
+
+    fn spec_partition(&self) -> Option<&str> {
+        self.spec.partition.as_deref()
     }
 
     fn uses_service(&self, name: &str) -> bool {
@@ -50,6 +56,10 @@ impl ManagedObject for TransportServer {
 
     fn status(&self) -> Option<&VirtualServerStatus> {
         self.status.as_ref()
+    }
+
+    fn spec_partition(&self) -> Option<&str> {
+        self.spec.partition.as_deref()
     }
 
     fn uses_service(&self, name: &str) -> bool {

@@ -556,8 +556,23 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// they are found by [`Bisection`]. Every post passes the deletion guard with what that post
     /// really removes.
     pub async fn sync(&self, partition: &str, applications: &[DesiredApplication]) -> SyncOutcome {
+        self.sync_current(partition, || applications.to_vec()).await
+    }
+
+    /// [`Self::sync`] with the applications that `desired` returns once this sync holds the
+    /// partition: the desired state is read at post time, never before. A snapshot taken
+    /// before waiting for the partition could be older than the one a concurrent sync just
+    /// posted, and posting it would revert the BIG-IP until the next resync (and drift checks,
+    /// which compare with what was posted, would not notice).
+    pub async fn sync_current(
+        &self,
+        partition: &str,
+        desired: impl FnOnce() -> Vec<DesiredApplication> + Send,
+    ) -> SyncOutcome {
         let lock = self.partition_lock(partition).await;
         let _serialised = lock.lock().await;
+        let applications = desired();
+        let applications = applications.as_slice();
 
         let rendered: BTreeMap<String, Value> =
             applications.iter().map(|app| (app.name.clone(), render_application(app))).collect();

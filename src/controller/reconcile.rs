@@ -19,7 +19,7 @@ use super::ControllerSettings;
 use crate::bigip::As3Api;
 use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
 use crate::metrics::Metrics;
-use crate::model::{build_fleet, AppOutcome, Fleet, ObjectKey, SourceKind};
+use crate::model::{build_fleet, partition_of, AppOutcome, Fleet, ObjectKey, SourceKind};
 use crate::status::{virtual_server_status, ProgrammingState};
 
 /// Field manager of every write, and the Events' reporting controller.
@@ -123,33 +123,55 @@ async fn reconcile_inner<K: ManagedObject, B: As3Api>(vs: Arc<K>, ctx: &Arc<Cont
     })
 }
 
+/// The partitions an object's application may be in: the one its spec names now (when valid)
+/// and the one its status says it was programmed in (when it moved). Derived from the spec as
+/// the renderer does, so that a lost status write never leaves an application behind.
+pub fn partitions_of<K: ManagedObject>(obj: &K, defaults: &crate::model::ModelDefaults) -> Vec<String> {
+    let current = partition_of(obj.spec_partition(), defaults).ok();
+    let previous = obj.status().and_then(|s| s.partition.clone());
+    current.into_iter().chain(previous).fold(Vec::new(), |mut partitions, p| {
+        if !partitions.contains(&p) {
+            partitions.push(p);
+        }
+        partitions
+    })
+}
+
 async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<K>) -> Result<Action, ReconcileError> {
     let key = ObjectKey::of(vs.meta());
-    let fleet = ctx.fleet();
+    // Each partition is synced with the desired state read while its lock is held (see
+    // PartitionSyncer::sync_current); the fleet read under the first one (the current
+    // partition) gives this object's outcome.
+    let mut fleet: Option<Fleet> = None;
+    let mut programming = ProgrammingState::NotAttempted;
+    for partition in partitions_of(vs, &ctx.settings.defaults) {
+        let mut seen: Option<Fleet> = None;
+        let outcome = ctx
+            .syncer
+            .sync_current(&partition, || {
+                let current = ctx.fleet();
+                let apps = current.partitions.get(&partition).cloned().unwrap_or_default();
+                seen = Some(current);
+                apps
+            })
+            .await;
+        let seen = seen.unwrap_or_else(|| ctx.fleet());
+        if outcome.repaired_drift {
+            let apps = seen.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
+            announce_drift_repair(ctx, &partition, apps).await;
+        }
+        if let Some(AppOutcome::Included { partition: included_in, application, .. }) = seen.outcome(K::KIND, &key) {
+            if *included_in == partition {
+                programming = outcome.for_application(application);
+            }
+        }
+        fleet.get_or_insert(seen);
+    }
+    let fleet = fleet.unwrap_or_else(|| ctx.fleet());
     let Some(outcome_of_vs) = fleet.outcome(K::KIND, &key) else {
         // Being deleted: the finalizer's cleanup handles it.
         return Ok(Action::await_change());
     };
-
-    // The partition it is in now, and the one it was programmed in before (if it moved).
-    let previous_partition = vs.status().and_then(|s| s.partition.clone());
-    let current_partition = match outcome_of_vs {
-        AppOutcome::Included { partition, .. } => Some(partition.clone()),
-        _ => None,
-    };
-    let mut programming = ProgrammingState::NotAttempted;
-    for partition in current_partition.iter().chain(previous_partition.iter().filter(|p| Some(*p) != current_partition.as_ref())) {
-        let apps = fleet.partitions.get(partition).map(Vec::as_slice).unwrap_or(&[]);
-        let outcome = ctx.syncer.sync(partition, apps).await;
-        if outcome.repaired_drift {
-            announce_drift_repair(ctx, partition, apps).await;
-        }
-        if let (Some(current), AppOutcome::Included { application, .. }) = (current_partition.as_ref(), outcome_of_vs) {
-            if current == partition {
-                programming = outcome.for_application(application);
-            }
-        }
-    }
 
     let now = jiff_now();
     let status = virtual_server_status(outcome_of_vs, &programming, vs.meta().generation, vs.status(), &now);
@@ -186,22 +208,27 @@ async fn announce_drift_repair<B: As3Api>(ctx: &Context<B>, partition: &str, app
 
 async fn cleanup<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>) -> Result<Action, ReconcileError> {
     let key = ObjectKey::of(vs.meta());
-    let Some(partition) = vs.status().and_then(|s| s.partition.clone()) else {
-        debug!("never programmed; nothing to remove");
-        return Ok(Action::await_change());
-    };
-    let fleet = ctx.fleet();
-    let apps = fleet.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
-    match ctx.syncer.sync(&partition, apps).await.state {
-        ProgrammingState::Failed { message, .. } => {
+    let mut removed_from = Vec::new();
+    for partition in partitions_of(vs, &ctx.settings.defaults) {
+        // The object is being deleted, so the fleet no longer has it: syncing the partition
+        // removes its application, and posts nothing where it never was.
+        let outcome = ctx
+            .syncer
+            .sync_current(&partition, || ctx.fleet().partitions.remove(&partition).unwrap_or_default())
+            .await;
+        if let ProgrammingState::Failed { message, .. } = outcome.state {
             warn!(%partition, %message, "could not remove the application; keeping the finalizer");
-            Err(ReconcileError::Cleanup { key: key.to_string(), partition, message })
+            return Err(ReconcileError::Cleanup { key: key.to_string(), partition, message });
         }
-        _ => {
-            publish(ctx, vs, EventType::Normal, "Removed", format!("application removed from partition {partition}")).await;
-            Ok(Action::await_change())
-        }
+        removed_from.push(partition);
     }
+    if removed_from.is_empty() {
+        debug!("no valid partition; nothing to remove");
+    } else {
+        let note = format!("application removed from partition {}", removed_from.join(", "));
+        publish(ctx, vs, EventType::Normal, "Removed", note).await;
+    }
+    Ok(Action::await_change())
 }
 
 async fn write_status_if_changed<K: ManagedObject, B: As3Api>(
@@ -260,4 +287,42 @@ pub fn error_policy<K: ManagedObject, B: As3Api>(_vs: Arc<K>, error: &ReconcileE
 
 pub(super) fn jiff_now() -> String {
     k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::PoolMemberType;
+    use crate::model::ModelDefaults;
+    use serde_json::json;
+
+    fn defaults() -> ModelDefaults {
+        ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
+    }
+
+    fn vs(spec_partition: Option<&str>, status_partition: Option<&str>) -> VirtualServer {
+        let mut spec = json!({"virtualAddress": "10.1.10.80", "port": 80, "pools": [{"name": "web", "service": "web", "servicePort": 80}]});
+        if let Some(p) = spec_partition {
+            spec["partition"] = json!(p);
+        }
+        let mut object = json!({"apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer", "metadata": {"name": "web", "namespace": "shop"}, "spec": spec});
+        if let Some(p) = status_partition {
+            object["status"] = json!({"partition": p});
+        }
+        serde_json::from_value(object).expect("VirtualServer")
+    }
+
+    /// Regression (orphaned application): cleanup used to look only at `status.partition`, so
+    /// an object whose status write was lost left its application on the BIG-IP for ever.
+    #[test]
+    fn the_partitions_of_an_object_come_from_its_spec_even_without_status() {
+        assert_eq!(partitions_of(&vs(None, None), &defaults()), ["k8s"]);
+        assert_eq!(partitions_of(&vs(Some("team-a"), None), &defaults()), ["team-a"]);
+        assert_eq!(partitions_of(&vs(Some("team-a"), Some("team-a")), &defaults()), ["team-a"]);
+        // Moved: the new partition first (its outcome is the object's), then the old one.
+        assert_eq!(partitions_of(&vs(Some("team-b"), Some("team-a")), &defaults()), ["team-b", "team-a"]);
+        // An invalid partition is never synced; the one it was programmed in still is.
+        assert_eq!(partitions_of(&vs(Some("Common"), Some("k8s")), &defaults()), ["k8s"]);
+        assert!(partitions_of(&vs(Some("Common"), None), &defaults()).is_empty());
+    }
 }

@@ -36,8 +36,7 @@ pub fn build_application(
     let spec = &vs.spec;
     let name = application_name(&source)?;
     let (virtual_address, port) = listener(&spec.virtual_address, spec.port)?;
-    let partition = spec.partition.clone().unwrap_or_else(|| defaults.partition.clone());
-    validate_partition(&partition)?;
+    let partition = partition_of(spec.partition.as_deref(), defaults)?;
     if spec.pools.is_empty() {
         return Err(InvalidSpec::NoPools);
     }
@@ -413,6 +412,14 @@ pub fn application_name(key: &ObjectKey) -> Result<String, InvalidSpec> {
 /// property and make the declaration invalid.
 const ADC_PROPERTIES: &[&str] =
     &["class", "constants", "controls", "id", "label", "remark", "schemaVersion", "scratch", "target", "updateMode"];
+
+/// The partition an object's application goes to: its `spec.partition`, or the operator's
+/// default, validated. The one rule the renderer, the reconcile and the cleanup on delete share.
+pub fn partition_of(spec_partition: Option<&str>, defaults: &ModelDefaults) -> Result<String, InvalidSpec> {
+    let partition = spec_partition.map_or_else(|| defaults.partition.clone(), str::to_string);
+    validate_partition(&partition)?;
+    Ok(partition)
+}
 
 pub(super) fn validate_partition(partition: &str) -> Result<(), InvalidSpec> {
     let invalid = |reason| Err(InvalidSpec::Partition { value: partition.to_string(), reason });

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use crate::crd::{LoadBalancingMode, MonitorMatch, MonitorType, Persistence, PoolMemberType, VirtualAddressOptions};
 
-pub use application::build_application;
+pub use application::{build_application, partition_of};
 pub use transport::build_transport_application;
 pub use cluster::{ClusterObjects, ClusterView};
 pub use fleet::{build_fleet, AppOutcome, Fleet};

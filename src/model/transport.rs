@@ -1,7 +1,7 @@
 //! One TransportServer → one [`DesiredApplication`] (an L4 virtual server).
 
 use super::application::{
-    build_irules, build_pools, build_source_ranges, desired_snat, listener, validate_partition, BuiltApplication,
+    build_irules, build_pools, build_source_ranges, desired_snat, listener, BuiltApplication,
 };
 use super::members::{AddressFamily, MemberRules};
 use super::{
@@ -22,8 +22,7 @@ pub fn build_transport_application(
     let spec = &ts.spec;
     let name = transport_application_name(&source)?;
     let (virtual_address, port) = listener(&spec.virtual_address, spec.port)?;
-    let partition = spec.partition.clone().unwrap_or_else(|| defaults.partition.clone());
-    validate_partition(&partition)?;
+    let partition = super::application::partition_of(spec.partition.as_deref(), defaults)?;
     let persistence = spec.persistence.unwrap_or_default();
     if persistence == Persistence::Cookie {
         return Err(InvalidSpec::Field {

@@ -1771,3 +1771,78 @@ proptest! {
         }
     }
 }
+
+/// `virtual-server.f5.com/*` annotations: mostly the values k8s-bigip-ctlr documented, with
+/// numbers anywhere in i32 and beyond, wrong types and arbitrary text.
+fn ingress_annotations() -> BoxedStrategy<BTreeMap<String, String>> {
+    let number = || prop_oneof![4 => 1i64..100, 2 => any::<i32>().prop_map(i64::from), 1 => any::<i64>()].boxed();
+    let health_entry = (
+        prop_oneof![4 => Just("svc1.example.com/app1".to_string()), 1 => Just("/".to_string()), 1 => nasty_string()],
+        number(),
+        number(),
+        prop_oneof![2 => Just(None), 1 => "[ -~]{0,20}".prop_map(Some)],
+    )
+        .prop_map(|(path, interval, timeout, send)| json!({"path": path, "interval": interval, "timeout": timeout, "send": send}));
+    let health = prop_oneof![
+        6 => prop::collection::vec(health_entry, 0..4).prop_map(|entries| Value::Array(entries).to_string()),
+        1 => json_value().prop_map(|v| v.to_string()),
+        1 => nasty_string(),
+    ];
+    let port = || prop_oneof![4 => (1i64..65_536).prop_map(|p| p.to_string()), 1 => number().prop_map(|p| p.to_string()), 1 => nasty_string()];
+    (
+        prop_oneof![6 => ip_text(), 1 => nasty_string()],
+        field_text(port()),
+        field_text(port()),
+        field_text(health),
+        field_text(prop_oneof![4 => one_of(LB_MODES), 1 => nasty_string()]),
+        field_text(prop_oneof![2 => Just("true".to_string()), 2 => Just("false".to_string()), 1 => nasty_string()]),
+        field_text(prop_oneof![4 => Just("10.0.0.0/8, 192.168.1.0/24".to_string()), 1 => nasty_string()]),
+    )
+        .prop_map(|(ip, http_port, https_port, health, balance, redirect, ranges)| {
+            let mut annotations = BTreeMap::from([("virtual-server.f5.com/ip".to_string(), ip)]);
+            for (name, value) in [("http-port", http_port), ("https-port", https_port), ("health", health), ("balance", balance), ("ssl-redirect", redirect), ("whitelist-source-range", ranges)] {
+                if let Some(value) = value {
+                    annotations.insert(format!("virtual-server.f5.com/{name}"), value);
+                }
+            }
+            annotations
+        })
+        .boxed()
+}
+
+/// An optional annotation value: mostly set.
+fn field_text(value: impl Strategy<Value = String> + 'static) -> BoxedStrategy<Option<String>> {
+    prop_oneof![3 => value.prop_map(Some), 1 => Just(None)].boxed()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The Ingress translator never panics on any annotation values (an `interval` of
+    /// i32::MAX once overflowed); every refusal names the annotation or field it refuses, and
+    /// whatever it translates renders, or is refused by the model naming the generated object.
+    #[test]
+    fn legacy_ingress_annotations_translate_or_are_refused_by_name(annotations in ingress_annotations()) {
+        use bigip_operator::legacy::ingress::translate_ingress;
+        let ingress: k8s_openapi::api::networking::v1::Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "fuzz", "namespace": "shop", "uid": "3f0c", "annotations": annotations},
+            "spec": {"rules": [{"host": "svc1.example.com", "http": {"paths": [
+                {"path": "/app1", "pathType": "Prefix", "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}
+            ]}}]},
+        })).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        match translate_ingress(&ingress) {
+            Err(error) => {
+                let text = error.to_string();
+                prop_assert!(text.contains("virtual-server.f5.com/") || text.starts_with("spec"), "{}", text);
+            }
+            Ok(translation) => {
+                let manifests = Manifests { virtual_servers: translation.virtual_servers, ..Manifests::default() };
+                match render_manifests(&manifests, &defaults(PoolMemberType::Nodeport), &owner()) {
+                    Ok(_) => {}
+                    Err(RenderError::Rejected { key, .. }) => prop_assert!(key.contains("shop/ing-fuzz"), "{}", key),
+                    Err(other) => prop_assert!(false, "translated, then not renderable: {}", other),
+                }
+            }
+        }
+    }
+}

@@ -39,9 +39,7 @@ pub const GENERATED_NAME_PREFIX: &str = "cm-";
 const DEFAULT_MODE: &str = "tcp";
 const DEFAULT_BALANCE: &str = "round-robin";
 
-/// AS3's limits on monitor timing, which the model enforces (see model/application.rs).
-const MONITOR_INTERVAL_MAX: i64 = 3600;
-const MONITOR_TIMEOUT_MAX: i64 = 900;
+use super::{MONITOR_INTERVAL_MAX, MONITOR_TIMEOUT_MAX};
 const MONITORS_MAX: usize = 8;
 
 /// What one ConfigMap becomes, and what the user should know about the translation.

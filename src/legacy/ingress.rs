@@ -235,6 +235,16 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                 None if host.is_empty() || rules.is_empty() => default_pool.clone(),
                 None => return Err(invalid("health", &entry.path, "names no host/path of the Ingress rules")),
             };
+            // Range-checked before `interval + 1` below can overflow (i32::MAX came through
+            // untouched before and panicked in debug builds).
+            if !(1..=super::MONITOR_INTERVAL_MAX).contains(&i64::from(entry.interval)) {
+                let reason = format!("interval {} is outside AS3's 1-{} seconds", entry.interval, super::MONITOR_INTERVAL_MAX);
+                return Err(invalid("health", &entry.path, &reason));
+            }
+            if !(2..=super::MONITOR_TIMEOUT_MAX).contains(&i64::from(entry.timeout)) {
+                let reason = format!("timeout {} is outside AS3's 2-{} seconds", entry.timeout, super::MONITOR_TIMEOUT_MAX);
+                return Err(invalid("health", &entry.path, &reason));
+            }
             let mut timeout = entry.timeout;
             if timeout <= entry.interval {
                 warnings.push(format!(
@@ -459,6 +469,21 @@ spec:
       paths:
       - {path: /app2/, backend: {serviceName: svc2, servicePort: http}}
 "#;
+
+    #[test]
+    fn health_timings_out_of_range_are_refused_not_overflowed() {
+        // i32::MAX as interval made `interval + 1` overflow: a panic in debug builds.
+        for (interval, timeout, named) in [(2147483647, 5, "interval 2147483647"), (0, 5, "interval 0"), (5, 2147483647, "timeout 2147483647"), (5, -1, "timeout -1")] {
+            let health = format!(r#"[{{"path": "svc1.example.com/app1", "interval": {interval}, "timeout": {timeout}}}]"#);
+            let text = FANOUT.replacen(
+                "virtual-server.f5.com/health: |",
+                &format!("virtual-server.f5.com/health: '{health}'\n    x-old-health: |"),
+                1,
+            );
+            let err = translate_ingress(&from_yaml(&text)).expect_err("refused").to_string();
+            assert!(err.contains(named) && err.contains("virtual-server.f5.com/health"), "{err}");
+        }
+    }
 
     #[test]
     fn a_v1beta1_fanout_becomes_rules_pools_and_monitors() {

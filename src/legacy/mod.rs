@@ -11,6 +11,11 @@ use crate::crd::{TransportServer, VirtualServer};
 /// (`ConfigMap` or `Ingress`).
 pub const GENERATED_FROM_LABEL: &str = "bigip.operator.dev/generated-from";
 
+/// AS3's limits on monitor timing in seconds, which the model enforces (see
+/// model/application.rs); both translators check them before any arithmetic on the values.
+pub(crate) const MONITOR_INTERVAL_MAX: i64 = 3600;
+pub(crate) const MONITOR_TIMEOUT_MAX: i64 = 900;
+
 /// What one legacy object becomes.
 #[derive(Debug, Clone)]
 pub enum Translated {

@@ -96,9 +96,10 @@ pub fn delay_after_error(kind: WatchErrorKind, previous_was_error: bool, backoff
 struct WatchState<S, B> {
     inner: S,
     backoff: B,
-    /// When the first error of the current run of errors happened, and whether the run
-    /// started with a 410 (then its end is the re-list's InitDone).
-    failing_since: Option<(Instant, WatchErrorKind)>,
+    /// When the first error of the current run of errors happened (the apiserver going away,
+    /// say), and when the last `410 Expired` of it came: a re-list's InitDone ends the run.
+    failing_since: Option<Instant>,
+    expired_at: Option<Instant>,
     previous_was_error: bool,
 }
 
@@ -114,7 +115,13 @@ where
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
     let state =
-        WatchState { inner: events.boxed(), backoff: watch_backoff(), failing_since: None, previous_was_error: false };
+        WatchState {
+        inner: events.boxed(),
+        backoff: watch_backoff(),
+        failing_since: None,
+        expired_at: None,
+        previous_was_error: false,
+    };
     futures::stream::unfold(state, move |mut state| {
         let metrics = metrics.clone();
         async move {
@@ -123,21 +130,29 @@ where
                     Ok(event) => {
                         state.previous_was_error = false;
                         state.backoff.reset();
-                        if let (Event::InitDone, Some((since, kind))) = (&event, state.failing_since) {
+                        if let (Event::InitDone, Some(since)) = (&event, state.failing_since) {
+                            // relist_ms: from the 410 to the end of the re-list it asked for;
+                            // took_ms: from the first error (an outage included).
                             let took = since.elapsed();
+                            let relist_ms = state.expired_at.map(|at| at.elapsed().as_millis() as u64);
                             metrics.watch_recoveries.with_label_values(&[watch]).observe(took.as_secs_f64());
-                            info!(watch, after_error = kind.label(), took_ms = took.as_millis() as u64, "watch re-listed");
+                            info!(watch, took_ms = took.as_millis() as u64, relist_ms, "watch re-listed");
                             state.failing_since = None;
+                            state.expired_at = None;
                         } else if !matches!(event, Event::Init | Event::InitApply(_)) {
                             // Resumed without a re-list (the apiserver still had the version).
                             state.failing_since = None;
+                            state.expired_at = None;
                         }
                         return Some((Ok(event), state));
                     }
                     Err(error) => {
                         let kind = WatchErrorKind::of(&error);
                         metrics.watch_errors.with_label_values(&[watch, kind.label()]).inc();
-                        state.failing_since.get_or_insert((Instant::now(), kind));
+                        state.failing_since.get_or_insert_with(Instant::now);
+                        if kind == WatchErrorKind::Expired {
+                            state.expired_at = Some(Instant::now());
+                        }
                         let delay = delay_after_error(kind, state.previous_was_error, &mut state.backoff);
                         state.previous_was_error = true;
                         match kind {

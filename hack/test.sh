@@ -2,10 +2,14 @@
 # `make test`: every test suite, with the slow builds side by side, then a summary.
 #
 #   1. in parallel: the Go control plane tools (e2e/controlplane/build.sh) and the Rust tests
-#      (unit, golden, simulator API, BIG-IP client);
+#      (unit, golden, simulator API, BIG-IP client), then rustfmt and clippy;
 #   2. helm lint of the chart;
 #   3. the e2e scenarios on the real control plane.
 # Builds are cached under $HOME/.cache (cargo target dir, Go build cache), outside the clone.
+#
+# BIGIP_TEST_BUSY_CORES=N keeps N cores busy with a busy loop for the whole run (it stops by
+# itself after BIGIP_TEST_BUSY_SECONDS, 3600 by default, and when the run ends): the suite must
+# pass on a loaded CI machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +34,15 @@ record_cargo() {
   record "$name" "$p" "$f"
 }
 
+busy_pids=()
+stop_busy() { for pid in "${busy_pids[@]}"; do kill "$pid" 2>/dev/null; done; }
+trap stop_busy EXIT
+for _ in $(seq 1 "${BIGIP_TEST_BUSY_CORES:-0}"); do
+  timeout "${BIGIP_TEST_BUSY_SECONDS:-3600}" bash -c 'while :; do :; done' &
+  busy_pids+=($!)
+done
+[ "${#busy_pids[@]}" -gt 0 ] && echo "==> ${#busy_pids[@]} busy loop(s) keep cores busy (pids ${busy_pids[*]})"
+
 echo "==> building the control plane tools (Go) in the background"
 ( e2e/controlplane/build.sh >"$logs/controlplane-build.log" 2>&1; echo $? >"$logs/controlplane-build.rc" ) &
 go_build=$!
@@ -37,9 +50,26 @@ go_build=$!
 echo "==> Rust: unit, golden, simulator and client tests"
 rust_targets=()
 for t in tests/*.rs; do rust_targets+=(--test "$(basename "$t" .rs)"); done
-cargo test --lib --bins "${rust_targets[@]}" 2>&1 | tee "$logs/rust.log" | grep -E '^(test result|error|failures:|---- )' 
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --no-fail-fast --lib --bins "${rust_targets[@]}" 2>&1 | tee "$logs/rust.log" | grep -E '^(test result|error|failures:|---- )'
 rust_rc=${PIPESTATUS[0]}
 record_cargo "rust (unit, golden, simulator, client)" "$logs/rust.log" "$rust_rc"
+
+echo "==> rustfmt and clippy"
+# Both ship with the Rust toolchain (rustup's default profile); added here when missing.
+for component in rustfmt clippy; do
+  cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component" >/dev/null 2>&1 || true
+done
+if cargo fmt --check >"$logs/fmt.log" 2>&1; then
+  record "rustfmt --check" 1 0
+else
+  head -n 40 "$logs/fmt.log"; record "rustfmt --check" 0 1
+fi
+if cargo clippy --all-targets -- -D warnings >"$logs/clippy.log" 2>&1; then
+  record "clippy -D warnings" 1 0
+else
+  grep -E '^(error|warning)' -A6 "$logs/clippy.log" | head -n 60; record "clippy -D warnings" 0 1
+fi
 
 echo "==> waiting for the control plane build"
 wait "$go_build"

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use bigip_operator::as3::{render_request, render_tenant, tenant_hash, Ownership};
 use bigip_operator::as3::schema::validate_declaration;
+use bigip_operator::as3::{render_request, render_tenant, tenant_hash, Ownership};
 use bigip_operator::crd::{PoolMemberType, VirtualServer};
 use bigip_operator::model::{build_fleet, ClusterObjects, ModelDefaults};
 use serde_json::json;
@@ -17,7 +17,15 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median((0..runs).map(|_| { let t = Instant::now(); std::hint::black_box(f()); t.elapsed() }).collect())
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +38,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                        "conditions": [{"type": "Ready", "status": "True"}]},
         }))?);
     }
-    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None };
+    let defaults = ModelDefaults {
+        partition: "kubernetes".into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+    };
     println!("{:>6} {:>12} {:>12} {:>10} {:>12} {:>12}", "vs", "model", "render", "hash", "tenant KiB", "validate");
     for count in [10usize, 100, 1000] {
         let mut virtual_servers = Vec::new();

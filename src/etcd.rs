@@ -37,7 +37,8 @@ pub struct EtcdClient {
 
 impl EtcdClient {
     pub fn new(endpoints: &[String], tls: &EtcdTls) -> Result<Self, EtcdError> {
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5)).connect_timeout(Duration::from_secs(3));
+        let mut builder =
+            reqwest::Client::builder().timeout(Duration::from_secs(5)).connect_timeout(Duration::from_secs(3));
         if let Some(ca) = &tls.ca_pem {
             require_pem(ca, "ca.crt", &["CERTIFICATE"])?;
             let certificate = reqwest::Certificate::from_pem(ca).map_err(|e| EtcdError::Tls(format!("ca.crt: {e}")))?;
@@ -45,7 +46,8 @@ impl EtcdClient {
         }
         if let Some(identity) = &tls.identity_pem {
             require_pem(identity, "tls.crt/tls.key", &["CERTIFICATE", "PRIVATE KEY"])?;
-            let identity = reqwest::Identity::from_pem(identity).map_err(|e| EtcdError::Tls(format!("tls.crt/tls.key: {e}")))?;
+            let identity =
+                reqwest::Identity::from_pem(identity).map_err(|e| EtcdError::Tls(format!("tls.crt/tls.key: {e}")))?;
             builder = builder.identity(identity);
         }
         let http = builder.build().map_err(|e| EtcdError::Tls(e.to_string()))?;
@@ -76,7 +78,10 @@ impl EtcdClient {
 
     /// Every key below `prefix` with its value (as text).
     pub async fn range_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, EtcdError> {
-        self.range(&json!({ "key": STANDARD.encode(prefix), "range_end": STANDARD.encode(prefix_end(prefix.as_bytes())) })).await
+        self.range(
+            &json!({ "key": STANDARD.encode(prefix), "range_end": STANDARD.encode(prefix_end(prefix.as_bytes())) }),
+        )
+        .await
     }
 
     /// The value of `key`, if it exists.
@@ -86,7 +91,8 @@ impl EtcdClient {
 
     async fn range(&self, body: &Value) -> Result<Vec<(String, String)>, EtcdError> {
         let answer = self.call("/v3/kv/range", body).await?;
-        let decode = |field: &Value| -> Option<String> { String::from_utf8(STANDARD.decode(field.as_str()?).ok()?).ok() };
+        let decode =
+            |field: &Value| -> Option<String> { String::from_utf8(STANDARD.decode(field.as_str()?).ok()?).ok() };
         let kvs = answer.get("kvs").and_then(Value::as_array).cloned().unwrap_or_default();
         kvs.iter()
             .map(|kv| {
@@ -169,7 +175,10 @@ mod tests {
         let tls = EtcdTls { ca_pem: Some(b"not a certificate".to_vec()), identity_pem: None };
         let error = EtcdClient::new(&["https://127.0.0.1:2379".to_string()], &tls).err().expect("bad CA");
         assert!(matches!(error, EtcdError::Tls(_)) && error.to_string().contains("ca.crt"), "{error}");
-        let tls = EtcdTls { ca_pem: None, identity_pem: Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()) };
+        let tls = EtcdTls {
+            ca_pem: None,
+            identity_pem: Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()),
+        };
         let error = EtcdClient::new(&["https://127.0.0.1:2379".to_string()], &tls).err().expect("bad identity");
         assert!(error.to_string().contains("tls.crt/tls.key"), "{error}");
     }

@@ -264,7 +264,8 @@ fn convert(args: ConvertArgs) -> anyhow::Result<()> {
 
 fn credentials(args: &RunArgs) -> anyhow::Result<Credentials> {
     if let Some(path) = &args.bigip_credentials {
-        return Credentials::from_path(path).with_context(|| format!("reading BIG-IP credentials from {}", path.display()));
+        return Credentials::from_path(path)
+            .with_context(|| format!("reading BIG-IP credentials from {}", path.display()));
     }
     match (std::env::var("BIGIP_USERNAME"), std::env::var("BIGIP_PASSWORD")) {
         (Ok(user), Ok(password)) => Ok(Credentials::new(user, password)),
@@ -299,7 +300,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bigip = Arc::new(BigIpClient::new(bigip_config)?);
     let client = kube_client(args.kubeconfig.as_ref()).await?;
     let lease = args.leader_elect.then(|| {
-        let namespace = args.leader_election_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+        let namespace =
+            args.leader_election_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
         controller::LeaseSettings::new(namespace, args.leader_election_name.clone(), identity.clone())
     });
     let metrics = Arc::new(Metrics::new()?);

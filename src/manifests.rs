@@ -67,10 +67,14 @@ struct NameMeta {
 pub fn read_manifests(paths: &[PathBuf]) -> Result<Manifests, ManifestError> {
     let mut manifests = Manifests::default();
     for path in expand_paths(paths)? {
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
         for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value = Value::deserialize(document)
-                .map_err(|source| ManifestError::Parse { path: path.clone(), document: index + 1, source })?;
+            let value = Value::deserialize(document).map_err(|source| ManifestError::Parse {
+                path: path.clone(),
+                document: index + 1,
+                source,
+            })?;
             if !value.is_null() {
                 manifests.add(&path, value)?;
             }
@@ -83,11 +87,14 @@ fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
+            let entries =
+                std::fs::read_dir(path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+                .filter(|p| {
+                    p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                })
                 .collect();
             found.sort();
             files.extend(found);
@@ -140,19 +147,21 @@ impl Manifests {
             "Node" => self.cluster.add_node(typed(path, &meta, value)?),
             "ConfigMap" => {
                 let mut cm: k8s_openapi::api::core::v1::ConfigMap = typed(path, &meta, value)?;
-                let legacy = cm.metadata.labels.as_ref().and_then(|l| l.get("f5type")).is_some_and(|t| t == "virtual-server");
+                let legacy =
+                    cm.metadata.labels.as_ref().and_then(|l| l.get("f5type")).is_some_and(|t| t == "virtual-server");
                 if !legacy {
                     self.ignored.push(format!("ConfigMap {}", object_name(&meta)));
                     return Ok(());
                 }
                 cm.metadata.namespace.get_or_insert_with(|| "default".into());
-                let translation = crate::legacy::configmap::translate_config_map(&cm).map_err(|e| ManifestError::Object {
-                    path: path.to_path_buf(),
-                    kind: meta.kind.clone(),
-                    name: object_name(&meta),
-                    field: "data.data".into(),
-                    message: e.to_string(),
-                })?;
+                let translation =
+                    crate::legacy::configmap::translate_config_map(&cm).map_err(|e| ManifestError::Object {
+                        path: path.to_path_buf(),
+                        kind: meta.kind.clone(),
+                        name: object_name(&meta),
+                        field: "data.data".into(),
+                        message: e.to_string(),
+                    })?;
                 match &translation.object {
                     crate::legacy::Translated::VirtualServer(vs) => self.virtual_servers.push(vs.as_ref().clone()),
                     crate::legacy::Translated::TransportServer(ts) => self.transport_servers.push(ts.as_ref().clone()),
@@ -171,9 +180,11 @@ impl Manifests {
                     field: "-".into(),
                     message,
                 };
-                let mut ingress = crate::legacy::ingress::ingress_from_manifest(&value).map_err(|e| object_error(e.to_string()))?;
+                let mut ingress =
+                    crate::legacy::ingress::ingress_from_manifest(&value).map_err(|e| object_error(e.to_string()))?;
                 ingress.metadata.namespace.get_or_insert_with(|| "default".into());
-                let translation = crate::legacy::ingress::translate_ingress(&ingress).map_err(|e| object_error(e.to_string()))?;
+                let translation =
+                    crate::legacy::ingress::translate_ingress(&ingress).map_err(|e| object_error(e.to_string()))?;
                 self.virtual_servers.extend(translation.virtual_servers.iter().cloned());
                 self.legacy.push(LegacySource {
                     source: format!("Ingress {}", object_name(&meta)),
@@ -232,12 +243,19 @@ pub struct Rendered {
 /// Renders manifests into the AS3 request the operator would post, validated against the
 /// AS3 schema, its tenants labelled as `owner`'s. Objects the operator would refuse are errors
 /// here.
-pub fn render_manifests(manifests: &Manifests, defaults: &ModelDefaults, owner: &Ownership) -> Result<Rendered, RenderError> {
-    let fleet = build_fleet(manifests.virtual_servers.iter(), manifests.transport_servers.iter(), &manifests.cluster, defaults);
+pub fn render_manifests(
+    manifests: &Manifests,
+    defaults: &ModelDefaults,
+    owner: &Ownership,
+) -> Result<Rendered, RenderError> {
+    let fleet =
+        build_fleet(manifests.virtual_servers.iter(), manifests.transport_servers.iter(), &manifests.cluster, defaults);
     let mut warnings = Vec::new();
     for (key, outcome) in &fleet.outcomes {
         match outcome {
-            AppOutcome::Invalid(e) => return Err(RenderError::Rejected { key: key.to_string(), message: e.to_string() }),
+            AppOutcome::Invalid(e) => {
+                return Err(RenderError::Rejected { key: key.to_string(), message: e.to_string() })
+            }
             AppOutcome::AddressConflict { listener, holder } => {
                 return Err(RenderError::Rejected {
                     key: key.to_string(),

@@ -22,7 +22,11 @@ async fn simulator(config: SimulatorConfig) -> RunningSimulator {
 fn client_for(sim: &RunningSimulator, password: &str) -> BigIpClient {
     let mut config = BigIpConfig::new(sim.base_url(), Credentials::new("admin", password));
     config.task_poll_interval = Duration::from_millis(50);
-    config.retry = RetryPolicy { max_attempts: 6, initial_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200) };
+    config.retry = RetryPolicy {
+        max_attempts: 6,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+    };
     BigIpClient::new(config).expect("client")
 }
 
@@ -35,7 +39,10 @@ fn app(name: &str, address: &str, members: &[&str]) -> DesiredApplication {
         80,
         vec![DesiredPool::plain(
             "web",
-            members.iter().map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080, state: MemberState::Active }).collect(),
+            members
+                .iter()
+                .map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080, state: MemberState::Active })
+                .collect(),
         )],
     )
 }
@@ -65,7 +72,10 @@ async fn occupy_address_in_another_tenant(client: &BigIpClient, address: &str) {
 async fn deploys_a_tenant_and_the_simulator_holds_it() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = client_for(&sim, "admin");
-    let report = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &["172.31.0.1", "172.31.0.2"])])).await.expect("deploys");
+    let report = client
+        .deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &["172.31.0.1", "172.31.0.2"])]))
+        .await
+        .expect("deploys");
     assert!(report.tenants["k8s"].succeeded(), "{report:?}");
     let virtuals = sim.state().virtual_servers();
     assert_eq!(virtuals.len(), 1);
@@ -94,7 +104,8 @@ async fn retries_503_with_backoff_then_succeeds() {
     let sim = simulator(SimulatorConfig::default()).await;
     sim.set_faults(Faults { fail_with_503: 3, ..Faults::default() });
     let client = client_for(&sim, "admin");
-    let report = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("deploys after retries");
+    let report =
+        client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("deploys after retries");
     assert!(report.tenants["k8s"].succeeded());
     assert_eq!(sim.state().declare_count(), 4, "three 503s, then the accepted post");
     sim.shutdown().await;
@@ -117,7 +128,10 @@ async fn logs_in_again_when_the_token_expires() {
     let client = client_for(&sim, "admin");
     client.deploy_tenants(&tenants("k8s", &[app("a", "10.1.10.80", &[])])).await.expect("first");
     sim.set_faults(Faults { expire_tokens_now: true, ..Faults::default() });
-    let report = client.deploy_tenants(&tenants("k8s", &[app("a", "10.1.10.80", &[]), app("b", "10.1.10.81", &[])])).await.expect("after re-login");
+    let report = client
+        .deploy_tenants(&tenants("k8s", &[app("a", "10.1.10.80", &[]), app("b", "10.1.10.81", &[])]))
+        .await
+        .expect("after re-login");
     assert!(report.tenants["k8s"].succeeded());
     assert!(sim.state().tenants()["k8s"].get("ns_b").is_some());
     sim.shutdown().await;
@@ -139,10 +153,15 @@ async fn short_lived_tokens_are_renewed_before_expiry() {
 async fn an_invalid_declaration_is_refused_with_the_schema_error() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = client_for(&sim, "admin");
-    let bad = BTreeMap::from([("k8s".to_string(), json!({"class": "Tenant", "app": {"class": "Application", "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1"], "virtualPort": "eighty"}}}))]);
+    let bad = BTreeMap::from([(
+        "k8s".to_string(),
+        json!({"class": "Tenant", "app": {"class": "Application", "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1"], "virtualPort": "eighty"}}}),
+    )]);
     let err = client.deploy_tenants(&bad).await.expect_err("422");
     match err {
-        BigIpError::InvalidDeclaration { errors } => assert!(errors.iter().any(|e| e.contains("virtualPort")), "{errors:?}"),
+        BigIpError::InvalidDeclaration { errors } => {
+            assert!(errors.iter().any(|e| e.contains("virtualPort")), "{errors:?}")
+        }
         other => panic!("expected InvalidDeclaration, got {other:?}"),
     }
     assert!(sim.state().tenants().is_empty());
@@ -151,7 +170,9 @@ async fn an_invalid_declaration_is_refused_with_the_schema_error() {
 
 #[tokio::test]
 async fn waits_for_slow_async_tasks() {
-    let sim = simulator(SimulatorConfig { as3_processing_delay: Duration::from_millis(400), ..SimulatorConfig::default() }).await;
+    let sim =
+        simulator(SimulatorConfig { as3_processing_delay: Duration::from_millis(400), ..SimulatorConfig::default() })
+            .await;
     let client = client_for(&sim, "admin");
     let started = std::time::Instant::now();
     let report = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("deploys");
@@ -184,7 +205,8 @@ async fn https_with_verification_against_the_simulator_ca() {
     client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("verified TLS works");
 
     // Without the CA the certificate is refused: verification is really on.
-    let untrusted = BigIpClient::new(BigIpConfig::new(sim.base_url(), Credentials::new("admin", "admin"))).expect("client");
+    let untrusted =
+        BigIpClient::new(BigIpConfig::new(sim.base_url(), Credentials::new("admin", "admin"))).expect("client");
     let err = untrusted.deploy_tenants(&tenants("k8s", &[])).await.expect_err("untrusted certificate");
     assert_eq!(err.reason(), "BigIpUnreachable", "{err:?}");
     sim.shutdown().await;
@@ -339,7 +361,10 @@ async fn tenants_of_others_are_never_written_unless_adopted() {
 
     // Explicit adoption takes the hand-made tenant over, and from then on it is ours.
     let adopting = syncer_for(&client, &sim).adopting(["hand".to_string()]);
-    assert!(matches!(adopting.sync("hand", &[app("a", "10.1.10.80", &[])]).await.state, ProgrammingState::Programmed { .. }));
+    assert!(matches!(
+        adopting.sync("hand", &[app("a", "10.1.10.80", &[])]).await.state,
+        ProgrammingState::Programmed { .. }
+    ));
     let tenant = &sim.state().tenants()["hand"];
     assert!(tenant.get("ns_a").is_some() && tenant.get("manual").is_none(), "{tenant}");
     assert_eq!(owner().owner_of(tenant), bigip_operator::as3::TenantOwner::Us);
@@ -414,7 +439,8 @@ async fn a_post_deleting_most_applications_waits_for_confirmation() {
 /// directly, so the model's own validation is bypassed.
 fn monitored_app(name: &str, address: &str, interval: u32) -> DesiredApplication {
     let mut app = app(name, address, &["172.31.0.1"]);
-    app.pools[0].monitors = vec![DesiredMonitor { monitor_type: MonitorType::Http, send: None, receive: None, interval, timeout: 16 }];
+    app.pools[0].monitors =
+        vec![DesiredMonitor { monitor_type: MonitorType::Http, send: None, receive: None, interval, timeout: 16 }];
     app
 }
 
@@ -427,7 +453,8 @@ fn application_names_on(sim: &RunningSimulator, partition: &str) -> Vec<String> 
 /// No change recorded after `seq` took an application away from `partition`.
 fn assert_no_application_was_dropped_after(sim: &RunningSimulator, partition: &str, seq: u64) {
     for change in sim.state().history().iter().filter(|c| c.seq > seq && c.tenant == partition) {
-        let dropped: Vec<&String> = change.applications_before.iter().filter(|a| !change.applications_after.contains(a)).collect();
+        let dropped: Vec<&String> =
+            change.applications_before.iter().filter(|a| !change.applications_after.contains(a)).collect();
         assert!(dropped.is_empty(), "change {} dropped {dropped:?}", change.seq);
     }
 }
@@ -534,7 +561,8 @@ async fn one_culprit_among_many_new_applications_costs_a_logarithmic_number_of_p
     let client = Arc::new(client_for(&sim, "admin"));
     let syncer = syncer_for(&client, &sim);
     sim.set_faults(Faults { reject_tenants_with_application: Some("ns_bad".into()), ..Faults::default() });
-    let mut apps: Vec<DesiredApplication> = (0..31).map(|i| app(&format!("app{i:02}"), &format!("10.1.11.{i}"), &[])).collect();
+    let mut apps: Vec<DesiredApplication> =
+        (0..31).map(|i| app(&format!("app{i:02}"), &format!("10.1.11.{i}"), &[])).collect();
     apps.push(app("bad", "10.1.12.1", &[]));
 
     let outcome = syncer.sync("k8s", &apps).await;
@@ -554,8 +582,9 @@ async fn isolation_never_drops_served_applications_past_the_deletion_guard() {
     let client = Arc::new(client_for(&sim, "admin"));
     let confirmation = Arc::new(FixedConfirmation { gone: false.into(), asked: 0.into() });
     // A share of 0: any deletion needs a fresh list to confirm it, and the list says no.
-    let syncer = PartitionSyncer::new(client.clone(), sim.base_url(), owner(), Arc::new(Metrics::new().expect("metrics")))
-        .with_deletion_guard(0.0, confirmation.clone());
+    let syncer =
+        PartitionSyncer::new(client.clone(), sim.base_url(), owner(), Arc::new(Metrics::new().expect("metrics")))
+            .with_deletion_guard(0.0, confirmation.clone());
     let apps: Vec<DesiredApplication> =
         (0..4).map(|i| monitored_app(&format!("a{i}"), &format!("10.1.10.{}", 80 + i), 5)).collect();
     assert!(matches!(syncer.sync("k8s", &apps).await.state, ProgrammingState::Programmed { .. }));
@@ -566,8 +595,13 @@ async fn isolation_never_drops_served_applications_past_the_deletion_guard() {
     changed[1] = monitored_app("a1", "10.1.10.81", 5000);
     let posts = sim.state().declare_count();
     let outcome = syncer.sync("k8s", &changed).await;
-    assert!(matches!(&outcome.for_application("ns_a1"), ProgrammingState::Failed { reason, .. } if reason == "DeclarationInvalid"));
-    assert!(matches!(&outcome.state, ProgrammingState::Failed { reason, .. } if reason == "DeletionHeld"), "{outcome:?}");
+    assert!(
+        matches!(&outcome.for_application("ns_a1"), ProgrammingState::Failed { reason, .. } if reason == "DeclarationInvalid")
+    );
+    assert!(
+        matches!(&outcome.state, ProgrammingState::Failed { reason, .. } if reason == "DeletionHeld"),
+        "{outcome:?}"
+    );
     assert_eq!(sim.state().declare_count(), posts, "nothing posted");
     assert_eq!(confirmation.asked.load(Ordering::SeqCst), 1);
 
@@ -662,13 +696,25 @@ async fn only_objects_the_operator_created_are_removed() {
     let by_hand = reqwest::Client::new();
     for (path, body) in [
         ("/mgmt/tm/net/tunnels/vxlan", json!({"name": "old-profile", "floodingType": "none", "port": 8472})),
-        ("/mgmt/tm/net/tunnels/tunnel", json!({"name": "old", "profile": "/Common/old-profile", "localAddress": "192.168.1.9"})),
+        (
+            "/mgmt/tm/net/tunnels/tunnel",
+            json!({"name": "old", "profile": "/Common/old-profile", "localAddress": "192.168.1.9"}),
+        ),
     ] {
-        let response = by_hand.post(format!("{}{path}", sim.base_url())).basic_auth("admin", Some("admin")).json(&body).send().await.expect("post");
+        let response = by_hand
+            .post(format!("{}{path}", sim.base_url()))
+            .basic_auth("admin", Some("admin"))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
         assert!(response.status().is_success(), "{path}: {}", response.text().await.unwrap_or_default());
     }
     client.ensure_tunnel("old", "old-profile", "192.168.1.254").await.expect("adopted");
-    assert_eq!(sim.state().tunnels().iter().find(|t| t.name == "old").map(|t| t.local_address.clone()).as_deref(), Some("192.168.1.254"));
+    assert_eq!(
+        sim.state().tunnels().iter().find(|t| t.name == "old").map(|t| t.local_address.clone()).as_deref(),
+        Some("192.168.1.254")
+    );
 
     client.ensure_vxlan_profile("new-profile", 8472).await.expect("profile");
     client.ensure_tunnel("new", "new-profile", "192.168.1.254").await.expect("tunnel");
@@ -713,8 +759,18 @@ async fn bgp_route_filters_round_trip() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = client_for(&sim, "admin");
     let filters = vec![
-        RouteFilter { prefix: "10.244.7.0/24".into(), action: RouteFilterAction::Deny, min_length: None, max_length: None },
-        RouteFilter { prefix: "10.244.0.0/16".into(), action: RouteFilterAction::Permit, min_length: None, max_length: Some(26) },
+        RouteFilter {
+            prefix: "10.244.7.0/24".into(),
+            action: RouteFilterAction::Deny,
+            min_length: None,
+            max_length: None,
+        },
+        RouteFilter {
+            prefix: "10.244.0.0/16".into(),
+            action: RouteFilterAction::Permit,
+            min_length: None,
+            max_length: Some(26),
+        },
     ];
     let entries = prefix_list_entries(&filters).expect("valid");
     let neighbors = vec![("10.0.0.1".to_string(), 64513)];
@@ -731,7 +787,10 @@ async fn bgp_route_filters_round_trip() {
         .collect();
     assert_eq!(
         shown,
-        [(10, "deny".into(), "10.244.7.0/24".into(), None), (20, "permit".into(), "10.244.0.0/16".into(), Some("16:26".into()))]
+        [
+            (10, "deny".into(), "10.244.7.0/24".into(), None),
+            (20, "permit".into(), "10.244.0.0/16".into(), Some("16:26".into()))
+        ]
     );
     let bgp = sim.state().bgp();
     let family = &bgp[0].neighbor[0].address_family;
@@ -757,7 +816,9 @@ async fn bgp_route_filters_round_trip() {
 /// next resync. (Before the fix the reconcile built the fleet first and passed it to `sync`.)
 #[tokio::test]
 async fn a_sync_waiting_for_its_partition_posts_the_state_current_when_it_runs() {
-    let sim = simulator(SimulatorConfig { as3_processing_delay: Duration::from_millis(400), ..SimulatorConfig::default() }).await;
+    let sim =
+        simulator(SimulatorConfig { as3_processing_delay: Duration::from_millis(400), ..SimulatorConfig::default() })
+            .await;
     let client = Arc::new(client_for(&sim, "admin"));
     let syncer = Arc::new(syncer_for(&client, &sim));
     let version = |member: &str| vec![app("web", "10.1.10.80", &[member])];
@@ -792,6 +853,10 @@ async fn a_sync_waiting_for_its_partition_posts_the_state_current_when_it_runs()
     assert!(matches!(second.await.expect("second").state, ProgrammingState::Programmed { .. }));
 
     let members = sim.state().pool_members("k8s", "ns_web", "pool_web").expect("pool");
-    assert_eq!(members.iter().map(|m| m.address.as_str()).collect::<Vec<_>>(), ["172.31.0.3"], "the newest state is on the BIG-IP");
+    assert_eq!(
+        members.iter().map(|m| m.address.as_str()).collect::<Vec<_>>(),
+        ["172.31.0.3"],
+        "the newest state is on the BIG-IP"
+    );
     sim.shutdown().await;
 }

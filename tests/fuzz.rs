@@ -21,8 +21,8 @@ use bigip_operator::bigip::response::{parse_as3_answer, As3Answer};
 use bigip_operator::bigip::TenantResult;
 use bigip_operator::crd::{PoolMemberType, VirtualServer};
 use bigip_operator::manifests::{render_manifests, Manifests, RenderError};
-use bigip_operator::model::{SourceKind, 
-    build_fleet, AppOutcome, ClusterObjects, DesiredApplication, InvalidSpec, ModelDefaults, ObjectKey,
+use bigip_operator::model::{
+    build_fleet, AppOutcome, ClusterObjects, DesiredApplication, InvalidSpec, ModelDefaults, ObjectKey, SourceKind,
 };
 use bigip_operator::simulator::{self, RunningSimulator, SimulatorConfig};
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -93,11 +93,45 @@ fn json_leaf() -> BoxedStrategy<Value> {
 
 /// Keys of the documents under test, so random objects hit real fields now and then.
 const KNOWN_KEYS: &[&str] = &[
-    "apiVersion", "kind", "metadata", "name", "namespace", "spec", "virtualAddress", "port", "partition",
-    "pools", "service", "servicePort", "loadBalancingMode", "monitors", "type", "send", "receive", "interval",
-    "timeout", "defaultPool", "snat", "poolMemberType", "results", "tenant", "code", "message", "errors",
-    "response", "declaration", "class", "action", "use", "bigip", "virtualAddresses", "virtualPort", "pool",
-    "members", "serverAddresses", "label",
+    "apiVersion",
+    "kind",
+    "metadata",
+    "name",
+    "namespace",
+    "spec",
+    "virtualAddress",
+    "port",
+    "partition",
+    "pools",
+    "service",
+    "servicePort",
+    "loadBalancingMode",
+    "monitors",
+    "type",
+    "send",
+    "receive",
+    "interval",
+    "timeout",
+    "defaultPool",
+    "snat",
+    "poolMemberType",
+    "results",
+    "tenant",
+    "code",
+    "message",
+    "errors",
+    "response",
+    "declaration",
+    "class",
+    "action",
+    "use",
+    "bigip",
+    "virtualAddresses",
+    "virtualPort",
+    "pool",
+    "members",
+    "serverAddresses",
+    "label",
 ];
 
 fn json_key() -> BoxedStrategy<String> {
@@ -110,7 +144,8 @@ fn json_value() -> BoxedStrategy<Value> {
         .prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(json_key(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(json_key(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
         .boxed()
@@ -166,8 +201,12 @@ fn virtual_address() -> BoxedStrategy<String> {
 // Part 1: CRD → model → AS3
 
 const LB_MODES: &[&str] = &[
-    "dynamic-ratio-member", "least-connections-member", "ratio-session", "round-robin",
-    "weighted-least-connections-node", "fastest-node",
+    "dynamic-ratio-member",
+    "least-connections-member",
+    "ratio-session",
+    "round-robin",
+    "weighted-least-connections-node",
+    "fastest-node",
 ];
 
 /// Pool names: valid ones from a small set (so duplicates and `defaultPool` hits happen), and
@@ -195,7 +234,11 @@ fn fuzzy_monitor() -> BoxedStrategy<Value> {
         .boxed()
     };
     (
-        field(8, 1, string_value(prop_oneof![4 => one_of(&["http", "https", "tcp", "udp", "icmp"]), 1 => nasty_string()])),
+        field(
+            8,
+            1,
+            string_value(prop_oneof![4 => one_of(&["http", "https", "tcp", "udp", "icmp"]), 1 => nasty_string()]),
+        ),
         field(2, 3, string_value(nasty_string())),
         field(2, 3, string_value(nasty_string())),
         field(4, 2, seconds()),
@@ -296,17 +339,30 @@ fn fuzzy_spec() -> BoxedStrategy<Value> {
 }
 
 fn bigip_path() -> BoxedStrategy<String> {
-    prop_oneof![4 => "/Common/[a-z][a-z0-9_.-]{0,12}", 1 => "/[A-Za-z]{1,5}/[a-z]{1,4}/[a-z]{1,4}", 1 => nasty_string()].boxed()
+    prop_oneof![4 => "/Common/[a-z][a-z0-9_.-]{0,12}", 1 => "/[A-Za-z]{1,5}/[a-z]{1,4}/[a-z]{1,4}", 1 => nasty_string()]
+        .boxed()
 }
 
 fn fuzzy_rule() -> BoxedStrategy<Value> {
     (
-        field(3, 2, string_value(prop_oneof![3 => "[a-z]{1,6}(\\.[a-z]{1,6}){0,2}", 1 => "\\*\\.[a-z]{1,6}\\.com", 1 => nasty_string()])),
-        field(3, 2, string_value(prop_oneof![3 => "(/[a-z0-9_.~-]{0,6}){1,3}", 1 => Just("/".to_owned()), 1 => nasty_string()])),
+        field(
+            3,
+            2,
+            string_value(
+                prop_oneof![3 => "[a-z]{1,6}(\\.[a-z]{1,6}){0,2}", 1 => "\\*\\.[a-z]{1,6}\\.com", 1 => nasty_string()],
+            ),
+        ),
+        field(
+            3,
+            2,
+            string_value(prop_oneof![3 => "(/[a-z0-9_.~-]{0,6}){1,3}", 1 => Just("/".to_owned()), 1 => nasty_string()]),
+        ),
         field(2, 3, string_value(prop_oneof![4 => one_of(&["Prefix", "Exact"]), 1 => nasty_string()])),
         field(8, 1, string_value(prop_oneof![4 => pool_name(), 1 => nasty_string()])),
     )
-        .prop_map(|(host, path, path_type, pool)| object([("host", host), ("path", path), ("pathType", path_type), ("pool", pool)]))
+        .prop_map(|(host, path, path_type, pool)| {
+            object([("host", host), ("path", path), ("pathType", path_type), ("pool", pool)])
+        })
         .boxed()
 }
 
@@ -314,7 +370,13 @@ fn fuzzy_irule() -> BoxedStrategy<Value> {
     (
         field(2, 3, string_value(bigip_path())),
         field(2, 2, string_value(prop_oneof![4 => pool_name(), 1 => nasty_string()])),
-        field(2, 2, string_value(prop_oneof![3 => Just("when HTTP_REQUEST { log local0. hi }".to_owned()), 1 => nasty_string()])),
+        field(
+            2,
+            2,
+            string_value(
+                prop_oneof![3 => Just("when HTTP_REQUEST { log local0. hi }".to_owned()), 1 => nasty_string()],
+            ),
+        ),
     )
         .prop_map(|(bigip, name, text)| object([("bigip", bigip), ("name", name), ("text", text)]))
         .boxed()
@@ -324,13 +386,22 @@ fn fuzzy_irule() -> BoxedStrategy<Value> {
 /// cluster), so a generated object is never blocked.
 fn fuzzy_features() -> BoxedStrategy<Value> {
     let tls = (
-        field(4, 2, string_value(prop_oneof![4 => one_of(&["terminate", "reencrypt", "passthrough"]), 1 => nasty_string()])),
+        field(
+            4,
+            2,
+            string_value(prop_oneof![4 => one_of(&["terminate", "reencrypt", "passthrough"]), 1 => nasty_string()]),
+        ),
         field(4, 2, string_value(bigip_path())),
         field(2, 3, string_value(bigip_path())),
         field(2, 3, any::<bool>().prop_map(Value::Bool).boxed()),
     )
         .prop_map(|(mode, client, server, redirect)| {
-            object([("mode", mode), ("clientSslProfile", client), ("serverSslProfile", server), ("httpRedirect", redirect)])
+            object([
+                ("mode", mode),
+                ("clientSslProfile", client),
+                ("serverSslProfile", server),
+                ("httpRedirect", redirect),
+            ])
         })
         .boxed();
     (
@@ -383,7 +454,12 @@ fn fuzzy_virtual_server() -> BoxedStrategy<Value> {
         field(
             2,
             3,
-            string_value(one_of(&["2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", "2025-12-31T23:59:59Z", "yesterday"])),
+            string_value(one_of(&[
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:01Z",
+                "2025-12-31T23:59:59Z",
+                "yesterday",
+            ])),
         ),
     )
         .prop_map(|(name, namespace, created)| {
@@ -472,7 +548,11 @@ fn fuzzy_cluster() -> BoxedStrategy<Value> {
     let node = ("[a-z]{1,4}", node_addresses, any::<bool>(), prop::option::of(any::<bool>()), any::<bool>()).prop_map(
         |(name, addresses, ready, unschedulable, excluded)| {
             let addresses: Vec<Value> = addresses.iter().map(|a| json!({"type": "InternalIP", "address": a})).collect();
-            let labels = if excluded { json!({"node.kubernetes.io/exclude-from-external-load-balancers": ""}) } else { json!({}) };
+            let labels = if excluded {
+                json!({"node.kubernetes.io/exclude-from-external-load-balancers": ""})
+            } else {
+                json!({})
+            };
             json!({"kind": "Node", "metadata": {"name": name, "labels": labels},
                 "spec": object([("unschedulable", unschedulable.map(Value::Bool))]),
                 "status": {
@@ -487,7 +567,8 @@ fn fuzzy_cluster() -> BoxedStrategy<Value> {
 
 /// The typed cluster objects of a [`fuzzy_cluster`] document.
 fn cluster_objects(document: &Value) -> Result<ClusterObjects, TestCaseError> {
-    let typed_error = |e: serde_json::Error| TestCaseError::fail(format!("generated cluster object does not parse: {e}"));
+    let typed_error =
+        |e: serde_json::Error| TestCaseError::fail(format!("generated cluster object does not parse: {e}"));
     let mut cluster = ClusterObjects::default();
     for entry in document["services"].as_array().into_iter().flatten() {
         cluster.add_service(serde_json::from_value::<Service>(entry["service"].clone()).map_err(typed_error)?);
@@ -838,15 +919,16 @@ enum Limits {
 fn valid_spec(limits: Limits) -> BoxedStrategy<Value> {
     let max_timeout: i64 = if limits == Limits::As3 { 900 } else { 86_400 };
     let interval = prop_oneof![6 => 1i64..30, 1 => 1..max_timeout - 1];
-    let monitor = (one_of(&["http", "https", "tcp", "udp", "icmp"]), interval, 1i64..10, prop::option::of("\\PC{0,20}"))
-        .prop_map(move |(kind, interval, extra, send)| {
-            object([
-                ("interval", Some(json!(interval))),
-                ("timeout", Some(json!((interval + extra).min(max_timeout)))),
-                ("send", send.filter(|_| kind != "icmp").map(Value::String)),
-                ("type", Some(json!(kind))),
-            ])
-        });
+    let monitor =
+        (one_of(&["http", "https", "tcp", "udp", "icmp"]), interval, 1i64..10, prop::option::of("\\PC{0,20}"))
+            .prop_map(move |(kind, interval, extra, send)| {
+                object([
+                    ("interval", Some(json!(interval))),
+                    ("timeout", Some(json!((interval + extra).min(max_timeout)))),
+                    ("send", send.filter(|_| kind != "icmp").map(Value::String)),
+                    ("type", Some(json!(kind))),
+                ])
+            });
     let pool = (
         one_of(&["web", "api"]),
         prop_oneof![
@@ -920,7 +1002,8 @@ impl ValidFeatures {
             .iter()
             .enumerate()
             .filter_map(|(i, (wildcard, has_path, exact, pool))| {
-                let host = wildcard.map(|w| if w { format!("*.h{i}.example.com") } else { format!("h{i}.example.com") });
+                let host =
+                    wildcard.map(|w| if w { format!("*.h{i}.example.com") } else { format!("h{i}.example.com") });
                 let path = (*has_path && !passthrough).then(|| format!("/p{i}/x"));
                 if host.is_none() && path.is_none() {
                     return None;
@@ -959,12 +1042,19 @@ impl ValidFeatures {
             .irules
             .iter()
             .enumerate()
-            .map(|(i, inline)| if *inline { json!({"name": format!("rule-{i}"), "text": "when CLIENT_ACCEPTED { log local0. hi }"}) } else { json!({"bigip": format!("/Common/rule_{i}")}) })
+            .map(|(i, inline)| {
+                if *inline {
+                    json!({"name": format!("rule-{i}"), "text": "when CLIENT_ACCEPTED { log local0. hi }"})
+                } else {
+                    json!({"bigip": format!("/Common/rule_{i}")})
+                }
+            })
             .collect();
         if !irules.is_empty() {
             fields.insert("iRules".into(), Value::Array(irules));
         }
-        let ranges: Vec<Value> = self.ranges.iter().map(|(a, b, prefix)| json!(format!("10.{a}.{b}.0/{}", prefix % 33))).collect();
+        let ranges: Vec<Value> =
+            self.ranges.iter().map(|(a, b, prefix)| json!(format!("10.{a}.{b}.0/{}", prefix % 33))).collect();
         if !ranges.is_empty() {
             fields.insert("allowSourceRanges".into(), Value::Array(ranges));
         }
@@ -1122,7 +1212,8 @@ fn as3_result() -> BoxedStrategy<GeneratedResult> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let mut expected_errors: Vec<String> = if with_errors { errors.iter().map(text).collect() } else { Vec::new() };
+            let mut expected_errors: Vec<String> =
+                if with_errors { errors.iter().map(text).collect() } else { Vec::new() };
             // A null `response` reads as none at all.
             if code != 200 {
                 expected_errors.extend(response.iter().filter(|r| !r.is_null()).map(text));
@@ -1380,10 +1471,15 @@ fn declared_tenant(loose: bool) -> BoxedStrategy<Value> {
         f(number(0..901, 901..2_000)),
     )
         .prop_map(|(kind, interval, timeout)| {
-            object([("class", Some(json!("Monitor"))), ("monitorType", kind), ("interval", interval), ("timeout", timeout)])
+            object([
+                ("class", Some(json!("Monitor"))),
+                ("monitorType", kind),
+                ("interval", interval),
+                ("timeout", timeout),
+            ])
         });
-    let application = (service, pool, monitor, prop::option::of(f5_address()))
-        .prop_map(|(service, pool, monitor, service_address)| {
+    let application = (service, pool, monitor, prop::option::of(f5_address())).prop_map(
+        |(service, pool, monitor, service_address)| {
             object([
                 ("class", Some(json!("Application"))),
                 ("vs", Some(service)),
@@ -1391,14 +1487,16 @@ fn declared_tenant(loose: bool) -> BoxedStrategy<Value> {
                 ("m", Some(monitor)),
                 ("sa", service_address.map(|a| json!({"class": "Service_Address", "virtualAddress": a}))),
             ])
+        },
+    );
+    let applications =
+        prop::collection::btree_map(one_of(&["A", "B", "Shared"]), application, 1..3).prop_map(|mut apps| {
+            // AS3 requires the `shared` template of the Shared application.
+            for (name, app) in &mut apps {
+                app["template"] = json!(if name == "Shared" { "shared" } else { "generic" });
+            }
+            apps
         });
-    let applications = prop::collection::btree_map(one_of(&["A", "B", "Shared"]), application, 1..3).prop_map(|mut apps| {
-        // AS3 requires the `shared` template of the Shared application.
-        for (name, app) in &mut apps {
-            app["template"] = json!(if name == "Shared" { "shared" } else { "generic" });
-        }
-        apps
-    });
     (prop_oneof![9 => applications, 1 => Just(BTreeMap::new())], prop::option::of(0u32..3))
         .prop_map(|(applications, route_domain)| {
             let mut tenant = Map::new();
@@ -1413,7 +1511,8 @@ fn declared_tenant(loose: bool) -> BoxedStrategy<Value> {
 }
 
 fn tenant_name() -> BoxedStrategy<String> {
-    prop_oneof![6 => one_of(&["T1", "T2"]), 1 => one_of(&["Common", "Shared"]), 1 => "[A-Za-z][A-Za-z0-9_]{0,5}"].boxed()
+    prop_oneof![6 => one_of(&["T1", "T2"]), 1 => one_of(&["Common", "Shared"]), 1 => "[A-Za-z][A-Za-z0-9_]{0,5}"]
+        .boxed()
 }
 
 /// A declaration as the operator posts it (or the bare ADC), with random tenants and action.
@@ -1550,7 +1649,8 @@ impl Harness {
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{method} {path}: not JSON ({e}): {text}")))?
+            serde_json::from_str(&text)
+                .map_err(|e| TestCaseError::fail(format!("{method} {path}: not JSON ({e}): {text}")))?
         };
         prop_assert!(status != 500, "{} {}: HTTP 500: {}", method, path, body);
         Ok((status, body))
@@ -1558,7 +1658,9 @@ impl Harness {
 
     /// The LTM views and the state accessors work on whatever was deployed.
     async fn check_views(&self, sim: &RunningSimulator) -> Result<(), TestCaseError> {
-        for path in ["/mgmt/tm/ltm/virtual", "/mgmt/tm/ltm/pool", "/mgmt/tm/ltm/monitor/http", "/mgmt/tm/ltm/monitor/tcp"] {
+        for path in
+            ["/mgmt/tm/ltm/virtual", "/mgmt/tm/ltm/pool", "/mgmt/tm/ltm/monitor/http", "/mgmt/tm/ltm/monitor/tcp"]
+        {
             let (status, _) = self.send(sim, reqwest::Method::GET, path, None).await?;
             prop_assert_eq!(status, 200, "GET {}", path);
         }
@@ -1588,7 +1690,8 @@ fn check_declare_answer(status: u16, body: &Value) -> Result<(), TestCaseError> 
         // `action: retrieve` answers with the declaration itself, which has no results.
         200 if body.get("results").is_none() => prop_assert_eq!(body["class"].as_str(), Some("ADC")),
         200 | 207 => {
-            let answer = parse_as3_answer(body).map_err(|e| TestCaseError::fail(format!("HTTP {status}: {e}: {body}")))?;
+            let answer =
+                parse_as3_answer(body).map_err(|e| TestCaseError::fail(format!("HTTP {status}: {e}: {body}")))?;
             let As3Answer::Done(report) = answer else {
                 return Err(TestCaseError::fail(format!("HTTP {status} read as {answer:?}: {body}")));
             };
@@ -1607,7 +1710,10 @@ fn check_declare_answer(status: u16, body: &Value) -> Result<(), TestCaseError> 
             }
         }
         400 | 404 => {
-            prop_assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "HTTP {status} without a message: {body}");
+            prop_assert!(
+                body["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "HTTP {status} without a message: {body}"
+            );
         }
         other => prop_assert!(false, "unexpected HTTP {other}: {body}"),
     }
@@ -1701,33 +1807,55 @@ fn simulator_loads_arbitrary_state_files() {
 /// A legacy `data.data` document: mostly the shape k8s-bigip-ctlr documented, with random,
 /// missing and wrongly typed values, sometimes any JSON at all.
 fn legacy_document() -> BoxedStrategy<Value> {
-    let port = || prop_oneof![6 => (1i64..65_536).prop_map(Value::from), 1 => (-5i64..70_000).prop_map(Value::from), 1 => json_leaf()].boxed();
+    let port = || {
+        prop_oneof![6 => (1i64..65_536).prop_map(Value::from), 1 => (-5i64..70_000).prop_map(Value::from), 1 => json_leaf()].boxed()
+    };
     let frontend = (
         field(8, 1, string_value(prop_oneof![8 => one_of(&["http", "tcp", "udp"]), 1 => nasty_string()])),
         field(4, 2, string_value(prop_oneof![8 => one_of(LB_MODES), 1 => nasty_string()])),
         field(8, 1, string_value(prop_oneof![8 => "[a-z][a-z0-9]{0,8}", 1 => partition()])),
-        field(8, 1, (string_value(prop_oneof![8 => ip_text(), 1 => virtual_address()]), port())
-            .prop_map(|(address, port)| json!({"bindAddr": address, "port": port}))
-            .boxed()),
-        field(1, 6, prop_oneof![3 => "[a-z]{1,6}/[a-z]{1,6}".prop_map(|p| json!({"f5ProfileName": p})), 1 => json_value()].boxed()),
+        field(
+            8,
+            1,
+            (string_value(prop_oneof![8 => ip_text(), 1 => virtual_address()]), port())
+                .prop_map(|(address, port)| json!({"bindAddr": address, "port": port}))
+                .boxed(),
+        ),
+        field(
+            1,
+            6,
+            prop_oneof![3 => "[a-z]{1,6}/[a-z]{1,6}".prop_map(|p| json!({"f5ProfileName": p})), 1 => json_value()]
+                .boxed(),
+        ),
     )
         .prop_map(|(mode, balance, partition, address, ssl)| {
-            object([("mode", mode), ("balance", balance), ("partition", partition), ("virtualAddress", address), ("sslProfile", ssl)])
+            object([
+                ("mode", mode),
+                ("balance", balance),
+                ("partition", partition),
+                ("virtualAddress", address),
+                ("sslProfile", ssl),
+            ])
         });
-    let seconds = || prop_oneof![6 => (1i64..100).prop_map(Value::from), 1 => (-5i64..5000).prop_map(Value::from)].boxed();
+    let seconds =
+        || prop_oneof![6 => (1i64..100).prop_map(Value::from), 1 => (-5i64..5000).prop_map(Value::from)].boxed();
     let monitor = (
         field(8, 1, string_value(prop_oneof![8 => one_of(&["http", "tcp", "udp"]), 1 => nasty_string()])),
         field(4, 1, seconds()),
         field(4, 1, seconds()),
         field(2, 3, string_value("[ -~]{0,20}")),
     )
-        .prop_map(|(protocol, interval, timeout, send)| object([("protocol", protocol), ("interval", interval), ("timeout", timeout), ("send", send)]));
+        .prop_map(|(protocol, interval, timeout, send)| {
+            object([("protocol", protocol), ("interval", interval), ("timeout", timeout), ("send", send)])
+        });
     let backend = (
         field(8, 1, string_value(prop_oneof![8 => one_of(&["web", "db"]), 1 => nasty_string()])),
         field(8, 1, port()),
         field(2, 3, prop::collection::vec(monitor, 0..10).prop_map(Value::Array).boxed()),
     )
-        .prop_map(|(service, port, monitors)| object([("serviceName", service), ("servicePort", port), ("healthMonitors", monitors)]));
+        .prop_map(|(service, port, monitors)| {
+            object([("serviceName", service), ("servicePort", port), ("healthMonitors", monitors)])
+        });
     prop_oneof![
         8 => (frontend, backend).prop_map(|(f, b)| json!({"virtualServer": {"frontend": f, "backend": b}})),
         1 => json_value(),
@@ -1800,7 +1928,14 @@ fn ingress_annotations() -> BoxedStrategy<BTreeMap<String, String>> {
     )
         .prop_map(|(ip, http_port, https_port, health, balance, redirect, ranges)| {
             let mut annotations = BTreeMap::from([("virtual-server.f5.com/ip".to_string(), ip)]);
-            for (name, value) in [("http-port", http_port), ("https-port", https_port), ("health", health), ("balance", balance), ("ssl-redirect", redirect), ("whitelist-source-range", ranges)] {
+            for (name, value) in [
+                ("http-port", http_port),
+                ("https-port", https_port),
+                ("health", health),
+                ("balance", balance),
+                ("ssl-redirect", redirect),
+                ("whitelist-source-range", ranges),
+            ] {
                 if let Some(value) = value {
                     annotations.insert(format!("virtual-server.f5.com/{name}"), value);
                 }

@@ -96,7 +96,10 @@ fn members_local_draining_dual_stack() {
             {"servicePort": 8443, "serverAddresses": ["10.244.2.22"], "shareNodes": true, "enable": true, "adminState": "disable"},
         ])
     );
-    assert_eq!(members("shop_legacy", "pool_legacy")[0]["serverAddresses"], serde_json::json!(["10.244.1.30", "10.244.3.31"]));
+    assert_eq!(
+        members("shop_legacy", "pool_legacy")[0]["serverAddresses"],
+        serde_json::json!(["10.244.1.30", "10.244.3.31"])
+    );
 }
 
 fn golden_json(case: &str) -> serde_json::Value {
@@ -129,10 +132,15 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
         if case == "members-local-draining-dual-stack" {
             // Draining members are pool members with adminState disable (BIG-IP: user-disabled).
             let pool = sim.state().pool_members("kubernetes", "shop_api", "pool_api").expect("pool_api exists");
-            let states: Vec<(String, bool)> = pool.iter().map(|m| (format!("{}:{}", m.address, m.port), m.enabled)).collect();
+            let states: Vec<(String, bool)> =
+                pool.iter().map(|m| (format!("{}:{}", m.address, m.port), m.enabled)).collect();
             assert_eq!(
                 states,
-                [("10.244.1.20:8443".to_string(), true), ("10.244.3.21:8443".into(), true), ("10.244.2.22:8443".into(), false)]
+                [
+                    ("10.244.1.20:8443".to_string(), true),
+                    ("10.244.3.21:8443".into(), true),
+                    ("10.244.2.22:8443".into(), false)
+                ]
             );
         }
         sim.shutdown().await;
@@ -143,9 +151,14 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
 fn the_samples_render_to_a_schema_valid_declaration() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifests = read_manifests(&[root.join("config/samples"), root.join("config/offline")]).expect("parse");
-    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None };
+    let defaults = ModelDefaults {
+        partition: "kubernetes".into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+    };
     let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
-    let members = rendered.declaration.pointer("/declaration/kubernetes/default_web/pool_web/members/0/serverAddresses");
+    let members =
+        rendered.declaration.pointer("/declaration/kubernetes/default_web/pool_web/members/0/serverAddresses");
     assert_eq!(members, Some(&serde_json::json!(["172.31.0.1", "172.31.0.2"])));
 }
 
@@ -157,10 +170,7 @@ fn a_schema_violation_is_reported_with_its_path() {
     .expect("json");
     declaration["declaration"]["kubernetes"]["default_web"]["vs"]["virtualPort"] = serde_json::json!("eighty");
     let violations = validate_declaration(&declaration).expect("schema compiles");
-    assert!(
-        violations.iter().any(|v| v.instance_path.ends_with("/default_web/vs/virtualPort")),
-        "{violations:#?}"
-    );
+    assert!(violations.iter().any(|v| v.instance_path.ends_with("/default_web/vs/virtualPort")), "{violations:#?}");
 }
 
 #[test]

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, NodeAddress, NodeCondition, NodeStatus, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, NodeAddress, NodeCondition, NodeStatus, Service, ServicePort, ServiceSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 
@@ -51,7 +53,11 @@ fn ready_node(name: &str, address: &str, unschedulable: bool) -> Node {
         spec: Some(k8s_openapi::api::core::v1::NodeSpec { unschedulable: Some(unschedulable), ..Default::default() }),
         status: Some(NodeStatus {
             addresses: Some(vec![NodeAddress { type_: "InternalIP".into(), address: address.into() }]),
-            conditions: Some(vec![NodeCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
     }
@@ -101,8 +107,14 @@ enum Expect {
 fn example_expectations() -> Vec<(&'static str, Expect)> {
     use Expect::*;
     vec![
-        ("000-configmap-http-v0.1.3.yaml", Translates("VirtualServer", "192.168.188.188", 80, "my-mynginx-service", "kubernetes")),
-        ("001-configmap-http-sslprofile-v0.1.7.yaml", Translates("VirtualServer", "192.168.1.250", 80, "hello-world-svc", "kubernetes")),
+        (
+            "000-configmap-http-v0.1.3.yaml",
+            Translates("VirtualServer", "192.168.188.188", 80, "my-mynginx-service", "kubernetes"),
+        ),
+        (
+            "001-configmap-http-sslprofile-v0.1.7.yaml",
+            Translates("VirtualServer", "192.168.1.250", 80, "hello-world-svc", "kubernetes"),
+        ),
         ("002-configmap-http-v0.1.7.yaml", Translates("VirtualServer", "172.16.40.80", 80, "nginx-deploy-svc", "k8s")),
         ("ci-f5-resource-vs-example.configmap.yaml", Translates("VirtualServer", "1.2.3.4", 8080, "myService", "k8s")),
         ("ci-f5-resource-vs-example.json", Translates("VirtualServer", "1.2.3.4", 8080, "myService", "k8s")),
@@ -163,7 +175,12 @@ fn example_config_maps_translate_and_render_to_schema_valid_as3() {
         let translation = result.unwrap_or_else(|e| panic!("{file}: {e}"));
         let Translated::VirtualServer(vs) = &translation.object else { panic!("{file}: expected a {kind}") };
         assert_eq!(
-            (vs.spec.virtual_address.as_str(), vs.spec.port, vs.spec.pools[0].service.as_str(), vs.spec.partition.as_deref()),
+            (
+                vs.spec.virtual_address.as_str(),
+                vs.spec.port,
+                vs.spec.pools[0].service.as_str(),
+                vs.spec.partition.as_deref()
+            ),
             (address, port, service, Some(partition)),
             "{file}"
         );
@@ -175,13 +192,16 @@ fn example_config_maps_translate_and_render_to_schema_valid_as3() {
         let mut manifests = Manifests { cluster: services.cluster.clone(), ..Manifests::default() };
         if manifests.cluster.service(&namespace, service).is_none() {
             let port = vs.spec.pools[0].service_port.clone();
-            let k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port) = port else { panic!("numeric port") };
+            let k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port) = port else {
+                panic!("numeric port")
+            };
             manifests.cluster.add_service(node_port_service(&namespace, service, port, 31080));
         }
         manifests.cluster.add_node(ready_node("n1", "172.31.0.1", false));
         manifests.cluster.add_node(ready_node("n2", "172.31.0.2", false));
         add(&mut manifests, translation.object);
-        let rendered = render_manifests(&manifests, &defaults("kubernetes"), &owner()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let rendered =
+            render_manifests(&manifests, &defaults("kubernetes"), &owner()).unwrap_or_else(|e| panic!("{file}: {e}"));
         let tenant = &rendered.declaration["declaration"][partition];
         assert_eq!(tenant[&app][&pool]["class"], "Pool", "{file}: {}", rendered.declaration);
         if file.starts_with("001-") {
@@ -226,7 +246,8 @@ impl Fixture {
         nodes
             .iter()
             .map(|node| {
-                let address = node.status.as_ref().and_then(|s| s.addresses.as_ref()).expect("addresses")[0].address.clone();
+                let address =
+                    node.status.as_ref().and_then(|s| s.addresses.as_ref()).expect("addresses")[0].address.clone();
                 let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
                 ready_node(node.metadata.name.as_deref().expect("name"), &address, unschedulable)
             })
@@ -308,7 +329,8 @@ async fn check_nodeport_fixture(case: &str) {
     for node in fixture.nodes() {
         manifests.cluster.add_node(node);
     }
-    let rendered = render_manifests(&manifests, &defaults(&partition), &owner()).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let rendered =
+        render_manifests(&manifests, &defaults(&partition), &owner()).unwrap_or_else(|e| panic!("{case}: {e}"));
     let sim = deploy(&rendered).await;
     let tenant = sim.state().tenants().get(&partition).cloned().expect("tenant deployed");
     let virtuals: Vec<_> = sim.state().virtual_servers().into_iter().filter(|v| v.partition == partition).collect();
@@ -387,7 +409,12 @@ async fn check_nodeport_fixture(case: &str) {
                     .iter()
                     .map(|path| {
                         let name = path.as_str().expect("monitor").rsplit('/').next().expect("name");
-                        expected["monitors"].as_array().expect("monitors").iter().find(|m| m["name"] == name).expect("monitor")
+                        expected["monitors"]
+                            .as_array()
+                            .expect("monitors")
+                            .iter()
+                            .find(|m| m["name"] == name)
+                            .expect("monitor")
                     })
                     .collect()
             })
@@ -403,7 +430,8 @@ async fn check_nodeport_fixture(case: &str) {
             assert_eq!(actual["send"], expected["send"], "{case}");
             assert_eq!(actual["receive"], expected["recv"], "{case}");
             let service_name = expected_pool_name.rsplit('_').next().expect("service");
-            let timeout = if raised.contains(service_name) { json!(RAISED_TIMEOUT) } else { expected["timeout"].clone() };
+            let timeout =
+                if raised.contains(service_name) { json!(RAISED_TIMEOUT) } else { expected["timeout"].clone() };
             assert_eq!(actual["timeout"], timeout, "{case}");
         }
     }
@@ -428,10 +456,14 @@ async fn golden_nodeport_one_service_one_node() {
 #[test]
 fn golden_foomap_monitor_timeout_is_raised_with_a_warning_naming_its_field() {
     let fixture = Fixture::load("nodeport-two-svcs-three-nodes");
-    let foomap = fixture.config_maps().into_iter().find(|c| c.metadata.name.as_deref() == Some("foomap")).expect("foomap");
+    let foomap =
+        fixture.config_maps().into_iter().find(|c| c.metadata.name.as_deref() == Some("foomap")).expect("foomap");
     let translation = translate_config_map(&foomap).expect("translates");
     assert!(
-        translation.warnings.iter().any(|w| w.contains("/virtualServer/backend/healthMonitors/0/timeout") && w.contains("using 31")),
+        translation
+            .warnings
+            .iter()
+            .any(|w| w.contains("/virtualServer/backend/healthMonitors/0/timeout") && w.contains("using 31")),
         "{:?}",
         translation.warnings
     );
@@ -497,9 +529,13 @@ fn golden_pool_only_and_missing_bind_addr() {
     assert_eq!(field, "/virtualServer/frontend/virtualAddress/bindAddr");
     // Then the annotation supplies the address, as in the fixture's second step.
     let then = &no_bind["then"]["expect"]["virtualAddress"];
-    cm.metadata.annotations =
-        Some(BTreeMap::from([("virtual-server.f5.com/ip".to_string(), then["bindAddr"].as_str().expect("ip").to_string())]));
-    let Translated::VirtualServer(vs) = translate_config_map(&cm).expect("annotated").object else { panic!("http mode") };
+    cm.metadata.annotations = Some(BTreeMap::from([(
+        "virtual-server.f5.com/ip".to_string(),
+        then["bindAddr"].as_str().expect("ip").to_string(),
+    )]));
+    let Translated::VirtualServer(vs) = translate_config_map(&cm).expect("annotated").object else {
+        panic!("http mode")
+    };
     assert_eq!((json!(vs.spec.virtual_address), json!(vs.spec.port)), (then["bindAddr"].clone(), then["port"].clone()));
 }
 
@@ -524,7 +560,9 @@ fn golden_negative_fixture_fails_validation_with_paths() {
             &format!("f5schemadb://bigip-virtual-server_v0.1.{patch}.json"),
             &fixture.value["data"].to_string(),
         );
-        let Err(LegacyError::Schema { violations, .. }) = translate_config_map(&cm) else { panic!("v0.1.{patch}: must not validate") };
+        let Err(LegacyError::Schema { violations, .. }) = translate_config_map(&cm) else {
+            panic!("v0.1.{patch}: must not validate")
+        };
         let paths: BTreeSet<&str> = violations.iter().map(|v| v.path.as_str()).collect();
         for path in [
             "/virtualServer/backend/serviceName",

@@ -31,7 +31,8 @@ fn every_example_translates_and_renders_or_is_refused_with_its_reason() {
             Ok(manifests) => {
                 assert_eq!(manifests.legacy.len(), 1, "{name}: one Ingress");
                 assert!(!manifests.virtual_servers.is_empty(), "{name}: no VirtualServer");
-                let output = render_manifests(&manifests, &defaults(), &owner).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let output =
+                    render_manifests(&manifests, &defaults(), &owner).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let tenant = &output.declaration["declaration"]["k8s"];
                 assert_eq!(tenant["class"], "Tenant", "{name}: the partition annotation is the tenant");
                 rendered += 1;
@@ -62,7 +63,11 @@ fn the_health_monitor_example_programs_routes_and_monitors() {
     assert!(hosts.contains(&"svc1.example.com") && hosts.contains(&"svc2.example.com"), "{hosts:?}");
     assert_eq!(app["monitor_svc1-8080_0"]["send"], "GET /health/app1 HTTP/1.0\r\n\r\n");
     assert_eq!(app["monitor_svc2-9090_0"]["timeout"], 6);
-    assert!(output.warnings.iter().any(|w| w.contains("Ingress default/ing1") && w.contains("timeout 5")), "{:?}", output.warnings);
+    assert!(
+        output.warnings.iter().any(|w| w.contains("Ingress default/ing1") && w.contains("timeout 5")),
+        "{:?}",
+        output.warnings
+    );
 }
 
 /// `render` and `convert` read legacy ConfigMaps from manifests too; other ConfigMaps are

@@ -787,8 +787,7 @@ async fn tenants_with_a_named_application_can_be_rejected_without_naming_it() {
 
     let mut bad = web_tenant("10.0.12.1", &["192.0.2.7"]);
     bad["bad_app"] = web_tenant("10.0.12.2", &[])["A"].clone();
-    let (status, body) =
-        session.declare(&adc(&[("Bad", bad.clone()), ("Good", web_tenant("10.0.12.3", &[]))])).await;
+    let (status, body) = session.declare(&adc(&[("Bad", bad.clone()), ("Good", web_tenant("10.0.12.3", &[]))])).await;
     assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
     let failed = result_for(&body, "Bad");
     assert_eq!(failed["code"], 422);
@@ -1239,7 +1238,10 @@ async fn network_objects_need_credentials_and_survive_a_restart() {
 async fn the_claimed_release_decides_whether_routing_exists() {
     let sim = start(SimulatorConfig::default()).await;
     let session = Session::login(&sim).await;
-    let version_of = |body: &Value| body["entries"]["https://localhost/mgmt/tm/sys/version/0"]["nestedStats"]["entries"]["Version"]["description"].clone();
+    let version_of = |body: &Value| {
+        body["entries"]["https://localhost/mgmt/tm/sys/version/0"]["nestedStats"]["entries"]["Version"]["description"]
+            .clone()
+    };
     let (status, body) = session.get("/mgmt/tm/sys/version").await;
     assert_eq!((status, version_of(&body)), (StatusCode::OK, json!("17.1.0")), "{body}");
     assert_eq!(body["kind"], "tm:sys:version:versionstats");

@@ -58,7 +58,11 @@ fn tenant_holds(bigip: &BigIp, tenant: &str, expected: &BTreeSet<String>) -> std
         .get(tenant)
         .and_then(|t| t.as_object().cloned())
         .map(|objects| {
-            objects.into_iter().filter(|(_, v)| v.get("class").and_then(|c| c.as_str()) == Some("Application")).map(|(k, _)| k).collect()
+            objects
+                .into_iter()
+                .filter(|(_, v)| v.get("class").and_then(|c| c.as_str()) == Some("Application"))
+                .map(|(k, _)| k)
+                .collect()
         })
         .unwrap_or_default();
     if &actual == expected {
@@ -95,14 +99,26 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {sa_ns}}}]
 /// The common start of a fault scenario: its namespace, its own simulated BIG-IP, a NodePort
 /// workload, `virtuals` (name, address) in the partition named like the namespace, and its own
 /// operator `identity`, waited for until every VirtualServer is Ready.
-async fn programmed(env: &Env, ns: &'static str, node_port: u16, virtuals: &[(&str, &str)], identity: &str) -> Result<(BigIp, OperatorProcess)> {
+async fn programmed(
+    env: &Env,
+    ns: &'static str,
+    node_port: u16,
+    virtuals: &[(&str, &str)],
+    identity: &str,
+) -> Result<(BigIp, OperatorProcess)> {
     setup_operator_namespace(env, ns).await?;
     let bigip = env.start_bigip(ns).await?;
     env.kubectl_apply(ns, &workload("web", 1, Some(node_port)))?;
     for (name, address) in virtuals {
         env.kubectl_apply(ns, &vs_in(name, address, ns))?;
     }
-    let operator = env.start_operator(&OperatorOptions { identity, namespace: Some(ns), partition: ns, bigip: &bigip, kubeconfig: None })?;
+    let operator = env.start_operator(&OperatorOptions {
+        identity,
+        namespace: Some(ns),
+        partition: ns,
+        bigip: &bigip,
+        kubeconfig: None,
+    })?;
     let names: Vec<&str> = virtuals.iter().map(|(name, _)| *name).collect();
     all_ready(env, ns, &names).await?;
     Ok((bigip, operator))
@@ -110,7 +126,8 @@ async fn programmed(env: &Env, ns: &'static str, node_port: u16, virtuals: &[(&s
 
 async fn all_ready(env: &Env, ns: &str, names: &[&str]) -> Result<()> {
     for name in names {
-        eventually(&format!("{ns}/{name} Ready"), WAIT, || async { Ok(all_true(&get_vs(env, ns, name).await?)) }).await?;
+        eventually(&format!("{ns}/{name} Ready"), WAIT, || async { Ok(all_true(&get_vs(env, ns, name).await?)) })
+            .await?;
     }
     Ok(())
 }
@@ -139,13 +156,23 @@ pub async fn killed_mid_sync_then_restarted_with_slow_apiserver(env: &Env) -> Re
     let proxy = SlowProxy::start(env.apiserver_addr()?, Duration::from_millis(150)).await?;
     let slow = env.operator_kubeconfig_via(proxy.addr, "kill-slow")?;
     let restarted_at = Instant::now();
-    let _second = env.start_operator(&OperatorOptions { identity: "kill-2", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: Some(slow) })?;
+    let _second = env.start_operator(&OperatorOptions {
+        identity: "kill-2",
+        namespace: Some(ns),
+        partition,
+        bigip: &bigip,
+        kubeconfig: Some(slow),
+    })?;
     let mut all = name_refs.clone();
     all.push("vs9");
     let expected = apps(ns, &all);
-    eventually("all 9 applications on the BIG-IP", WAIT, || async { Ok(tenant_holds(&bigip, partition, &expected)) }).await?;
+    eventually("all 9 applications on the BIG-IP", WAIT, || async { Ok(tenant_holds(&bigip, partition, &expected)) })
+        .await?;
     all_ready(env, ns, &all).await?;
-    println!("    measured: converged {:.1}s after the restart behind a slow apiserver", restarted_at.elapsed().as_secs_f64());
+    println!(
+        "    measured: converged {:.1}s after the restart behind a slow apiserver",
+        restarted_at.elapsed().as_secs_f64()
+    );
     never_removed(&bigip.simulator.state().history(), partition, &expected)
 }
 
@@ -178,7 +205,8 @@ pub async fn bigip_unreachable_then_converges(env: &Env) -> Result<()> {
     bigip.simulator.set_faults(Faults::default());
     let recovered = Instant::now();
     let expected = apps(ns, &["a", "b", "d"]);
-    eventually("the BIG-IP holds a, b and d", WAIT, || async { Ok(tenant_holds(&bigip, partition, &expected)) }).await?;
+    eventually("the BIG-IP holds a, b and d", WAIT, || async { Ok(tenant_holds(&bigip, partition, &expected)) })
+        .await?;
     all_ready(env, ns, &["a", "b", "d"]).await?;
     eventually("c deleted once its application is gone", WAIT, || async {
         Ok(if api.get_opt("c").await?.is_none() { Ok(()) } else { Err("c still exists".to_string()) })
@@ -201,7 +229,13 @@ pub async fn busy_storms_and_token_expiry_converge(env: &Env) -> Result<()> {
     setup_operator_namespace(env, ns).await?;
     let bigip = env.start_bigip(ns).await?;
     env.kubectl_apply(ns, &workload("web", 1, Some(30203)))?;
-    let _operator = env.start_operator(&OperatorOptions { identity: "storm", namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None })?;
+    let _operator = env.start_operator(&OperatorOptions {
+        identity: "storm",
+        namespace: Some(ns),
+        partition,
+        bigip: &bigip,
+        kubeconfig: None,
+    })?;
     bigip.simulator.set_faults(Faults { fail_with_503: 12, ..Faults::default() });
     for (name, address) in [("a", "10.20.3.10"), ("b", "10.20.3.11"), ("c", "10.20.3.12")] {
         env.kubectl_apply(ns, &vs_in(name, address, partition))?;
@@ -235,15 +269,21 @@ pub async fn apiserver_restart_causes_no_spurious_changes(env: &Env) -> Result<(
     // The change right after the restart, not seconds later: the watches have to resume for it.
     let changed_at = Instant::now();
     eventually("patch accepted by the restarted apiserver", WAIT, || async {
-        Ok(env.kubectl(&["patch", "bvs", "c", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8083}}"#]).map_err(|e| e.to_string()))
+        Ok(env
+            .kubectl(&["patch", "bvs", "c", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8083}}"#])
+            .map_err(|e| e.to_string()))
     })
     .await?;
     eventually("c on port 8083", RESUME_BOUND, || async {
-        let port = bigip.simulator.state().tenants().get(partition).map(|t| t[app_name(ns, "c")]["vs"]["virtualPort"].clone());
+        let port =
+            bigip.simulator.state().tenants().get(partition).map(|t| t[app_name(ns, "c")]["vs"]["virtualPort"].clone());
         Ok(if port == Some(serde_json::json!(8083)) { Ok(()) } else { Err(format!("{port:?}")) })
     })
     .await?;
-    println!("    measured: a change made right after the restart programmed in {:.1}s", changed_at.elapsed().as_secs_f64());
+    println!(
+        "    measured: a change made right after the restart programmed in {:.1}s",
+        changed_at.elapsed().as_secs_f64()
+    );
     ensure!(operator.process.is_running(), "the operator exited when kube-apiserver restarted");
 
     // Every watch that expired has re-listed, within the bound, before the BIG-IP is judged.
@@ -252,7 +292,8 @@ pub async fn apiserver_restart_causes_no_spurious_changes(env: &Env) -> Result<(
         let since_restart = log.get(log_before..).unwrap_or_default();
         let expired = log_values(since_restart, "watch expired", "watch");
         let relisted = log_values(since_restart, "watch re-listed", "watch");
-        let waiting: BTreeSet<&String> = expired.iter().map(|(w, _)| w).filter(|w| !relisted.iter().any(|(r, _)| r == *w)).collect();
+        let waiting: BTreeSet<&String> =
+            expired.iter().map(|(w, _)| w).filter(|w| !relisted.iter().any(|(r, _)| r == *w)).collect();
         Ok(if expired.is_empty() {
             Err("no watch has expired yet".to_string())
         } else if waiting.is_empty() {
@@ -268,12 +309,13 @@ pub async fn apiserver_restart_causes_no_spurious_changes(env: &Env) -> Result<(
         relisted.len(),
         median(relisted.iter().filter_map(|(ms, _)| ms.parse::<u64>().ok()).collect())
     );
-    ensure!(
-        slowest_ms <= RESUME_BOUND.as_millis() as u64,
-        "a watch took {slowest_ms} ms to re-list after 410 Expired"
-    );
+    ensure!(slowest_ms <= RESUME_BOUND.as_millis() as u64, "a watch took {slowest_ms} ms to re-list after 410 Expired");
     let history = bigip.simulator.state().history();
-    ensure!(history.len() == changes_before + 1, "expected exactly one change after the restart: {:?}", &history[changes_before..]);
+    ensure!(
+        history.len() == changes_before + 1,
+        "expected exactly one change after the restart: {:?}",
+        &history[changes_before..]
+    );
     never_removed(&history, partition, &apps(ns, &["a", "b", "c"]))
 }
 
@@ -332,10 +374,14 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
     setup_operator_namespace(env, ns).await?;
     let bigip = env.start_bigip(ns).await?;
     env.kubectl_apply(ns, &workload("web", 1, Some(30205)))?;
-    let options = |identity| OperatorOptions { identity, namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None };
+    let options =
+        |identity| OperatorOptions { identity, namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None };
     let mut a = env.start_operator(&options("replica-a"))?;
     eventually("replica-a leads", WAIT, || async {
-        Ok(match lease_holder(env, ns).await? { Some(h) if h == "replica-a" => Ok(()), other => Err(format!("holder {other:?}")) })
+        Ok(match lease_holder(env, ns).await? {
+            Some(h) if h == "replica-a" => Ok(()),
+            other => Err(format!("holder {other:?}")),
+        })
     })
     .await?;
     let mut b = env.start_operator(&options("replica-b"))?;
@@ -352,7 +398,10 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
     env.kubectl(&["patch", "bvs", "vs-x", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8084}}"#])?;
     let takeover = first_change_by(&bigip, partition, killed_ms, "replica-b").await?;
     let after_kill = changes_since(&bigip, partition, killed_ms);
-    ensure!(after_kill.iter().all(|r| made_by(r, "replica-b")), "after the kill only replica-b may write: {after_kill:?}");
+    ensure!(
+        after_kill.iter().all(|r| made_by(r, "replica-b")),
+        "after the kill only replica-b may write: {after_kill:?}"
+    );
     println!("    measured: failover after SIGKILL of the leader {:.1}s (lease 10 s)", takeover as f64 / 1000.0);
     ensure!(takeover < 15_000, "failover took {takeover} ms");
     all_ready(env, ns, &["vs-x", "vs-y"]).await?;
@@ -360,7 +409,10 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
     // A new replica joins as standby; the leader is stopped gracefully and hands over.
     let _a2 = env.start_operator(&options("replica-a2"))?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ensure!(changes_since(&bigip, partition, killed_ms).iter().all(|r| made_by(r, "replica-b")), "the new standby wrote");
+    ensure!(
+        changes_since(&bigip, partition, killed_ms).iter().all(|r| made_by(r, "replica-b")),
+        "the new standby wrote"
+    );
     let stopped_ms = unix_ms();
     let status = b.process.terminate(Duration::from_secs(30));
     ensure!(status.is_some_and(|s| s.success()), "replica-b did not exit cleanly on SIGTERM: {status:?}");
@@ -409,19 +461,31 @@ pub async fn anonymous_rejection_is_bisected(env: &Env) -> Result<()> {
     eventually("poison singled out with the BIG-IP's message", WAIT, || async {
         let vs = get_vs(env, ns, "poison").await?;
         Ok(match condition(&vs, "Programmed") {
-            Some(c) if c.status == "False" && c.reason == "DeclarationFailed" && c.message.contains("configuration could not be loaded") => Ok(()),
+            Some(c)
+                if c.status == "False"
+                    && c.reason == "DeclarationFailed"
+                    && c.message.contains("configuration could not be loaded") =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
         })
     })
     .await?;
     let good = apps(ns, &["a", "b", "c", "d", "e"]);
-    eventually("the BIG-IP holds every application but poison", WAIT, || async { Ok(tenant_holds(&bigip, partition, &good)) }).await?;
+    eventually("the BIG-IP holds every application but poison", WAIT, || async {
+        Ok(tenant_holds(&bigip, partition, &good))
+    })
+    .await?;
     let posts = bigip.simulator.state().declare_count() - posts_before;
     println!("    measured: {posts} declarations to program 4 new applications, one of them rejected anonymously");
     never_removed(&bigip.simulator.state().history(), partition, &apps(ns, &["a", "b"]))?;
 
     bigip.simulator.set_faults(Faults::default());
     env.kubectl(&["patch", "bvs", "poison", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8080}}"#])?;
-    eventually("poison Ready once the BIG-IP takes it", WAIT, || async { Ok(all_true(&get_vs(env, ns, "poison").await?)) }).await?;
+    eventually("poison Ready once the BIG-IP takes it", WAIT, || async {
+        Ok(all_true(&get_vs(env, ns, "poison").await?))
+    })
+    .await?;
     never_removed(&bigip.simulator.state().history(), partition, &good)
 }

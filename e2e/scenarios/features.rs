@@ -78,14 +78,18 @@ spec:
     let shop = app_name(ns, "shop");
     eventually("SecretNotFound", WAIT, || async {
         let vs = get_vs(env, ns, "shop").await?;
-        let reasons = (condition(&vs, "ResolvedRefs").map(|c| c.reason.clone()), condition(&vs, "Programmed").map(|c| c.reason.clone()));
+        let reasons = (
+            condition(&vs, "ResolvedRefs").map(|c| c.reason.clone()),
+            condition(&vs, "Programmed").map(|c| c.reason.clone()),
+        );
         Ok(match reasons {
             (Some(r), Some(p)) if r == "SecretNotFound" && p == "SecretNotFound" => Ok(()),
             other => Err(format!("{other:?}")),
         })
     })
     .await?;
-    eventually("the plain VirtualServer Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "plain").await?)) }).await?;
+    eventually("the plain VirtualServer Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "plain").await?)) })
+        .await?;
     ensure!(simulator_application(env, &shop).is_none(), "an application without its certificate reached the BIG-IP");
 
     let (secret, first_certificate) = tls_secret("shop-tls", "shop.example.com")?;
@@ -93,7 +97,10 @@ spec:
     eventually("Ready with the certificate", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) }).await?;
     let app = simulator_application(env, &shop).context("application on the simulator")?;
     ensure!(app["vs"]["class"] == "Service_HTTPS" && app["vs"]["redirect80"] == true, "{}", app["vs"]);
-    ensure!(app["tls_certificate"]["certificate"].as_str() == Some(first_certificate.trim_end()), "certificate differs");
+    ensure!(
+        app["tls_certificate"]["certificate"].as_str() == Some(first_certificate.trim_end()),
+        "certificate differs"
+    );
     let rules = app["routes"]["rules"].as_array().context("routing rules")?;
     ensure!(
         rules.iter().all(|r| r["actions"][0]["select"]["pool"]["use"] == "pool_api")
@@ -112,7 +119,13 @@ spec:
     eventually("AddressConflict on port 80", WAIT, || async {
         let vs = get_vs(env, ns, "intruder").await?;
         Ok(match condition(&vs, "Accepted") {
-            Some(c) if c.reason == "AddressConflict" && c.message.contains("10.10.20.10:80 (tcp)") && c.message.contains("VirtualServer e2e-tls/shop") => Ok(()),
+            Some(c)
+                if c.reason == "AddressConflict"
+                    && c.message.contains("10.10.20.10:80 (tcp)")
+                    && c.message.contains("VirtualServer e2e-tls/shop") =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
         })
     })
@@ -123,8 +136,13 @@ spec:
     let (rotated, second_certificate) = tls_secret("shop-tls", "shop.example.com")?;
     env.kubectl_apply(ns, &rotated)?;
     eventually("the rotated certificate on the BIG-IP", WAIT, || async {
-        let current = simulator_application(env, &shop).and_then(|a| a["tls_certificate"]["certificate"].as_str().map(str::to_string));
-        Ok(if current.as_deref() == Some(second_certificate.trim_end()) { Ok(()) } else { Err("old certificate".to_string()) })
+        let current = simulator_application(env, &shop)
+            .and_then(|a| a["tls_certificate"]["certificate"].as_str().map(str::to_string));
+        Ok(if current.as_deref() == Some(second_certificate.trim_end()) {
+            Ok(())
+        } else {
+            Err("old certificate".to_string())
+        })
     })
     .await?;
 
@@ -229,14 +247,21 @@ spec:
     .await?;
     let table = env.kubectl(&["get", "bts", "-n", ns, "dns-udp"])?;
     let header: Vec<&str> = table.lines().next().context("header")?.split_whitespace().collect();
-    ensure!(header == ["NAME", "ADDRESS", "PORT", "PROTOCOL", "PARTITION", "PROGRAMMED", "MEMBERS", "AGE"], "{header:?}");
+    ensure!(
+        header == ["NAME", "ADDRESS", "PORT", "PROTOCOL", "PARTITION", "PROGRAMMED", "MEMBERS", "AGE"],
+        "{header:?}"
+    );
     ensure!(table.lines().nth(1).is_some_and(|row| row.contains("udp") && row.contains("True")), "{table}");
 
     api.delete("dns-tcp", &DeleteParams::default()).await?;
     eventually("dns-tcp removed, dns-udp kept", WAIT, || async {
         let tcp = simulator_application(env, &format!("{ns}_ts_dns-tcp"));
         let udp = simulator_application(env, &format!("{ns}_ts_dns-udp"));
-        Ok(if tcp.is_none() && udp.is_some() { Ok(()) } else { Err(format!("tcp {} udp {}", tcp.is_some(), udp.is_some())) })
+        Ok(if tcp.is_none() && udp.is_some() {
+            Ok(())
+        } else {
+            Err(format!("tcp {} udp {}", tcp.is_some(), udp.is_some()))
+        })
     })
     .await?;
     // The conflict is gone with its holder: the late one takes the listener.
@@ -259,7 +284,16 @@ pub async fn external_traffic_policy_local(env: &Env) -> Result<()> {
     let ns = "e2e-etp";
     setup_namespace(env, ns).await?;
     env.kubectl_apply(ns, &workload("web", 1, Some(30131)))?;
-    env.kubectl(&["patch", "service", "web", "-n", ns, "--type=merge", "-p", r#"{"spec":{"externalTrafficPolicy":"Local"}}"#])?;
+    env.kubectl(&[
+        "patch",
+        "service",
+        "web",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"externalTrafficPolicy":"Local"}}"#,
+    ])?;
     env.kubectl_apply(ns, &crate::scenarios::virtual_server("web", "10.10.22.10", "web", ""))?;
     let app = app_name(ns, "web");
 
@@ -293,13 +327,35 @@ pub async fn external_traffic_policy_local(env: &Env) -> Result<()> {
     })
     .await?;
     let all: Vec<String> = env.ready_node_ips().await?.iter().map(|ip| format!("{ip}:30131")).collect();
-    ensure!(local.len() < all.len(), "the control plane has a single Ready node; Local cannot be told from Cluster ({all:?})");
-    eventually("members are the hosting node only", WAIT, || async { Ok(crate::scenarios::members_are(env, DEFAULT_PARTITION, &app, &local)) }).await?;
+    ensure!(
+        local.len() < all.len(),
+        "the control plane has a single Ready node; Local cannot be told from Cluster ({all:?})"
+    );
+    eventually("members are the hosting node only", WAIT, || async {
+        Ok(crate::scenarios::members_are(env, DEFAULT_PARTITION, &app, &local))
+    })
+    .await?;
     eventually("Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "web").await?)) }).await?;
     let vs = get_vs(env, ns, "web").await?;
-    ensure!(vs.status.as_ref().and_then(|s| s.members) == Some(local.len() as i32), "status.members {:?}", vs.status.map(|s| s.members));
+    ensure!(
+        vs.status.as_ref().and_then(|s| s.members) == Some(local.len() as i32),
+        "status.members {:?}",
+        vs.status.map(|s| s.members)
+    );
 
-    env.kubectl(&["patch", "service", "web", "-n", ns, "--type=merge", "-p", r#"{"spec":{"externalTrafficPolicy":"Cluster"}}"#])?;
-    eventually("members are every Ready node", WAIT, || async { Ok(crate::scenarios::members_are(env, DEFAULT_PARTITION, &app, &all)) }).await?;
+    env.kubectl(&[
+        "patch",
+        "service",
+        "web",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"externalTrafficPolicy":"Cluster"}}"#,
+    ])?;
+    eventually("members are every Ready node", WAIT, || async {
+        Ok(crate::scenarios::members_are(env, DEFAULT_PARTITION, &app, &all))
+    })
+    .await?;
     Ok(())
 }

@@ -191,7 +191,10 @@ impl Env {
         let bin_dir = bin_dir();
         for tool in ["controlplane", "kubectl", "helm"] {
             if !bin_dir.join(tool).exists() {
-                bail!("{} missing: build it with `make controlplane` (or run `make test`)", bin_dir.join(tool).display());
+                bail!(
+                    "{} missing: build it with `make controlplane` (or run `make test`)",
+                    bin_dir.join(tool).display()
+                );
             }
         }
         let work_dir = tempfile::Builder::new().prefix("bigip-e2e-").tempdir()?;
@@ -228,21 +231,45 @@ impl Env {
         run_tool(&kubectl, &["create", "namespace", OPERATOR_NAMESPACE], &admin_kubeconfig)?;
         run_tool(
             &kubectl,
-            &["create", "secret", "generic", "bigip-credentials", "-n", OPERATOR_NAMESPACE,
-              "--from-literal=username=admin", &format!("--from-literal=password={BIGIP_PASSWORD}")],
+            &[
+                "create",
+                "secret",
+                "generic",
+                "bigip-credentials",
+                "-n",
+                OPERATOR_NAMESPACE,
+                "--from-literal=username=admin",
+                &format!("--from-literal=password={BIGIP_PASSWORD}"),
+            ],
             &admin_kubeconfig,
         )?;
         let url_value = format!("bigip.url={}", bigip.simulator.base_url());
         let chart = repo_root().join("charts/bigip-operator");
         run_tool(
             &bin_dir.join("helm"),
-            &["install", RELEASE, &chart.to_string_lossy(), "-n", OPERATOR_NAMESPACE, "--wait=false",
-              "--set", &url_value, "--set", "bigip.existingSecret=bigip-credentials"],
+            &[
+                "install",
+                RELEASE,
+                &chart.to_string_lossy(),
+                "-n",
+                OPERATOR_NAMESPACE,
+                "--wait=false",
+                "--set",
+                &url_value,
+                "--set",
+                "bigip.existingSecret=bigip-credentials",
+            ],
             &admin_kubeconfig,
         )?;
         run_tool(
             &kubectl,
-            &["wait", "--for=condition=Established", "--timeout=60s", "crd/virtualservers.bigip.operator.dev", "crd/transportservers.bigip.operator.dev"],
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/virtualservers.bigip.operator.dev",
+                "crd/transportservers.bigip.operator.dev",
+            ],
             &admin_kubeconfig,
         )?;
 
@@ -263,9 +290,25 @@ impl Env {
         let operator = spawn_operator(
             work_dir.path(),
             &operator_kubeconfig,
-            &OperatorOptions { identity: "main", namespace: None, partition: DEFAULT_PARTITION, bigip: &bigip, kubeconfig: None },
+            &OperatorOptions {
+                identity: "main",
+                namespace: None,
+                partition: DEFAULT_PARTITION,
+                bigip: &bigip,
+                kubeconfig: None,
+            },
         )?;
-        Ok(Self { work_dir, bin_dir, admin_kubeconfig, operator_kubeconfig, data_dir, client, bigip, operator, controlplane })
+        Ok(Self {
+            work_dir,
+            bin_dir,
+            admin_kubeconfig,
+            operator_kubeconfig,
+            data_dir,
+            client,
+            bigip,
+            operator,
+            controlplane,
+        })
     }
 
     /// Another simulated BIG-IP, for a scenario that injects faults or reads its whole history.
@@ -283,7 +326,10 @@ impl Env {
     /// "etcd ready on 127.0.0.1:PORT" log line.
     pub fn etcd_endpoint(&self) -> Result<String> {
         let log = std::fs::read_to_string(self.work_dir.path().join("controlplane.log"))?;
-        let line = log.lines().find_map(|l| l.split("etcd ready on ").nth(1)).context("no \"etcd ready on\" line in controlplane.log")?;
+        let line = log
+            .lines()
+            .find_map(|l| l.split("etcd ready on ").nth(1))
+            .context("no \"etcd ready on\" line in controlplane.log")?;
         let address = line.split_whitespace().next().context("etcd address")?;
         Ok(format!("http://{address}"))
     }
@@ -299,7 +345,8 @@ impl Env {
     /// apiserver; the serving certificate is for 127.0.0.1, so it still verifies).
     pub fn operator_kubeconfig_via(&self, addr: std::net::SocketAddr, name: &str) -> Result<PathBuf> {
         let mut config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&self.operator_kubeconfig)?)?;
-        let clusters = config.get_mut("clusters").and_then(|c| c.as_sequence_mut()).context("kubeconfig has no clusters")?;
+        let clusters =
+            config.get_mut("clusters").and_then(|c| c.as_sequence_mut()).context("kubeconfig has no clusters")?;
         for cluster in clusters.iter_mut() {
             cluster["cluster"]["server"] = serde_yaml::Value::from(format!("https://{addr}"));
         }
@@ -376,7 +423,11 @@ async fn start_bigip(work_dir: &Path, name: &str) -> Result<BigIp> {
     Ok(BigIp { simulator, ca_path })
 }
 
-fn spawn_operator(work_dir: &Path, default_kubeconfig: &Path, options: &OperatorOptions<'_>) -> Result<OperatorProcess> {
+fn spawn_operator(
+    work_dir: &Path,
+    default_kubeconfig: &Path,
+    options: &OperatorOptions<'_>,
+) -> Result<OperatorProcess> {
     let kubeconfig = options.kubeconfig.clone().unwrap_or_else(|| default_kubeconfig.to_path_buf());
     let log_path = work_dir.join(format!("operator-{}.log", options.identity));
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
@@ -440,7 +491,8 @@ fn write_token_kubeconfig(admin: &Path, token: &str, out: &Path) -> Result<()> {
     let mut config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(admin)?)?;
     let users = config.get_mut("users").and_then(|u| u.as_sequence_mut()).context("kubeconfig has no users")?;
     for user in users.iter_mut() {
-        let entry = serde_yaml::Mapping::from_iter([(serde_yaml::Value::from("token"), serde_yaml::Value::from(token))]);
+        let entry =
+            serde_yaml::Mapping::from_iter([(serde_yaml::Value::from("token"), serde_yaml::Value::from(token))]);
         user["user"] = serde_yaml::Value::Mapping(entry);
     }
     std::fs::write(out, serde_yaml::to_string(&config)?)?;

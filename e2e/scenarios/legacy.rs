@@ -88,7 +88,11 @@ spec:
     let ingresses: Api<Ingress> = Api::namespaced(env.client.clone(), ns);
     eventually("the Ingress's status address", WAIT, || async {
         let ing = ingresses.get("site").await?;
-        let ip = ing.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress).and_then(|i| i.first().and_then(|e| e.ip.clone()));
+        let ip = ing
+            .status
+            .and_then(|s| s.load_balancer)
+            .and_then(|lb| lb.ingress)
+            .and_then(|i| i.first().and_then(|e| e.ip.clone()));
         Ok(if ip.as_deref() == Some("10.10.30.12") { Ok(()) } else { Err(format!("{ip:?}")) })
     })
     .await?;
@@ -104,16 +108,29 @@ spec:
     })
     .await?;
     let broken = config_maps.get("broken").await?;
-    ensure!(annotation(&broken, "bigip.operator.dev/status").as_deref() == Some("Invalid"), "{:?}", broken.metadata.annotations);
+    ensure!(
+        annotation(&broken, "bigip.operator.dev/status").as_deref() == Some("Invalid"),
+        "{:?}",
+        broken.metadata.annotations
+    );
     let tenant = env.simulator().state().tenants().get(DEFAULT_PARTITION).cloned().context("tenant")?;
     for app in [app_name(ns, "cm-shop"), format!("{ns}_ts_cm-db"), app_name(ns, "ing-site")] {
         ensure!(tenant.get(&app).is_some(), "{app} is not on the BIG-IP");
     }
-    ensure!(tenant["e2e-legacy_cm-shop"]["pool_web"]["loadBalancingMode"] == "least-connections-member", "{}", tenant["e2e-legacy_cm-shop"]["pool_web"]);
+    ensure!(
+        tenant["e2e-legacy_cm-shop"]["pool_web"]["loadBalancingMode"] == "least-connections-member",
+        "{}",
+        tenant["e2e-legacy_cm-shop"]["pool_web"]
+    );
 
     env.kubectl_apply(ns, &config_map("shop", "http", "10.10.30.10", "8080", 80))?;
     eventually("the BIG-IP follows the changed ConfigMap", WAIT, || async {
-        let port = env.simulator().state().tenants().get(DEFAULT_PARTITION).map(|t| t[app_name(ns, "cm-shop")]["vs"]["virtualPort"].clone());
+        let port = env
+            .simulator()
+            .state()
+            .tenants()
+            .get(DEFAULT_PARTITION)
+            .map(|t| t[app_name(ns, "cm-shop")]["vs"]["virtualPort"].clone());
         Ok(if port == Some(serde_json::json!(8080)) { Ok(()) } else { Err(format!("{port:?}")) })
     })
     .await?;
@@ -121,7 +138,12 @@ spec:
     config_maps.delete("shop", &DeleteParams::default()).await?;
     eventually("the generated VirtualServer and its application go with the ConfigMap", WAIT, || async {
         let gone = get_vs(env, ns, "cm-shop").await.is_err();
-        let on_bigip = env.simulator().state().tenants().get(DEFAULT_PARTITION).is_some_and(|t| t.get(app_name(ns, "cm-shop")).is_some());
+        let on_bigip = env
+            .simulator()
+            .state()
+            .tenants()
+            .get(DEFAULT_PARTITION)
+            .is_some_and(|t| t.get(app_name(ns, "cm-shop")).is_some());
         Ok(if gone && !on_bigip { Ok(()) } else { Err(format!("VirtualServer gone {gone}, on the BIG-IP {on_bigip}")) })
     })
     .await?;

@@ -8,9 +8,9 @@ mod faults;
 mod features;
 mod harness;
 mod legacy;
-mod tunnel;
 mod proxy;
 mod scenarios;
+mod tunnel;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,13 +53,12 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.
 /// The kube-apiserver restart interrupts every client, so it runs alone too.
-const EXCLUSIVE: &[(&str, ScenarioFn)] =
-    &[
-        scenario!(nodeport_follows_nodes),
-        scenario!(tunnel::bigip_tunnel_flannel),
-        scenario!(tunnel::bigip_tunnel_flannel_etcd),
-        scenario!(faults::apiserver_restart_causes_no_spurious_changes),
-    ];
+const EXCLUSIVE: &[(&str, ScenarioFn)] = &[
+    scenario!(nodeport_follows_nodes),
+    scenario!(tunnel::bigip_tunnel_flannel),
+    scenario!(tunnel::bigip_tunnel_flannel_etcd),
+    scenario!(faults::apiserver_restart_causes_no_spurious_changes),
+];
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -83,7 +82,9 @@ async fn main() -> std::process::ExitCode {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let selected = |list: &'static [(&'static str, ScenarioFn)]| {
         // FILTER: comma-separated substrings of scenario names.
-        list.iter().filter(|(n, _)| filter.as_deref().is_none_or(|f| f.split(',').any(|f| n.contains(f)))).collect::<Vec<_>>()
+        list.iter()
+            .filter(|(n, _)| filter.as_deref().is_none_or(|f| f.split(',').any(|f| n.contains(f))))
+            .collect::<Vec<_>>()
     };
     let (concurrent, exclusive) = (selected(CONCURRENT), selected(EXCLUSIVE));
     if concurrent.is_empty() && exclusive.is_empty() {
@@ -99,7 +100,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    eprintln!("e2e: environment up in {:.1}s (logs in {})", started.elapsed().as_secs_f64(), env.work_dir.path().display());
+    eprintln!(
+        "e2e: environment up in {:.1}s (logs in {})",
+        started.elapsed().as_secs_f64(),
+        env.work_dir.path().display()
+    );
 
     let mut results = futures::future::join_all(concurrent.iter().map(|(n, f)| run_one(&env, n, *f))).await;
     for (name, f) in exclusive {
@@ -116,7 +121,11 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     println!("test e2e::password_never_logged ... ok");
-    println!("e2e: {:.1}s in all; the simulator received {} declarations", started.elapsed().as_secs_f64(), env.simulator().state().declare_count());
+    println!(
+        "e2e: {:.1}s in all; the simulator received {} declarations",
+        started.elapsed().as_secs_f64(),
+        env.simulator().state().declare_count()
+    );
     if std::env::var_os("BIGIP_E2E_KEEP_LOGS").is_some() {
         let kept = std::env::temp_dir().join("bigip-e2e-logs");
         let _ = std::fs::create_dir_all(&kept);
@@ -129,5 +138,9 @@ async fn main() -> std::process::ExitCode {
     }
     println!("{} passed, {failed} failed", passed + 1);
     drop(env);
-    if failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
+    if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }

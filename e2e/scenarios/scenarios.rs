@@ -103,7 +103,12 @@ pub(crate) fn status_all_true(
     for type_ in ["Accepted", "ResolvedRefs", "Programmed", "Ready"] {
         match conditions.iter().find(|c| c.type_ == type_) {
             Some(c) if c.status == "True" && c.observed_generation == generation => {}
-            Some(c) => return Err(format!("{type_}={} ({}: {}) gen {:?}/{generation:?}", c.status, c.reason, c.message, c.observed_generation)),
+            Some(c) => {
+                return Err(format!(
+                    "{type_}={} ({}: {}) gen {:?}/{generation:?}",
+                    c.status, c.reason, c.message, c.observed_generation
+                ))
+            }
             None => return Err(format!("no {type_} condition yet")),
         }
     }
@@ -127,8 +132,19 @@ pub(crate) fn simulator_members(env: &Env, partition: &str, app: &str) -> std::r
 }
 
 /// Ok when the simulator's members of the application's pool are exactly `expected`.
-pub(crate) fn members_are(env: &Env, partition: &str, app: &str, expected: &[String]) -> std::result::Result<(), String> {
-    simulator_members(env, partition, app).and_then(|m| if m == expected { Ok(()) } else { Err(format!("{m:?} != {expected:?}")) })
+pub(crate) fn members_are(
+    env: &Env,
+    partition: &str,
+    app: &str,
+    expected: &[String],
+) -> std::result::Result<(), String> {
+    simulator_members(env, partition, app).and_then(|m| {
+        if m == expected {
+            Ok(())
+        } else {
+            Err(format!("{m:?} != {expected:?}"))
+        }
+    })
 }
 
 async fn ready_endpoints(env: &Env, ns: &str, service: &str) -> Result<Vec<String>> {
@@ -154,25 +170,43 @@ pub async fn programmed_end_to_end(env: &Env) -> Result<()> {
     setup_namespace(env, ns).await?;
     env.kubectl_apply(ns, &workload("web", 2, Some(30101)))?;
     env.kubectl_apply(ns, &virtual_server("web", "10.10.1.10", "web", ""))?;
-    let vs = eventually("VirtualServer Ready", WAIT, || async { let vs = get_vs(env, ns, "web").await?; Ok(all_true(&vs).map(|_| vs)) }).await?;
+    let vs = eventually("VirtualServer Ready", WAIT, || async {
+        let vs = get_vs(env, ns, "web").await?;
+        Ok(all_true(&vs).map(|_| vs))
+    })
+    .await?;
     let status = vs.status.clone().context("status")?;
     ensure!(status.partition.as_deref() == Some(DEFAULT_PARTITION), "partition {:?}", status.partition);
     ensure!(vs.metadata.finalizers.iter().flatten().any(|f| f == "bigip.operator.dev/cleanup"), "finalizer missing");
 
     let virtuals = env.simulator().state().virtual_servers();
-    let virtual_ = virtuals.iter().find(|v| v.application == app_name(ns, "web")).context("virtual on the simulator")?;
+    let virtual_ =
+        virtuals.iter().find(|v| v.application == app_name(ns, "web")).context("virtual on the simulator")?;
     ensure!(virtual_.destination_address == "10.10.1.10" && virtual_.destination_port == 80, "{virtual_:?}");
     ensure!(virtual_.partition == DEFAULT_PARTITION, "{virtual_:?}");
     let nodes = env.ready_node_ips().await?;
     let expected: Vec<String> = nodes.iter().map(|ip| format!("{ip}:30101")).collect();
-    eventually("nodeport members", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app_name(ns, "web"), &expected)) }).await?;
+    eventually("nodeport members", WAIT, || async {
+        Ok(members_are(env, DEFAULT_PARTITION, &app_name(ns, "web"), &expected))
+    })
+    .await?;
     ensure!(status.members == Some(expected.len() as i32), "status.members {:?}", status.members);
 
     eventually("a Programmed Event", WAIT, || async {
         let events: Api<Event> = Api::namespaced(env.client.clone(), ns);
         let list = events.list(&ListParams::default()).await?;
-        Ok(if list.items.iter().any(|e| e.reason.as_deref() == Some("Programmed") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")) { Ok(()) } else { Err(format!("{} events, none Programmed", list.items.len())) })
-    }).await?;
+        Ok(
+            if list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("Programmed")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")
+            }) {
+                Ok(())
+            } else {
+                Err(format!("{} events, none Programmed", list.items.len()))
+            },
+        )
+    })
+    .await?;
     Ok(())
 }
 
@@ -190,15 +224,24 @@ pub async fn cluster_mode_follows_scaling(env: &Env) -> Result<()> {
             if endpoints.len() != replicas {
                 return Ok(Err(format!("{} ready endpoints", endpoints.len())));
             }
-            let members = match simulator_members(env, DEFAULT_PARTITION, &app) { Ok(m) => m, Err(e) => return Ok(Err(e)) };
+            let members = match simulator_members(env, DEFAULT_PARTITION, &app) {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(e)),
+            };
             let vs = get_vs(env, ns, "web").await?;
             let status_members = vs.status.as_ref().and_then(|s| s.members);
-            Ok(if members == endpoints && endpoints.iter().all(|e| e.ends_with(":8080")) && status_members == Some(replicas as i32) {
-                Ok(())
-            } else {
-                Err(format!("simulator {members:?}, endpoints {endpoints:?}, status.members {status_members:?}"))
-            })
-        }).await?;
+            Ok(
+                if members == endpoints
+                    && endpoints.iter().all(|e| e.ends_with(":8080"))
+                    && status_members == Some(replicas as i32)
+                {
+                    Ok(())
+                } else {
+                    Err(format!("simulator {members:?}, endpoints {endpoints:?}, status.members {status_members:?}"))
+                },
+            )
+        })
+        .await?;
     }
     Ok(())
 }
@@ -214,15 +257,27 @@ pub async fn missing_service_then_created(env: &Env) -> Result<()> {
         let resolved = condition(&vs, "ResolvedRefs").map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
         let ready = condition(&vs, "Ready").map(|c| c.status.clone());
         Ok(match (resolved, ready) {
-            (Some((s, r, m)), Some(ready)) if s == "False" && r == "ServiceNotFound" && m.contains("later") && ready == "False" => Ok(()),
+            (Some((s, r, m)), Some(ready))
+                if s == "False" && r == "ServiceNotFound" && m.contains("later") && ready == "False" =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
         })
-    }).await?;
+    })
+    .await?;
     env.kubectl_apply(ns, &workload("later", 1, Some(30104)))?;
     eventually("Ready after the Service appears", WAIT, || async {
         let vs = get_vs(env, ns, "web").await?;
-        Ok(all_true(&vs).and_then(|_| simulator_members(env, DEFAULT_PARTITION, &app_name(ns, "web"))).and_then(|m| if m.is_empty() { Err("no members".into()) } else { Ok(()) }))
-    }).await?;
+        Ok(all_true(&vs).and_then(|_| simulator_members(env, DEFAULT_PARTITION, &app_name(ns, "web"))).and_then(|m| {
+            if m.is_empty() {
+                Err("no members".into())
+            } else {
+                Ok(())
+            }
+        }))
+    })
+    .await?;
     Ok(())
 }
 
@@ -270,12 +325,17 @@ pub async fn crd_validation_rejects_invalid(env: &Env) -> Result<()> {
     let stderr = env.kubectl_fails(&["apply", "-f", "-"], &udp_cookie)?;
     ensure!(stderr.contains("cookie persistence needs HTTP"), "{stderr}");
     // BigIpTunnel (cluster-scoped): the section must match the mode; the addresses are checked.
-    let tunnel = |spec: &str| format!("apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpTunnel\nmetadata: {{name: e2e-invalid}}\nspec:\n{spec}");
-    let stderr = env.kubectl_fails(&["apply", "-f", "-"], &tunnel("  mode: vxlan\n  bgp: {localAs: 64512, peerAs: 64512}\n"))?;
+    let tunnel = |spec: &str| {
+        format!("apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpTunnel\nmetadata: {{name: e2e-invalid}}\nspec:\n{spec}")
+    };
+    let stderr =
+        env.kubectl_fails(&["apply", "-f", "-"], &tunnel("  mode: vxlan\n  bgp: {localAs: 64512, peerAs: 64512}\n"))?;
     ensure!(stderr.contains("mode vxlan needs the vxlan section"), "{stderr}");
     let stderr = env.kubectl_fails(
         &["apply", "-f", "-"],
-        &tunnel("  mode: vxlan\n  vxlan: {localAddress: 192.168.1.254, selfIp: 10.244.200.1, podSubnet: 10.244.200.0/24}\n"),
+        &tunnel(
+            "  mode: vxlan\n  vxlan: {localAddress: 192.168.1.254, selfIp: 10.244.200.1, podSubnet: 10.244.200.0/24}\n",
+        ),
     )?;
     ensure!(stderr.contains("selfIp must be an address with the pod network's mask"), "{stderr}");
     let listed = env.kubectl(&["get", "bvs", "-n", ns, "-o", "name"])?;
@@ -299,15 +359,22 @@ pub async fn delete_removes_only_its_application(env: &Env) -> Result<()> {
     eventually("drop gone from Kubernetes and the BIG-IP", WAIT, || async {
         let exists = api.get_opt("drop").await?.is_some();
         let tenant = env.simulator().state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
-        Ok(if !exists && tenant.get(app_name(ns, "drop")).is_none() { Ok(()) } else { Err(format!("object exists: {exists}")) })
-    }).await?;
+        Ok(if !exists && tenant.get(app_name(ns, "drop")).is_none() {
+            Ok(())
+        } else {
+            Err(format!("object exists: {exists}"))
+        })
+    })
+    .await?;
     let tenant = env.simulator().state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
     ensure!(tenant.get(app_name(ns, "keep")).is_some(), "keep was removed");
     // Since keep first appeared, every change to the partition kept it.
     let keep = app_name(ns, "keep");
     let history = env.simulator().state().history();
     let first = history.iter().position(|r| r.applications_after.contains(&keep)).context("keep was never deployed")?;
-    if let Some(bad) = history[first..].iter().find(|r| r.tenant == DEFAULT_PARTITION && !r.applications_after.contains(&keep)) {
+    if let Some(bad) =
+        history[first..].iter().find(|r| r.tenant == DEFAULT_PARTITION && !r.applications_after.contains(&keep))
+    {
         bail!("a change removed {keep}: {bad:?}");
     }
     Ok(())
@@ -362,9 +429,13 @@ spec:
     let mut with_node = before.clone();
     with_node.push("172.31.9.99:30103".into());
     with_node.sort();
-    eventually("member for the new node", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app, &with_node)) }).await?;
+    eventually("member for the new node", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app, &with_node)) })
+        .await?;
     env.kubectl(&["delete", "node", "e2e-extra-node"])?;
-    eventually("member removed with the node", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app, &before)) }).await?;
+    eventually("member removed with the node", WAIT, || async {
+        Ok(members_are(env, DEFAULT_PARTITION, &app, &before))
+    })
+    .await?;
     Ok(())
 }
 
@@ -395,11 +466,18 @@ pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<(
         let vs = get_vs(env, ns, "clash").await?;
         let accepted = condition(&vs, "Accepted").map(|c| c.status.clone());
         Ok(match condition(&vs, "Programmed") {
-            Some(c) if c.status == "False" && c.reason == "DeclarationFailed" && c.message.contains("illegally shares")
-                && accepted.as_deref() == Some("True") => Ok(()),
+            Some(c)
+                if c.status == "False"
+                    && c.reason == "DeclarationFailed"
+                    && c.message.contains("illegally shares")
+                    && accepted.as_deref() == Some("True") =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
         })
-    }).await?;
+    })
+    .await?;
     let tenant = env.simulator().state().tenants().get(DEFAULT_PARTITION).cloned().unwrap_or_default();
     ensure!(tenant.get(app_name(ns, "fine")).is_some() && tenant.get(app_name(ns, "clash")).is_none(), "{tenant}");
     ensure!(env.simulator().state().tenants().contains_key("foreign"), "the foreign tenant was touched");
@@ -413,7 +491,8 @@ pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<(
 /// sends no replica identity) was followed by the operator's repair.
 fn repaired_after_edit(env: &Env, partition: &str) -> Result<()> {
     let history: Vec<_> = env.simulator().state().history().into_iter().filter(|r| r.tenant == partition).collect();
-    let by_operator = |r: &bigip_operator::simulator::ChangeRecord| r.client.as_deref().is_some_and(|c| c.ends_with("(main)"));
+    let by_operator =
+        |r: &bigip_operator::simulator::ChangeRecord| r.client.as_deref().is_some_and(|c| c.ends_with("(main)"));
     let edit = history.iter().rposition(|r| !by_operator(r)).context("the out-of-band edit is not in the history")?;
     ensure!(history[edit + 1..].iter().any(by_operator), "no repair by the operator after the edit: {history:?}");
     Ok(())
@@ -427,11 +506,16 @@ pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
     let partition = "e2e-drift";
     setup_namespace(env, ns).await?;
     env.kubectl_apply(ns, &workload("web", 2, None))?;
-    env.kubectl_apply(ns, &virtual_server("web", "10.10.9.10", "web", &format!("  partition: {partition}\n  poolMemberType: cluster\n")))?;
+    env.kubectl_apply(
+        ns,
+        &virtual_server("web", "10.10.9.10", "web", &format!("  partition: {partition}\n  poolMemberType: cluster\n")),
+    )?;
     let app = app_name(ns, "web");
     let expected = eventually("2 members", WAIT, || async {
-        Ok(simulator_members(env, partition, &app).and_then(|m| if m.len() == 2 { Ok(m) } else { Err(format!("{m:?}")) }))
-    }).await?;
+        Ok(simulator_members(env, partition, &app)
+            .and_then(|m| if m.len() == 2 { Ok(m) } else { Err(format!("{m:?}")) }))
+    })
+    .await?;
 
     let client = env.bigip.client()?;
     let mut tenant = env.simulator().state().tenants().get(partition).cloned().context("tenant")?;
@@ -441,7 +525,9 @@ pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
     eventually("members restored", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) }).await?;
     repaired_after_edit(env, partition)?;
 
-    let delete = client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), json!({"class": "Tenant"}))])).await?;
+    let delete = client
+        .deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), json!({"class": "Tenant"}))]))
+        .await?;
     ensure!(delete.tenants[partition].succeeded(), "the deletion was refused: {delete:?}");
     eventually("tenant re-created", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) }).await?;
     repaired_after_edit(env, partition)?;

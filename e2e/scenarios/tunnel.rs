@@ -38,7 +38,9 @@ pub async fn bigip_tunnel_flannel(env: &Env) -> Result<()> {
         .items
         .iter()
         .filter(|n| bigip_operator::model::members::node_is_ready(n))
-        .filter_map(|n| Some((n.metadata.name.clone()?, bigip_operator::model::members::node_internal_ip(n)?.to_string())))
+        .filter_map(|n| {
+            Some((n.metadata.name.clone()?, bigip_operator::model::members::node_internal_ip(n)?.to_string()))
+        })
         .collect();
     nodes.sort();
     ensure!(nodes.len() >= 2, "needs two Ready nodes, found {nodes:?}");
@@ -94,9 +96,15 @@ spec:
     let bigip_node = nodes_api.get("e2e-bigip").await?;
     let annotations = bigip_node.metadata.annotations.clone().unwrap_or_default();
     ensure!(annotations.get(BACKEND_DATA).is_some_and(|d| d.contains(&bigip_mac)), "{annotations:?}");
-    ensure!(annotations.get("flannel.alpha.coreos.com/public-ip").map(String::as_str) == Some("192.168.1.254"), "{annotations:?}");
+    ensure!(
+        annotations.get("flannel.alpha.coreos.com/public-ip").map(String::as_str) == Some("192.168.1.254"),
+        "{annotations:?}"
+    );
     let spec = bigip_node.spec.clone().unwrap_or_default();
-    ensure!(spec.pod_cidr.as_deref() == Some("10.244.200.0/24") && spec.taints.is_some_and(|t| !t.is_empty()), "node spec");
+    ensure!(
+        spec.pod_cidr.as_deref() == Some("10.244.200.0/24") && spec.taints.is_some_and(|t| !t.is_empty()),
+        "node spec"
+    );
 
     // ARP: every ready pod of web on a flannel node, at that node's MAC.
     let expected_arp = |macs: BTreeMap<String, String>| async move {
@@ -159,12 +167,19 @@ spec:
     eventually("the second vxlan BigIpTunnel in Conflict", WAIT, || async {
         let accepted = condition_of(&tunnels, "e2e-flannel-2", "Accepted").await?;
         Ok(match accepted {
-            Some((status, reason, message)) if status == "False" && reason == "Conflict" && message.contains("e2e-flannel") => Ok(()),
+            Some((status, reason, message))
+                if status == "False" && reason == "Conflict" && message.contains("e2e-flannel") =>
+            {
+                Ok(())
+            }
             other => Err(format!("{other:?}")),
         })
     })
     .await?;
-    ensure!(env.simulator().state().tunnels().iter().all(|t| t.name != "second_vxlan"), "the waiting tunnel programmed nothing");
+    ensure!(
+        env.simulator().state().tunnels().iter().all(|t| t.name != "second_vxlan"),
+        "the waiting tunnel programmed nothing"
+    );
 
     bgp_on_old_and_new_bigip(env, &tunnels, &nodes).await?;
 
@@ -182,10 +197,17 @@ spec:
             .filter(|name| name.starts_with("flannel_vxlan"))
             .collect();
         let gone = tunnels.get_opt("e2e-flannel").await?.is_none() && nodes_api.get_opt("e2e-bigip").await?.is_none();
-        Ok(if leftovers.is_empty() && gone { Ok(()) } else { Err(format!("left: {leftovers:?}; BigIpTunnel or Node still there: {}", !gone)) })
+        Ok(if leftovers.is_empty() && gone {
+            Ok(())
+        } else {
+            Err(format!("left: {leftovers:?}; BigIpTunnel or Node still there: {}", !gone))
+        })
     })
     .await?;
-    println!("    measured: BigIpTunnel deleted → BIG-IP objects and Node removed in {:.1}s", deleted_at.elapsed().as_secs_f64());
+    println!(
+        "    measured: BigIpTunnel deleted → BIG-IP objects and Node removed in {:.1}s",
+        deleted_at.elapsed().as_secs_f64()
+    );
     eventually("a Removed event for e2e-flannel", WAIT, || async {
         let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
         let list = events.list(&ListParams::default()).await?;
@@ -300,13 +322,18 @@ spec:
         ),
     )?;
     let fdb = |env: &Env| simulator_fdb(env, "flannel_vxlan");
-    let arp_at_mac = |env: &Env| env.simulator().state().arp_entries().into_iter().filter(|a| a.mac_address == MAC).count();
+    let arp_at_mac =
+        |env: &Env| env.simulator().state().arp_entries().into_iter().filter(|a| a.mac_address == MAC).count();
     let mut with_extra = fdb_before.to_vec();
     with_extra.push((MAC.to_string(), IP.to_string()));
     with_extra.sort();
     eventually("the extra node's FDB record and its pod's ARP entry", WAIT, || async {
         let (records, arp) = (fdb(env), arp_at_mac(env));
-        Ok(if records == with_extra && arp == 1 { Ok(()) } else { Err(format!("fdb {records:?}, ARP entries at {MAC}: {arp}")) })
+        Ok(if records == with_extra && arp == 1 {
+            Ok(())
+        } else {
+            Err(format!("fdb {records:?}, ARP entries at {MAC}: {arp}"))
+        })
     })
     .await?;
 
@@ -314,10 +341,17 @@ spec:
     env.kubectl(&["delete", "node", NODE])?;
     eventually("the deleted node's FDB record and ARP entry removed", WAIT, || async {
         let (records, arp) = (fdb(env), arp_at_mac(env));
-        Ok(if records == fdb_before && arp == 0 { Ok(()) } else { Err(format!("fdb {records:?}, ARP entries at {MAC}: {arp}")) })
+        Ok(if records == fdb_before && arp == 0 {
+            Ok(())
+        } else {
+            Err(format!("fdb {records:?}, ARP entries at {MAC}: {arp}"))
+        })
     })
     .await?;
-    println!("    measured: node deleted → FDB record and ARP entry removed in {:.1}s", deleted_at.elapsed().as_secs_f64());
+    println!(
+        "    measured: node deleted → FDB record and ARP entry removed in {:.1}s",
+        deleted_at.elapsed().as_secs_f64()
+    );
     env.kubectl(&["delete", "pod", "-n", ns, "web-on-extra", "--force", "--grace-period=0", "--wait=false"])?;
     Ok(())
 }
@@ -336,7 +370,10 @@ async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: 
         let programmed = condition_of(tunnels, "e2e-bgp", "Programmed").await?;
         Ok(match programmed {
             Some((status, reason, message))
-                if status == "False" && reason == "UnsupportedBigIpVersion" && message.contains("14.1") && message.contains("13.1.3") =>
+                if status == "False"
+                    && reason == "UnsupportedBigIpVersion"
+                    && message.contains("14.1")
+                    && message.contains("13.1.3") =>
             {
                 Ok(())
             }
@@ -357,11 +394,16 @@ async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: 
         neighbors.sort();
         let want: Vec<(String, u32)> = node_ips.iter().map(|ip| (ip.clone(), 64513)).collect();
         let version = tunnels.get("e2e-bgp").await?.status.and_then(|s| s.bigip_version);
-        Ok(if instance.is_some_and(|b| b.local_as == 64512) && neighbors == want && version.as_deref() == Some("17.1.0") {
-            Ok(())
-        } else {
-            Err(format!("{bgp:?}, status version {version:?}"))
-        })
+        Ok(
+            if instance.is_some_and(|b| b.local_as == 64512)
+                && neighbors == want
+                && version.as_deref() == Some("17.1.0")
+            {
+                Ok(())
+            } else {
+                Err(format!("{bgp:?}, status version {version:?}"))
+            },
+        )
     })
     .await?;
 
@@ -372,7 +414,8 @@ async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: 
             "apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpTunnel\nmetadata: {{name: e2e-bgp}}\nspec:\n  mode: bgp\n  bgp:\n    localAs: 64512\n    peerAs: 64513\n{filters}"
         )
     };
-    let refused = env.kubectl_fails(&["apply", "-f", "-"], &with_filters("    routeFilters: [{prefix: 'fd00::/8'}]\n"))?;
+    let refused =
+        env.kubectl_fails(&["apply", "-f", "-"], &with_filters("    routeFilters: [{prefix: 'fd00::/8'}]\n"))?;
     ensure!(refused.contains("prefix must be an IPv4 CIDR"), "{refused}");
     env.kubectl_apply(
         "default",
@@ -384,16 +427,24 @@ async fn bgp_on_old_and_new_bigip(env: &Env, tunnels: &Api<BigIpTunnel>, nodes: 
             .prefix_lists()
             .iter()
             .filter(|l| l.name == "bigip-operator-in")
-            .flat_map(|l| l.entries.iter().map(|(seq, e)| (*seq, e.action.clone(), e.prefix.clone(), e.prefix_len_range.clone())))
+            .flat_map(|l| {
+                l.entries.iter().map(|(seq, e)| (*seq, e.action.clone(), e.prefix.clone(), e.prefix_len_range.clone()))
+            })
             .collect();
         let want = vec![
             (10, "deny".to_string(), "10.244.7.0/24".to_string(), None),
             (20, "permit".to_string(), "10.244.0.0/16".to_string(), Some("16:26".to_string())),
         ];
         let filtered = state.bgp().iter().flat_map(|b| b.neighbor.clone()).all(|n| {
-            n.address_family.iter().any(|f| f.route_map.as_ref().and_then(|r| r.inbound.as_deref()) == Some("/Common/bigip-operator-in"))
+            n.address_family
+                .iter()
+                .any(|f| f.route_map.as_ref().and_then(|r| r.inbound.as_deref()) == Some("/Common/bigip-operator-in"))
         });
-        Ok(if entries == want && filtered && !state.route_maps().is_empty() { Ok(()) } else { Err(format!("{entries:?}; every neighbour filtered: {filtered}")) })
+        Ok(if entries == want && filtered && !state.route_maps().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{entries:?}; every neighbour filtered: {filtered}"))
+        })
     })
     .await?;
     env.kubectl_apply("default", &with_filters(""))?;
@@ -442,8 +493,16 @@ pub async fn bigip_tunnel_flannel_etcd(env: &Env) -> Result<()> {
     let mut macs: BTreeMap<String, String> = BTreeMap::new();
     let mut leases: BTreeMap<String, (ipnet::IpNet, std::net::IpAddr)> = BTreeMap::new();
     for node in nodes_api.list(&ListParams::default()).await?.items {
-        let (Some(name), Some(ip)) = (node.metadata.name.clone(), bigip_operator::model::members::node_internal_ip(&node)) else { continue };
-        let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse::<ipnet::IpNet>().ok()) else { continue };
+        let (Some(name), Some(ip)) =
+            (node.metadata.name.clone(), bigip_operator::model::members::node_internal_ip(&node))
+        else {
+            continue;
+        };
+        let Some(cidr) =
+            node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse::<ipnet::IpNet>().ok())
+        else {
+            continue;
+        };
         if !bigip_operator::model::members::node_is_ready(&node) {
             continue;
         }
@@ -484,7 +543,9 @@ spec:
     eventually("the BIG-IP's lease in etcd and the BigIpTunnel Programmed", WAIT, || async {
         let programmed = condition_of(&tunnels, "e2e-etcd", "Programmed").await?;
         let lease = etcd.get(&own_key).await?.and_then(|v| parse_lease(&subnets_directory(PREFIX), &own_key, &v).ok());
-        let lease_ok = lease.as_ref().is_some_and(|l| l.vtep_mac.as_str() == bigip_mac && l.public_ip.to_string() == "192.168.1.250");
+        let lease_ok = lease
+            .as_ref()
+            .is_some_and(|l| l.vtep_mac.as_str() == bigip_mac && l.public_ip.to_string() == "192.168.1.250");
         Ok(match programmed {
             Some((status, _, _)) if status == "True" && lease_ok => Ok(()),
             other => Err(format!("{other:?}; lease {lease:?}")),
@@ -494,7 +555,8 @@ spec:
     ensure!(nodes_api.get_opt("e2e-etcd-bigip").await?.is_none(), "etcd mode writes no Node object");
 
     let expected_fdb = |macs: &BTreeMap<String, String>| {
-        let mut records: Vec<(String, String)> = leases.iter().map(|(name, (_, ip))| (macs[name].clone(), ip.to_string())).collect();
+        let mut records: Vec<(String, String)> =
+            leases.iter().map(|(name, (_, ip))| (macs[name].clone(), ip.to_string())).collect();
         records.sort();
         records
     };
@@ -541,7 +603,11 @@ spec:
         let fdb_ok = simulator_fdb() == expected_fdb(&macs);
         let (want, got) = (expected_arp(macs.clone()).await?, simulator_arp());
         let stale = got.iter().any(|(_, mac)| *mac == old_mac);
-        Ok(if fdb_ok && holds(&got, &want) && !stale { Ok(()) } else { Err(format!("fdb in step {fdb_ok}; stale {stale}; {got:?} vs {want:?}")) })
+        Ok(if fdb_ok && holds(&got, &want) && !stale {
+            Ok(())
+        } else {
+            Err(format!("fdb in step {fdb_ok}; stale {stale}; {got:?} vs {want:?}"))
+        })
     })
     .await?;
     println!("    measured: etcd lease VtepMAC change healed (FDB + ARP) in {:.1}s (leases are polled every 10 s; a Node or EndpointSlice event re-reads them sooner)", changed_at.elapsed().as_secs_f64());
@@ -551,7 +617,11 @@ spec:
         let lease = etcd.get(&own_key).await?;
         let tunnel_left = env.simulator().state().tunnels().iter().any(|t| t.name == "etcd_vxlan");
         let gone = tunnels.get_opt("e2e-etcd").await?.is_none();
-        Ok(if lease.is_none() && !tunnel_left && gone { Ok(()) } else { Err(format!("lease {lease:?}, tunnel left {tunnel_left}, BigIpTunnel gone {gone}")) })
+        Ok(if lease.is_none() && !tunnel_left && gone {
+            Ok(())
+        } else {
+            Err(format!("lease {lease:?}, tunnel left {tunnel_left}, BigIpTunnel gone {gone}"))
+        })
     })
     .await?;
     for (cidr, _) in leases.values() {

@@ -88,6 +88,9 @@ mod tests {
             TenantOwner::OtherCluster("west".into())
         );
         assert_eq!(us.owner_of(&json!({"class": "Tenant", "label": "team-a"})), TenantOwner::Foreign);
-        assert_eq!(us.owner_of(&json!({"class": "Tenant", "remark": "managed by bigip-operator"})), TenantOwner::Foreign);
+        assert_eq!(
+            us.owner_of(&json!({"class": "Tenant", "remark": "managed by bigip-operator"})),
+            TenantOwner::Foreign
+        );
     }
 }

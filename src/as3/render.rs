@@ -139,7 +139,8 @@ pub fn render_application(app: &DesiredApplication) -> Value {
             .map(|rule| match rule {
                 DesiredIRule::Existing(path) => json!({ "bigip": path }),
                 DesiredIRule::Inline { name, text } => {
-                    objects.insert(irule_object_name(name), json!({ "class": "iRule", "expand": false, "iRule": text }));
+                    objects
+                        .insert(irule_object_name(name), json!({ "class": "iRule", "expand": false, "iRule": text }));
                     json!(irule_object_name(name))
                 }
             })
@@ -201,7 +202,10 @@ fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &
                 object["chainCA"] = json!(chain);
             }
             objects.insert(TLS_CERTIFICATE.into(), object);
-            objects.insert(TLS_SERVER.into(), json!({ "class": "TLS_Server", "certificates": [{ "certificate": TLS_CERTIFICATE }] }));
+            objects.insert(
+                TLS_SERVER.into(),
+                json!({ "class": "TLS_Server", "certificates": [{ "certificate": TLS_CERTIFICATE }] }),
+            );
             service.insert("serverTLS".into(), json!(TLS_SERVER));
         }
         ServerTls::Profile(path) => {
@@ -259,9 +263,7 @@ fn render_routing_policy(routes: &[DesiredRoute], event: RouteEvent) -> Value {
                 }),
             });
         }
-        let path_condition = |operand: &str, value: String| {
-            json!({ "type": "httpUri", "event": "request", "path": { "operand": operand, "values": [value] } })
-        };
+        let path_condition = |operand: &str, value: String| json!({ "type": "httpUri", "event": "request", "path": { "operand": operand, "values": [value] } });
         let variants: Vec<(String, Option<Value>)> = match &route.path {
             None => vec![(format!("route_{index}"), None)],
             Some(PathMatch::Exact(p)) => vec![(format!("route_{index}"), Some(path_condition("equals", p.clone())))],

@@ -76,7 +76,10 @@ pub fn validate_declaration(body: &serde_json::Value) -> Result<Vec<SchemaViolat
     let validator = compiled_schema(branch)?;
     let mut violations: Vec<SchemaViolation> = validator
         .iter_errors(body)
-        .map(|e| SchemaViolation { instance_path: e.instance_path().to_string(), message: short_message(&e.to_string()) })
+        .map(|e| SchemaViolation {
+            instance_path: e.instance_path().to_string(),
+            message: short_message(&e.to_string()),
+        })
         .collect();
     // Deeper paths name the offending field most precisely; report them first.
     violations.sort_by(|a, b| {

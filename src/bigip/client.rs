@@ -49,7 +49,8 @@ pub(super) enum Body<'a> {
 
 impl BigIpClient {
     pub fn new(config: BigIpConfig) -> Result<Self, BigIpError> {
-        let mut builder = reqwest::Client::builder().timeout(config.request_timeout).user_agent(config.user_agent.clone());
+        let mut builder =
+            reqwest::Client::builder().timeout(config.request_timeout).user_agent(config.user_agent.clone());
         match &config.tls {
             TlsVerification::System => {}
             TlsVerification::CaBundle(path) => {
@@ -122,7 +123,8 @@ impl BigIpClient {
         })?;
         let lifetime = Duration::from_secs(parsed.pointer("/token/timeout").and_then(Value::as_u64).unwrap_or(1200));
         // Renew a minute early, or at half-life for very short tokens.
-        let renew_after = lifetime.checked_sub(TOKEN_RENEW_MARGIN).filter(|d| *d > lifetime / 2).unwrap_or(lifetime / 2);
+        let renew_after =
+            lifetime.checked_sub(TOKEN_RENEW_MARGIN).filter(|d| *d > lifetime / 2).unwrap_or(lifetime / 2);
         info!(username = %self.config.credentials.username, lifetime_s = lifetime.as_secs(), "logged in to BIG-IP");
         Ok(Token { value: token.to_string(), renew_at: started + renew_after })
     }
@@ -140,7 +142,12 @@ impl BigIpClient {
     }
 
     /// One authenticated request; a 401 triggers one fresh login and a retry.
-    pub(super) async fn send(&self, method: Method, path: &str, body: Body<'_>) -> Result<(StatusCode, String), BigIpError> {
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<(StatusCode, String), BigIpError> {
         let url = format!("{}{path}", self.config.url);
         for attempt in 0..2 {
             let token = self.token().await?;
@@ -217,13 +224,18 @@ impl BigIpClient {
                 return Err(BigIpError::Http { method: "GET", path, status: status.as_u16(), body: truncate(&text) });
             }
             let body = parse_json(&path, &text)?;
-            match parse_as3_answer(&body).map_err(|detail| BigIpError::InvalidResponse { path: path.clone(), detail })? {
+            match parse_as3_answer(&body)
+                .map_err(|detail| BigIpError::InvalidResponse { path: path.clone(), detail })?
+            {
                 As3Answer::InProgress => {}
                 As3Answer::Done(report) => return Ok(report),
                 As3Answer::Invalid(errors) => return Err(BigIpError::InvalidDeclaration { errors }),
             }
             if Instant::now() >= deadline {
-                return Err(BigIpError::TaskTimeout { task_id: task_id.to_string(), timeout: self.config.task_timeout });
+                return Err(BigIpError::TaskTimeout {
+                    task_id: task_id.to_string(),
+                    timeout: self.config.task_timeout,
+                });
             }
             tokio::time::sleep(self.config.task_poll_interval).await;
         }
@@ -251,7 +263,9 @@ impl As3Api for BigIpClient {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect())
             }
-            other => Err(BigIpError::Http { method: "GET", path: DECLARE_PATH.into(), status: other, body: truncate(&text) }),
+            other => {
+                Err(BigIpError::Http { method: "GET", path: DECLARE_PATH.into(), status: other, body: truncate(&text) })
+            }
         }
     }
 }
@@ -268,8 +282,10 @@ fn answer_to_report(path: &str, body: &Value) -> Result<DeployReport, BigIpError
 }
 
 fn parse_json(path: &str, text: &str) -> Result<Value, BigIpError> {
-    serde_json::from_str(text)
-        .map_err(|e| BigIpError::InvalidResponse { path: path.into(), detail: format!("not JSON ({e}): {}", truncate(text)) })
+    serde_json::from_str(text).map_err(|e| BigIpError::InvalidResponse {
+        path: path.into(),
+        detail: format!("not JSON ({e}): {}", truncate(text)),
+    })
 }
 
 /// Full jitter between half and all of the back-off, so that many clients do not retry in step.

@@ -38,13 +38,32 @@ pub trait As3Api: Send + Sync + 'static {
 /// What the BigIpTunnel controller needs from a BIG-IP: the iControl REST network objects.
 pub trait NetApi: Send + Sync + 'static {
     fn ensure_vxlan_profile(&self, name: &str, port: u16) -> impl Future<Output = Result<(), BigIpError>> + Send;
-    fn ensure_tunnel(&self, name: &str, profile: &str, local_address: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
-    fn ensure_self_ip(&self, name: &str, address: &str, tunnel: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_tunnel(
+        &self,
+        name: &str,
+        profile: &str,
+        local_address: &str,
+    ) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_self_ip(
+        &self,
+        name: &str,
+        address: &str,
+        tunnel: &str,
+    ) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn tunnel_mac(&self, tunnel: &str) -> impl Future<Output = Result<String, BigIpError>> + Send;
     fn fdb_records(&self, tunnel: &str) -> impl Future<Output = Result<Vec<(String, String)>, BigIpError>> + Send;
-    fn replace_fdb_records(&self, tunnel: &str, records: &[(String, String)]) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn replace_fdb_records(
+        &self,
+        tunnel: &str,
+        records: &[(String, String)],
+    ) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn arp_records(&self) -> impl Future<Output = Result<Vec<net::ArpRecord>, BigIpError>> + Send;
-    fn create_arp(&self, name: &str, ip_address: &str, mac_address: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn create_arp(
+        &self,
+        name: &str,
+        ip_address: &str,
+        mac_address: &str,
+    ) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn delete_arp(&self, name: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn ensure_bgp(
         &self,
@@ -53,7 +72,11 @@ pub trait NetApi: Send + Sync + 'static {
         neighbors: &[(String, u32)],
         route_map_in: Option<&str>,
     ) -> impl Future<Output = Result<(), BigIpError>> + Send;
-    fn ensure_prefix_list(&self, name: &str, entries: &[PrefixEntry]) -> impl Future<Output = Result<(), BigIpError>> + Send;
+    fn ensure_prefix_list(
+        &self,
+        name: &str,
+        entries: &[PrefixEntry],
+    ) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn ensure_route_map(&self, name: &str, prefix_list: &str) -> impl Future<Output = Result<(), BigIpError>> + Send;
     fn remove_managed(&self, kind: NetKind, name: &str) -> impl Future<Output = Result<Removal, BigIpError>> + Send;
     fn version(&self) -> impl Future<Output = Result<BigIpVersion, BigIpError>> + Send;
@@ -87,7 +110,13 @@ impl NetApi for BigIpClient {
     async fn delete_arp(&self, name: &str) -> Result<(), BigIpError> {
         BigIpClient::delete_arp(self, name).await
     }
-    async fn ensure_bgp(&self, name: &str, local_as: u32, neighbors: &[(String, u32)], route_map_in: Option<&str>) -> Result<(), BigIpError> {
+    async fn ensure_bgp(
+        &self,
+        name: &str,
+        local_as: u32,
+        neighbors: &[(String, u32)],
+        route_map_in: Option<&str>,
+    ) -> Result<(), BigIpError> {
         BigIpClient::ensure_bgp(self, name, local_as, neighbors, route_map_in).await
     }
     async fn ensure_prefix_list(&self, name: &str, entries: &[PrefixEntry]) -> Result<(), BigIpError> {

@@ -77,7 +77,12 @@ fn common(name: &str) -> String {
 }
 
 impl BigIpClient {
-    async fn net_call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, Value), BigIpError> {
+    async fn net_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), BigIpError> {
         let method_name = match method {
             Method::GET => "GET",
             Method::POST => "POST",
@@ -86,7 +91,11 @@ impl BigIpClient {
             _ => "REQUEST",
         };
         let (status, text) = self.send(method, path, body.map_or(Body::None, Body::Json)).await?;
-        let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
+        };
         // A missing object is an answer for reads and deletes; for a create or a change it
         // is an error (e.g. a collection an old BIG-IP does not have).
         let absent_is_an_answer = matches!(method_name, "GET" | "DELETE") && status == StatusCode::NOT_FOUND;
@@ -101,7 +110,13 @@ impl BigIpClient {
     /// `body` when it exists and differs in one of `body`'s fields. When one of the
     /// `immutable` fields differs, BIG-IP cannot change it in place: the object is deleted and
     /// created again, keeping its description (so an adopted object stays unmanaged).
-    async fn ensure_object(&self, kind: NetKind, name: &str, body: Value, immutable: &[&str]) -> Result<(), BigIpError> {
+    async fn ensure_object(
+        &self,
+        kind: NetKind,
+        name: &str,
+        body: Value,
+        immutable: &[&str],
+    ) -> Result<(), BigIpError> {
         let collection = kind.collection();
         let path = format!("{collection}/{}", common(name));
         let (status, current) = self.net_call(Method::GET, &path, None).await?;
@@ -117,7 +132,8 @@ impl BigIpClient {
             self.net_call(Method::POST, collection, Some(&marked)).await?;
             return Ok(());
         }
-        let differs = |key: &str, value: &Value| !matches!(key, "name" | "partition") && current.get(key) != Some(value);
+        let differs =
+            |key: &str, value: &Value| !matches!(key, "name" | "partition") && current.get(key) != Some(value);
         let fields = body.as_object().into_iter().flatten();
         if fields.clone().any(|(key, value)| immutable.contains(&key.as_str()) && differs(key, value)) {
             self.net_call(Method::DELETE, &path, None).await?;
@@ -249,7 +265,8 @@ impl BigIpClient {
     /// Replaces the tunnel's FDB records.
     pub async fn replace_fdb_records(&self, tunnel: &str, records: &[(String, String)]) -> Result<(), BigIpError> {
         let path = format!("/mgmt/tm/net/fdb/tunnel/{}", common(tunnel));
-        let records: Vec<Value> = records.iter().map(|(mac, endpoint)| json!({ "name": mac, "endpoint": endpoint })).collect();
+        let records: Vec<Value> =
+            records.iter().map(|(mac, endpoint)| json!({ "name": mac, "endpoint": endpoint })).collect();
         self.net_call(Method::PATCH, &path, Some(&json!({ "records": records }))).await?;
         Ok(())
     }

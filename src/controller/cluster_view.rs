@@ -78,12 +78,14 @@ impl crate::controller::partitions::DeletionConfirmation for FreshListConfirmati
             };
             let fresh = self.virtual_servers.list(&params).await.map_err(|e| e.to_string())?;
             let fresh_transport = self.transport_servers.list(&params).await.map_err(|e| e.to_string())?;
-            let fleet =
-                crate::model::build_fleet(fresh.items.iter(), fresh_transport.items.iter(), &self.cluster, &self.defaults);
-            let still_there = fleet
-                .partitions
-                .get(partition)
-                .is_some_and(|apps| apps.iter().any(|app| removed.contains(&app.name)));
+            let fleet = crate::model::build_fleet(
+                fresh.items.iter(),
+                fresh_transport.items.iter(),
+                &self.cluster,
+                &self.defaults,
+            );
+            let still_there =
+                fleet.partitions.get(partition).is_some_and(|apps| apps.iter().any(|app| removed.contains(&app.name)));
             Ok(!still_there)
         })
     }

@@ -135,7 +135,11 @@ impl LeaderElector {
     }
 
     fn api_error(&self, source: kube::Error) -> LeaderElectionError {
-        LeaderElectionError::Api { namespace: self.settings.namespace.clone(), name: self.settings.name.clone(), source }
+        LeaderElectionError::Api {
+            namespace: self.settings.namespace.clone(),
+            name: self.settings.name.clone(),
+            source,
+        }
     }
 
     fn spec_for_me(&self, previous: Option<&LeaseRecord>) -> LeaseSpec {

@@ -25,9 +25,9 @@ use tracing::{info, warn};
 
 use super::object::ManagedObject;
 use super::watches;
-use crate::metrics::Metrics;
 use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
 use crate::legacy::{configmap, ingress, Translated, GENERATED_FROM_LABEL};
+use crate::metrics::Metrics;
 
 /// Field manager of the generated objects.
 pub const LEGACY_FIELD_MANAGER: &str = "bigip-operator-legacy";
@@ -60,13 +60,18 @@ pub async fn run(client: Client, namespace: Option<String>, recorder: Recorder, 
     let transport_servers: Api<TransportServer> = super::scoped_api(&client, namespace);
     let context = Arc::new(LegacyContext { client, recorder });
     let generated = WatcherConfig::default().labels(GENERATED_FROM_LABEL);
-    let generated_vs = |watch| watches::events(virtual_servers.clone(), generated.clone(), watch, metrics.clone()).touched_objects();
+    let generated_vs =
+        |watch| watches::events(virtual_servers.clone(), generated.clone(), watch, metrics.clone()).touched_objects();
     info!("starting the legacy shim (f5type: virtual-server ConfigMaps, f5 Ingresses)");
     let (config_map_store, config_map_writer) = reflector::store();
-    let config_map_events =
-        watches::events(config_maps, WatcherConfig::default().labels(CONFIG_MAP_SELECTOR), "legacy-configmaps", metrics.clone())
-            .reflect(config_map_writer)
-            .touched_objects();
+    let config_map_events = watches::events(
+        config_maps,
+        WatcherConfig::default().labels(CONFIG_MAP_SELECTOR),
+        "legacy-configmaps",
+        metrics.clone(),
+    )
+    .reflect(config_map_writer)
+    .touched_objects();
     let config_map_controller = Controller::for_stream(config_map_events, config_map_store)
         .owns_stream(generated_vs("legacy-configmap-virtualservers"))
         .owns_stream(
@@ -93,8 +98,15 @@ fn error_policy<K>(_obj: Arc<K>, error: &LegacyReconcileError, _ctx: Arc<LegacyC
     Action::requeue(Duration::from_secs(5))
 }
 
-async fn publish<K: Resource<DynamicType = ()>>(ctx: &LegacyContext, obj: &K, type_: EventType, reason: &str, note: String) {
-    let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Translate".into(), secondary: None };
+async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &LegacyContext,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event =
+        KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Translate".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(error = %e, "publishing event failed");
     }
@@ -150,7 +162,12 @@ async fn apply_generated(
     Ok(statuses)
 }
 
-async fn apply_one<K: ManagedObject>(ctx: &LegacyContext, namespace: &str, object: &K, params: &PatchParams) -> Result<K, LegacyReconcileError> {
+async fn apply_one<K: ManagedObject>(
+    ctx: &LegacyContext,
+    namespace: &str,
+    object: &K,
+    params: &PatchParams,
+) -> Result<K, LegacyReconcileError> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let name = object.name_any();
     api.patch(&name, params, &Patch::Apply(object))
@@ -175,9 +192,9 @@ async fn remove_stale<K: ManagedObject>(
         let owned = object.owner_references().iter().any(|o| o.uid == owner_uid && o.controller == Some(true));
         if owned && !keep.contains(&(transport, object.name_any())) {
             info!(name = %object.name_any(), "deleting a generated object its legacy source no longer produces");
-            api.delete(&object.name_any(), &DeleteParams::default())
-                .await
-                .map_err(|source| LegacyReconcileError::Write { what: format!("deleting {}", object.name_any()), source })?;
+            api.delete(&object.name_any(), &DeleteParams::default()).await.map_err(|source| {
+                LegacyReconcileError::Write { what: format!("deleting {}", object.name_any()), source }
+            })?;
         }
     }
     Ok(())

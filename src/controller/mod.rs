@@ -193,10 +193,12 @@ pub async fn run<B: As3Api + NetApi>(
     let mut node_filter = triggers::NodeChangeFilter::default();
     let node_events = watches::events(node_api, WatcherConfig::default(), "nodes", metrics.clone())
         .reflect(nodes_writer)
-        .filter_map(move |event| futures::future::ready(match event {
-            Ok(event) => node_filter.relevant(event).map(Ok),
-            Err(e) => Some(Err(e)),
-        }));
+        .filter_map(move |event| {
+            futures::future::ready(match event {
+                Ok(event) => node_filter.relevant(event).map(Ok),
+                Err(e) => Some(Err(e)),
+            })
+        });
 
     let confirmation = Arc::new(cluster_view::FreshListConfirmation {
         virtual_servers: vs_api.clone(),
@@ -217,7 +219,9 @@ pub async fn run<B: As3Api + NetApi>(
     );
     match syncer.learn_deployed_tenants().await {
         Ok(n) => info!(tenants = n, "learned the tenants this operator manages on the BIG-IP"),
-        Err(e) => warn!(error = %e, "could not read the BIG-IP's tenants at start; unchanged tenants will be re-posted once"),
+        Err(e) => {
+            warn!(error = %e, "could not read the BIG-IP's tenants at start; unchanged tenants will be re-posted once")
+        }
     }
 
     // Consistent lists (the default semantic), never "any" from the watch cache: a new leader's
@@ -294,11 +298,10 @@ pub async fn run<B: As3Api + NetApi>(
     let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
     // One drift check for both controllers: each detected drift reconciles every object.
     let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
-    let drift_triggers = drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period).inspect(
-        move |_| {
+    let drift_triggers =
+        drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period).inspect(move |_| {
             let _ = ts_drift.unbounded_send(());
-        },
-    );
+        });
     let (s1, s2, s3, s4) = (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
     info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer and TransportServer controllers");
     let virtual_servers = controller

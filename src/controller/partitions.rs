@@ -657,7 +657,9 @@ impl<B: As3Api> PartitionSyncer<B> {
             if let ProgrammingState::Failed { message, .. } = &outcome.state {
                 outcome.state = ProgrammingState::Failed {
                     reason: "Drifted".into(),
-                    message: format!("the tenant was changed on the BIG-IP out of band and repairing it failed: {message}"),
+                    message: format!(
+                        "the tenant was changed on the BIG-IP out of band and repairing it failed: {message}"
+                    ),
                 };
             }
         }
@@ -733,8 +735,11 @@ impl<B: As3Api> PartitionSyncer<B> {
         let serving = tenant.as_ref().map(application_objects).unwrap_or_default();
         held.hash = tenant.as_ref().map(tenant_hash);
         held.names = serving.keys().cloned().collect();
-        let suspects: Vec<String> =
-            candidates.iter().filter(|(name, app)| serving.get(*name) != Some(*app)).map(|(name, _)| name.clone()).collect();
+        let suspects: Vec<String> = candidates
+            .iter()
+            .filter(|(name, app)| serving.get(*name) != Some(*app))
+            .map(|(name, _)| name.clone())
+            .collect();
         if suspects.is_empty() {
             return (rejected(rejection.to_string()), BTreeMap::new());
         }
@@ -885,7 +890,6 @@ impl<B: As3Api> PartitionSyncer<B> {
             Err(e) => held(format!("could not confirm with a fresh list: {e}")),
         }
     }
-
 
     /// Posts one tenant; a rejection or transport failure comes back as the Failed state.
     async fn post(&self, partition: &str, tenant: Value, applications: usize) -> Result<(), ProgrammingState> {
@@ -1107,7 +1111,11 @@ mod tests {
         assert_eq!(bisection.next_post(), first);
         assert_eq!(first, BisectionStep::Post(names(0..2).into_iter().collect()));
         bisection.record(Ok(()));
-        assert_eq!(bisection.next_post(), BisectionStep::Post(names(0..3).into_iter().collect()), "accepted half + next trial");
+        assert_eq!(
+            bisection.next_post(),
+            BisectionStep::Post(names(0..3).into_iter().collect()),
+            "accepted half + next trial"
+        );
         assert_eq!(bisection.verdict().undecided, names(2..4).into_iter().collect(), "a trial in flight is undecided");
     }
 

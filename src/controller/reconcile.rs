@@ -93,11 +93,19 @@ pub(super) fn fleet_from_stores(
 ) -> Fleet {
     let virtual_servers = virtual_servers.state();
     let transport_servers = transport_servers.state();
-    build_fleet(virtual_servers.iter().map(AsRef::as_ref), transport_servers.iter().map(AsRef::as_ref), cluster, defaults)
+    build_fleet(
+        virtual_servers.iter().map(AsRef::as_ref),
+        transport_servers.iter().map(AsRef::as_ref),
+        cluster,
+        defaults,
+    )
 }
 
 #[instrument(skip_all, fields(kind = K::KIND.as_str(), object = %format!("{}/{}", vs.namespace().unwrap_or_default(), vs.name_any())))]
-pub async fn reconcile<K: ManagedObject, B: As3Api>(vs: Arc<K>, ctx: Arc<Context<B>>) -> Result<Action, ReconcileError> {
+pub async fn reconcile<K: ManagedObject, B: As3Api>(
+    vs: Arc<K>,
+    ctx: Arc<Context<B>>,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let result = reconcile_inner(vs, &ctx).await;
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
@@ -106,7 +114,10 @@ pub async fn reconcile<K: ManagedObject, B: As3Api>(vs: Arc<K>, ctx: Arc<Context
     result
 }
 
-async fn reconcile_inner<K: ManagedObject, B: As3Api>(vs: Arc<K>, ctx: &Arc<Context<B>>) -> Result<Action, ReconcileError> {
+async fn reconcile_inner<K: ManagedObject, B: As3Api>(
+    vs: Arc<K>,
+    ctx: &Arc<Context<B>>,
+) -> Result<Action, ReconcileError> {
     let namespace = vs.namespace().ok_or(ReconcileError::NoNamespace)?;
     ctx.caches_ready().await?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -118,7 +129,9 @@ async fn reconcile_inner<K: ManagedObject, B: As3Api>(vs: Arc<K>, ctx: &Arc<Cont
     })
     .await
     .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(inner) | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+        kube::runtime::finalizer::Error::ApplyFailed(inner) | kube::runtime::finalizer::Error::CleanupFailed(inner) => {
+            inner
+        }
         other => ReconcileError::Finalizer(other.to_string()),
     })
 }
@@ -187,18 +200,26 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
 }
 
 /// A Normal Event on every object of a partition whose tenant was repaired.
-async fn announce_drift_repair<B: As3Api>(ctx: &Context<B>, partition: &str, apps: &[crate::model::DesiredApplication]) {
+async fn announce_drift_repair<B: As3Api>(
+    ctx: &Context<B>,
+    partition: &str,
+    apps: &[crate::model::DesiredApplication],
+) {
     let note = format!("tenant {partition} was changed on the BIG-IP out of band; re-posted the declared state");
     for app in apps {
         let (name, namespace) = (&app.source.name, &app.source.namespace);
         match app.kind {
             SourceKind::VirtualServer => {
-                if let Some(obj) = ctx.virtual_servers.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)) {
+                if let Some(obj) =
+                    ctx.virtual_servers.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+                {
                     publish(ctx, obj.as_ref(), EventType::Normal, "DriftRepaired", note.clone()).await;
                 }
             }
             SourceKind::TransportServer => {
-                if let Some(obj) = ctx.transport_servers.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)) {
+                if let Some(obj) =
+                    ctx.transport_servers.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+                {
                     publish(ctx, obj.as_ref(), EventType::Normal, "DriftRepaired", note.clone()).await;
                 }
             }
@@ -212,10 +233,8 @@ async fn cleanup<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>) -> Resul
     for partition in partitions_of(vs, &ctx.settings.defaults) {
         // The object is being deleted, so the fleet no longer has it: syncing the partition
         // removes its application, and posts nothing where it never was.
-        let outcome = ctx
-            .syncer
-            .sync_current(&partition, || ctx.fleet().partitions.remove(&partition).unwrap_or_default())
-            .await;
+        let outcome =
+            ctx.syncer.sync_current(&partition, || ctx.fleet().partitions.remove(&partition).unwrap_or_default()).await;
         if let ProgrammingState::Failed { message, .. } = outcome.state {
             warn!(%partition, %message, "could not remove the application; keeping the finalizer");
             return Err(ReconcileError::Cleanup { key: key.to_string(), partition, message });
@@ -263,7 +282,14 @@ async fn announce_transitions<K: ManagedObject, B: As3Api>(vs: &K, status: &Virt
         }
         match condition.status.as_str() {
             "False" => {
-                publish(ctx, vs, EventType::Warning, &condition.reason, format!("{}: {}", condition.type_, condition.message)).await
+                publish(
+                    ctx,
+                    vs,
+                    EventType::Warning,
+                    &condition.reason,
+                    format!("{}: {}", condition.type_, condition.message),
+                )
+                .await
             }
             "True" if condition.type_ == "Programmed" || condition.type_ == "Ready" => {
                 publish(ctx, vs, EventType::Normal, &condition.reason, condition.message.clone()).await
@@ -274,7 +300,8 @@ async fn announce_transitions<K: ManagedObject, B: As3Api>(vs: &K, status: &Virt
 }
 
 async fn publish<K: ManagedObject, B: As3Api>(ctx: &Context<B>, vs: &K, type_: EventType, reason: &str, note: String) {
-    let event = KubeEvent { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    let event =
+        KubeEvent { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &vs.object_ref(&())).await {
         warn!(error = %e, "publishing event failed");
     }
@@ -286,7 +313,10 @@ pub fn error_policy<K: ManagedObject, B: As3Api>(_vs: Arc<K>, error: &ReconcileE
 }
 
 pub(super) fn jiff_now() -> String {
-    k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

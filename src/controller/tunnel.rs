@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -20,6 +19,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::Config as WatcherConfig;
+use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -29,14 +29,15 @@ use super::reconcile::jiff_now;
 use crate::bigip::version::{MinimumVersion, MINIMUM_FOR_BGP, MINIMUM_SUPPORTED};
 use crate::bigip::{BigIpError, BigIpVersion, NetApi, NetKind, Removal};
 use crate::crd::{
-    BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, FlannelEtcd, TransportServer, TunnelMode, VirtualServer, VxlanTunnel,
+    BgpPeering, BigIpTunnel, BigIpTunnelStatus, Condition, FlannelEtcd, TransportServer, TunnelMode, VirtualServer,
+    VxlanTunnel,
 };
 use crate::etcd::{EtcdClient, EtcdError, EtcdTls};
+use crate::model::bgp::{neighbor_addresses, prefix_list_entries};
 use crate::model::flannel::{arp_entries, bigip_node, fdb_records, plan_arp, ArpEntry, FdbRecord, Mac};
 use crate::model::flannel_etcd::{
     arp_entries_from_leases, fdb_records_from_leases, lease_key, lease_value, parse_lease, subnets_directory, Lease,
 };
-use crate::model::bgp::{neighbor_addresses, prefix_list_entries};
 use crate::model::labels::Selector;
 use crate::model::{ClusterView, ModelDefaults};
 
@@ -87,10 +88,14 @@ pub async fn run<B: NetApi>(ctx: Arc<TunnelContext<B>>, changes: impl futures::S
         .with_config(ControllerConfig::default().debounce(Duration::from_millis(500)))
         .reconcile_all_on(changes)
         .shutdown_on_signal()
-        .run(reconcile, |_, error: &TunnelError, _| {
-            warn!(%error, "tunnel reconcile failed; retrying");
-            Action::requeue(Duration::from_secs(5))
-        }, ctx)
+        .run(
+            reconcile,
+            |_, error: &TunnelError, _| {
+                warn!(%error, "tunnel reconcile failed; retrying");
+                Action::requeue(Duration::from_secs(5))
+            },
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -137,16 +142,17 @@ impl NotProgrammed {
 
     fn message(&self) -> String {
         match self {
-            Self::Invalid(message) | Self::NodeWrite(message) | Self::BigIp { message, .. } | Self::Etcd { message, .. } => {
-                message.clone()
-            }
+            Self::Invalid(message)
+            | Self::NodeWrite(message)
+            | Self::BigIp { message, .. }
+            | Self::Etcd { message, .. } => message.clone(),
             Self::Conflict { holder } => format!(
                 "BigIpTunnel {holder} (older, same mode) programs the BIG-IP; only one BigIpTunnel per mode is \
                  programmed, this one takes over once {holder} is deleted"
             ),
-            Self::UnsupportedVersion { version, minimum, what } => format!(
-                "{what} needs BIG-IP {minimum} or later; this BIG-IP runs {version} (see docs/networking.md)"
-            ),
+            Self::UnsupportedVersion { version, minimum, what } => {
+                format!("{what} needs BIG-IP {minimum} or later; this BIG-IP runs {version} (see docs/networking.md)")
+            }
         }
     }
 
@@ -218,10 +224,16 @@ async fn reconcile<B: NetApi>(tunnel: Arc<BigIpTunnel>, ctx: Arc<TunnelContext<B
     })
 }
 
-async fn apply<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &Api<BigIpTunnel>) -> Result<Action, TunnelError> {
+async fn apply<B: NetApi>(
+    tunnel: &BigIpTunnel,
+    ctx: &TunnelContext<B>,
+    api: &Api<BigIpTunnel>,
+) -> Result<Action, TunnelError> {
     let all = api.list(&ListParams::default()).await.map_err(TunnelError::List)?;
     let outcome = match holder_of(tunnel.spec.mode, &all.items) {
-        Some(holder) if holder != tunnel.name_any() => Outcome { version: None, result: Err(NotProgrammed::Conflict { holder }) },
+        Some(holder) if holder != tunnel.name_any() => {
+            Outcome { version: None, result: Err(NotProgrammed::Conflict { holder }) }
+        }
         _ => program(tunnel, ctx).await,
     };
     let status = tunnel_status(tunnel, &outcome);
@@ -229,7 +241,10 @@ async fn apply<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &Ap
         let patch = json!({ "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "BigIpTunnel", "status": status });
         api.patch_status(&tunnel.name_any(), &PatchParams::apply(TUNNEL_FIELD_MANAGER).force(), &Patch::Apply(&patch))
             .await
-            .map_err(|source| TunnelError::Write { what: format!("status of BigIpTunnel {}", tunnel.name_any()), source })?;
+            .map_err(|source| TunnelError::Write {
+                what: format!("status of BigIpTunnel {}", tunnel.name_any()),
+                source,
+            })?;
     }
     // flannel's leases in etcd change without a Kubernetes event: etcd mode polls them.
     let etcd_mode = tunnel.spec.vxlan.as_ref().is_some_and(|v| v.etcd.is_some());
@@ -247,7 +262,11 @@ async fn program<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>) -> Out
         Err(error) => return Outcome { version: None, result: Err(NotProgrammed::bigip(error)) },
     };
     let unsupported = |minimum: MinimumVersion, what: &'static str| {
-        (!version.at_least(minimum)).then(|| NotProgrammed::UnsupportedVersion { version: version.clone(), minimum, what })
+        (!version.at_least(minimum)).then(|| NotProgrammed::UnsupportedVersion {
+            version: version.clone(),
+            minimum,
+            what,
+        })
     };
     let too_old = match tunnel.spec.mode {
         TunnelMode::Vxlan => unsupported(MINIMUM_SUPPORTED, "bigip-operator"),
@@ -351,7 +370,11 @@ fn tunnel_status(tunnel: &BigIpTunnel, outcome: &Outcome) -> BigIpTunnelStatus {
 /// Removes what the BigIpTunnel put on the BIG-IP (only objects the operator created; see
 /// [`MANAGED_DESCRIPTION`](crate::bigip::net::MANAGED_DESCRIPTION)) and the BIG-IP's Node. A
 /// BigIpTunnel that never held its mode has nothing to remove.
-async fn cleanup<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &Api<BigIpTunnel>) -> Result<Action, TunnelError> {
+async fn cleanup<B: NetApi>(
+    tunnel: &BigIpTunnel,
+    ctx: &TunnelContext<B>,
+    api: &Api<BigIpTunnel>,
+) -> Result<Action, TunnelError> {
     let all = api.list(&ListParams::default()).await.map_err(TunnelError::List)?;
     if holder_of(tunnel.spec.mode, &all.items).as_deref() != Some(tunnel.name_any().as_str()) {
         info!(tunnel = %tunnel.name_any(), "another BigIpTunnel holds the mode; nothing to remove");
@@ -370,7 +393,14 @@ async fn cleanup<B: NetApi>(tunnel: &BigIpTunnel, ctx: &TunnelContext<B>, api: &
             Ok(Action::await_change())
         }
         Err(error) => {
-            publish(ctx, tunnel, EventType::Warning, "CleanupFailed", format!("{error}; the finalizer stays until it succeeds")).await;
+            publish(
+                ctx,
+                tunnel,
+                EventType::Warning,
+                "CleanupFailed",
+                format!("{error}; the finalizer stays until it succeeds"),
+            )
+            .await;
             Err(error)
         }
     }
@@ -396,14 +426,21 @@ fn describe(kind: NetKind, name: &str, removal: Removal) -> String {
 
 /// etcd mode cleanup: the BIG-IP's lease, if it is still the one the operator wrote (its
 /// PublicIP is the tunnel's localAddress), so flannel stops routing to the BIG-IP.
-async fn remove_own_lease<B: NetApi>(spec: &VxlanTunnel, etcd: &FlannelEtcd, ctx: &TunnelContext<B>) -> Result<String, TunnelError> {
+async fn remove_own_lease<B: NetApi>(
+    spec: &VxlanTunnel,
+    etcd: &FlannelEtcd,
+    ctx: &TunnelContext<B>,
+) -> Result<String, TunnelError> {
     let etcd_error = |e: NotProgrammed| TunnelError::Etcd(e.message());
     let (own_subnet, public_ip) = own_lease(spec).map_err(etcd_error)?;
     let client = etcd_client(etcd, ctx).await.map_err(etcd_error)?;
     let key = lease_key(&etcd.prefix, &own_subnet);
     let directory = subnets_directory(&etcd.prefix);
     let current = client.get(&key).await.map_err(|e| TunnelError::Etcd(e.to_string()))?;
-    let ours = current.as_deref().and_then(|value| parse_lease(&directory, &key, value).ok()).is_some_and(|l| l.public_ip == public_ip);
+    let ours = current
+        .as_deref()
+        .and_then(|value| parse_lease(&directory, &key, value).ok())
+        .is_some_and(|l| l.public_ip == public_ip);
     if !ours {
         return Ok(format!("etcd lease {key} not ours or already gone; left"));
     }
@@ -414,7 +451,9 @@ async fn remove_own_lease<B: NetApi>(spec: &VxlanTunnel, etcd: &FlannelEtcd, ctx
 /// BGP cleanup: the instance, then the route map and prefix list it used.
 async fn remove_bgp<B: NetApi>(ctx: &TunnelContext<B>) -> Result<Vec<String>, TunnelError> {
     let mut report = Vec::new();
-    for (kind, name) in [(NetKind::Bgp, BGP_INSTANCE), (NetKind::RouteMap, ROUTE_FILTER), (NetKind::PrefixList, ROUTE_FILTER)] {
+    for (kind, name) in
+        [(NetKind::Bgp, BGP_INSTANCE), (NetKind::RouteMap, ROUTE_FILTER), (NetKind::PrefixList, ROUTE_FILTER)]
+    {
         let removal = remove_managed(ctx, kind, name).await?;
         report.push(describe(kind, name, removal));
     }
@@ -424,12 +463,18 @@ async fn remove_bgp<B: NetApi>(ctx: &TunnelContext<B>) -> Result<Vec<String>, Tu
 /// flannel VXLAN cleanup, in the order that stops traffic first: the BIG-IP's Node (flannel
 /// stops routing to it), the static ARP entries, the self IP, the tunnel (its FDB records go
 /// with it; a kept tunnel has them cleared), the profile.
-async fn remove_vxlan<B: NetApi>(tunnel: &BigIpTunnel, spec: &VxlanTunnel, ctx: &TunnelContext<B>) -> Result<Vec<String>, TunnelError> {
+async fn remove_vxlan<B: NetApi>(
+    tunnel: &BigIpTunnel,
+    spec: &VxlanTunnel,
+    ctx: &TunnelContext<B>,
+) -> Result<Vec<String>, TunnelError> {
     let mut report = Vec::new();
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let node_error = |source| TunnelError::NodeCleanup { name: spec.node_name.clone(), source };
     let node = nodes.get_opt(&spec.node_name).await.map_err(node_error)?;
-    let owned = node.as_ref().is_some_and(|n| n.owner_references().iter().any(|o| Some(&o.uid) == tunnel.metadata.uid.as_ref()));
+    let owned = node
+        .as_ref()
+        .is_some_and(|n| n.owner_references().iter().any(|o| Some(&o.uid) == tunnel.metadata.uid.as_ref()));
     if owned {
         nodes.delete(&spec.node_name, &DeleteParams::default()).await.map_err(node_error)?;
         report.push(format!("deleted Node {}", spec.node_name));
@@ -457,7 +502,10 @@ async fn remove_vxlan<B: NetApi>(tunnel: &BigIpTunnel, spec: &VxlanTunnel, ctx: 
     };
     report.push(describe(NetKind::Tunnel, &spec.tunnel_name, tunnel_removal));
     if tunnel_removal == Removal::Kept {
-        ctx.bigip.replace_fdb_records(&spec.tunnel_name, &[]).await.map_err(bigip_error(format!("FDB of {}", spec.tunnel_name)))?;
+        ctx.bigip
+            .replace_fdb_records(&spec.tunnel_name, &[])
+            .await
+            .map_err(bigip_error(format!("FDB of {}", spec.tunnel_name)))?;
         report.push(format!("cleared the FDB records of tunnel {}", spec.tunnel_name));
     } else {
         let profile = remove_managed(ctx, NetKind::VxlanProfile, &profile_name(spec)).await?;
@@ -466,7 +514,13 @@ async fn remove_vxlan<B: NetApi>(tunnel: &BigIpTunnel, spec: &VxlanTunnel, ctx: 
     Ok(report)
 }
 
-async fn publish<B: NetApi>(ctx: &TunnelContext<B>, tunnel: &BigIpTunnel, type_: EventType, reason: &str, note: String) {
+async fn publish<B: NetApi>(
+    ctx: &TunnelContext<B>,
+    tunnel: &BigIpTunnel,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let action = if matches!(reason, "Removed" | "CleanupFailed") { "Cleanup" } else { "Program" };
     let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &tunnel.object_ref(&())).await {
@@ -480,17 +534,17 @@ async fn program_vxlan<B: NetApi>(
     ctx: &TunnelContext<B>,
 ) -> Result<Programmed, NotProgrammed> {
     let bigip_failed = NotProgrammed::bigip;
-    let port = u16::try_from(spec.port).map_err(|_| NotProgrammed::Invalid(format!("port {} is not 1-65535", spec.port)))?;
+    let port =
+        u16::try_from(spec.port).map_err(|_| NotProgrammed::Invalid(format!("port {} is not 1-65535", spec.port)))?;
     let profile = profile_name(spec);
     ctx.bigip.ensure_vxlan_profile(&profile, port).await.map_err(bigip_failed)?;
     ctx.bigip.ensure_tunnel(&spec.tunnel_name, &profile, &spec.local_address).await.map_err(bigip_failed)?;
     ctx.bigip.ensure_self_ip(&self_ip_name(spec), &spec.self_ip, &spec.tunnel_name).await.map_err(bigip_failed)?;
     let mac_text = ctx.bigip.tunnel_mac(&spec.tunnel_name).await.map_err(bigip_failed)?;
-    let vtep_mac = Mac::parse(&mac_text)
-        .ok_or_else(|| NotProgrammed::BigIp {
-            reason: "BigIpInvalidResponse",
-            message: format!("the tunnel's MAC {mac_text:?} is not a MAC address"),
-        })?;
+    let vtep_mac = Mac::parse(&mac_text).ok_or_else(|| NotProgrammed::BigIp {
+        reason: "BigIpInvalidResponse",
+        message: format!("the tunnel's MAC {mac_text:?} is not a MAC address"),
+    })?;
 
     // Where the nodes' VTEPs are, and flannel told where the BIG-IP's is.
     let members = pool_member_addresses(ctx);
@@ -500,7 +554,8 @@ async fn program_vxlan<B: NetApi>(
     };
 
     // FDB: one record per node with a valid VTEP.
-    let desired: Vec<(String, String)> = fdb.iter().map(|r| (r.mac.as_str().to_string(), r.endpoint.to_string())).collect();
+    let desired: Vec<(String, String)> =
+        fdb.iter().map(|r| (r.mac.as_str().to_string(), r.endpoint.to_string())).collect();
     let mut current = ctx.bigip.fdb_records(&spec.tunnel_name).await.map_err(bigip_failed)?;
     current.sort();
     if current != desired {
@@ -612,9 +667,14 @@ async fn etcd_vteps<B: NetApi>(
 
 /// The BIG-IP's lease: its pod subnet and its VTEP address.
 fn own_lease(spec: &VxlanTunnel) -> Result<(IpNet, IpAddr), NotProgrammed> {
-    let subnet: IpNet = spec.pod_subnet.parse().map_err(|_| NotProgrammed::Invalid(format!("podSubnet {:?} is not a CIDR", spec.pod_subnet)))?;
-    let public_ip: IpAddr =
-        spec.local_address.parse().map_err(|_| NotProgrammed::Invalid(format!("localAddress {:?} is not an IP address", spec.local_address)))?;
+    let subnet: IpNet = spec
+        .pod_subnet
+        .parse()
+        .map_err(|_| NotProgrammed::Invalid(format!("podSubnet {:?} is not a CIDR", spec.pod_subnet)))?;
+    let public_ip: IpAddr = spec
+        .local_address
+        .parse()
+        .map_err(|_| NotProgrammed::Invalid(format!("localAddress {:?} is not an IP address", spec.local_address)))?;
     Ok((subnet.trunc(), public_ip))
 }
 
@@ -627,8 +687,18 @@ async fn etcd_client<B: NetApi>(etcd: &FlannelEtcd, ctx: &TunnelContext<B>) -> R
         let secret = secrets
             .get_opt(&reference.name)
             .await
-            .map_err(|e| secret_problem("SecretNotFound", format!("reading Secret {}/{}: {e}", reference.namespace, reference.name)))?
-            .ok_or_else(|| secret_problem("SecretNotFound", format!("Secret {}/{} (etcd.tlsSecret) does not exist", reference.namespace, reference.name)))?;
+            .map_err(|e| {
+                secret_problem(
+                    "SecretNotFound",
+                    format!("reading Secret {}/{}: {e}", reference.namespace, reference.name),
+                )
+            })?
+            .ok_or_else(|| {
+                secret_problem(
+                    "SecretNotFound",
+                    format!("Secret {}/{} (etcd.tlsSecret) does not exist", reference.namespace, reference.name),
+                )
+            })?;
         let data = secret.data.unwrap_or_default();
         tls.ca_pem = data.get("ca.crt").map(|b| b.0.clone());
         tls.identity_pem = match (data.get("tls.crt"), data.get("tls.key")) {
@@ -642,7 +712,8 @@ async fn etcd_client<B: NetApi>(etcd: &FlannelEtcd, ctx: &TunnelContext<B>) -> R
             }
         };
     }
-    EtcdClient::new(&etcd.endpoints, &tls).map_err(|e| NotProgrammed::Etcd { reason: "InvalidSecret", message: e.to_string() })
+    EtcdClient::new(&etcd.endpoints, &tls)
+        .map_err(|e| NotProgrammed::Etcd { reason: "InvalidSecret", message: e.to_string() })
 }
 
 /// Calico BGP: one neighbor per selected Ready node (its InternalIP) with the nodes' AS, and
@@ -650,7 +721,9 @@ async fn etcd_client<B: NetApi>(etcd: &FlannelEtcd, ctx: &TunnelContext<B>) -> R
 async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Result<Programmed, NotProgrammed> {
     let selector: Option<Selector> = match spec.node_selector.as_deref().filter(|s| !s.trim().is_empty()) {
         None => None,
-        Some(text) => Some(text.parse().map_err(|e| NotProgrammed::Invalid(format!("bgp.nodeSelector {text:?}: {e}")))?),
+        Some(text) => {
+            Some(text.parse().map_err(|e| NotProgrammed::Invalid(format!("bgp.nodeSelector {text:?}: {e}")))?)
+        }
     };
     let entries = prefix_list_entries(&spec.route_filters).map_err(|e| NotProgrammed::Invalid(e.to_string()))?;
     let neighbors: Vec<(String, u32)> =
@@ -665,15 +738,26 @@ async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Re
         ctx.bigip.ensure_prefix_list(ROUTE_FILTER, &entries).await.map_err(NotProgrammed::bigip)?;
         ctx.bigip.ensure_route_map(ROUTE_FILTER, ROUTE_FILTER).await.map_err(NotProgrammed::bigip)?;
         let route_map = format!("/Common/{ROUTE_FILTER}");
-        ctx.bigip.ensure_bgp(BGP_INSTANCE, spec.local_as, &neighbors, Some(&route_map)).await.map_err(NotProgrammed::bigip)?;
+        ctx.bigip
+            .ensure_bgp(BGP_INSTANCE, spec.local_as, &neighbors, Some(&route_map))
+            .await
+            .map_err(NotProgrammed::bigip)?;
     }
     Ok(Programmed::Bgp { neighbors: neighbors.len(), route_filters: entries.len() })
 }
 
 /// Every pool member address of every VirtualServer and TransportServer the operator programs.
 fn pool_member_addresses<B: NetApi>(ctx: &TunnelContext<B>) -> BTreeSet<IpAddr> {
-    let fleet = super::reconcile::fleet_from_stores(&ctx.virtual_servers, &ctx.transport_servers, &ctx.cluster, &ctx.defaults);
-    fleet.partitions.values().flatten().flat_map(|app| app.pools.iter()).flat_map(|p| p.members.iter()).map(|m| m.address).collect()
+    let fleet =
+        super::reconcile::fleet_from_stores(&ctx.virtual_servers, &ctx.transport_servers, &ctx.cluster, &ctx.defaults);
+    fleet
+        .partitions
+        .values()
+        .flatten()
+        .flat_map(|app| app.pools.iter())
+        .flat_map(|p| p.members.iter())
+        .map(|m| m.address)
+        .collect()
 }
 
 #[cfg(test)]
@@ -688,7 +772,12 @@ mod tests {
             BigIpTunnelSpec {
                 mode,
                 vxlan: None,
-                bgp: (mode == TunnelMode::Bgp).then(|| BgpPeering { local_as: 64512, peer_as: 64513, node_selector: None, route_filters: Vec::new() }),
+                bgp: (mode == TunnelMode::Bgp).then(|| BgpPeering {
+                    local_as: 64512,
+                    peer_as: 64513,
+                    node_selector: None,
+                    route_filters: Vec::new(),
+                }),
             },
         );
         let created = k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + created_second).expect("timestamp");
@@ -768,6 +857,9 @@ mod tests {
     fn removals_are_described_for_the_event() {
         assert_eq!(describe(NetKind::Tunnel, "fl", Removal::Deleted), "deleted tunnel fl");
         assert!(describe(NetKind::SelfIp, "fl-self", Removal::Kept).contains("existed before"));
-        assert_eq!(describe(NetKind::Bgp, BGP_INSTANCE, Removal::Absent), "BGP instance bigip-operator was already gone");
+        assert_eq!(
+            describe(NetKind::Bgp, BGP_INSTANCE, Removal::Absent),
+            "BGP instance bigip-operator was already gone"
+        );
     }
 }

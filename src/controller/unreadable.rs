@@ -53,8 +53,13 @@ pub fn reporter<K: Resource<DynamicType = ()>>(recorder: Recorder) -> impl Fn(&I
         let namespace = invalid.metadata.namespace.clone().unwrap_or_default();
         warn!(kind = %K::kind(&()), %namespace, %name, error = %invalid.error, "cannot read a stored object; keeping its last readable version");
         let reference = object_reference::<K>(invalid);
-        let event =
-            Event { type_: EventType::Warning, reason: REASON.into(), note: Some(note(invalid)), action: "Read".into(), secondary: None };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: REASON.into(),
+            note: Some(note(invalid)),
+            action: "Read".into(),
+            secondary: None,
+        };
         let recorder = recorder.clone();
         tokio::spawn(async move {
             if let Err(e) = recorder.publish(&event, &reference).await {

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use futures::{Stream, StreamExt};
 use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, watcher, Event};
 use kube::Api;
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
@@ -114,8 +114,7 @@ where
     K: Send + 'static,
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
-    let state =
-        WatchState {
+    let state = WatchState {
         inner: events.boxed(),
         backoff: watch_backoff(),
         failing_since: None,
@@ -296,7 +295,8 @@ mod tests {
         use kube::runtime::reflector;
         let (store, mut writer) = reflector::store::<crate::crd::VirtualServer>();
         // What the store held before: "b" as it was last readable.
-        let before: crate::crd::VirtualServer = serde_json::from_value(virtual_server("b", serde_json::json!(80))).expect("vs");
+        let before: crate::crd::VirtualServer =
+            serde_json::from_value(virtual_server("b", serde_json::json!(80))).expect("vs");
         writer.apply_watcher_event(&Event::Init);
         writer.apply_watcher_event(&Event::InitApply(before));
         writer.apply_watcher_event(&Event::InitDone);
@@ -319,7 +319,9 @@ mod tests {
 
         let names = |event: &Result<Event<crate::crd::VirtualServer>, watcher::Error>| match event {
             Ok(Event::Init) => "init".to_string(),
-            Ok(Event::InitApply(o)) => format!("apply {} port {}", o.metadata.name.clone().unwrap_or_default(), o.spec.port),
+            Ok(Event::InitApply(o)) => {
+                format!("apply {} port {}", o.metadata.name.clone().unwrap_or_default(), o.spec.port)
+            }
             Ok(Event::InitDone) => "done".to_string(),
             Ok(Event::Delete(o)) => format!("delete {}", o.metadata.name.clone().unwrap_or_default()),
             other => format!("{other:?}"),

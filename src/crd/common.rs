@@ -69,7 +69,9 @@ pub enum SnatMode {
 }
 
 /// Where pool members come from.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema, clap::ValueEnum)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PoolMemberType {
     /// Every Ready node's InternalIP with the Service's nodePort.

@@ -14,8 +14,8 @@ pub use common::{
 };
 pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
 pub use tunnel::{
-    BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, FlannelEtcd, RouteFilter, RouteFilterAction, SecretReference,
-    TunnelMode, VxlanTunnel,
+    BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, FlannelEtcd, RouteFilter, RouteFilterAction,
+    SecretReference, TunnelMode, VxlanTunnel,
 };
 pub use virtual_server::{PathType, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec, VirtualServerStatus};
 

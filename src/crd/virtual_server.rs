@@ -134,7 +134,10 @@ pub struct RoutingRule {
     /// Host name the request's Host header must equal, or `*.example.com` for every host one
     /// label below `example.com`. Compared case-insensitively, without the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub host: Option<String>,
     /// URI path, starting with `/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -275,7 +275,10 @@ pub fn translate_config_map(cm: &ConfigMap) -> Result<Translation, LegacyError> 
         return Err(LegacyError::NotVirtualServer { config_map, found: found.cloned() });
     }
     let data_key = |key: &'static str| {
-        cm.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| LegacyError::MissingKey { config_map: config_map.clone(), key })
+        cm.data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| LegacyError::MissingKey { config_map: config_map.clone(), key })
     };
     let schema = data_key("schema")?;
     let version = SchemaVersion::from_uri(schema)
@@ -302,7 +305,11 @@ struct Translator<'a> {
 
 impl Translator<'_> {
     fn unsupported(&self, field: &str, reason: impl Into<String>) -> LegacyError {
-        LegacyError::Unsupported { config_map: self.config_map.clone(), field: field.to_string(), reason: reason.into() }
+        LegacyError::Unsupported {
+            config_map: self.config_map.clone(),
+            field: field.to_string(),
+            reason: reason.into(),
+        }
     }
 
     fn translate(mut self, data: Value) -> Result<Translation, LegacyError> {
@@ -429,9 +436,7 @@ impl Translator<'_> {
         let annotation = self.cm.metadata.annotations.as_ref().and_then(|a| a.get(BIND_ADDR_ANNOTATION));
         let (bind_addr, field) = match (&address.bind_addr, annotation) {
             (Some(bind_addr), _) => (bind_addr.clone(), "/virtualServer/frontend/virtualAddress/bindAddr".to_string()),
-            (None, Some(annotation)) => {
-                (annotation.clone(), format!("metadata.annotations[{BIND_ADDR_ANNOTATION}]"))
-            }
+            (None, Some(annotation)) => (annotation.clone(), format!("metadata.annotations[{BIND_ADDR_ANNOTATION}]")),
             (None, None) => {
                 return Err(self.unsupported(
                     "/virtualServer/frontend/virtualAddress/bindAddr",
@@ -446,7 +451,9 @@ impl Translator<'_> {
             Some((_, Some(rd))) => {
                 return Err(self.unsupported(
                     &field,
-                    format!("route domain %{rd} in {bind_addr:?}: virtual addresses with route domains are not supported"),
+                    format!(
+                        "route domain %{rd} in {bind_addr:?}: virtual addresses with route domains are not supported"
+                    ),
                 ))
             }
             Some((plain, None)) if plain.parse::<std::net::IpAddr>().is_ok() => {}
@@ -591,7 +598,8 @@ impl Translator<'_> {
 /// Legacy `partition/name` (k8s-bigip-ctlr split it at the one `/`) → `/partition/name`.
 fn profile_path(name: &str) -> Option<String> {
     let (partition, profile) = name.strip_prefix('/').unwrap_or(name).split_once('/')?;
-    let part_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let part_ok =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     (part_ok(partition) && part_ok(profile)).then(|| format!("/{partition}/{profile}"))
 }
 
@@ -614,10 +622,8 @@ pub fn generated_name(config_map_name: &str) -> String {
     }
     let digest = hex::encode(Sha256::digest(config_map_name.as_bytes()));
     let suffix = &digest[..8];
-    let mut base: String = config_map_name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .collect();
+    let mut base: String =
+        config_map_name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     base.truncate(MAX - GENERATED_NAME_PREFIX.len() - suffix.len() - 1);
     format!("{GENERATED_NAME_PREFIX}{base}-{suffix}")
 }
@@ -733,12 +739,28 @@ mod tests {
     fn the_version_named_decides_what_validates() {
         // Field by field, what one version added and the previous one refused.
         let cases: [(u8, Value, &str); 6] = [
-            (0, with_frontend(minimal("http"), "balance", json!("least-connections-member")), "/virtualServer/frontend/balance"),
+            (
+                0,
+                with_frontend(minimal("http"), "balance", json!("least-connections-member")),
+                "/virtualServer/frontend/balance",
+            ),
             (1, with_monitors(minimal("http"), json!([{"protocol": "tcp"}])), "/virtualServer/backend"),
-            (2, with_frontend(minimal("http"), "virtualAddress", json!({"port": 80})), "/virtualServer/frontend/virtualAddress"),
+            (
+                2,
+                with_frontend(minimal("http"), "virtualAddress", json!({"port": 80})),
+                "/virtualServer/frontend/virtualAddress",
+            ),
             (4, with_frontend(minimal("udp"), "balance", json!("round-robin")), "/virtualServer/frontend/mode"),
-            (5, with_monitors(minimal("http"), json!([{"protocol": "http", "recv": "200"}])), "/virtualServer/backend/healthMonitors/0"),
-            (6, with_frontend(minimal("http"), "balance", json!("a-mode-of-my-own")), "/virtualServer/frontend/balance"),
+            (
+                5,
+                with_monitors(minimal("http"), json!([{"protocol": "http", "recv": "200"}])),
+                "/virtualServer/backend/healthMonitors/0",
+            ),
+            (
+                6,
+                with_frontend(minimal("http"), "balance", json!("a-mode-of-my-own")),
+                "/virtualServer/frontend/balance",
+            ),
         ];
         for (older, doc, path) in cases {
             let (schema, violations) = schema_violations(translate(&v(older), &doc));
@@ -760,13 +782,21 @@ mod tests {
 
         let doc = with_frontend(minimal("http"), "virtualAddress", json!({"bindAddr": "10.1.10.260", "port": 80}));
         let (_, violations) = schema_violations(translate(&v(7), &doc));
-        assert!(violations.iter().any(|x| x.path == "/virtualServer/frontend/virtualAddress/bindAddr"), "{violations:#?}");
+        assert!(
+            violations.iter().any(|x| x.path == "/virtualServer/frontend/virtualAddress/bindAddr"),
+            "{violations:#?}"
+        );
         let (_, violations) = schema_violations(translate(&v(0), &doc));
-        assert!(violations.iter().any(|x| x.path == "/virtualServer/frontend/virtualAddress/bindAddr"), "{violations:#?}");
+        assert!(
+            violations.iter().any(|x| x.path == "/virtualServer/frontend/virtualAddress/bindAddr"),
+            "{violations:#?}"
+        );
 
         let doc = with_frontend(minimal("http"), "sourceAddressTranslation", json!({"type": "automap"}));
         let (_, violations) = schema_violations(translate(&v(7), &doc));
-        assert!(violations.iter().any(|x| x.path == "/virtualServer/frontend" && x.message.contains("sourceAddressTranslation")));
+        assert!(violations
+            .iter()
+            .any(|x| x.path == "/virtualServer/frontend" && x.message.contains("sourceAddressTranslation")));
     }
 
     #[test]
@@ -791,7 +821,9 @@ mod tests {
     fn only_virtual_server_config_maps_are_translated() {
         let mut cm = config_map(&v(7), &minimal("http"));
         cm.metadata.labels = Some(BTreeMap::from([(F5TYPE_LABEL.to_string(), "iapp".to_string())]));
-        assert!(matches!(translate_config_map(&cm), Err(LegacyError::NotVirtualServer { found: Some(f), .. }) if f == "iapp"));
+        assert!(
+            matches!(translate_config_map(&cm), Err(LegacyError::NotVirtualServer { found: Some(f), .. }) if f == "iapp")
+        );
         cm.metadata.labels = None;
         assert!(matches!(translate_config_map(&cm), Err(LegacyError::NotVirtualServer { found: None, .. })));
     }
@@ -803,7 +835,10 @@ mod tests {
         let vs = virtual_server(t);
         assert_eq!(vs.metadata.name.as_deref(), Some("cm-shop.vs"));
         assert_eq!(vs.metadata.namespace.as_deref(), Some("apps"));
-        assert_eq!(vs.metadata.labels.as_ref().and_then(|l| l.get(GENERATED_FROM_LABEL)).map(String::as_str), Some("ConfigMap"));
+        assert_eq!(
+            vs.metadata.labels.as_ref().and_then(|l| l.get(GENERATED_FROM_LABEL)).map(String::as_str),
+            Some("ConfigMap")
+        );
         let owner = &vs.metadata.owner_references.as_ref().expect("owner")[0];
         assert_eq!(
             (owner.api_version.as_str(), owner.kind.as_str(), owner.name.as_str(), owner.controller),
@@ -811,7 +846,10 @@ mod tests {
         );
         assert_eq!(owner.uid, "0f1e2d3c-aaaa-bbbb-cccc-000000000001");
         let spec = vs.spec;
-        assert_eq!((spec.virtual_address.as_str(), spec.port, spec.partition.as_deref()), ("10.1.10.80", 80, Some("k8s")));
+        assert_eq!(
+            (spec.virtual_address.as_str(), spec.port, spec.partition.as_deref()),
+            ("10.1.10.80", 80, Some("k8s"))
+        );
         assert_eq!(spec.pools.len(), 1);
         let pool = &spec.pools[0];
         assert_eq!((pool.name.as_str(), pool.service.as_str()), ("shop", "shop"));
@@ -848,14 +886,20 @@ mod tests {
     fn balance_maps_to_the_load_balancing_mode_and_defaults_to_round_robin() {
         let mut doc = minimal("http");
         doc["virtualServer"]["frontend"].as_object_mut().expect("object").remove("balance");
-        assert_eq!(virtual_server(translate(&v(7), &doc).expect("ok")).spec.pools[0].load_balancing_mode, LoadBalancingMode::RoundRobin);
+        assert_eq!(
+            virtual_server(translate(&v(7), &doc).expect("ok")).spec.pools[0].load_balancing_mode,
+            LoadBalancingMode::RoundRobin
+        );
         let doc = with_frontend(minimal("http"), "balance", json!("least-connections-member"));
         assert_eq!(
             virtual_server(translate(&v(1), &doc).expect("ok")).spec.pools[0].load_balancing_mode,
             LoadBalancingMode::LeastConnectionsMember
         );
         let doc = with_frontend(minimal("http"), "balance", json!("ratio-session"));
-        assert_eq!(virtual_server(translate(&v(7), &doc).expect("ok")).spec.pools[0].load_balancing_mode, LoadBalancingMode::RatioSession);
+        assert_eq!(
+            virtual_server(translate(&v(7), &doc).expect("ok")).spec.pools[0].load_balancing_mode,
+            LoadBalancingMode::RatioSession
+        );
         // v0.1.7 accepts any string; an unknown mode cannot be programmed.
         let doc = with_frontend(minimal("http"), "balance", json!("super-duper-mojo"));
         assert_eq!(unsupported_field(translate(&v(7), &doc)), "/virtualServer/frontend/balance");
@@ -883,18 +927,29 @@ mod tests {
                     timeout: 31
                 },
                 HealthMonitor { monitor_type: MonitorType::Tcp, send: None, receive: None, interval: 5, timeout: 16 },
-                HealthMonitor { monitor_type: MonitorType::Udp, send: Some("ping".into()), receive: None, interval: 3, timeout: 10 },
+                HealthMonitor {
+                    monitor_type: MonitorType::Udp,
+                    send: Some("ping".into()),
+                    receive: None,
+                    interval: 3,
+                    timeout: 10
+                },
             ]
         );
     }
 
     #[test]
     fn monitors_the_operator_cannot_program_are_unsupported_with_their_field() {
-        let doc = with_monitors(minimal("http"), json!([{"protocol": "tcp"}, {"protocol": "tcp", "interval": 30, "timeout": 20}]));
+        let doc = with_monitors(
+            minimal("http"),
+            json!([{"protocol": "tcp"}, {"protocol": "tcp", "interval": 30, "timeout": 20}]),
+        );
         let t = translate(&v(7), &doc).expect("a timeout at or below the interval is raised");
         assert_eq!(virtual_server(t.clone()).spec.pools[0].monitors[1].timeout, 31);
         assert!(
-            t.warnings.iter().any(|w| w.contains("/virtualServer/backend/healthMonitors/1/timeout") && w.contains("using 31")),
+            t.warnings
+                .iter()
+                .any(|w| w.contains("/virtualServer/backend/healthMonitors/1/timeout") && w.contains("using 31")),
             "{:?}",
             t.warnings
         );
@@ -953,7 +1008,10 @@ mod tests {
         let spec = virtual_server(translate_config_map(&cm).expect("annotated")).spec;
         assert_eq!((spec.virtual_address.as_str(), spec.port), ("1.2.3.4", 10000));
         cm.metadata.annotations = Some(BTreeMap::from([(BIND_ADDR_ANNOTATION.to_string(), "not-an-ip".to_string())]));
-        assert_eq!(unsupported_field(translate_config_map(&cm)), format!("metadata.annotations[{BIND_ADDR_ANNOTATION}]"));
+        assert_eq!(
+            unsupported_field(translate_config_map(&cm)),
+            format!("metadata.annotations[{BIND_ADDR_ANNOTATION}]")
+        );
     }
 
     #[test]
@@ -968,7 +1026,10 @@ mod tests {
         let mut bad = doc.clone();
         bad["virtualServer"]["frontend"]["iappVariables"] = json!({"pool__addr": ""});
         let (_, violations) = schema_violations(translate(&v(7), &bad));
-        assert!(violations.iter().any(|x| x.path == "/virtualServer/frontend/iappVariables/pool__addr"), "{violations:#?}");
+        assert!(
+            violations.iter().any(|x| x.path == "/virtualServer/frontend/iappVariables/pool__addr"),
+            "{violations:#?}"
+        );
     }
 
     #[test]
@@ -989,7 +1050,10 @@ mod tests {
         assert_eq!(pool_name("9lives_svc"), "svc-9lives-svc");
         for name in ["my-mynginx-service", "myService", "9lives_svc", "x-", &"b".repeat(80)] {
             let pool = pool_name(name);
-            assert!(pool.len() <= 63 && pool.starts_with(|c: char| c.is_ascii_lowercase()) && !pool.ends_with('-'), "{pool}");
+            assert!(
+                pool.len() <= 63 && pool.starts_with(|c: char| c.is_ascii_lowercase()) && !pool.ends_with('-'),
+                "{pool}"
+            );
         }
     }
 }

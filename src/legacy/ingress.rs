@@ -29,7 +29,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
 use super::GENERATED_FROM_LABEL;
-use crate::crd::{HealthMonitor, LoadBalancingMode, MonitorType, PathType, Pool, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec};
+use crate::crd::{
+    HealthMonitor, LoadBalancingMode, MonitorType, PathType, Pool, RoutingRule, Tls, TlsMode, VirtualServer,
+    VirtualServerSpec,
+};
 
 /// The annotation prefix of k8s-bigip-ctlr's Ingress settings.
 pub const ANNOTATION_PREFIX: &str = "virtual-server.f5.com/";
@@ -146,16 +149,16 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                 reason: "the operator has no default Ingress address; put the address in the annotation".into(),
             })
         }
-        Some(ip) => ip
-            .parse::<std::net::IpAddr>()
-            .map_err(|_| invalid("ip", ip, "not an IPv4 or IPv6 address"))?
-            .to_string(),
+        Some(ip) => {
+            ip.parse::<std::net::IpAddr>().map_err(|_| invalid("ip", ip, "not an IPv4 or IPv6 address"))?.to_string()
+        }
     };
     let http_port = port_annotation(annotation("http-port"), "http-port", 80)?;
     let https_port = port_annotation(annotation("https-port"), "https-port", 443)?;
     let balance = match annotation("balance") {
         None => LoadBalancingMode::RoundRobin,
-        Some(mode) => serde_json::from_value(json!(mode)).map_err(|_| invalid("balance", mode, "not a BIG-IP load-balancing mode"))?,
+        Some(mode) => serde_json::from_value(json!(mode))
+            .map_err(|_| invalid("balance", mode, "not a BIG-IP load-balancing mode"))?,
     };
     let spec = ingress.spec.clone().unwrap_or_default();
 
@@ -197,7 +200,9 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
             if rule.host.is_none() && path_text.is_none() {
                 // A catch-all path: what the default pool is for.
                 if default_pool.is_none() && !rules.is_empty() {
-                    warnings.push(format!("path / of pool {pool} is a catch-all; it becomes the default pool only when it comes first"));
+                    warnings.push(format!(
+                        "path / of pool {pool} is a catch-all; it becomes the default pool only when it comes first"
+                    ));
                 }
                 continue;
             }
@@ -220,8 +225,8 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
     };
 
     if let Some(health) = annotation("health") {
-        let entries: Vec<HealthEntry> =
-            serde_json::from_str(health).map_err(|e| invalid("health", health, &format!("not a JSON list of monitors: {e}")))?;
+        let entries: Vec<HealthEntry> = serde_json::from_str(health)
+            .map_err(|e| invalid("health", health, &format!("not a JSON list of monitors: {e}")))?;
         for entry in entries {
             let (host, path) = match entry.path.split_once('/') {
                 Some((host, path)) => (host, format!("/{path}")),
@@ -238,11 +243,13 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
             // Range-checked before `interval + 1` below can overflow (i32::MAX came through
             // untouched before and panicked in debug builds).
             if !(1..=super::MONITOR_INTERVAL_MAX).contains(&i64::from(entry.interval)) {
-                let reason = format!("interval {} is outside AS3's 1-{} seconds", entry.interval, super::MONITOR_INTERVAL_MAX);
+                let reason =
+                    format!("interval {} is outside AS3's 1-{} seconds", entry.interval, super::MONITOR_INTERVAL_MAX);
                 return Err(invalid("health", &entry.path, &reason));
             }
             if !(2..=super::MONITOR_TIMEOUT_MAX).contains(&i64::from(entry.timeout)) {
-                let reason = format!("timeout {} is outside AS3's 2-{} seconds", entry.timeout, super::MONITOR_TIMEOUT_MAX);
+                let reason =
+                    format!("timeout {} is outside AS3's 2-{} seconds", entry.timeout, super::MONITOR_TIMEOUT_MAX);
                 return Err(invalid("health", &entry.path, &reason));
             }
             let mut timeout = entry.timeout;
@@ -281,7 +288,9 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
     let allow_http = bool_annotation(&annotations, "allow-http", false)?;
     let tls = if tls_entries.is_empty() && client_profile.is_none() {
         if server_profile.is_some() {
-            return Err(IngressError::Spec(format!("{ANNOTATION_PREFIX}serverssl needs TLS on the Ingress (spec.tls or clientssl)")));
+            return Err(IngressError::Spec(format!(
+                "{ANNOTATION_PREFIX}serverssl needs TLS on the Ingress (spec.tls or clientssl)"
+            )));
         }
         None
     } else {
@@ -337,8 +346,19 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
 }
 
 /// Annotations k8s-bigip-ctlr 1.x read (after `virtual-server.f5.com/`) that are translated.
-const KNOWN_ANNOTATIONS: &[&str] =
-    &["ip", "http-port", "https-port", "partition", "balance", "health", "clientssl", "serverssl", "ssl-redirect", "allow-http", "whitelist-source-range"];
+const KNOWN_ANNOTATIONS: &[&str] = &[
+    "ip",
+    "http-port",
+    "https-port",
+    "partition",
+    "balance",
+    "health",
+    "clientssl",
+    "serverssl",
+    "ssl-redirect",
+    "allow-http",
+    "whitelist-source-range",
+];
 
 fn invalid(annotation: &str, value: &str, reason: &str) -> IngressError {
     IngressError::Annotation {
@@ -351,7 +371,11 @@ fn invalid(annotation: &str, value: &str, reason: &str) -> IngressError {
 fn port_annotation(value: Option<&str>, name: &str, default: i32) -> Result<i32, IngressError> {
     match value {
         None => Ok(default),
-        Some(text) => text.parse::<i32>().ok().filter(|p| (1..=65535).contains(p)).ok_or_else(|| invalid(name, text, "not a port 1-65535")),
+        Some(text) => text
+            .parse::<i32>()
+            .ok()
+            .filter(|p| (1..=65535).contains(p))
+            .ok_or_else(|| invalid(name, text, "not a port 1-65535")),
     }
 }
 
@@ -473,8 +497,14 @@ spec:
     #[test]
     fn health_timings_out_of_range_are_refused_not_overflowed() {
         // i32::MAX as interval made `interval + 1` overflow: a panic in debug builds.
-        for (interval, timeout, named) in [(2147483647, 5, "interval 2147483647"), (0, 5, "interval 0"), (5, 2147483647, "timeout 2147483647"), (5, -1, "timeout -1")] {
-            let health = format!(r#"[{{"path": "svc1.example.com/app1", "interval": {interval}, "timeout": {timeout}}}]"#);
+        for (interval, timeout, named) in [
+            (2147483647, 5, "interval 2147483647"),
+            (0, 5, "interval 0"),
+            (5, 2147483647, "timeout 2147483647"),
+            (5, -1, "timeout -1"),
+        ] {
+            let health =
+                format!(r#"[{{"path": "svc1.example.com/app1", "interval": {interval}, "timeout": {timeout}}}]"#);
             let text = FANOUT.replacen(
                 "virtual-server.f5.com/health: |",
                 &format!("virtual-server.f5.com/health: '{health}'\n    x-old-health: |"),
@@ -491,7 +521,10 @@ spec:
         let [vs] = translation.virtual_servers.as_slice() else { panic!("one VirtualServer") };
         assert_eq!(vs.metadata.name.as_deref(), Some("ing-ing1"));
         assert_eq!(vs.metadata.namespace.as_deref(), Some("default"));
-        assert_eq!(vs.metadata.labels.as_ref().and_then(|l| l.get(GENERATED_FROM_LABEL)).map(String::as_str), Some("Ingress"));
+        assert_eq!(
+            vs.metadata.labels.as_ref().and_then(|l| l.get(GENERATED_FROM_LABEL)).map(String::as_str),
+            Some("Ingress")
+        );
         let owner = &vs.metadata.owner_references.as_ref().expect("owned")[0];
         assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("Ingress", "ing1", Some(true)));
         let spec = &vs.spec;
@@ -505,12 +538,22 @@ spec:
         assert!(spec.pools.iter().all(|p| p.load_balancing_mode == LoadBalancingMode::LeastConnectionsNode));
         let rules: Vec<(Option<&str>, Option<&str>, &str)> =
             spec.rules.iter().map(|r| (r.host.as_deref(), r.path.as_deref(), r.pool.as_str())).collect();
-        assert_eq!(rules, [(Some("svc1.example.com"), Some("/app1"), "svc1-8080"), (Some("svc2.example.com"), Some("/app2"), "svc2-http")]);
+        assert_eq!(
+            rules,
+            [
+                (Some("svc1.example.com"), Some("/app1"), "svc1-8080"),
+                (Some("svc2.example.com"), Some("/app2"), "svc2-http")
+            ]
+        );
         let monitor = &spec.pools[0].monitors[0];
         assert_eq!(monitor.send.as_deref(), Some("GET /health/app1 HTTP/1.0\r\n\r\n"));
         assert_eq!((monitor.interval, monitor.timeout), (5, 10));
         assert_eq!(spec.pools[1].monitors[0].timeout, 6, "raised above the interval");
-        assert!(translation.warnings.iter().any(|w| w.contains("timeout 5 is not above interval 5")), "{:?}", translation.warnings);
+        assert!(
+            translation.warnings.iter().any(|w| w.contains("timeout 5 is not above interval 5")),
+            "{:?}",
+            translation.warnings
+        );
         assert!(translation.warnings.iter().any(|w| w.contains("no default backend")), "{:?}", translation.warnings);
         assert_eq!(spec.default_pool.as_deref(), Some("svc1-8080"));
         assert_eq!(spec.allow_source_ranges, ["10.0.0.0/8", "192.168.1.0/24"]);
@@ -526,17 +569,26 @@ spec:
         let secret = translate_ingress(&tls("web-tls", "")).expect("translates");
         let [vs] = secret.virtual_servers.as_slice() else { panic!("one") };
         let t = vs.spec.tls.as_ref().expect("tls");
-        assert_eq!((vs.spec.port, t.secret_name.as_deref(), t.client_ssl_profile.as_deref(), t.http_redirect), (443, Some("web-tls"), None, true));
+        assert_eq!(
+            (vs.spec.port, t.secret_name.as_deref(), t.client_ssl_profile.as_deref(), t.http_redirect),
+            (443, Some("web-tls"), None, true)
+        );
 
-        let profile = translate_ingress(&tls("/Common/clientssl", "    virtual-server.f5.com/serverssl: serverssl\n")).expect("translates");
+        let profile = translate_ingress(&tls("/Common/clientssl", "    virtual-server.f5.com/serverssl: serverssl\n"))
+            .expect("translates");
         let t = profile.virtual_servers[0].spec.tls.as_ref().expect("tls");
         assert_eq!(t.client_ssl_profile.as_deref(), Some("/Common/clientssl"));
         assert_eq!((t.mode, t.server_ssl_profile.as_deref()), (TlsMode::Reencrypt, Some("/Common/serverssl")));
 
-        let both = translate_ingress(&tls("web-tls", "    ingress.kubernetes.io/allow-http: \"true\"\n")).expect("translates");
-        let ports: Vec<(i32, bool)> = both.virtual_servers.iter().map(|v| (v.spec.port, v.spec.tls.is_some())).collect();
+        let both =
+            translate_ingress(&tls("web-tls", "    ingress.kubernetes.io/allow-http: \"true\"\n")).expect("translates");
+        let ports: Vec<(i32, bool)> =
+            both.virtual_servers.iter().map(|v| (v.spec.port, v.spec.tls.is_some())).collect();
         assert_eq!(ports, [(443, true), (80, false)]);
-        assert!(!both.virtual_servers[0].spec.tls.as_ref().expect("tls").http_redirect, "port 80 serves plain HTTP instead");
+        assert!(
+            !both.virtual_servers[0].spec.tls.as_ref().expect("tls").http_redirect,
+            "port 80 serves plain HTTP instead"
+        );
         assert_eq!(both.virtual_servers[1].metadata.name.as_deref(), Some("ing-web-http"));
     }
 
@@ -551,9 +603,15 @@ spec:
             ("    virtual-server.f5.com/partition: k8s\n", "annotation virtual-server.f5.com/ip is missing"),
             ("    virtual-server.f5.com/ip: controller-default\n", "controller-default is not supported"),
             ("    virtual-server.f5.com/ip: 1.2.3\n", "not an IPv4 or IPv6 address"),
-            ("    virtual-server.f5.com/ip: 1.2.3.4\n    virtual-server.f5.com/balance: fastest\n", "not a BIG-IP load-balancing mode"),
+            (
+                "    virtual-server.f5.com/ip: 1.2.3.4\n    virtual-server.f5.com/balance: fastest\n",
+                "not a BIG-IP load-balancing mode",
+            ),
             ("    virtual-server.f5.com/ip: 1.2.3.4\n    virtual-server.f5.com/http-port: \"0\"\n", "not a port"),
-            ("    virtual-server.f5.com/ip: 1.2.3.4\n    virtual-server.f5.com/rewrite-app-root: /app\n", "rewrite-app-root is not supported"),
+            (
+                "    virtual-server.f5.com/ip: 1.2.3.4\n    virtual-server.f5.com/rewrite-app-root: /app\n",
+                "rewrite-app-root is not supported",
+            ),
             ("    virtual-server.f5.com/ip: 1.2.3.4\n    virtual-server.f5.com/health: nope\n", "not a JSON list"),
             ("    virtual-server.f5.com/ip: 1.2.3.4\n    virtual-server.f5.com/serverssl: x\n", "needs TLS"),
         ];
@@ -571,7 +629,10 @@ spec:
         assert!(is_f5_ingress(&class("  annotations: {kubernetes.io/ingress.class: f5}\n", "")));
         assert!(is_f5_ingress(&class("", "  ingressClassName: f5\n")));
         assert!(is_f5_ingress(&class("  annotations: {virtual-server.f5.com/ip: 1.2.3.4}\n", "")));
-        assert!(!is_f5_ingress(&class("  annotations: {kubernetes.io/ingress.class: nginx, virtual-server.f5.com/ip: 1.2.3.4}\n", "")));
+        assert!(!is_f5_ingress(&class(
+            "  annotations: {kubernetes.io/ingress.class: nginx, virtual-server.f5.com/ip: 1.2.3.4}\n",
+            ""
+        )));
         assert!(!is_f5_ingress(&class("", "")));
     }
 }

@@ -27,8 +27,10 @@ pub enum Translated {
 /// other than letters, digits and `-` replaced by `-`, `prefix` put in front when it would not
 /// start with a letter, no trailing `-`.
 pub fn sanitized_name(text: &str, prefix: &str, max: usize) -> String {
-    let mut name: String =
-        text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' }).collect();
+    let mut name: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         name.insert_str(0, prefix);
     }

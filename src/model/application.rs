@@ -12,7 +12,8 @@ use super::{
     Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, SourceKind, TlsTermination, UnresolvedRef,
 };
 use crate::crd::{
-    HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, RoutingRule, SnatMode, Tls, TlsMode, VirtualServer,
+    HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, RoutingRule, SnatMode, Tls, TlsMode,
+    VirtualServer,
 };
 
 /// AS3 object names: a letter first, then letters, digits, `_`, `.` or `-`, at most 190 chars.
@@ -42,7 +43,8 @@ pub fn build_application(
     }
     let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
     let mut unresolved = Vec::new();
-    let rules = MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
+    let rules =
+        MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
     let pools = build_pools(&spec.pools, &source, mode, &rules, cluster, &mut unresolved)?;
 
     let default_pool = match &spec.default_pool {
@@ -133,7 +135,8 @@ pub(super) fn build_pools(
             .collect::<Result<Vec<_>, _>>()?;
         let members = match cluster.service(&source.namespace, &pool.service) {
             None => {
-                unresolved.push(UnresolvedRef::ServiceNotFound { pool: pool.name.clone(), service: pool.service.clone() });
+                unresolved
+                    .push(UnresolvedRef::ServiceNotFound { pool: pool.name.clone(), service: pool.service.clone() });
                 Vec::new()
             }
             Some(service) => match find_service_port(&service, &pool.service_port) {
@@ -159,7 +162,9 @@ pub(super) fn build_pools(
             match value {
                 None => Ok(None),
                 Some(v) if (0..=max).contains(&v) => Ok(u32::try_from(v).ok()),
-                Some(v) => Err(InvalidSpec::Field { field, reason: format!("pool {:?}: {v} is outside 0-{max}", pool.name) }),
+                Some(v) => {
+                    Err(InvalidSpec::Field { field, reason: format!("pool {:?}: {v} is outside 0-{max}", pool.name) })
+                }
             }
         };
         pools.push(DesiredPool {
@@ -206,7 +211,9 @@ fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Result<Vec<Desi
         };
         if host.is_none() && path.is_none() {
             // `/` as a prefix matches everything: what the default pool is for.
-            return Err(invalid("a rule for every request is what defaultPool is for; give it a host or a longer path".into()));
+            return Err(invalid(
+                "a rule for every request is what defaultPool is for; give it a host or a longer path".into(),
+            ));
         }
         let route = DesiredRoute { host, path, pool: rule.pool.clone() };
         if let Some(earlier) = routes.iter().position(|r: &DesiredRoute| r.host == route.host && r.path == route.path) {
@@ -336,7 +343,9 @@ pub(super) fn build_irules(specs: &[IRule]) -> Result<Vec<DesiredIRule>, Invalid
                     || !name.starts_with(|c: char| c.is_ascii_lowercase())
                     || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 {
-                    return Err(invalid(format!("name {name:?} must be a lower-case letter, then lower-case letters, digits and '-'")));
+                    return Err(invalid(format!(
+                        "name {name:?} must be a lower-case letter, then lower-case letters, digits and '-'"
+                    )));
                 }
                 if text.trim().is_empty() {
                     return Err(invalid("text is empty".into()));
@@ -357,8 +366,7 @@ pub(super) fn build_irules(specs: &[IRule]) -> Result<Vec<DesiredIRule>, Invalid
 pub(super) fn build_source_ranges(specs: &[String]) -> Result<Vec<ipnet::IpNet>, InvalidSpec> {
     let mut ranges = Vec::with_capacity(specs.len());
     for (index, value) in specs.iter().enumerate() {
-        let net: ipnet::IpNet =
-            value.parse().map_err(|_| InvalidSpec::SourceRange { index, value: value.clone() })?;
+        let net: ipnet::IpNet = value.parse().map_err(|_| InvalidSpec::SourceRange { index, value: value.clone() })?;
         ranges.push(net.trunc());
     }
     ranges.sort();
@@ -371,7 +379,9 @@ pub(super) fn bigip_path(field: &'static str, value: &str) -> Result<String, Inv
     let segments: Vec<&str> = value.strip_prefix('/').map(|rest| rest.split('/').collect()).unwrap_or_default();
     let ok = segments.len() >= 2
         && value.len() <= 255
-        && segments.iter().all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')));
+        && segments
+            .iter()
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')));
     if ok {
         Ok(value.to_string())
     } else {
@@ -402,7 +412,10 @@ pub fn application_name(key: &ObjectKey) -> Result<String, InvalidSpec> {
         return Err(InvalidSpec::ApplicationName { value, reason: "longer than AS3's 190 characters" });
     }
     if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-        return Err(InvalidSpec::ApplicationName { value, reason: "only letters, digits, '_', '.' and '-' are allowed" });
+        return Err(InvalidSpec::ApplicationName {
+            value,
+            reason: "only letters, digits, '_', '.' and '-' are allowed",
+        });
     }
     Ok(value)
 }

@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn host_bits_are_dropped_and_bad_filters_name_their_index() {
-        let entries = prefix_list_entries(&[filter("10.244.3.9/16", RouteFilterAction::Permit, None, None)]).expect("valid");
+        let entries =
+            prefix_list_entries(&[filter("10.244.3.9/16", RouteFilterAction::Permit, None, None)]).expect("valid");
         assert_eq!(entries[0].prefix.to_string(), "10.244.0.0/16");
         assert_eq!(
             prefix_list_entries(&[

@@ -119,11 +119,16 @@ fn bad_rules_are_refused_with_their_index() {
         (json!([{"host": "a.example.com", "pool": "nope"}]), "spec.rules[0]", "not one of spec.pools"),
         (json!([{"host": "bad host", "pool": "web"}]), "spec.rules[0]", "not a DNS name"),
         (json!([{"path": "/", "pool": "web"}]), "spec.rules[0]", "defaultPool"),
-        (json!([{"path": "/a", "pool": "web"}, {"path": "/a/", "pool": "api"}]), "spec.rules[1]", "same requests as spec.rules[0]"),
+        (
+            json!([{"path": "/a", "pool": "web"}, {"path": "/a/", "pool": "api"}]),
+            "spec.rules[1]",
+            "same requests as spec.rules[0]",
+        ),
         (json!([{"path": "no-slash", "pool": "web"}]), "spec.rules[0]", "must start with '/'"),
     ];
     for (rules, field, reason) in cases {
-        let err = build_application(&vs("shop", 1, json!({"rules": rules})), &cluster(), &defaults()).expect_err(reason);
+        let err =
+            build_application(&vs("shop", 1, json!({"rules": rules})), &cluster(), &defaults()).expect_err(reason);
         let text = err.to_string();
         assert!(text.contains(field) && text.contains(reason), "{text}");
     }
@@ -135,7 +140,10 @@ fn a_missing_tls_secret_blocks_only_its_own_virtual_server() {
     let mut other = vs("plain", 2, json!({"port": 80}));
     other.spec.virtual_address = "10.1.10.81".into();
     let fleet = build_fleet([&with_tls, &other], std::iter::empty(), &cluster(), &defaults());
-    let id = |name: &str| SourceId { kind: SourceKind::VirtualServer, key: ObjectKey { namespace: "shop".into(), name: name.into() } };
+    let id = |name: &str| SourceId {
+        kind: SourceKind::VirtualServer,
+        key: ObjectKey { namespace: "shop".into(), name: name.into() },
+    };
     match &fleet.outcomes[&id("secure")] {
         AppOutcome::Blocked { partition, unresolved } => {
             assert_eq!(partition, "k8s");
@@ -156,7 +164,10 @@ fn a_malformed_tls_secret_is_reported_and_a_good_one_is_used() {
     bad.add_secret(tls_secret("shop-tls", "not a certificate", "nor a key"));
     let fleet = build_fleet([&spec], std::iter::empty(), &bad, &defaults());
     let outcome = fleet.outcomes.values().next().expect("outcome");
-    assert!(matches!(outcome, AppOutcome::Blocked { unresolved, .. } if unresolved[0].reason() == "InvalidSecret"), "{outcome:?}");
+    assert!(
+        matches!(outcome, AppOutcome::Blocked { unresolved, .. } if unresolved[0].reason() == "InvalidSecret"),
+        "{outcome:?}"
+    );
 
     let generated = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("cert");
     let mut good = cluster();
@@ -205,7 +216,10 @@ fn snat_irules_and_source_ranges_are_validated_and_normalised() {
         (json!({"iRules": [{"bigip": "/Common/x", "name": "a", "text": "y"}]}), "spec.iRules[0]"),
         (json!({"allowSourceRanges": ["10.0.0.0/33"]}), "spec.allowSourceRanges[0]"),
         (json!({"persistence": "destination-address"}), "TransportServers"),
-        (json!({"pools": [{"name": "web", "service": "web", "servicePort": 80, "monitors": [{"type": "icmp", "send": "x"}]}]}), "icmp"),
+        (
+            json!({"pools": [{"name": "web", "service": "web", "servicePort": 80, "monitors": [{"type": "icmp", "send": "x"}]}]}),
+            "icmp",
+        ),
     ];
     for (extra, expected) in bad {
         let err = build_application(&vs("shop", 1, extra), &cluster(), &defaults()).expect_err(expected);
@@ -219,7 +233,10 @@ fn transport_servers_share_an_address_across_protocols_but_not_within_one() {
     let udp = ts("dns-udp", 2, "udp", 53);
     let late_udp = ts("late", 3, "udp", 53);
     let fleet = build_fleet(std::iter::empty(), [&late_udp, &udp, &tcp], &cluster(), &defaults());
-    let id = |name: &str| SourceId { kind: SourceKind::TransportServer, key: ObjectKey { namespace: "shop".into(), name: name.into() } };
+    let id = |name: &str| SourceId {
+        kind: SourceKind::TransportServer,
+        key: ObjectKey { namespace: "shop".into(), name: name.into() },
+    };
     assert!(matches!(fleet.outcomes[&id("dns-tcp")], AppOutcome::Included { .. }));
     assert!(matches!(fleet.outcomes[&id("dns-udp")], AppOutcome::Included { .. }));
     assert!(
@@ -248,7 +265,9 @@ fn an_https_redirect_claims_port_80_against_newer_objects_of_either_kind() {
     let tcp80 = ts("tcp80", 3, "tcp", 80);
     let udp80 = ts("udp80", 4, "udp", 80);
     let fleet = build_fleet([&http, &https], [&tcp80, &udp80], &with_secret, &defaults());
-    let outcome = |kind, name: &str| &fleet.outcomes[&SourceId { kind, key: ObjectKey { namespace: "shop".into(), name: name.into() } }];
+    let outcome = |kind, name: &str| {
+        &fleet.outcomes[&SourceId { kind, key: ObjectKey { namespace: "shop".into(), name: name.into() } }]
+    };
     assert!(matches!(outcome(SourceKind::VirtualServer, "https"), AppOutcome::Included { .. }));
     for (kind, name) in [(SourceKind::VirtualServer, "http"), (SourceKind::TransportServer, "tcp80")] {
         assert!(

@@ -116,10 +116,8 @@ pub fn fdb_records(nodes: &[Arc<Node>]) -> (Vec<FdbRecord>, Vec<NodeProblem>) {
 /// operator programs) that an EndpointSlice places on a node with a valid VTEP. Addresses
 /// whose node is unknown or has no VTEP get no entry.
 pub fn arp_entries(members: &BTreeSet<IpAddr>, slices: &[Arc<EndpointSlice>], nodes: &[Arc<Node>]) -> Vec<ArpEntry> {
-    let vteps: BTreeMap<String, Mac> = nodes
-        .iter()
-        .filter_map(|n| Some((n.metadata.name.clone()?, node_vtep(n).ok()?.mac)))
-        .collect();
+    let vteps: BTreeMap<String, Mac> =
+        nodes.iter().filter_map(|n| Some((n.metadata.name.clone()?, node_vtep(n).ok()?.mac))).collect();
     let mut entries: BTreeMap<IpAddr, Mac> = BTreeMap::new();
     for endpoint in slices.iter().flat_map(|s| s.endpoints.iter().flatten()) {
         let Some(mac) = endpoint.node_name.as_ref().and_then(|n| vteps.get(n)) else { continue };
@@ -300,9 +298,15 @@ mod tests {
         let plan = plan_arp(&current, &desired);
         assert_eq!(
             plan.delete,
-            [ArpEntry { address: ip("10.244.1.5"), mac: old }, ArpEntry { address: ip("10.244.3.3"), mac: other.clone() }]
+            [
+                ArpEntry { address: ip("10.244.1.5"), mac: old },
+                ArpEntry { address: ip("10.244.3.3"), mac: other.clone() }
+            ]
         );
-        assert_eq!(plan.create, [ArpEntry { address: ip("10.244.1.5"), mac: new }, ArpEntry { address: ip("10.244.4.4"), mac: other }]);
+        assert_eq!(
+            plan.create,
+            [ArpEntry { address: ip("10.244.1.5"), mac: new }, ArpEntry { address: ip("10.244.4.4"), mac: other }]
+        );
         assert!(plan_arp(&desired, &desired).is_empty(), "nothing to do when in step");
     }
 

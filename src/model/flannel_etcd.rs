@@ -111,7 +111,11 @@ mod tests {
     const DIR: &str = "/coreos.com/network/subnets/";
 
     fn lease(subnet: &str, ip: &str, mac: &str) -> Lease {
-        Lease { subnet: subnet.parse().expect("subnet"), public_ip: ip.parse().expect("ip"), vtep_mac: Mac::parse(mac).expect("mac") }
+        Lease {
+            subnet: subnet.parse().expect("subnet"),
+            public_ip: ip.parse().expect("ip"),
+            vtep_mac: Mac::parse(mac).expect("mac"),
+        }
     }
 
     #[test]
@@ -122,7 +126,10 @@ mod tests {
         let mac = Mac::parse("02:AA:bb:cc:dd:ee").expect("mac");
         let value = lease_value("192.168.1.254".parse().expect("ip"), &mac);
         let parsed: Value = serde_json::from_str(&value).expect("json");
-        assert_eq!(parsed, json!({"PublicIP": "192.168.1.254", "BackendType": "vxlan", "BackendData": {"VtepMAC": "02:aa:bb:cc:dd:ee"}}));
+        assert_eq!(
+            parsed,
+            json!({"PublicIP": "192.168.1.254", "BackendType": "vxlan", "BackendData": {"VtepMAC": "02:aa:bb:cc:dd:ee"}})
+        );
         let back = parse_lease(DIR, &lease_key("/coreos.com/network", &subnet), &value).expect("round trip");
         assert_eq!(back, Lease { subnet, public_ip: "192.168.1.254".parse().expect("ip"), vtep_mac: mac });
     }
@@ -130,13 +137,28 @@ mod tests {
     #[test]
     fn what_flannel_writes_parses_and_bad_leases_are_named() {
         let flannel = r#"{"PublicIP":"172.31.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:0a:00:00:01"}}"#;
-        assert_eq!(parse_lease(DIR, "/coreos.com/network/subnets/10.244.1.0-24", flannel), Ok(lease("10.244.1.0/24", "172.31.0.1", "0a:58:0a:00:00:01")));
+        assert_eq!(
+            parse_lease(DIR, "/coreos.com/network/subnets/10.244.1.0-24", flannel),
+            Ok(lease("10.244.1.0/24", "172.31.0.1", "0a:58:0a:00:00:01"))
+        );
         let bad = [
             ("/coreos.com/network/subnets/garbage", flannel, "not a flannel subnet lease key"),
             ("/coreos.com/network/subnets/10.244.1.0-24", "{", "not JSON"),
-            ("/coreos.com/network/subnets/10.244.1.0-24", r#"{"PublicIP":"172.31.0.1","BackendType":"host-gw"}"#, "not vxlan"),
-            ("/coreos.com/network/subnets/10.244.1.0-24", r#"{"BackendType":"vxlan","BackendData":{"VtepMAC":"0a:58:0a:00:00:01"}}"#, "PublicIP"),
-            ("/coreos.com/network/subnets/10.244.1.0-24", r#"{"PublicIP":"172.31.0.1","BackendData":{"VtepMAC":"zz"}}"#, "VtepMAC"),
+            (
+                "/coreos.com/network/subnets/10.244.1.0-24",
+                r#"{"PublicIP":"172.31.0.1","BackendType":"host-gw"}"#,
+                "not vxlan",
+            ),
+            (
+                "/coreos.com/network/subnets/10.244.1.0-24",
+                r#"{"BackendType":"vxlan","BackendData":{"VtepMAC":"0a:58:0a:00:00:01"}}"#,
+                "PublicIP",
+            ),
+            (
+                "/coreos.com/network/subnets/10.244.1.0-24",
+                r#"{"PublicIP":"172.31.0.1","BackendData":{"VtepMAC":"zz"}}"#,
+                "VtepMAC",
+            ),
         ];
         for (key, value, why) in bad {
             let problem = parse_lease(DIR, key, value).expect_err(why);
@@ -152,13 +174,30 @@ mod tests {
             lease("10.244.1.0/24", "172.31.0.1", "0a:58:0a:00:00:01"),
             lease("10.244.200.0/24", "192.168.1.254", "02:00:00:00:00:ff"),
         ];
-        let fdb: Vec<(String, String)> =
-            fdb_records_from_leases(&leases, &own).iter().map(|r| (r.mac.as_str().to_string(), r.endpoint.to_string())).collect();
-        assert_eq!(fdb, [("0a:58:0a:00:00:01".to_string(), "172.31.0.1".to_string()), ("0a:58:0a:00:00:02".to_string(), "172.31.0.2".to_string())]);
+        let fdb: Vec<(String, String)> = fdb_records_from_leases(&leases, &own)
+            .iter()
+            .map(|r| (r.mac.as_str().to_string(), r.endpoint.to_string()))
+            .collect();
+        assert_eq!(
+            fdb,
+            [
+                ("0a:58:0a:00:00:01".to_string(), "172.31.0.1".to_string()),
+                ("0a:58:0a:00:00:02".to_string(), "172.31.0.2".to_string())
+            ]
+        );
 
-        let members: BTreeSet<IpAddr> = ["10.244.1.5", "10.244.2.7", "10.244.200.3", "10.9.9.9"].iter().map(|a| a.parse().expect("ip")).collect();
-        let arp: Vec<(String, String)> =
-            arp_entries_from_leases(&members, &leases, &own).iter().map(|e| (e.address.to_string(), e.mac.as_str().to_string())).collect();
-        assert_eq!(arp, [("10.244.1.5".to_string(), "0a:58:0a:00:00:01".to_string()), ("10.244.2.7".to_string(), "0a:58:0a:00:00:02".to_string())]);
+        let members: BTreeSet<IpAddr> =
+            ["10.244.1.5", "10.244.2.7", "10.244.200.3", "10.9.9.9"].iter().map(|a| a.parse().expect("ip")).collect();
+        let arp: Vec<(String, String)> = arp_entries_from_leases(&members, &leases, &own)
+            .iter()
+            .map(|e| (e.address.to_string(), e.mac.as_str().to_string()))
+            .collect();
+        assert_eq!(
+            arp,
+            [
+                ("10.244.1.5".to_string(), "0a:58:0a:00:00:01".to_string()),
+                ("10.244.2.7".to_string(), "0a:58:0a:00:00:02".to_string())
+            ]
+        );
     }
 }

@@ -7,7 +7,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::application::{build_application, BuiltApplication};
 use super::transport::build_transport_application;
-use super::{ClusterView, DesiredApplication, InvalidSpec, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind, UnresolvedRef};
+use super::{
+    ClusterView, DesiredApplication, InvalidSpec, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind,
+    UnresolvedRef,
+};
 use crate::crd::{TransportServer, VirtualServer};
 
 /// What the model decided for one VirtualServer or TransportServer.
@@ -99,7 +102,8 @@ pub fn build_fleet<'a>(
             }
             Ok(BuiltApplication { application, unresolved }) => {
                 let listeners = application.listeners();
-                if let Some((listener, holder)) = listeners.iter().find_map(|l| claimed.get(l).map(|h| (*l, h.clone()))) {
+                if let Some((listener, holder)) = listeners.iter().find_map(|l| claimed.get(l).map(|h| (*l, h.clone())))
+                {
                     fleet.outcomes.insert(id, AppOutcome::AddressConflict { listener, holder });
                     continue;
                 }
@@ -107,7 +111,9 @@ pub fn build_fleet<'a>(
                     claimed.insert(listener, id.clone());
                 }
                 if unresolved.iter().any(UnresolvedRef::blocks_programming) {
-                    fleet.outcomes.insert(id, AppOutcome::Blocked { partition: application.partition.clone(), unresolved });
+                    fleet
+                        .outcomes
+                        .insert(id, AppOutcome::Blocked { partition: application.partition.clone(), unresolved });
                     continue;
                 }
                 fleet.outcomes.insert(

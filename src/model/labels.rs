@@ -78,10 +78,11 @@ impl Requirement {
             (Operator::NotEquals(unwanted), Some(value)) => value != unwanted,
             (Operator::In(set), Some(value)) => set.iter().any(|v| v == value),
             (Operator::NotIn(set), Some(value)) => !set.iter().any(|v| v == value),
-            (Operator::Exists, Some(_)) | (Operator::NotEquals(_) | Operator::NotIn(_) | Operator::DoesNotExist, None) => {
-                true
+            (Operator::Exists, Some(_))
+            | (Operator::NotEquals(_) | Operator::NotIn(_) | Operator::DoesNotExist, None) => true,
+            (Operator::DoesNotExist, Some(_)) | (Operator::Equals(_) | Operator::In(_) | Operator::Exists, None) => {
+                false
             }
-            (Operator::DoesNotExist, Some(_)) | (Operator::Equals(_) | Operator::In(_) | Operator::Exists, None) => false,
         }
     }
 }
@@ -103,7 +104,9 @@ impl FromStr for Selector {
                     return Ok(Self { requirements });
                 }
                 Some(Token::Comma) => requirements.push(requirement),
-                Some(other) => return Err(SelectorError::MissingComma { key: requirement.key, found: other.describe() }),
+                Some(other) => {
+                    return Err(SelectorError::MissingComma { key: requirement.key, found: other.describe() })
+                }
             }
         }
     }
@@ -253,7 +256,8 @@ fn parse_value(tokens: &mut Tokens, key: &str) -> Result<String, SelectorError> 
 
 /// `(a, b, c)`; an empty entry (`(a,)`) is the empty value, as in Kubernetes.
 fn parse_value_set(tokens: &mut Tokens, key: &str, operator: &'static str) -> Result<Vec<String>, SelectorError> {
-    let set_error = |found: Option<&Token>| SelectorError::ValueSet { key: key.into(), operator, found: describe(found) };
+    let set_error =
+        |found: Option<&Token>| SelectorError::ValueSet { key: key.into(), operator, found: describe(found) };
     match tokens.next() {
         Some(Token::Open) => {}
         other => return Err(set_error(other.as_ref())),
@@ -339,7 +343,8 @@ mod tests {
     #[test]
     fn each_operator_parses_into_its_requirement() {
         let selector = parse(" zone = a , tier==web,env!=dev, team in (b, a,a), os notin (windows) ,gpu,!spot ");
-        let ops: Vec<(&str, &Operator)> = selector.requirements().iter().map(|r| (r.key.as_str(), &r.operator)).collect();
+        let ops: Vec<(&str, &Operator)> =
+            selector.requirements().iter().map(|r| (r.key.as_str(), &r.operator)).collect();
         assert_eq!(
             ops,
             [
@@ -414,7 +419,10 @@ mod tests {
         assert!(matches!(err(&format!("zone={}", "v".repeat(64))), SelectorError::Value { .. }));
 
         let message = err("zone in a").to_string();
-        assert!(message.contains("\"zone in\"") && message.contains("(a,b)") && message.contains("found \"a\""), "{message}");
+        assert!(
+            message.contains("\"zone in\"") && message.contains("(a,b)") && message.contains("found \"a\""),
+            "{message}"
+        );
         let message = err("cpu>4").to_string();
         assert!(message.contains("'>'") || message.contains("\">\""), "{message}");
         assert!(err("zone=a,").to_string().contains("the end of the selector"));

@@ -73,25 +73,21 @@ pub fn resolve_members(
 ) -> Result<Vec<PoolMember>, UnresolvedRef> {
     let candidates = match mode {
         PoolMemberType::Nodeport => {
-            let node_port = service_port
-                .node_port
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|p| *p != 0)
-                .ok_or_else(|| UnresolvedRef::NoNodePort {
-                    service: service.metadata.name.clone().unwrap_or_default(),
-                    port: service_port.port,
-                    service_type: service
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.type_.clone())
-                        .unwrap_or_else(|| "ClusterIP".into()),
+            let node_port =
+                service_port.node_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0).ok_or_else(|| {
+                    UnresolvedRef::NoNodePort {
+                        service: service.metadata.name.clone().unwrap_or_default(),
+                        port: service_port.port,
+                        service_type: service
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.type_.clone())
+                            .unwrap_or_else(|| "ClusterIP".into()),
+                    }
                 })?;
             node_members(service, service_port, node_port, slices, nodes, rules.node_selector)
         }
-        PoolMemberType::Cluster => slices
-            .iter()
-            .flat_map(|slice| endpoint_members(slice, service_port))
-            .collect(),
+        PoolMemberType::Cluster => slices.iter().flat_map(|slice| endpoint_members(slice, service_port)).collect(),
     };
     Ok(of_one_family(candidates, rules.family))
 }
@@ -100,10 +96,8 @@ pub fn resolve_members(
 /// and one member per address and port, active before draining.
 fn of_one_family(candidates: Vec<PoolMember>, preferred: AddressFamily) -> Vec<PoolMember> {
     let has_preferred = candidates.iter().any(|m| AddressFamily::of(m.address) == preferred);
-    let mut members: Vec<PoolMember> = candidates
-        .into_iter()
-        .filter(|m| (AddressFamily::of(m.address) == preferred) == has_preferred)
-        .collect();
+    let mut members: Vec<PoolMember> =
+        candidates.into_iter().filter(|m| (AddressFamily::of(m.address) == preferred) == has_preferred).collect();
     // `state` sorts last with Active first, so dedup keeps the active one of a pair.
     members.sort();
     members.dedup_by_key(|m| (m.address, m.port));
@@ -145,7 +139,10 @@ fn node_members(
 }
 
 /// Node name → the best state of the Service's endpoints on it (active if any is ready).
-fn endpoint_node_states<'a>(slices: &'a [Arc<EndpointSlice>], service_port: &ServicePort) -> BTreeMap<&'a str, MemberState> {
+fn endpoint_node_states<'a>(
+    slices: &'a [Arc<EndpointSlice>],
+    service_port: &ServicePort,
+) -> BTreeMap<&'a str, MemberState> {
     let mut states: BTreeMap<&str, MemberState> = BTreeMap::new();
     for slice in slices.iter().filter(|s| slice_target_port(s, service_port).is_some()) {
         for endpoint in slice.endpoints.iter().flatten() {
@@ -245,10 +242,11 @@ fn endpoint_members(slice: &EndpointSlice, service_port: &ServicePort) -> Vec<Po
         .flatten()
         .filter_map(|e| Some((e, endpoint_state(e)?)))
         .flat_map(|(e, state)| {
-            e.addresses
-                .iter()
-                .filter_map(|a| a.parse::<IpAddr>().ok())
-                .map(move |address| PoolMember { address, port, state })
+            e.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok()).map(move |address| PoolMember {
+                address,
+                port,
+                state,
+            })
         })
         .collect()
 }

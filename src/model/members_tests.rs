@@ -9,11 +9,13 @@ use serde_json::{json, Value};
 use super::*;
 
 fn service(external_traffic_policy: Option<&str>) -> Service {
-    let mut spec = json!({"type": "NodePort", "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}]});
+    let mut spec =
+        json!({"type": "NodePort", "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}]});
     if let Some(policy) = external_traffic_policy {
         spec["externalTrafficPolicy"] = json!(policy);
     }
-    serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "shop"}, "spec": spec})).expect("valid Service")
+    serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "shop"}, "spec": spec}))
+        .expect("valid Service")
 }
 
 /// A node; `extra` is merged into the object (labels, spec.unschedulable).
@@ -116,8 +118,18 @@ fn nodeport_members_are_ready_schedulable_nodes_not_excluded_from_load_balancers
         node("cordoned", &["10.0.0.3"], true, json!({"spec": {"unschedulable": true}})),
         node("schedulable", &["10.0.0.4"], true, json!({"spec": {"unschedulable": false}})),
         node("excluded", &["10.0.0.5"], true, json!({"metadata": {"labels": {EXCLUDE_FROM_LOAD_BALANCERS_LABEL: ""}}})),
-        node("excluded-true", &["10.0.0.6"], true, json!({"metadata": {"labels": {EXCLUDE_FROM_LOAD_BALANCERS_LABEL: "true"}}})),
-        node("other-label", &["10.0.0.7"], true, json!({"metadata": {"labels": {"node.kubernetes.io/instance-type": "m5"}}})),
+        node(
+            "excluded-true",
+            &["10.0.0.6"],
+            true,
+            json!({"metadata": {"labels": {EXCLUDE_FROM_LOAD_BALANCERS_LABEL: "true"}}}),
+        ),
+        node(
+            "other-label",
+            &["10.0.0.7"],
+            true,
+            json!({"metadata": {"labels": {"node.kubernetes.io/instance-type": "m5"}}}),
+        ),
         node("no-address", &[], true, json!({})),
     ];
     assert_eq!(nodeport(&service(None), &[], &nodes), ["10.0.0.1:30080", "10.0.0.4:30080", "10.0.0.7:30080"]);
@@ -134,7 +146,11 @@ fn external_traffic_policy_local_keeps_only_nodes_hosting_endpoints() {
         node("n6", &["10.0.0.6"], true, json!({})),
     ];
     let slices = [
-        slice("web-a", "IPv4", vec![ready("10.244.1.1", "n1"), terminating("10.244.2.1", "n2"), terminating("10.244.6.1", "n6")]),
+        slice(
+            "web-a",
+            "IPv4",
+            vec![ready("10.244.1.1", "n1"), terminating("10.244.2.1", "n2"), terminating("10.244.6.1", "n6")],
+        ),
         slice(
             "web-b",
             "IPv4",
@@ -179,7 +195,8 @@ fn external_traffic_policy_local_without_ready_endpoints_is_an_empty_pool() {
 
 #[test]
 fn the_node_label_selector_picks_nodes_with_each_operator() {
-    let labelled = |name: &str, ip: &str, labels: Value| node(name, &[ip], true, json!({"metadata": {"labels": labels}}));
+    let labelled =
+        |name: &str, ip: &str, labels: Value| node(name, &[ip], true, json!({"metadata": {"labels": labels}}));
     let nodes = [
         labelled("a", "10.0.0.1", json!({"zone": "a", "lb": ""})),
         labelled("b", "10.0.0.2", json!({"zone": "b", "spot": "true"})),
@@ -230,7 +247,13 @@ fn cluster_members_are_ready_endpoints_and_draining_terminating_ones() {
     )];
     assert_eq!(
         cluster(&slices, AddressFamily::V4),
-        ["10.244.0.1:8080", "10.244.0.2:8080", "10.244.0.3:8080 draining", "10.244.0.4:8080 draining", "10.244.0.8:8080"]
+        [
+            "10.244.0.1:8080",
+            "10.244.0.2:8080",
+            "10.244.0.3:8080 draining",
+            "10.244.0.4:8080 draining",
+            "10.244.0.8:8080"
+        ]
     );
 }
 
@@ -272,7 +295,8 @@ fn nodeport_members_follow_the_virtual_address_family_and_fall_back_to_the_other
         node("dual-v6-first", &["fd00::2", "10.0.0.2", "fd00::22"], true, json!({})),
         node("v4-only", &["10.0.0.3"], true, json!({})),
     ];
-    let np = |family, nodes: &[Arc<Node>]| resolve(PoolMemberType::Nodeport, &service(None), &[], nodes, &rules(family));
+    let np =
+        |family, nodes: &[Arc<Node>]| resolve(PoolMemberType::Nodeport, &service(None), &[], nodes, &rules(family));
     assert_eq!(np(AddressFamily::V4, &nodes), ["10.0.0.1:30080", "10.0.0.2:30080", "10.0.0.3:30080"]);
     // The first InternalIP of the family per node; a node without one is left out.
     assert_eq!(np(AddressFamily::V6, &nodes), ["[fd00::1]:30080", "[fd00::2]:30080"]);

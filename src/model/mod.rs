@@ -4,9 +4,9 @@
 pub mod application;
 pub mod bgp;
 pub mod cluster;
-pub mod fleet;
 pub mod flannel;
 pub mod flannel_etcd;
+pub mod fleet;
 pub mod labels;
 pub mod members;
 pub mod tls;
@@ -18,9 +18,9 @@ use std::net::IpAddr;
 use crate::crd::{LoadBalancingMode, MonitorMatch, MonitorType, Persistence, PoolMemberType, VirtualAddressOptions};
 
 pub use application::{build_application, partition_of};
-pub use transport::build_transport_application;
 pub use cluster::{ClusterObjects, ClusterView};
 pub use fleet::{build_fleet, AppOutcome, Fleet};
+pub use transport::build_transport_application;
 
 /// Operator-wide defaults the model applies where an object leaves a field out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +203,9 @@ pub enum Frontend {
         waf_policy: Option<String>,
     },
     /// TLS forwarded untouched; connections routed by SNI name.
-    TlsPassthrough { routes: Vec<DesiredRoute> },
+    TlsPassthrough {
+        routes: Vec<DesiredRoute>,
+    },
     Tcp,
     Udp,
 }

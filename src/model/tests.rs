@@ -76,7 +76,11 @@ fn node(name: &str, ip: &str, ready: bool) -> Node {
 fn cluster() -> ClusterObjects {
     let mut c = ClusterObjects::default();
     c.add_service(service("web", Some(30080)));
-    c.add_endpoint_slice(slice("web-abc", "web", &[("10.244.1.5", Some(true)), ("10.244.2.7", None), ("10.244.2.9", Some(false))]));
+    c.add_endpoint_slice(slice(
+        "web-abc",
+        "web",
+        &[("10.244.1.5", Some(true)), ("10.244.2.7", None), ("10.244.2.9", Some(false))],
+    ));
     c.add_node(node("n1", "172.31.0.1", true));
     c.add_node(node("n2", "172.31.0.2", true));
     c.add_node(node("n3", "172.31.0.3", false));
@@ -89,8 +93,9 @@ fn members(app: &DesiredApplication) -> Vec<String> {
 
 #[test]
 fn nodeport_members_are_ready_nodes_with_the_node_port() {
-    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &cluster(), &defaults(PoolMemberType::Nodeport))
-        .expect("valid");
+    let built =
+        build_application(&vs("web", "10.1.10.80", 80, json!({})), &cluster(), &defaults(PoolMemberType::Nodeport))
+            .expect("valid");
     assert_eq!(members(&built.application), ["172.31.0.1:30080", "172.31.0.2:30080"]);
     assert!(built.unresolved.is_empty());
     assert_eq!(built.application.name, "shop_web");
@@ -99,8 +104,9 @@ fn nodeport_members_are_ready_nodes_with_the_node_port() {
 
 #[test]
 fn cluster_members_are_ready_endpoints_with_the_target_port() {
-    let built = build_application(&vs("web", "10.1.10.80", 80, json!({})), &cluster(), &defaults(PoolMemberType::Cluster))
-        .expect("valid");
+    let built =
+        build_application(&vs("web", "10.1.10.80", 80, json!({})), &cluster(), &defaults(PoolMemberType::Cluster))
+            .expect("valid");
     // 10.244.2.9 is not ready; an endpoint without a ready condition counts as ready.
     assert_eq!(members(&built.application), ["10.244.1.5:8080", "10.244.2.7:8080"]);
 }
@@ -114,7 +120,8 @@ fn per_object_member_type_overrides_the_operator_default() {
 
 #[test]
 fn service_port_can_be_named() {
-    let object = vs("web", "10.1.10.80", 80, json!({"pools": [{"name": "web", "service": "web", "servicePort": "http"}]}));
+    let object =
+        vs("web", "10.1.10.80", 80, json!({"pools": [{"name": "web", "service": "web", "servicePort": "http"}]}));
     let built = build_application(&object, &cluster(), &defaults(PoolMemberType::Nodeport)).expect("valid");
     assert_eq!(built.application.member_count(), 2);
 }
@@ -181,8 +188,13 @@ fn monitor_timing_beyond_as3_limits_is_refused() {
     let c = cluster();
     let d = defaults(PoolMemberType::Nodeport);
     let with_monitor = |interval: i32, timeout: i32| {
-        vs("web", "10.1.10.80", 80, json!({"pools": [{"name": "a", "service": "web", "servicePort": 80,
-            "monitors": [{"type": "http", "interval": interval, "timeout": timeout}]}]}))
+        vs(
+            "web",
+            "10.1.10.80",
+            80,
+            json!({"pools": [{"name": "a", "service": "web", "servicePort": 80,
+            "monitors": [{"type": "http", "interval": interval, "timeout": timeout}]}]}),
+        )
     };
     assert!(build_application(&with_monitor(899, 900), &c, &d).is_ok());
     let err = build_application(&with_monitor(900, 901), &c, &d).expect_err("timeout 901");
@@ -214,8 +226,9 @@ fn objects_whose_application_names_would_collide_are_refused() {
 
 #[test]
 fn ipv6_virtual_addresses_are_accepted() {
-    let built = build_application(&vs("web", "2001:db8::80", 443, json!({})), &cluster(), &defaults(PoolMemberType::Nodeport))
-        .expect("valid");
+    let built =
+        build_application(&vs("web", "2001:db8::80", 443, json!({})), &cluster(), &defaults(PoolMemberType::Nodeport))
+            .expect("valid");
     assert_eq!(built.application.virtual_address.to_string(), "2001:db8::80");
 }
 
@@ -225,11 +238,15 @@ fn fleet_groups_by_partition_and_gives_a_contested_address_to_the_older_object()
     let newer = vs("bbbb", "10.1.10.80", 80, json!({}));
     let elsewhere = vs("cc", "10.1.10.81", 80, json!({"partition": "other"}));
     let invalid = vs("ddddd", "nope", 80, json!({}));
-    let fleet = build_fleet([&newer, &older, &elsewhere, &invalid], NO_TS, &cluster(), &defaults(PoolMemberType::Nodeport));
+    let fleet =
+        build_fleet([&newer, &older, &elsewhere, &invalid], NO_TS, &cluster(), &defaults(PoolMemberType::Nodeport));
     let names = |p: &str| fleet.partitions[p].iter().map(|a| a.name.clone()).collect::<Vec<_>>();
     assert_eq!(names("k8s"), ["shop_a"]);
     assert_eq!(names("other"), ["shop_cc"]);
-    let key = |n: &str| SourceId { kind: SourceKind::VirtualServer, key: ObjectKey { namespace: "shop".into(), name: n.into() } };
+    let key = |n: &str| SourceId {
+        kind: SourceKind::VirtualServer,
+        key: ObjectKey { namespace: "shop".into(), name: n.into() },
+    };
     assert!(matches!(&fleet.outcomes[&key("bbbb")], AppOutcome::AddressConflict { holder, .. } if holder == &key("a")));
     assert!(matches!(&fleet.outcomes[&key("ddddd")], AppOutcome::Invalid(InvalidSpec::VirtualAddress { .. })));
     assert!(matches!(&fleet.outcomes[&key("a")], AppOutcome::Included { members: 2, .. }));
@@ -238,7 +255,8 @@ fn fleet_groups_by_partition_and_gives_a_contested_address_to_the_older_object()
 #[test]
 fn objects_being_deleted_leave_the_fleet() {
     let mut gone = vs("a", "10.1.10.80", 80, json!({}));
-    gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    gone.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
     let fleet = build_fleet([&gone], NO_TS, &cluster(), &defaults(PoolMemberType::Nodeport));
     assert!(fleet.partitions.is_empty());
     assert!(fleet.outcomes.is_empty());

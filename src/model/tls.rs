@@ -30,7 +30,11 @@ pub fn server_certificate(field: &'static str, secret: &Secret) -> Result<Server
     let mut blocks = certificates.iter().map(encode);
     let certificate = blocks.next().ok_or_else(|| invalid("tls.crt holds no certificate".into()))?;
     let chain: String = blocks.collect();
-    Ok(ServerTls::Certificate { certificate: certificate.trim_end().to_string(), chain: chain.trim_end().to_string(), private_key: encode(key).trim_end().to_string() })
+    Ok(ServerTls::Certificate {
+        certificate: certificate.trim_end().to_string(),
+        chain: chain.trim_end().to_string(),
+        private_key: encode(key).trim_end().to_string(),
+    })
 }
 
 /// The CA certificates in `ca.crt` of a `kubernetes.io/tls` Secret, as one PEM bundle.
@@ -58,11 +62,7 @@ fn check_type(secret: &Secret) -> Result<(), String> {
 }
 
 fn data_text(secret: &Secret, key: &str) -> Result<String, String> {
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|data| data.get(key))
-        .ok_or_else(|| format!("it has no {key}"))?;
+    let bytes = secret.data.as_ref().and_then(|data| data.get(key)).ok_or_else(|| format!("it has no {key}"))?;
     String::from_utf8(bytes.0.clone()).map_err(|_| format!("{key} is not text (PEM)"))
 }
 
@@ -94,7 +94,11 @@ mod tests {
                 ..Default::default()
             },
             type_: Some(type_.into()),
-            data: Some(data.iter().map(|(k, v)| ((*k).to_string(), ByteString(v.clone().into_bytes()))).collect::<BTreeMap<_, _>>()),
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_string(), ByteString(v.clone().into_bytes())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
             ..Default::default()
         }
     }
@@ -109,7 +113,8 @@ mod tests {
         let (leaf, key) = pair();
         let (ca, _) = pair();
         let s = secret(TLS_SECRET_TYPE, &[("tls.crt", format!("{leaf}{ca}")), ("tls.key", key)]);
-        let ServerTls::Certificate { certificate, chain, private_key } = server_certificate("spec.tls.secretName", &s).expect("valid")
+        let ServerTls::Certificate { certificate, chain, private_key } =
+            server_certificate("spec.tls.secretName", &s).expect("valid")
         else {
             panic!("not a certificate");
         };
@@ -124,10 +129,16 @@ mod tests {
         let cases = [
             (secret("Opaque", &[("tls.crt", leaf.clone()), ("tls.key", key.clone())]), "not kubernetes.io/tls"),
             (secret(TLS_SECRET_TYPE, &[("tls.crt", leaf.clone())]), "no tls.key"),
-            (secret(TLS_SECRET_TYPE, &[("tls.crt", "garbage".into()), ("tls.key", key.clone())]), "holds no PEM certificate"),
+            (
+                secret(TLS_SECRET_TYPE, &[("tls.crt", "garbage".into()), ("tls.key", key.clone())]),
+                "holds no PEM certificate",
+            ),
             (secret(TLS_SECRET_TYPE, &[("tls.crt", key.clone()), ("tls.key", key.clone())]), "only CERTIFICATE blocks"),
             (
-                secret(TLS_SECRET_TYPE, &[("tls.crt", leaf.clone()), ("tls.key", key.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY"))]),
+                secret(
+                    TLS_SECRET_TYPE,
+                    &[("tls.crt", leaf.clone()), ("tls.key", key.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY"))],
+                ),
                 "encrypted",
             ),
             (secret(TLS_SECRET_TYPE, &[("tls.crt", leaf.clone()), ("tls.key", leaf.clone())]), "not a private key"),

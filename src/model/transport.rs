@@ -1,12 +1,8 @@
 //! One TransportServer → one [`DesiredApplication`] (an L4 virtual server).
 
-use super::application::{
-    build_irules, build_pools, build_source_ranges, desired_snat, listener, BuiltApplication,
-};
+use super::application::{build_irules, build_pools, build_source_ranges, desired_snat, listener, BuiltApplication};
 use super::members::{AddressFamily, MemberRules};
-use super::{
-    ClusterView, DesiredApplication, Frontend, InvalidSpec, ModelDefaults, ObjectKey, SourceKind,
-};
+use super::{ClusterView, DesiredApplication, Frontend, InvalidSpec, ModelDefaults, ObjectKey, SourceKind};
 use crate::crd::{Persistence, TransportProtocol, TransportServer};
 
 /// AS3 object names: at most 190 characters.
@@ -32,7 +28,8 @@ pub fn build_transport_application(
     }
     let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
     let mut unresolved = Vec::new();
-    let rules = MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
+    let rules =
+        MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
     let pools = build_pools(std::slice::from_ref(&spec.pool), &source, mode, &rules, cluster, &mut unresolved)?;
     Ok(BuiltApplication {
         application: DesiredApplication {

@@ -50,7 +50,11 @@ async fn put_faults(State(sim): State<SimulatorState>, body: Bytes) -> Response 
         );
     }
     if let Some(version) = faults.tmos_version.as_deref().filter(|v| crate::bigip::BigIpVersion::parse(v).is_none()) {
-        return rest_error(StatusCode::BAD_REQUEST, 1, format!("invalid faults: tmosVersion {version:?} is not a version such as 13.1.3"));
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            1,
+            format!("invalid faults: tmosVersion {version:?} is not a version such as 13.1.3"),
+        );
     }
     sim.apply_faults(faults);
     to_json(&sim.faults())

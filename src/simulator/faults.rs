@@ -294,7 +294,8 @@ mod tests {
 
     #[test]
     fn an_empty_rejection_text_matches_nothing() {
-        let faults = FaultState::new(Faults { reject_tenants_with_application: Some(String::new()), ..Faults::default() });
+        let faults =
+            FaultState::new(Faults { reject_tenants_with_application: Some(String::new()), ..Faults::default() });
         assert_eq!(faults.rejected_application(), None);
         faults.replace(Faults { reject_tenants_with_application: Some("bad".into()), ..Faults::default() });
         assert_eq!(faults.rejected_application().as_deref(), Some("bad"));

@@ -46,8 +46,8 @@ pub use faults::{Faults, ANONYMOUS_REJECTION};
 pub use model::{PoolMemberView, VirtualServerView};
 pub use net::tunnel_mac;
 pub use net_config::{
-    ArpEntry, BgpInstance, BgpNeighbor, FdbRecord, NeighborAddressFamily, PrefixList, PrefixListEntry, RouteMap, RouteMapEntry,
-    RouteMapReferences, SelfIp, Tunnel, VxlanProfile,
+    ArpEntry, BgpInstance, BgpNeighbor, FdbRecord, NeighborAddressFamily, PrefixList, PrefixListEntry, RouteMap,
+    RouteMapEntry, RouteMapReferences, SelfIp, Tunnel, VxlanProfile,
 };
 pub use state::{ChangeAction, ChangeRecord, SimulatorState, StateFileError};
 pub use tls::TlsError;

@@ -235,7 +235,9 @@ pub struct RouteMapEntry {
 impl RouteMapEntry {
     /// The prefix lists the entry matches on.
     fn prefix_lists(&self) -> impl Iterator<Item = &str> {
-        ["ipv4", "ipv6"].into_iter().filter_map(|family| self.matches.get(family)?.get("address")?.get("prefixList")?.as_str())
+        ["ipv4", "ipv6"]
+            .into_iter()
+            .filter_map(|family| self.matches.get(family)?.get("address")?.get("prefixList")?.as_str())
     }
 }
 
@@ -486,7 +488,10 @@ impl NetObject for BgpInstance {
                 }
                 for route_map in family.route_map.iter().flat_map(RouteMapReferences::names) {
                     if !config.route_maps.contains_key(common_name(route_map)) {
-                        return Err(NetError::MissingReference { what: "route map", full_path: full_path(common_name(route_map)) });
+                        return Err(NetError::MissingReference {
+                            what: "route map",
+                            full_path: full_path(common_name(route_map)),
+                        });
                     }
                 }
             }
@@ -539,10 +544,13 @@ impl NetObject for PrefixList {
         for (sequence, entry) in &self.entries {
             let object = format!("{} entry {sequence}", full_path(&self.name));
             check_action(&entry.action, &object)?;
-            let Some((network, bits)) = entry.prefix.parse::<ipnet::IpNet>().ok().map(|n| (n, n.max_prefix_len())) else {
+            let Some((network, bits)) = entry.prefix.parse::<ipnet::IpNet>().ok().map(|n| (n, n.max_prefix_len()))
+            else {
                 return Err(invalid_value("prefix", &entry.prefix, &object));
             };
-            if let Some(range) = entry.prefix_len_range.as_deref().filter(|r| !valid_length_range(r, network.prefix_len(), bits)) {
+            if let Some(range) =
+                entry.prefix_len_range.as_deref().filter(|r| !valid_length_range(r, network.prefix_len(), bits))
+            {
                 return Err(invalid_value("prefixLenRange", range, &object));
             }
         }
@@ -553,7 +561,9 @@ impl NetObject for PrefixList {
         config
             .route_maps
             .values()
-            .find(|map| map.entries.values().any(|entry| entry.prefix_lists().any(|list| full_path(common_name(list)) == path)))
+            .find(|map| {
+                map.entries.values().any(|entry| entry.prefix_lists().any(|list| full_path(common_name(list)) == path))
+            })
             .map(|map| ("route map", full_path(&map.name)))
     }
     fn objects(config: &NetConfig) -> &BTreeMap<String, Self> {
@@ -575,8 +585,13 @@ impl NetObject for RouteMap {
     fn check(&self, config: &NetConfig) -> Result<(), NetError> {
         for (sequence, entry) in &self.entries {
             check_action(&entry.action, &format!("{} entry {sequence}", full_path(&self.name)))?;
-            if let Some(missing) = entry.prefix_lists().find(|list| !config.prefix_lists.contains_key(common_name(list))) {
-                return Err(NetError::MissingReference { what: "prefix list", full_path: full_path(common_name(missing)) });
+            if let Some(missing) =
+                entry.prefix_lists().find(|list| !config.prefix_lists.contains_key(common_name(list)))
+            {
+                return Err(NetError::MissingReference {
+                    what: "prefix list",
+                    full_path: full_path(common_name(missing)),
+                });
             }
         }
         Ok(())
@@ -587,7 +602,11 @@ impl NetObject for RouteMap {
             .bgp
             .values()
             .find(|bgp| {
-                bgp.neighbor.iter().flat_map(|n| &n.address_family).flat_map(|f| f.route_map.iter().flat_map(RouteMapReferences::names)).any(|map| full_path(common_name(map)) == path)
+                bgp.neighbor
+                    .iter()
+                    .flat_map(|n| &n.address_family)
+                    .flat_map(|f| f.route_map.iter().flat_map(RouteMapReferences::names))
+                    .any(|map| full_path(common_name(map)) == path)
             })
             .map(|bgp| ("BGP instance", full_path(&bgp.name)))
     }
@@ -918,8 +937,14 @@ mod tests {
         for (entries, bad) in [
             (json!({"10": {"action": "allow", "prefix": "10.0.0.0/8"}}), "action"),
             (json!({"10": {"action": "permit", "prefix": "10.0.0.0"}}), "prefix"),
-            (json!({"10": {"action": "permit", "prefix": "10.244.0.0/16", "prefixLenRange": "8:24"}}), "prefixLenRange"),
-            (json!({"10": {"action": "permit", "prefix": "10.244.0.0/16", "prefixLenRange": "16:33"}}), "prefixLenRange"),
+            (
+                json!({"10": {"action": "permit", "prefix": "10.244.0.0/16", "prefixLenRange": "8:24"}}),
+                "prefixLenRange",
+            ),
+            (
+                json!({"10": {"action": "permit", "prefix": "10.244.0.0/16", "prefixLenRange": "16:33"}}),
+                "prefixLenRange",
+            ),
         ] {
             let error = config.patch::<PrefixList>("pl", &json!({"entries": entries})).expect_err(bad);
             assert!(error.to_string().contains(bad), "{error}");
@@ -934,10 +959,16 @@ mod tests {
             "match": {"ipv4": {"address": {"prefixList": "/Common/pl"}}}}}});
         let missing = config.create::<RouteMap>(&route_map).expect_err("no prefix list yet");
         assert_eq!(missing, NetError::MissingReference { what: "prefix list", full_path: "/Common/pl".into() });
-        config.create::<PrefixList>(&json!({"name": "pl", "entries": {"10": {"action": "permit", "prefix": "10.0.0.0/8"}}})).expect("pl");
+        config
+            .create::<PrefixList>(
+                &json!({"name": "pl", "entries": {"10": {"action": "permit", "prefix": "10.0.0.0/8"}}}),
+            )
+            .expect("pl");
         config.create::<RouteMap>(&route_map).expect("rm");
-        let bgp = |route_map: &str| json!({"name": "bgp", "localAs": 64512, "neighbor": [{"name": "10.0.0.2", "remoteAs": 64513,
-            "addressFamily": [{"name": "ipv4", "routeMap": {"in": route_map}}]}]});
+        let bgp = |route_map: &str| {
+            json!({"name": "bgp", "localAs": 64512, "neighbor": [{"name": "10.0.0.2", "remoteAs": 64513,
+            "addressFamily": [{"name": "ipv4", "routeMap": {"in": route_map}}]}]})
+        };
         let error = config.create::<BgpInstance>(&bgp("/Common/other")).expect_err("unknown route map");
         assert!(error.to_string().contains("/Common/other"), "{error}");
         config.create::<BgpInstance>(&bgp("/Common/rm")).expect("bgp");

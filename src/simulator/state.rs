@@ -18,7 +18,9 @@ use super::auth::TokenStore;
 use super::declaration::{declared_tenants, Change};
 use super::faults::{FaultState, Faults};
 use super::model::{self, PoolMemberView, VirtualServerView};
-use super::net_config::{ArpEntry, BgpInstance, FdbRecord, NetConfig, PrefixList, RouteMap, SelfIp, Tunnel, VxlanProfile};
+use super::net_config::{
+    ArpEntry, BgpInstance, FdbRecord, NetConfig, PrefixList, RouteMap, SelfIp, Tunnel, VxlanProfile,
+};
 use super::tasks::TaskStore;
 use super::timefmt::epoch_millis;
 

@@ -39,7 +39,9 @@ pub fn virtual_server_status(
     now: &str,
 ) -> VirtualServerStatus {
     let accepted = match outcome {
-        AppOutcome::Included { .. } | AppOutcome::Blocked { .. } => Verdict::new("True", "Accepted", "the spec is valid"),
+        AppOutcome::Included { .. } | AppOutcome::Blocked { .. } => {
+            Verdict::new("True", "Accepted", "the spec is valid")
+        }
         AppOutcome::Invalid(e) => Verdict::new("False", "Invalid", e.to_string()),
         AppOutcome::AddressConflict { listener, holder } => {
             Verdict::new("False", "AddressConflict", format!("{listener} is already used by {holder}, which keeps it"))
@@ -58,7 +60,11 @@ pub fn virtual_server_status(
     };
     let programmed = match (outcome, programming) {
         (AppOutcome::Included { partition, application, .. }, ProgrammingState::Programmed { bigip, .. }) => {
-            Verdict::new("True", "Programmed", format!("AS3 application /{partition}/{application} is deployed on {bigip}"))
+            Verdict::new(
+                "True",
+                "Programmed",
+                format!("AS3 application /{partition}/{application} is deployed on {bigip}"),
+            )
         }
         (AppOutcome::Included { .. }, ProgrammingState::Failed { reason, message }) => {
             Verdict::new("False", reason.clone(), message.clone())
@@ -72,7 +78,10 @@ pub fn virtual_server_status(
             Verdict::new(
                 "False",
                 unresolved.iter().find(|u| u.blocks_programming()).map(|u| u.reason()).unwrap_or("Unresolved"),
-                format!("not programmed until this resolves (the application is left off the BIG-IP): {}", blocking.join("; ")),
+                format!(
+                    "not programmed until this resolves (the application is left off the BIG-IP): {}",
+                    blocking.join("; ")
+                ),
             )
         }
         _ => Verdict::new("False", "NotAccepted", "nothing is programmed for an object that is not accepted"),
@@ -176,11 +185,18 @@ mod tests {
 
         let conflict = AppOutcome::AddressConflict {
             listener: Listener { address: "10.0.0.1".parse().expect("ip"), port: 80, protocol: ListenerProtocol::Tcp },
-            holder: SourceId { kind: SourceKind::TransportServer, key: ObjectKey { namespace: "a".into(), name: "b".into() } },
+            holder: SourceId {
+                kind: SourceKind::TransportServer,
+                key: ObjectKey { namespace: "a".into(), name: "b".into() },
+            },
         };
         let s = virtual_server_status(&conflict, &ProgrammingState::NotAttempted, Some(2), None, "T1");
         assert_eq!(get(&s, "Accepted").reason, "AddressConflict");
-        assert!(get(&s, "Accepted").message.contains("10.0.0.1:80 (tcp) is already used by TransportServer a/b"), "{}", get(&s, "Accepted").message);
+        assert!(
+            get(&s, "Accepted").message.contains("10.0.0.1:80 (tcp) is already used by TransportServer a/b"),
+            "{}",
+            get(&s, "Accepted").message
+        );
     }
 
     #[test]
@@ -191,8 +207,14 @@ mod tests {
         };
         let s = virtual_server_status(&blocked, &ProgrammingState::NotAttempted, Some(3), None, "T1");
         assert_eq!(get(&s, "Accepted").status, "True");
-        assert_eq!((get(&s, "ResolvedRefs").status.as_str(), get(&s, "ResolvedRefs").reason.as_str()), ("False", "SecretNotFound"));
-        assert_eq!((get(&s, "Programmed").status.as_str(), get(&s, "Programmed").reason.as_str()), ("False", "SecretNotFound"));
+        assert_eq!(
+            (get(&s, "ResolvedRefs").status.as_str(), get(&s, "ResolvedRefs").reason.as_str()),
+            ("False", "SecretNotFound")
+        );
+        assert_eq!(
+            (get(&s, "Programmed").status.as_str(), get(&s, "Programmed").reason.as_str()),
+            ("False", "SecretNotFound")
+        );
         assert!(get(&s, "Programmed").message.contains("web-tls"));
         assert_eq!(get(&s, "Ready").status, "False");
         assert_eq!(s.partition.as_deref(), Some("k8s"), "the partition it may still be in");
@@ -201,7 +223,8 @@ mod tests {
 
     #[test]
     fn failed_programming_carries_the_reason() {
-        let failed = ProgrammingState::Failed { reason: "BigIpUnreachable".into(), message: "connection refused".into() };
+        let failed =
+            ProgrammingState::Failed { reason: "BigIpUnreachable".into(), message: "connection refused".into() };
         let s = virtual_server_status(&included(2, vec![]), &failed, Some(1), None, "T1");
         assert_eq!(get(&s, "Programmed").reason, "BigIpUnreachable");
         assert_eq!(get(&s, "Ready").status, "False");

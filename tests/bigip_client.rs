@@ -146,6 +146,11 @@ async fn short_lived_tokens_are_renewed_before_expiry() {
         client.deploy_tenants(&tenants("k8s", &apps)).await.expect("deploys with a fresh token");
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
+    // Renewed before expiry: no request was refused for an expired token (a client that only
+    // retries after a 401 would pass the deploys above too), and logins happened again.
+    let counts = sim.state().request_counts();
+    assert_eq!(counts.unauthorized, 0, "{counts:?}");
+    assert!(counts.logins >= 2, "the 2 s token was renewed: {counts:?}");
     sim.shutdown().await;
 }
 
@@ -178,6 +183,11 @@ async fn waits_for_slow_async_tasks() {
     let report = client.deploy_tenants(&tenants("k8s", &[app("web", "10.1.10.80", &[])])).await.expect("deploys");
     assert!(report.tenants["k8s"].succeeded());
     assert!(started.elapsed() >= Duration::from_millis(400), "the result came before the task finished");
+    assert!(
+        sim.state().request_counts().task_polls > 0,
+        "the async task was polled: {:?}",
+        sim.state().request_counts()
+    );
     sim.shutdown().await;
 }
 

@@ -149,8 +149,20 @@ pub async fn killed_mid_sync_then_restarted_with_slow_apiserver(env: &Env) -> Re
     // A slow BIG-IP keeps the next post in flight; kill the operator in the middle of it.
     bigip.simulator.set_faults(Faults { latency_ms: 4000, ..Faults::default() });
     env.kubectl_apply(ns, &vs_in("vs9", "10.20.1.30", partition))?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually("the post adding vs9 in flight", WAIT, || async {
+        Ok(if bigip.simulator.state().declares_in_flight() > 0 {
+            Ok(())
+        } else {
+            Err("no declaration in flight".to_string())
+        })
+    })
+    .await?;
     first.process.kill9();
+    // The kill landed mid-post: the BIG-IP was still answering (its latency is 4 s).
+    ensure!(
+        bigip.simulator.state().declares_in_flight() > 0,
+        "the post had already been answered when the kill landed"
+    );
     bigip.simulator.set_faults(Faults::default());
 
     let proxy = SlowProxy::start(env.apiserver_addr()?, Duration::from_millis(150)).await?;

@@ -189,7 +189,8 @@ fn passthrough_allows_host_rules_only() {
     let err = build_application(&with_path, &cluster(), &defaults()).expect_err("path");
     assert!(err.to_string().contains("only host rules"), "{err}");
     let with_xff = vs("pt", 1, json!({"tls": {"mode": "passthrough"}, "xForwardedFor": true}));
-    assert!(build_application(&with_xff, &cluster(), &defaults()).is_err());
+    let err = build_application(&with_xff, &cluster(), &defaults()).expect_err("xForwardedFor");
+    assert!(err.to_string().contains("xForwardedFor"), "{err}");
 }
 
 #[test]
@@ -252,7 +253,8 @@ fn transport_servers_share_an_address_across_protocols_but_not_within_one() {
         1,
         json!({"virtualAddress": "10.1.10.80", "port": 5, "persistence": "cookie", "pool": {"name": "p", "service": "web", "servicePort": 80}}),
     );
-    assert!(build_transport_application(&cookie, &cluster(), &defaults()).is_err());
+    let err = build_transport_application(&cookie, &cluster(), &defaults()).expect_err("cookie");
+    assert!(err.to_string().contains("persistence") && err.to_string().contains("cookie"), "{err}");
 }
 
 #[test]

@@ -526,6 +526,7 @@ async fn list_tasks(State(sim): State<SimulatorState>) -> Response {
 }
 
 async fn get_task(State(sim): State<SimulatorState>, Path(id): Path<String>) -> Response {
+    sim.shared().counts.task_polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     match lock(&sim.shared().tasks).get(&id) {
         Some(task) => respond(StatusCode::OK, task),
         None => as3_error(StatusCode::NOT_FOUND, format!("No record found with ID of {id}")),

@@ -110,8 +110,10 @@ pub(super) async fn login(State(sim): State<SimulatorState>, body: Bytes) -> Res
     let settings = &sim.shared().settings;
     if username != settings.username || password != settings.password {
         tracing::info!(username, "login refused");
+        sim.shared().counts.unauthorized.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         return rest_error(StatusCode::UNAUTHORIZED, 3, "Authentication failed.");
     }
+    sim.shared().counts.logins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let token = lock(&sim.shared().tokens).issue(username, settings.token_ttl, SystemTime::now());
     respond(
         StatusCode::OK,
@@ -181,7 +183,10 @@ fn unauthorized(message: &str) -> Response {
 pub(super) async fn require_auth(State(sim): State<SimulatorState>, request: Request, next: Next) -> Response {
     match authenticate(&sim, request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(message) => unauthorized(message),
+        Err(message) => {
+            sim.shared().counts.unauthorized.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            unauthorized(message)
+        }
     }
 }
 

@@ -152,10 +152,30 @@ impl FaultState {
 pub(super) async fn delay_answers(State(sim): State<SimulatorState>, request: Request, next: Next) -> Response {
     let latency =
         if request.uri().path().starts_with("/mgmt/") { sim.shared().faults.latency() } else { Duration::ZERO };
+    let is_declare = request.method() == axum::http::Method::POST
+        && request.uri().path().starts_with("/mgmt/shared/appsvcs/declare");
+    let _in_flight = is_declare.then(|| DeclareInFlight::enter(&sim));
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     next.run(request).await
+}
+
+/// Counts a declaration POST from its arrival until its answer is sent or the client goes
+/// away (the request's future is dropped then).
+struct DeclareInFlight(SimulatorState);
+
+impl DeclareInFlight {
+    fn enter(sim: &SimulatorState) -> Self {
+        sim.shared().counts.declares_in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(sim.clone())
+    }
+}
+
+impl Drop for DeclareInFlight {
+    fn drop(&mut self) {
+        self.0.shared().counts.declares_in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Accepts connections unless `refuse_connections` is on, and wraps them so that an open

@@ -49,7 +49,7 @@ pub use net_config::{
     ArpEntry, BgpInstance, BgpNeighbor, FdbRecord, NeighborAddressFamily, PrefixList, PrefixListEntry, RouteMap,
     RouteMapEntry, RouteMapReferences, SelfIp, Tunnel, VxlanProfile,
 };
-pub use state::{ChangeAction, ChangeRecord, SimulatorState, StateFileError};
+pub use state::{ChangeAction, ChangeRecord, RequestCounts, SimulatorState, StateFileError};
 pub use tls::TlsError;
 
 /// How long [`RunningSimulator::shutdown`] lets open requests finish.

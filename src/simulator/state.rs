@@ -214,6 +214,29 @@ pub(super) struct Shared {
     declare_in_progress: AtomicBool,
     declare_posts: AtomicU64,
     declare_deletes: AtomicU64,
+    pub(super) counts: RequestCounters,
+}
+
+/// Counters of requests that tests assert on (a client that re-logs in on every request, or
+/// never polls its task, passes a test that only checks the end state).
+#[derive(Default)]
+pub(super) struct RequestCounters {
+    pub(super) logins: AtomicU64,
+    pub(super) unauthorized: AtomicU64,
+    pub(super) task_polls: AtomicU64,
+    /// Declaration POSTs received and not yet answered (latency fault included).
+    pub(super) declares_in_flight: AtomicU64,
+}
+
+/// A snapshot of [`RequestCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Successful `POST /mgmt/shared/authn/login`.
+    pub logins: u64,
+    /// Requests answered 401 (expired or unknown token, bad credentials).
+    pub unauthorized: u64,
+    /// `GET /mgmt/shared/appsvcs/task/{id}`.
+    pub task_polls: u64,
 }
 
 /// Counters for `GET /simulator/stats`.
@@ -266,6 +289,7 @@ impl SimulatorState {
                 declare_in_progress: AtomicBool::new(false),
                 declare_posts: AtomicU64::new(0),
                 declare_deletes: AtomicU64::new(0),
+                counts: RequestCounters::default(),
             }),
         }
     }
@@ -342,6 +366,21 @@ impl SimulatorState {
     }
 
     /// POSTs to `/mgmt/shared/appsvcs/declare…` received, whatever their result.
+    pub fn request_counts(&self) -> RequestCounts {
+        let counts = &self.shared.counts;
+        RequestCounts {
+            logins: counts.logins.load(Ordering::SeqCst),
+            unauthorized: counts.unauthorized.load(Ordering::SeqCst),
+            task_polls: counts.task_polls.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Declaration POSTs received and not answered yet (waiting out a latency fault, or being
+    /// processed).
+    pub fn declares_in_flight(&self) -> u64 {
+        self.shared.counts.declares_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn declare_count(&self) -> u64 {
         self.shared.declare_posts.load(Ordering::SeqCst)
     }

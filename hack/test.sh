@@ -89,11 +89,7 @@ else
   echo "==> e2e scenarios on the real control plane"
   BIGIP_E2E_BIN_DIR="$bin" cargo test --test e2e 2>&1 | tee "$logs/e2e.log" | grep -vE '^\s+(Compiling|Running|Finished)'
   e2e_rc=${PIPESTATUS[0]}
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -n 1)
-  p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
-  p=${p:-0}; f=${f:-0}
-  if [ "$e2e_rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  record "e2e (real control plane)" "$p" "$f"
+  record_cargo "e2e (real control plane)" "$logs/e2e.log" "$e2e_rc"
 fi
 
 echo

@@ -1,8 +1,10 @@
 //! End-to-end scenarios on a real kube-apiserver with the BIG-IP simulator.
 //!
-//! `cargo test --test e2e [FILTER]` — needs the control plane tools built by
-//! `make controlplane` (`make test` does it). Prints one line per scenario and a closing
-//! `N passed, N failed` line; exits non-zero when any failed.
+//! `cargo test --test e2e [-- FILTER | --list | --exact NAME | --skip NAME]` — a standard test
+//! harness (libtest-mimic): one trial per scenario, libtest's output and closing
+//! `test result:` line. Needs the control plane tools built by `make controlplane`
+//! (`make test` does it). The selected scenarios share one control plane: the concurrent ones
+//! run together, then the exclusive ones alone; a trial waits for its scenario's outcome.
 
 mod faults;
 mod features;
@@ -12,11 +14,14 @@ mod proxy;
 mod scenarios;
 mod tunnel;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::Env;
+use libtest_mimic::{Arguments, Failed, Trial};
 
 type ScenarioFn = for<'a> fn(&'a Env) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
@@ -62,42 +67,72 @@ const EXCLUSIVE: &[(&str, ScenarioFn)] = &[
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
-async fn run_one(env: &Env, name: &str, f: ScenarioFn) -> (String, Result<Duration, String>) {
+/// Checks that need every scenario to have run, and the registration check.
+const PASSWORD_CHECK: &str = "password_never_logged";
+const REGISTRATION_CHECK: &str = "every_scenario_is_registered";
+
+/// The outcome of each scenario by name, filled by the runner and awaited by the trials.
+#[derive(Default)]
+struct Outcomes {
+    done: Mutex<HashMap<String, Result<(), String>>>,
+    changed: Condvar,
+}
+
+impl Outcomes {
+    fn put(&self, name: &str, outcome: Result<(), String>) {
+        if let Ok(mut done) = self.done.lock() {
+            done.insert(name.to_string(), outcome);
+        }
+        self.changed.notify_all();
+    }
+
+    fn wait(&self, name: &str) -> Result<(), Failed> {
+        let Ok(mut done) = self.done.lock() else { return Err("outcomes poisoned".into()) };
+        loop {
+            if let Some(outcome) = done.remove(name) {
+                return outcome.map_err(Failed::from);
+            }
+            done = match self.changed.wait(done) {
+                Ok(done) => done,
+                Err(_) => return Err("outcomes poisoned".into()),
+            };
+        }
+    }
+}
+
+async fn run_one(env: &Env, name: &str, f: ScenarioFn, outcomes: &Outcomes) -> bool {
     let started = Instant::now();
     let result = match tokio::time::timeout(SCENARIO_TIMEOUT, f(env)).await {
-        Ok(Ok(())) => Ok(started.elapsed()),
+        Ok(Ok(())) => {
+            println!("    {name}: done in {:.1}s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(_) => Err(format!("timed out after {SCENARIO_TIMEOUT:?}")),
     };
-    match &result {
-        Ok(d) => println!("test e2e::{name} ... ok ({:.1}s)", d.as_secs_f64()),
-        Err(e) => println!("test e2e::{name} ... FAILED\n    {e}"),
-    }
-    (name.to_string(), result)
+    let ok = result.is_ok();
+    outcomes.put(name, result);
+    ok
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    bigip_operator::install_crypto_provider();
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let selected = |list: &'static [(&'static str, ScenarioFn)]| {
-        // FILTER: comma-separated substrings of scenario names.
-        list.iter()
-            .filter(|(n, _)| filter.as_deref().is_none_or(|f| f.split(',').any(|f| n.contains(f))))
-            .collect::<Vec<_>>()
-    };
-    let (concurrent, exclusive) = (selected(CONCURRENT), selected(EXCLUSIVE));
-    if concurrent.is_empty() && exclusive.is_empty() {
-        println!("0 passed, 0 failed (no scenario matches {filter:?})");
-        return std::process::ExitCode::FAILURE;
-    }
+/// Runs the selected scenarios on one environment — the concurrent ones together, then the
+/// exclusive ones one at a time — and hands each outcome to its trial.
+async fn run_selected(
+    concurrent: Vec<(&'static str, ScenarioFn)>,
+    exclusive: Vec<(&'static str, ScenarioFn)>,
+    password_check: bool,
+    outcomes: Arc<Outcomes>,
+) {
     let started = Instant::now();
     let env = match Env::start().await {
         Ok(env) => env,
         Err(e) => {
-            println!("e2e environment failed to start: {e:#}");
-            println!("0 passed, {} failed", concurrent.len() + exclusive.len());
-            return std::process::ExitCode::FAILURE;
+            let message = format!("e2e environment failed to start: {e:#}");
+            for (name, _) in concurrent.iter().chain(&exclusive) {
+                outcomes.put(name, Err(message.clone()));
+            }
+            outcomes.put(PASSWORD_CHECK, Err(message));
+            return;
         }
     };
     eprintln!(
@@ -105,23 +140,24 @@ async fn main() -> std::process::ExitCode {
         started.elapsed().as_secs_f64(),
         env.work_dir.path().display()
     );
-
-    let mut results = futures::future::join_all(concurrent.iter().map(|(n, f)| run_one(&env, n, *f))).await;
-    for (name, f) in exclusive {
-        results.push(run_one(&env, name, *f).await);
+    let mut all_ok = futures::future::join_all(concurrent.iter().map(|(n, f)| run_one(&env, n, *f, &outcomes)))
+        .await
+        .iter()
+        .all(|ok| *ok);
+    for (name, f) in &exclusive {
+        all_ok &= run_one(&env, name, *f, &outcomes).await;
     }
-    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-    let passed = results.len() - failed;
-    if failed > 0 {
+    if !all_ok {
         eprintln!("--- operator log (last 60 lines) ---\n{}", harness::tail(&env.operator_log(), 60));
     }
-    if env.all_operator_logs().contains(harness::BIGIP_PASSWORD) {
-        println!("test e2e::password_never_logged ... FAILED\n    an operator log contains the BIG-IP password");
-        println!("{passed} passed, {} failed", failed + 1);
-        return std::process::ExitCode::FAILURE;
+    if password_check {
+        let leaked = env.all_operator_logs().contains(harness::BIGIP_PASSWORD);
+        outcomes.put(
+            PASSWORD_CHECK,
+            if leaked { Err("an operator log contains the BIG-IP password".into()) } else { Ok(()) },
+        );
     }
-    println!("test e2e::password_never_logged ... ok");
-    println!(
+    eprintln!(
         "e2e: {:.1}s in all; the simulator received {} declarations",
         started.elapsed().as_secs_f64(),
         env.simulator().state().declare_count()
@@ -136,11 +172,66 @@ async fn main() -> std::process::ExitCode {
         }
         eprintln!("e2e: logs kept in {}", kept.display());
     }
-    println!("{} passed, {failed} failed", passed + 1);
-    drop(env);
-    if failed == 0 {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
+}
+
+/// Every `pub async fn NAME(env: &Env) -> Result<()>` in the scenario files is a scenario and
+/// must be in CONCURRENT or EXCLUSIVE: a scenario cannot be written and never run.
+fn every_scenario_is_registered() -> Result<(), Failed> {
+    let dir = harness::repo_root().join("e2e/scenarios");
+    let registered: Vec<&str> = CONCURRENT.iter().chain(EXCLUSIVE).map(|(name, _)| *name).collect();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("pub async fn ") else { continue };
+            let Some((name, signature)) = rest.split_once('(') else { continue };
+            if signature.starts_with("env: &Env) -> Result<()>") && !registered.contains(&name) {
+                missing.push(format!("{}: {name}", path.display()));
+            }
+        }
     }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("scenarios not in CONCURRENT or EXCLUSIVE (they would never run): {missing:?}").into())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    bigip_operator::install_crypto_provider();
+    let args = Arguments::from_args();
+    let outcomes = Arc::new(Outcomes::default());
+    let trial = |name: &'static str| {
+        let outcomes = outcomes.clone();
+        Trial::test(name, move || outcomes.wait(name))
+    };
+    let mut trials: Vec<Trial> = CONCURRENT.iter().chain(EXCLUSIVE).map(|(name, _)| trial(name)).collect();
+    trials.push(trial(PASSWORD_CHECK));
+    trials.push(Trial::test(REGISTRATION_CHECK, every_scenario_is_registered));
+
+    let selected = |trial_name: &str| {
+        trials.iter().any(|t| t.name() == trial_name && !args.is_filtered_out(t) && !args.is_ignored(t))
+    };
+    let pick = |list: &'static [(&'static str, ScenarioFn)]| {
+        list.iter().filter(|(n, _)| selected(n)).copied().collect::<Vec<_>>()
+    };
+    let (concurrent, exclusive) = (pick(CONCURRENT), pick(EXCLUSIVE));
+    let password_check = selected(PASSWORD_CHECK);
+    let runner = (!args.list && (!concurrent.is_empty() || !exclusive.is_empty() || password_check)).then(|| {
+        let outcomes = outcomes.clone();
+        std::thread::spawn(move || match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(run_selected(concurrent, exclusive, password_check, outcomes)),
+            Err(e) => eprintln!("e2e: no tokio runtime: {e}"),
+        })
+    });
+    // The trials only wait for their outcomes: as many threads as trials, so that none waits
+    // behind another.
+    let args = Arguments { test_threads: Some(args.test_threads.unwrap_or(trials.len())), ..args };
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(runner) = runner {
+        // The environment (control plane, operators, simulators) is torn down here.
+        let _ = runner.join();
+    }
+    conclusion.exit_code()
 }

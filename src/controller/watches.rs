@@ -100,6 +100,10 @@ struct WatchState<S, B> {
     /// say), and when the last `410 Expired` of it came: a re-list's InitDone ends the run.
     failing_since: Option<Instant>,
     expired_at: Option<Instant>,
+    /// When the current list started (Event::Init) and when its first page was in (the first
+    /// InitApply, or InitDone for an empty list): the apiserver's part of a re-list.
+    list_started: Option<Instant>,
+    list_answered: Option<Instant>,
     previous_was_error: bool,
 }
 
@@ -119,6 +123,8 @@ where
         backoff: watch_backoff(),
         failing_since: None,
         expired_at: None,
+        list_started: None,
+        list_answered: None,
         previous_was_error: false,
     };
     futures::stream::unfold(state, move |mut state| {
@@ -129,13 +135,27 @@ where
                     Ok(event) => {
                         state.previous_was_error = false;
                         state.backoff.reset();
+                        match event {
+                            Event::Init => (state.list_started, state.list_answered) = (Some(Instant::now()), None),
+                            Event::InitApply(_) | Event::InitDone => {
+                                state.list_answered.get_or_insert_with(Instant::now);
+                            }
+                            _ => {}
+                        }
                         if let (Event::InitDone, Some(since)) = (&event, state.failing_since) {
                             // relist_ms: from the 410 to the end of the re-list it asked for;
+                            // list_ms: how long the apiserver took to answer that list;
                             // took_ms: from the first error (an outage included).
                             let took = since.elapsed();
                             let relist_ms = state.expired_at.map(|at| at.elapsed().as_millis() as u64);
+                            let list_ms = match (state.list_started, state.list_answered) {
+                                (Some(started), Some(answered)) => {
+                                    Some(answered.duration_since(started).as_millis() as u64)
+                                }
+                                _ => None,
+                            };
                             metrics.watch_recoveries.with_label_values(&[watch]).observe(took.as_secs_f64());
-                            info!(watch, took_ms = took.as_millis() as u64, relist_ms, "watch re-listed");
+                            info!(watch, took_ms = took.as_millis() as u64, relist_ms, list_ms, "watch re-listed");
                             state.failing_since = None;
                             state.expired_at = None;
                         } else if !matches!(event, Event::Init | Event::InitApply(_)) {

@@ -154,27 +154,38 @@ pub(super) async fn delay_answers(State(sim): State<SimulatorState>, request: Re
         if request.uri().path().starts_with("/mgmt/") { sim.shared().faults.latency() } else { Duration::ZERO };
     let is_declare = request.method() == axum::http::Method::POST
         && request.uri().path().starts_with("/mgmt/shared/appsvcs/declare");
-    let _in_flight = is_declare.then(|| DeclareInFlight::enter(&sim));
+    let mut in_flight = is_declare.then(|| DeclareInFlight::enter(&sim));
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    if let Some(declare) = in_flight.as_mut() {
+        declare.answered = true;
+    }
+    response
 }
 
-/// Counts a declaration POST from its arrival until its answer is sent or the client goes
-/// away (the request's future is dropped then).
-struct DeclareInFlight(SimulatorState);
+/// Counts a declaration POST from its arrival until its answer is ready, or until the client
+/// goes away first (the request's future is dropped then: the declaration was abandoned).
+struct DeclareInFlight {
+    sim: SimulatorState,
+    answered: bool,
+}
 
 impl DeclareInFlight {
     fn enter(sim: &SimulatorState) -> Self {
         sim.shared().counts.declares_in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self(sim.clone())
+        Self { sim: sim.clone(), answered: false }
     }
 }
 
 impl Drop for DeclareInFlight {
     fn drop(&mut self) {
-        self.0.shared().counts.declares_in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let counts = &self.sim.shared().counts;
+        counts.declares_in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if !self.answered {
+            counts.declares_abandoned.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 

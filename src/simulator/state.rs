@@ -226,6 +226,8 @@ pub(super) struct RequestCounters {
     pub(super) task_polls: AtomicU64,
     /// Declaration POSTs received and not yet answered (latency fault included).
     pub(super) declares_in_flight: AtomicU64,
+    /// Declaration POSTs whose client went away before the answer.
+    pub(super) declares_abandoned: AtomicU64,
 }
 
 /// A snapshot of [`RequestCounters`].
@@ -379,6 +381,12 @@ impl SimulatorState {
     /// processed).
     pub fn declares_in_flight(&self) -> u64 {
         self.shared.counts.declares_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Declaration POSTs whose client went away before they were answered (a client killed
+    /// mid-request).
+    pub fn declares_abandoned(&self) -> u64 {
+        self.shared.counts.declares_abandoned.load(Ordering::SeqCst)
     }
 
     pub fn declare_count(&self) -> u64 {

@@ -1,6 +1,6 @@
 //! The BIG-IP client and the partition syncer against the real simulator (HTTP and HTTPS).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -841,7 +841,7 @@ async fn a_sync_waiting_for_its_partition_posts_the_state_current_when_it_runs()
     // A post of the first version is in flight (the simulator takes 400 ms)...
     let first = tokio::spawn({
         let (syncer, read) = (syncer.clone(), current(&desired));
-        async move { syncer.sync_current("k8s", read).await }
+        async move { syncer.sync_current("k8s", read, &BTreeSet::new()).await }
     });
     for _ in 0..200 {
         if sim.state().declare_count() > 0 {
@@ -854,7 +854,7 @@ async fn a_sync_waiting_for_its_partition_posts_the_state_current_when_it_runs()
     *desired.lock().expect("desired") = version("172.31.0.2");
     let second = tokio::spawn({
         let (syncer, read) = (syncer.clone(), current(&desired));
-        async move { syncer.sync_current("k8s", read).await }
+        async move { syncer.sync_current("k8s", read, &BTreeSet::new()).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     // ...and a third version arrives while it waits (its own reconcile comes later, if ever).
@@ -869,4 +869,45 @@ async fn a_sync_waiting_for_its_partition_posts_the_state_current_when_it_runs()
         "the newest state is on the BIG-IP"
     );
     sim.shutdown().await;
+}
+
+/// An application whose object cannot be read (kept_as_deployed) stays on the BIG-IP as it is,
+/// also for an operator that never read the object (restarted after it became unreadable),
+/// while the rest of the partition is updated; once the object is gone it is removed.
+#[tokio::test]
+async fn applications_of_unreadable_objects_are_kept_as_the_bigip_holds_them() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = syncer_for(&client, &sim);
+    let (a, b) = (app("a", "10.1.10.80", &["172.31.0.1"]), app("b", "10.1.10.81", &["172.31.0.2"]));
+    assert!(matches!(syncer.sync("k8s", &[a.clone(), b.clone()]).await.state, ProgrammingState::Programmed { .. }));
+    let kept = BTreeSet::from([b.name.clone()]);
+    let members = |app: &str| {
+        sim.state()
+            .pool_members("k8s", app, "pool_web")
+            .map(|m| m.iter().map(|m| m.address.clone()).collect::<Vec<_>>())
+    };
+
+    // A restarted operator: it has never read "b", whose object is unreadable now.
+    let restarted = syncer_for(&client, &sim);
+    restarted.learn_deployed_tenants().await.expect("reads the BIG-IP");
+    let a2 = app("a", "10.1.10.80", &["172.31.0.9"]);
+    let outcome = restarted.sync_current("k8s", || vec![a2.clone()], &kept).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert_eq!(members("ns_a"), Some(vec!["172.31.0.9".to_string()]), "the rest of the partition is updated");
+    assert_eq!(members("ns_b"), Some(vec!["172.31.0.2".to_string()]), "b is kept as the BIG-IP held it");
+    never_removed_b(&sim.state().history());
+
+    // The object is deleted (no longer kept): its application goes.
+    restarted.sync_current("k8s", || vec![a2.clone()], &BTreeSet::new()).await;
+    assert_eq!(members("ns_b"), None);
+    sim.shutdown().await;
+}
+
+fn never_removed_b(history: &[bigip_operator::simulator::ChangeRecord]) {
+    for change in history {
+        let removed = change.applications_before.iter().any(|a| a == "ns_b")
+            && !change.applications_after.iter().any(|a| a == "ns_b");
+        assert!(!removed, "b was removed: {change:?}");
+    }
 }

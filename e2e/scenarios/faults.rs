@@ -512,3 +512,86 @@ pub async fn anonymous_rejection_is_bisected(env: &Env) -> Result<()> {
     .await?;
     never_removed(&bigip.simulator.state().history(), partition, &good)
 }
+
+/// The VirtualServer CRD's `spec.snat` enum, as a JSON pointer, and a value a newer CRD might add.
+const SNAT_ENUM: &str = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/snat/enum";
+const FUTURE_SNAT: &str = "future-mode";
+
+/// 8. A CRD rollback leaves a stored VirtualServer the operator cannot read (a value only the
+///    newer CRD allowed). It gets an `InvalidObject` Event, its application stays on the BIG-IP
+///    as it was, and everything else keeps working — also for an operator started after the
+///    object became unreadable, whose first list holds it. (Before, the typed watch failed on
+///    it and every controller waiting for that store stalled.) Changes the shared CRD, so it
+///    runs alone.
+pub async fn unreadable_object_after_crd_rollback(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-rollback", "f-rollback");
+    let virtuals = [("a", "10.20.7.10"), ("b", "10.20.7.11")];
+    let (bigip, mut first) = programmed(env, ns, 30209, &virtuals, "rollback-1").await?;
+    let crd = "crd/virtualservers.bigip.operator.dev";
+
+    // A newer CRD allows a value, b uses it, and the CRD is rolled back.
+    let widen = format!(r#"[{{"op":"add","path":"{SNAT_ENUM}/-","value":"{FUTURE_SNAT}"}}]"#);
+    env.kubectl(&["patch", crd, "--type=json", "-p", &widen])?;
+    let result = async {
+        eventually("b accepted with the newer CRD's value", WAIT, || async {
+            let patch = format!(r#"{{"spec":{{"snat":"{FUTURE_SNAT}"}}}}"#);
+            Ok(env.kubectl(&["patch", "bvs", "b", "-n", ns, "--type=merge", "-p", &patch]).map_err(|e| e.to_string()))
+        })
+        .await
+    }
+    .await;
+    let rollback = format!(
+        r#"[{{"op":"test","path":"{SNAT_ENUM}/2","value":"{FUTURE_SNAT}"}},{{"op":"remove","path":"{SNAT_ENUM}/2"}}]"#
+    );
+    env.kubectl(&["patch", crd, "--type=json", "-p", &rollback])?;
+    result?;
+
+    eventually("an InvalidObject Event on b", WAIT, || async {
+        let events = env.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            "reason=InvalidObject,involvedObject.name=b",
+            "-o",
+            "name",
+        ])?;
+        Ok(if events.trim().is_empty() { Err("no Event yet".to_string()) } else { Ok(()) })
+    })
+    .await?;
+
+    // The running operator: a changes, b stays as it was.
+    let port_of = |app: &str| {
+        bigip.simulator.state().tenants().get(partition).map(|t| t[app_name(ns, app)]["vs"]["virtualPort"].clone())
+    };
+    env.kubectl(&["patch", "bvs", "a", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8081}}"#])?;
+    eventually("a on port 8081", WAIT, || async {
+        Ok(if port_of("a") == Some(serde_json::json!(8081)) { Ok(()) } else { Err(format!("{:?}", port_of("a"))) })
+    })
+    .await?;
+
+    // An operator that starts now lists b unreadable: it programs a's next change and keeps b.
+    ensure!(first.process.terminate(Duration::from_secs(30)).is_some(), "the first operator did not stop on SIGTERM");
+    let _second = env.start_operator(&OperatorOptions {
+        identity: "rollback-2",
+        namespace: Some(ns),
+        partition,
+        bigip: &bigip,
+        kubeconfig: None,
+    })?;
+    env.kubectl(&["patch", "bvs", "a", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8082}}"#])?;
+    eventually("a on port 8082 by the restarted operator", WAIT, || async {
+        Ok(if port_of("a") == Some(serde_json::json!(8082)) { Ok(()) } else { Err(format!("{:?}", port_of("a"))) })
+    })
+    .await?;
+    ensure!(port_of("b") == Some(serde_json::json!(80)), "b's application changed: port {:?}", port_of("b"));
+    never_removed(&bigip.simulator.state().history(), partition, &apps(ns, &["a", "b"]))?;
+
+    // b readable again (the value the old CRD knows): reconciled as usual.
+    env.kubectl(&["patch", "bvs", "b", "-n", ns, "--type=merge", "-p", r#"{"spec":{"snat":"none","port":8083}}"#])?;
+    eventually("b on port 8083 once readable again", WAIT, || async {
+        Ok(if port_of("b") == Some(serde_json::json!(8083)) { Ok(()) } else { Err(format!("{:?}", port_of("b"))) })
+    })
+    .await
+}

@@ -57,11 +57,13 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.
-/// The kube-apiserver restart interrupts every client, so it runs alone too.
+/// The kube-apiserver restart interrupts every client, and the CRD rollback changes the CRD
+/// every scenario uses, so they run alone too.
 const EXCLUSIVE: &[(&str, ScenarioFn)] = &[
     scenario!(nodeport_follows_nodes),
     scenario!(tunnel::bigip_tunnel_flannel),
     scenario!(tunnel::bigip_tunnel_flannel_etcd),
+    scenario!(faults::unreadable_object_after_crd_rollback),
     scenario!(faults::apiserver_restart_causes_no_spurious_changes),
 ];
 

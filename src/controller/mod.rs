@@ -232,6 +232,7 @@ pub async fn run<B: As3Api + NetApi>(
     };
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
     let unreadable_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
+    let unreadable_objects = Arc::new(unreadable::UnreadableObjects::default());
     let (vs_store, vs_writer) = reflector::store::<VirtualServer>();
     let vs_events = watches::guarded_events(
         scoped_api(&client, namespace),
@@ -239,7 +240,11 @@ pub async fn run<B: As3Api + NetApi>(
         "virtualservers",
         metrics.clone(),
         vs_store.clone(),
-        unreadable::reporter::<VirtualServer>(unreadable_recorder.clone()),
+        Arc::new(unreadable::UnreadableReporter::<VirtualServer>::new(
+            crate::model::SourceKind::VirtualServer,
+            unreadable_objects.clone(),
+            unreadable_recorder.clone(),
+        )),
     )
     .reflect(vs_writer)
     .touched_objects();
@@ -252,7 +257,11 @@ pub async fn run<B: As3Api + NetApi>(
         "transportservers",
         metrics.clone(),
         ts_store.clone(),
-        unreadable::reporter::<TransportServer>(unreadable_recorder),
+        Arc::new(unreadable::UnreadableReporter::<TransportServer>::new(
+            crate::model::SourceKind::TransportServer,
+            unreadable_objects.clone(),
+            unreadable_recorder,
+        )),
     )
     .reflect(ts_writer)
     .touched_objects();
@@ -263,6 +272,7 @@ pub async fn run<B: As3Api + NetApi>(
         virtual_servers: vs_store.clone(),
         transport_servers: ts_store.clone(),
         cluster: StoreView { services, endpoint_slices, nodes, secrets },
+        unreadable: unreadable_objects,
         syncer,
         settings: settings.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),

@@ -556,7 +556,7 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// they are found by [`Bisection`]. Every post passes the deletion guard with what that post
     /// really removes.
     pub async fn sync(&self, partition: &str, applications: &[DesiredApplication]) -> SyncOutcome {
-        self.sync_current(partition, || applications.to_vec()).await
+        self.sync_current(partition, || applications.to_vec(), &BTreeSet::new()).await
     }
 
     /// [`Self::sync`] with the applications that `desired` returns once this sync holds the
@@ -564,18 +564,25 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// before waiting for the partition could be older than the one a concurrent sync just
     /// posted, and posting it would revert the BIG-IP until the next resync (and drift checks,
     /// which compare with what was posted, would not notice).
+    ///
+    /// `kept_as_deployed` names applications whose source object cannot be read (see
+    /// controller/unreadable.rs): one the BIG-IP holds in this partition and `desired` lacks is
+    /// posted again exactly as the BIG-IP has it, never removed.
     pub async fn sync_current(
         &self,
         partition: &str,
         desired: impl FnOnce() -> Vec<DesiredApplication> + Send,
+        kept_as_deployed: &BTreeSet<String>,
     ) -> SyncOutcome {
         let lock = self.partition_lock(partition).await;
         let _serialised = lock.lock().await;
         let applications = desired();
-        let applications = applications.as_slice();
 
-        let rendered: BTreeMap<String, Value> =
+        let mut rendered: BTreeMap<String, Value> =
             applications.iter().map(|app| (app.name.clone(), render_application(app))).collect();
+        if let Err(failure) = self.keep_as_deployed(partition, kept_as_deployed, &mut rendered).await {
+            return SyncOutcome::whole(failure);
+        }
         let desired_hash = tenant_hash(&tenant_of(&rendered, &self.owner));
         let programmed = self.programmed(partition);
         let (mut held, drifted) = {
@@ -583,7 +590,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             let record = records.get(partition);
             let deployed = record.and_then(|r| r.deployed_hash.clone());
             let owned = record.is_some_and(|r| r.owned);
-            if applications.is_empty() && (deployed.is_none() || !owned) && !record.is_some_and(|r| r.drifted) {
+            if rendered.is_empty() && (deployed.is_none() || !owned) && !record.is_some_and(|r| r.drifted) {
                 // Never deployed by us (or already removed): nothing to remove.
                 return SyncOutcome::whole(programmed);
             }
@@ -673,6 +680,39 @@ impl<B: As3Api> PartitionSyncer<B> {
         record.deployed_applications = held.names;
         record.last = outcome.is_final().then(|| (desired_hash, outcome.clone(), Instant::now()));
         outcome
+    }
+
+    /// Adds to `rendered` the applications of `kept` that the BIG-IP is known to hold in
+    /// `partition` and `rendered` lacks, as the BIG-IP holds them (read back once here).
+    async fn keep_as_deployed(
+        &self,
+        partition: &str,
+        kept: &BTreeSet<String>,
+        rendered: &mut BTreeMap<String, Value>,
+    ) -> Result<(), ProgrammingState> {
+        let missing: Vec<String> = {
+            let records = self.records.lock().await;
+            let deployed = records.get(partition).map(|r| &r.deployed_applications);
+            kept.iter()
+                .filter(|name| !rendered.contains_key(*name) && deployed.is_some_and(|d| d.contains(*name)))
+                .cloned()
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let tenants = self.bigip.current_tenants().await.map_err(|e| ProgrammingState::Failed {
+            reason: e.reason().into(),
+            message: format!("reading the applications of unreadable objects back from the BIG-IP: {e}"),
+        })?;
+        let held = tenants.get(partition).map(application_objects).unwrap_or_default();
+        for name in missing {
+            if let Some(application) = held.get(&name) {
+                info!(partition, application = %name, "its object cannot be read: keeping the application as the BIG-IP holds it");
+                rendered.insert(name, application.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Pre-flight: validates the applications whose rendering changed since the last sync (off

@@ -35,6 +35,8 @@ pub struct Context<B: As3Api> {
     pub virtual_servers: Store<VirtualServer>,
     pub transport_servers: Store<TransportServer>,
     pub cluster: StoreView,
+    /// VirtualServers and TransportServers that cannot be read: their applications are kept.
+    pub unreadable: Arc<super::unreadable::UnreadableObjects>,
     pub syncer: Arc<PartitionSyncer<B>>,
     pub settings: ControllerSettings,
     pub recorder: Recorder,
@@ -157,17 +159,16 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
     // partition) gives this object's outcome.
     let mut fleet: Option<Fleet> = None;
     let mut programming = ProgrammingState::NotAttempted;
+    let kept = ctx.unreadable.application_names();
     for partition in partitions_of(vs, &ctx.settings.defaults) {
         let mut seen: Option<Fleet> = None;
-        let outcome = ctx
-            .syncer
-            .sync_current(&partition, || {
-                let current = ctx.fleet();
-                let apps = current.partitions.get(&partition).cloned().unwrap_or_default();
-                seen = Some(current);
-                apps
-            })
-            .await;
+        let desired = || {
+            let current = ctx.fleet();
+            let apps = current.partitions.get(&partition).cloned().unwrap_or_default();
+            seen = Some(current);
+            apps
+        };
+        let outcome = ctx.syncer.sync_current(&partition, desired, &kept).await;
         let seen = seen.unwrap_or_else(|| ctx.fleet());
         if outcome.repaired_drift {
             let apps = seen.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
@@ -233,8 +234,8 @@ async fn cleanup<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>) -> Resul
     for partition in partitions_of(vs, &ctx.settings.defaults) {
         // The object is being deleted, so the fleet no longer has it: syncing the partition
         // removes its application, and posts nothing where it never was.
-        let outcome =
-            ctx.syncer.sync_current(&partition, || ctx.fleet().partitions.remove(&partition).unwrap_or_default()).await;
+        let desired = || ctx.fleet().partitions.remove(&partition).unwrap_or_default();
+        let outcome = ctx.syncer.sync_current(&partition, desired, &ctx.unreadable.application_names()).await;
         if let ProgrammingState::Failed { message, .. } = outcome.state {
             warn!(%partition, %message, "could not remove the application; keeping the finalizer");
             return Err(ReconcileError::Cleanup { key: key.to_string(), partition, message });

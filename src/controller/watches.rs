@@ -204,6 +204,16 @@ where
     resilient(watcher(api, config), watch, metrics)
 }
 
+/// Where [`keep_readable`] reports the readability of objects.
+pub trait UnreadableSink: Send + Sync + 'static {
+    /// An object that cannot be deserialized.
+    fn unreadable(&self, invalid: &InvalidObject);
+    /// The object `namespace/name` was read, or deleted: it is no longer unreadable.
+    fn resolved(&self, namespace: Option<&str>, name: Option<&str>);
+    /// A list completed with exactly these objects (readable or not): any other is gone.
+    fn listed(&self, present: &[(Option<String>, Option<String>)]);
+}
+
 /// Like [`events`], but objects that cannot be deserialized do not fail the watch (see
 /// [`keep_readable`]).
 pub fn guarded_events<K>(
@@ -212,56 +222,100 @@ pub fn guarded_events<K>(
     watch: &'static str,
     metrics: Arc<Metrics>,
     store: Store<K>,
-    report: impl Fn(&InvalidObject) + Send + Sync + 'static,
+    sink: Arc<dyn UnreadableSink>,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
 where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    let unreadable = metrics.unreadable_objects.with_label_values(&[watch]);
-    let report = move |invalid: &InvalidObject| {
-        unreadable.inc();
-        report(invalid);
-    };
-    keep_readable(resilient(watcher(api, config), watch, metrics), store, report)
+    let counted =
+        Arc::new(CountedSink { inner: sink, unreadable: metrics.unreadable_objects.with_label_values(&[watch]) });
+    keep_readable(resilient(watcher(api, config), watch, metrics), store, counted)
+}
+
+/// Counts unreadable objects in the metrics before passing them on.
+struct CountedSink {
+    inner: Arc<dyn UnreadableSink>,
+    unreadable: prometheus::IntCounter,
+}
+
+impl UnreadableSink for CountedSink {
+    fn unreadable(&self, invalid: &InvalidObject) {
+        self.unreadable.inc();
+        self.inner.unreadable(invalid);
+    }
+
+    fn resolved(&self, namespace: Option<&str>, name: Option<&str>) {
+        self.inner.resolved(namespace, name);
+    }
+
+    fn listed(&self, present: &[(Option<String>, Option<String>)]) {
+        self.inner.listed(present);
+    }
 }
 
 /// Events of objects read through [`DeserializeGuard`] as events of `K`: each object that
-/// cannot be read is handed to `report`, and the version of it that `store` holds (the last
+/// cannot be read is handed to `sink`, and the version of it that `store` holds (the last
 /// that could be read), if any, takes its place. Nothing is removed because it became
 /// unreadable; a deletion is a deletion whether or not the object could be read.
 pub fn keep_readable<K, S>(
     events: S,
     store: Store<K>,
-    report: impl Fn(&InvalidObject) + Send + Sync + 'static,
+    sink: Arc<dyn UnreadableSink>,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
 where
     K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     S: Stream<Item = Result<Event<DeserializeGuard<K>>, watcher::Error>> + Send + 'static,
 {
+    // The objects of the list in progress, readable or not.
+    let mut listing: Vec<(Option<String>, Option<String>)> = Vec::new();
     events.filter_map(move |event| {
         let kept = |invalid: &InvalidObject| {
             let mut reference = ObjectRef::<K>::new(invalid.metadata.name.as_deref().unwrap_or_default());
             reference.namespace = invalid.metadata.namespace.clone();
             store.get(&reference).map(|kept| kept.as_ref().clone())
         };
+        let identity = |guarded: &DeserializeGuard<K>| {
+            let meta = match &guarded.0 {
+                Ok(object) => object.meta(),
+                Err(invalid) => &invalid.metadata,
+            };
+            (meta.namespace.clone(), meta.name.clone())
+        };
         let readable = |guarded: DeserializeGuard<K>| match guarded.0 {
-            Ok(object) => Some(object),
+            Ok(object) => {
+                sink.resolved(object.meta().namespace.as_deref(), object.meta().name.as_deref());
+                Some(object)
+            }
             Err(invalid) => {
-                report(&invalid);
+                sink.unreadable(&invalid);
                 kept(&invalid)
             }
         };
-        futures::future::ready(match event {
+        let out = match event {
             Ok(Event::Apply(guarded)) => readable(guarded).map(|o| Ok(Event::Apply(o))),
-            Ok(Event::InitApply(guarded)) => readable(guarded).map(|o| Ok(Event::InitApply(o))),
-            Ok(Event::Delete(guarded)) => match guarded.0 {
-                Ok(object) => Some(Ok(Event::Delete(object))),
-                Err(invalid) => kept(&invalid).map(|o| Ok(Event::Delete(o))),
-            },
-            Ok(Event::Init) => Some(Ok(Event::Init)),
-            Ok(Event::InitDone) => Some(Ok(Event::InitDone)),
+            Ok(Event::InitApply(guarded)) => {
+                listing.push(identity(&guarded));
+                readable(guarded).map(|o| Ok(Event::InitApply(o)))
+            }
+            Ok(Event::Delete(guarded)) => {
+                let (namespace, name) = identity(&guarded);
+                sink.resolved(namespace.as_deref(), name.as_deref());
+                match guarded.0 {
+                    Ok(object) => Some(Ok(Event::Delete(object))),
+                    Err(invalid) => kept(&invalid).map(|o| Ok(Event::Delete(o))),
+                }
+            }
+            Ok(Event::Init) => {
+                listing.clear();
+                Some(Ok(Event::Init))
+            }
+            Ok(Event::InitDone) => {
+                sink.listed(&std::mem::take(&mut listing));
+                Some(Ok(Event::InitDone))
+            }
             Err(error) => Some(Err(error)),
-        })
+        };
+        futures::future::ready(out)
     })
 }
 
@@ -321,7 +375,7 @@ mod tests {
         writer.apply_watcher_event(&Event::InitApply(before));
         writer.apply_watcher_event(&Event::InitDone);
 
-        let reported = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::new(RecordingSink::default());
         let relist = futures::stream::iter([
             Ok(Event::Init),
             Ok(Event::InitApply(guarded(virtual_server("a", serde_json::json!(80))))),
@@ -330,12 +384,7 @@ mod tests {
             Ok(Event::InitDone),
             Ok(Event::Delete(guarded(virtual_server("b", serde_json::json!("eighty"))))),
         ]);
-        let sink = reported.clone();
-        let events: Vec<_> = keep_readable(relist, store, move |invalid: &InvalidObject| {
-            sink.lock().expect("reported").push(invalid.metadata.name.clone().unwrap_or_default());
-        })
-        .collect()
-        .await;
+        let events: Vec<_> = keep_readable(relist, store, sink.clone()).collect().await;
 
         let names = |event: &Result<Event<crate::crd::VirtualServer>, watcher::Error>| match event {
             Ok(Event::Init) => "init".to_string(),
@@ -351,6 +400,31 @@ mod tests {
             ["init", "apply a port 80", "apply b port 80", "done", "delete b"],
             "c was never readable: dropped; b keeps its last readable version until deleted"
         );
-        assert_eq!(*reported.lock().expect("reported"), ["b", "c"], "a deletion is not reported");
+        assert_eq!(
+            *sink.calls.lock().expect("calls"),
+            ["resolved a", "unreadable b", "unreadable c", "listed a,b,c", "resolved b"],
+            "a deletion resolves b whether or not it can be read"
+        );
+    }
+
+    #[derive(Default)]
+    struct RecordingSink {
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl UnreadableSink for RecordingSink {
+        fn unreadable(&self, invalid: &InvalidObject) {
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            self.calls.lock().expect("calls").push(format!("unreadable {name}"));
+        }
+
+        fn resolved(&self, _namespace: Option<&str>, name: Option<&str>) {
+            self.calls.lock().expect("calls").push(format!("resolved {}", name.unwrap_or_default()));
+        }
+
+        fn listed(&self, present: &[(Option<String>, Option<String>)]) {
+            let names: Vec<String> = present.iter().map(|(_, n)| n.clone().unwrap_or_default()).collect();
+            self.calls.lock().expect("calls").push(format!("listed {}", names.join(",")));
+        }
     }
 }

@@ -108,3 +108,124 @@ async fn a_watch_answered_410_relists_at_once() {
     assert_eq!(metrics.watch_recoveries.with_label_values(&["configmaps"]).get_sample_count(), 1);
     server.abort();
 }
+
+/// A ConfigMap watch whose first watch request delivers an ADDED event one second in, and a
+/// Secret watch that always expires.
+#[derive(Default)]
+struct TwoWatches {
+    added_at: Mutex<Option<Instant>>,
+    secret_failures: AtomicU64,
+}
+
+async fn late_configmap(
+    State(apiserver): State<Arc<TwoWatches>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if !params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        return json_response(
+            json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "10"}, "items": []}),
+        );
+    }
+    let added = json!({"type": "ADDED", "object": {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": "shop", "resourceVersion": "11"},
+    }});
+    let events = futures::stream::once(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(mut at) = apiserver.added_at.lock() {
+            *at = Some(Instant::now());
+        }
+        Ok::<_, Infallible>(Bytes::from(format!("{added}\n")))
+    })
+    .chain(futures::stream::pending());
+    Response::builder().header("content-type", "application/json").body(Body::from_stream(events)).unwrap_or_default()
+}
+
+/// Secrets: the list works, and every watch is answered `410 Expired` (an apiserver whose
+/// watch cache never catches up).
+async fn failing_secrets(
+    State(apiserver): State<Arc<TwoWatches>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if !params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        return json_response(
+            json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {"resourceVersion": "10"}, "items": []}),
+        );
+    }
+    apiserver.secret_failures.fetch_add(1, Ordering::SeqCst);
+    let expired = json!({"type": "ERROR", "object": {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "too old resource version: 10 (15)", "reason": "Expired", "code": 410,
+    }});
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(format!("{expired}\n")))
+        .unwrap_or_default()
+}
+
+/// One watch failing over and over (every watch answered 410) neither delays the events of the
+/// controller's other watches nor spins: after the first immediate re-list it backs off.
+#[tokio::test]
+async fn a_failing_watch_does_not_delay_the_controllers_other_watches() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::reflector::{self, ObjectRef};
+    use kube::runtime::WatchStreamExt;
+    bigip_operator::install_crypto_provider();
+    let apiserver = Arc::new(TwoWatches::default());
+    let app = Router::new()
+        .route("/api/v1/namespaces/shop/configmaps", get(late_configmap))
+        .route("/api/v1/namespaces/shop/secrets", get(failing_secrets))
+        .with_state(apiserver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client =
+        Client::try_from(kube::Config::new(format!("http://{address}").parse().expect("url"))).expect("client");
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+
+    // Wired as the operator wires its controllers (controller/mod.rs).
+    let (store, writer) = reflector::store::<ConfigMap>();
+    let config_maps =
+        watches::events(Api::namespaced(client.clone(), "shop"), Config::default(), "configmaps", metrics.clone())
+            .reflect(writer)
+            .touched_objects();
+    let secrets =
+        watches::events(Api::<Secret>::namespaced(client, "shop"), Config::default(), "secrets", metrics.clone())
+            .touched_objects();
+    let reconciled: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let controller = Controller::for_stream(config_maps, store)
+        .watches_stream(secrets, |_secret: Secret| None::<ObjectRef<ConfigMap>>)
+        .run(
+            |cm: Arc<ConfigMap>, seen: Arc<Mutex<Vec<(String, Instant)>>>| async move {
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push((cm.metadata.name.clone().unwrap_or_default(), Instant::now()));
+                }
+                Ok::<_, kube::Error>(Action::await_change())
+            },
+            |_, _, _| Action::await_change(),
+            reconciled.clone(),
+        )
+        .for_each(|_| async {});
+    let running = tokio::spawn(controller);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let late_at = loop {
+        if let Some((_, at)) = reconciled.lock().expect("lock").iter().find(|(name, _)| name == "late") {
+            break *at;
+        }
+        assert!(Instant::now() < deadline, "the ConfigMap was never reconciled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let added_at = apiserver.added_at.lock().expect("lock").expect("the event was sent");
+    let delay = late_at.duration_since(added_at);
+    let failures = apiserver.secret_failures.load(Ordering::SeqCst);
+    println!(
+        "measured: reconciled {:.1} ms after the event, while the other watch failed {failures} times",
+        delay.as_secs_f64() * 1000.0
+    );
+    assert!(failures >= 2, "the other watch was failing meanwhile ({failures} failures)");
+    assert!(failures <= 4, "the expiring watch was re-listed in a loop: {failures} watches in about a second");
+    assert!(delay < Duration::from_millis(400), "the event waited {delay:?} behind the failing watch");
+    running.abort();
+    server.abort();
+}

@@ -82,13 +82,37 @@ impl WatchErrorKind {
     }
 }
 
-/// How long to wait before polling a watch again after an error. A first `410 Expired` is
-/// re-listed at once; an error right after another error (a re-list that failed too) backs
-/// off, so that a watch never spins against a failing apiserver.
-pub fn delay_after_error(kind: WatchErrorKind, previous_was_error: bool, backoff: &mut impl Backoff) -> Duration {
-    if kind == WatchErrorKind::Expired && !previous_was_error {
-        Duration::ZERO
-    } else {
+/// Errors closer together than this count as one run of errors: the back-off keeps growing
+/// through it, and a `410 Expired` within it of the previous one is not re-listed at once.
+pub const ERROR_MEMORY: Duration = Duration::from_secs(10);
+
+/// When the watch's last errors happened, to tell a run of errors from a fresh one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ErrorHistory {
+    last_error: Option<Instant>,
+    last_expired: Option<Instant>,
+}
+
+impl ErrorHistory {
+    /// How long to wait before polling the watch again after an error of `kind` at `now`, and
+    /// records it. A `410 Expired` is re-listed at once — the apiserver is up and says exactly
+    /// what to do, also right after an outage — unless the previous 410 came less than
+    /// [`ERROR_MEMORY`] ago: an apiserver that answers every watch with 410 must not be
+    /// re-listed in a hot loop. Other errors back off, 0.5 s doubling to 5 s; the back-off
+    /// starts over after [`ERROR_MEMORY`] without errors.
+    pub fn delay(&mut self, kind: WatchErrorKind, now: Instant, backoff: &mut impl Backoff) -> Duration {
+        let recent = |at: Option<Instant>| at.is_some_and(|at| now.saturating_duration_since(at) < ERROR_MEMORY);
+        if !recent(self.last_error) {
+            backoff.reset();
+        }
+        let repeated_expiry = recent(self.last_expired);
+        self.last_error = Some(now);
+        if kind == WatchErrorKind::Expired {
+            self.last_expired = Some(now);
+            if !repeated_expiry {
+                return Duration::ZERO;
+            }
+        }
         backoff.next().unwrap_or(Duration::from_secs(5))
     }
 }
@@ -104,7 +128,7 @@ struct WatchState<S, B> {
     /// InitApply, or InitDone for an empty list): the apiserver's part of a re-list.
     list_started: Option<Instant>,
     list_answered: Option<Instant>,
-    previous_was_error: bool,
+    errors: ErrorHistory,
 }
 
 /// Makes a watcher stream self-healing: errors are logged, counted and retried here, per
@@ -125,7 +149,7 @@ where
         expired_at: None,
         list_started: None,
         list_answered: None,
-        previous_was_error: false,
+        errors: ErrorHistory::default(),
     };
     futures::stream::unfold(state, move |mut state| {
         let metrics = metrics.clone();
@@ -133,8 +157,6 @@ where
             loop {
                 match state.inner.next().await? {
                     Ok(event) => {
-                        state.previous_was_error = false;
-                        state.backoff.reset();
                         match event {
                             Event::Init => (state.list_started, state.list_answered) = (Some(Instant::now()), None),
                             Event::InitApply(_) | Event::InitDone => {
@@ -172,8 +194,7 @@ where
                         if kind == WatchErrorKind::Expired {
                             state.expired_at = Some(Instant::now());
                         }
-                        let delay = delay_after_error(kind, state.previous_was_error, &mut state.backoff);
-                        state.previous_was_error = true;
+                        let delay = state.errors.delay(kind, Instant::now(), &mut state.backoff);
                         match kind {
                             WatchErrorKind::Expired => {
                                 info!(watch, %error, "watch expired; re-listing")
@@ -340,13 +361,23 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_watch_relists_at_once_but_repeated_errors_back_off() {
+    fn an_expired_watch_relists_at_once_but_repeated_expiries_and_other_errors_back_off() {
         let mut backoff = watch_backoff();
-        assert_eq!(delay_after_error(WatchErrorKind::Expired, false, &mut backoff), Duration::ZERO);
-        let again = delay_after_error(WatchErrorKind::Expired, true, &mut backoff);
-        assert!(again >= Duration::from_millis(250), "{again:?}");
-        let other = delay_after_error(WatchErrorKind::Other, false, &mut backoff);
-        assert!(other > Duration::ZERO && other <= Duration::from_secs(10), "{other:?}");
+        let mut errors = ErrorHistory::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // An outage (refused connections) backs off, growing; the 410 that ends it does not.
+        let first = errors.delay(WatchErrorKind::Other, at(0), &mut backoff);
+        let second = errors.delay(WatchErrorKind::Other, at(600), &mut backoff);
+        assert!(first >= Duration::from_millis(250) && second > first / 2, "{first:?} {second:?}");
+        assert_eq!(errors.delay(WatchErrorKind::Expired, at(2000), &mut backoff), Duration::ZERO);
+        // A 410 again right after the re-list: back off (an apiserver answering 410 forever
+        // must not be hammered).
+        assert!(errors.delay(WatchErrorKind::Expired, at(2010), &mut backoff) >= Duration::from_millis(250));
+        // Long after: a fresh 410 is re-listed at once, and the back-off started over.
+        assert_eq!(errors.delay(WatchErrorKind::Expired, at(60_000), &mut backoff), Duration::ZERO);
+        let fresh = errors.delay(WatchErrorKind::Other, at(120_000), &mut backoff);
+        assert!(fresh <= Duration::from_millis(1000), "{fresh:?}");
     }
 
     fn guarded(object: serde_json::Value) -> DeserializeGuard<crate::crd::VirtualServer> {

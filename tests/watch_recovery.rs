@@ -71,17 +71,21 @@ async fn configmaps(
     }))
 }
 
-#[tokio::test]
-async fn a_watch_answered_410_relists_at_once() {
+/// Serves `app` on 127.0.0.1 and returns a kube client for it, and the server task.
+async fn serve(app: Router) -> (Client, tokio::task::JoinHandle<std::io::Result<()>>) {
     bigip_operator::install_crypto_provider();
-    let apiserver = Arc::new(Apiserver::default());
-    let app = Router::new().route("/api/v1/namespaces/shop/configmaps", get(configmaps)).with_state(apiserver.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
     let config = kube::Config::new(format!("http://{address}").parse().expect("url"));
-    let client = Client::try_from(config).expect("client");
+    (Client::try_from(config).expect("client"), server)
+}
+
+#[tokio::test]
+async fn a_watch_answered_410_relists_at_once() {
+    let apiserver = Arc::new(Apiserver::default());
+    let app = Router::new().route("/api/v1/namespaces/shop/configmaps", get(configmaps)).with_state(apiserver.clone());
+    let (client, server) = serve(app).await;
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let events =
         watches::events(Api::<ConfigMap>::namespaced(client, "shop"), Config::default(), "configmaps", metrics.clone());
@@ -170,17 +174,12 @@ async fn a_failing_watch_does_not_delay_the_controllers_other_watches() {
     use kube::runtime::controller::{Action, Controller};
     use kube::runtime::reflector::{self, ObjectRef};
     use kube::runtime::WatchStreamExt;
-    bigip_operator::install_crypto_provider();
     let apiserver = Arc::new(TwoWatches::default());
     let app = Router::new()
         .route("/api/v1/namespaces/shop/configmaps", get(late_configmap))
         .route("/api/v1/namespaces/shop/secrets", get(failing_secrets))
         .with_state(apiserver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let client =
-        Client::try_from(kube::Config::new(format!("http://{address}").parse().expect("url"))).expect("client");
+    let (client, server) = serve(app).await;
     let metrics = Arc::new(Metrics::new().expect("metrics"));
 
     // Wired as the operator wires its controllers (controller/mod.rs).

@@ -231,48 +231,24 @@ pub async fn run<B: As3Api + NetApi>(
         None => WatcherConfig::default(),
     };
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-    let unreadable_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
     let unreadable_objects = Arc::new(unreadable::UnreadableObjects::default());
-    let (vs_store, vs_writer) = reflector::store::<VirtualServer>();
-    let vs_events = watches::guarded_events(
-        scoped_api(&client, namespace),
-        vs_watch.clone(),
-        "virtualservers",
-        metrics.clone(),
-        vs_store.clone(),
-        Arc::new(unreadable::UnreadableReporter::<VirtualServer>::new(
-            crate::model::SourceKind::VirtualServer,
-            unreadable_objects.clone(),
-            unreadable_recorder.clone(),
-        )),
-    )
-    .reflect(vs_writer)
-    .touched_objects();
-    let controller = Controller::for_stream(vs_events, vs_store.clone())
-        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
-    let (ts_store, ts_writer) = reflector::store::<TransportServer>();
-    let ts_events = watches::guarded_events(
-        scoped_api(&client, namespace),
-        vs_watch,
-        "transportservers",
-        metrics.clone(),
-        ts_store.clone(),
-        Arc::new(unreadable::UnreadableReporter::<TransportServer>::new(
-            crate::model::SourceKind::TransportServer,
-            unreadable_objects.clone(),
-            unreadable_recorder,
-        )),
-    )
-    .reflect(ts_writer)
-    .touched_objects();
-    let ts_controller = Controller::for_stream(ts_events, ts_store.clone())
-        .with_config(ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency));
+    let guarded = GuardedWatch {
+        client: &client,
+        namespace,
+        config: &vs_watch,
+        metrics: &metrics,
+        unreadable: &unreadable_objects,
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        controller: ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency),
+    };
+    let (controller, vs_store) = guarded.controller::<VirtualServer>("virtualservers");
+    let (ts_controller, ts_store) = guarded.controller::<TransportServer>("transportservers");
     let context = Arc::new(Context {
         client: client.clone(),
         virtual_servers: vs_store.clone(),
         transport_servers: ts_store.clone(),
         cluster: StoreView { services, endpoint_slices, nodes, secrets },
-        unreadable: unreadable_objects,
+        unreadable: unreadable_objects.clone(),
         syncer,
         settings: settings.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
@@ -349,6 +325,38 @@ pub async fn run<B: As3Api + NetApi>(
     futures::join!(virtual_servers, transport_servers, legacy_shim, tunnels);
     info!("controllers stopped");
     Ok(())
+}
+
+/// How the VirtualServer and TransportServer controllers watch their own kind: consistent
+/// lists, self-healing (watches.rs), and objects that cannot be read reported and kept
+/// (unreadable.rs).
+struct GuardedWatch<'a> {
+    client: &'a Client,
+    namespace: Option<&'a str>,
+    config: &'a WatcherConfig,
+    metrics: &'a Arc<Metrics>,
+    unreadable: &'a Arc<unreadable::UnreadableObjects>,
+    recorder: kube::runtime::events::Recorder,
+    controller: ControllerConfig,
+}
+
+impl GuardedWatch<'_> {
+    fn controller<K: object::ManagedObject>(&self, watch: &'static str) -> (Controller<K>, reflector::Store<K>) {
+        let (store, writer) = reflector::store::<K>();
+        let reporter =
+            unreadable::UnreadableReporter::<K>::new(K::KIND, self.unreadable.clone(), self.recorder.clone());
+        let events = watches::guarded_events(
+            scoped_api(self.client, self.namespace),
+            self.config.clone(),
+            watch,
+            self.metrics.clone(),
+            store.clone(),
+            Arc::new(reporter),
+        )
+        .reflect(writer)
+        .touched_objects();
+        (Controller::for_stream(events, store.clone()).with_config(self.controller.clone()), store)
+    }
 }
 
 fn log_failure<E, Q>(result: Result<(), kube::runtime::controller::Error<Q, E>>)

@@ -1,21 +1,24 @@
 //! Watches that recover on their own and never stall a controller.
 //!
 //! Why this exists — the cause of the "410 loop" (measured 20–64 s of blindness after a
-//! kube-apiserver restart, and e2e scenarios failing on a busy machine): every watch error was
-//! handed on to kube-runtime's `Controller`, which puts *one* back-off around the merged stream
-//! of all its triggers (`Controller::trigger_backoff`). One watch's error — a `410 Expired`,
-//! which only asks for a re-list — therefore paused every watch of the controller for up to
-//! 5 s, none of them was read meanwhile, and each further error (the next watch's 410, a 403 of
-//! a restarting apiserver) paused them all again. A change arriving in that window waited for
-//! the whole chain. Here each watch handles its own errors: a `410 Expired` is re-listed at
-//! once (it is the apiserver telling the client exactly what to do), other errors back off for
-//! that watch alone, and no error ever reaches a `Controller`, so its own back-off never runs.
+//! kube-apiserver restart, and e2e scenarios failing on a busy machine):
+//! - every watch error was handed on to kube-runtime's `Controller`, which puts *one* back-off
+//!   around the merged stream of all its triggers (`Controller::trigger_backoff`): one watch's
+//!   error paused every watch of the controller, and each further error (the next watch's 410,
+//!   a 403 of a restarting apiserver) paused them all again (tests/watch_recovery.rs: an event
+//!   waited 1.36 s behind another watch answering 410, now 2 ms);
+//! - each watch also slept its own back-off (0.5 s and more) before the re-list a 410 asks for.
+//!
+//! Here each watch handles its own errors and none ever reaches a `Controller`: a
+//! `410 Expired` is re-listed at once (the apiserver says exactly what to do), a 410 soon after
+//! another one and every other error back off for that watch alone.
 //!
 //! A stored object that cannot be deserialized (say, after a CRD rollback) would make every
 //! list of its kind fail, and so the store would never become ready and every controller
 //! waiting on it would stall. [`guarded_events`] reads such objects through kube's
-//! [`DeserializeGuard`]: the bad object is reported (log, metric, Event) and the last version
-//! that could be read stays in the store, so nothing is deleted from the BIG-IP because of it.
+//! [`DeserializeGuard`]: the bad object is reported (log, metric, Event, and
+//! controller/unreadable.rs, which keeps its application on the BIG-IP) and the last version
+//! that could be read stays in the store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +34,8 @@ use tracing::{info, warn};
 
 use crate::metrics::Metrics;
 
-/// The back-off of one watch after errors other than `410 Expired`: 0.5 s doubling to at most
-/// 5 s, with jitter; reset by the next event.
+/// The back-off of one watch after errors (see [`ErrorHistory::delay`]): 0.5 s doubling to at
+/// most 5 s, with jitter; it starts over after [`ERROR_MEMORY`] without errors.
 ///
 /// kube's default (client-go's) grows to 30 s. After a kube-apiserver restart the new
 /// apiserver answers 403 for a few seconds (its RBAC caches are empty); with 30 s steps a

@@ -24,13 +24,16 @@ echo "make test: logs in $logs"
 declare -a suite_names=() suite_passed=() suite_failed=()
 record() { suite_names+=("$1"); suite_passed+=("$2"); suite_failed+=("$3"); }
 
-# Sums cargo's "test result:" lines of a log; a suite that printed none counts as one failure.
+# Sums cargo's "test result:" lines of a log (found anywhere on a line: another process's
+# output can share it); a failing suite that reported no failure, or a suite that reported no
+# test at all, counts as one failure.
 record_cargo() {
   local name=$1 log=$2 rc=$3 p f
-  read -r p f < <(grep -E '^test result:' "$log" \
-    | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' \
+  read -r p f < <(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$log" \
+    | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed/\1 \2/' \
     | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then echo "$name: no test result found in $log"; f=1; fi
   record "$name" "$p" "$f"
 }
 

@@ -32,10 +32,25 @@ struct Apiserver {
 }
 
 fn json_response(body: serde_json::Value) -> Response {
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
+    json_body(Body::from(body.to_string()))
+}
+
+fn json_body(body: Body) -> Response {
+    Response::builder().header("content-type", "application/json").body(body).unwrap_or_default()
+}
+
+/// A watch answered with one `ERROR 410 Expired` event, then its end.
+fn expired_watch() -> Response {
+    let expired = json!({"type": "ERROR", "object": {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "too old resource version: 10 (15)", "reason": "Expired", "code": 410,
+    }});
+    json_body(Body::from(format!("{expired}\n")))
+}
+
+/// Whether a request is a watch (`?watch=true`) rather than a list.
+fn is_watch(params: &HashMap<String, String>) -> bool {
+    params.get("watch").is_some_and(|w| w == "true" || w == "1")
 }
 
 /// `GET /api/v1/namespaces/shop/configmaps`: a list (resourceVersion 10, then 20), or a watch.
@@ -44,25 +59,14 @@ async fn configmaps(
     State(apiserver): State<Arc<Apiserver>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+    if is_watch(&params) {
         if apiserver.watches.fetch_add(1, Ordering::SeqCst) == 0 {
-            let expired = json!({"type": "ERROR", "object": {
-                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "too old resource version: 10 (15)", "reason": "Expired", "code": 410,
-            }});
             if let Ok(mut at) = apiserver.expired_at.lock() {
                 *at = Some(Instant::now());
             }
-            return Response::builder()
-                .header("content-type", "application/json")
-                .body(Body::from(format!("{expired}\n")))
-                .unwrap_or_default();
+            return expired_watch();
         }
-        let open = futures::stream::pending::<Result<Bytes, Infallible>>();
-        return Response::builder()
-            .header("content-type", "application/json")
-            .body(Body::from_stream(open))
-            .unwrap_or_default();
+        return json_body(Body::from_stream(futures::stream::pending::<Result<Bytes, Infallible>>()));
     }
     let version = if apiserver.lists.fetch_add(1, Ordering::SeqCst) == 0 { "10" } else { "20" };
     json_response(json!({
@@ -125,7 +129,7 @@ async fn late_configmap(
     State(apiserver): State<Arc<TwoWatches>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if !params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+    if !is_watch(&params) {
         return json_response(
             json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "10"}, "items": []}),
         );
@@ -141,7 +145,7 @@ async fn late_configmap(
         Ok::<_, Infallible>(Bytes::from(format!("{added}\n")))
     })
     .chain(futures::stream::pending());
-    Response::builder().header("content-type", "application/json").body(Body::from_stream(events)).unwrap_or_default()
+    json_body(Body::from_stream(events))
 }
 
 /// Secrets: the list works, and every watch is answered `410 Expired` (an apiserver whose
@@ -150,20 +154,13 @@ async fn failing_secrets(
     State(apiserver): State<Arc<TwoWatches>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if !params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+    if !is_watch(&params) {
         return json_response(
             json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {"resourceVersion": "10"}, "items": []}),
         );
     }
     apiserver.secret_failures.fetch_add(1, Ordering::SeqCst);
-    let expired = json!({"type": "ERROR", "object": {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "too old resource version: 10 (15)", "reason": "Expired", "code": 410,
-    }});
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from(format!("{expired}\n")))
-        .unwrap_or_default()
+    expired_watch()
 }
 
 /// One watch failing over and over (every watch answered 410) neither delays the events of the

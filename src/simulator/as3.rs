@@ -110,6 +110,46 @@ enum Job {
     },
 }
 
+impl Job {
+    /// Application objects in the request (what AS3 builds and checks one by one).
+    fn application_count(&self) -> usize {
+        let applications_in = |tenant: &Value| {
+            tenant.as_object().map_or(0, |objects| {
+                objects.values().filter(|v| v.get("class").and_then(Value::as_str) == Some("Application")).count()
+            })
+        };
+        match self {
+            Self::Declare { body, .. } => {
+                let adc = if body.get("class").and_then(Value::as_str) == Some("AS3") {
+                    body.get("declaration").unwrap_or(body)
+                } else {
+                    body
+                };
+                adc.as_object().map_or(0, |objects| objects.values().map(applications_in).sum())
+            }
+            Self::PutApplications { body, .. } => applications_in(body),
+            Self::DeleteTenants { .. } => 0,
+            Self::DeleteApplication { .. } => 1,
+        }
+    }
+}
+
+/// How long AS3 takes for a plan: the fixed time, plus the time per Application in the
+/// request, plus the time per Application in each tenant it touches (the larger of before and
+/// after), as AS3 re-reads a tenant's live configuration also for a per-application request.
+fn simulated_run_time(settings: &super::state::Settings, request_applications: usize, plan: &Plan) -> std::time::Duration {
+    let tenant_applications: usize = plan
+        .changes
+        .iter()
+        .map(|change| change.applications_before.len().max(change.applications_after.len()))
+        .sum();
+    let times = |per: std::time::Duration, n: usize| per.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+    settings
+        .as3_processing_delay
+        .saturating_add(times(settings.as3_delay_per_request_application, request_applications))
+        .saturating_add(times(settings.as3_delay_per_tenant_application, tenant_applications))
+}
+
 /// What a job produced, convertible to a sync response or a task record.
 enum JobOutcome {
     /// Per-tenant results; the HTTP status follows from their codes.
@@ -246,6 +286,7 @@ enum Computed {
 /// Runs `job` for the client with User-Agent `client`.
 async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Option<&str>) -> JobOutcome {
     let started = Instant::now();
+    let request_applications = job.application_count();
     let current = sim.tenants();
     let rejected_application = sim.shared().faults.rejected_application();
     let computed = match tokio::task::spawn_blocking(move || compute(job, current, rejected_application)).await {
@@ -266,7 +307,7 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Optio
         },
         Computed::Plan { plan, meta, dry_run, echo } => {
             // The simulated AS3 run time, during which the declare slot stays taken.
-            let delay = sim.shared().settings.as3_processing_delay;
+            let delay = simulated_run_time(&sim.shared().settings, request_applications, &plan);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -411,6 +452,7 @@ async fn post_declaration(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
+    sim.count_declare_bytes(body.len());
     let dry_run = query_flag(query.as_deref(), "controls.dryRun");
     submit(sim, Verb::Post, query, client, move || {
         Ok(Job::Declare { body: parse_json_body(&body)?, only: None, dry_run })
@@ -425,6 +467,7 @@ async fn post_declaration_for_tenants(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
+    sim.count_declare_bytes(body.len());
     let dry_run = query_flag(query.as_deref(), "controls.dryRun");
     let only = Some(tenant_list(&tenants));
     submit(sim, Verb::Post, query, client, move || Ok(Job::Declare { body: parse_json_body(&body)?, only, dry_run }))
@@ -456,6 +499,7 @@ async fn post_applications(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
+    sim.count_declare_bytes(body.len());
     submit(sim, Verb::Post, query, client, move || Ok(Job::PutApplications { tenant, body: parse_json_body(&body)? }))
         .await
 }

@@ -45,6 +45,13 @@ pub struct SimulatorArgs {
     /// Simulated AS3 processing time per declaration.
     #[arg(long, default_value_t = 0, value_name = "MILLISECONDS")]
     pub as3_delay_ms: u64,
+    /// Simulated AS3 processing time added per Application in the request.
+    #[arg(long, default_value_t = 0, value_name = "MILLISECONDS")]
+    pub as3_delay_per_request_app_ms: u64,
+    /// Simulated AS3 processing time added per Application in the tenants a request touches
+    /// (AS3 re-reads the whole tenant, also for per-application requests).
+    #[arg(long, default_value_t = 0, value_name = "MILLISECONDS")]
+    pub as3_delay_per_tenant_app_ms: u64,
     /// Keep the configuration in this file: loaded at start if present, rewritten after every
     /// change, so a restarted simulator keeps its tenants like a BIG-IP does.
     #[arg(long, value_name = "PATH")]
@@ -73,6 +80,8 @@ impl fmt::Debug for SimulatorArgs {
             .field("password", &"<redacted>")
             .field("token_ttl_seconds", &self.token_ttl_seconds)
             .field("as3_delay_ms", &self.as3_delay_ms)
+            .field("as3_delay_per_request_app_ms", &self.as3_delay_per_request_app_ms)
+            .field("as3_delay_per_tenant_app_ms", &self.as3_delay_per_tenant_app_ms)
             .field("state_file", &self.state_file)
             .field("latency_ms", &self.latency_ms)
             .field("fail_503", &self.fail_503)
@@ -95,6 +104,8 @@ impl SimulatorArgs {
             password: self.password.clone(),
             token_ttl: Duration::from_secs(self.token_ttl_seconds),
             as3_processing_delay: Duration::from_millis(self.as3_delay_ms),
+            as3_delay_per_request_application: Duration::from_millis(self.as3_delay_per_request_app_ms),
+            as3_delay_per_tenant_application: Duration::from_millis(self.as3_delay_per_tenant_app_ms),
             faults: Faults {
                 latency_ms: self.latency_ms,
                 fail_with_503: self.fail_503,

@@ -37,6 +37,12 @@ pub struct SimulatorConfig {
     /// Simulated AS3 run time per declaration (sync or async), during which other declare
     /// requests are answered 503.
     pub as3_processing_delay: Duration,
+    /// Added to the run time for every Application in the request (AS3 builds and checks
+    /// each one).
+    pub as3_delay_per_request_application: Duration,
+    /// Added to the run time for every Application in the tenants the request touches: AS3
+    /// re-reads a tenant's whole live configuration, also for a per-application request.
+    pub as3_delay_per_tenant_application: Duration,
     /// Faults in force from the start.
     pub faults: Faults,
     /// Loaded at start when present and rewritten after every change, so a restarted simulator
@@ -53,6 +59,8 @@ impl Default for SimulatorConfig {
             password: "admin".to_owned(),
             token_ttl: DEFAULT_TOKEN_TTL,
             as3_processing_delay: Duration::ZERO,
+            as3_delay_per_request_application: Duration::ZERO,
+            as3_delay_per_tenant_application: Duration::ZERO,
             faults: Faults::default(),
             state_file: None,
         }
@@ -69,6 +77,8 @@ impl fmt::Debug for SimulatorConfig {
             .field("password", &"<redacted>")
             .field("token_ttl", &self.token_ttl)
             .field("as3_processing_delay", &self.as3_processing_delay)
+            .field("as3_delay_per_request_application", &self.as3_delay_per_request_application)
+            .field("as3_delay_per_tenant_application", &self.as3_delay_per_tenant_application)
             .field("faults", &self.faults)
             .field("state_file", &self.state_file)
             .finish()

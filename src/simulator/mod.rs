@@ -109,6 +109,8 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
         password: config.password,
         token_ttl: config.token_ttl,
         as3_processing_delay: config.as3_processing_delay,
+        as3_delay_per_request_application: config.as3_delay_per_request_application,
+        as3_delay_per_tenant_application: config.as3_delay_per_tenant_application,
         state_file: config.state_file,
     };
     let state = SimulatorState::new(settings, config.faults, deployed, net);

@@ -194,12 +194,21 @@ pub(super) struct Settings {
     pub(super) password: String,
     pub(super) token_ttl: Duration,
     pub(super) as3_processing_delay: Duration,
+    pub(super) as3_delay_per_request_application: Duration,
+    pub(super) as3_delay_per_tenant_application: Duration,
     pub(super) state_file: Option<PathBuf>,
 }
 
+/// The change history keeps this many records (the oldest are dropped): a long benchmark or
+/// soak run must not grow the simulator without bound.
+pub const HISTORY_LIMIT: usize = 20_000;
+
 struct Store {
     deployed: Deployed,
+    /// The latest changes, at most [`HISTORY_LIMIT`] (a little more between trims).
     history: Vec<ChangeRecord>,
+    /// Changes recorded so far, including those dropped from `history`.
+    changes: u64,
 }
 
 pub(super) struct Shared {
@@ -224,6 +233,7 @@ pub(super) struct RequestCounters {
     pub(super) logins: AtomicU64,
     pub(super) unauthorized: AtomicU64,
     pub(super) task_polls: AtomicU64,
+    pub(super) declare_bytes: AtomicU64,
     /// Declaration POSTs received and not yet answered (latency fault included).
     pub(super) declares_in_flight: AtomicU64,
     /// Declaration POSTs whose client went away before the answer.
@@ -239,6 +249,8 @@ pub struct RequestCounts {
     pub unauthorized: u64,
     /// `GET /mgmt/shared/appsvcs/task/{id}`.
     pub task_polls: u64,
+    /// Bytes of request bodies POSTed to `/mgmt/shared/appsvcs/declare…`.
+    pub declare_bytes: u64,
 }
 
 /// Counters for `GET /simulator/stats`.
@@ -285,7 +297,7 @@ impl SimulatorState {
                 faults: FaultState::new(faults),
                 tokens: Mutex::new(TokenStore::default()),
                 tasks: Mutex::new(TaskStore::default()),
-                store: Mutex::new(Store { deployed, history: Vec::new() }),
+                store: Mutex::new(Store { deployed, history: Vec::new(), changes: 0 }),
                 net: Mutex::new(net),
                 net_persist: tokio::sync::Mutex::new(()),
                 declare_in_progress: AtomicBool::new(false),
@@ -303,6 +315,25 @@ impl SimulatorState {
     /// Tenant name → Tenant object as last deployed.
     pub fn tenants(&self) -> BTreeMap<String, Value> {
         lock(&self.shared.store).deployed.tenants.clone()
+    }
+
+    /// Applications deployed over all tenants (counted in place, nothing copied).
+    pub fn application_count(&self) -> usize {
+        self.with_deployed(|deployed| {
+            deployed
+                .tenants
+                .values()
+                .filter_map(Value::as_object)
+                .map(|objects| {
+                    objects.values().filter(|v| v.get("class").and_then(Value::as_str) == Some("Application")).count()
+                })
+                .sum()
+        })
+    }
+
+    /// The Application `application` of `tenant` as deployed.
+    pub fn application(&self, tenant: &str, application: &str) -> Option<Value> {
+        self.with_deployed(|deployed| deployed.tenants.get(tenant)?.get(application).cloned())
     }
 
     /// Every virtual server AS3 has created, as BIG-IP would list them.
@@ -362,9 +393,21 @@ impl SimulatorState {
         self.with_net(NetConfig::list)
     }
 
-    /// Every accepted change, oldest first.
+    /// The latest accepted changes (at most about [`HISTORY_LIMIT`]), oldest first.
     pub fn history(&self) -> Vec<ChangeRecord> {
         lock(&self.shared.store).history.clone()
+    }
+
+    /// The accepted changes after the one numbered `seq`, oldest first (those still kept).
+    pub fn history_since(&self, seq: u64) -> Vec<ChangeRecord> {
+        let store = lock(&self.shared.store);
+        let start = store.history.partition_point(|record| record.seq <= seq);
+        store.history[start..].to_vec()
+    }
+
+    /// How many changes were accepted so far (also those no longer in the history).
+    pub fn change_count(&self) -> u64 {
+        lock(&self.shared.store).changes
     }
 
     /// POSTs to `/mgmt/shared/appsvcs/declare…` received, whatever their result.
@@ -374,6 +417,7 @@ impl SimulatorState {
             logins: counts.logins.load(Ordering::SeqCst),
             unauthorized: counts.unauthorized.load(Ordering::SeqCst),
             task_polls: counts.task_polls.load(Ordering::SeqCst),
+            declare_bytes: counts.declare_bytes.load(Ordering::SeqCst),
         }
     }
 
@@ -449,6 +493,10 @@ impl SimulatorState {
         self.shared.declare_posts.fetch_add(1, Ordering::SeqCst);
     }
 
+    pub(super) fn count_declare_bytes(&self, bytes: usize) {
+        self.shared.counts.declare_bytes.fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
     pub(super) fn count_declare_delete(&self) {
         self.shared.declare_deletes.fetch_add(1, Ordering::SeqCst);
     }
@@ -481,7 +529,8 @@ impl SimulatorState {
         store.deployed.tenants = tenants;
         store.deployed.meta.update_from(meta);
         for change in changes {
-            let seq = store.history.len() as u64 + 1;
+            store.changes += 1;
+            let seq = store.changes;
             store.history.push(ChangeRecord {
                 seq,
                 tenant: change.tenant,
@@ -491,6 +540,11 @@ impl SimulatorState {
                 client: client.map(str::to_owned),
                 at_unix_ms,
             });
+        }
+        // Trimmed in batches, so the copy is amortised over many changes.
+        if store.history.len() > HISTORY_LIMIT + HISTORY_LIMIT / 10 {
+            let excess = store.history.len() - HISTORY_LIMIT;
+            store.history.drain(..excess);
         }
     }
 
@@ -514,7 +568,7 @@ impl SimulatorState {
     pub(super) fn stats(&self) -> Stats {
         let (tenants, changes) = {
             let store = lock(&self.shared.store);
-            (store.deployed.tenants.len(), store.history.len())
+            (store.deployed.tenants.len(), usize::try_from(store.changes).unwrap_or(usize::MAX))
         };
         Stats {
             declare_requests: self.shared.declare_posts.load(Ordering::SeqCst),

@@ -90,7 +90,8 @@ struct RunArgs {
     /// cluster.
     #[arg(long)]
     selector: Option<String>,
-    /// Seconds between full re-checks of every object.
+    /// Seconds between consistency checks: each partition is re-synced once from the watch
+    /// caches (posting only when the BIG-IP does not hold what the objects ask for).
     #[arg(long, default_value_t = 300)]
     resync_seconds: u64,
     /// Seconds between read-backs of the managed tenants, repairing out-of-band changes.
@@ -332,7 +333,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         selector: args.selector,
         resync_period: Duration::from_secs(args.resync_seconds.max(10)),
         drift_check_period: Duration::from_secs(args.drift_check_seconds.max(1)),
-        debounce: Duration::from_millis(200),
+        // Short: it delays every reconcile. Bursts are merged by the partition lock instead (a
+        // sync reads the desired state when it gets the partition, so the changes that arrived
+        // meanwhile go out in one post).
+        debounce: Duration::from_millis(20),
         concurrency: 8,
     };
     controller::run_elected(client, bigip, args.bigip_url, settings, metrics, lease).await?;

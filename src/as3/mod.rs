@@ -5,4 +5,6 @@ pub mod render;
 pub mod schema;
 
 pub use ownership::{Ownership, TenantOwner};
-pub use render::{render_application, render_empty_tenant, render_request, render_tenant, tenant_hash};
+pub use render::{
+    render_application, render_empty_tenant, render_request, render_tenant, tenant_hash, RenderedApplication,
+};

@@ -394,6 +394,24 @@ pub fn render_request(tenants: &BTreeMap<String, Value>) -> Value {
 /// A content hash of a tenant object: equal hashes mean an identical declaration.
 ///
 /// `serde_json::Value` keeps object keys sorted, so the serialisation is canonical.
+/// An application rendered once, with the content hash that tells its versions apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedApplication {
+    /// The AS3 Application name.
+    pub name: String,
+    /// The AS3 Application object.
+    pub value: Value,
+    /// [`tenant_hash`] of `value`.
+    pub hash: String,
+}
+
+impl RenderedApplication {
+    pub fn of(app: &DesiredApplication) -> Self {
+        let value = render_application(app);
+        Self { name: app.name.clone(), hash: tenant_hash(&value), value }
+    }
+}
+
 pub fn tenant_hash(tenant: &Value) -> String {
     hex::encode(Sha256::digest(tenant.to_string().as_bytes()))
 }

@@ -1,6 +1,7 @@
 //! [`ClusterView`] over the controller's reflector stores.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -9,10 +10,89 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use crate::model::cluster::slice_service_name;
 use crate::model::ClusterView;
 
+/// EndpointSlice names by the Service they belong to, fed by the slice watch, so that finding
+/// a Service's slices does not scan every slice in the cluster.
+///
+/// A re-list is collected aside and swapped in when it completes, as the reflector does with
+/// its store; a lookup also checks that the store's object still names the Service.
+#[derive(Default)]
+pub struct SliceIndex {
+    current: RwLock<SliceMap>,
+    relisting: std::sync::Mutex<Option<SliceMap>>,
+}
+
+/// (namespace, service) → slice names, and (namespace, slice) → its service.
+#[derive(Default)]
+struct SliceMap {
+    by_service: HashMap<(String, String), BTreeSet<String>>,
+    service_of: HashMap<(String, String), String>,
+}
+
+impl SliceMap {
+    fn insert(&mut self, slice: &EndpointSlice) {
+        let (Some(namespace), Some(name)) = (slice.metadata.namespace.clone(), slice.metadata.name.clone()) else {
+            return;
+        };
+        self.remove(&namespace, &name);
+        if let Some(service) = slice_service_name(slice) {
+            self.by_service.entry((namespace.clone(), service.to_string())).or_default().insert(name.clone());
+            self.service_of.insert((namespace, name), service.to_string());
+        }
+    }
+
+    fn remove(&mut self, namespace: &str, name: &str) {
+        let Some(service) = self.service_of.remove(&(namespace.to_string(), name.to_string())) else { return };
+        let key = (namespace.to_string(), service);
+        if let Some(names) = self.by_service.get_mut(&key) {
+            names.remove(name);
+            if names.is_empty() {
+                self.by_service.remove(&key);
+            }
+        }
+    }
+}
+
+impl SliceIndex {
+    /// Follows one event of the slice watch.
+    pub fn observe(&self, event: &kube::runtime::watcher::Event<EndpointSlice>) {
+        use kube::runtime::watcher::Event;
+        let mut relisting = self.relisting.lock().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            Event::Init => *relisting = Some(SliceMap::default()),
+            Event::InitApply(slice) => {
+                if let Some(pending) = relisting.as_mut() {
+                    pending.insert(slice);
+                }
+            }
+            Event::InitDone => {
+                if let Some(complete) = relisting.take() {
+                    *self.current.write().unwrap_or_else(PoisonError::into_inner) = complete;
+                }
+            }
+            Event::Apply(slice) => self.current.write().unwrap_or_else(PoisonError::into_inner).insert(slice),
+            Event::Delete(slice) => {
+                let (Some(namespace), Some(name)) = (&slice.metadata.namespace, &slice.metadata.name) else { return };
+                self.current.write().unwrap_or_else(PoisonError::into_inner).remove(namespace, name);
+            }
+        }
+    }
+
+    /// Names of the slices of Service `namespace/service`.
+    pub fn slices_of(&self, namespace: &str, service: &str) -> Vec<String> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current
+            .by_service
+            .get(&(namespace.to_string(), service.to_string()))
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Clone)]
 pub struct StoreView {
     pub services: Store<Service>,
     pub endpoint_slices: Store<EndpointSlice>,
+    pub slice_index: Arc<SliceIndex>,
     pub nodes: Store<Node>,
     /// Secrets of type kubernetes.io/tls only (the watch selects them by type).
     pub secrets: Store<Secret>,
@@ -35,9 +115,12 @@ impl ClusterView for StoreView {
     }
 
     fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>> {
-        self.endpoint_slices.state_filter(|slice| {
-            slice.metadata.namespace.as_deref() == Some(namespace) && slice_service_name(slice) == Some(service)
-        })
+        self.slice_index
+            .slices_of(namespace, service)
+            .into_iter()
+            .filter_map(|name| self.endpoint_slices.get(&ObjectRef::new(&name).within(namespace)))
+            .filter(|slice| slice_service_name(slice) == Some(service))
+            .collect()
     }
 
     fn nodes(&self) -> Vec<Arc<Node>> {

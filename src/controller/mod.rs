@@ -5,6 +5,7 @@
 //! the tenant only when its rendering changed, and writes status only when it changed.
 
 pub mod cluster_view;
+pub mod desired;
 pub mod health;
 pub mod leader;
 pub mod legacy;
@@ -19,7 +20,7 @@ pub mod watches;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -182,34 +183,49 @@ pub async fn run<B: As3Api + NetApi>(
     // an error there paused every watch of the controller).
     // Only TLS Secrets: never every Secret of the cluster (Helm releases, tokens) in memory.
     let secret_watch = WatcherConfig::default().fields(&format!("type={}", crate::model::tls::TLS_SECRET_TYPE));
-    let secret_events =
-        watches::events(secret_api, secret_watch, "secrets", metrics.clone()).reflect(secrets_writer).touched_objects();
-    let service_events = watches::events(svc_api, WatcherConfig::default(), "services", metrics.clone())
-        .reflect(services_writer)
+    // Every event that changes what the model reads marks the desired state out of date, once
+    // the event is in the cache (see desired.rs).
+    let desired = Arc::new(desired::DesiredState::default());
+    let secret_events = watches::events(secret_api, secret_watch, "secrets", metrics.clone())
+        .modify(trim::<Secret>)
+        .reflect(secrets_writer)
+        .inspect_ok(changes_desired(&desired, EventsThatChange::All))
         .touched_objects();
+    let service_events = watches::events(svc_api, WatcherConfig::default(), "services", metrics.clone())
+        .modify(trim::<Service>)
+        .reflect(services_writer)
+        .inspect_ok(changes_desired(&desired, EventsThatChange::All))
+        .touched_objects();
+    let slice_index = Arc::new(cluster_view::SliceIndex::default());
+    let indexing = slice_index.clone();
     let slice_events = watches::events(slice_api, WatcherConfig::default(), "endpointslices", metrics.clone())
+        .modify(trim::<EndpointSlice>)
+        .inspect_ok(move |event| indexing.observe(event))
         .reflect(slices_writer)
+        .inspect_ok(changes_desired(&desired, EventsThatChange::All))
         .touched_objects();
     let mut node_filter = triggers::NodeChangeFilter::default();
     let node_events = watches::events(node_api, WatcherConfig::default(), "nodes", metrics.clone())
+        .modify(trim_node)
         .reflect(nodes_writer)
+        .inspect_ok(changes_desired(&desired, EventsThatChange::AllButUpdates))
         .filter_map(move |event| {
             futures::future::ready(match event {
                 Ok(event) => node_filter.relevant(event).map(Ok),
                 Err(e) => Some(Err(e)),
             })
+        })
+        .inspect_ok({
+            let desired = desired.clone();
+            move |_| desired.changed()
         });
+    let cluster = StoreView { services, endpoint_slices, slice_index, nodes, secrets };
 
     let confirmation = Arc::new(cluster_view::FreshListConfirmation {
         virtual_servers: vs_api.clone(),
         transport_servers: ts_api.clone(),
         selector: settings.selector.clone(),
-        cluster: StoreView {
-            services: services.clone(),
-            endpoint_slices: endpoint_slices.clone(),
-            nodes: nodes.clone(),
-            secrets: secrets.clone(),
-        },
+        cluster: cluster.clone(),
         defaults: settings.defaults.clone(),
     });
     let syncer = Arc::new(
@@ -238,6 +254,7 @@ pub async fn run<B: As3Api + NetApi>(
         config: &vs_watch,
         metrics: &metrics,
         unreadable: &unreadable_objects,
+        desired: &desired,
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
         controller: ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency),
     };
@@ -247,9 +264,10 @@ pub async fn run<B: As3Api + NetApi>(
         client: client.clone(),
         virtual_servers: vs_store.clone(),
         transport_servers: ts_store.clone(),
-        cluster: StoreView { services, endpoint_slices, nodes, secrets },
+        cluster,
         unreadable: unreadable_objects.clone(),
         syncer,
+        desired: desired.clone(),
         settings: settings.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
         metrics,
@@ -277,6 +295,7 @@ pub async fn run<B: As3Api + NetApi>(
         cluster: context.cluster.clone(),
         virtual_servers: vs_store.clone(),
         transport_servers: ts_store.clone(),
+        desired: desired.clone(),
         defaults: settings.defaults.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
         metrics: context.metrics.clone(),
@@ -284,10 +303,14 @@ pub async fn run<B: As3Api + NetApi>(
     let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
     // One drift check for both controllers: each detected drift reconciles every object.
     let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
-    let drift_triggers =
-        drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period).inspect(move |_| {
-            let _ = ts_drift.unbounded_send(());
-        });
+    let drift_triggers = futures::stream::select(
+        drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period),
+        consistency_checks(context.clone(), settings.resync_period),
+    )
+    .inspect(move |_| {
+        let _ = ts_drift.unbounded_send(());
+    });
+    let member_default = settings.defaults.pool_member_type;
     let (s1, s2, s3, s4) = (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
     info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer and TransportServer controllers");
     let virtual_servers = controller
@@ -301,9 +324,9 @@ pub async fn run<B: As3Api + NetApi>(
             triggers::for_endpoint_slice(&s2, &slice)
         })
         .watches_stream(node_events, move |node| {
-            f3(triggers::for_node(&t3, &node));
+            f3(triggers::for_node(&t3, &node, member_default));
             let _ = tunnel_nodes.unbounded_send(());
-            triggers::for_node(&s3, &node)
+            triggers::for_node(&s3, &node, member_default)
         })
         .watches_stream(secret_events, move |secret| triggers::for_secret(&s4, &secret))
         .reconcile_all_on(drift_triggers)
@@ -336,6 +359,7 @@ struct GuardedWatch<'a> {
     config: &'a WatcherConfig,
     metrics: &'a Arc<Metrics>,
     unreadable: &'a Arc<unreadable::UnreadableObjects>,
+    desired: &'a Arc<desired::DesiredState>,
     recorder: kube::runtime::events::Recorder,
     controller: ControllerConfig,
 }
@@ -354,7 +378,15 @@ impl GuardedWatch<'_> {
             Arc::new(reporter),
         )
         .reflect(writer)
-        .touched_objects();
+        .inspect_ok(changes_desired(self.desired, EventsThatChange::AllButUpdates))
+        .touched_objects()
+        // Status-only updates (our own status writes) neither trigger a reconcile nor change
+        // the desired state.
+        .predicate_filter(reconcile_relevance::<K>, Default::default())
+        .inspect_ok({
+            let desired = self.desired.clone();
+            move |_| desired.changed()
+        });
         (Controller::for_stream(events, store.clone()).with_config(self.controller.clone()), store)
     }
 }
@@ -370,6 +402,38 @@ where
             other => warn!(error = %other, "reconcile failed"),
         }
     }
+}
+
+/// Every `period`, syncs each partition once from the watch caches (one desired state for all,
+/// O(N) per period rather than a reconcile of every object); when one of them had to post —
+/// the BIG-IP did not hold what the objects ask for — emits a trigger that reconciles every
+/// object, so their statuses follow.
+fn consistency_checks<B: As3Api>(
+    context: Arc<reconcile::Context<B>>,
+    period: Duration,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(context, move |context| async move {
+        loop {
+            tokio::time::sleep(period).await;
+            if context.caches_ready().await.is_err() {
+                return None;
+            }
+            let mut partitions: std::collections::BTreeSet<String> = context.syncer.managed_partitions().await;
+            partitions.extend(context.snapshot().rendered.keys().cloned());
+            let kept = context.unreadable.application_names();
+            let mut posted = Vec::new();
+            for partition in partitions {
+                let desired = || context.snapshot().rendered_partition(&partition);
+                if context.syncer.sync_rendered(&partition, desired, &kept).await.posted {
+                    posted.push(partition);
+                }
+            }
+            if !posted.is_empty() {
+                info!(partitions = ?posted, "the periodic check re-posted partitions; refreshing every object's status");
+                return Some(((), context));
+            }
+        }
+    })
 }
 
 /// Every `period`, once the VirtualServer cache is ready, reads the managed tenants back from
@@ -396,4 +460,63 @@ fn drift_checks<B: As3Api>(
             }
         }
     })
+}
+
+/// Which watch events mark the desired state out of date (after the cache took them in).
+#[derive(Clone, Copy)]
+enum EventsThatChange {
+    All,
+    /// Lists and deletions; updates are filtered first (only those that matter count).
+    AllButUpdates,
+}
+
+fn changes_desired<K>(
+    desired: &Arc<desired::DesiredState>,
+    which: EventsThatChange,
+) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
+    let desired = desired.clone();
+    move |event| {
+        let update = matches!(event, kube::runtime::watcher::Event::Apply(_));
+        if matches!(which, EventsThatChange::All) || !update {
+            desired.changed();
+        }
+    }
+}
+
+/// What a reconcile of a VirtualServer or TransportServer acts on: everything but its status.
+/// The operator's own status writes change only the status (and resourceVersion), so they no
+/// longer trigger a second, idle reconcile of the object they were written to.
+fn reconcile_relevance<K: kube::Resource>(object: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = object.meta();
+    let mut hasher = std::hash::DefaultHasher::new();
+    meta.uid.hash(&mut hasher);
+    meta.generation.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The annotation `kubectl apply` keeps a copy of the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what the model never reads from a cached object: its managed fields and kubectl's
+/// last-applied copy (together often larger than the object itself).
+fn trim<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// [`trim`], and a Node's image list (hundreds of entries on a busy node) and volume lists.
+fn trim_node(node: &mut Node) {
+    trim(node);
+    if let Some(status) = node.status.as_mut() {
+        status.images = None;
+        status.volumes_attached = None;
+        status.volumes_in_use = None;
+    }
 }

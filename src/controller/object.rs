@@ -6,7 +6,7 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
+use crate::crd::{PoolMemberType, TransportServer, VirtualServer, VirtualServerStatus};
 use crate::model::SourceKind;
 
 pub trait ManagedObject:
@@ -27,6 +27,12 @@ pub trait ManagedObject:
     fn uses_service(&self, name: &str) -> bool;
     /// Whether the object reads the Secret `name` (in its namespace).
     fn uses_secret(&self, name: &str) -> bool;
+    /// `spec.poolMemberType` as written (None: the operator's default).
+    fn pool_member_type(&self) -> Option<PoolMemberType>;
+    /// Whether the object's members are nodes (nodeport mode), so that Node changes concern it.
+    fn uses_nodes(&self, default: PoolMemberType) -> bool {
+        self.pool_member_type().unwrap_or(default) == PoolMemberType::Nodeport
+    }
 }
 
 impl ManagedObject for VirtualServer {
@@ -42,6 +48,10 @@ impl ManagedObject for VirtualServer {
 
     fn uses_service(&self, name: &str) -> bool {
         self.spec.pools.iter().any(|p| p.service == name)
+    }
+
+    fn pool_member_type(&self) -> Option<PoolMemberType> {
+        self.spec.pool_member_type
     }
 
     fn uses_secret(&self, name: &str) -> bool {
@@ -68,6 +78,10 @@ impl ManagedObject for TransportServer {
 
     fn uses_secret(&self, _name: &str) -> bool {
         false
+    }
+
+    fn pool_member_type(&self) -> Option<PoolMemberType> {
+        self.spec.pool_member_type
     }
 }
 

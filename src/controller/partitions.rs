@@ -16,8 +16,10 @@ use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::as3::schema::validate_declaration;
+use sha2::{Digest, Sha256};
+
 use crate::as3::{
-    render_application, render_empty_tenant, render_request, render_tenant, tenant_hash, Ownership, TenantOwner,
+    render_empty_tenant, render_request, render_tenant, tenant_hash, Ownership, RenderedApplication, TenantOwner,
 };
 use crate::bigip::{As3Api, BigIpError};
 use crate::metrics::Metrics;
@@ -35,11 +37,13 @@ pub struct SyncOutcome {
     pub excluded: BTreeMap<String, ProgrammingState>,
     /// This sync re-posted a tenant that had been changed on the BIG-IP out of band.
     pub repaired_drift: bool,
+    /// The BIG-IP accepted at least one post of this sync (it did not hold the desired state).
+    pub posted: bool,
 }
 
 impl SyncOutcome {
     fn whole(state: ProgrammingState) -> Self {
-        Self { state, excluded: BTreeMap::new(), repaired_drift: false }
+        Self { state, excluded: BTreeMap::new(), repaired_drift: false, posted: false }
     }
 
     /// What happened to one application of the partition.
@@ -153,6 +157,21 @@ fn tenant_of(applications: &BTreeMap<String, Value>, owner: &Ownership) -> Value
         objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.clone())));
     }
     tenant
+}
+
+/// A digest of the tenant these applications make (with `owner`'s label), from the
+/// applications' content hashes: O(applications) without rendering or serialising anything.
+/// Two syncs with the same digest would post the same tenant.
+pub fn partition_digest(owner: &Ownership, applications: &[Arc<RenderedApplication>]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(owner.label().as_bytes());
+    for app in applications {
+        hasher.update(app.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(app.hash.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// Applications among `candidates` (names in `partition`) that a BIG-IP/AS3 error message
@@ -574,14 +593,57 @@ impl<B: As3Api> PartitionSyncer<B> {
         desired: impl FnOnce() -> Vec<DesiredApplication> + Send,
         kept_as_deployed: &BTreeSet<String>,
     ) -> SyncOutcome {
+        let rendered = || desired().iter().map(|app| Arc::new(RenderedApplication::of(app))).collect();
+        self.sync_rendered(partition, rendered, kept_as_deployed).await
+    }
+
+    /// [`Self::sync_current`] with applications already rendered (the controller renders each
+    /// version of an application once, see controller/desired.rs). When the applications are
+    /// those of the last sync — compared by their content hashes, without building the tenant
+    /// — and that sync's outcome still stands, nothing is done at all.
+    pub async fn sync_rendered(
+        &self,
+        partition: &str,
+        desired: impl FnOnce() -> Vec<Arc<RenderedApplication>> + Send,
+        kept_as_deployed: &BTreeSet<String>,
+    ) -> SyncOutcome {
         let lock = self.partition_lock(partition).await;
         let _serialised = lock.lock().await;
         let applications = desired();
 
+        let kept_missing = self.kept_missing(partition, kept_as_deployed, &applications).await;
+        let quick_digest = kept_missing.is_empty().then(|| partition_digest(&self.owner, &applications));
+        if let Some(digest) = &quick_digest {
+            if let Some(outcome) = self.last_outcome_if_unchanged(partition, digest).await {
+                self.metrics.as3_posts_skipped.inc();
+                return outcome;
+            }
+        }
+
         let mut rendered: BTreeMap<String, Value> =
-            applications.iter().map(|app| (app.name.clone(), render_application(app))).collect();
-        if let Err(failure) = self.keep_as_deployed(partition, kept_as_deployed, &mut rendered).await {
+            applications.iter().map(|app| (app.name.clone(), app.value.clone())).collect();
+        if let Err(failure) = self.keep_as_deployed(partition, &kept_missing, &mut rendered).await {
             return SyncOutcome::whole(failure);
+        }
+        let digest = match quick_digest {
+            Some(digest) => digest,
+            None => {
+                let all: Vec<Arc<RenderedApplication>> = rendered
+                    .iter()
+                    .map(|(name, value)| {
+                        Arc::new(RenderedApplication {
+                            name: name.clone(),
+                            value: value.clone(),
+                            hash: tenant_hash(value),
+                        })
+                    })
+                    .collect();
+                partition_digest(&self.owner, &all)
+            }
+        };
+        if let Some(outcome) = self.last_outcome_if_unchanged(partition, &digest).await {
+            self.metrics.as3_posts_skipped.inc();
+            return outcome;
         }
         let desired_hash = tenant_hash(&tenant_of(&rendered, &self.owner));
         let programmed = self.programmed(partition);
@@ -593,13 +655,6 @@ impl<B: As3Api> PartitionSyncer<B> {
             if rendered.is_empty() && (deployed.is_none() || !owned) && !record.is_some_and(|r| r.drifted) {
                 // Never deployed by us (or already removed): nothing to remove.
                 return SyncOutcome::whole(programmed);
-            }
-            if let Some((hash, outcome, at)) = record.and_then(|r| r.last.as_ref()) {
-                let clean = outcome.excluded.is_empty() && matches!(outcome.state, ProgrammingState::Programmed { .. });
-                if *hash == desired_hash && (clean || at.elapsed() < REJECTION_RETRY) {
-                    self.metrics.as3_posts_skipped.inc();
-                    return outcome.clone();
-                }
             }
             let held = Held {
                 hash: deployed,
@@ -659,7 +714,7 @@ impl<B: As3Api> PartitionSyncer<B> {
 
         let posted = held.accepted_posts > 0;
         let repaired_drift = drifted && posted && matches!(state, ProgrammingState::Programmed { .. });
-        let mut outcome = SyncOutcome { state, excluded, repaired_drift };
+        let mut outcome = SyncOutcome { state, excluded, repaired_drift, posted };
         if drifted {
             if let ProgrammingState::Failed { message, .. } = &outcome.state {
                 outcome.state = ProgrammingState::Failed {
@@ -678,26 +733,48 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
         record.deployed_hash = held.hash;
         record.deployed_applications = held.names;
-        record.last = outcome.is_final().then(|| (desired_hash, outcome.clone(), Instant::now()));
+        record.last = outcome.is_final().then(|| (digest, outcome.clone(), Instant::now()));
         outcome
     }
 
-    /// Adds to `rendered` the applications of `kept` that the BIG-IP is known to hold in
-    /// `partition` and `rendered` lacks, as the BIG-IP holds them (read back once here).
-    async fn keep_as_deployed(
+    /// The outcome of the last sync of `partition` when it was of the same desired content
+    /// (`digest`, see [`partition_digest`]) and still stands: it was clean, or it rejected
+    /// applications less than [`REJECTION_RETRY`] ago.
+    async fn last_outcome_if_unchanged(&self, partition: &str, digest: &str) -> Option<SyncOutcome> {
+        let records = self.records.lock().await;
+        let (hash, outcome, at) = records.get(partition)?.last.as_ref()?;
+        let clean = outcome.excluded.is_empty() && matches!(outcome.state, ProgrammingState::Programmed { .. });
+        (hash == digest && (clean || at.elapsed() < REJECTION_RETRY)).then(|| outcome.clone())
+    }
+
+    /// The applications of `kept` (their objects cannot be read) that the BIG-IP is known to
+    /// hold in `partition` and `desired` lacks.
+    async fn kept_missing(
         &self,
         partition: &str,
         kept: &BTreeSet<String>,
+        desired: &[Arc<RenderedApplication>],
+    ) -> BTreeSet<String> {
+        if kept.is_empty() {
+            return BTreeSet::new();
+        }
+        let desired: BTreeSet<&str> = desired.iter().map(|app| app.name.as_str()).collect();
+        let records = self.records.lock().await;
+        let deployed = records.get(partition).map(|r| &r.deployed_applications);
+        kept.iter()
+            .filter(|name| !desired.contains(name.as_str()) && deployed.is_some_and(|d| d.contains(*name)))
+            .cloned()
+            .collect()
+    }
+
+    /// Adds to `rendered` the applications named in `missing` as the BIG-IP holds them (read
+    /// back once here): their objects cannot be read, so they are kept, never removed.
+    async fn keep_as_deployed(
+        &self,
+        partition: &str,
+        missing: &BTreeSet<String>,
         rendered: &mut BTreeMap<String, Value>,
     ) -> Result<(), ProgrammingState> {
-        let missing: Vec<String> = {
-            let records = self.records.lock().await;
-            let deployed = records.get(partition).map(|r| &r.deployed_applications);
-            kept.iter()
-                .filter(|name| !rendered.contains_key(*name) && deployed.is_some_and(|d| d.contains(*name)))
-                .cloned()
-                .collect()
-        };
         if missing.is_empty() {
             return Ok(());
         }
@@ -707,9 +784,9 @@ impl<B: As3Api> PartitionSyncer<B> {
         })?;
         let held = tenants.get(partition).map(application_objects).unwrap_or_default();
         for name in missing {
-            if let Some(application) = held.get(&name) {
+            if let Some(application) = held.get(name) {
                 info!(partition, application = %name, "its object cannot be read: keeping the application as the BIG-IP holds it");
-                rendered.insert(name, application.clone());
+                rendered.insert(name.clone(), application.clone());
             }
         }
         Ok(())
@@ -979,6 +1056,7 @@ impl<B: As3Api> PartitionSyncer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::as3::render_application;
     use crate::model::ObjectKey;
 
     fn app(name: &str) -> DesiredApplication {

@@ -13,13 +13,14 @@ use serde_json::json;
 use tracing::{debug, instrument, warn};
 
 use super::cluster_view::StoreView;
+use super::desired::Snapshot;
 use super::object::ManagedObject;
 use super::partitions::PartitionSyncer;
 use super::ControllerSettings;
 use crate::bigip::As3Api;
 use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
 use crate::metrics::Metrics;
-use crate::model::{build_fleet, partition_of, AppOutcome, Fleet, ObjectKey, SourceKind};
+use crate::model::{partition_of, AppOutcome, ObjectKey, SourceKind};
 use crate::status::{virtual_server_status, ProgrammingState};
 
 /// Field manager of every write, and the Events' reporting controller.
@@ -38,6 +39,8 @@ pub struct Context<B: As3Api> {
     /// VirtualServers and TransportServers that cannot be read: their applications are kept.
     pub unreadable: Arc<super::unreadable::UnreadableObjects>,
     pub syncer: Arc<PartitionSyncer<B>>,
+    /// The desired state of every partition, shared by every reconcile.
+    pub desired: Arc<super::desired::DesiredState>,
     pub settings: ControllerSettings,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -72,7 +75,7 @@ impl ReconcileError {
 impl<B: As3Api> Context<B> {
     /// Waits until every store holds a complete list: a partition rendered from a partial
     /// cache would delete the applications not yet seen.
-    async fn caches_ready(&self) -> Result<(), ReconcileError> {
+    pub(super) async fn caches_ready(&self) -> Result<(), ReconcileError> {
         let ready = async {
             self.virtual_servers.wait_until_ready().await?;
             self.transport_servers.wait_until_ready().await?;
@@ -81,26 +84,10 @@ impl<B: As3Api> Context<B> {
         ready.await.map_err(|_| ReconcileError::CachesNotReady)
     }
 
-    fn fleet(&self) -> Fleet {
-        fleet_from_stores(&self.virtual_servers, &self.transport_servers, &self.cluster, &self.settings.defaults)
+    /// The desired state of the current cache contents (reused while nothing changed).
+    pub(super) fn snapshot(&self) -> Arc<Snapshot> {
+        self.desired.snapshot(&self.virtual_servers, &self.transport_servers, &self.cluster, &self.settings.defaults)
     }
-}
-
-/// The desired state of every partition from the watch caches.
-pub(super) fn fleet_from_stores(
-    virtual_servers: &Store<VirtualServer>,
-    transport_servers: &Store<TransportServer>,
-    cluster: &StoreView,
-    defaults: &crate::model::ModelDefaults,
-) -> Fleet {
-    let virtual_servers = virtual_servers.state();
-    let transport_servers = transport_servers.state();
-    build_fleet(
-        virtual_servers.iter().map(AsRef::as_ref),
-        transport_servers.iter().map(AsRef::as_ref),
-        cluster,
-        defaults,
-    )
 }
 
 #[instrument(skip_all, fields(kind = K::KIND.as_str(), object = %format!("{}/{}", vs.namespace().unwrap_or_default(), vs.name_any())))]
@@ -155,34 +142,36 @@ pub fn partitions_of<K: ManagedObject>(obj: &K, defaults: &crate::model::ModelDe
 async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<K>) -> Result<Action, ReconcileError> {
     let key = ObjectKey::of(vs.meta());
     // Each partition is synced with the desired state read while its lock is held (see
-    // PartitionSyncer::sync_current); the fleet read under the first one (the current
+    // PartitionSyncer::sync_rendered); the snapshot read under the first one (the current
     // partition) gives this object's outcome.
-    let mut fleet: Option<Fleet> = None;
+    let mut first_seen: Option<Arc<Snapshot>> = None;
     let mut programming = ProgrammingState::NotAttempted;
     let kept = ctx.unreadable.application_names();
     for partition in partitions_of(vs, &ctx.settings.defaults) {
-        let mut seen: Option<Fleet> = None;
+        let mut seen: Option<Arc<Snapshot>> = None;
         let desired = || {
-            let current = ctx.fleet();
-            let apps = current.partitions.get(&partition).cloned().unwrap_or_default();
+            let current = ctx.snapshot();
+            let apps = current.rendered_partition(&partition);
             seen = Some(current);
             apps
         };
-        let outcome = ctx.syncer.sync_current(&partition, desired, &kept).await;
-        let seen = seen.unwrap_or_else(|| ctx.fleet());
+        let outcome = ctx.syncer.sync_rendered(&partition, desired, &kept).await;
+        let seen = seen.unwrap_or_else(|| ctx.snapshot());
         if outcome.repaired_drift {
-            let apps = seen.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
+            let apps = seen.fleet.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
             announce_drift_repair(ctx, &partition, apps).await;
         }
-        if let Some(AppOutcome::Included { partition: included_in, application, .. }) = seen.outcome(K::KIND, &key) {
+        if let Some(AppOutcome::Included { partition: included_in, application, .. }) =
+            seen.fleet.outcome(K::KIND, &key)
+        {
             if *included_in == partition {
                 programming = outcome.for_application(application);
             }
         }
-        fleet.get_or_insert(seen);
+        first_seen.get_or_insert(seen);
     }
-    let fleet = fleet.unwrap_or_else(|| ctx.fleet());
-    let Some(outcome_of_vs) = fleet.outcome(K::KIND, &key) else {
+    let snapshot = first_seen.unwrap_or_else(|| ctx.snapshot());
+    let Some(outcome_of_vs) = snapshot.fleet.outcome(K::KIND, &key) else {
         // Being deleted: the finalizer's cleanup handles it.
         return Ok(Action::await_change());
     };
@@ -196,7 +185,9 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
         // Nothing watched announces that the holder of the listener let it go (it may be of
         // the other kind): look again soon. Posts nothing while the conflict lasts.
         (_, AppOutcome::AddressConflict { .. }) => Action::requeue(RETRY_PERIOD),
-        _ => Action::requeue(ctx.settings.resync_period),
+        // No periodic per-object resync: the per-partition consistency check
+        // (controller::consistency_checks) re-syncs every partition once per period.
+        _ => Action::await_change(),
     })
 }
 
@@ -234,8 +225,8 @@ async fn cleanup<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>) -> Resul
     for partition in partitions_of(vs, &ctx.settings.defaults) {
         // The object is being deleted, so the fleet no longer has it: syncing the partition
         // removes its application, and posts nothing where it never was.
-        let desired = || ctx.fleet().partitions.remove(&partition).unwrap_or_default();
-        let outcome = ctx.syncer.sync_current(&partition, desired, &ctx.unreadable.application_names()).await;
+        let desired = || ctx.snapshot().rendered_partition(&partition);
+        let outcome = ctx.syncer.sync_rendered(&partition, desired, &ctx.unreadable.application_names()).await;
         if let ProgrammingState::Failed { message, .. } = outcome.state {
             warn!(%partition, %message, "could not remove the application; keeping the finalizer");
             return Err(ReconcileError::Cleanup { key: key.to_string(), partition, message });

@@ -8,6 +8,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::object::{objects_in, ManagedObject};
+use crate::crd::PoolMemberType;
 use crate::model::cluster::slice_service_name;
 use crate::model::members::{node_internal_ips, node_is_ready};
 
@@ -37,10 +38,10 @@ pub fn for_secret<K: ManagedObject>(store: &Store<K>, secret: &Secret) -> Vec<Ob
     }
 }
 
-/// Nodes are members of every nodeport-mode pool, so a node change concerns every object;
-/// the reconcile posts nothing where the rendered tenant did not change.
-pub fn for_node<K: ManagedObject>(store: &Store<K>, _node: &Node) -> Vec<ObjectRef<K>> {
-    store.state().iter().map(|obj| ObjectRef::from(obj.as_ref())).collect()
+/// Nodes are the members of nodeport-mode pools: a node change concerns the objects in that
+/// mode only (cluster-mode members are pod IPs and do not depend on nodes).
+pub fn for_node<K: ManagedObject>(store: &Store<K>, _node: &Node, default: PoolMemberType) -> Vec<ObjectRef<K>> {
+    store.state().iter().filter(|obj| obj.uses_nodes(default)).map(|obj| ObjectRef::from(obj.as_ref())).collect()
 }
 
 /// A hash of what the model reads from a Node, so heartbeats that change nothing else

@@ -52,6 +52,8 @@ pub struct TunnelContext<B: NetApi> {
     pub cluster: StoreView,
     pub virtual_servers: Store<VirtualServer>,
     pub transport_servers: Store<TransportServer>,
+    /// The VirtualServer and TransportServer controllers' desired state (its pool members).
+    pub desired: Arc<super::desired::DesiredState>,
     pub defaults: ModelDefaults,
     pub recorder: Recorder,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -748,9 +750,9 @@ async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Re
 
 /// Every pool member address of every VirtualServer and TransportServer the operator programs.
 fn pool_member_addresses<B: NetApi>(ctx: &TunnelContext<B>) -> BTreeSet<IpAddr> {
-    let fleet =
-        super::reconcile::fleet_from_stores(&ctx.virtual_servers, &ctx.transport_servers, &ctx.cluster, &ctx.defaults);
-    fleet
+    let snapshot = ctx.desired.snapshot(&ctx.virtual_servers, &ctx.transport_servers, &ctx.cluster, &ctx.defaults);
+    snapshot
+        .fleet
         .partitions
         .values()
         .flatten()

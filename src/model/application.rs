@@ -150,7 +150,8 @@ pub(super) fn build_pools(
                 }
                 Some(service_port) => {
                     let slices = cluster.endpoint_slices(&source.namespace, &pool.service);
-                    let nodes = cluster.nodes();
+                    // Only nodeport members are nodes: a cluster-mode pool must not depend on them.
+                    let nodes = if mode == PoolMemberType::Nodeport { cluster.nodes() } else { Vec::new() };
                     resolve_members(mode, &service, service_port, &slices, &nodes, rules).unwrap_or_else(|e| {
                         unresolved.push(e);
                         Vec::new()

@@ -43,6 +43,18 @@ impl ClusterObjects {
         self.secrets.insert(namespaced_key(&secret.metadata), Arc::new(secret));
     }
 
+    pub fn remove_service(&mut self, namespace: &str, name: &str) {
+        self.services.remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    pub fn remove_endpoint_slice(&mut self, namespace: &str, name: &str) {
+        self.endpoint_slices.remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    pub fn remove_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+    }
+
     pub fn add_node(&mut self, node: Node) {
         self.nodes.insert(node.metadata.name.clone().unwrap_or_default(), Arc::new(node));
     }

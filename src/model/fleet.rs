@@ -43,20 +43,20 @@ impl Fleet {
 
 /// One object the fleet is built from.
 #[derive(Clone, Copy)]
-enum Source<'a> {
+pub enum Source<'a> {
     Virtual(&'a VirtualServer),
     Transport(&'a TransportServer),
 }
 
 impl Source<'_> {
-    fn metadata(&self) -> &ObjectMeta {
+    pub fn metadata(&self) -> &ObjectMeta {
         match self {
             Self::Virtual(vs) => &vs.metadata,
             Self::Transport(ts) => &ts.metadata,
         }
     }
 
-    fn id(&self) -> SourceId {
+    pub fn id(&self) -> SourceId {
         let kind = match self {
             Self::Virtual(_) => SourceKind::VirtualServer,
             Self::Transport(_) => SourceKind::TransportServer,
@@ -64,7 +64,18 @@ impl Source<'_> {
         SourceId { kind, key: ObjectKey::of(self.metadata()) }
     }
 
-    fn build(&self, cluster: &dyn ClusterView, defaults: &ModelDefaults) -> Result<BuiltApplication, InvalidSpec> {
+    /// Whether the fleet includes the object at all (objects being deleted are left out).
+    pub fn is_live(&self) -> bool {
+        self.metadata().deletion_timestamp.is_none()
+    }
+
+    /// The order in which objects claim listeners: older first (creation time, then kind,
+    /// namespace and name).
+    pub fn claim_order(&self) -> ClaimOrder {
+        (self.metadata().creation_timestamp.as_ref().map(|t| t.0), self.id())
+    }
+
+    pub fn build(&self, cluster: &dyn ClusterView, defaults: &ModelDefaults) -> Result<BuiltApplication, InvalidSpec> {
         match self {
             Self::Virtual(vs) => build_application(vs, cluster, defaults),
             Self::Transport(ts) => build_transport_application(ts, cluster, defaults),
@@ -72,12 +83,18 @@ impl Source<'_> {
     }
 }
 
+/// See [`Source::claim_order`].
+pub type ClaimOrder = (Option<k8s_openapi::jiff::Timestamp>, SourceId);
+
 /// Builds the desired state of every partition from every VirtualServer and TransportServer.
 ///
 /// Objects being deleted are left out. When two claim the same listener (address, port and
 /// protocol; a VirtualServer redirecting HTTP to HTTPS also claims port 80), the older one (by
 /// creation time, then kind, namespace and name) keeps it: an object never loses its address
 /// because a newer one was created.
+///
+/// This is the reference: the controller keeps the same result up to date incrementally
+/// (controller/desired.rs), and a property test checks both agree.
 pub fn build_fleet<'a>(
     virtual_servers: impl IntoIterator<Item = &'a VirtualServer>,
     transport_servers: impl IntoIterator<Item = &'a TransportServer>,
@@ -88,17 +105,26 @@ pub fn build_fleet<'a>(
         .into_iter()
         .map(Source::Virtual)
         .chain(transport_servers.into_iter().map(Source::Transport))
-        .filter(|s| s.metadata().deletion_timestamp.is_none())
+        .filter(Source::is_live)
         .collect();
-    live.sort_by_cached_key(|s| (s.metadata().creation_timestamp.as_ref().map(|t| t.0), s.id()));
+    live.sort_by_cached_key(Source::claim_order);
+    let built: Vec<(SourceId, Result<BuiltApplication, InvalidSpec>)> =
+        live.iter().map(|source| (source.id(), source.build(cluster, defaults))).collect();
+    assemble_fleet(built.iter().map(|(id, built)| (id, built)))
+}
 
+/// The fleet from each live object's build, given in claim order (see [`Source::claim_order`]):
+/// listener claims resolved, outcomes decided, applications grouped by partition.
+pub fn assemble_fleet<'b>(
+    built_in_claim_order: impl IntoIterator<Item = (&'b SourceId, &'b Result<BuiltApplication, InvalidSpec>)>,
+) -> Fleet {
     let mut fleet = Fleet::default();
     let mut claimed: HashMap<Listener, SourceId> = HashMap::new();
-    for source in live {
-        let id = source.id();
-        match source.build(cluster, defaults) {
+    for (id, built) in built_in_claim_order {
+        let id = id.clone();
+        match built {
             Err(invalid) => {
-                fleet.outcomes.insert(id, AppOutcome::Invalid(invalid));
+                fleet.outcomes.insert(id, AppOutcome::Invalid(invalid.clone()));
             }
             Ok(BuiltApplication { application, unresolved }) => {
                 let listeners = application.listeners();
@@ -111,9 +137,13 @@ pub fn build_fleet<'a>(
                     claimed.insert(listener, id.clone());
                 }
                 if unresolved.iter().any(UnresolvedRef::blocks_programming) {
-                    fleet
-                        .outcomes
-                        .insert(id, AppOutcome::Blocked { partition: application.partition.clone(), unresolved });
+                    fleet.outcomes.insert(
+                        id,
+                        AppOutcome::Blocked {
+                            partition: application.partition.clone(),
+                            unresolved: unresolved.clone(),
+                        },
+                    );
                     continue;
                 }
                 fleet.outcomes.insert(
@@ -122,10 +152,10 @@ pub fn build_fleet<'a>(
                         partition: application.partition.clone(),
                         application: application.name.clone(),
                         members: application.member_count(),
-                        unresolved,
+                        unresolved: unresolved.clone(),
                     },
                 );
-                fleet.partitions.entry(application.partition.clone()).or_default().push(application);
+                fleet.partitions.entry(application.partition.clone()).or_default().push(application.clone());
             }
         }
     }

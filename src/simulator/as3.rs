@@ -137,12 +137,13 @@ impl Job {
 /// How long AS3 takes for a plan: the fixed time, plus the time per Application in the
 /// request, plus the time per Application in each tenant it touches (the larger of before and
 /// after), as AS3 re-reads a tenant's live configuration also for a per-application request.
-fn simulated_run_time(settings: &super::state::Settings, request_applications: usize, plan: &Plan) -> std::time::Duration {
-    let tenant_applications: usize = plan
-        .changes
-        .iter()
-        .map(|change| change.applications_before.len().max(change.applications_after.len()))
-        .sum();
+fn simulated_run_time(
+    settings: &super::state::Settings,
+    request_applications: usize,
+    plan: &Plan,
+) -> std::time::Duration {
+    let tenant_applications: usize =
+        plan.changes.iter().map(|change| change.applications_before.len().max(change.applications_after.len())).sum();
     let times = |per: std::time::Duration, n: usize| per.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
     settings
         .as3_processing_delay

@@ -296,7 +296,11 @@ struct Cluster {
 
 async fn start_cluster() -> Result<Cluster> {
     let bin = bin_dir();
-    ensure!(bin.join("controlplane").exists(), "{} missing: run `make controlplane`", bin.join("controlplane").display());
+    ensure!(
+        bin.join("controlplane").exists(),
+        "{} missing: run `make controlplane`",
+        bin.join("controlplane").display()
+    );
     let work_dir = tempfile::Builder::new().prefix("bigip-bench-").tempdir()?;
     let data_dir = work_dir.path().join("controlplane");
     let log = std::fs::File::create(work_dir.path().join("controlplane.log"))?;
@@ -353,7 +357,8 @@ struct Object {
 }
 
 fn object(i: usize, partitions: usize) -> Object {
-    let partition = if partitions <= 1 { DEFAULT_PARTITION.to_string() } else { format!("bench-p{:03}", i % partitions) };
+    let partition =
+        if partitions <= 1 { DEFAULT_PARTITION.to_string() } else { format!("bench-p{:03}", i % partitions) };
     Object { name: format!("web-{i:05}"), partition }
 }
 
@@ -378,7 +383,9 @@ fn slice_endpoints(addresses: &[String]) -> Value {
 
 async fn create_objects(client: &Client, n: usize, partitions: usize) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?).await?;
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?)
+        .await?;
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
     let virtual_servers: Api<kube::api::DynamicObject> = Api::namespaced_with(
@@ -434,7 +441,10 @@ async fn create_objects(client: &Client, n: usize, partitions: usize) -> Result<
         .buffer_unordered(CREATE_CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await?;
-    eprintln!("bench: created {n} Services, EndpointSlices and VirtualServers in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "bench: created {n} Services, EndpointSlices and VirtualServers in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -591,7 +601,9 @@ async fn change_endpoint(slices: &Api<EndpointSlice>, i: usize, ip: &str, partit
 fn bigip_has_member(sim: &RunningSimulator, i: usize, partitions: usize, ip: &str) -> bool {
     let o = object(i, partitions);
     let application = format!("{NAMESPACE}_{}", o.name);
-    sim.state().application(&o.partition, &application).is_some_and(|app| app.to_string().contains(&format!("\"{ip}\"")))
+    sim.state()
+        .application(&o.partition, &application)
+        .is_some_and(|app| app.to_string().contains(&format!("\"{ip}\"")))
 }
 
 async fn run_one(args: &Args, n: usize, partitions: usize, out_dir: &Path) -> Result<RunResult> {
@@ -845,20 +857,33 @@ fn print_table(results: &[RunResult]) {
         ("latency model", Box::new(|r| format!("{:?}", r.latency_model).to_lowercase())),
         ("cold start, BIG-IP holds all (s)", Box::new(move |r| opt(r.cold_start_s, 2))),
         ("all Programmed (s)", Box::new(move |r| opt(r.status_converged_s, 2))),
-        ("cold start posts / MB", Box::new(|r| format!("{} / {:.2}", r.cold_start_posts, r.cold_start_bytes as f64 / 1e6))),
-        ("change p50 / p99 / max (ms)", Box::new(move |r| {
-            format!("{} / {} / {}", opt(r.change_p50_ms, 0), opt(r.change_p99_ms, 0), opt(r.change_max_ms, 0))
-        })),
+        (
+            "cold start posts / MB",
+            Box::new(|r| format!("{} / {:.2}", r.cold_start_posts, r.cold_start_bytes as f64 / 1e6)),
+        ),
+        (
+            "change p50 / p99 / max (ms)",
+            Box::new(move |r| {
+                format!("{} / {} / {}", opt(r.change_p50_ms, 0), opt(r.change_p99_ms, 0), opt(r.change_max_ms, 0))
+            }),
+        ),
         ("changes landed", Box::new(|r| r.changes_measured.to_string())),
         ("posts per change", Box::new(|r| format!("{:.2}", r.posts_per_change))),
         ("bytes per change", Box::new(|r| format!("{:.0}", r.bytes_per_change))),
         ("status writes per change", Box::new(|r| format!("{:.2}", r.status_writes_per_change))),
         ("CPU per change (ms)", Box::new(|r| format!("{:.1}", r.cpu_per_change_ms))),
-        ("burst: size / converged (s) / posts", Box::new(move |r| {
-            format!("{} / {} / {}", r.burst_size, opt(r.burst_converged_s, 2), r.burst_posts)
-        })),
-        ("Node add+remove: posts / CPU ms", Box::new(|r| format!("{} / {:.0}", r.node_change_posts, r.node_change_cpu_ms))),
-        ("idle: seconds / posts / CPU s", Box::new(|r| format!("{} / {} / {:.2}", r.idle_seconds, r.noop_posts, r.idle_cpu_s))),
+        (
+            "burst: size / converged (s) / posts",
+            Box::new(move |r| format!("{} / {} / {}", r.burst_size, opt(r.burst_converged_s, 2), r.burst_posts)),
+        ),
+        (
+            "Node add+remove: posts / CPU ms",
+            Box::new(|r| format!("{} / {:.0}", r.node_change_posts, r.node_change_cpu_ms)),
+        ),
+        (
+            "idle: seconds / posts / CPU s",
+            Box::new(|r| format!("{} / {} / {:.2}", r.idle_seconds, r.noop_posts, r.idle_cpu_s)),
+        ),
         ("operator peak RSS (MiB)", Box::new(|r| format!("{:.0}", r.peak_rss_mib))),
         ("operator CPU, whole run (s)", Box::new(|r| format!("{:.1}", r.operator_cpu_s))),
     ];

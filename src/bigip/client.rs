@@ -199,8 +199,59 @@ impl BigIpClient {
 
     /// Posts a declaration as an async AS3 task and waits for its per-tenant results.
     pub async fn declare(&self, request_body: &Value) -> Result<DeployReport, BigIpError> {
-        let path = format!("{DECLARE_PATH}?async=true");
-        let (status, text) = self.send_busy_aware(Method::POST, &path, Body::Json(request_body)).await?;
+        self.run_as3_task(Method::POST, DECLARE_PATH, Body::Json(request_body)).await
+    }
+
+    /// Creates or replaces these Applications of `tenant` (AS3's per-application API, AS3 ≥
+    /// 3.50 with `perAppDeploymentAllowed`), leaving the tenant's other Applications alone.
+    pub async fn declare_applications(
+        &self,
+        tenant: &str,
+        applications: &BTreeMap<String, Value>,
+    ) -> Result<DeployReport, BigIpError> {
+        let body = Value::Object(applications.iter().map(|(name, app)| (name.clone(), app.clone())).collect());
+        self.run_as3_task(Method::POST, &format!("{DECLARE_PATH}/{tenant}/applications"), Body::Json(&body)).await
+    }
+
+    /// Deletes one Application of `tenant` through the per-application API.
+    pub async fn delete_application(&self, tenant: &str, application: &str) -> Result<DeployReport, BigIpError> {
+        self.run_as3_task(Method::DELETE, &format!("{DECLARE_PATH}/{tenant}/applications/{application}"), Body::None)
+            .await
+    }
+
+    /// Whether the BIG-IP offers AS3's per-application API: AS3 3.50 or later with
+    /// `perAppDeploymentAllowed` set.
+    pub async fn per_application_api(&self) -> Result<bool, BigIpError> {
+        let info_path = "/mgmt/shared/appsvcs/info";
+        let (status, text) = self.send_busy_aware(Method::GET, info_path, Body::None).await?;
+        if !status.is_success() {
+            return Err(BigIpError::Http {
+                method: "GET",
+                path: info_path.into(),
+                status: status.as_u16(),
+                body: truncate(&text),
+            });
+        }
+        let version = parse_json(info_path, &text)?.get("version").and_then(Value::as_str).map(str::to_string);
+        let recent = version.as_deref().and_then(parse_as3_version).is_some_and(|v| v >= (3, 50));
+        if !recent {
+            return Ok(false);
+        }
+        let settings_path = "/mgmt/shared/appsvcs/settings";
+        let (status, text) = self.send_busy_aware(Method::GET, settings_path, Body::None).await?;
+        if !status.is_success() {
+            // AS3 versions without /settings have no per-application API either.
+            return Ok(false);
+        }
+        let settings = parse_json(settings_path, &text)?;
+        Ok(settings.get("perAppDeploymentAllowed").and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    /// Runs an AS3 request as an async task (`?async=true`) and waits for its results.
+    async fn run_as3_task(&self, method: Method, path: &str, body: Body<'_>) -> Result<DeployReport, BigIpError> {
+        let method_name = if method == Method::DELETE { "DELETE" } else { "POST" };
+        let path = format!("{path}?async=true");
+        let (status, text) = self.send_busy_aware(method, &path, body).await?;
         let body = parse_json(&path, &text)?;
         match status.as_u16() {
             202 => {
@@ -211,7 +262,7 @@ impl BigIpClient {
                 self.wait_for_task(task_id).await
             }
             200 | 207 | 422 => answer_to_report(&path, &body),
-            other => Err(BigIpError::Http { method: "POST", path, status: other, body: truncate(&text) }),
+            other => Err(BigIpError::Http { method: method_name, path, status: other, body: truncate(&text) }),
         }
     }
 
@@ -248,6 +299,22 @@ impl As3Api for BigIpClient {
         self.declare(&request).await
     }
 
+    async fn deploy_applications(
+        &self,
+        tenant: &str,
+        applications: &BTreeMap<String, Value>,
+    ) -> Result<DeployReport, BigIpError> {
+        self.declare_applications(tenant, applications).await
+    }
+
+    async fn delete_application(&self, tenant: &str, application: &str) -> Result<DeployReport, BigIpError> {
+        BigIpClient::delete_application(self, tenant, application).await
+    }
+
+    async fn per_application_api(&self) -> Result<bool, BigIpError> {
+        BigIpClient::per_application_api(self).await
+    }
+
     async fn current_tenants(&self) -> Result<BTreeMap<String, Value>, BigIpError> {
         let (status, text) = self.send_busy_aware(Method::GET, DECLARE_PATH, Body::None).await?;
         match status.as_u16() {
@@ -268,6 +335,12 @@ impl As3Api for BigIpClient {
             }
         }
     }
+}
+
+/// `3.56.0` → (3, 56).
+fn parse_as3_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split('.');
+    Some((parts.next()?.trim().parse().ok()?, parts.next()?.trim().parse().ok()?))
 }
 
 fn answer_to_report(path: &str, body: &Value) -> Result<DeployReport, BigIpError> {

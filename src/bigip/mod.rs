@@ -31,6 +31,24 @@ pub trait As3Api: Send + Sync + 'static {
         tenants: &BTreeMap<String, Value>,
     ) -> impl Future<Output = Result<DeployReport, BigIpError>> + Send;
 
+    /// Creates or replaces these Applications (name → AS3 Application object) of an existing
+    /// `tenant` through AS3's per-application API, leaving its other Applications alone.
+    fn deploy_applications(
+        &self,
+        tenant: &str,
+        applications: &BTreeMap<String, Value>,
+    ) -> impl Future<Output = Result<DeployReport, BigIpError>> + Send;
+
+    /// Deletes one Application of `tenant` through the per-application API.
+    fn delete_application(
+        &self,
+        tenant: &str,
+        application: &str,
+    ) -> impl Future<Output = Result<DeployReport, BigIpError>> + Send;
+
+    /// Whether the per-application API is available (AS3 ≥ 3.50, `perAppDeploymentAllowed`).
+    fn per_application_api(&self) -> impl Future<Output = Result<bool, BigIpError>> + Send;
+
     /// The tenants AS3 currently holds (name → Tenant object); empty when it holds none.
     fn current_tenants(&self) -> impl Future<Output = Result<BTreeMap<String, Value>, BigIpError>> + Send;
 }

@@ -67,8 +67,8 @@ impl SyncOutcome {
 struct PartitionRecord {
     /// Hash of the tenant the BIG-IP is known to hold (posted successfully, or read back).
     deployed_hash: Option<String>,
-    /// Names of the applications the BIG-IP is known to hold in the tenant.
-    deployed_applications: BTreeSet<String>,
+    /// The applications the BIG-IP is known to hold in the tenant: name → content hash.
+    deployed_applications: AppHashes,
     /// The tenant is this operator's: read back with its label, or posted by it. A tenant
     /// that is not is never posted to unless its partition is adopted.
     owned: bool,
@@ -91,9 +91,10 @@ type PreflightVerdicts = HashMap<String, (String, Option<String>)>;
 /// What the BIG-IP's tenant is known to hold while a sync runs.
 #[derive(Debug, Default)]
 struct Held {
-    /// Hash of the tenant; None when absent, or unknown after drift.
+    /// Digest of the tenant ([`tenant_digest`]); None when absent, or unknown after drift.
     hash: Option<String>,
-    names: BTreeSet<String>,
+    /// Its applications: name → content hash.
+    apps: AppHashes,
     /// Posts of this sync the BIG-IP accepted.
     accepted_posts: usize,
 }
@@ -126,6 +127,67 @@ pub fn deletion_needs_confirmation(deployed: usize, removed: usize, max_share: f
     removed > 0 && deployed > 0 && (removed as f64) > max_share * (deployed as f64)
 }
 
+/// Rendered applications by name.
+pub type Apps = BTreeMap<String, Arc<RenderedApplication>>;
+
+/// Application name → content hash ([`tenant_hash`] of the Application object).
+type AppHashes = BTreeMap<String, String>;
+
+/// A digest of a tenant object from the content hashes of its entries (its Applications and
+/// its tenant-level properties), so that it can also be computed from hashes already known
+/// without serialising the tenant: see [`partition_digest`] and [`PartitionSyncer::digest_of`].
+pub fn tenant_digest(tenant: &Value) -> String {
+    let entries: BTreeMap<&str, String> = tenant
+        .as_object()
+        .map(|objects| objects.iter().map(|(key, value)| (key.as_str(), tenant_hash(value))).collect())
+        .unwrap_or_default();
+    digest_of_entries(entries.iter().map(|(key, hash)| (*key, hash.as_str())))
+}
+
+/// The digest of entries given sorted by key.
+fn digest_of_entries<'a>(sorted: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut hasher = Sha256::new();
+    for (key, hash) in sorted {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(hash.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// [`tenant_digest`] of the tenant [`tenant_of`] makes of applications with these hashes.
+fn digest_of_hashes<'a>(owner: &Ownership, apps: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut entries: Vec<(&str, &str)> = apps.into_iter().collect();
+    if entries.is_empty() {
+        return tenant_digest(&render_empty_tenant());
+    }
+    let header = render_tenant(&[], owner);
+    let header: Vec<(String, String)> = header
+        .as_object()
+        .map(|objects| objects.iter().map(|(key, value)| (key.clone(), tenant_hash(value))).collect())
+        .unwrap_or_default();
+    entries.extend(header.iter().map(|(key, hash)| (key.as_str(), hash.as_str())));
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    digest_of_entries(entries.into_iter())
+}
+
+/// The Application objects of a tenant object as rendered applications (hashed here).
+fn rendered_objects(tenant: &Value) -> Apps {
+    application_objects(tenant)
+        .into_iter()
+        .map(|(name, value)| {
+            let hash = tenant_hash(&value);
+            (name.clone(), Arc::new(RenderedApplication { name, value, hash }))
+        })
+        .collect()
+}
+
+/// The content hashes of rendered applications.
+fn hashes_of(apps: &Apps) -> AppHashes {
+    apps.iter().map(|(name, app)| (name.clone(), app.hash.clone())).collect()
+}
+
 /// The Application objects of a tenant object, by name.
 fn application_objects(tenant: &Value) -> BTreeMap<String, Value> {
     tenant
@@ -140,38 +202,30 @@ fn application_objects(tenant: &Value) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
-/// Names of the Application objects in a tenant object.
-fn application_names(tenant: &Value) -> BTreeSet<String> {
-    application_objects(tenant).into_keys().collect()
+/// The content hashes of the Application objects in a tenant object.
+fn application_hashes(tenant: &Value) -> AppHashes {
+    application_objects(tenant).iter().map(|(name, app)| (name.clone(), tenant_hash(app))).collect()
 }
 
 /// The Tenant object holding these rendered applications, labelled with its owner: what
 /// [`render_tenant`] makes of the applications they were rendered from. Without applications,
 /// the empty tenant that removes the partition.
-fn tenant_of(applications: &BTreeMap<String, Value>, owner: &Ownership) -> Value {
+fn tenant_of(applications: &Apps, owner: &Ownership) -> Value {
     if applications.is_empty() {
         return render_empty_tenant();
     }
     let mut tenant = render_tenant(&[], owner);
     if let Some(objects) = tenant.as_object_mut() {
-        objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.clone())));
+        objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.value.clone())));
     }
     tenant
 }
 
-/// A digest of the tenant these applications make (with `owner`'s label), from the
-/// applications' content hashes: O(applications) without rendering or serialising anything.
-/// Two syncs with the same digest would post the same tenant.
+/// The digest ([`tenant_digest`]) of the tenant these applications make with `owner`'s
+/// label, from the applications' content hashes: O(applications), nothing rendered or
+/// serialised. Two syncs with the same digest would post the same tenant.
 pub fn partition_digest(owner: &Ownership, applications: &[Arc<RenderedApplication>]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(owner.label().as_bytes());
-    for app in applications {
-        hasher.update(app.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(app.hash.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(hasher.finalize())
+    digest_of_hashes(owner, applications.iter().map(|app| (app.name.as_str(), app.hash.as_str())))
 }
 
 /// Applications among `candidates` (names in `partition`) that a BIG-IP/AS3 error message
@@ -199,8 +253,8 @@ fn rejection_message(failure: &ProgrammingState) -> Option<&str> {
 
 /// The AS3 request that pre-flight validates for one application: the application alone in
 /// its tenant, with the real partition name and owner label.
-fn preflight_request(partition: &str, owner: &Ownership, name: &str, application: &Value) -> Value {
-    let tenant = tenant_of(&BTreeMap::from([(name.to_string(), application.clone())]), owner);
+fn preflight_request(partition: &str, owner: &Ownership, application: &Arc<RenderedApplication>) -> Value {
+    let tenant = tenant_of(&BTreeMap::from([(application.name.clone(), application.clone())]), owner);
     render_request(&BTreeMap::from([(partition.to_string(), tenant)]))
 }
 
@@ -212,13 +266,13 @@ fn preflight_check(
     previous: &PreflightVerdicts,
     partition: &str,
     owner: &Ownership,
-    rendered: &BTreeMap<String, Value>,
+    rendered: &Apps,
 ) -> (PreflightVerdicts, usize) {
     let mut verdicts = PreflightVerdicts::with_capacity(rendered.len());
     let mut validated = 0;
     let mut schema_usable = true;
     for (name, application) in rendered {
-        let hash = tenant_hash(application);
+        let hash = application.hash.clone();
         if let Some((known, problem)) = previous.get(name).filter(|(known, _)| *known == hash) {
             verdicts.insert(name.clone(), (known.clone(), problem.clone()));
             continue;
@@ -226,7 +280,7 @@ fn preflight_check(
         let mut problem = None;
         if schema_usable {
             validated += 1;
-            match validate_declaration(&preflight_request(partition, owner, name, application)) {
+            match validate_declaration(&preflight_request(partition, owner, application)) {
                 Ok(violations) if violations.is_empty() => {}
                 Ok(violations) => {
                     let mut shown: Vec<String> =
@@ -249,6 +303,11 @@ fn preflight_check(
         verdicts.insert(name.clone(), (hash, problem));
     }
     (verdicts, validated)
+}
+
+/// Whether `held` is the same version of the application as `app`.
+fn same_version(held: Option<&Arc<RenderedApplication>>, app: &Arc<RenderedApplication>) -> bool {
+    held.is_some_and(|held| held.hash == app.hash)
 }
 
 /// Posts allowed per culprit found while bisecting `suspects` applications: 2·⌈log2 n⌉ + 2.
@@ -480,8 +539,8 @@ impl<B: As3Api> PartitionSyncer<B> {
                 TenantOwner::Foreign => continue,
             }
             let record = records.entry(name).or_default();
-            record.deployed_hash = Some(tenant_hash(&tenant));
-            record.deployed_applications = application_names(&tenant);
+            record.deployed_hash = Some(tenant_digest(&tenant));
+            record.deployed_applications = application_hashes(&tenant);
             record.owned = true;
             learned += 1;
         }
@@ -532,12 +591,12 @@ impl<B: As3Api> PartitionSyncer<B> {
         let mut drifted = Vec::new();
         for (partition, record) in records.iter_mut() {
             let Some(deployed) = record.deployed_hash.as_deref() else { continue };
-            let actual = on_bigip.get(partition).map(tenant_hash);
+            let actual = on_bigip.get(partition).map(tenant_digest);
             if actual.as_deref() != Some(deployed) {
                 warn!(partition, "the BIG-IP's tenant differs from what was deployed; repairing");
                 self.metrics.drift_repairs.inc();
                 record.deployed_hash = None;
-                record.deployed_applications = on_bigip.get(partition).map(application_names).unwrap_or_default();
+                record.deployed_applications = on_bigip.get(partition).map(application_hashes).unwrap_or_default();
                 record.drifted = true;
                 record.last = None;
                 drifted.push(partition.clone());
@@ -559,6 +618,11 @@ impl<B: As3Api> PartitionSyncer<B> {
 
     async fn partition_lock(&self, partition: &str) -> Arc<Mutex<()>> {
         self.locks.lock().await.entry(partition.to_string()).or_default().clone()
+    }
+
+    /// [`tenant_digest`] of the tenant these applications make, from their hashes.
+    fn digest_of(&self, applications: &Apps) -> String {
+        digest_of_hashes(&self.owner, applications.iter().map(|(name, app)| (name.as_str(), app.hash.as_str())))
     }
 
     fn programmed(&self, partition: &str) -> ProgrammingState {
@@ -612,40 +676,16 @@ impl<B: As3Api> PartitionSyncer<B> {
         let applications = desired();
 
         let kept_missing = self.kept_missing(partition, kept_as_deployed, &applications).await;
-        let quick_digest = kept_missing.is_empty().then(|| partition_digest(&self.owner, &applications));
-        if let Some(digest) = &quick_digest {
-            if let Some(outcome) = self.last_outcome_if_unchanged(partition, digest).await {
-                self.metrics.as3_posts_skipped.inc();
-                return outcome;
-            }
-        }
-
-        let mut rendered: BTreeMap<String, Value> =
-            applications.iter().map(|app| (app.name.clone(), app.value.clone())).collect();
+        let mut rendered: Apps = applications.iter().map(|app| (app.name.clone(), app.clone())).collect();
         if let Err(failure) = self.keep_as_deployed(partition, &kept_missing, &mut rendered).await {
             return SyncOutcome::whole(failure);
         }
-        let digest = match quick_digest {
-            Some(digest) => digest,
-            None => {
-                let all: Vec<Arc<RenderedApplication>> = rendered
-                    .iter()
-                    .map(|(name, value)| {
-                        Arc::new(RenderedApplication {
-                            name: name.clone(),
-                            value: value.clone(),
-                            hash: tenant_hash(value),
-                        })
-                    })
-                    .collect();
-                partition_digest(&self.owner, &all)
-            }
-        };
+        let digest = self.digest_of(&rendered);
         if let Some(outcome) = self.last_outcome_if_unchanged(partition, &digest).await {
             self.metrics.as3_posts_skipped.inc();
             return outcome;
         }
-        let desired_hash = tenant_hash(&tenant_of(&rendered, &self.owner));
+        let desired_hash = digest.clone();
         let programmed = self.programmed(partition);
         let (mut held, drifted) = {
             let records = self.records.lock().await;
@@ -658,7 +698,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             }
             let held = Held {
                 hash: deployed,
-                names: record.map(|r| r.deployed_applications.clone()).unwrap_or_default(),
+                apps: record.map(|r| r.deployed_applications.clone()).unwrap_or_default(),
                 accepted_posts: 0,
             };
             (held, record.is_some_and(|r| r.drifted))
@@ -732,7 +772,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             record.drifted = false;
         }
         record.deployed_hash = held.hash;
-        record.deployed_applications = held.names;
+        record.deployed_applications = held.apps;
         record.last = outcome.is_final().then(|| (digest, outcome.clone(), Instant::now()));
         outcome
     }
@@ -762,7 +802,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         let records = self.records.lock().await;
         let deployed = records.get(partition).map(|r| &r.deployed_applications);
         kept.iter()
-            .filter(|name| !desired.contains(name.as_str()) && deployed.is_some_and(|d| d.contains(*name)))
+            .filter(|name| !desired.contains(name.as_str()) && deployed.is_some_and(|d| d.contains_key(*name)))
             .cloned()
             .collect()
     }
@@ -773,7 +813,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         &self,
         partition: &str,
         missing: &BTreeSet<String>,
-        rendered: &mut BTreeMap<String, Value>,
+        rendered: &mut Apps,
     ) -> Result<(), ProgrammingState> {
         if missing.is_empty() {
             return Ok(());
@@ -782,7 +822,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             reason: e.reason().into(),
             message: format!("reading the applications of unreadable objects back from the BIG-IP: {e}"),
         })?;
-        let held = tenants.get(partition).map(application_objects).unwrap_or_default();
+        let held = tenants.get(partition).map(rendered_objects).unwrap_or_default();
         for name in missing {
             if let Some(application) = held.get(name) {
                 info!(partition, application = %name, "its object cannot be read: keeping the application as the BIG-IP holds it");
@@ -794,7 +834,7 @@ impl<B: As3Api> PartitionSyncer<B> {
 
     /// Pre-flight: validates the applications whose rendering changed since the last sync (off
     /// the async workers) and returns the invalid ones with the DeclarationInvalid message.
-    async fn preflight(&self, partition: &str, rendered: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    async fn preflight(&self, partition: &str, rendered: &Apps) -> BTreeMap<String, String> {
         if rendered.is_empty() {
             return BTreeMap::new();
         }
@@ -836,7 +876,7 @@ impl<B: As3Api> PartitionSyncer<B> {
     async fn isolate(
         &self,
         partition: &str,
-        candidates: &BTreeMap<String, Value>,
+        candidates: &Apps,
         rejection: &str,
         held: &mut Held,
     ) -> (ProgrammingState, BTreeMap<String, ProgrammingState>) {
@@ -849,12 +889,12 @@ impl<B: As3Api> PartitionSyncer<B> {
                 return (rejected(rejection.to_string()), BTreeMap::new());
             }
         };
-        let serving = tenant.as_ref().map(application_objects).unwrap_or_default();
-        held.hash = tenant.as_ref().map(tenant_hash);
-        held.names = serving.keys().cloned().collect();
+        let serving = tenant.as_ref().map(rendered_objects).unwrap_or_default();
+        held.hash = tenant.as_ref().map(tenant_digest);
+        held.apps = hashes_of(&serving);
         let suspects: Vec<String> = candidates
             .iter()
-            .filter(|(name, app)| serving.get(*name) != Some(*app))
+            .filter(|(name, app)| !same_version(serving.get(*name), app))
             .map(|(name, _)| name.clone())
             .collect();
         if suspects.is_empty() {
@@ -863,7 +903,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         info!(partition, suspects = suspects.len(), "AS3 named no application; isolating the rejection by bisection");
 
         // A trial holds the new version of `with_new` and the served version of the others.
-        let compose = |with_new: &BTreeSet<String>| -> BTreeMap<String, Value> {
+        let compose = |with_new: &BTreeSet<String>| -> Apps {
             candidates
                 .iter()
                 .filter_map(|(name, app)| {
@@ -896,7 +936,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         // Culprits leave the tenant; suspects not told apart keep the version the BIG-IP serves.
         let mut final_failure = None;
         if stopped.is_none() {
-            let target: BTreeMap<String, Value> = candidates
+            let target: Apps = candidates
                 .iter()
                 .filter(|(name, _)| !verdict.culprits.contains_key(*name))
                 .filter_map(|(name, app)| {
@@ -904,7 +944,7 @@ impl<B: As3Api> PartitionSyncer<B> {
                     version.map(|version| (name.clone(), version.clone()))
                 })
                 .collect();
-            if target != holding {
+            if hashes_of(&target) != hashes_of(&holding) {
                 match self.post_guarded(partition, &target, held).await {
                     Ok(()) => holding = target,
                     Err(failure) => final_failure = Some(failure),
@@ -914,7 +954,7 @@ impl<B: As3Api> PartitionSyncer<B> {
 
         let mut excluded = BTreeMap::new();
         for (name, app) in candidates {
-            if holding.get(name) == Some(app) {
+            if same_version(holding.get(name), app) {
                 continue;
             }
             let kept = if holding.contains_key(name) { "; the BIG-IP keeps the version it held before" } else { "" };
@@ -952,20 +992,19 @@ impl<B: As3Api> PartitionSyncer<B> {
     async fn post_guarded(
         &self,
         partition: &str,
-        applications: &BTreeMap<String, Value>,
+        applications: &Apps,
         held: &mut Held,
     ) -> Result<(), ProgrammingState> {
-        let tenant = tenant_of(applications, &self.owner);
-        let hash = tenant_hash(&tenant);
-        let nothing_either_way = applications.is_empty() && held.hash.is_none() && held.names.is_empty();
+        let hash = self.digest_of(applications);
+        let nothing_either_way = applications.is_empty() && held.hash.is_none() && held.apps.is_empty();
         if held.hash.as_deref() == Some(hash.as_str()) || nothing_either_way {
             self.metrics.as3_posts_skipped.inc();
             return Ok(());
         }
-        self.check_deletions(partition, &held.names, applications).await?;
-        self.post(partition, tenant, applications.len()).await?;
+        self.check_deletions(partition, &held.apps, applications).await?;
+        self.post(partition, tenant_of(applications, &self.owner), applications.len()).await?;
         held.hash = (!applications.is_empty()).then_some(hash);
-        held.names = applications.keys().cloned().collect();
+        held.apps = hashes_of(applications);
         held.accepted_posts += 1;
         Ok(())
     }
@@ -977,11 +1016,11 @@ impl<B: As3Api> PartitionSyncer<B> {
     async fn check_deletions(
         &self,
         partition: &str,
-        deployed: &BTreeSet<String>,
-        posted: &BTreeMap<String, Value>,
+        deployed: &AppHashes,
+        posted: &Apps,
     ) -> Result<(), ProgrammingState> {
         let Some(confirmation) = &self.confirmation else { return Ok(()) };
-        let removed: BTreeSet<String> = deployed.iter().filter(|name| !posted.contains_key(*name)).cloned().collect();
+        let removed: BTreeSet<String> = deployed.keys().filter(|name| !posted.contains_key(*name)).cloned().collect();
         if !deletion_needs_confirmation(deployed.len(), removed.len(), self.max_deletion_share) {
             return Ok(());
         }
@@ -1056,7 +1095,6 @@ impl<B: As3Api> PartitionSyncer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::as3::render_application;
     use crate::model::ObjectKey;
 
     fn app(name: &str) -> DesiredApplication {
@@ -1088,12 +1126,27 @@ mod tests {
         assert!(applications_named_in("k8s", "declaration failed", apps).is_empty());
     }
 
-    fn rendered(apps: &[DesiredApplication]) -> BTreeMap<String, Value> {
-        apps.iter().map(|app| (app.name.clone(), render_application(app))).collect()
+    fn rendered(apps: &[DesiredApplication]) -> Apps {
+        apps.iter().map(|app| (app.name.clone(), Arc::new(RenderedApplication::of(app)))).collect()
     }
 
     fn owner() -> Ownership {
         Ownership::new("test-cluster").expect("valid cluster id")
+    }
+
+    #[test]
+    fn the_digest_from_hashes_is_the_digest_of_the_tenant() {
+        let apps = [app("b"), app("a"), monitored("c", 5)];
+        let rendered = rendered(&apps);
+        let tenant = render_tenant(&apps, &owner());
+        let from_hashes: Vec<Arc<RenderedApplication>> = rendered.values().cloned().collect();
+        assert_eq!(partition_digest(&owner(), &from_hashes), tenant_digest(&tenant));
+        assert_eq!(partition_digest(&owner(), &[]), tenant_digest(&render_empty_tenant()));
+        // Any change of an application, or of the owner label, changes it.
+        let changed = render_tenant(&[app("b"), app("a"), monitored("c", 6)], &owner());
+        assert_ne!(tenant_digest(&changed), tenant_digest(&tenant));
+        let other_owner = Ownership::new("other-cluster").expect("valid cluster id");
+        assert_ne!(partition_digest(&other_owner, &from_hashes), tenant_digest(&tenant));
     }
 
     #[test]

@@ -686,7 +686,7 @@ async fn run_one(args: &Args, n: usize, partitions: usize, out_dir: &Path) -> Re
             continue;
         }
         let tenant = object(i, partitions).partition;
-        let record = sim.state().history_since(seq_before).into_iter().filter(|r| r.tenant == tenant).last();
+        let record = sim.state().history_since(seq_before).into_iter().rfind(|r| r.tenant == tenant);
         if let Some(record) = record {
             latencies.push(record.at_unix_ms.saturating_sub(changed_at) as f64);
         }
@@ -849,9 +849,12 @@ fn append_summary(out_dir: &Path, result: &RunResult) -> Result<()> {
     Ok(())
 }
 
+/// A row of the printed table: its name and how to show a run's value.
+type Row = (&'static str, Box<dyn Fn(&RunResult) -> String>);
+
 fn print_table(results: &[RunResult]) {
     let opt = |v: Option<f64>, digits: usize| v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into());
-    let rows: Vec<(&str, Box<dyn Fn(&RunResult) -> String>)> = vec![
+    let rows: Vec<Row> = vec![
         ("VirtualServers", Box::new(|r| r.n_virtualservers.to_string())),
         ("partitions", Box::new(|r| r.partitions.to_string())),
         ("latency model", Box::new(|r| format!("{:?}", r.latency_model).to_lowercase())),

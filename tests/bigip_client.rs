@@ -911,3 +911,95 @@ fn never_removed_b(history: &[bigip_operator::simulator::ChangeRecord]) {
         assert!(!removed, "b was removed: {change:?}");
     }
 }
+
+/// The change records of `tenant` after change number `after`, as (action, applications after).
+fn actions_after(sim: &RunningSimulator, tenant: &str, after: u64) -> Vec<(simulator::ChangeAction, usize)> {
+    sim.state()
+        .history_since(after)
+        .into_iter()
+        .filter(|record| record.tenant == tenant)
+        .map(|record| (record.action, record.applications_after.len()))
+        .collect()
+}
+
+fn tenant_label(sim: &RunningSimulator, tenant: &str) -> Option<String> {
+    sim.state().tenants().get(tenant)?.get("label")?.as_str().map(str::to_string)
+}
+
+/// Scale: a change of one application of a large tenant sends that application alone (AS3's
+/// per-application API), a removal deletes just it; the tenant itself is created and removed
+/// by whole-tenant declarations, so it always carries the ownership label.
+#[tokio::test]
+async fn small_changes_go_through_the_per_application_api_and_tenants_are_created_and_removed_whole() {
+    use simulator::ChangeAction::{ApplicationDeleted, ApplicationsDeployed, Deleted, Deployed};
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = Arc::new(client_for(&sim, "admin"));
+    let syncer = syncer_for(&client, &sim);
+    let mut apps: Vec<DesiredApplication> =
+        (0..40).map(|i| app(&format!("app{i:02}"), &format!("10.1.10.{}", i + 10), &["172.31.0.1"])).collect();
+
+    let outcome = syncer.sync("k8s", &apps).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert_eq!(actions_after(&sim, "k8s", 0), [(Deployed, 40)], "a new tenant is declared whole");
+    let label = tenant_label(&sim, "k8s").expect("the tenant carries the ownership label");
+
+    // One application changes: one small request.
+    let (seq, bytes) = (sim.state().change_count(), sim.state().request_counts().declare_bytes);
+    apps[7] = app("app07", "10.1.10.17", &["172.31.0.1", "172.31.0.2"]);
+    let outcome = syncer.sync("k8s", &apps).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert_eq!(actions_after(&sim, "k8s", seq), [(ApplicationsDeployed, 40)]);
+    let sent = sim.state().request_counts().declare_bytes - bytes;
+    assert!(sent < 2_000, "one application, not the tenant: {sent} bytes");
+    assert_eq!(sim.state().pool_members("k8s", "ns_app07", "pool_web").expect("pool").len(), 2);
+
+    // Two removed, one added: the new one in one request, each removed one deleted.
+    let seq = sim.state().change_count();
+    apps.retain(|a| a.name != "ns_app03" && a.name != "ns_app04");
+    apps.push(app("new", "10.1.10.99", &[]));
+    let outcome = syncer.sync("k8s", &apps).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert_eq!(
+        actions_after(&sim, "k8s", seq),
+        [(ApplicationsDeployed, 41), (ApplicationDeleted, 40), (ApplicationDeleted, 39)]
+    );
+    assert_eq!(tenant_label(&sim, "k8s").as_deref(), Some(label.as_str()), "the label stays");
+
+    // Nothing changed: nothing sent. The drift check agrees with what was sent per application.
+    let posts = sim.state().declare_count();
+    syncer.sync("k8s", &apps).await;
+    assert_eq!(sim.state().declare_count(), posts);
+    assert!(syncer.detect_drift().await.expect("read back").is_empty(), "the digest follows per-application changes");
+
+    // The last applications go: the tenant is removed by a whole-tenant declaration.
+    let seq = sim.state().change_count();
+    let outcome = syncer.sync("k8s", &[]).await;
+    assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{outcome:?}");
+    assert_eq!(actions_after(&sim, "k8s", seq), [(Deleted, 0)]);
+    sim.shutdown().await;
+}
+
+/// Without the per-application API (AS3 before 3.50, the setting off, or turned off in the
+/// operator) every change is a whole-tenant declaration.
+#[tokio::test]
+async fn without_the_per_application_api_changes_are_whole_tenant_declarations() {
+    use simulator::ChangeAction::Deployed;
+    for (config, enabled) in [
+        (SimulatorConfig { as3_version: "3.49.0".into(), ..SimulatorConfig::default() }, true),
+        (SimulatorConfig { per_application_api: false, ..SimulatorConfig::default() }, true),
+        (SimulatorConfig::default(), false),
+    ] {
+        let why = format!("AS3 {} setting {} operator {enabled}", config.as3_version, config.per_application_api);
+        let sim = simulator(config).await;
+        let client = Arc::new(client_for(&sim, "admin"));
+        let syncer = syncer_for(&client, &sim).per_application_posts(enabled);
+        let mut apps = vec![app("a", "10.1.10.80", &[]), app("b", "10.1.10.81", &[])];
+        syncer.sync("k8s", &apps).await;
+        let seq = sim.state().change_count();
+        apps[1] = app("b", "10.1.10.81", &["172.31.0.5"]);
+        let outcome = syncer.sync("k8s", &apps).await;
+        assert!(matches!(outcome.state, ProgrammingState::Programmed { .. }), "{why}: {outcome:?}");
+        assert_eq!(actions_after(&sim, "k8s", seq), [(Deployed, 2)], "{why}");
+        sim.shutdown().await;
+    }
+}

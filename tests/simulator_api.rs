@@ -1264,3 +1264,64 @@ async fn the_claimed_release_decides_whether_routing_exists() {
     assert_eq!(sim.state().tmos_version(), "13.1.3", "a refused change changes nothing");
     sim.shutdown().await;
 }
+
+/// AS3's per-application API needs AS3 3.50 or later with `perAppDeploymentAllowed`; the
+/// simulator reports both and refuses per-application requests without them.
+#[tokio::test]
+async fn the_per_application_api_follows_the_as3_version_and_setting() {
+    let apps = json!({"web": web_tenant("10.1.10.80", &["172.31.0.1"])["A"].clone()});
+    for (version, allowed, offered) in [("3.56.0", true, true), ("3.49.0", true, false), ("3.56.0", false, false)] {
+        let sim = start(SimulatorConfig {
+            as3_version: version.into(),
+            per_application_api: allowed,
+            ..SimulatorConfig::default()
+        })
+        .await;
+        let session = Session::login(&sim).await;
+        assert_eq!(session.get("/mgmt/shared/appsvcs/info").await.1["version"], version);
+        assert_eq!(session.get("/mgmt/shared/appsvcs/settings").await.1["perAppDeploymentAllowed"], allowed);
+        let (status, body) = session.declare(&adc(&[("T1", web_tenant("10.1.10.81", &[]))])).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = session.post("/mgmt/shared/appsvcs/declare/T1/applications", &apps).await;
+        if offered {
+            assert_eq!(status, StatusCode::OK, "{version} {allowed}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{version} {allowed}: {body}");
+            assert!(body["message"].as_str().is_some_and(|m| m.contains("per-application")), "{body}");
+            let (status, _) = session.delete("/mgmt/shared/appsvcs/declare/T1/applications/web").await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    }
+}
+
+/// The simulated AS3 run time grows with the applications in the request and in the tenant.
+#[tokio::test]
+async fn the_as3_run_time_follows_the_latency_model() {
+    let sim = start(SimulatorConfig {
+        as3_delay_per_request_application: std::time::Duration::from_millis(40),
+        as3_delay_per_tenant_application: std::time::Duration::from_millis(10),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let session = Session::login(&sim).await;
+    let tenant = |n: usize| {
+        let mut tenant = json!({"class": "Tenant"});
+        for i in 0..n {
+            tenant[format!("app{i}")] = web_tenant(&format!("10.1.10.{}", 10 + i), &[])["A"].clone();
+        }
+        tenant
+    };
+    let started = std::time::Instant::now();
+    let (status, body) = session.declare(&adc(&[("T1", tenant(5))])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let five = started.elapsed();
+    // 5 applications in the request (200 ms) and 5 in the tenant (50 ms).
+    assert!(five >= std::time::Duration::from_millis(250), "{five:?}");
+    let started = std::time::Instant::now();
+    let one = json!({"app0": web_tenant("10.1.10.50", &[])["A"].clone()});
+    let (status, body) = session.post("/mgmt/shared/appsvcs/declare/T1/applications", &one).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let single = started.elapsed();
+    // 1 in the request (40 ms), 5 in the tenant (50 ms): less than the whole tenant.
+    assert!(single >= std::time::Duration::from_millis(90) && single < five, "{single:?} vs {five:?}");
+}

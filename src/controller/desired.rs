@@ -275,7 +275,14 @@ impl IncrementalFleet {
 #[derive(Default)]
 pub struct DesiredState {
     version: AtomicU64,
-    cache: Mutex<(Option<(u64, Arc<Snapshot>)>, IncrementalFleet)>,
+    cache: Mutex<Cached>,
+}
+
+/// The last snapshot with the version it was built at, and the builds it came from.
+#[derive(Default)]
+struct Cached {
+    snapshot: Option<(u64, Arc<Snapshot>)>,
+    fleet: IncrementalFleet,
 }
 
 impl DesiredState {
@@ -295,21 +302,21 @@ impl DesiredState {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         // Read before the stores: a change that lands while building bumps it again.
         let version = self.version.load(Ordering::SeqCst);
-        if let Some((built_at, snapshot)) = &cache.0 {
+        if let Some((built_at, snapshot)) = &cache.snapshot {
             if *built_at == version {
                 return snapshot.clone();
             }
         }
         let started = std::time::Instant::now();
         let snapshot =
-            Arc::new(cache.1.update(&virtual_servers.state(), &transport_servers.state(), cluster, defaults));
+            Arc::new(cache.fleet.update(&virtual_servers.state(), &transport_servers.state(), cluster, defaults));
         tracing::debug!(
-            built = cache.1.built_last,
-            rendered = cache.1.rendered_last,
+            built = cache.fleet.built_last,
+            rendered = cache.fleet.rendered_last,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "desired state updated"
         );
-        cache.0 = Some((version, snapshot.clone()));
+        cache.snapshot = Some((version, snapshot.clone()));
         snapshot
     }
 }

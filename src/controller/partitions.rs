@@ -488,8 +488,30 @@ pub struct PartitionSyncer<B: As3Api> {
     confirmation: Option<Arc<dyn DeletionConfirmation>>,
     records: Mutex<BTreeMap<String, PartitionRecord>>,
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Held for every write to the BIG-IP: AS3 runs one declaration at a time and answers 503
+    /// to a second one, so this operator never sends two at once.
+    writer: Mutex<()>,
+    /// Use AS3's per-application API where the BIG-IP offers it (None: not asked yet).
+    per_application: PerApplication,
     metrics: Arc<Metrics>,
 }
+
+/// Whether changes go out through AS3's per-application API.
+#[derive(Debug)]
+enum PerApplication {
+    Off,
+    /// When the BIG-IP offers it; `known` caches its answer.
+    WhenOffered {
+        known: std::sync::Mutex<Option<bool>>,
+    },
+}
+
+/// A change of at most this many applications (created or replaced) goes out through the
+/// per-application API; more go in one whole-tenant post.
+pub const PER_APPLICATION_MAX_CHANGED: usize = 100;
+/// A change removing at most this many applications deletes them one by one through the
+/// per-application API; more go in one whole-tenant post.
+pub const PER_APPLICATION_MAX_REMOVED: usize = 10;
 
 impl<B: As3Api> PartitionSyncer<B> {
     /// A syncer that owns the tenants labelled for `owner`, adopts none and deletes without
@@ -504,7 +526,40 @@ impl<B: As3Api> PartitionSyncer<B> {
             confirmation: None,
             records: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(HashMap::new()),
+            writer: Mutex::new(()),
+            per_application: PerApplication::WhenOffered { known: std::sync::Mutex::new(None) },
             metrics,
+        }
+    }
+
+    /// Whether to send small changes through AS3's per-application API when the BIG-IP offers
+    /// it (the default), or always post whole tenants.
+    pub fn per_application_posts(mut self, enabled: bool) -> Self {
+        self.per_application = if enabled {
+            PerApplication::WhenOffered { known: std::sync::Mutex::new(None) }
+        } else {
+            PerApplication::Off
+        };
+        self
+    }
+
+    /// Whether the per-application API may be used (asks the BIG-IP once).
+    async fn per_application_offered(&self) -> bool {
+        let PerApplication::WhenOffered { known } = &self.per_application else { return false };
+        if let Some(offered) = *known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            return offered;
+        }
+        match self.bigip.per_application_api().await {
+            Ok(offered) => {
+                info!(offered, "AS3 per-application API");
+                *known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offered);
+                offered
+            }
+            Err(error) => {
+                // Asked again next time; whole tenants meanwhile.
+                debug!(%error, "could not tell whether AS3 offers the per-application API");
+                false
+            }
         }
     }
 
@@ -724,8 +779,21 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
 
         let mut state = ProgrammingState::NotAttempted;
-        for _round in 0..MAX_ISOLATION_ROUNDS {
-            let failure = match self.post_guarded(partition, &candidates, &mut held).await {
+        for round in 0..MAX_ISOLATION_ROUNDS {
+            // First through the per-application API where it applies; a rejection there is
+            // narrowed down like one of the whole tenant (the culprits are among the
+            // applications sent).
+            let per_application = if round == 0 && !drifted {
+                self.post_applications(partition, &candidates, &mut held).await
+            } else {
+                PerApplicationResult::NotApplicable
+            };
+            let posted = match per_application {
+                PerApplicationResult::Done => Ok(()),
+                PerApplicationResult::Failed(failure) => Err(failure),
+                PerApplicationResult::NotApplicable => self.post_guarded(partition, &candidates, &mut held).await,
+            };
+            let failure = match posted {
                 Ok(()) => {
                     state = programmed.clone();
                     break;
@@ -986,6 +1054,77 @@ impl<B: As3Api> PartitionSyncer<B> {
         (state, excluded)
     }
 
+    /// Sends the difference between what the BIG-IP holds (`held`) and `applications` through
+    /// AS3's per-application API: the new and changed applications in one request, each removed
+    /// one in a DELETE. Only for a tenant this operator posted and knows exactly (the tenant
+    /// itself is created, relabelled or removed by whole-tenant posts: a per-application post to
+    /// a missing tenant would create it without the ownership label), for small changes, and
+    /// after the deletion guard approved the removals. `held` follows what the BIG-IP accepted.
+    async fn post_applications(&self, partition: &str, applications: &Apps, held: &mut Held) -> PerApplicationResult {
+        let Some(held_digest) = held.hash.as_deref() else { return PerApplicationResult::NotApplicable };
+        if applications.is_empty() || held.apps.is_empty() {
+            return PerApplicationResult::NotApplicable;
+        }
+        let changed: Apps = applications
+            .iter()
+            .filter(|(name, app)| held.apps.get(*name) != Some(&app.hash))
+            .map(|(name, app)| (name.clone(), app.clone()))
+            .collect();
+        let removed: Vec<String> = held.apps.keys().filter(|name| !applications.contains_key(*name)).cloned().collect();
+        let small = changed.len() <= PER_APPLICATION_MAX_CHANGED && removed.len() <= PER_APPLICATION_MAX_REMOVED;
+        // The tenant must be exactly ours plus the known applications (nothing tenant-level to
+        // change), and there must be something to send.
+        let exact =
+            digest_of_hashes(&self.owner, held.apps.iter().map(|(n, h)| (n.as_str(), h.as_str()))) == held_digest;
+        if !small || !exact || (changed.is_empty() && removed.is_empty()) || !self.per_application_offered().await {
+            return PerApplicationResult::NotApplicable;
+        }
+        if let Err(held_back) = self.check_deletions(partition, &held.apps, applications).await {
+            return PerApplicationResult::Failed(held_back);
+        }
+        if !changed.is_empty() {
+            let objects: BTreeMap<String, Value> =
+                changed.iter().map(|(name, app)| (name.clone(), app.value.clone())).collect();
+            let started = Instant::now();
+            let answer = {
+                let _writing = self.writer.lock().await;
+                self.bigip.deploy_applications(partition, &objects).await
+            };
+            self.metrics.as3_post_duration.observe(started.elapsed().as_secs_f64());
+            if let Err(failure) = self.judge(partition, answer, "applications", changed.len()) {
+                return PerApplicationResult::Failed(failure);
+            }
+            held.apps.extend(hashes_of(&changed));
+            held.accepted_posts += 1;
+        }
+        for name in &removed {
+            let started = Instant::now();
+            let answer = {
+                let _writing = self.writer.lock().await;
+                self.bigip.delete_application(partition, name).await
+            };
+            self.metrics.as3_post_duration.observe(started.elapsed().as_secs_f64());
+            let gone_already = matches!(&answer, Err(BigIpError::Http { status: 404, .. }));
+            if !gone_already {
+                if let Err(failure) = self.judge(partition, answer, "application deletion", 1) {
+                    held.hash =
+                        Some(digest_of_hashes(&self.owner, held.apps.iter().map(|(n, h)| (n.as_str(), h.as_str()))));
+                    return PerApplicationResult::Failed(failure);
+                }
+            }
+            held.apps.remove(name);
+            held.accepted_posts += 1;
+        }
+        held.hash = Some(digest_of_hashes(&self.owner, held.apps.iter().map(|(n, h)| (n.as_str(), h.as_str()))));
+        info!(
+            partition,
+            changed = changed.len(),
+            removed = removed.len(),
+            "applications deployed (per-application API)"
+        );
+        PerApplicationResult::Done
+    }
+
     /// Posts the tenant holding `applications`, unless the BIG-IP already holds exactly that (or
     /// nothing, when nothing is wanted), once the deletion guard approves what this post removes.
     /// `held` follows what the BIG-IP holds.
@@ -1051,17 +1190,33 @@ impl<B: As3Api> PartitionSyncer<B> {
     async fn post(&self, partition: &str, tenant: Value, applications: usize) -> Result<(), ProgrammingState> {
         let tenants = BTreeMap::from([(partition.to_string(), tenant)]);
         let started = std::time::Instant::now();
-        let outcome = self.bigip.deploy_tenants(&tenants).await;
+        let answer = {
+            let _writing = self.writer.lock().await;
+            self.bigip.deploy_tenants(&tenants).await
+        };
         self.metrics.as3_post_duration.observe(started.elapsed().as_secs_f64());
-        match outcome {
+        self.judge(partition, answer, "tenant", applications)
+    }
+
+    /// What an AS3 answer about `partition` means: accepted, or the Failed state (a rejection
+    /// of the declaration, or a failure to get an answer). `what` and `applications` describe
+    /// the request for the logs.
+    fn judge(
+        &self,
+        partition: &str,
+        answer: Result<crate::bigip::DeployReport, BigIpError>,
+        what: &str,
+        applications: usize,
+    ) -> Result<(), ProgrammingState> {
+        match answer {
             Ok(report) => match report.tenants.get(partition) {
                 Some(result) if result.succeeded() => {
-                    info!(partition, applications, message = %result.message, "tenant deployed");
+                    info!(partition, applications, request = what, message = %result.message, "tenant deployed");
                     self.metrics.as3_posts.with_label_values(&["success"]).inc();
                     Ok(())
                 }
                 Some(result) => {
-                    warn!(partition, code = result.code, detail = %result.detail(), "tenant rejected by AS3");
+                    warn!(partition, request = what, code = result.code, detail = %result.detail(), "rejected by AS3");
                     self.metrics.as3_posts.with_label_values(&["rejected"]).inc();
                     Err(ProgrammingState::Failed {
                         reason: "DeclarationFailed".into(),
@@ -1084,12 +1239,22 @@ impl<B: As3Api> PartitionSyncer<B> {
                 })
             }
             Err(error) => {
-                warn!(partition, %error, "posting tenant failed");
+                warn!(partition, request = what, %error, "posting to AS3 failed");
                 self.metrics.as3_posts.with_label_values(&["error"]).inc();
                 Err(ProgrammingState::Failed { reason: error.reason().into(), message: error.to_string() })
             }
         }
     }
+}
+
+/// What [`PartitionSyncer::post_applications`] did.
+enum PerApplicationResult {
+    /// The BIG-IP holds `applications` now.
+    Done,
+    /// The per-application API does not apply here: post the whole tenant.
+    NotApplicable,
+    /// The BIG-IP refused, or could not be reached, or the deletion guard held the change.
+    Failed(ProgrammingState),
 }
 
 #[cfg(test)]

@@ -48,11 +48,11 @@ pub(super) fn routes() -> Router<SimulatorState> {
         .route("/mgmt/shared/appsvcs/task/{id}", get(get_task))
 }
 
-async fn info() -> Response {
+async fn info(State(sim): State<SimulatorState>) -> Response {
     respond(
         StatusCode::OK,
         json!({
-            "version": AS3_SCHEMA_VERSION,
+            "version": sim.shared().settings.as3_version,
             "release": "10",
             "schemaCurrent": AS3_SCHEMA_VERSION,
             "schemaMinimum": "3.0.0",
@@ -60,7 +60,7 @@ async fn info() -> Response {
     )
 }
 
-async fn settings() -> Response {
+async fn settings(State(sim): State<SimulatorState>) -> Response {
     respond(
         StatusCode::OK,
         json!({
@@ -70,7 +70,7 @@ async fn settings() -> Response {
             "performanceTracingEndpoint": "",
             "serviceDiscoveryEnabled": true,
             "serializeFileUploads": false,
-            "perAppDeploymentAllowed": true,
+            "perAppDeploymentAllowed": sim.shared().settings.per_application_api,
             "webhook": "",
         }),
     )
@@ -501,6 +501,9 @@ async fn post_applications(
     body: Bytes,
 ) -> Response {
     sim.count_declare_bytes(body.len());
+    if let Some(refused) = per_application_refusal(&sim) {
+        return refused;
+    }
     submit(sim, Verb::Post, query, client, move || Ok(Job::PutApplications { tenant, body: parse_json_body(&body)? }))
         .await
 }
@@ -511,7 +514,26 @@ async fn delete_application(
     Path((tenant, application)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if let Some(refused) = per_application_refusal(&sim) {
+        return refused;
+    }
     submit(sim, Verb::Delete, query, client, move || Ok(Job::DeleteApplication { tenant, application })).await
+}
+
+/// The answer to a per-application request where the API is not available: AS3 before 3.50,
+/// or `perAppDeploymentAllowed` off.
+fn per_application_refusal(sim: &SimulatorState) -> Option<Response> {
+    let settings = &sim.shared().settings;
+    let mut version = settings.as3_version.split('.').map(|part| part.trim().parse::<u32>().unwrap_or(0));
+    let recent = (version.next().unwrap_or(0), version.next().unwrap_or(0)) >= (3, 50);
+    if recent && settings.per_application_api {
+        return None;
+    }
+    let why = if recent { "perAppDeploymentAllowed is false" } else { "it needs AS3 3.50 or later" };
+    Some(as3_error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("per-application deployment is not available: {why} (answer of the BIG-IP simulator)"),
+    ))
 }
 
 async fn get_declaration(State(sim): State<SimulatorState>) -> Response {

@@ -52,6 +52,12 @@ pub struct SimulatorArgs {
     /// (AS3 re-reads the whole tenant, also for per-application requests).
     #[arg(long, default_value_t = 0, value_name = "MILLISECONDS")]
     pub as3_delay_per_tenant_app_ms: u64,
+    /// The AS3 version to report (the per-application API needs 3.50 or later).
+    #[arg(long, default_value = crate::as3::schema::AS3_SCHEMA_VERSION)]
+    pub as3_version: String,
+    /// `perAppDeploymentAllowed` in AS3's settings.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub per_app_deployment_allowed: bool,
     /// Keep the configuration in this file: loaded at start if present, rewritten after every
     /// change, so a restarted simulator keeps its tenants like a BIG-IP does.
     #[arg(long, value_name = "PATH")]
@@ -82,6 +88,8 @@ impl fmt::Debug for SimulatorArgs {
             .field("as3_delay_ms", &self.as3_delay_ms)
             .field("as3_delay_per_request_app_ms", &self.as3_delay_per_request_app_ms)
             .field("as3_delay_per_tenant_app_ms", &self.as3_delay_per_tenant_app_ms)
+            .field("as3_version", &self.as3_version)
+            .field("per_app_deployment_allowed", &self.per_app_deployment_allowed)
             .field("state_file", &self.state_file)
             .field("latency_ms", &self.latency_ms)
             .field("fail_503", &self.fail_503)
@@ -106,6 +114,8 @@ impl SimulatorArgs {
             as3_processing_delay: Duration::from_millis(self.as3_delay_ms),
             as3_delay_per_request_application: Duration::from_millis(self.as3_delay_per_request_app_ms),
             as3_delay_per_tenant_application: Duration::from_millis(self.as3_delay_per_tenant_app_ms),
+            as3_version: self.as3_version.clone(),
+            per_application_api: self.per_app_deployment_allowed,
             faults: Faults {
                 latency_ms: self.latency_ms,
                 fail_with_503: self.fail_503,

@@ -43,6 +43,11 @@ pub struct SimulatorConfig {
     /// Added to the run time for every Application in the tenants the request touches: AS3
     /// re-reads a tenant's whole live configuration, also for a per-application request.
     pub as3_delay_per_tenant_application: Duration,
+    /// The AS3 version `/mgmt/shared/appsvcs/info` reports.
+    pub as3_version: String,
+    /// `perAppDeploymentAllowed` in `/mgmt/shared/appsvcs/settings`: whether the
+    /// per-application API (`/declare/{tenant}/applications`) may be used (AS3 ≥ 3.50 only).
+    pub per_application_api: bool,
     /// Faults in force from the start.
     pub faults: Faults,
     /// Loaded at start when present and rewritten after every change, so a restarted simulator
@@ -61,6 +66,8 @@ impl Default for SimulatorConfig {
             as3_processing_delay: Duration::ZERO,
             as3_delay_per_request_application: Duration::ZERO,
             as3_delay_per_tenant_application: Duration::ZERO,
+            as3_version: crate::as3::schema::AS3_SCHEMA_VERSION.to_owned(),
+            per_application_api: true,
             faults: Faults::default(),
             state_file: None,
         }
@@ -79,6 +86,8 @@ impl fmt::Debug for SimulatorConfig {
             .field("as3_processing_delay", &self.as3_processing_delay)
             .field("as3_delay_per_request_application", &self.as3_delay_per_request_application)
             .field("as3_delay_per_tenant_application", &self.as3_delay_per_tenant_application)
+            .field("as3_version", &self.as3_version)
+            .field("per_application_api", &self.per_application_api)
             .field("faults", &self.faults)
             .field("state_file", &self.state_file)
             .finish()

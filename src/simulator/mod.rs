@@ -111,6 +111,8 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
         as3_processing_delay: config.as3_processing_delay,
         as3_delay_per_request_application: config.as3_delay_per_request_application,
         as3_delay_per_tenant_application: config.as3_delay_per_tenant_application,
+        as3_version: config.as3_version,
+        per_application_api: config.per_application_api,
         state_file: config.state_file,
     };
     let state = SimulatorState::new(settings, config.faults, deployed, net);

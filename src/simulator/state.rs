@@ -196,6 +196,8 @@ pub(super) struct Settings {
     pub(super) as3_processing_delay: Duration,
     pub(super) as3_delay_per_request_application: Duration,
     pub(super) as3_delay_per_tenant_application: Duration,
+    pub(super) as3_version: String,
+    pub(super) per_application_api: bool,
     pub(super) state_file: Option<PathBuf>,
 }
 

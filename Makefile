@@ -11,11 +11,17 @@ export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 BIN_DIR := $(CACHE_DIR)/bin
 OPERATOR := $(CARGO_TARGET_DIR)/debug/bigip-operator
 
-.PHONY: run test build controlplane crds lint clean-cache help
+.PHONY: run test bench build controlplane crds lint clean-cache help
+
+# `make bench`: the quick mode (200 VirtualServers, in 1 and in 100 partitions, ~4 minutes).
+# Larger runs: make bench BENCH_ARGS="--sizes 1000,5000,10000 --partitions 1,100"
+# (add --latency realistic for the AS3 time model; --help lists every option).
+BENCH_ARGS ?= --sizes 200 --partitions 1,100
 
 help:
 	@echo "make run    - local control plane + BIG-IP simulator + operator, sample applied"
 	@echo "make test   - all tests (unit, golden, integration, e2e) with a summary"
+	@echo "make bench  - the scale benchmark (BENCH_ARGS=...; results in bench/results)"
 	@echo "make crds   - regenerate crds/ and the chart's CRDs from the Rust types"
 	@echo "make lint   - clippy and helm lint"
 
@@ -24,6 +30,9 @@ run:
 
 test:
 	@hack/test.sh
+
+bench: controlplane
+	BIGIP_E2E_BIN_DIR=$(BIN_DIR) cargo bench --bench scale -- $(BENCH_ARGS)
 
 build:
 	cargo test --no-run --test e2e   # the operator binary, with the feature set `make test` uses

@@ -4,7 +4,8 @@
 #   1. in parallel: the Go control plane tools (e2e/controlplane/build.sh) and the Rust tests
 #      (unit, golden, simulator API, BIG-IP client), then rustfmt and clippy;
 #   2. helm lint of the chart;
-#   3. the e2e scenarios on the real control plane.
+#   3. the e2e scenarios on the real control plane, and beside them the smoke run of the scale
+#      benchmark (bench/scale.rs --smoke: every phase of `make bench` measured on 20 objects).
 # Builds are cached under $HOME/.cache (cargo target dir, Go build cache), outside the clone.
 #
 # BIGIP_TEST_BUSY_CORES=N keeps N cores busy with a busy loop for the whole run (it stops by
@@ -89,10 +90,18 @@ else
     cat "$logs/helm-lint.log"; record "helm lint" 0 1
   fi
 
-  echo "==> e2e scenarios on the real control plane"
+  echo "==> e2e scenarios on the real control plane (and the benchmark smoke run beside them)"
+  ( BIGIP_E2E_BIN_DIR="$bin" cargo test --bench scale -- --smoke >"$logs/bench-smoke.log" 2>&1; echo $? >"$logs/bench-smoke.rc" ) &
+  bench_smoke=$!
   BIGIP_E2E_BIN_DIR="$bin" cargo test --test e2e 2>&1 | tee "$logs/e2e.log" | grep -vE '^\s+(Compiling|Running|Finished)'
   e2e_rc=${PIPESTATUS[0]}
   record_cargo "e2e (real control plane)" "$logs/e2e.log" "$e2e_rc"
+  wait "$bench_smoke"
+  if [ "$(cat "$logs/bench-smoke.rc" 2>/dev/null || echo 1)" -eq 0 ] && grep -q 'bench smoke: every phase measured' "$logs/bench-smoke.log"; then
+    record "bench smoke (make bench, 20 objects)" 1 0
+  else
+    tail -n 30 "$logs/bench-smoke.log"; record "bench smoke (make bench, 20 objects)" 0 1
+  fi
 fi
 
 echo

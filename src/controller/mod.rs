@@ -4,6 +4,7 @@
 //! stores (never from partial caches: nothing is posted before every store has synced), posts
 //! the tenant only when its rendering changed, and writes status only when it changed.
 
+pub mod bisection;
 pub mod cluster_view;
 pub mod desired;
 pub mod health;
@@ -378,15 +379,10 @@ impl GuardedWatch<'_> {
             Arc::new(reporter),
         )
         .reflect(writer)
-        .inspect_ok(changes_desired(self.desired, EventsThatChange::AllButUpdates))
+        .inspect_ok(object_changes_desired::<K>(self.desired))
         .touched_objects()
-        // Status-only updates (our own status writes) neither trigger a reconcile nor change
-        // the desired state.
-        .predicate_filter(reconcile_relevance::<K>, Default::default())
-        .inspect_ok({
-            let desired = self.desired.clone();
-            move |_| desired.changed()
-        });
+        // Status-only updates (our own status writes) do not trigger a reconcile.
+        .predicate_filter(reconcile_relevance::<K>, Default::default());
         (Controller::for_stream(events, store.clone()).with_config(self.controller.clone()), store)
     }
 }
@@ -480,6 +476,50 @@ fn changes_desired<K>(
         if matches!(which, EventsThatChange::All) || !update {
             desired.changed();
         }
+    }
+}
+
+/// Marks the desired state out of date on the VirtualServer or TransportServer events that can
+/// change it: lists, deletions, new objects, and updates of what a build or the claim order
+/// reads (generation — the spec —, deletion, creation time). Finalizer and status updates,
+/// one or two per object at start-up, do not: each would have made the next reconcile
+/// rebuild the desired state.
+fn object_changes_desired<K: kube::Resource>(
+    desired: &Arc<desired::DesiredState>,
+) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
+    use kube::runtime::watcher::Event;
+    use std::hash::{Hash, Hasher};
+    let desired = desired.clone();
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let relevance = |meta: &kube::api::ObjectMeta| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        meta.generation.hash(&mut hasher);
+        meta.deletion_timestamp.is_some().hash(&mut hasher);
+        meta.creation_timestamp.as_ref().map(|t| t.0.as_nanosecond()).hash(&mut hasher);
+        (meta.uid.clone().unwrap_or_default(), hasher.finish())
+    };
+    move |event| match event {
+        Event::Apply(object) => {
+            let (uid, hash) = relevance(object.meta());
+            // Objects without a generation (none from the apiserver) always count.
+            if object.meta().generation.is_none() || seen.insert(uid, hash) != Some(hash) {
+                desired.changed();
+            }
+        }
+        Event::InitApply(object) => {
+            let (uid, hash) = relevance(object.meta());
+            seen.insert(uid, hash);
+            desired.changed();
+        }
+        Event::Delete(object) => {
+            seen.remove(object.meta().uid.as_deref().unwrap_or_default());
+            desired.changed();
+        }
+        Event::Init => {
+            seen.clear();
+            desired.changed();
+        }
+        Event::InitDone => desired.changed(),
     }
 }
 

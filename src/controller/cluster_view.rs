@@ -88,6 +88,66 @@ impl SliceIndex {
     }
 }
 
+/// Set once every watch cache of the controllers has completed its first list; any number of
+/// tasks may wait for it.
+///
+/// kube-runtime's `Store::wait_until_ready` cannot be awaited by several tasks at once: its
+/// `DelayedInit` polls a single oneshot receiver, which keeps only the last task's waker, so
+/// the other waiters are never woken (seen as a reconcile that waited for ever while another,
+/// started at the same moment, went on; kube's own Controller is one more waiter). So the
+/// watches report their first complete list here instead ([`WatchesListed::listed`], on the
+/// `InitDone` event, after the store took it in), and this broadcasts readiness.
+#[derive(Clone)]
+pub struct CachesReady(tokio::sync::watch::Receiver<bool>);
+
+impl CachesReady {
+    /// Readiness of the watches named `watches`, and where they report their first lists.
+    pub fn of_watches(watches: &[&'static str]) -> (Self, Arc<WatchesListed>) {
+        let (ready, receiver) = tokio::sync::watch::channel(watches.is_empty());
+        let listed = WatchesListed { pending: std::sync::Mutex::new(watches.iter().copied().collect()), ready };
+        (Self(receiver), Arc::new(listed))
+    }
+
+    /// Waits until the caches are ready; Err when they never will be (the watches stopped).
+    pub async fn wait(&self) -> Result<(), CachesNeverReady> {
+        self.0.clone().wait_for(|ready| *ready).await.map(|_| ()).map_err(|_| CachesNeverReady)
+    }
+}
+
+/// Where the watches report that their cache holds a complete list.
+pub struct WatchesListed {
+    pending: std::sync::Mutex<BTreeSet<&'static str>>,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl WatchesListed {
+    /// The watch `watch` completed a list (its cache holds it now).
+    pub fn listed(&self, watch: &'static str) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.remove(watch) && pending.is_empty() {
+            self.ready.send_replace(true);
+        }
+    }
+
+    /// An inspector for a watch's events that reports its lists.
+    pub fn reporter<K>(
+        self: &Arc<Self>,
+        watch: &'static str,
+    ) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
+        let listed = self.clone();
+        move |event| {
+            if matches!(event, kube::runtime::watcher::Event::InitDone) {
+                listed.listed(watch);
+            }
+        }
+    }
+}
+
+/// The watches stopped before their caches were complete.
+#[derive(Debug, thiserror::Error)]
+#[error("the watch caches never became ready")]
+pub struct CachesNeverReady;
+
 #[derive(Clone)]
 pub struct StoreView {
     pub services: Store<Service>,
@@ -96,17 +156,6 @@ pub struct StoreView {
     pub nodes: Store<Node>,
     /// Secrets of type kubernetes.io/tls only (the watch selects them by type).
     pub secrets: Store<Secret>,
-}
-
-impl StoreView {
-    /// Waits until every store holds a complete list: desired state computed from a partial
-    /// cache would delete what is not seen yet.
-    pub async fn wait_until_ready(&self) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
-        self.services.wait_until_ready().await?;
-        self.endpoint_slices.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await?;
-        self.nodes.wait_until_ready().await
-    }
 }
 
 impl ClusterView for StoreView {
@@ -171,5 +220,65 @@ impl crate::controller::partitions::DeletionConfirmation for FreshListConfirmati
                 fleet.partitions.get(partition).is_some_and(|apps| apps.iter().any(|app| removed.contains(&app.name)));
             Ok(!still_there)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher::Event;
+    use std::time::Duration;
+
+    /// Why [`CachesReady`] exists: of two tasks waiting on kube-runtime's store readiness at
+    /// once, only the one that polled last is woken. If kube-runtime fixes this, the first
+    /// assertion fails and CachesReady can go.
+    #[tokio::test]
+    async fn kube_store_readiness_wakes_only_the_last_of_two_waiters() {
+        let (store, mut writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let (first, second) = (store.clone(), store.clone());
+        let first = tokio::spawn(async move { first.wait_until_ready().await.is_ok() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = tokio::spawn(async move { second.wait_until_ready().await.is_ok() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        assert!(tokio::time::timeout(Duration::from_secs(1), second).await.is_ok(), "the last waiter is woken");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), first).await.is_err(),
+            "the first waiter is never woken"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_waiter_is_woken_once_every_watch_listed() {
+        let (ready, listed) = CachesReady::of_watches(&["services", "nodes"]);
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let ready = ready.clone();
+                tokio::spawn(async move { ready.wait().await.is_ok() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut report = listed.reporter::<ConfigMap>("services");
+        report(&Event::Init);
+        report(&Event::InitDone);
+        assert!(tokio::time::timeout(Duration::from_millis(100), ready.wait()).await.is_err(), "nodes not listed yet");
+        listed.listed("nodes");
+        for waiter in waiters {
+            let woken = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+            assert!(matches!(woken, Ok(Ok(true))), "{woken:?}");
+        }
+        // A waiter that comes after readiness returns at once; a re-list changes nothing.
+        report(&Event::Init);
+        assert!(tokio::time::timeout(Duration::from_millis(100), ready.wait()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn caches_whose_watches_stopped_say_so() {
+        let (ready, listed) = CachesReady::of_watches(&["services"]);
+        drop(listed);
+        let outcome = tokio::time::timeout(Duration::from_secs(1), ready.wait()).await;
+        assert!(matches!(outcome, Ok(Err(CachesNeverReady))), "{outcome:?}");
     }
 }

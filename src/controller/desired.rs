@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use super::partitions::PartitionApps;
 use crate::as3::RenderedApplication;
 use crate::crd::{TransportServer, VirtualServer};
 use crate::model::application::BuiltApplication;
@@ -30,12 +31,12 @@ use crate::model::{AppOutcome, ClusterView, Fleet, InvalidSpec, ModelDefaults, S
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub fleet: Fleet,
-    pub rendered: BTreeMap<String, Vec<Arc<RenderedApplication>>>,
+    pub rendered: BTreeMap<String, PartitionApps>,
 }
 
 impl Snapshot {
     /// The rendered applications of `partition` (none when it has no application).
-    pub fn rendered_partition(&self, partition: &str) -> Vec<Arc<RenderedApplication>> {
+    pub fn rendered_partition(&self, partition: &str) -> PartitionApps {
         self.rendered.get(partition).cloned().unwrap_or_default()
     }
 }
@@ -194,6 +195,9 @@ struct Entry {
 #[derive(Default)]
 pub struct IncrementalFleet {
     entries: HashMap<SourceId, Entry>,
+    /// The partitions' application lists of the last update: a list that did not change is
+    /// handed out again as the same list (see PartitionSyncer::sync_rendered).
+    lists: BTreeMap<String, PartitionApps>,
     /// Objects built (not reused) by the last update.
     pub built_last: usize,
     /// Applications rendered by the last update.
@@ -264,9 +268,19 @@ impl IncrementalFleet {
             };
             rendered.entry(partition.clone()).or_default().push(application);
         }
-        for applications in rendered.values_mut() {
-            applications.sort_by(|a, b| a.name.cmp(&b.name));
-        }
+        let rendered: BTreeMap<String, PartitionApps> = rendered
+            .into_iter()
+            .map(|(partition, mut applications)| {
+                applications.sort_by(|a, b| a.name.cmp(&b.name));
+                let unchanged = self.lists.get(&partition).filter(|before| {
+                    before.len() == applications.len()
+                        && before.iter().zip(&applications).all(|(a, b)| Arc::ptr_eq(a, b))
+                });
+                let list = unchanged.cloned().unwrap_or_else(|| Arc::new(applications));
+                (partition, list)
+            })
+            .collect();
+        self.lists = rendered.clone();
         Snapshot { fleet, rendered }
     }
 }
@@ -581,8 +595,10 @@ mod tests {
         assert_eq!((incremental.built_last, incremental.rendered_last), (5, 5));
         assert_eq!(first.rendered["k8s"].len(), 5);
 
-        incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
+        let again =
+            incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
         assert_eq!((incremental.built_last, incremental.rendered_last), (0, 0), "nothing changed");
+        assert!(Arc::ptr_eq(&first.rendered["k8s"], &again.rendered["k8s"]), "the same list is handed out again");
 
         world.apply(&Change::VirtualStatus { i: 3, note: 1 });
         incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
@@ -593,9 +609,15 @@ mod tests {
         world.apply(&Change::PutVirtual { i: 5, address: 1, port: 80, service: 1, mode: Some(true), partition: false });
         incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
         assert_eq!((incremental.built_last, incremental.rendered_last), (1, 1), "the new object only");
+        world.apply(&Change::PutVirtual { i: 6, address: 1, port: 81, service: 0, mode: Some(true), partition: true });
+        let before =
+            incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
         world.apply(&Change::PutSlice { service: 1, endpoints: vec![3] });
-        incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
+        let after =
+            incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
         assert_eq!((incremental.built_last, incremental.rendered_last), (1, 1), "the object on svc1 only");
+        assert!(!Arc::ptr_eq(&before.rendered["k8s"], &after.rendered["k8s"]), "its partition's list changed");
+        assert!(Arc::ptr_eq(&before.rendered["team"], &after.rendered["team"]), "the other partition's did not");
         // Cluster-mode objects do not read the nodes.
         world.apply(&Change::PutNode { node: 0, ready: true });
         incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());

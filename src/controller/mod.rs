@@ -187,14 +187,25 @@ pub async fn run<B: As3Api + NetApi>(
     // Every event that changes what the model reads marks the desired state out of date, once
     // the event is in the cache (see desired.rs).
     let desired = Arc::new(desired::DesiredState::default());
+    // Each watch reports its first complete list; reconciles wait for all of them.
+    let (ready, listed) = cluster_view::CachesReady::of_watches(&[
+        "virtualservers",
+        "transportservers",
+        "services",
+        "endpointslices",
+        "secrets",
+        "nodes",
+    ]);
     let secret_events = watches::events(secret_api, secret_watch, "secrets", metrics.clone())
         .modify(trim::<Secret>)
         .reflect(secrets_writer)
+        .inspect_ok(listed.reporter("secrets"))
         .inspect_ok(changes_desired(&desired, EventsThatChange::All))
         .touched_objects();
     let service_events = watches::events(svc_api, WatcherConfig::default(), "services", metrics.clone())
         .modify(trim::<Service>)
         .reflect(services_writer)
+        .inspect_ok(listed.reporter("services"))
         .inspect_ok(changes_desired(&desired, EventsThatChange::All))
         .touched_objects();
     let slice_index = Arc::new(cluster_view::SliceIndex::default());
@@ -203,12 +214,14 @@ pub async fn run<B: As3Api + NetApi>(
         .modify(trim::<EndpointSlice>)
         .inspect_ok(move |event| indexing.observe(event))
         .reflect(slices_writer)
+        .inspect_ok(listed.reporter("endpointslices"))
         .inspect_ok(changes_desired(&desired, EventsThatChange::All))
         .touched_objects();
     let mut node_filter = triggers::NodeChangeFilter::default();
     let node_events = watches::events(node_api, WatcherConfig::default(), "nodes", metrics.clone())
         .modify(trim_node)
         .reflect(nodes_writer)
+        .inspect_ok(listed.reporter("nodes"))
         .inspect_ok(changes_desired(&desired, EventsThatChange::AllButUpdates))
         .filter_map(move |event| {
             futures::future::ready(match event {
@@ -256,6 +269,7 @@ pub async fn run<B: As3Api + NetApi>(
         metrics: &metrics,
         unreadable: &unreadable_objects,
         desired: &desired,
+        listed: &listed,
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
         controller: ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency),
     };
@@ -266,6 +280,7 @@ pub async fn run<B: As3Api + NetApi>(
         virtual_servers: vs_store.clone(),
         transport_servers: ts_store.clone(),
         cluster,
+        ready: ready.clone(),
         unreadable: unreadable_objects.clone(),
         syncer,
         desired: desired.clone(),
@@ -297,6 +312,7 @@ pub async fn run<B: As3Api + NetApi>(
         virtual_servers: vs_store.clone(),
         transport_servers: ts_store.clone(),
         desired: desired.clone(),
+        ready: ready.clone(),
         defaults: settings.defaults.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
         metrics: context.metrics.clone(),
@@ -305,7 +321,7 @@ pub async fn run<B: As3Api + NetApi>(
     // One drift check for both controllers: each detected drift reconciles every object.
     let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
     let drift_triggers = futures::stream::select(
-        drift_checks(context.syncer.clone(), vs_store.clone(), settings.drift_check_period),
+        drift_checks(context.syncer.clone(), ready.clone(), settings.drift_check_period),
         consistency_checks(context.clone(), settings.resync_period),
     )
     .inspect(move |_| {
@@ -361,6 +377,7 @@ struct GuardedWatch<'a> {
     metrics: &'a Arc<Metrics>,
     unreadable: &'a Arc<unreadable::UnreadableObjects>,
     desired: &'a Arc<desired::DesiredState>,
+    listed: &'a Arc<cluster_view::WatchesListed>,
     recorder: kube::runtime::events::Recorder,
     controller: ControllerConfig,
 }
@@ -379,6 +396,7 @@ impl GuardedWatch<'_> {
             Arc::new(reporter),
         )
         .reflect(writer)
+        .inspect_ok(self.listed.reporter(watch))
         .inspect_ok(object_changes_desired::<K>(self.desired))
         .touched_objects()
         // Status-only updates (our own status writes) do not trigger a reconcile.
@@ -432,24 +450,24 @@ fn consistency_checks<B: As3Api>(
     })
 }
 
-/// Every `period`, once the VirtualServer cache is ready, reads the managed tenants back from
-/// the BIG-IP; when one drifted, emits a trigger that reconciles every VirtualServer (which
-/// re-posts the drifted tenants).
+/// Every `period`, once the caches are ready, reads the managed tenants back from the BIG-IP;
+/// when one drifted, emits a trigger that reconciles every VirtualServer (which re-posts the
+/// drifted tenants).
 fn drift_checks<B: As3Api>(
     syncer: Arc<PartitionSyncer<B>>,
-    virtual_servers: kube::runtime::reflector::Store<VirtualServer>,
+    ready: cluster_view::CachesReady,
     period: Duration,
 ) -> impl futures::Stream<Item = ()> + Send + 'static {
-    futures::stream::unfold((syncer, virtual_servers), move |(syncer, store)| async move {
+    futures::stream::unfold((syncer, ready), move |(syncer, ready)| async move {
         loop {
             tokio::time::sleep(period).await;
-            if store.wait_until_ready().await.is_err() {
+            if ready.wait().await.is_err() {
                 return None;
             }
             match syncer.detect_drift().await {
                 Ok(drifted) if !drifted.is_empty() => {
                     info!(partitions = ?drifted, "repairing drifted tenants");
-                    return Some(((), (syncer, store)));
+                    return Some(((), (syncer, ready)));
                 }
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "drift check could not read the BIG-IP"),

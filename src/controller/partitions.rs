@@ -78,13 +78,25 @@ struct PartitionRecord {
     owned: bool,
     /// Found changed on the BIG-IP out of band and not yet repaired.
     drifted: bool,
-    /// Hash of the last desired tenant, its final outcome and when it was reached, so that an
-    /// unchanged tenant (including one with rejected applications) is not posted again on
-    /// every reconcile.
-    last: Option<(String, SyncOutcome, std::time::Instant)>,
+    /// The last sync with a final outcome, so that an unchanged tenant (including one with
+    /// rejected applications) is not posted again on every reconcile.
+    last: Option<LastSync>,
     /// Pre-flight verdicts of the applications of the last sync, so that only new or changed
     /// applications are validated again.
     preflight: PreflightVerdicts,
+}
+
+/// A sync whose outcome holds while the desired applications stay the same.
+#[derive(Debug, Clone)]
+struct LastSync {
+    /// [`tenant_digest`] of the desired tenant.
+    digest: String,
+    outcome: SyncOutcome,
+    at: Instant,
+    /// The very list of applications it was computed from, when no application of an
+    /// unreadable object was added: the same list (one snapshot of the desired state serves
+    /// many reconciles) is recognised without hashing anything.
+    list: Option<PartitionApps>,
 }
 
 /// Pre-flight verdicts by application name: the content hash of the rendered application and,
@@ -129,6 +141,10 @@ pub fn deletion_needs_confirmation(deployed: usize, removed: usize, max_share: f
 
 /// Rendered applications by name.
 pub type Apps = BTreeMap<String, Arc<RenderedApplication>>;
+
+/// The rendered applications of a partition, sorted by name, shared by everyone who reads the
+/// same desired state.
+pub type PartitionApps = Arc<Vec<Arc<RenderedApplication>>>;
 
 /// Application name → content hash ([`tenant_hash`] of the Application object).
 type AppHashes = BTreeMap<String, String>;
@@ -546,7 +562,12 @@ impl<B: As3Api> PartitionSyncer<B> {
         desired: impl FnOnce() -> Vec<DesiredApplication> + Send,
         kept_as_deployed: &BTreeSet<String>,
     ) -> SyncOutcome {
-        let rendered = || desired().iter().map(|app| Arc::new(RenderedApplication::of(app))).collect();
+        let rendered = || {
+            let mut apps: Vec<Arc<RenderedApplication>> =
+                desired().iter().map(|app| Arc::new(RenderedApplication::of(app))).collect();
+            apps.sort_by(|a, b| a.name.cmp(&b.name));
+            Arc::new(apps)
+        };
         self.sync_rendered(partition, rendered, kept_as_deployed).await
     }
 
@@ -557,7 +578,7 @@ impl<B: As3Api> PartitionSyncer<B> {
     pub async fn sync_rendered(
         &self,
         partition: &str,
-        desired: impl FnOnce() -> Vec<Arc<RenderedApplication>> + Send,
+        desired: impl FnOnce() -> PartitionApps + Send,
         kept_as_deployed: &BTreeSet<String>,
     ) -> SyncOutcome {
         let lock = self.partition_lock(partition).await;
@@ -565,12 +586,24 @@ impl<B: As3Api> PartitionSyncer<B> {
         let applications = desired();
 
         let kept_missing = self.kept_missing(partition, kept_as_deployed, &applications).await;
+        let list = kept_missing.is_empty().then(|| applications.clone());
+        if let Some(list) = &list {
+            if let Some(outcome) =
+                self.last_outcome_if(partition, |last| last.list.as_ref().is_some_and(|l| Arc::ptr_eq(l, list))).await
+            {
+                self.metrics.as3_posts_skipped.inc();
+                return outcome;
+            }
+        }
         let mut rendered: Apps = applications.iter().map(|app| (app.name.clone(), app.clone())).collect();
         if let Err(failure) = self.keep_as_deployed(partition, &kept_missing, &mut rendered).await {
             return SyncOutcome::whole(failure);
         }
         let digest = self.digest_of(&rendered);
-        if let Some(outcome) = self.last_outcome_if_unchanged(partition, &digest).await {
+        if let Some(outcome) = self.last_outcome_if(partition, |last| last.digest == digest).await {
+            if let Some(last) = self.records.lock().await.get_mut(partition).and_then(|r| r.last.as_mut()) {
+                last.list = list;
+            }
             self.metrics.as3_posts_skipped.inc();
             return outcome;
         }
@@ -675,18 +708,25 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
         record.deployed_hash = held.hash;
         record.deployed_applications = held.apps;
-        record.last = outcome.is_final().then(|| (digest, outcome.clone(), Instant::now()));
+        record.last =
+            outcome.is_final().then(|| LastSync { digest, outcome: outcome.clone(), at: Instant::now(), list });
         outcome
     }
 
-    /// The outcome of the last sync of `partition` when it was of the same desired content
-    /// (`digest`, see [`partition_digest`]) and still stands: it was clean, or it rejected
-    /// applications less than [`REJECTION_RETRY`] ago.
-    async fn last_outcome_if_unchanged(&self, partition: &str, digest: &str) -> Option<SyncOutcome> {
+    /// The outcome of the last sync of `partition` when `same` says it was of the same desired
+    /// content and it still stands: it was clean, or it rejected applications less than
+    /// [`REJECTION_RETRY`] ago.
+    async fn last_outcome_if(&self, partition: &str, same: impl FnOnce(&LastSync) -> bool) -> Option<SyncOutcome> {
         let records = self.records.lock().await;
-        let (hash, outcome, at) = records.get(partition)?.last.as_ref()?;
+        let last = records.get(partition)?.last.as_ref()?;
+        let outcome = &last.outcome;
         let clean = outcome.excluded.is_empty() && matches!(outcome.state, ProgrammingState::Programmed { .. });
-        (hash == digest && (clean || at.elapsed() < REJECTION_RETRY)).then(|| outcome.clone())
+        // Nothing is posted this time.
+        (same(last) && (clean || last.at.elapsed() < REJECTION_RETRY)).then(|| SyncOutcome {
+            posted: false,
+            repaired_drift: false,
+            ..outcome.clone()
+        })
     }
 
     /// The applications of `kept` (their objects cannot be read) that the BIG-IP is known to

@@ -39,6 +39,8 @@ pub struct Context<B: As3Api> {
     /// VirtualServers and TransportServers that cannot be read: their applications are kept.
     pub unreadable: Arc<super::unreadable::UnreadableObjects>,
     pub syncer: Arc<PartitionSyncer<B>>,
+    /// Every watch cache has completed its first list.
+    pub ready: super::cluster_view::CachesReady,
     /// The desired state of every partition, shared by every reconcile.
     pub desired: Arc<super::desired::DesiredState>,
     pub settings: ControllerSettings,
@@ -76,12 +78,7 @@ impl<B: As3Api> Context<B> {
     /// Waits until every store holds a complete list: a partition rendered from a partial
     /// cache would delete the applications not yet seen.
     pub(super) async fn caches_ready(&self) -> Result<(), ReconcileError> {
-        let ready = async {
-            self.virtual_servers.wait_until_ready().await?;
-            self.transport_servers.wait_until_ready().await?;
-            self.cluster.wait_until_ready().await
-        };
-        ready.await.map_err(|_| ReconcileError::CachesNotReady)
+        self.ready.wait().await.map_err(|_| ReconcileError::CachesNotReady)
     }
 
     /// The desired state of the current cache contents (reused while nothing changed).

@@ -54,6 +54,8 @@ pub struct TunnelContext<B: NetApi> {
     pub transport_servers: Store<TransportServer>,
     /// The VirtualServer and TransportServer controllers' desired state (its pool members).
     pub desired: Arc<super::desired::DesiredState>,
+    /// Every watch cache of the VirtualServer controllers has completed its first list.
+    pub ready: super::cluster_view::CachesReady,
     pub defaults: ModelDefaults,
     pub recorder: Recorder,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -206,12 +208,7 @@ pub fn holder_of(mode: TunnelMode, tunnels: &[BigIpTunnel]) -> Option<String> {
 
 async fn reconcile<B: NetApi>(tunnel: Arc<BigIpTunnel>, ctx: Arc<TunnelContext<B>>) -> Result<Action, TunnelError> {
     // FDB records and ARP entries computed from a partial cache would remove live ones.
-    let ready = async {
-        ctx.cluster.wait_until_ready().await?;
-        ctx.virtual_servers.wait_until_ready().await?;
-        ctx.transport_servers.wait_until_ready().await
-    };
-    ready.await.map_err(|_| TunnelError::CachesNotReady)?;
+    ctx.ready.wait().await.map_err(|_| TunnelError::CachesNotReady)?;
     let api: Api<BigIpTunnel> = Api::all(ctx.client.clone());
     finalizer(&api, TUNNEL_FINALIZER, tunnel, |event| async {
         match event {

@@ -269,6 +269,7 @@ impl BigIpClient {
     async fn wait_for_task(&self, task_id: &str) -> Result<DeployReport, BigIpError> {
         let path = format!("{TASK_PATH}/{task_id}");
         let deadline = Instant::now() + self.config.task_timeout;
+        let mut wait = super::config::FIRST_TASK_POLL.min(self.config.task_poll_interval);
         loop {
             let (status, text) = self.send_busy_aware(Method::GET, &path, Body::None).await?;
             if !status.is_success() {
@@ -288,7 +289,8 @@ impl BigIpClient {
                     timeout: self.config.task_timeout,
                 });
             }
-            tokio::time::sleep(self.config.task_poll_interval).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.config.task_poll_interval);
         }
     }
 }

@@ -79,7 +79,8 @@ pub struct BigIpConfig {
     pub tls: TlsVerification,
     /// Time-out of one HTTP request.
     pub request_timeout: Duration,
-    /// How often an async AS3 task is polled, and for how long at most.
+    /// The longest wait between two polls of an async AS3 task (the first poll comes after
+    /// [`FIRST_TASK_POLL`], each wait then doubles up to this), and for how long at most.
     pub task_poll_interval: Duration,
     pub task_timeout: Duration,
     pub retry: RetryPolicy,
@@ -87,6 +88,11 @@ pub struct BigIpConfig {
     /// replica made a change.
     pub user_agent: String,
 }
+
+/// The first wait before polling an async AS3 task again: a small declaration (one
+/// application through the per-application API) is often done within milliseconds, and a
+/// fixed 500 ms wait was most of a change's latency.
+pub const FIRST_TASK_POLL: Duration = Duration::from_millis(10);
 
 impl BigIpConfig {
     pub fn new(url: impl Into<String>, credentials: Credentials) -> Self {

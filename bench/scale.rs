@@ -26,6 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context as _, Result};
+use bigip_operator::crd::VirtualServer;
 use bigip_operator::simulator::{self, RunningSimulator, SimulatorConfig};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
@@ -388,17 +389,7 @@ async fn create_objects(client: &Client, n: usize, partitions: usize) -> Result<
         .await?;
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
-    let virtual_servers: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        NAMESPACE,
-        &kube::api::ApiResource {
-            group: "bigip.operator.dev".into(),
-            version: "v1alpha1".into(),
-            api_version: "bigip.operator.dev/v1alpha1".into(),
-            kind: "VirtualServer".into(),
-            plural: "virtualservers".into(),
-        },
-    );
+    let virtual_servers: Api<VirtualServer> = Api::namespaced(client.clone(), NAMESPACE);
     let started = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
@@ -428,7 +419,7 @@ async fn create_objects(client: &Client, n: usize, partitions: usize) -> Result<
                 if partitions > 1 {
                     spec["partition"] = json!(o.partition);
                 }
-                let vs: kube::api::DynamicObject = serde_json::from_value(json!({
+                let vs: VirtualServer = serde_json::from_value(json!({
                     "apiVersion": "bigip.operator.dev/v1alpha1",
                     "kind": "VirtualServer",
                     "metadata": {"name": o.name},
@@ -511,17 +502,7 @@ async fn counters(sim: &RunningSimulator, http: &reqwest::Client, port: u16, pid
 
 /// Number of VirtualServers whose Programmed condition is True.
 async fn programmed_count(client: &Client) -> Result<usize> {
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        NAMESPACE,
-        &kube::api::ApiResource {
-            group: "bigip.operator.dev".into(),
-            version: "v1alpha1".into(),
-            api_version: "bigip.operator.dev/v1alpha1".into(),
-            kind: "VirtualServer".into(),
-            plural: "virtualservers".into(),
-        },
-    );
+    let api: Api<VirtualServer> = Api::namespaced(client.clone(), NAMESPACE);
     let mut programmed = 0;
     let mut params = ListParams::default().limit(1000);
     loop {
@@ -530,8 +511,8 @@ async fn programmed_count(client: &Client) -> Result<usize> {
             .items
             .iter()
             .filter(|vs| {
-                vs.data["status"]["conditions"].as_array().is_some_and(|conditions| {
-                    conditions.iter().any(|c| c["type"] == "Programmed" && c["status"] == "True")
+                vs.status.as_ref().is_some_and(|status| {
+                    status.conditions.iter().any(|c| c.type_ == "Programmed" && c.status == "True")
                 })
             })
             .count();

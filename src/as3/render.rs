@@ -46,12 +46,12 @@ pub fn monitor_object_name(pool: &str, index: usize) -> String {
 }
 
 /// One partition's Tenant object, with its applications in name order, labelled with its owner.
-pub fn render_tenant(applications: &[DesiredApplication], owner: &Ownership) -> Value {
+pub fn render_tenant<A: AsRef<DesiredApplication>>(applications: &[A], owner: &Ownership) -> Value {
     let mut tenant = Map::new();
     tenant.insert("class".into(), json!("Tenant"));
     tenant.insert("label".into(), json!(owner.label()));
     tenant.insert("remark".into(), json!(MANAGED_REMARK));
-    let mut sorted: Vec<&DesiredApplication> = applications.iter().collect();
+    let mut sorted: Vec<&DesiredApplication> = applications.iter().map(AsRef::as_ref).collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for app in sorted {
         tenant.insert(app.name.clone(), render_application(app));

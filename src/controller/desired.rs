@@ -22,9 +22,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use super::partitions::PartitionApps;
 use crate::as3::RenderedApplication;
 use crate::crd::{TransportServer, VirtualServer};
-use crate::model::application::BuiltApplication;
-use crate::model::fleet::{assemble_fleet, ClaimOrder, Source};
-use crate::model::{AppOutcome, ClusterView, Fleet, InvalidSpec, ModelDefaults, SourceId};
+use crate::model::fleet::{assemble_fleet, Built, ClaimOrder, Source};
+use crate::model::{AppOutcome, ClusterView, Fleet, ModelDefaults, SourceId};
 
 /// The desired state at one moment: the fleet (outcomes and applications by partition) and
 /// each partition's applications rendered, sorted by name.
@@ -186,7 +185,7 @@ impl SpecAndMeta for TransportServer {
 struct Entry {
     object: SourceObject,
     reads: Vec<Read>,
-    built: Result<BuiltApplication, InvalidSpec>,
+    built: Built,
     /// Rendered when first included; dropped with the build.
     rendered: Option<Arc<RenderedApplication>>,
 }
@@ -237,11 +236,15 @@ impl IncrementalFleet {
                 continue;
             }
             let recording = RecordingView { inner: cluster, reads: Mutex::new(Vec::new()) };
-            let built = object.source().build(&recording, defaults);
+            let built: Built = object.source().build(&recording, defaults).into();
             let reads = recording.reads.into_inner().unwrap_or_else(PoisonError::into_inner);
             self.built_last += 1;
             let keep_rendering = self.entries.get(id).and_then(|old| match (&old.built, &built) {
-                (Ok(before), Ok(now)) if before.application == now.application => old.rendered.clone(),
+                (Built::Application { application: before, .. }, Built::Application { application: now, .. })
+                    if before == now =>
+                {
+                    old.rendered.clone()
+                }
                 _ => None,
             });
             self.entries.insert(id.clone(), Entry { object: object.clone(), reads, built, rendered: keep_rendering });
@@ -256,12 +259,12 @@ impl IncrementalFleet {
         for (id, outcome) in &fleet.outcomes {
             let AppOutcome::Included { partition, .. } = outcome else { continue };
             let Some(entry) = self.entries.get_mut(id) else { continue };
-            let Ok(built) = &entry.built else { continue };
+            let Built::Application { application: built, .. } = &entry.built else { continue };
             let application = match &entry.rendered {
                 Some(application) => application.clone(),
                 None => {
                     self.rendered_last += 1;
-                    let application = Arc::new(RenderedApplication::of(&built.application));
+                    let application = Arc::new(RenderedApplication::of(built));
                     entry.rendered = Some(application.clone());
                     application
                 }
@@ -567,7 +570,7 @@ mod tests {
                 let expected: BTreeMap<String, Vec<RenderedApplication>> = reference
                     .partitions
                     .iter()
-                    .map(|(p, apps)| (p.clone(), apps.iter().map(RenderedApplication::of).collect()))
+                    .map(|(p, apps)| (p.clone(), apps.iter().map(|a| RenderedApplication::of(a)).collect()))
                     .collect();
                 prop_assert_eq!(rendered, expected, "renderings after {:?}", change);
             }

@@ -178,7 +178,7 @@ fn digest_of_hashes<'a>(owner: &Ownership, apps: impl IntoIterator<Item = (&'a s
     if entries.is_empty() {
         return tenant_digest(&render_empty_tenant());
     }
-    let header = render_tenant(&[], owner);
+    let header = render_tenant::<DesiredApplication>(&[], owner);
     let header: Vec<(String, String)> = header
         .as_object()
         .map(|objects| objects.iter().map(|(key, value)| (key.clone(), tenant_hash(value))).collect())
@@ -230,7 +230,7 @@ fn tenant_of(applications: &Apps, owner: &Ownership) -> Value {
     if applications.is_empty() {
         return render_empty_tenant();
     }
-    let mut tenant = render_tenant(&[], owner);
+    let mut tenant = render_tenant::<DesiredApplication>(&[], owner);
     if let Some(objects) = tenant.as_object_mut() {
         objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.value.clone())));
     }

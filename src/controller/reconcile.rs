@@ -192,7 +192,7 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
 async fn announce_drift_repair<B: As3Api>(
     ctx: &Context<B>,
     partition: &str,
-    apps: &[crate::model::DesiredApplication],
+    apps: &[Arc<crate::model::DesiredApplication>],
 ) {
     let note = format!("tenant {partition} was changed on the BIG-IP out of band; re-posted the declared state");
     for app in apps {

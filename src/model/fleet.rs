@@ -2,6 +2,7 @@
 //! listener conflicts resolved.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -30,8 +31,8 @@ pub enum AppOutcome {
 /// The desired state of every partition, and the outcome for every object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fleet {
-    /// Partition → its applications, sorted by name.
-    pub partitions: BTreeMap<String, Vec<DesiredApplication>>,
+    /// Partition → its applications, sorted by name (shared with the builds they came from).
+    pub partitions: BTreeMap<String, Vec<Arc<DesiredApplication>>>,
     pub outcomes: BTreeMap<SourceId, AppOutcome>,
 }
 
@@ -83,6 +84,25 @@ impl Source<'_> {
     }
 }
 
+/// One object's build as the fleet is assembled from it: the application is shared, so the
+/// fleet holds the builds' applications rather than copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Built {
+    Invalid(InvalidSpec),
+    Application { application: Arc<DesiredApplication>, unresolved: Vec<UnresolvedRef> },
+}
+
+impl From<Result<BuiltApplication, InvalidSpec>> for Built {
+    fn from(built: Result<BuiltApplication, InvalidSpec>) -> Self {
+        match built {
+            Ok(BuiltApplication { application, unresolved }) => {
+                Self::Application { application: Arc::new(application), unresolved }
+            }
+            Err(invalid) => Self::Invalid(invalid),
+        }
+    }
+}
+
 /// See [`Source::claim_order`].
 pub type ClaimOrder = (Option<k8s_openapi::jiff::Timestamp>, SourceId);
 
@@ -108,25 +128,23 @@ pub fn build_fleet<'a>(
         .filter(Source::is_live)
         .collect();
     live.sort_by_cached_key(Source::claim_order);
-    let built: Vec<(SourceId, Result<BuiltApplication, InvalidSpec>)> =
-        live.iter().map(|source| (source.id(), source.build(cluster, defaults))).collect();
+    let built: Vec<(SourceId, Built)> =
+        live.iter().map(|source| (source.id(), source.build(cluster, defaults).into())).collect();
     assemble_fleet(built.iter().map(|(id, built)| (id, built)))
 }
 
 /// The fleet from each live object's build, given in claim order (see [`Source::claim_order`]):
 /// listener claims resolved, outcomes decided, applications grouped by partition.
-pub fn assemble_fleet<'b>(
-    built_in_claim_order: impl IntoIterator<Item = (&'b SourceId, &'b Result<BuiltApplication, InvalidSpec>)>,
-) -> Fleet {
+pub fn assemble_fleet<'b>(built_in_claim_order: impl IntoIterator<Item = (&'b SourceId, &'b Built)>) -> Fleet {
     let mut fleet = Fleet::default();
     let mut claimed: HashMap<Listener, SourceId> = HashMap::new();
     for (id, built) in built_in_claim_order {
         let id = id.clone();
         match built {
-            Err(invalid) => {
+            Built::Invalid(invalid) => {
                 fleet.outcomes.insert(id, AppOutcome::Invalid(invalid.clone()));
             }
-            Ok(BuiltApplication { application, unresolved }) => {
+            Built::Application { application, unresolved } => {
                 let listeners = application.listeners();
                 if let Some((listener, holder)) = listeners.iter().find_map(|l| claimed.get(l).map(|h| (*l, h.clone())))
                 {

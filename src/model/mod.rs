@@ -108,6 +108,12 @@ pub struct DesiredApplication {
     pub default_pool: String,
 }
 
+impl AsRef<DesiredApplication> for DesiredApplication {
+    fn as_ref(&self) -> &Self {
+        self
+    }
+}
+
 impl DesiredApplication {
     /// A plain HTTP application (no rules, TLS, iRules or source ranges; SNAT automap, no
     /// persistence) whose traffic goes to its first pool.

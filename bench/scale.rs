@@ -75,6 +75,10 @@ struct Args {
     /// A small, quick run that checks the benchmark itself works (part of `make test`).
     #[arg(long)]
     smoke: bool,
+    /// Draw the charts (SVG and PNG) again from the timelines already in the results
+    /// directory, and run nothing.
+    #[arg(long)]
+    replot: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -148,6 +152,9 @@ async fn run_all(args: Args) -> Result<()> {
         (None, false) => repo_root().join("bench/results"),
     };
     std::fs::create_dir_all(&out_dir)?;
+    if args.replot {
+        return replot(&out_dir);
+    }
     let mut results = Vec::new();
     for &n in &args.sizes {
         for &partitions in &args.partitions {
@@ -775,22 +782,83 @@ fn write_timeline(out_dir: &Path, run: &str, timeline: &[Sample], n: usize) -> R
     }
     std::fs::write(out_dir.join(format!("{run}.timeline.csv")), csv)?;
     std::fs::write(out_dir.join(format!("{run}.svg")), convergence_svg(run, timeline, n))?;
+    convergence_png(timeline, n, &out_dir.join(format!("{run}.png")))?;
+    Ok(())
+}
+
+/// Chart geometry shared by the SVG and the PNG: size, margin, and the two lines (applications
+/// on the BIG-IP, objects Programmed) as points, with the time axis's extent.
+struct Chart {
+    width: f32,
+    height: f32,
+    margin: f32,
+    t_max: f64,
+    applications: Vec<(f32, f32)>,
+    programmed: Vec<(f32, f32)>,
+}
+
+const APPLICATIONS_RGB: (u8, u8, u8) = (0x1f, 0x77, 0xb4);
+const PROGRAMMED_RGB: (u8, u8, u8) = (0x2c, 0xa0, 0x2c);
+
+fn chart(timeline: &[Sample], n: usize) -> Chart {
+    let (width, height, margin) = (720.0_f32, 360.0_f32, 50.0_f32);
+    let t_max = timeline.last().map(|s| s.t).unwrap_or(1.0).max(0.1);
+    let x = |t: f64| margin + (width - 2.0 * margin) * (t / t_max) as f32;
+    let y = |count: usize| height - margin - (height - 2.0 * margin) * count as f32 / n.max(1) as f32;
+    Chart {
+        width,
+        height,
+        margin,
+        t_max,
+        applications: timeline.iter().map(|s| (x(s.t), y(s.applications))).collect(),
+        programmed: timeline.iter().filter_map(|s| Some((x(s.t), y(s.programmed?)))).collect(),
+    }
+}
+
+/// The convergence chart as a PNG (the SVG beside it has the same lines, with labels: blue,
+/// applications on the BIG-IP; green, objects Programmed=True; x from 0 to the last sample,
+/// y from 0 to N).
+fn convergence_png(timeline: &[Sample], n: usize, path: &Path) -> Result<()> {
+    use tiny_skia::{Color, Paint, PathBuilder, Pixmap, Stroke, Transform};
+    let chart = chart(timeline, n);
+    let mut pixmap = Pixmap::new(chart.width as u32, chart.height as u32).context("PNG canvas")?;
+    pixmap.fill(Color::WHITE);
+    let mut draw = |points: &[(f32, f32)], (r, g, b): (u8, u8, u8), width: f32| {
+        let mut builder = PathBuilder::new();
+        for (i, (x, y)) in points.iter().enumerate() {
+            if i == 0 {
+                builder.move_to(*x, *y);
+            } else {
+                builder.line_to(*x, *y);
+            }
+        }
+        if let Some(line) = builder.finish() {
+            let mut paint = Paint::default();
+            paint.set_color_rgba8(r, g, b, 255);
+            paint.anti_alias = true;
+            pixmap.stroke_path(&line, &paint, &Stroke { width, ..Stroke::default() }, Transform::identity(), None);
+        }
+    };
+    let (m, w, h) = (chart.margin, chart.width, chart.height);
+    draw(&[(m, m), (m, h - m), (w - m, h - m)], (0, 0, 0), 1.0);
+    draw(&chart.applications, APPLICATIONS_RGB, 2.0);
+    draw(&chart.programmed, PROGRAMMED_RGB, 2.0);
+    pixmap.save_png(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
 /// Convergence over time as an SVG line chart: applications on the BIG-IP and objects
 /// Programmed, as a share of N.
 fn convergence_svg(run: &str, timeline: &[Sample], n: usize) -> String {
-    let (width, height, margin) = (720.0, 360.0, 50.0);
-    let t_max = timeline.last().map(|s| s.t).unwrap_or(1.0).max(0.1);
-    let x = |t: f64| margin + (width - 2.0 * margin) * t / t_max;
-    let y = |count: usize| height - margin - (height - 2.0 * margin) * count as f64 / n.max(1) as f64;
-    let line = |points: Vec<(f64, f64)>, color: &str| {
+    let chart = chart(timeline, n);
+    let (width, height, margin, t_max) = (chart.width, chart.height, chart.margin, chart.t_max);
+    let line = |points: &[(f32, f32)], (r, g, b): (u8, u8, u8)| {
         let path: Vec<String> = points.iter().map(|(px, py)| format!("{px:.1},{py:.1}")).collect();
-        format!(r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, path.join(" "))
+        format!(
+            r##"<polyline fill="none" stroke="#{r:02x}{g:02x}{b:02x}" stroke-width="2" points="{}"/>"##,
+            path.join(" ")
+        )
     };
-    let applications = timeline.iter().map(|s| (x(s.t), y(s.applications))).collect();
-    let programmed = timeline.iter().filter_map(|s| Some((x(s.t), y(s.programmed?)))).collect();
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
@@ -806,16 +874,48 @@ fn convergence_svg(run: &str, timeline: &[Sample], n: usize) -> String {
         r = width - margin,
         lb = height - margin + 18.0,
     );
-    svg.push_str(&line(applications, "#1f77b4"));
-    svg.push_str(&line(programmed, "#2ca02c"));
+    svg.push_str(&line(&chart.applications, APPLICATIONS_RGB));
+    svg.push_str(&line(&chart.programmed, PROGRAMMED_RGB));
+    let (ar, ag, ab) = APPLICATIONS_RGB;
+    let (pr, pg, pb) = PROGRAMMED_RGB;
     svg.push_str(&format!(
-        r##"<text x="{lx}" y="{ly}" fill="#1f77b4">applications on the BIG-IP</text><text x="{lx}" y="{ly2}" fill="#2ca02c">objects Programmed=True</text></svg>
+        r##"<text x="{lx}" y="{ly}" fill="#{ar:02x}{ag:02x}{ab:02x}">applications on the BIG-IP</text><text x="{lx}" y="{ly2}" fill="#{pr:02x}{pg:02x}{pb:02x}">objects Programmed=True</text></svg>
 "##,
         lx = width - margin - 200.0,
         ly = margin + 20.0,
         ly2 = margin + 38.0
     ));
     svg
+}
+
+/// Redraws the SVG and PNG of every `<run>.timeline.csv` in `dir` (N from `<run>.json`).
+fn replot(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(run) = path.file_name().and_then(|f| f.to_str()).and_then(|f| f.strip_suffix(".timeline.csv")) else {
+            continue;
+        };
+        let result: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{run}.json")))?)?;
+        let n = result["n_virtualservers"].as_u64().context("n_virtualservers")? as usize;
+        let timeline: Vec<Sample> = std::fs::read_to_string(&path)?
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                Some(Sample {
+                    t: fields.first()?.parse().ok()?,
+                    applications: fields.get(1)?.parse().ok()?,
+                    programmed: fields.get(2).and_then(|p| p.parse().ok()),
+                    cpu_s: fields.get(3)?.parse().ok()?,
+                    rss_mib: fields.get(4)?.parse().ok()?,
+                })
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{run}.svg")), convergence_svg(run, &timeline, n))?;
+        convergence_png(&timeline, n, &dir.join(format!("{run}.png")))?;
+        eprintln!("bench: redrew {run}");
+    }
+    Ok(())
 }
 
 fn append_summary(out_dir: &Path, result: &RunResult) -> Result<()> {

@@ -525,6 +525,11 @@ impl<B: As3Api> PartitionSyncer<B> {
         self.locks.lock().await.entry(partition.to_string()).or_default().clone()
     }
 
+    /// [`tenant_digest`] of the tenant holding applications with these hashes.
+    fn digest_of_held(&self, apps: &AppHashes) -> String {
+        digest_of_hashes(&self.owner, apps.iter().map(|(name, hash)| (name.as_str(), hash.as_str())))
+    }
+
     /// [`tenant_digest`] of the tenant these applications make, from their hashes.
     fn digest_of(&self, applications: &Apps) -> String {
         digest_of_hashes(&self.owner, applications.iter().map(|(name, app)| (name.as_str(), app.hash.as_str())))
@@ -607,7 +612,6 @@ impl<B: As3Api> PartitionSyncer<B> {
             self.metrics.as3_posts_skipped.inc();
             return outcome;
         }
-        let desired_hash = digest.clone();
         let programmed = self.programmed(partition);
         let (mut held, drifted) = {
             let records = self.records.lock().await;
@@ -632,7 +636,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
 
         // A tenant the BIG-IP holds exactly as desired was accepted as it is: nothing to check.
-        let invalid = if held.hash.as_deref() == Some(desired_hash.as_str()) {
+        let invalid = if held.hash.as_deref() == Some(digest.as_str()) {
             BTreeMap::new()
         } else {
             self.preflight(partition, &rendered).await
@@ -948,8 +952,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         let small = changed.len() <= PER_APPLICATION_MAX_CHANGED && removed.len() <= PER_APPLICATION_MAX_REMOVED;
         // The tenant must be exactly ours plus the known applications (nothing tenant-level to
         // change), and there must be something to send.
-        let exact =
-            digest_of_hashes(&self.owner, held.apps.iter().map(|(n, h)| (n.as_str(), h.as_str()))) == held_digest;
+        let exact = self.digest_of_held(&held.apps) == held_digest;
         if !small || !exact || (changed.is_empty() && removed.is_empty()) || !self.per_application_offered().await {
             return PerApplicationResult::NotApplicable;
         }
@@ -981,15 +984,14 @@ impl<B: As3Api> PartitionSyncer<B> {
             let gone_already = matches!(&answer, Err(BigIpError::Http { status: 404, .. }));
             if !gone_already {
                 if let Err(failure) = self.judge(partition, answer, "application deletion", 1) {
-                    held.hash =
-                        Some(digest_of_hashes(&self.owner, held.apps.iter().map(|(n, h)| (n.as_str(), h.as_str()))));
+                    held.hash = Some(self.digest_of_held(&held.apps));
                     return PerApplicationResult::Failed(failure);
                 }
             }
             held.apps.remove(name);
             held.accepted_posts += 1;
         }
-        held.hash = Some(digest_of_hashes(&self.owner, held.apps.iter().map(|(n, h)| (n.as_str(), h.as_str()))));
+        held.hash = Some(self.digest_of_held(&held.apps));
         info!(
             partition,
             changed = changed.len(),

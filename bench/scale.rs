@@ -187,6 +187,12 @@ fn check_smoke(result: &RunResult) -> Result<()> {
     ensure!(result.change_p50_ms.is_some_and(|p| p > 0.0), "no change latency: {result:?}");
     ensure!(result.posts_per_change > 0.0, "changes posted nothing: {result:?}");
     ensure!(result.bytes_per_change > 0.0, "changes sent no bytes: {result:?}");
+    // Properties of #16 that hold at any size (sizes, not times): a change of one endpoint
+    // sends that one application (~550 bytes; the smoke's smallest tenant is ~5 KB), writes at
+    // most one status, and nothing is posted while idle.
+    ensure!(result.bytes_per_change < 2_000.0, "a change sent more than its application: {result:?}");
+    ensure!(result.status_writes_per_change <= 1.0, "more than one status write per change: {result:?}");
+    ensure!(result.noop_posts == 0, "posts while nothing changed: {result:?}");
     ensure!(result.burst_converged_s.is_some(), "the burst never converged: {result:?}");
     ensure!(result.peak_rss_mib > 1.0 && result.operator_cpu_s > 0.0, "no operator figures: {result:?}");
     ensure!(result.operator_restarts_or_exits == 0, "the operator exited: {result:?}");

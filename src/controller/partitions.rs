@@ -784,30 +784,45 @@ impl<B: As3Api> PartitionSyncer<B> {
         if rendered.is_empty() {
             return BTreeMap::new();
         }
-        let previous = {
+        let mut verdicts = {
             let mut records = self.records.lock().await;
             records.get_mut(partition).map(|r| std::mem::take(&mut r.preflight)).unwrap_or_default()
         };
-        let started = Instant::now();
-        let check = {
-            let (partition, owner, rendered) = (partition.to_string(), self.owner.clone(), rendered.clone());
-            tokio::task::spawn_blocking(move || preflight_check(&previous, &partition, &owner, &rendered))
-        };
-        let (verdicts, validated) = match check.await {
-            Ok(checked) => checked,
-            Err(error) => {
-                // The BIG-IP validates what is posted anyway.
-                warn!(partition, %error, "pre-flight validation failed to run");
-                return BTreeMap::new();
+        // Only new and changed applications are validated (a change of one application in a
+        // large partition copies nothing else); verdicts of removed ones are dropped.
+        verdicts.retain(|name, _| rendered.contains_key(name));
+        let changed: Apps = rendered
+            .iter()
+            .filter(|(name, app)| verdicts.get(*name).is_none_or(|(hash, _)| *hash != app.hash))
+            .map(|(name, app)| (name.clone(), app.clone()))
+            .collect();
+        if !changed.is_empty() {
+            let started = Instant::now();
+            let check = {
+                let (partition, owner) = (partition.to_string(), self.owner.clone());
+                let changed = changed.clone();
+                tokio::task::spawn_blocking(move || {
+                    preflight_check(&PreflightVerdicts::new(), &partition, &owner, &changed)
+                })
+            };
+            match check.await {
+                Ok((checked, validated)) => {
+                    debug!(
+                        partition,
+                        applications = rendered.len(),
+                        validated,
+                        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                        "pre-flight schema validation"
+                    );
+                    verdicts.extend(checked);
+                }
+                Err(error) => {
+                    // The BIG-IP validates what is posted anyway.
+                    warn!(partition, %error, "pre-flight validation failed to run");
+                    return BTreeMap::new();
+                }
             }
-        };
-        debug!(
-            partition,
-            applications = rendered.len(),
-            validated,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "pre-flight schema validation"
-        );
+        }
         let invalid = verdicts
             .iter()
             .filter_map(|(name, (_, problem))| problem.as_ref().map(|message| (name.clone(), message.clone())))

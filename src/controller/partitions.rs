@@ -78,6 +78,8 @@ struct PartitionRecord {
     owned: bool,
     /// Found changed on the BIG-IP out of band and not yet repaired.
     drifted: bool,
+    /// Posts to this partition the BIG-IP accepted so far (see [`PartitionSyncer::detect_drift`]).
+    accepted: u64,
     /// The last sync with a final outcome, so that an unchanged tenant (including one with
     /// rejected applications) is not posted again on every reconcile.
     last: Option<LastSync>,
@@ -491,20 +493,34 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// records are forgotten, so the next sync posts them again. (A sync that lands between
     /// the read and the comparison can look like drift; that costs one redundant post.)
     pub async fn detect_drift(&self) -> Result<Vec<String>, BigIpError> {
+        // Posts accepted per partition before the read: a partition whose count changed by the
+        // time it is compared was posted to meanwhile, and its read-back may predate that post
+        // (at 10,000 applications, with a change every few hundred milliseconds, this made
+        // every drift check re-post the whole tenant). Such a partition is checked next time.
+        let before: BTreeMap<String, u64> =
+            self.records.lock().await.iter().map(|(partition, record)| (partition.clone(), record.accepted)).collect();
         let on_bigip = self.bigip.current_tenants().await?;
-        let mut records = self.records.lock().await;
         let mut drifted = Vec::new();
-        for (partition, record) in records.iter_mut() {
+        for (partition, accepted_before) in before {
+            // Under the partition's lock no sync is between posting and recording its post.
+            let lock = self.partition_lock(&partition).await;
+            let _serialised = lock.lock().await;
+            let mut records = self.records.lock().await;
+            let Some(record) = records.get_mut(&partition) else { continue };
             let Some(deployed) = record.deployed_hash.as_deref() else { continue };
-            let actual = on_bigip.get(partition).map(tenant_digest);
+            if record.accepted != accepted_before {
+                debug!(partition, "posted to during the drift check; checking it next time");
+                continue;
+            }
+            let actual = on_bigip.get(&partition).map(tenant_digest);
             if actual.as_deref() != Some(deployed) {
                 warn!(partition, "the BIG-IP's tenant differs from what was deployed; repairing");
                 self.metrics.drift_repairs.inc();
                 record.deployed_hash = None;
-                record.deployed_applications = on_bigip.get(partition).map(application_hashes).unwrap_or_default();
+                record.deployed_applications = on_bigip.get(&partition).map(application_hashes).unwrap_or_default();
                 record.drifted = true;
                 record.last = None;
-                drifted.push(partition.clone());
+                drifted.push(partition);
             }
         }
         Ok(drifted)
@@ -712,6 +728,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
         record.deployed_hash = held.hash;
         record.deployed_applications = held.apps;
+        record.accepted += held.accepted_posts as u64;
         record.last =
             outcome.is_final().then(|| LastSync { digest, outcome: outcome.clone(), at: Instant::now(), list });
         outcome

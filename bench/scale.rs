@@ -629,6 +629,9 @@ async fn run_one(args: &Args, n: usize, partitions: usize, out_dir: &Path) -> Re
             LatencyModel::Realistic => "realistic",
         }
     );
+    // The commit the operator binary was built from (cargo bench builds before running); read
+    // now, not when the run ends, so commits made during a long run do not show up here.
+    let commit_at_start = commit();
     let cluster = start_cluster().await?;
     let sim = start_simulator(args.latency).await?;
     create_objects(&cluster.client, n, partitions).await?;
@@ -764,7 +767,7 @@ async fn run_one(args: &Args, n: usize, partitions: usize, out_dir: &Path) -> Re
 
     let result = RunResult {
         run: run.clone(),
-        commit: commit(),
+        commit: commit_at_start.clone(),
         started_at,
         machine: machine(),
         n_virtualservers: n,

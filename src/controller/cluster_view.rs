@@ -8,7 +8,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::model::cluster::slice_service_name;
-use crate::model::ClusterView;
+use crate::model::{ClusterView, ObjectKey};
 
 /// EndpointSlice names by the Service they belong to, fed by the slice watch, so that finding
 /// a Service's slices does not scan every slice in the cluster.
@@ -29,19 +29,23 @@ struct SliceMap {
 }
 
 impl SliceMap {
-    fn insert(&mut self, slice: &EndpointSlice) {
+    /// Indexes a slice; returns the Service it was listed under before when that was another.
+    fn insert(&mut self, slice: &EndpointSlice) -> Option<ObjectKey> {
         let (Some(namespace), Some(name)) = (slice.metadata.namespace.clone(), slice.metadata.name.clone()) else {
-            return;
+            return None;
         };
-        self.remove(&namespace, &name);
-        if let Some(service) = slice_service_name(slice) {
+        let before = self.remove(&namespace, &name);
+        let service = slice_service_name(slice);
+        if let Some(service) = service {
             self.by_service.entry((namespace.clone(), service.to_string())).or_default().insert(name.clone());
-            self.service_of.insert((namespace, name), service.to_string());
+            self.service_of.insert((namespace.clone(), name), service.to_string());
         }
+        before.filter(|left| Some(left.as_str()) != service).map(|left| ObjectKey { namespace, name: left })
     }
 
-    fn remove(&mut self, namespace: &str, name: &str) {
-        let Some(service) = self.service_of.remove(&(namespace.to_string(), name.to_string())) else { return };
+    /// Drops a slice from the index; returns the Service it was listed under.
+    fn remove(&mut self, namespace: &str, name: &str) -> Option<String> {
+        let service = self.service_of.remove(&(namespace.to_string(), name.to_string()))?;
         let key = (namespace.to_string(), service);
         if let Some(names) = self.by_service.get_mut(&key) {
             names.remove(name);
@@ -49,12 +53,14 @@ impl SliceMap {
                 self.by_service.remove(&key);
             }
         }
+        Some(key.1)
     }
 }
 
 impl SliceIndex {
-    /// Follows one event of the slice watch.
-    pub fn observe(&self, event: &kube::runtime::watcher::Event<EndpointSlice>) {
+    /// Follows one event of the slice watch. Returns the Service an updated slice left (its
+    /// Service label changed): that Service's slices changed too.
+    pub fn observe(&self, event: &kube::runtime::watcher::Event<EndpointSlice>) -> Option<ObjectKey> {
         use kube::runtime::watcher::Event;
         let mut relisting = self.relisting.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
@@ -69,12 +75,15 @@ impl SliceIndex {
                     *self.current.write().unwrap_or_else(PoisonError::into_inner) = complete;
                 }
             }
-            Event::Apply(slice) => self.current.write().unwrap_or_else(PoisonError::into_inner).insert(slice),
+            Event::Apply(slice) => return self.current.write().unwrap_or_else(PoisonError::into_inner).insert(slice),
             Event::Delete(slice) => {
-                let (Some(namespace), Some(name)) = (&slice.metadata.namespace, &slice.metadata.name) else { return };
+                let (Some(namespace), Some(name)) = (&slice.metadata.namespace, &slice.metadata.name) else {
+                    return None;
+                };
                 self.current.write().unwrap_or_else(PoisonError::into_inner).remove(namespace, name);
             }
         }
+        None
     }
 
     /// Names of the slices of Service `namespace/service`.
@@ -280,5 +289,27 @@ mod tests {
         drop(listed);
         let outcome = tokio::time::timeout(Duration::from_secs(1), ready.wait()).await;
         assert!(matches!(outcome, Ok(Err(CachesNeverReady))), "{outcome:?}");
+    }
+
+    fn slice(name: &str, service: &str) -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop", "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4", "endpoints": [],
+        }))
+        .expect("EndpointSlice")
+    }
+
+    #[test]
+    fn a_slice_that_moves_to_another_service_reports_the_one_it_left() {
+        let index = SliceIndex::default();
+        assert_eq!(index.observe(&Event::Apply(slice("web-1", "web"))), None);
+        assert_eq!(index.observe(&Event::Apply(slice("web-1", "web"))), None, "an update in place");
+        assert_eq!(index.slices_of("shop", "web"), vec!["web-1".to_string()]);
+        let left = index.observe(&Event::Apply(slice("web-1", "api")));
+        assert_eq!(left, Some(ObjectKey { namespace: "shop".into(), name: "web".into() }));
+        assert!(index.slices_of("shop", "web").is_empty());
+        assert_eq!(index.slices_of("shop", "api"), vec!["web-1".to_string()]);
+        assert_eq!(index.observe(&Event::Delete(slice("web-1", "api"))), None);
+        assert!(index.slices_of("shop", "api").is_empty());
     }
 }

@@ -3,40 +3,126 @@
 //! [`build_fleet`](crate::model::build_fleet) builds every object from scratch; that is the
 //! reference. Here each object's build is kept with what it read from the cluster (the
 //! Service, EndpointSlices, Secrets and — in nodeport mode — the nodes, as the exact cached
-//! objects), and is redone only when the object or one of those reads changed. Listener claims
-//! are then resolved over all builds (cheap: hash lookups), and each included application is
-//! rendered to AS3 once per version. A property test checks the result equals `build_fleet`
-//! after random sequences of changes.
+//! objects), and the watches report what changed as [`Dependency`] keys. An update looks only
+//! at the objects that depend on a changed key (a reverse index from the recorded reads), builds
+//! again those whose reads no longer hold, re-resolves the listener claims those builds touch
+//! and re-renders their applications: the work follows the change, not the fleet. A change the
+//! watches cannot name (a re-list, the periodic consistency check) checks every object, as
+//! before. A property test checks the result equals `build_fleet` after random sequences of
+//! changes, whichever way they are reported.
 //!
-//! [`DesiredState`] adds a version counter bumped by the watches: while nothing the model reads
-//! changed, every reconcile reuses the same [`Snapshot`].
+//! The state handed out is a [`Snapshot`] of persistent maps ([`imbl`]): taking one after a
+//! change shares everything but the changed paths, so it costs O(log N), not a copy of the
+//! fleet. [`DesiredState`] adds a version counter bumped by the watches: while nothing the model
+//! reads changed, every reconcile reuses the same snapshot.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use imbl::OrdMap;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::partitions::PartitionApps;
 use crate::as3::RenderedApplication;
 use crate::crd::{TransportServer, VirtualServer};
-use crate::model::fleet::{assemble_fleet, Built, ClaimOrder, Source};
-use crate::model::{AppOutcome, ClusterView, Fleet, ModelDefaults, SourceId};
+use crate::model::fleet::{Built, ClaimOrder, Source};
+use crate::model::{
+    AppOutcome, ClusterView, DesiredApplication, Fleet, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind,
+    UnresolvedRef,
+};
 
-/// The desired state at one moment: the fleet (outcomes and applications by partition) and
-/// each partition's applications rendered, sorted by name.
-#[derive(Debug, Default)]
+/// The desired state at one moment: the outcome for every object, and each partition's
+/// applications (sorted by name) with their AS3 renderings.
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    pub fleet: Fleet,
-    pub rendered: BTreeMap<String, PartitionApps>,
+    outcomes: OrdMap<SourceId, AppOutcome>,
+    applications: OrdMap<String, Arc<Vec<Arc<DesiredApplication>>>>,
+    rendered: OrdMap<String, PartitionApps>,
 }
 
 impl Snapshot {
+    /// What the model decided for one object (None: not live, e.g. being deleted).
+    pub fn outcome(&self, kind: SourceKind, key: &ObjectKey) -> Option<&AppOutcome> {
+        self.outcomes.get(&SourceId { kind, key: key.clone() })
+    }
+
+    /// The applications of `partition`, sorted by name.
+    pub fn applications(&self, partition: &str) -> &[Arc<DesiredApplication>] {
+        self.applications.get(partition).map(|apps| apps.as_slice()).unwrap_or(&[])
+    }
+
+    /// Every application of every partition.
+    pub fn all_applications(&self) -> impl Iterator<Item = &Arc<DesiredApplication>> {
+        self.applications.values().flat_map(|apps| apps.iter())
+    }
+
+    /// The partitions that have applications.
+    pub fn partitions(&self) -> impl Iterator<Item = &String> {
+        self.rendered.keys()
+    }
+
     /// The rendered applications of `partition` (none when it has no application).
     pub fn rendered_partition(&self, partition: &str) -> PartitionApps {
         self.rendered.get(partition).cloned().unwrap_or_default()
+    }
+
+    /// The same state as the model's [`Fleet`] (for comparisons with the reference).
+    pub fn fleet(&self) -> Fleet {
+        Fleet {
+            partitions: self.applications.iter().map(|(p, apps)| (p.clone(), apps.as_ref().clone())).collect(),
+            outcomes: self.outcomes.iter().map(|(id, outcome)| (id.clone(), outcome.clone())).collect(),
+        }
+    }
+}
+
+/// Something the desired state depends on, as the watches name a change of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dependency {
+    /// A VirtualServer or TransportServer itself.
+    Object(SourceId),
+    Service(ObjectKey),
+    /// The EndpointSlices of a Service (the key is the Service's).
+    Slices(ObjectKey),
+    Secret(ObjectKey),
+    /// What the model reads from the nodes.
+    Nodes,
+}
+
+/// What changed since the last update: named dependencies, or everything.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    everything: bool,
+    dependencies: HashSet<Dependency>,
+}
+
+impl Changes {
+    /// Anything may have changed: every object is checked.
+    pub fn everything() -> Self {
+        Self { everything: true, dependencies: HashSet::new() }
+    }
+
+    pub fn of(dependencies: impl IntoIterator<Item = Dependency>) -> Self {
+        Self { everything: false, dependencies: dependencies.into_iter().collect() }
+    }
+
+    pub fn add(&mut self, dependency: Dependency) {
+        if !self.everything {
+            self.dependencies.insert(dependency);
+        }
+    }
+
+    pub fn add_everything(&mut self) {
+        self.everything = true;
+        self.dependencies.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.dependencies.is_empty()
     }
 }
 
@@ -82,6 +168,10 @@ fn nodes_fingerprint(nodes: &[Arc<Node>]) -> u64 {
     hasher.finish()
 }
 
+fn key(namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey { namespace: namespace.to_string(), name: name.to_string() }
+}
+
 impl Read {
     /// Whether reading again gives the same objects. (Each read holds the objects it got, so an
     /// object's address cannot be reused by another while the comparison matters.)
@@ -96,6 +186,16 @@ impl Read {
             Self::Nodes(fingerprint) => {
                 *nodes_now.get_or_insert_with(|| nodes_fingerprint(&cluster.nodes())) == *fingerprint
             }
+        }
+    }
+
+    /// The change that can make this read give something else.
+    fn dependency(&self) -> Dependency {
+        match self {
+            Self::Service { namespace, name, .. } => Dependency::Service(key(namespace, name)),
+            Self::Slices { namespace, service, .. } => Dependency::Slices(key(namespace, service)),
+            Self::Secret { namespace, name, .. } => Dependency::Secret(key(namespace, name)),
+            Self::Nodes(_) => Dependency::Nodes,
         }
     }
 }
@@ -182,21 +282,106 @@ impl SpecAndMeta for TransportServer {
     }
 }
 
+/// Where the VirtualServers and TransportServers are read from: every one, or one by id.
+pub trait SourceObjects {
+    fn all(&self) -> Vec<SourceObject>;
+    fn get(&self, id: &SourceId) -> Option<SourceObject>;
+}
+
+/// The controllers' caches.
+pub struct Stores<'a> {
+    pub virtual_servers: &'a Store<VirtualServer>,
+    pub transport_servers: &'a Store<TransportServer>,
+}
+
+impl SourceObjects for Stores<'_> {
+    fn all(&self) -> Vec<SourceObject> {
+        let virtuals = self.virtual_servers.state().into_iter().map(SourceObject::Virtual);
+        virtuals.chain(self.transport_servers.state().into_iter().map(SourceObject::Transport)).collect()
+    }
+
+    fn get(&self, id: &SourceId) -> Option<SourceObject> {
+        let (namespace, name) = (id.key.namespace.as_str(), id.key.name.as_str());
+        match id.kind {
+            SourceKind::VirtualServer => {
+                self.virtual_servers.get(&ObjectRef::new(name).within(namespace)).map(SourceObject::Virtual)
+            }
+            SourceKind::TransportServer => {
+                self.transport_servers.get(&ObjectRef::new(name).within(namespace)).map(SourceObject::Transport)
+            }
+        }
+    }
+}
+
+/// Objects given as lists (tests, and callers without caches).
+pub struct Listed<'a> {
+    pub virtual_servers: &'a [Arc<VirtualServer>],
+    pub transport_servers: &'a [Arc<TransportServer>],
+}
+
+impl SourceObjects for Listed<'_> {
+    fn all(&self) -> Vec<SourceObject> {
+        let virtuals = self.virtual_servers.iter().cloned().map(SourceObject::Virtual);
+        virtuals.chain(self.transport_servers.iter().cloned().map(SourceObject::Transport)).collect()
+    }
+
+    fn get(&self, id: &SourceId) -> Option<SourceObject> {
+        self.all().into_iter().find(|object| object.source().id() == *id)
+    }
+}
+
 struct Entry {
     object: SourceObject,
+    order: ClaimOrder,
     reads: Vec<Read>,
     built: Built,
     /// Rendered when first included; dropped with the build.
     rendered: Option<Arc<RenderedApplication>>,
+    /// Holds its listeners: no older object that holds its own claims one of them.
+    holds: bool,
+}
+
+impl Entry {
+    fn listeners(&self) -> Vec<Listener> {
+        match &self.built {
+            Built::Application { application, .. } => application.listeners(),
+            Built::Invalid(_) => Vec::new(),
+        }
+    }
+}
+
+/// An included application: its build and rendering.
+#[derive(Clone)]
+struct Member {
+    application: Arc<DesiredApplication>,
+    rendered: Arc<RenderedApplication>,
+}
+
+/// What an update changed, to be resolved: listener claims to look at again and objects whose
+/// outcome must be decided again.
+#[derive(Default)]
+struct Pending {
+    listeners: HashSet<Listener>,
+    objects: BTreeSet<ClaimOrder>,
+    partitions: BTreeSet<String>,
 }
 
 /// Per-object builds kept across updates (see the module documentation).
 #[derive(Default)]
 pub struct IncrementalFleet {
+    initialised: bool,
     entries: HashMap<SourceId, Entry>,
-    /// The partitions' application lists of the last update: a list that did not change is
-    /// handed out again as the same list (see PartitionSyncer::sync_rendered).
-    lists: BTreeMap<String, PartitionApps>,
+    /// Which objects read what: the objects to check when a dependency changes.
+    dependents: HashMap<Dependency, HashSet<SourceId>>,
+    /// The objects whose application claims each listener, in claim order.
+    claimants: HashMap<Listener, BTreeSet<ClaimOrder>>,
+    /// Included applications by partition, sorted by name (then claim order).
+    members: HashMap<String, BTreeMap<(String, ClaimOrder), Member>>,
+    outcomes: OrdMap<SourceId, AppOutcome>,
+    applications: OrdMap<String, Arc<Vec<Arc<DesiredApplication>>>>,
+    rendered: OrdMap<String, PartitionApps>,
+    /// Objects looked at by the last update.
+    pub checked_last: usize,
     /// Objects built (not reused) by the last update.
     pub built_last: usize,
     /// Applications rendered by the last update.
@@ -204,32 +389,52 @@ pub struct IncrementalFleet {
 }
 
 impl IncrementalFleet {
-    /// The desired state of these objects against `cluster`; equal to
-    /// [`build_fleet`](crate::model::build_fleet) of the same inputs.
+    /// The desired state after `changes`, reading objects from `sources` and the rest from
+    /// `cluster`; equal to [`build_fleet`](crate::model::build_fleet) of the same inputs as long
+    /// as every change since the last update is in `changes` (the first update checks
+    /// everything).
     pub fn update(
         &mut self,
-        virtual_servers: &[Arc<VirtualServer>],
-        transport_servers: &[Arc<TransportServer>],
+        changes: &Changes,
+        sources: &dyn SourceObjects,
         cluster: &dyn ClusterView,
         defaults: &ModelDefaults,
     ) -> Snapshot {
-        let mut live: Vec<(ClaimOrder, SourceObject)> = virtual_servers
-            .iter()
-            .map(|vs| SourceObject::Virtual(vs.clone()))
-            .chain(transport_servers.iter().map(|ts| SourceObject::Transport(ts.clone())))
-            .filter(|object| object.source().is_live())
-            .map(|object| (object.source().claim_order(), object))
-            .collect();
-        live.sort_by(|a, b| a.0.cmp(&b.0));
-
+        self.checked_last = 0;
         self.built_last = 0;
         self.rendered_last = 0;
+        let candidates: Vec<(SourceId, Option<SourceObject>)> = if changes.everything || !self.initialised {
+            self.initialised = true;
+            let mut all: HashMap<SourceId, SourceObject> =
+                sources.all().into_iter().map(|object| (object.source().id(), object)).collect();
+            let mut candidates: Vec<_> = self.entries.keys().map(|id| (id.clone(), all.remove(id))).collect();
+            candidates.extend(all.into_iter().map(|(id, object)| (id, Some(object))));
+            candidates
+        } else {
+            let mut ids: BTreeSet<&SourceId> = BTreeSet::new();
+            for dependency in &changes.dependencies {
+                match dependency {
+                    Dependency::Object(id) => {
+                        ids.insert(id);
+                    }
+                    other => ids.extend(self.dependents.get(other).into_iter().flatten()),
+                }
+            }
+            ids.into_iter().map(|id| (id.clone(), sources.get(id))).collect()
+        };
+
+        let mut pending = Pending::default();
         let mut nodes_now: Option<u64> = None;
-        let mut seen: HashSet<&SourceId> = HashSet::with_capacity(live.len());
-        for ((_, id), object) in &live {
-            seen.insert(id);
-            let reusable = self.entries.get(id).is_some_and(|entry| {
-                entry.object.same_version(object)
+        for (id, object) in candidates {
+            self.checked_last += 1;
+            let Some(object) = object.filter(|object| object.source().is_live()) else {
+                if let Some(gone) = self.entries.remove(&id) {
+                    self.retire(&id, &gone, &mut pending);
+                }
+                continue;
+            };
+            let reusable = self.entries.get(&id).is_some_and(|entry| {
+                entry.object.same_version(&object)
                     && entry.reads.iter().all(|read| read.still_holds(cluster, &mut nodes_now))
             });
             if reusable {
@@ -239,52 +444,180 @@ impl IncrementalFleet {
             let built: Built = object.source().build(&recording, defaults).into();
             let reads = recording.reads.into_inner().unwrap_or_else(PoisonError::into_inner);
             self.built_last += 1;
-            let keep_rendering = self.entries.get(id).and_then(|old| match (&old.built, &built) {
-                (Built::Application { application: before, .. }, Built::Application { application: now, .. })
-                    if before == now =>
+            let before = self.entries.remove(&id);
+            let rendered = before.as_ref().and_then(|old| match (&old.built, &built) {
+                (Built::Application { application: was, .. }, Built::Application { application: now, .. })
+                    if was == now =>
                 {
                     old.rendered.clone()
                 }
                 _ => None,
             });
-            self.entries.insert(id.clone(), Entry { object: object.clone(), reads, built, rendered: keep_rendering });
+            if let Some(before) = &before {
+                self.retire(&id, before, &mut pending);
+            }
+            let entry = Entry { order: object.source().claim_order(), object, reads, built, rendered, holds: false };
+            for read in &entry.reads {
+                self.dependents.entry(read.dependency()).or_default().insert(id.clone());
+            }
+            for listener in entry.listeners() {
+                self.claimants.entry(listener).or_default().insert(entry.order.clone());
+                pending.listeners.insert(listener);
+            }
+            pending.objects.insert(entry.order.clone());
+            self.entries.insert(id, entry);
         }
-        self.entries.retain(|id, _| seen.contains(id));
+        self.resolve(pending);
+        Snapshot {
+            outcomes: self.outcomes.clone(),
+            applications: self.applications.clone(),
+            rendered: self.rendered.clone(),
+        }
+    }
 
-        let fleet = assemble_fleet(live.iter().filter_map(|((_, id), _)| {
-            let entry = self.entries.get(id)?;
-            Some((id, &entry.built))
-        }));
-        let mut rendered: BTreeMap<String, Vec<Arc<RenderedApplication>>> = BTreeMap::new();
-        for (id, outcome) in &fleet.outcomes {
-            let AppOutcome::Included { partition, .. } = outcome else { continue };
-            let Some(entry) = self.entries.get_mut(id) else { continue };
-            let Built::Application { application: built, .. } = &entry.built else { continue };
-            let application = match &entry.rendered {
-                Some(application) => application.clone(),
-                None => {
-                    self.rendered_last += 1;
-                    let application = Arc::new(RenderedApplication::of(built));
-                    entry.rendered = Some(application.clone());
-                    application
+    /// Takes out everything an entry added: its dependencies, claims, outcome and membership.
+    fn retire(&mut self, id: &SourceId, entry: &Entry, pending: &mut Pending) {
+        for read in &entry.reads {
+            let dependency = read.dependency();
+            if let Some(dependents) = self.dependents.get_mut(&dependency) {
+                dependents.remove(id);
+                if dependents.is_empty() {
+                    self.dependents.remove(&dependency);
                 }
-            };
-            rendered.entry(partition.clone()).or_default().push(application);
+            }
         }
-        let rendered: BTreeMap<String, PartitionApps> = rendered
-            .into_iter()
-            .map(|(partition, mut applications)| {
-                applications.sort_by(|a, b| a.name.cmp(&b.name));
-                let unchanged = self.lists.get(&partition).filter(|before| {
-                    before.len() == applications.len()
-                        && before.iter().zip(&applications).all(|(a, b)| Arc::ptr_eq(a, b))
-                });
-                let list = unchanged.cloned().unwrap_or_else(|| Arc::new(applications));
-                (partition, list)
-            })
-            .collect();
-        self.lists = rendered.clone();
-        Snapshot { fleet, rendered }
+        for listener in entry.listeners() {
+            if let Some(claimants) = self.claimants.get_mut(&listener) {
+                claimants.remove(&entry.order);
+                if claimants.is_empty() {
+                    self.claimants.remove(&listener);
+                }
+            }
+            pending.listeners.insert(listener);
+        }
+        if let Some(AppOutcome::Included { partition, application, .. }) = self.outcomes.remove(id) {
+            if let Some(members) = self.members.get_mut(&partition) {
+                members.remove(&(application, entry.order.clone()));
+            }
+            pending.partitions.insert(partition);
+        }
+    }
+
+    /// Decides again the outcome of every object whose listener claims may have changed, in
+    /// claim order: an object holds its listeners unless an older object that holds its own
+    /// claims one of them (as [`assemble_fleet`](crate::model::fleet::assemble_fleet) decides
+    /// in one pass). When an object starts or stops holding, the younger claimants of its
+    /// listeners are decided again too.
+    fn resolve(&mut self, mut pending: Pending) {
+        for listener in &pending.listeners {
+            if let Some(claimants) = self.claimants.get(listener) {
+                pending.objects.extend(claimants.iter().cloned());
+            }
+        }
+        while let Some(order) = pending.objects.pop_first() {
+            let id = &order.1;
+            let Some(entry) = self.entries.get(id).filter(|entry| entry.order == order) else { continue };
+            let (holds, outcome) = self.decide(entry);
+            if holds != entry.holds {
+                for listener in entry.listeners() {
+                    if let Some(claimants) = self.claimants.get(&listener) {
+                        let younger = claimants.range((Bound::Excluded(&order), Bound::Unbounded));
+                        pending.objects.extend(younger.cloned());
+                    }
+                }
+            }
+            if let Some(entry) = self.entries.get_mut(id) {
+                entry.holds = holds;
+            }
+            self.set_outcome(&order, outcome, &mut pending.partitions);
+        }
+        for partition in std::mem::take(&mut pending.partitions) {
+            self.refresh_partition(partition);
+        }
+    }
+
+    /// Whether the object holds its listeners, and its outcome.
+    fn decide(&self, entry: &Entry) -> (bool, AppOutcome) {
+        let (application, unresolved) = match &entry.built {
+            Built::Invalid(invalid) => return (false, AppOutcome::Invalid(invalid.clone())),
+            Built::Application { application, unresolved } => (application, unresolved),
+        };
+        for listener in application.listeners() {
+            let older = self.claimants.get(&listener).into_iter().flat_map(|claimants| claimants.range(..&entry.order));
+            let holder = older.into_iter().find(|claimant| self.entries.get(&claimant.1).is_some_and(|e| e.holds));
+            if let Some(holder) = holder {
+                return (false, AppOutcome::AddressConflict { listener, holder: holder.1.clone() });
+            }
+        }
+        let outcome = if unresolved.iter().any(UnresolvedRef::blocks_programming) {
+            AppOutcome::Blocked { partition: application.partition.clone(), unresolved: unresolved.clone() }
+        } else {
+            AppOutcome::Included {
+                partition: application.partition.clone(),
+                application: application.name.clone(),
+                members: application.member_count(),
+                unresolved: unresolved.clone(),
+            }
+        };
+        (true, outcome)
+    }
+
+    /// Records an object's outcome, and its membership of a partition when included.
+    fn set_outcome(&mut self, order: &ClaimOrder, outcome: AppOutcome, touched: &mut BTreeSet<String>) {
+        let id = &order.1;
+        if self.outcomes.get(id) == Some(&outcome) {
+            return;
+        }
+        if let Some(AppOutcome::Included { partition, application, .. }) = self.outcomes.get(id) {
+            if let Some(members) = self.members.get_mut(partition) {
+                members.remove(&(application.clone(), order.clone()));
+            }
+            touched.insert(partition.clone());
+        }
+        if let AppOutcome::Included { partition, application: name, .. } = &outcome {
+            if let Some(entry) = self.entries.get_mut(id) {
+                if let Built::Application { application, .. } = &entry.built {
+                    let rendered = match &entry.rendered {
+                        Some(rendered) => rendered.clone(),
+                        None => {
+                            self.rendered_last += 1;
+                            let rendered = Arc::new(RenderedApplication::of(application));
+                            entry.rendered = Some(rendered.clone());
+                            rendered
+                        }
+                    };
+                    let member = Member { application: application.clone(), rendered };
+                    self.members.entry(partition.clone()).or_default().insert((name.clone(), order.clone()), member);
+                    touched.insert(partition.clone());
+                }
+            }
+        }
+        self.outcomes.insert(id.clone(), outcome);
+    }
+
+    /// Rebuilds a partition's lists from its members. A list whose applications did not
+    /// change is kept as the same list (see PartitionSyncer::sync_rendered).
+    fn refresh_partition(&mut self, partition: String) {
+        let Some(members) = self.members.get(&partition).filter(|members| !members.is_empty()) else {
+            self.members.remove(&partition);
+            self.applications.remove(&partition);
+            self.rendered.remove(&partition);
+            return;
+        };
+        let rendered: Vec<Arc<RenderedApplication>> = members.values().map(|m| m.rendered.clone()).collect();
+        let unchanged = self.rendered.get(&partition).is_some_and(|before| {
+            before.len() == rendered.len() && before.iter().zip(&rendered).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        if !unchanged {
+            self.rendered.insert(partition.clone(), Arc::new(rendered));
+        }
+        let applications: Vec<Arc<DesiredApplication>> = members.values().map(|m| m.application.clone()).collect();
+        let unchanged = self.applications.get(&partition).is_some_and(|before| {
+            before.len() == applications.len() && before.iter().zip(&applications).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        if !unchanged {
+            self.applications.insert(partition, Arc::new(applications));
+        }
     }
 }
 
@@ -292,6 +625,7 @@ impl IncrementalFleet {
 #[derive(Default)]
 pub struct DesiredState {
     version: AtomicU64,
+    pending: Mutex<Changes>,
     cache: Mutex<Cached>,
 }
 
@@ -303,31 +637,42 @@ struct Cached {
 }
 
 impl DesiredState {
-    /// Something the model reads changed (called by the watches after their cache took it in).
+    /// Anything the model reads may have changed (a re-list, the periodic check): the next
+    /// snapshot checks every object.
     pub fn changed(&self) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).add_everything();
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `dependency` changed (called by the watches once their cache took the event in).
+    pub fn changed_dependency(&self, dependency: Dependency) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).add(dependency);
         self.version.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The desired state of the current cache contents.
     pub fn snapshot(
         &self,
-        virtual_servers: &kube::runtime::reflector::Store<VirtualServer>,
-        transport_servers: &kube::runtime::reflector::Store<TransportServer>,
+        virtual_servers: &Store<VirtualServer>,
+        transport_servers: &Store<TransportServer>,
         cluster: &dyn ClusterView,
         defaults: &ModelDefaults,
     ) -> Arc<Snapshot> {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        // Read before the stores: a change that lands while building bumps it again.
+        // The version is read before the changes are taken: a change reported meanwhile bumps
+        // it again, so the next snapshot looks at it (perhaps a second time, harmlessly).
         let version = self.version.load(Ordering::SeqCst);
         if let Some((built_at, snapshot)) = &cache.snapshot {
             if *built_at == version {
                 return snapshot.clone();
             }
         }
+        let changes = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         let started = std::time::Instant::now();
-        let snapshot =
-            Arc::new(cache.fleet.update(&virtual_servers.state(), &transport_servers.state(), cluster, defaults));
+        let sources = Stores { virtual_servers, transport_servers };
+        let snapshot = Arc::new(cache.fleet.update(&changes, &sources, cluster, defaults));
         tracing::debug!(
+            checked = cache.fleet.checked_last,
             built = cache.fleet.built_last,
             rendered = cache.fleet.rendered_last,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -363,6 +708,9 @@ mod tests {
             service: u8,
             mode: Option<bool>,
             partition: bool,
+            /// TLS with an HTTP redirect (a second listener on port 80): through a BIG-IP
+            /// profile (false) or the Secret `tls0` (true).
+            tls: Option<bool>,
         },
         /// Only the status changes (the operator's own status write): a new object, same spec.
         VirtualStatus {
@@ -406,12 +754,16 @@ mod tests {
         DeleteNode {
             node: u8,
         },
+        PutSecret {
+            valid: bool,
+        },
+        DeleteSecret,
     }
 
     fn change() -> impl Strategy<Value = Change> {
         prop_oneof![
-            4 => (0..6usize, 0..2u8, prop_oneof![Just(80u16), Just(443u16)], 0..3u8, proptest::option::of(any::<bool>()), any::<bool>())
-                .prop_map(|(i, address, port, service, mode, partition)| Change::PutVirtual { i, address, port, service, mode, partition }),
+            4 => (0..6usize, 0..2u8, prop_oneof![Just(80u16), Just(443u16)], 0..3u8, proptest::option::of(any::<bool>()), any::<bool>(), proptest::option::of(any::<bool>()))
+                .prop_map(|(i, address, port, service, mode, partition, tls)| Change::PutVirtual { i, address, port, service, mode, partition, tls }),
             2 => (0..6usize, any::<u8>()).prop_map(|(i, note)| Change::VirtualStatus { i, note }),
             1 => (0..6usize).prop_map(|i| Change::DeleteVirtual { i }),
             1 => (0..6usize).prop_map(|i| Change::Deleting { i }),
@@ -424,6 +776,8 @@ mod tests {
             1 => (0..3u8).prop_map(|service| Change::DeleteSlice { service }),
             2 => (0..3u8, any::<bool>()).prop_map(|(node, ready)| Change::PutNode { node, ready }),
             1 => (0..3u8).prop_map(|node| Change::DeleteNode { node }),
+            1 => any::<bool>().prop_map(|valid| Change::PutSecret { valid }),
+            1 => Just(Change::DeleteSecret),
         ]
     }
 
@@ -440,9 +794,20 @@ mod tests {
     }
 
     impl World {
-        fn apply(&mut self, change: &Change) {
+        /// Applies a change and returns what the watches would report of it.
+        fn apply(&mut self, change: &Change) -> Vec<Dependency> {
+            let vs = |i: usize| {
+                Dependency::Object(SourceId { kind: SourceKind::VirtualServer, key: key(NAMESPACE, &format!("vs{i}")) })
+            };
+            let ts = |i: usize| {
+                Dependency::Object(SourceId {
+                    kind: SourceKind::TransportServer,
+                    key: key(NAMESPACE, &format!("ts{i}")),
+                })
+            };
+            let service_key = |s: u8| key(NAMESPACE, &format!("svc{s}"));
             match change.clone() {
-                Change::PutVirtual { i, address, port, service, mode, partition } => {
+                Change::PutVirtual { i, address, port, service, mode, partition, tls } => {
                     let mut spec = json!({
                         "virtualAddress": format!("10.0.0.{}", address + 1),
                         "port": port,
@@ -454,6 +819,11 @@ mod tests {
                     if partition {
                         spec["partition"] = json!("team");
                     }
+                    match tls {
+                        Some(false) => spec["tls"] = json!({"clientSslProfile": "/Common/clientssl"}),
+                        Some(true) => spec["tls"] = json!({"secretName": "tls0"}),
+                        None => {}
+                    }
                     let object = json!({
                         "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
                         "metadata": {"name": format!("vs{i}"), "namespace": NAMESPACE, "uid": format!("uid-vs{i}"),
@@ -461,6 +831,7 @@ mod tests {
                         "spec": spec,
                     });
                     self.virtual_servers.insert(i, Arc::new(serde_json::from_value(object).expect("VirtualServer")));
+                    vec![vs(i)]
                 }
                 Change::VirtualStatus { i, note } => {
                     if let Some(vs) = self.virtual_servers.get(&i) {
@@ -470,9 +841,12 @@ mod tests {
                         vs.status = Some(status);
                         self.virtual_servers.insert(i, Arc::new(vs));
                     }
+                    // A status-only update is not reported (see controller::object_changes_desired).
+                    vec![]
                 }
                 Change::DeleteVirtual { i } => {
                     self.virtual_servers.remove(&i);
+                    vec![vs(i)]
                 }
                 Change::Deleting { i } => {
                     if let Some(vs) = self.virtual_servers.get(&i) {
@@ -480,6 +854,7 @@ mod tests {
                         vs.metadata.deletion_timestamp = vs.metadata.creation_timestamp.clone();
                         self.virtual_servers.insert(i, Arc::new(vs));
                     }
+                    vec![vs(i)]
                 }
                 Change::PutTransport { i, address, port, service } => {
                     let object = json!({
@@ -491,9 +866,11 @@ mod tests {
                     });
                     self.transport_servers
                         .insert(i, Arc::new(serde_json::from_value(object).expect("TransportServer")));
+                    vec![ts(i)]
                 }
                 Change::DeleteTransport { i } => {
                     self.transport_servers.remove(&i);
+                    vec![ts(i)]
                 }
                 Change::PutService { service, node_port } => {
                     let mut port = json!({"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"});
@@ -505,8 +882,12 @@ mod tests {
                         "spec": {"type": if node_port { "NodePort" } else { "ClusterIP" }, "ports": [port]},
                     });
                     self.cluster.add_service(serde_json::from_value(object).expect("Service"));
+                    vec![Dependency::Service(service_key(service))]
                 }
-                Change::DeleteService { service } => self.cluster.remove_service(NAMESPACE, &format!("svc{service}")),
+                Change::DeleteService { service } => {
+                    self.cluster.remove_service(NAMESPACE, &format!("svc{service}"));
+                    vec![Dependency::Service(service_key(service))]
+                }
                 Change::PutSlice { service, endpoints } => {
                     let endpoints: Vec<_> = endpoints
                         .iter()
@@ -520,9 +901,11 @@ mod tests {
                         "endpoints": endpoints,
                     });
                     self.cluster.add_endpoint_slice(serde_json::from_value(object).expect("EndpointSlice"));
+                    vec![Dependency::Slices(service_key(service))]
                 }
                 Change::DeleteSlice { service } => {
-                    self.cluster.remove_endpoint_slice(NAMESPACE, &format!("svc{service}-abc"))
+                    self.cluster.remove_endpoint_slice(NAMESPACE, &format!("svc{service}-abc"));
+                    vec![Dependency::Slices(service_key(service))]
                 }
                 Change::PutNode { node, ready } => {
                     let object = json!({
@@ -531,8 +914,33 @@ mod tests {
                                    "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
                     });
                     self.cluster.add_node(serde_json::from_value(object).expect("Node"));
+                    vec![Dependency::Nodes]
                 }
-                Change::DeleteNode { node } => self.cluster.remove_node(&format!("node{node}")),
+                Change::DeleteNode { node } => {
+                    self.cluster.remove_node(&format!("node{node}"));
+                    vec![Dependency::Nodes]
+                }
+                Change::PutSecret { valid } => {
+                    static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+                    let (crt, key_pem) = PAIR.get_or_init(|| {
+                        let generated =
+                            rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("cert");
+                        (generated.cert.pem(), generated.signing_key.serialize_pem())
+                    });
+                    let crt = if valid { crt.clone() } else { "not a certificate".into() };
+                    let object = json!({
+                        "metadata": {"name": "tls0", "namespace": NAMESPACE},
+                        "type": "kubernetes.io/tls",
+                        "data": {"tls.crt": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, crt),
+                                 "tls.key": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key_pem)},
+                    });
+                    self.cluster.add_secret(serde_json::from_value(object).expect("Secret"));
+                    vec![Dependency::Secret(key(NAMESPACE, "tls0"))]
+                }
+                Change::DeleteSecret => {
+                    self.cluster.remove_secret(NAMESPACE, "tls0");
+                    vec![Dependency::Secret(key(NAMESPACE, "tls0"))]
+                }
             }
         }
 
@@ -543,25 +951,61 @@ mod tests {
         fn transport_servers(&self) -> Vec<Arc<TransportServer>> {
             self.transport_servers.values().cloned().collect()
         }
+
+        /// The incremental state after `changes`, from this world's objects.
+        fn update(&self, incremental: &mut IncrementalFleet, changes: &Changes) -> Snapshot {
+            let (vss, tss) = (self.virtual_servers(), self.transport_servers());
+            let sources = Listed { virtual_servers: &vss, transport_servers: &tss };
+            incremental.update(changes, &sources, &self.cluster, &defaults())
+        }
+
+        fn reference(&self) -> Fleet {
+            let (vss, tss) = (self.virtual_servers(), self.transport_servers());
+            build_fleet(vss.iter().map(AsRef::as_ref), tss.iter().map(AsRef::as_ref), &self.cluster, &defaults())
+        }
+    }
+
+    /// How a step's changes reach the incremental state.
+    #[derive(Debug, Clone, Copy)]
+    enum Report {
+        /// Update now, with what the watches reported.
+        Now,
+        /// Keep collecting: the next update gets this change's keys with the next ones.
+        Later,
+        /// Update now, as after a re-list: everything.
+        Everything,
+    }
+
+    fn report() -> impl Strategy<Value = Report> {
+        prop_oneof![6 => Just(Report::Now), 3 => Just(Report::Later), 1 => Just(Report::Everything)]
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
-        /// The incremental desired state equals the reference build after every change of a
-        /// random sequence, and its renderings are those of the reference applications.
+        /// The incremental desired state equals the reference build after every update of a
+        /// random sequence of changes, whether they are reported one by one, several at once,
+        /// or as "everything"; and its renderings are those of the reference applications.
         #[test]
         fn incremental_state_equals_the_reference_after_any_sequence_of_changes(
-            changes in proptest::collection::vec(change(), 1..40)
+            steps in proptest::collection::vec((change(), report()), 1..50)
         ) {
             let mut world = World::default();
             let mut incremental = IncrementalFleet::default();
-            for change in &changes {
-                world.apply(change);
-                let (vss, tss) = (world.virtual_servers(), world.transport_servers());
-                let snapshot = incremental.update(&vss, &tss, &world.cluster, &defaults());
-                let reference = build_fleet(vss.iter().map(AsRef::as_ref), tss.iter().map(AsRef::as_ref), &world.cluster, &defaults());
-                prop_assert_eq!(&snapshot.fleet, &reference, "after {:?}", change);
+            let mut reported = Changes::default();
+            let last = steps.len() - 1;
+            for (step, (change, report)) in steps.iter().enumerate() {
+                for dependency in world.apply(change) {
+                    reported.add(dependency);
+                }
+                match report {
+                    Report::Later if step != last => continue,
+                    Report::Everything => reported.add_everything(),
+                    _ => {}
+                }
+                let snapshot = world.update(&mut incremental, &std::mem::take(&mut reported));
+                let reference = world.reference();
+                prop_assert_eq!(&snapshot.fleet(), &reference, "after {:?}", change);
                 let rendered: BTreeMap<String, Vec<RenderedApplication>> = snapshot
                     .rendered
                     .iter()
@@ -578,52 +1022,245 @@ mod tests {
     }
 
     #[test]
-    fn an_unchanged_world_builds_nothing_and_a_status_write_rebuilds_nothing() {
+    fn an_update_looks_only_at_the_objects_that_depend_on_what_changed() {
         let mut world = World::default();
-        world.apply(&Change::PutService { service: 0, node_port: false });
-        world.apply(&Change::PutSlice { service: 0, endpoints: vec![1, 2] });
+        let mut reported = Changes::default();
+        let mut apply = |world: &mut World, change: Change| {
+            for dependency in world.apply(&change) {
+                reported.add(dependency);
+            }
+            std::mem::take(&mut reported)
+        };
+        apply(&mut world, Change::PutService { service: 0, node_port: false });
+        apply(&mut world, Change::PutSlice { service: 0, endpoints: vec![1, 2] });
         for i in 0..5 {
-            world.apply(&Change::PutVirtual {
+            let change = Change::PutVirtual {
                 i,
                 address: 0,
                 port: 80 + i as u16,
                 service: 0,
                 mode: Some(true),
                 partition: false,
-            });
+                tls: None,
+            };
+            apply(&mut world, change);
         }
         let mut incremental = IncrementalFleet::default();
-        let first =
-            incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
-        assert_eq!((incremental.built_last, incremental.rendered_last), (5, 5));
+        // The first update checks everything, whatever it is told.
+        let first = world.update(&mut incremental, &Changes::default());
+        assert_eq!((incremental.checked_last, incremental.built_last, incremental.rendered_last), (5, 5, 5));
         assert_eq!(first.rendered["k8s"].len(), 5);
 
-        let again =
-            incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
-        assert_eq!((incremental.built_last, incremental.rendered_last), (0, 0), "nothing changed");
+        let again = world.update(&mut incremental, &Changes::default());
+        assert_eq!(incremental.checked_last, 0, "nothing reported, nothing looked at");
         assert!(Arc::ptr_eq(&first.rendered["k8s"], &again.rendered["k8s"]), "the same list is handed out again");
 
-        world.apply(&Change::VirtualStatus { i: 3, note: 1 });
-        incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
+        let status = apply(&mut world, Change::VirtualStatus { i: 3, note: 1 });
+        world.update(&mut incremental, &status);
         assert_eq!(incremental.built_last, 0, "only the status changed");
+        // Told "everything", it looks at every object and builds none of the unchanged ones.
+        world.update(&mut incremental, &Changes::everything());
+        assert_eq!((incremental.checked_last, incremental.built_last), (5, 0));
 
-        // An endpoint change concerns the five objects on that Service, and only them.
-        world.apply(&Change::PutService { service: 1, node_port: false });
-        world.apply(&Change::PutVirtual { i: 5, address: 1, port: 80, service: 1, mode: Some(true), partition: false });
-        incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
-        assert_eq!((incremental.built_last, incremental.rendered_last), (1, 1), "the new object only");
-        world.apply(&Change::PutVirtual { i: 6, address: 1, port: 81, service: 0, mode: Some(true), partition: true });
-        let before =
-            incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
-        world.apply(&Change::PutSlice { service: 1, endpoints: vec![3] });
-        let after =
-            incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
-        assert_eq!((incremental.built_last, incremental.rendered_last), (1, 1), "the object on svc1 only");
+        let service = apply(&mut world, Change::PutService { service: 1, node_port: false });
+        world.update(&mut incremental, &service);
+        assert_eq!(incremental.checked_last, 0, "no object uses svc1 yet");
+        let created = apply(
+            &mut world,
+            Change::PutVirtual {
+                i: 5,
+                address: 1,
+                port: 80,
+                service: 1,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        world.update(&mut incremental, &created);
+        assert_eq!(
+            (incremental.checked_last, incremental.built_last, incremental.rendered_last),
+            (1, 1, 1),
+            "the new object only"
+        );
+        let created = apply(
+            &mut world,
+            Change::PutVirtual { i: 6, address: 1, port: 81, service: 0, mode: Some(true), partition: true, tls: None },
+        );
+        let before = world.update(&mut incremental, &created);
+
+        // An endpoint change concerns the objects on that Service, and only them.
+        let slice = apply(&mut world, Change::PutSlice { service: 1, endpoints: vec![3] });
+        let after = world.update(&mut incremental, &slice);
+        assert_eq!(
+            (incremental.checked_last, incremental.built_last, incremental.rendered_last),
+            (1, 1, 1),
+            "the object on svc1 only"
+        );
         assert!(!Arc::ptr_eq(&before.rendered["k8s"], &after.rendered["k8s"]), "its partition's list changed");
         assert!(Arc::ptr_eq(&before.rendered["team"], &after.rendered["team"]), "the other partition's did not");
+        let slice = apply(&mut world, Change::PutSlice { service: 0, endpoints: vec![4] });
+        world.update(&mut incremental, &slice);
+        assert_eq!((incremental.checked_last, incremental.built_last), (6, 6), "the six objects on svc0");
+
         // Cluster-mode objects do not read the nodes.
-        world.apply(&Change::PutNode { node: 0, ready: true });
-        incremental.update(&world.virtual_servers(), &world.transport_servers(), &world.cluster, &defaults());
-        assert_eq!(incremental.built_last, 0, "a node change concerns nodeport objects only");
+        let node = apply(&mut world, Change::PutNode { node: 0, ready: true });
+        world.update(&mut incremental, &node);
+        assert_eq!(incremental.checked_last, 0, "a node change concerns nodeport objects only");
+        assert_eq!(world.update(&mut incremental, &Changes::everything()).fleet(), world.reference());
+    }
+
+    /// Claims are decided again only around the listeners that changed, with knock-on effects:
+    /// when the holder of an address goes, the next claimant takes it, and an object that
+    /// loses one listener to an older one gives up all of its others.
+    #[test]
+    fn a_listener_freed_or_taken_moves_to_the_right_claimant() {
+        let mut world = World::default();
+        let mut incremental = IncrementalFleet::default();
+        let step = |world: &mut World, incremental: &mut IncrementalFleet, change: Change| {
+            let changes = Changes::of(world.apply(&change));
+            let snapshot = world.update(incremental, &changes);
+            assert_eq!(snapshot.fleet(), world.reference(), "after {change:?}");
+            snapshot
+        };
+        step(&mut world, &mut incremental, Change::PutService { service: 0, node_port: false });
+        // vs0 (oldest) on .1:80, vs1 on .1:80 too (conflict), vs2 on .2:80.
+        step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 0,
+                address: 0,
+                port: 80,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 1,
+                address: 0,
+                port: 80,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        let snapshot = step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 2,
+                address: 1,
+                port: 80,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        let id = |i: usize| key(NAMESPACE, &format!("vs{i}"));
+        assert!(
+            matches!(snapshot.outcome(SourceKind::VirtualServer, &id(1)), Some(AppOutcome::AddressConflict { holder, .. }) if holder.key == id(0))
+        );
+        // vs0 goes: vs1 takes the address.
+        let snapshot = step(&mut world, &mut incremental, Change::DeleteVirtual { i: 0 });
+        assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(1)), Some(AppOutcome::Included { .. })));
+        // vs0 comes back (older again): vs1 loses it, and only vs1 changed besides vs0.
+        let snapshot = step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 0,
+                address: 0,
+                port: 80,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        assert!(matches!(
+            snapshot.outcome(SourceKind::VirtualServer, &id(1)),
+            Some(AppOutcome::AddressConflict { .. })
+        ));
+        assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(2)), Some(AppOutcome::Included { .. })));
+        assert_eq!(incremental.checked_last, 1);
+        // vs0 moves to .2:80, which vs2 holds: vs0 is older, so vs2 loses it and vs1 gets .1:80.
+        let snapshot = step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 0,
+                address: 1,
+                port: 80,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(1)), Some(AppOutcome::Included { .. })));
+        assert!(
+            matches!(snapshot.outcome(SourceKind::VirtualServer, &id(2)), Some(AppOutcome::AddressConflict { holder, .. }) if holder.key == id(0))
+        );
+
+        // Knock-on, on .3: vs3 is plain on port 80; vs4 (younger) is TLS on 443 with the
+        // redirect on .3:80, so it conflicts and holds nothing; vs5 is plain on .3:443 and
+        // holds it. When vs3 goes, vs4 holds both its listeners and vs5 loses .3:443 — though
+        // nothing of vs5's own listener changed hands directly.
+        step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 3,
+                address: 2,
+                port: 80,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 4,
+                address: 2,
+                port: 443,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: Some(false),
+            },
+        );
+        let snapshot = step(
+            &mut world,
+            &mut incremental,
+            Change::PutVirtual {
+                i: 5,
+                address: 2,
+                port: 443,
+                service: 0,
+                mode: Some(true),
+                partition: false,
+                tls: None,
+            },
+        );
+        assert!(
+            matches!(snapshot.outcome(SourceKind::VirtualServer, &id(4)), Some(AppOutcome::AddressConflict { holder, .. }) if holder.key == id(3))
+        );
+        assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(5)), Some(AppOutcome::Included { .. })));
+        let snapshot = step(&mut world, &mut incremental, Change::DeleteVirtual { i: 3 });
+        assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(4)), Some(AppOutcome::Included { .. })));
+        assert!(
+            matches!(snapshot.outcome(SourceKind::VirtualServer, &id(5)), Some(AppOutcome::AddressConflict { holder, .. }) if holder.key == id(4))
+        );
     }
 }

@@ -200,29 +200,36 @@ pub async fn run<B: As3Api + NetApi>(
         .modify(trim::<Secret>)
         .reflect(secrets_writer)
         .inspect_ok(listed.reporter("secrets"))
-        .inspect_ok(changes_desired(&desired, EventsThatChange::All))
+        .inspect_ok(changes_desired(&desired, true, secret_dependency))
         .touched_objects();
     let service_events = watches::events(svc_api, WatcherConfig::default(), "services", metrics.clone())
         .modify(trim::<Service>)
         .reflect(services_writer)
         .inspect_ok(listed.reporter("services"))
-        .inspect_ok(changes_desired(&desired, EventsThatChange::All))
+        .inspect_ok(changes_desired(&desired, true, service_dependency))
         .touched_objects();
     let slice_index = Arc::new(cluster_view::SliceIndex::default());
     let indexing = slice_index.clone();
+    let moved_from = desired.clone();
     let slice_events = watches::events(slice_api, WatcherConfig::default(), "endpointslices", metrics.clone())
         .modify(trim::<EndpointSlice>)
-        .inspect_ok(move |event| indexing.observe(event))
+        .inspect_ok(move |event| {
+            // A slice moved to another Service also changes the slices of the one it left (the
+            // index no longer lists it there, so reporting it before the cache update is safe).
+            if let Some(left) = indexing.observe(event) {
+                moved_from.changed_dependency(desired::Dependency::Slices(left));
+            }
+        })
         .reflect(slices_writer)
         .inspect_ok(listed.reporter("endpointslices"))
-        .inspect_ok(changes_desired(&desired, EventsThatChange::All))
+        .inspect_ok(changes_desired(&desired, true, slice_dependency))
         .touched_objects();
     let mut node_filter = triggers::NodeChangeFilter::default();
     let node_events = watches::events(node_api, WatcherConfig::default(), "nodes", metrics.clone())
         .modify(trim_node)
         .reflect(nodes_writer)
         .inspect_ok(listed.reporter("nodes"))
-        .inspect_ok(changes_desired(&desired, EventsThatChange::AllButUpdates))
+        .inspect_ok(changes_desired(&desired, false, node_dependency))
         .filter_map(move |event| {
             futures::future::ready(match event {
                 Ok(event) => node_filter.relevant(event).map(Ok),
@@ -231,7 +238,7 @@ pub async fn run<B: As3Api + NetApi>(
         })
         .inspect_ok({
             let desired = desired.clone();
-            move |_| desired.changed()
+            move |_| desired.changed_dependency(desired::Dependency::Nodes)
         });
     let cluster = StoreView { services, endpoint_slices, slice_index, nodes, secrets };
 
@@ -432,8 +439,11 @@ fn consistency_checks<B: As3Api>(
             if context.caches_ready().await.is_err() {
                 return None;
             }
+            // Checks every object against the caches once per period, whatever the watches
+            // reported: a change they failed to name is picked up here.
+            context.desired.changed();
             let mut partitions: std::collections::BTreeSet<String> = context.syncer.managed_partitions().await;
-            partitions.extend(context.snapshot().rendered.keys().cloned());
+            partitions.extend(context.snapshot().partitions().cloned());
             let kept = context.unreadable.application_names();
             let mut posted = Vec::new();
             for partition in partitions {
@@ -476,25 +486,50 @@ fn drift_checks<B: As3Api>(
     })
 }
 
-/// Which watch events mark the desired state out of date (after the cache took them in).
-#[derive(Clone, Copy)]
-enum EventsThatChange {
-    All,
-    /// Lists and deletions; updates are filtered first (only those that matter count).
-    AllButUpdates,
+/// Reports each event of a watch to the desired state (after the cache took it in), as the
+/// [`Dependency`](desired::Dependency) keys `dependencies` names for the object; the events of
+/// a (re-)list as "everything". With `updates: false`, updates are not reported here (they are
+/// filtered first, and only those that matter are reported).
+fn changes_desired<K: 'static>(
+    desired: &Arc<desired::DesiredState>,
+    updates: bool,
+    dependencies: fn(&K) -> Vec<desired::Dependency>,
+) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
+    use kube::runtime::watcher::Event;
+    let desired = desired.clone();
+    move |event| match event {
+        Event::Apply(object) if updates => dependencies(object).into_iter().for_each(|d| desired.changed_dependency(d)),
+        Event::Apply(_) => {}
+        Event::Delete(object) => dependencies(object).into_iter().for_each(|d| desired.changed_dependency(d)),
+        Event::Init | Event::InitApply(_) | Event::InitDone => desired.changed(),
+    }
 }
 
-fn changes_desired<K>(
-    desired: &Arc<desired::DesiredState>,
-    which: EventsThatChange,
-) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
-    let desired = desired.clone();
-    move |event| {
-        let update = matches!(event, kube::runtime::watcher::Event::Apply(_));
-        if matches!(which, EventsThatChange::All) || !update {
-            desired.changed();
-        }
-    }
+/// The key of a namespaced object's metadata.
+fn key_of(meta: &kube::api::ObjectMeta) -> crate::model::ObjectKey {
+    crate::model::ObjectKey::of(meta)
+}
+
+fn service_dependency(service: &Service) -> Vec<desired::Dependency> {
+    vec![desired::Dependency::Service(key_of(&service.metadata))]
+}
+
+fn secret_dependency(secret: &Secret) -> Vec<desired::Dependency> {
+    vec![desired::Dependency::Secret(key_of(&secret.metadata))]
+}
+
+/// A slice concerns the Service it names (one whose slice moved to another Service is
+/// reported by the slice index, see [`cluster_view::SliceIndex::observe`]).
+fn slice_dependency(slice: &EndpointSlice) -> Vec<desired::Dependency> {
+    let namespace = slice.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    crate::model::cluster::slice_service_name(slice)
+        .map(|service| desired::Dependency::Slices(crate::model::ObjectKey { namespace, name: service.to_string() }))
+        .into_iter()
+        .collect()
+}
+
+fn node_dependency(_node: &Node) -> Vec<desired::Dependency> {
+    vec![desired::Dependency::Nodes]
 }
 
 /// Marks the desired state out of date on the VirtualServer or TransportServer events that can
@@ -502,9 +537,12 @@ fn changes_desired<K>(
 /// reads (generation — the spec —, deletion, creation time). Finalizer and status updates,
 /// one or two per object at start-up, do not: each would have made the next reconcile
 /// rebuild the desired state.
-fn object_changes_desired<K: kube::Resource>(
+fn object_changes_desired<K: object::ManagedObject>(
     desired: &Arc<desired::DesiredState>,
 ) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
+    let dependency = |meta: &kube::api::ObjectMeta| {
+        desired::Dependency::Object(crate::model::SourceId { kind: K::KIND, key: key_of(meta) })
+    };
     use kube::runtime::watcher::Event;
     use std::hash::{Hash, Hasher};
     let desired = desired.clone();
@@ -521,7 +559,7 @@ fn object_changes_desired<K: kube::Resource>(
             let (uid, hash) = relevance(object.meta());
             // Objects without a generation (none from the apiserver) always count.
             if object.meta().generation.is_none() || seen.insert(uid, hash) != Some(hash) {
-                desired.changed();
+                desired.changed_dependency(dependency(object.meta()));
             }
         }
         Event::InitApply(object) => {
@@ -531,7 +569,7 @@ fn object_changes_desired<K: kube::Resource>(
         }
         Event::Delete(object) => {
             seen.remove(object.meta().uid.as_deref().unwrap_or_default());
-            desired.changed();
+            desired.changed_dependency(dependency(object.meta()));
         }
         Event::Init => {
             seen.clear();

@@ -155,12 +155,10 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
         let outcome = ctx.syncer.sync_rendered(&partition, desired, &kept).await;
         let seen = seen.unwrap_or_else(|| ctx.snapshot());
         if outcome.repaired_drift {
-            let apps = seen.fleet.partitions.get(&partition).map(Vec::as_slice).unwrap_or(&[]);
+            let apps = seen.applications(&partition);
             announce_drift_repair(ctx, &partition, apps).await;
         }
-        if let Some(AppOutcome::Included { partition: included_in, application, .. }) =
-            seen.fleet.outcome(K::KIND, &key)
-        {
+        if let Some(AppOutcome::Included { partition: included_in, application, .. }) = seen.outcome(K::KIND, &key) {
             if *included_in == partition {
                 programming = outcome.for_application(application);
             }
@@ -168,7 +166,7 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
         first_seen.get_or_insert(seen);
     }
     let snapshot = first_seen.unwrap_or_else(|| ctx.snapshot());
-    let Some(outcome_of_vs) = snapshot.fleet.outcome(K::KIND, &key) else {
+    let Some(outcome_of_vs) = snapshot.outcome(K::KIND, &key) else {
         // Being deleted: the finalizer's cleanup handles it.
         return Ok(Action::await_change());
     };

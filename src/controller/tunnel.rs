@@ -749,10 +749,7 @@ async fn program_bgp<B: NetApi>(spec: &BgpPeering, ctx: &TunnelContext<B>) -> Re
 fn pool_member_addresses<B: NetApi>(ctx: &TunnelContext<B>) -> BTreeSet<IpAddr> {
     let snapshot = ctx.desired.snapshot(&ctx.virtual_servers, &ctx.transport_servers, &ctx.cluster, &ctx.defaults);
     snapshot
-        .fleet
-        .partitions
-        .values()
-        .flatten()
+        .all_applications()
         .flat_map(|app| app.pools.iter())
         .flat_map(|p| p.members.iter())
         .map(|m| m.address)

@@ -43,6 +43,10 @@ impl ClusterObjects {
         self.secrets.insert(namespaced_key(&secret.metadata), Arc::new(secret));
     }
 
+    pub fn remove_secret(&mut self, namespace: &str, name: &str) {
+        self.secrets.remove(&(namespace.to_string(), name.to_string()));
+    }
+
     pub fn remove_service(&mut self, namespace: &str, name: &str) {
         self.services.remove(&(namespace.to_string(), name.to_string()));
     }

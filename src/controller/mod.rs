@@ -4,6 +4,7 @@
 //! stores (never from partial caches: nothing is posted before every store has synced), posts
 //! the tenant only when its rendering changed, and writes status only when it changed.
 
+pub mod app_set;
 pub mod bisection;
 pub mod cluster_view;
 pub mod desired;

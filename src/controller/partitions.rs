@@ -15,8 +15,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
+use super::app_set::{AppChanges, AppSet, TenantDigest};
 use crate::as3::schema::validate_declaration;
-use sha2::{Digest, Sha256};
 
 use crate::as3::{
     render_empty_tenant, render_request, render_tenant, tenant_hash, Ownership, RenderedApplication, TenantOwner,
@@ -69,10 +69,10 @@ impl SyncOutcome {
 
 #[derive(Debug, Default, Clone)]
 struct PartitionRecord {
-    /// Hash of the tenant the BIG-IP is known to hold (posted successfully, or read back).
-    deployed_hash: Option<String>,
-    /// The applications the BIG-IP is known to hold in the tenant: name → content hash.
-    deployed_applications: AppHashes,
+    /// Digest of the tenant the BIG-IP is known to hold (posted successfully, or read back).
+    deployed_hash: Option<TenantDigest>,
+    /// The applications the BIG-IP is known to hold in the tenant (read back: hashes only).
+    deployed_applications: AppSet,
     /// The tenant is this operator's: read back with its label, or posted by it. A tenant
     /// that is not is never posted to unless its partition is adopted.
     owned: bool,
@@ -83,16 +83,27 @@ struct PartitionRecord {
     /// The last sync with a final outcome, so that an unchanged tenant (including one with
     /// rejected applications) is not posted again on every reconcile.
     last: Option<LastSync>,
-    /// Pre-flight verdicts of the applications of the last sync, so that only new or changed
-    /// applications are validated again.
-    preflight: PreflightVerdicts,
+    /// What pre-flight checked last, so that only new or changed applications are validated
+    /// again.
+    preflight: Preflight,
+    /// The last desired list and its set: the next list's set is derived from it, touching
+    /// only the applications that differ (see [`AppSet::follow_list`]).
+    desired: Option<(PartitionApps, AppSet)>,
+}
+
+/// The applications pre-flight last checked, and those of them it found invalid (name →
+/// content hash and message).
+#[derive(Debug, Default, Clone)]
+struct Preflight {
+    checked: AppSet,
+    invalid: BTreeMap<String, (String, String)>,
 }
 
 /// A sync whose outcome holds while the desired applications stay the same.
 #[derive(Debug, Clone)]
 struct LastSync {
     /// [`tenant_digest`] of the desired tenant.
-    digest: String,
+    digest: TenantDigest,
     outcome: SyncOutcome,
     at: Instant,
     /// The very list of applications it was computed from, when no application of an
@@ -110,9 +121,9 @@ type PreflightVerdicts = HashMap<String, (String, Option<String>)>;
 #[derive(Debug, Default)]
 struct Held {
     /// Digest of the tenant ([`tenant_digest`]); None when absent, or unknown after drift.
-    hash: Option<String>,
-    /// Its applications: name → content hash.
-    apps: AppHashes,
+    hash: Option<TenantDigest>,
+    /// Its applications (read back: hashes only).
+    apps: AppSet,
     /// Posts of this sync the BIG-IP accepted.
     accepted_posts: usize,
 }
@@ -142,52 +153,36 @@ pub fn deletion_needs_confirmation(deployed: usize, removed: usize, max_share: f
 }
 
 /// Rendered applications by name.
-pub type Apps = BTreeMap<String, Arc<RenderedApplication>>;
+pub type Apps = AppSet;
 
 /// The rendered applications of a partition, sorted by name, shared by everyone who reads the
 /// same desired state.
 pub type PartitionApps = Arc<Vec<Arc<RenderedApplication>>>;
 
-/// Application name → content hash ([`tenant_hash`] of the Application object).
-type AppHashes = BTreeMap<String, String>;
-
 /// A digest of a tenant object from the content hashes of its entries (its Applications and
-/// its tenant-level properties), so that it can also be computed from hashes already known
+/// its tenant-level properties), so that it can also be kept from hashes already known
 /// without serialising the tenant: see [`partition_digest`] and [`PartitionSyncer::digest_of`].
-pub fn tenant_digest(tenant: &Value) -> String {
-    let entries: BTreeMap<&str, String> = tenant
+pub fn tenant_digest(tenant: &Value) -> TenantDigest {
+    let entries: Vec<(&str, String)> = tenant
         .as_object()
         .map(|objects| objects.iter().map(|(key, value)| (key.as_str(), tenant_hash(value))).collect())
         .unwrap_or_default();
-    digest_of_entries(entries.iter().map(|(key, hash)| (*key, hash.as_str())))
+    TenantDigest::of(entries.iter().map(|(key, hash)| (*key, hash.as_str())))
 }
 
-/// The digest of entries given sorted by key.
-fn digest_of_entries<'a>(sorted: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut hasher = Sha256::new();
-    for (key, hash) in sorted {
-        hasher.update(key.as_bytes());
-        hasher.update([0]);
-        hasher.update(hash.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(hasher.finalize())
+/// The digest of a tenant's own properties (class, label, …) without its applications.
+fn header_digest(owner: &Ownership) -> TenantDigest {
+    tenant_digest(&render_tenant::<DesiredApplication>(&[], owner))
 }
 
-/// [`tenant_digest`] of the tenant [`tenant_of`] makes of applications with these hashes.
-fn digest_of_hashes<'a>(owner: &Ownership, apps: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut entries: Vec<(&str, &str)> = apps.into_iter().collect();
-    if entries.is_empty() {
-        return tenant_digest(&render_empty_tenant());
+/// [`tenant_digest`] of the tenant [`tenant_of`] makes of these applications with `owner`'s
+/// label, from the applications' digest: O(1).
+fn digest_with_header(header: TenantDigest, empty: TenantDigest, apps: &AppSet) -> TenantDigest {
+    if apps.is_empty() {
+        empty
+    } else {
+        header.combined(apps.digest())
     }
-    let header = render_tenant::<DesiredApplication>(&[], owner);
-    let header: Vec<(String, String)> = header
-        .as_object()
-        .map(|objects| objects.iter().map(|(key, value)| (key.clone(), tenant_hash(value))).collect())
-        .unwrap_or_default();
-    entries.extend(header.iter().map(|(key, hash)| (key.as_str(), hash.as_str())));
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    digest_of_entries(entries.into_iter())
 }
 
 /// The Application objects of a tenant object as rendered applications (hashed here).
@@ -196,14 +191,9 @@ fn rendered_objects(tenant: &Value) -> Apps {
         .into_iter()
         .map(|(name, value)| {
             let hash = tenant_hash(&value);
-            (name.clone(), Arc::new(RenderedApplication { name, value, hash }))
+            Arc::new(RenderedApplication { name, value, hash })
         })
         .collect()
-}
-
-/// The content hashes of rendered applications.
-fn hashes_of(apps: &Apps) -> AppHashes {
-    apps.iter().map(|(name, app)| (name.clone(), app.hash.clone())).collect()
 }
 
 /// The Application objects of a tenant object, by name.
@@ -220,9 +210,17 @@ fn application_objects(tenant: &Value) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
-/// The content hashes of the Application objects in a tenant object.
-fn application_hashes(tenant: &Value) -> AppHashes {
-    application_objects(tenant).iter().map(|(name, app)| (name.clone(), tenant_hash(app))).collect()
+/// The applications of a tenant object by name and content hash, without their content (what
+/// is known of a tenant read back, never posted from).
+fn application_hashes(tenant: &Value) -> AppSet {
+    let Some(objects) = tenant.as_object() else { return AppSet::default() };
+    objects
+        .iter()
+        .filter(|(_, v)| v.get("class").and_then(Value::as_str) == Some("Application"))
+        .map(|(name, app)| {
+            Arc::new(RenderedApplication { name: name.clone(), value: Value::Null, hash: tenant_hash(app) })
+        })
+        .collect()
 }
 
 /// The Tenant object holding these rendered applications, labelled with its owner: what
@@ -240,10 +238,11 @@ fn tenant_of(applications: &Apps, owner: &Ownership) -> Value {
 }
 
 /// The digest ([`tenant_digest`]) of the tenant these applications make with `owner`'s
-/// label, from the applications' content hashes: O(applications), nothing rendered or
-/// serialised. Two syncs with the same digest would post the same tenant.
-pub fn partition_digest(owner: &Ownership, applications: &[Arc<RenderedApplication>]) -> String {
-    digest_of_hashes(owner, applications.iter().map(|app| (app.name.as_str(), app.hash.as_str())))
+/// label, from the applications' content hashes: nothing rendered or serialised. Two syncs
+/// with the same digest would post the same tenant.
+pub fn partition_digest(owner: &Ownership, applications: &[Arc<RenderedApplication>]) -> TenantDigest {
+    let apps: AppSet = applications.iter().cloned().collect();
+    digest_with_header(header_digest(owner), tenant_digest(&render_empty_tenant()), &apps)
 }
 
 /// Applications among `candidates` (names in `partition`) that a BIG-IP/AS3 error message
@@ -272,7 +271,7 @@ fn rejection_message(failure: &ProgrammingState) -> Option<&str> {
 /// The AS3 request that pre-flight validates for one application: the application alone in
 /// its tenant, with the real partition name and owner label.
 fn preflight_request(partition: &str, owner: &Ownership, application: &Arc<RenderedApplication>) -> Value {
-    let tenant = tenant_of(&BTreeMap::from([(application.name.clone(), application.clone())]), owner);
+    let tenant = tenant_of(&AppSet::from_iter([application.clone()]), owner);
     render_request(&BTreeMap::from([(partition.to_string(), tenant)]))
 }
 
@@ -345,6 +344,9 @@ pub struct PartitionSyncer<B: As3Api> {
     writer: Mutex<()>,
     /// Use AS3's per-application API where the BIG-IP offers it (None: not asked yet).
     per_application: PerApplication,
+    /// [`tenant_digest`] of the tenant's own properties, and of the empty tenant.
+    header_digest: TenantDigest,
+    empty_digest: TenantDigest,
     metrics: Arc<Metrics>,
 }
 
@@ -372,6 +374,8 @@ impl<B: As3Api> PartitionSyncer<B> {
         Self {
             bigip,
             bigip_url: bigip_url.into(),
+            header_digest: header_digest(&owner),
+            empty_digest: tenant_digest(&render_empty_tenant()),
             owner,
             adopt: BTreeSet::new(),
             max_deletion_share: 1.0,
@@ -507,13 +511,13 @@ impl<B: As3Api> PartitionSyncer<B> {
             let _serialised = lock.lock().await;
             let mut records = self.records.lock().await;
             let Some(record) = records.get_mut(&partition) else { continue };
-            let Some(deployed) = record.deployed_hash.as_deref() else { continue };
+            let Some(deployed) = record.deployed_hash else { continue };
             if record.accepted != accepted_before {
                 debug!(partition, "posted to during the drift check; checking it next time");
                 continue;
             }
             let actual = on_bigip.get(&partition).map(tenant_digest);
-            if actual.as_deref() != Some(deployed) {
+            if actual != Some(deployed) {
                 warn!(partition, "the BIG-IP's tenant differs from what was deployed; repairing");
                 self.metrics.drift_repairs.inc();
                 record.deployed_hash = None;
@@ -541,14 +545,27 @@ impl<B: As3Api> PartitionSyncer<B> {
         self.locks.lock().await.entry(partition.to_string()).or_default().clone()
     }
 
-    /// [`tenant_digest`] of the tenant holding applications with these hashes.
-    fn digest_of_held(&self, apps: &AppHashes) -> String {
-        digest_of_hashes(&self.owner, apps.iter().map(|(name, hash)| (name.as_str(), hash.as_str())))
+    /// [`tenant_digest`] of the tenant these applications make: O(1).
+    fn digest_of(&self, applications: &Apps) -> TenantDigest {
+        digest_with_header(self.header_digest, self.empty_digest, applications)
     }
 
-    /// [`tenant_digest`] of the tenant these applications make, from their hashes.
-    fn digest_of(&self, applications: &Apps) -> String {
-        digest_of_hashes(&self.owner, applications.iter().map(|(name, app)| (name.as_str(), app.hash.as_str())))
+    /// The set of a desired list, derived from the last one of the partition (see
+    /// [`AppSet::follow_list`]).
+    async fn apps_of_list(&self, partition: &str, list: &PartitionApps) -> Apps {
+        let mut records = self.records.lock().await;
+        let previous = records.get(partition).and_then(|record| record.desired.as_ref());
+        let set = match previous {
+            Some((previous_list, _)) if Arc::ptr_eq(previous_list, list) => {
+                return previous.map(|(_, set)| set.clone()).unwrap_or_default()
+            }
+            Some((previous_list, previous)) => AppSet::follow_list(previous, previous_list, list),
+            None => list.iter().cloned().collect(),
+        };
+        if !set.is_empty() || records.contains_key(partition) {
+            records.entry(partition.to_string()).or_default().desired = Some((list.clone(), set.clone()));
+        }
+        set
     }
 
     fn programmed(&self, partition: &str) -> ProgrammingState {
@@ -616,7 +633,7 @@ impl<B: As3Api> PartitionSyncer<B> {
                 return outcome;
             }
         }
-        let mut rendered: Apps = applications.iter().map(|app| (app.name.clone(), app.clone())).collect();
+        let mut rendered: Apps = self.apps_of_list(partition, &applications).await;
         if let Err(failure) = self.keep_as_deployed(partition, &kept_missing, &mut rendered).await {
             return SyncOutcome::whole(failure);
         }
@@ -632,7 +649,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         let (mut held, drifted) = {
             let records = self.records.lock().await;
             let record = records.get(partition);
-            let deployed = record.and_then(|r| r.deployed_hash.clone());
+            let deployed = record.and_then(|r| r.deployed_hash);
             let owned = record.is_some_and(|r| r.owned);
             if rendered.is_empty() && (deployed.is_none() || !owned) && !record.is_some_and(|r| r.drifted) {
                 // Never deployed by us (or already removed): nothing to remove.
@@ -652,11 +669,8 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
 
         // A tenant the BIG-IP holds exactly as desired was accepted as it is: nothing to check.
-        let invalid = if held.hash.as_deref() == Some(digest.as_str()) {
-            BTreeMap::new()
-        } else {
-            self.preflight(partition, &rendered).await
-        };
+        let invalid =
+            if held.hash == Some(digest) { BTreeMap::new() } else { self.preflight(partition, &rendered).await };
         let mut candidates = rendered;
         let mut excluded = BTreeMap::new();
         for (name, message) in invalid {
@@ -691,7 +705,7 @@ impl<B: As3Api> PartitionSyncer<B> {
                 state = failure;
                 break;
             };
-            let named = applications_named_in(partition, message, candidates.keys().map(String::as_str));
+            let named = applications_named_in(partition, message, candidates.names().map(String::as_str));
             if named.is_empty() || named.len() == candidates.len() {
                 // AS3 named no single application, or all of them.
                 let (isolated_state, isolated) = self.isolate(partition, &candidates, message, &mut held).await;
@@ -765,7 +779,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         let records = self.records.lock().await;
         let deployed = records.get(partition).map(|r| &r.deployed_applications);
         kept.iter()
-            .filter(|name| !desired.contains(name.as_str()) && deployed.is_some_and(|d| d.contains_key(*name)))
+            .filter(|name| !desired.contains(name.as_str()) && deployed.is_some_and(|d| d.contains(name)))
             .cloned()
             .collect()
     }
@@ -789,7 +803,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         for name in missing {
             if let Some(application) = held.get(name) {
                 info!(partition, application = %name, "its object cannot be read: keeping the application as the BIG-IP holds it");
-                rendered.insert(name.clone(), application.clone());
+                rendered.insert(application.clone());
             }
         }
         Ok(())
@@ -801,29 +815,28 @@ impl<B: As3Api> PartitionSyncer<B> {
         if rendered.is_empty() {
             return BTreeMap::new();
         }
-        let mut verdicts = {
+        let Preflight { checked, mut invalid } = {
             let mut records = self.records.lock().await;
             records.get_mut(partition).map(|r| std::mem::take(&mut r.preflight)).unwrap_or_default()
         };
-        // Only new and changed applications are validated (a change of one application in a
-        // large partition copies nothing else); verdicts of removed ones are dropped.
-        verdicts.retain(|name, _| rendered.contains_key(name));
-        let changed: Apps = rendered
-            .iter()
-            .filter(|(name, app)| verdicts.get(*name).is_none_or(|(hash, _)| *hash != app.hash))
-            .map(|(name, app)| (name.clone(), app.clone()))
-            .collect();
+        // Only new and changed applications are validated (found without visiting what the
+        // two sets share); verdicts of removed ones are dropped.
+        let AppChanges { changed, removed } = checked.changes_to(rendered);
+        for name in &removed {
+            invalid.remove(name);
+        }
         if !changed.is_empty() {
             let started = Instant::now();
+            let validated = changed.len();
             let check = {
                 let (partition, owner) = (partition.to_string(), self.owner.clone());
-                let changed = changed.clone();
+                let changed: Apps = changed.into_iter().collect();
                 tokio::task::spawn_blocking(move || {
                     preflight_check(&PreflightVerdicts::new(), &partition, &owner, &changed)
                 })
             };
             match check.await {
-                Ok((checked, validated)) => {
+                Ok((verdicts, _)) => {
                     debug!(
                         partition,
                         applications = rendered.len(),
@@ -831,21 +844,24 @@ impl<B: As3Api> PartitionSyncer<B> {
                         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                         "pre-flight schema validation"
                     );
-                    verdicts.extend(checked);
+                    for (name, (hash, problem)) in verdicts {
+                        match problem {
+                            Some(message) => invalid.insert(name, (hash, message)),
+                            None => invalid.remove(&name),
+                        };
+                    }
                 }
                 Err(error) => {
-                    // The BIG-IP validates what is posted anyway.
+                    // The BIG-IP validates what is posted anyway; checked again next time.
                     warn!(partition, %error, "pre-flight validation failed to run");
                     return BTreeMap::new();
                 }
             }
         }
-        let invalid = verdicts
-            .iter()
-            .filter_map(|(name, (_, problem))| problem.as_ref().map(|message| (name.clone(), message.clone())))
-            .collect();
-        self.records.lock().await.entry(partition.to_string()).or_default().preflight = verdicts;
-        invalid
+        let found = invalid.iter().map(|(name, (_, message))| (name.clone(), message.clone())).collect();
+        let preflight = Preflight { checked: rendered.clone(), invalid };
+        self.records.lock().await.entry(partition.to_string()).or_default().preflight = preflight;
+        found
     }
 
     /// Narrows down a rejection of `candidates` that names no application (see [`Bisection`]).
@@ -869,10 +885,10 @@ impl<B: As3Api> PartitionSyncer<B> {
         };
         let serving = tenant.as_ref().map(rendered_objects).unwrap_or_default();
         held.hash = tenant.as_ref().map(tenant_digest);
-        held.apps = hashes_of(&serving);
+        held.apps = serving.clone();
         let suspects: Vec<String> = candidates
             .iter()
-            .filter(|(name, app)| !same_version(serving.get(*name), app))
+            .filter(|(name, app)| !same_version(serving.get(name), app))
             .map(|(name, _)| name.clone())
             .collect();
         if suspects.is_empty() {
@@ -886,7 +902,7 @@ impl<B: As3Api> PartitionSyncer<B> {
                 .iter()
                 .filter_map(|(name, app)| {
                     let version = if with_new.contains(name) { Some(app) } else { serving.get(name) };
-                    version.map(|version| (name.clone(), version.clone()))
+                    version.cloned()
                 })
                 .collect()
         };
@@ -919,10 +935,10 @@ impl<B: As3Api> PartitionSyncer<B> {
                 .filter(|(name, _)| !verdict.culprits.contains_key(*name))
                 .filter_map(|(name, app)| {
                     let version = if verdict.undecided.contains(name) { serving.get(name) } else { Some(app) };
-                    version.map(|version| (name.clone(), version.clone()))
+                    version.cloned()
                 })
                 .collect();
-            if hashes_of(&target) != hashes_of(&holding) {
+            if target != holding {
                 match self.post_guarded(partition, &target, held).await {
                     Ok(()) => holding = target,
                     Err(failure) => final_failure = Some(failure),
@@ -935,7 +951,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             if same_version(holding.get(name), app) {
                 continue;
             }
-            let kept = if holding.contains_key(name) { "; the BIG-IP keeps the version it held before" } else { "" };
+            let kept = if holding.contains(name) { "; the BIG-IP keeps the version it held before" } else { "" };
             let state = match (verdict.culprits.get(name), &stopped) {
                 (Some(message), _) => rejected(format!(
                     "{message} (AS3 named no application; this one was singled out by posting parts of the partition{kept})"
@@ -955,7 +971,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             undecided = verdict.undecided.len(),
             "isolated a rejection that named no application"
         );
-        let leftovers = holding.keys().any(|name| !candidates.contains_key(name));
+        let leftovers = holding.names().any(|name| !candidates.contains(name));
         let state = match (leftovers, final_failure.or(stopped)) {
             (false, _) => self.programmed(partition),
             (true, Some(failure)) => failure,
@@ -971,20 +987,15 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// a missing tenant would create it without the ownership label), for small changes, and
     /// after the deletion guard approved the removals. `held` follows what the BIG-IP accepted.
     async fn post_applications(&self, partition: &str, applications: &Apps, held: &mut Held) -> PerApplicationResult {
-        let Some(held_digest) = held.hash.as_deref() else { return PerApplicationResult::NotApplicable };
+        let Some(held_digest) = held.hash else { return PerApplicationResult::NotApplicable };
         if applications.is_empty() || held.apps.is_empty() {
             return PerApplicationResult::NotApplicable;
         }
-        let changed: Apps = applications
-            .iter()
-            .filter(|(name, app)| held.apps.get(*name) != Some(&app.hash))
-            .map(|(name, app)| (name.clone(), app.clone()))
-            .collect();
-        let removed: Vec<String> = held.apps.keys().filter(|name| !applications.contains_key(*name)).cloned().collect();
+        let AppChanges { changed, removed } = held.apps.changes_to(applications);
         let small = changed.len() <= PER_APPLICATION_MAX_CHANGED && removed.len() <= PER_APPLICATION_MAX_REMOVED;
         // The tenant must be exactly ours plus the known applications (nothing tenant-level to
         // change), and there must be something to send.
-        let exact = self.digest_of_held(&held.apps) == held_digest;
+        let exact = self.digest_of(&held.apps) == held_digest;
         if !small || !exact || (changed.is_empty() && removed.is_empty()) || !self.per_application_offered().await {
             return PerApplicationResult::NotApplicable;
         }
@@ -993,7 +1004,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
         if !changed.is_empty() {
             let objects: BTreeMap<String, Value> =
-                changed.iter().map(|(name, app)| (name.clone(), app.value.clone())).collect();
+                changed.iter().map(|app| (app.name.clone(), app.value.clone())).collect();
             let started = Instant::now();
             let answer = {
                 let _writing = self.writer.lock().await;
@@ -1003,7 +1014,9 @@ impl<B: As3Api> PartitionSyncer<B> {
             if let Err(failure) = self.judge(partition, answer, "applications", changed.len()) {
                 return PerApplicationResult::Failed(failure);
             }
-            held.apps.extend(hashes_of(&changed));
+            for app in &changed {
+                held.apps.insert(app.clone());
+            }
             held.accepted_posts += 1;
         }
         for name in &removed {
@@ -1016,14 +1029,17 @@ impl<B: As3Api> PartitionSyncer<B> {
             let gone_already = matches!(&answer, Err(BigIpError::Http { status: 404, .. }));
             if !gone_already {
                 if let Err(failure) = self.judge(partition, answer, "application deletion", 1) {
-                    held.hash = Some(self.digest_of_held(&held.apps));
+                    held.hash = Some(self.digest_of(&held.apps));
                     return PerApplicationResult::Failed(failure);
                 }
             }
             held.apps.remove(name);
             held.accepted_posts += 1;
         }
-        held.hash = Some(self.digest_of_held(&held.apps));
+        // The BIG-IP holds exactly `applications` now: keep that very set, so that the next
+        // comparison with a set derived from it visits only what differs.
+        held.apps = applications.clone();
+        held.hash = Some(self.digest_of(&held.apps));
         info!(
             partition,
             changed = changed.len(),
@@ -1044,14 +1060,14 @@ impl<B: As3Api> PartitionSyncer<B> {
     ) -> Result<(), ProgrammingState> {
         let hash = self.digest_of(applications);
         let nothing_either_way = applications.is_empty() && held.hash.is_none() && held.apps.is_empty();
-        if held.hash.as_deref() == Some(hash.as_str()) || nothing_either_way {
+        if held.hash == Some(hash) || nothing_either_way {
             self.metrics.as3_posts_skipped.inc();
             return Ok(());
         }
         self.check_deletions(partition, &held.apps, applications).await?;
         self.post(partition, tenant_of(applications, &self.owner), applications.len()).await?;
         held.hash = (!applications.is_empty()).then_some(hash);
-        held.apps = hashes_of(applications);
+        held.apps = applications.clone();
         held.accepted_posts += 1;
         Ok(())
     }
@@ -1060,14 +1076,9 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// the allowed share of the `deployed` applications and a fresh list does not confirm they
     /// are gone. Applications left out because they are invalid or rejected count as deleted:
     /// the fresh list still has them, so a post dropping too many of them is held.
-    async fn check_deletions(
-        &self,
-        partition: &str,
-        deployed: &AppHashes,
-        posted: &Apps,
-    ) -> Result<(), ProgrammingState> {
+    async fn check_deletions(&self, partition: &str, deployed: &AppSet, posted: &Apps) -> Result<(), ProgrammingState> {
         let Some(confirmation) = &self.confirmation else { return Ok(()) };
-        let removed: BTreeSet<String> = deployed.keys().filter(|name| !posted.contains_key(*name)).cloned().collect();
+        let removed: BTreeSet<String> = deployed.changes_to(posted).removed.into_iter().collect();
         if !deletion_needs_confirmation(deployed.len(), removed.len(), self.max_deletion_share) {
             return Ok(());
         }
@@ -1200,7 +1211,7 @@ mod tests {
     }
 
     fn rendered(apps: &[DesiredApplication]) -> Apps {
-        apps.iter().map(|app| (app.name.clone(), Arc::new(RenderedApplication::of(app)))).collect()
+        apps.iter().map(|app| Arc::new(RenderedApplication::of(app))).collect()
     }
 
     fn owner() -> Ownership {
@@ -1212,7 +1223,7 @@ mod tests {
         let apps = [app("b"), app("a"), monitored("c", 5)];
         let rendered = rendered(&apps);
         let tenant = render_tenant(&apps, &owner());
-        let from_hashes: Vec<Arc<RenderedApplication>> = rendered.values().cloned().collect();
+        let from_hashes: Vec<Arc<RenderedApplication>> = rendered.iter().map(|(_, app)| app.clone()).collect();
         assert_eq!(partition_digest(&owner(), &from_hashes), tenant_digest(&tenant));
         assert_eq!(partition_digest(&owner(), &[]), tenant_digest(&render_empty_tenant()));
         // Any change of an application, or of the owner label, changes it.
@@ -1226,7 +1237,7 @@ mod tests {
     fn a_tenant_assembled_from_rendered_applications_is_the_rendered_tenant() {
         let apps = [app("b"), app("a")];
         assert_eq!(tenant_of(&rendered(&apps), &owner()), render_tenant(&apps, &owner()));
-        assert_eq!(tenant_of(&BTreeMap::new(), &owner()), render_empty_tenant());
+        assert_eq!(tenant_of(&AppSet::default(), &owner()), render_empty_tenant());
     }
 
     /// An application with one pool whose monitor probes every `interval` seconds.

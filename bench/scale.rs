@@ -457,7 +457,18 @@ fn start_operator(cluster: &Cluster, sim: &RunningSimulator, metrics_port: u16) 
     std::fs::write(&credentials, format!("admin:{PASSWORD}"))?;
     let log_path = cluster.work_dir.path().join("operator.log");
     let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_bigip-operator"))
+    // BIGIP_BENCH_OPERATOR_WRAPPER runs the operator under a profiler (e.g. `heaptrack`); the
+    // figures measured of the process are then the wrapper's.
+    let operator = env!("CARGO_BIN_EXE_bigip-operator");
+    let mut command = match std::env::var("BIGIP_BENCH_OPERATOR_WRAPPER") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut command = Command::new(wrapper);
+            command.arg(operator);
+            command
+        }
+        _ => Command::new(operator),
+    };
+    let child = command
         .args([
             "run",
             "--kubeconfig",

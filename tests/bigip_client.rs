@@ -90,6 +90,10 @@ async fn deploys_a_tenant_and_the_simulator_holds_it() {
     // What the BIG-IP holds can be read back.
     let current = client.current_tenants().await.expect("reads");
     assert!(current["k8s"].get("ns_web").is_some());
+    // One tenant alone, and none for a partition AS3 does not hold.
+    let one = client.current_tenant("k8s").await.expect("reads one").expect("held");
+    assert_eq!(one, current["k8s"]);
+    assert_eq!(client.current_tenant("absent").await.expect("reads one"), None);
     sim.shutdown().await;
 }
 

@@ -337,6 +337,27 @@ impl As3Api for BigIpClient {
             }
         }
     }
+
+    async fn current_tenant(&self, tenant: &str) -> Result<Option<Value>, BigIpError> {
+        let path = format!("{DECLARE_PATH}/{tenant}");
+        let (status, text) = self.send_busy_aware(Method::GET, &path, Body::None).await?;
+        match status.as_u16() {
+            // AS3 answers 404 ("specified Tenant(s) … not found") for a tenant it does not hold.
+            204 | 404 => Ok(None),
+            200 => {
+                let mut body = parse_json(&path, &text)?;
+                let declaration = match body.get_mut("declaration") {
+                    Some(declaration) => declaration.take(),
+                    None => body,
+                };
+                Ok(declaration
+                    .get(tenant)
+                    .filter(|v| v.get("class").and_then(Value::as_str) == Some("Tenant"))
+                    .cloned())
+            }
+            other => Err(BigIpError::Http { method: "GET", path, status: other, body: truncate(&text) }),
+        }
+    }
 }
 
 /// `3.56.0` → (3, 56).

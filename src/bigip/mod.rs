@@ -51,6 +51,10 @@ pub trait As3Api: Send + Sync + 'static {
 
     /// The tenants AS3 currently holds (name → Tenant object); empty when it holds none.
     fn current_tenants(&self) -> impl Future<Output = Result<BTreeMap<String, Value>, BigIpError>> + Send;
+
+    /// One tenant AS3 currently holds (`GET …/declare/<tenant>`), None when it holds no such
+    /// tenant: what a sync of one partition needs to know, without reading every tenant.
+    fn current_tenant(&self, tenant: &str) -> impl Future<Output = Result<Option<Value>, BigIpError>> + Send;
 }
 
 /// What the BigIpTunnel controller needs from a BIG-IP: the iControl REST network objects.

@@ -465,13 +465,13 @@ impl<B: As3Api> PartitionSyncer<B> {
         if owned {
             return Ok(());
         }
-        let tenants = self
+        let existing = self
             .bigip
-            .current_tenants()
+            .current_tenant(partition)
             .await
             .map_err(|e| ProgrammingState::Failed { reason: e.reason().into(), message: e.to_string() })?;
-        let Some(existing) = tenants.get(partition) else { return Ok(()) };
-        let owner = self.owner.owner_of(existing);
+        let Some(existing) = existing else { return Ok(()) };
+        let owner = self.owner.owner_of(&existing);
         if owner == TenantOwner::Us {
             return Ok(());
         }
@@ -795,11 +795,11 @@ impl<B: As3Api> PartitionSyncer<B> {
         if missing.is_empty() {
             return Ok(());
         }
-        let tenants = self.bigip.current_tenants().await.map_err(|e| ProgrammingState::Failed {
+        let tenant = self.bigip.current_tenant(partition).await.map_err(|e| ProgrammingState::Failed {
             reason: e.reason().into(),
             message: format!("reading the applications of unreadable objects back from the BIG-IP: {e}"),
         })?;
-        let held = tenants.get(partition).map(rendered_objects).unwrap_or_default();
+        let held = tenant.as_ref().map(rendered_objects).unwrap_or_default();
         for name in missing {
             if let Some(application) = held.get(name) {
                 info!(partition, application = %name, "its object cannot be read: keeping the application as the BIG-IP holds it");
@@ -876,8 +876,8 @@ impl<B: As3Api> PartitionSyncer<B> {
     ) -> (ProgrammingState, BTreeMap<String, ProgrammingState>) {
         let rejected = |message: String| ProgrammingState::Failed { reason: "DeclarationFailed".into(), message };
         // A rejected tenant keeps its previous content: read what the BIG-IP serves.
-        let tenant = match self.bigip.current_tenants().await {
-            Ok(mut tenants) => tenants.remove(partition),
+        let tenant = match self.bigip.current_tenant(partition).await {
+            Ok(tenant) => tenant,
             Err(error) => {
                 warn!(partition, %error, "cannot read the tenant back to isolate the rejection");
                 return (rejected(rejection.to_string()), BTreeMap::new());

@@ -94,6 +94,11 @@ async fn deploys_a_tenant_and_the_simulator_holds_it() {
     let one = client.current_tenant("k8s").await.expect("reads one").expect("held");
     assert_eq!(one, current["k8s"]);
     assert_eq!(client.current_tenant("absent").await.expect("reads one"), None);
+    // Summarised as read: the same as a summary of the whole tenant object.
+    let summaries = client.tenant_summaries().await.expect("reads summaries");
+    assert_eq!(summaries.keys().collect::<Vec<_>>(), ["k8s"]);
+    assert_eq!(summaries["k8s"], bigip_operator::bigip::TenantSummary::of(&current["k8s"]));
+    assert!(summaries["k8s"].applications.contains_key("ns_web"));
     sim.shutdown().await;
 }
 

@@ -338,6 +338,40 @@ impl As3Api for BigIpClient {
         }
     }
 
+    async fn tenant_summaries(&self) -> Result<BTreeMap<String, super::TenantSummary>, BigIpError> {
+        use serde_json::value::RawValue;
+        let (status, text) = self.send_busy_aware(Method::GET, DECLARE_PATH, Body::None).await?;
+        let invalid = |e: serde_json::Error| BigIpError::InvalidResponse {
+            path: DECLARE_PATH.into(),
+            detail: format!("the declaration read back is not valid JSON: {e}"),
+        };
+        match status.as_u16() {
+            204 => Ok(BTreeMap::new()),
+            200 => {
+                let body: BTreeMap<String, &RawValue> = serde_json::from_str(&text).map_err(invalid)?;
+                let declaration: BTreeMap<String, &RawValue> = match body.get("declaration") {
+                    Some(inner) => serde_json::from_str(inner.get()).map_err(invalid)?,
+                    None => body,
+                };
+                let mut tenants = BTreeMap::new();
+                for (name, raw) in declaration {
+                    // Only objects can be tenants; a tenant is an object of class Tenant.
+                    if !raw.get().trim_start().starts_with('{') {
+                        continue;
+                    }
+                    let summary = super::TenantSummary::parse(raw.get()).map_err(invalid)?;
+                    if summary.properties.get("class").and_then(Value::as_str) == Some("Tenant") {
+                        tenants.insert(name, summary);
+                    }
+                }
+                Ok(tenants)
+            }
+            other => {
+                Err(BigIpError::Http { method: "GET", path: DECLARE_PATH.into(), status: other, body: truncate(&text) })
+            }
+        }
+    }
+
     async fn current_tenant(&self, tenant: &str) -> Result<Option<Value>, BigIpError> {
         let path = format!("{DECLARE_PATH}/{tenant}");
         let (status, text) = self.send_busy_aware(Method::GET, &path, Body::None).await?;

@@ -52,9 +52,57 @@ pub trait As3Api: Send + Sync + 'static {
     /// The tenants AS3 currently holds (name → Tenant object); empty when it holds none.
     fn current_tenants(&self) -> impl Future<Output = Result<BTreeMap<String, Value>, BigIpError>> + Send;
 
+    /// Every tenant AS3 currently holds, summarised as it is read: its own properties and the
+    /// content hash of each Application, never the whole declaration as one JSON tree (at
+    /// 10,000 applications that tree is ~60 MB of allocations per drift check).
+    fn tenant_summaries(&self) -> impl Future<Output = Result<BTreeMap<String, TenantSummary>, BigIpError>> + Send;
+
     /// One tenant AS3 currently holds (`GET …/declare/<tenant>`), None when it holds no such
     /// tenant: what a sync of one partition needs to know, without reading every tenant.
     fn current_tenant(&self, tenant: &str) -> impl Future<Output = Result<Option<Value>, BigIpError>> + Send;
+}
+
+/// A tenant as read back from AS3, without its applications' content.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantSummary {
+    /// The tenant's entries that are not Applications (class, label, remark, …).
+    pub properties: serde_json::Map<String, Value>,
+    /// Application name → [`tenant_hash`](crate::as3::tenant_hash) of the Application.
+    pub applications: BTreeMap<String, String>,
+}
+
+impl TenantSummary {
+    /// Summarises a tenant object.
+    pub fn of(tenant: &Value) -> Self {
+        let mut summary = Self::default();
+        for (name, entry) in tenant.as_object().into_iter().flatten() {
+            summary.add(name, entry.clone());
+        }
+        summary
+    }
+
+    fn add(&mut self, name: &str, entry: Value) {
+        if entry.get("class").and_then(Value::as_str) == Some("Application") {
+            self.applications.insert(name.to_string(), crate::as3::tenant_hash(&entry));
+        } else {
+            self.properties.insert(name.to_string(), entry);
+        }
+    }
+
+    /// Summarises a tenant from its JSON text, one entry at a time.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        let entries: BTreeMap<String, &serde_json::value::RawValue> = serde_json::from_str(text)?;
+        let mut summary = Self::default();
+        for (name, raw) in entries {
+            summary.add(&name, serde_json::from_str(raw.get())?);
+        }
+        Ok(summary)
+    }
+
+    /// The tenant's own properties as a tenant object (for its owner label).
+    pub fn header(&self) -> Value {
+        Value::Object(self.properties.clone())
+    }
 }
 
 /// What the BigIpTunnel controller needs from a BIG-IP: the iControl REST network objects.

@@ -21,7 +21,7 @@ use crate::as3::schema::validate_declaration;
 use crate::as3::{
     render_empty_tenant, render_request, render_tenant, tenant_hash, Ownership, RenderedApplication, TenantOwner,
 };
-use crate::bigip::{As3Api, BigIpError};
+use crate::bigip::{As3Api, BigIpError, TenantSummary};
 use crate::metrics::Metrics;
 use crate::model::DesiredApplication;
 use crate::status::ProgrammingState;
@@ -210,17 +210,24 @@ fn application_objects(tenant: &Value) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
-/// The applications of a tenant object by name and content hash, without their content (what
-/// is known of a tenant read back, never posted from).
-fn application_hashes(tenant: &Value) -> AppSet {
-    let Some(objects) = tenant.as_object() else { return AppSet::default() };
-    objects
+/// The applications of a tenant read back, by name and content hash, without their content
+/// (what is known of a tenant read back; never posted from).
+fn summary_applications(summary: &TenantSummary) -> AppSet {
+    summary
+        .applications
         .iter()
-        .filter(|(_, v)| v.get("class").and_then(Value::as_str) == Some("Application"))
-        .map(|(name, app)| {
-            Arc::new(RenderedApplication { name: name.clone(), value: Value::Null, hash: tenant_hash(app) })
+        .map(|(name, hash)| {
+            Arc::new(RenderedApplication { name: name.clone(), value: Value::Null, hash: hash.clone() })
         })
         .collect()
+}
+
+/// [`tenant_digest`] of a tenant read back as a summary.
+fn summary_digest(summary: &TenantSummary) -> TenantDigest {
+    let properties: Vec<(&str, String)> =
+        summary.properties.iter().map(|(name, value)| (name.as_str(), tenant_hash(value))).collect();
+    let entries = properties.iter().map(|(name, hash)| (*name, hash.as_str()));
+    TenantDigest::of(entries.chain(summary.applications.iter().map(|(name, hash)| (name.as_str(), hash.as_str()))))
 }
 
 /// The Tenant object holding these rendered applications, labelled with its owner: what
@@ -437,11 +444,11 @@ impl<B: As3Api> PartitionSyncer<B> {
     /// re-post unchanged tenants, and knows which partitions it manages. Only tenants with this
     /// operator's label are recorded as its own; other tenants are never touched.
     pub async fn learn_deployed_tenants(&self) -> Result<usize, BigIpError> {
-        let tenants = self.bigip.current_tenants().await?;
+        let tenants = self.bigip.tenant_summaries().await?;
         let mut records = self.records.lock().await;
         let mut learned = 0;
         for (name, tenant) in tenants {
-            match self.owner.owner_of(&tenant) {
+            match self.owner.owner_of(&tenant.header()) {
                 TenantOwner::Us => {}
                 TenantOwner::OtherCluster(id) => {
                     info!(partition = %name, cluster = %id, "tenant belongs to bigip-operator of another cluster; leaving it alone");
@@ -450,8 +457,8 @@ impl<B: As3Api> PartitionSyncer<B> {
                 TenantOwner::Foreign => continue,
             }
             let record = records.entry(name).or_default();
-            record.deployed_hash = Some(tenant_digest(&tenant));
-            record.deployed_applications = application_hashes(&tenant);
+            record.deployed_hash = Some(summary_digest(&tenant));
+            record.deployed_applications = summary_applications(&tenant);
             record.owned = true;
             learned += 1;
         }
@@ -503,7 +510,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         // every drift check re-post the whole tenant). Such a partition is checked next time.
         let before: BTreeMap<String, u64> =
             self.records.lock().await.iter().map(|(partition, record)| (partition.clone(), record.accepted)).collect();
-        let on_bigip = self.bigip.current_tenants().await?;
+        let on_bigip = self.bigip.tenant_summaries().await?;
         let mut drifted = Vec::new();
         for (partition, accepted_before) in before {
             // Under the partition's lock no sync is between posting and recording its post.
@@ -516,12 +523,12 @@ impl<B: As3Api> PartitionSyncer<B> {
                 debug!(partition, "posted to during the drift check; checking it next time");
                 continue;
             }
-            let actual = on_bigip.get(&partition).map(tenant_digest);
+            let actual = on_bigip.get(&partition).map(summary_digest);
             if actual != Some(deployed) {
                 warn!(partition, "the BIG-IP's tenant differs from what was deployed; repairing");
                 self.metrics.drift_repairs.inc();
                 record.deployed_hash = None;
-                record.deployed_applications = on_bigip.get(&partition).map(application_hashes).unwrap_or_default();
+                record.deployed_applications = on_bigip.get(&partition).map(summary_applications).unwrap_or_default();
                 record.drifted = true;
                 record.last = None;
                 drifted.push(partition);
@@ -1231,6 +1238,18 @@ mod tests {
         assert_ne!(tenant_digest(&changed), tenant_digest(&tenant));
         let other_owner = Ownership::new("other-cluster").expect("valid cluster id");
         assert_ne!(partition_digest(&other_owner, &from_hashes), tenant_digest(&tenant));
+    }
+
+    #[test]
+    fn a_tenant_read_back_as_a_summary_has_the_digest_of_the_tenant() {
+        let tenant = render_tenant(&[app("b"), app("a"), monitored("c", 5)], &owner());
+        let summary = TenantSummary::parse(&tenant.to_string()).expect("parses");
+        assert_eq!(summary, TenantSummary::of(&tenant));
+        assert_eq!(summary_digest(&summary), tenant_digest(&tenant));
+        assert_eq!(summary.applications.len(), 3);
+        assert_eq!(owner().owner_of(&summary.header()), TenantOwner::Us);
+        let rendered = rendered(&[app("b"), app("a"), monitored("c", 5)]);
+        assert!(summary_applications(&summary) == rendered, "the same names and content hashes");
     }
 
     #[test]

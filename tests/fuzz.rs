@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use bigip_operator::as3::schema::{validate_declaration, AS3_SCHEMA_VERSION};
 use bigip_operator::as3::{render_request, render_tenant, Ownership, TenantOwner};
-use bigip_operator::bigip::response::{parse_as3_answer, As3Answer};
+use bigip_operator::bigip::response::{parse_as3_answer, parse_as3_answer_text, As3Answer};
 use bigip_operator::bigip::TenantResult;
 use bigip_operator::crd::{PoolMemberType, VirtualServer};
 use bigip_operator::manifests::{render_manifests, Manifests, RenderError};
@@ -1280,6 +1280,8 @@ proptest! {
             "declaration": declaration,
         });
         let answer = parse_as3_answer(&body).map_err(TestCaseError::fail)?;
+        // Read from the text (as the client does, skipping the echoed declaration): the same.
+        prop_assert_eq!(parse_as3_answer_text(&body.to_string()), Ok(answer.clone()));
         let As3Answer::Done(report) = answer else {
             return Err(TestCaseError::fail(format!("results read as {answer:?}")));
         };

@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::config::{BigIpConfig, TlsVerification};
 use super::error::BigIpError;
-use super::response::{parse_as3_answer, As3Answer, DeployReport};
+use super::response::{parse_as3_answer_text, As3Answer, DeployReport};
 use super::As3Api;
 
 const LOGIN_PATH: &str = "/mgmt/shared/authn/login";
@@ -252,16 +252,23 @@ impl BigIpClient {
         let method_name = if method == Method::DELETE { "DELETE" } else { "POST" };
         let path = format!("{path}?async=true");
         let (status, text) = self.send_busy_aware(method, &path, body).await?;
-        let body = parse_json(&path, &text)?;
         match status.as_u16() {
             202 => {
-                let task_id = body.get("id").and_then(Value::as_str).ok_or_else(|| BigIpError::InvalidResponse {
+                #[derive(serde::Deserialize)]
+                struct Accepted {
+                    id: Option<String>,
+                }
+                let accepted: Accepted = serde_json::from_str(&text).map_err(|e| BigIpError::InvalidResponse {
+                    path: path.clone(),
+                    detail: format!("not JSON ({e}): {}", truncate(&text)),
+                })?;
+                let task_id = accepted.id.ok_or_else(|| BigIpError::InvalidResponse {
                     path: path.clone(),
                     detail: "async declare answer has no task id".into(),
                 })?;
-                self.wait_for_task(task_id).await
+                self.wait_for_task(&task_id).await
             }
-            200 | 207 | 422 => answer_to_report(&path, &body),
+            200 | 207 | 422 => answer_to_report(&path, &text),
             other => Err(BigIpError::Http { method: method_name, path, status: other, body: truncate(&text) }),
         }
     }
@@ -275,8 +282,7 @@ impl BigIpClient {
             if !status.is_success() {
                 return Err(BigIpError::Http { method: "GET", path, status: status.as_u16(), body: truncate(&text) });
             }
-            let body = parse_json(&path, &text)?;
-            match parse_as3_answer(&body)
+            match parse_as3_answer_text(&text)
                 .map_err(|detail| BigIpError::InvalidResponse { path: path.clone(), detail })?
             {
                 As3Answer::InProgress => {}
@@ -400,8 +406,8 @@ fn parse_as3_version(text: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.trim().parse().ok()?, parts.next()?.trim().parse().ok()?))
 }
 
-fn answer_to_report(path: &str, body: &Value) -> Result<DeployReport, BigIpError> {
-    match parse_as3_answer(body).map_err(|detail| BigIpError::InvalidResponse { path: path.into(), detail })? {
+fn answer_to_report(path: &str, text: &str) -> Result<DeployReport, BigIpError> {
+    match parse_as3_answer_text(text).map_err(|detail| BigIpError::InvalidResponse { path: path.into(), detail })? {
         As3Answer::Done(report) => Ok(report),
         As3Answer::Invalid(errors) => Err(BigIpError::InvalidDeclaration { errors }),
         As3Answer::InProgress => Err(BigIpError::InvalidResponse {

@@ -82,7 +82,19 @@ fn value_text(v: &Value) -> String {
 
 /// Interprets a declare response or task record body.
 pub fn parse_as3_answer(body: &Value) -> Result<As3Answer, String> {
-    let raw: RawBody = serde_json::from_value(body.clone()).map_err(|e| format!("not an AS3 result: {e}"))?;
+    let raw = RawBody::deserialize(body).map_err(|e| format!("not an AS3 result: {e}"))?;
+    interpret(raw)
+}
+
+/// [`parse_as3_answer`] of the answer's text. Only the results are read: the declaration AS3
+/// echoes beside them (as large as the request: megabytes for a whole tenant of thousands of
+/// applications) is skipped, never built.
+pub fn parse_as3_answer_text(text: &str) -> Result<As3Answer, String> {
+    let raw: RawBody = serde_json::from_str(text).map_err(|e| format!("not an AS3 result: {e}"))?;
+    interpret(raw)
+}
+
+fn interpret(raw: RawBody) -> Result<As3Answer, String> {
     if raw.results.is_empty() {
         if raw.code == Some(422) || raw.errors.is_some() {
             let mut errors: Vec<String> = raw.errors.unwrap_or_default().iter().map(value_text).collect();

@@ -6,5 +6,6 @@ pub mod schema;
 
 pub use ownership::{Ownership, TenantOwner};
 pub use render::{
-    render_application, render_empty_tenant, render_request, render_tenant, tenant_hash, RenderedApplication,
+    render_application, render_empty_tenant, render_request, render_tenant, serialize_request, tenant_hash,
+    RenderedApplication,
 };

@@ -41,10 +41,12 @@ impl std::fmt::Debug for BigIpClient {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) enum Body<'a> {
     None,
     Json(&'a Value),
+    /// JSON already serialised (sent as it is on every attempt).
+    Serialized(bytes::Bytes),
 }
 
 impl BigIpClient {
@@ -152,8 +154,12 @@ impl BigIpClient {
         for attempt in 0..2 {
             let token = self.token().await?;
             let mut request = self.http.request(method.clone(), &url).header(TOKEN_HEADER, &token);
-            if let Body::Json(value) = body {
-                request = request.json(value);
+            match &body {
+                Body::None => {}
+                Body::Json(value) => request = request.json(value),
+                Body::Serialized(bytes) => {
+                    request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes.clone())
+                }
             }
             let response = request.send().await.map_err(|e| self.unreachable(e))?;
             let status = response.status();
@@ -182,7 +188,7 @@ impl BigIpClient {
         let policy = &self.config.retry;
         let mut backoff = policy.initial_backoff;
         for attempt in 1..=policy.max_attempts.max(1) {
-            let (status, text) = self.send(method.clone(), path, body).await?;
+            let (status, text) = self.send(method.clone(), path, body.clone()).await?;
             if status != StatusCode::SERVICE_UNAVAILABLE {
                 return Ok((status, text));
             }
@@ -303,8 +309,11 @@ impl BigIpClient {
 
 impl As3Api for BigIpClient {
     async fn deploy_tenants(&self, tenants: &BTreeMap<String, Value>) -> Result<DeployReport, BigIpError> {
-        let request = crate::as3::render_request(tenants);
-        self.declare(&request).await
+        let request = crate::as3::serialize_request(tenants).map_err(|e| BigIpError::InvalidResponse {
+            path: DECLARE_PATH.into(),
+            detail: format!("the declaration cannot be serialised: {e}"),
+        })?;
+        self.run_as3_task(Method::POST, DECLARE_PATH, Body::Serialized(request.into())).await
     }
 
     async fn deploy_applications(

@@ -12,7 +12,7 @@ use bigip_operator::crd::MonitorType;
 use bigip_operator::metrics::Metrics;
 use bigip_operator::model::{DesiredApplication, DesiredMonitor, DesiredPool, MemberState, ObjectKey, PoolMember};
 use bigip_operator::simulator::{self, Faults, RunningSimulator, SimulatorConfig, TlsMode};
-use bigip_operator::status::ProgrammingState;
+use bigip_operator::status::{FailureReason, ProgrammingState};
 use serde_json::{json, Value};
 
 async fn simulator(config: SimulatorConfig) -> RunningSimulator {
@@ -278,7 +278,7 @@ async fn syncer_reports_a_rejected_tenant_and_does_not_repost_it_unchanged() {
     let outcome = syncer.sync("k8s", &[app("a", "10.1.10.80", &[])]).await;
     match &outcome.for_application("ns_a") {
         ProgrammingState::Failed { reason, message } => {
-            assert_eq!(reason, "DeclarationFailed");
+            assert_eq!(*reason, FailureReason::DeclarationFailed);
             assert!(message.contains("k8s"), "{message}");
         }
         other => panic!("expected a failure, got {other:?}"),
@@ -305,7 +305,7 @@ async fn one_rejected_application_is_left_out_and_the_rest_of_the_partition_is_p
     assert!(matches!(outcome.for_application("ns_good"), ProgrammingState::Programmed { .. }));
     match outcome.for_application("ns_clash") {
         ProgrammingState::Failed { reason, message } => {
-            assert_eq!(reason, "DeclarationFailed");
+            assert_eq!(reason, FailureReason::DeclarationFailed);
             assert!(message.contains("/k8s/ns_clash/") && message.contains("illegally shares"), "{message}");
         }
         other => panic!("the clashing application must fail, got {other:?}"),
@@ -375,7 +375,7 @@ async fn tenants_of_others_are_never_written_unless_adopted() {
     for partition in ["hand", "shared"] {
         match syncer.sync(partition, &[app("a", "10.1.10.80", &[])]).await.state {
             ProgrammingState::Failed { reason, message } => {
-                assert_eq!(reason, "PartitionNotOwned");
+                assert_eq!(reason, FailureReason::PartitionNotOwned);
                 assert!(message.contains("--adopt-partition") && message.contains(partition), "{message}");
             }
             other => panic!("{partition}: expected PartitionNotOwned, got {other:?}"),
@@ -441,7 +441,7 @@ async fn a_post_deleting_most_applications_waits_for_confirmation() {
     let posts = sim.state().declare_count();
     match syncer.sync("k8s", &apps[..1]).await.state {
         ProgrammingState::Failed { reason, message } => {
-            assert_eq!(reason, "DeletionHeld");
+            assert_eq!(reason, FailureReason::DeletionHeld);
             assert!(message.contains("3 of the 4"), "{message}");
         }
         other => panic!("expected DeletionHeld, got {other:?}"),
@@ -503,7 +503,7 @@ async fn an_application_invalid_before_posting_is_left_out_and_the_rest_is_deplo
     assert!(matches!(outcome.for_application("ns_fine"), ProgrammingState::Programmed { .. }));
     match outcome.for_application("ns_slow") {
         ProgrammingState::Failed { reason, message } => {
-            assert_eq!(reason, "DeclarationInvalid");
+            assert_eq!(reason, FailureReason::DeclarationInvalid);
             assert!(message.contains("checked before posting"), "{message}");
             assert!(message.contains("/declaration/k8s/ns_slow/monitor_web_0/interval: "), "{message}");
         }
@@ -554,7 +554,7 @@ async fn a_rejection_naming_no_application_is_bisected_down_to_the_culprit() {
     assert_eq!(outcome.excluded.keys().collect::<Vec<_>>(), ["ns_bad"], "{outcome:?}");
     match outcome.for_application("ns_bad") {
         ProgrammingState::Failed { reason, message } => {
-            assert_eq!(reason, "DeclarationFailed");
+            assert_eq!(reason, FailureReason::DeclarationFailed);
             assert!(message.contains(simulator::ANONYMOUS_REJECTION), "the BIG-IP's message: {message}");
             assert!(message.contains("singled out"), "{message}");
         }
@@ -624,10 +624,10 @@ async fn isolation_never_drops_served_applications_past_the_deletion_guard() {
     let posts = sim.state().declare_count();
     let outcome = syncer.sync("k8s", &changed).await;
     assert!(
-        matches!(&outcome.for_application("ns_a1"), ProgrammingState::Failed { reason, .. } if reason == "DeclarationInvalid")
+        matches!(&outcome.for_application("ns_a1"), ProgrammingState::Failed { reason, .. } if *reason == FailureReason::DeclarationInvalid)
     );
     assert!(
-        matches!(&outcome.state, ProgrammingState::Failed { reason, .. } if reason == "DeletionHeld"),
+        matches!(&outcome.state, ProgrammingState::Failed { reason, .. } if *reason == FailureReason::DeletionHeld),
         "{outcome:?}"
     );
     assert_eq!(sim.state().declare_count(), posts, "nothing posted");

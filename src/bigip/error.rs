@@ -22,17 +22,9 @@ pub enum BigIpError {
 }
 
 impl BigIpError {
-    /// A short CamelCase reason for conditions and metrics.
+    /// A short CamelCase reason for conditions and metrics (see
+    /// [`FailureReason`](crate::status::FailureReason)).
     pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Unreachable { .. } => "BigIpUnreachable",
-            Self::Login { .. } => "BigIpLoginFailed",
-            Self::Busy { .. } => "BigIpBusy",
-            Self::InvalidDeclaration { .. } => "DeclarationInvalid",
-            Self::Http { .. } => "BigIpError",
-            Self::InvalidResponse { .. } => "BigIpInvalidResponse",
-            Self::TaskTimeout { .. } => "BigIpTaskTimeout",
-            Self::Tls(_) => "BigIpTlsError",
-        }
+        crate::status::FailureReason::from(self).as_str()
     }
 }

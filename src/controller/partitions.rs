@@ -24,7 +24,7 @@ use crate::as3::{
 use crate::bigip::{As3Api, BigIpError, TenantSummary};
 use crate::metrics::Metrics;
 use crate::model::DesiredApplication;
-use crate::status::ProgrammingState;
+use crate::status::{FailureReason, ProgrammingState};
 
 pub use super::bisection::{
     bisection_posts_per_culprit, Bisection, BisectionStep, BisectionVerdict, MAX_BISECTION_POSTS,
@@ -60,7 +60,7 @@ impl SyncOutcome {
     fn is_final(&self) -> bool {
         let settled = |state: &ProgrammingState| match state {
             ProgrammingState::Programmed { .. } => true,
-            ProgrammingState::Failed { reason, .. } => reason == "DeclarationFailed" || reason == "DeclarationInvalid",
+            ProgrammingState::Failed { reason, .. } => reason.is_rejection(),
             ProgrammingState::NotAttempted => false,
         };
         settled(&self.state) && self.excluded.values().all(settled)
@@ -270,7 +270,7 @@ pub fn applications_named_in<'a>(
 /// isolation can narrow down; None for transport failures and the like.
 fn rejection_message(failure: &ProgrammingState) -> Option<&str> {
     match failure {
-        ProgrammingState::Failed { reason, message } if reason == "DeclarationFailed" => Some(message),
+        ProgrammingState::Failed { reason: FailureReason::DeclarationFailed, message } => Some(message),
         _ => None,
     }
 }
@@ -476,7 +476,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             .bigip
             .current_tenant(partition)
             .await
-            .map_err(|e| ProgrammingState::Failed { reason: e.reason().into(), message: e.to_string() })?;
+            .map_err(|e| ProgrammingState::Failed { reason: FailureReason::from(&e), message: e.to_string() })?;
         let Some(existing) = existing else { return Ok(()) };
         let owner = self.owner.owner_of(&existing);
         if owner == TenantOwner::Us {
@@ -491,7 +491,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             _ => "by someone else".to_string(),
         };
         Err(ProgrammingState::Failed {
-            reason: "PartitionNotOwned".into(),
+            reason: FailureReason::PartitionNotOwned,
             message: format!(
                 "partition {partition} already holds a tenant created {whose}; it is left untouched \
                  (to take it over, run the operator with --adopt-partition {partition})"
@@ -683,7 +683,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         for (name, message) in invalid {
             candidates.remove(&name);
             warn!(partition, application = %name, %message, "not posting an invalid application");
-            excluded.insert(name, ProgrammingState::Failed { reason: "DeclarationInvalid".into(), message });
+            excluded.insert(name, ProgrammingState::Failed { reason: FailureReason::DeclarationInvalid, message });
         }
 
         let mut state = ProgrammingState::NotAttempted;
@@ -734,7 +734,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         if drifted {
             if let ProgrammingState::Failed { message, .. } = &outcome.state {
                 outcome.state = ProgrammingState::Failed {
-                    reason: "Drifted".into(),
+                    reason: FailureReason::Drifted,
                     message: format!(
                         "the tenant was changed on the BIG-IP out of band and repairing it failed: {message}"
                     ),
@@ -803,7 +803,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             return Ok(());
         }
         let tenant = self.bigip.current_tenant(partition).await.map_err(|e| ProgrammingState::Failed {
-            reason: e.reason().into(),
+            reason: FailureReason::from(&e),
             message: format!("reading the applications of unreadable objects back from the BIG-IP: {e}"),
         })?;
         let held = tenant.as_ref().map(rendered_objects).unwrap_or_default();
@@ -881,7 +881,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         rejection: &str,
         held: &mut Held,
     ) -> (ProgrammingState, BTreeMap<String, ProgrammingState>) {
-        let rejected = |message: String| ProgrammingState::Failed { reason: "DeclarationFailed".into(), message };
+        let rejected = |message: String| ProgrammingState::Failed { reason: FailureReason::DeclarationFailed, message };
         // A rejected tenant keeps its previous content: read what the BIG-IP serves.
         let tenant = match self.bigip.current_tenant(partition).await {
             Ok(tenant) => tenant,
@@ -1093,7 +1093,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             warn!(partition, removed = removed.len(), deployed = deployed.len(), %why, "holding back a post that would delete applications");
             self.metrics.deletions_held.inc();
             Err(ProgrammingState::Failed {
-                reason: "DeletionHeld".into(),
+                reason: FailureReason::DeletionHeld,
                 message: format!(
                     "not deleting {} of the {} applications in partition {partition} ({}): {why}",
                     removed.len(),
@@ -1145,14 +1145,14 @@ impl<B: As3Api> PartitionSyncer<B> {
                     warn!(partition, request = what, code = result.code, detail = %result.detail(), "rejected by AS3");
                     self.metrics.as3_posts.with_label_values(&["rejected"]).inc();
                     Err(ProgrammingState::Failed {
-                        reason: "DeclarationFailed".into(),
+                        reason: FailureReason::DeclarationFailed,
                         message: format!("AS3 rejected tenant {partition}: {}", result.detail()),
                     })
                 }
                 None => {
                     self.metrics.as3_posts.with_label_values(&["error"]).inc();
                     Err(ProgrammingState::Failed {
-                        reason: "BigIpInvalidResponse".into(),
+                        reason: FailureReason::BigIpInvalidResponse,
                         message: format!("AS3 reported no result for tenant {partition}"),
                     })
                 }
@@ -1160,14 +1160,14 @@ impl<B: As3Api> PartitionSyncer<B> {
             Err(BigIpError::InvalidDeclaration { errors }) => {
                 self.metrics.as3_posts.with_label_values(&["rejected"]).inc();
                 Err(ProgrammingState::Failed {
-                    reason: "DeclarationInvalid".into(),
+                    reason: FailureReason::DeclarationInvalid,
                     message: format!("AS3 refused the declaration of tenant {partition}: {}", errors.join("; ")),
                 })
             }
             Err(error) => {
                 warn!(partition, request = what, %error, "posting to AS3 failed");
                 self.metrics.as3_posts.with_label_values(&["error"]).inc();
-                Err(ProgrammingState::Failed { reason: error.reason().into(), message: error.to_string() })
+                Err(ProgrammingState::Failed { reason: FailureReason::from(&error), message: error.to_string() })
             }
         }
     }

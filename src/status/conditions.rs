@@ -13,8 +13,79 @@ pub enum ProgrammingState {
     Programmed { partition: String, bigip: String },
     /// Not attempted yet (e.g. the object is not accepted).
     NotAttempted,
-    /// Sending failed; `reason` is CamelCase.
-    Failed { reason: String, message: String },
+    /// Sending failed.
+    Failed { reason: FailureReason, message: String },
+}
+
+/// Why an application is not programmed: the reason of its `Programmed=False` condition.
+/// Code decides on these, never on condition strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// Refused before deploying: the pre-flight schema check, or AS3's own validation.
+    DeclarationInvalid,
+    /// AS3 or the BIG-IP rejected the tenant while deploying it.
+    DeclarationFailed,
+    /// The tenant was changed out of band and repairing it failed.
+    Drifted,
+    /// A post would delete more applications than allowed and a fresh list did not confirm.
+    DeletionHeld,
+    /// The partition holds a tenant this operator does not own.
+    PartitionNotOwned,
+    BigIpUnreachable,
+    BigIpLoginFailed,
+    BigIpBusy,
+    BigIpError,
+    BigIpInvalidResponse,
+    BigIpTaskTimeout,
+    BigIpTlsError,
+}
+
+impl FailureReason {
+    /// The condition reason (CamelCase).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeclarationInvalid => "DeclarationInvalid",
+            Self::DeclarationFailed => "DeclarationFailed",
+            Self::Drifted => "Drifted",
+            Self::DeletionHeld => "DeletionHeld",
+            Self::PartitionNotOwned => "PartitionNotOwned",
+            Self::BigIpUnreachable => "BigIpUnreachable",
+            Self::BigIpLoginFailed => "BigIpLoginFailed",
+            Self::BigIpBusy => "BigIpBusy",
+            Self::BigIpError => "BigIpError",
+            Self::BigIpInvalidResponse => "BigIpInvalidResponse",
+            Self::BigIpTaskTimeout => "BigIpTaskTimeout",
+            Self::BigIpTlsError => "BigIpTlsError",
+        }
+    }
+
+    /// A rejection of the declaration by AS3 (as opposed to not getting an answer): the
+    /// outcome stands until the applications change.
+    pub fn is_rejection(self) -> bool {
+        matches!(self, Self::DeclarationFailed | Self::DeclarationInvalid)
+    }
+}
+
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&crate::bigip::BigIpError> for FailureReason {
+    fn from(error: &crate::bigip::BigIpError) -> Self {
+        use crate::bigip::BigIpError as E;
+        match error {
+            E::Unreachable { .. } => Self::BigIpUnreachable,
+            E::Login { .. } => Self::BigIpLoginFailed,
+            E::Busy { .. } => Self::BigIpBusy,
+            E::InvalidDeclaration { .. } => Self::DeclarationInvalid,
+            E::Http { .. } => Self::BigIpError,
+            E::InvalidResponse { .. } => Self::BigIpInvalidResponse,
+            E::TaskTimeout { .. } => Self::BigIpTaskTimeout,
+            E::Tls(_) => Self::BigIpTlsError,
+        }
+    }
 }
 
 struct Verdict {
@@ -67,7 +138,7 @@ pub fn virtual_server_status(
             )
         }
         (AppOutcome::Included { .. }, ProgrammingState::Failed { reason, message }) => {
-            Verdict::new("False", reason.clone(), message.clone())
+            Verdict::new("False", reason.as_str(), message.clone())
         }
         (AppOutcome::Included { .. }, ProgrammingState::NotAttempted) => {
             Verdict::new("Unknown", "Pending", "waiting to be sent to the BIG-IP")
@@ -224,7 +295,7 @@ mod tests {
     #[test]
     fn failed_programming_carries_the_reason() {
         let failed =
-            ProgrammingState::Failed { reason: "BigIpUnreachable".into(), message: "connection refused".into() };
+            ProgrammingState::Failed { reason: FailureReason::BigIpUnreachable, message: "connection refused".into() };
         let s = virtual_server_status(&included(2, vec![]), &failed, Some(1), None, "T1");
         assert_eq!(get(&s, "Programmed").reason, "BigIpUnreachable");
         assert_eq!(get(&s, "Ready").status, "False");

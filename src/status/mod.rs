@@ -3,4 +3,4 @@
 
 pub mod conditions;
 
-pub use conditions::{virtual_server_status, ProgrammingState, CONDITION_TYPES};
+pub use conditions::{virtual_server_status, FailureReason, ProgrammingState, CONDITION_TYPES};

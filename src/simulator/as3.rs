@@ -5,7 +5,7 @@
 //! configured processing delay) every other declare POST or DELETE is answered 503. Work is
 //! done on a spawned task, so a client hanging up does not abort a change half-way.
 
-use std::collections::BTreeMap;
+use super::model::Tenants;
 use std::convert::Infallible;
 use std::time::Instant;
 
@@ -288,7 +288,7 @@ enum Computed {
 async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Option<&str>) -> JobOutcome {
     let started = Instant::now();
     let request_applications = job.application_count();
-    let current = sim.tenants();
+    let current = sim.working_tenants();
     let rejected_application = sim.shared().faults.rejected_application();
     let computed = match tokio::task::spawn_blocking(move || compute(job, current, rejected_application)).await {
         Ok(computed) => computed,
@@ -332,7 +332,7 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Optio
 
 /// Plans `job` against the `current` tenants; `rejected_application` is the fault
 /// [`reject_tenants_with_application`](super::faults::Faults::reject_tenants_with_application).
-fn compute(job: Job, current: BTreeMap<String, Value>, rejected_application: Option<String>) -> Computed {
+fn compute(job: Job, current: Tenants, rejected_application: Option<String>) -> Computed {
     let Some(needle) = rejected_application else { return plan_job(job, current) };
     let before = current.clone();
     let mut computed = plan_job(job, current);
@@ -342,7 +342,7 @@ fn compute(job: Job, current: BTreeMap<String, Value>, rejected_application: Opt
     computed
 }
 
-fn plan_job(job: Job, current: BTreeMap<String, Value>) -> Computed {
+fn plan_job(job: Job, current: Tenants) -> Computed {
     match job {
         Job::Declare { body, only, dry_run } => {
             let request = match declaration::parse_declare_body(body, dry_run) {
@@ -603,6 +603,8 @@ async fn get_task(State(sim): State<SimulatorState>, Path(id): Path<String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::collections::BTreeMap;
 
     #[test]
     fn status_follows_result_codes() {

@@ -2,7 +2,8 @@
 //! to an object of the right class, and no two virtual servers may listen on the same
 //! destination. A tenant failing a check is not deployed.
 
-use std::collections::{BTreeMap, HashMap};
+use super::model::Tenants;
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -11,7 +12,7 @@ use super::pointer::{self, PointerError};
 
 /// Checks `tenant` as it would be deployed under `name` next to the other tenants of `working`.
 /// The error text is what AS3 or BIG-IP would report.
-pub(super) fn check_tenant(name: &str, tenant: &Value, working: &BTreeMap<String, Value>) -> Result<(), String> {
+pub(super) fn check_tenant(name: &str, tenant: &Value, working: &Tenants) -> Result<(), String> {
     let tenants = TenantSet::replacing(working, name, tenant);
     check_pointers(name, tenant, tenants)?;
     check_listeners(name, tenant, tenants)
@@ -152,6 +153,8 @@ fn check_listeners(name: &str, tenant: &Value, tenants: TenantSet<'_>) -> Result
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use super::*;
 
@@ -192,7 +195,7 @@ mod tests {
 
     #[test]
     fn rejects_a_destination_used_by_another_tenant() {
-        let working = BTreeMap::from([("T1".to_owned(), http_tenant("10.0.0.1", "web_pool"))]);
+        let working = BTreeMap::from([("T1".to_owned(), Arc::new(http_tenant("10.0.0.1", "web_pool")))]);
         let error = check_tenant("T2", &http_tenant("10.0.0.1", "web_pool"), &working).expect_err("must fail");
         assert_eq!(
             error,
@@ -210,7 +213,7 @@ mod tests {
             "dns": {"class": "Service_TCP", "virtualAddresses": ["10.0.0.9"], "virtualPort": 53}}});
         let udp = json!({"class": "Tenant", "A": {"class": "Application",
             "dns": {"class": "Service_UDP", "virtualAddresses": ["10.0.0.9"], "virtualPort": 53}}});
-        let working = BTreeMap::from([("T1".to_owned(), tcp)]);
+        let working = BTreeMap::from([("T1".to_owned(), Arc::new(tcp))]);
         assert_eq!(check_tenant("T2", &udp, &working), Ok(()));
     }
 }

@@ -5,7 +5,7 @@
 //! otherwise its content is replaced, after the checks in [`checks`](super::checks). A tenant
 //! failing them keeps its previous content while the other tenants of the request are applied.
 
-use std::collections::BTreeMap;
+use super::model::Tenants;
 
 use serde_json::{json, Map, Value};
 
@@ -220,13 +220,13 @@ pub(super) struct Change {
 /// The tenants after a request, with per-tenant results and the changes made.
 #[derive(Debug)]
 pub(super) struct Plan {
-    pub(super) tenants: BTreeMap<String, Value>,
+    pub(super) tenants: Tenants,
     pub(super) results: Vec<TenantResult>,
     pub(super) changes: Vec<Change>,
 }
 
 impl Plan {
-    fn starting_from(tenants: BTreeMap<String, Value>) -> Self {
+    fn starting_from(tenants: Tenants) -> Self {
         Self { tenants, results: Vec::new(), changes: Vec::new() }
     }
 
@@ -236,20 +236,20 @@ impl Plan {
 
     /// Deploys `tenant` under `name`; a tenant without Applications deletes it.
     fn put_tenant(&mut self, name: &str, tenant: Value, action: ChangeAction) {
-        let applications_before = self.tenants.get(name).map(application_names).unwrap_or_default();
+        let applications_before = self.tenants.get(name).map(|t| application_names(t)).unwrap_or_default();
         let applications_after = application_names(&tenant);
         if applications_after.is_empty() {
             let action = if action == ChangeAction::Deployed { ChangeAction::Deleted } else { action };
             return self.remove_tenant(name, action);
         }
-        if self.tenants.get(name) == Some(&tenant) {
+        if self.tenants.get(name).is_some_and(|held| **held == tenant) {
             return self.record(name, Outcome::NoChange);
         }
         if let Err(message) = checks::check_tenant(name, &tenant, &self.tenants) {
             return self.record(name, Outcome::Failed(message));
         }
         let line_count = line_count(&tenant);
-        self.tenants.insert(name.to_owned(), tenant);
+        self.tenants.insert(name.to_owned(), std::sync::Arc::new(tenant));
         self.record(name, Outcome::Success { line_count });
         self.changes.push(Change { tenant: name.to_owned(), action, applications_before, applications_after });
     }
@@ -281,7 +281,7 @@ fn line_count(value: &Value) -> usize {
 
 /// Deploys the tenants of `adc` (only those in `only`, when given). With `updateMode:
 /// complete`, tenants the declaration does not name are deleted.
-pub(super) fn plan_deploy(current: BTreeMap<String, Value>, adc: &Map<String, Value>, only: Option<&[String]>) -> Plan {
+pub(super) fn plan_deploy(current: Tenants, adc: &Map<String, Value>, only: Option<&[String]>) -> Plan {
     let mut plan = Plan::starting_from(current);
     let selected = |name: &String| only.is_none_or(|only| only.contains(name));
     for (name, tenant) in declared_tenants(adc).filter(|(name, _)| selected(name)) {
@@ -297,7 +297,7 @@ pub(super) fn plan_deploy(current: BTreeMap<String, Value>, adc: &Map<String, Va
 }
 
 /// Deletes the named tenants.
-pub(super) fn plan_remove(current: BTreeMap<String, Value>, names: &[String]) -> Plan {
+pub(super) fn plan_remove(current: Tenants, names: &[String]) -> Plan {
     let mut plan = Plan::starting_from(current);
     for name in names {
         plan.remove_tenant(name, ChangeAction::Deleted);
@@ -307,9 +307,10 @@ pub(super) fn plan_remove(current: BTreeMap<String, Value>, names: &[String]) ->
 
 /// Creates or replaces `apps` in `tenant` (creating the tenant), leaving its other
 /// Applications as they are.
-pub(super) fn plan_put_applications(current: BTreeMap<String, Value>, tenant: &str, apps: Map<String, Value>) -> Plan {
+pub(super) fn plan_put_applications(current: Tenants, tenant: &str, apps: Map<String, Value>) -> Plan {
     let mut plan = Plan::starting_from(current);
-    let mut content = plan.tenants.get(tenant).cloned().unwrap_or_else(|| json!({"class": "Tenant"}));
+    let mut content =
+        plan.tenants.get(tenant).map(|held| Value::clone(held)).unwrap_or_else(|| json!({"class": "Tenant"}));
     if let Some(object) = content.as_object_mut() {
         object.extend(apps);
     }
@@ -319,12 +320,8 @@ pub(super) fn plan_put_applications(current: BTreeMap<String, Value>, tenant: &s
 
 /// Removes one Application; `None` when the tenant has no such Application. Removing the last
 /// Application removes the tenant.
-pub(super) fn plan_delete_application(
-    current: BTreeMap<String, Value>,
-    tenant: &str,
-    application: &str,
-) -> Option<Plan> {
-    let mut content = current.get(tenant)?.clone();
+pub(super) fn plan_delete_application(current: Tenants, tenant: &str, application: &str) -> Option<Plan> {
+    let mut content = Value::clone(current.get(tenant)?);
     let removed = content.as_object_mut()?.remove(application)?;
     if removed.get("class").and_then(Value::as_str) != Some("Application") {
         return None;
@@ -337,6 +334,8 @@ pub(super) fn plan_delete_application(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::collections::BTreeMap;
 
     fn tenant(address: &str) -> Value {
         json!({"class": "Tenant", "A": {"class": "Application",

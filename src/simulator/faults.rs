@@ -7,7 +7,7 @@
 //! switched on and off through [`RunningSimulator::set_faults`](super::RunningSimulator::set_faults);
 //! `PUT /simulator/faults` rejects it.
 
-use std::collections::BTreeMap;
+use super::model::Tenants;
 use std::future::{ready, Ready};
 use std::io;
 use std::pin::Pin;
@@ -22,7 +22,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum_server::accept::Accept;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::declaration::{Outcome, Plan};
@@ -67,8 +66,8 @@ pub const ANONYMOUS_REJECTION: &str =
 /// content from `before` (the tenants before the request). Tenants of the same declaration
 /// planned after it were checked against its refused content; the operator posts one tenant per
 /// declaration.
-pub(super) fn reject_matching_tenants(plan: &mut Plan, before: &BTreeMap<String, Value>, needle: &str) {
-    let application = |tenants: &BTreeMap<String, Value>, tenant: &str, name: &str| {
+pub(super) fn reject_matching_tenants(plan: &mut Plan, before: &Tenants, needle: &str) {
+    let application = |tenants: &Tenants, tenant: &str, name: &str| {
         tenants.get(tenant).and_then(|content| content.get(name)).cloned()
     };
     let refused: Vec<String> = plan
@@ -263,6 +262,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for RefusableStream<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     #[test]
     fn declare_failures_are_counted_down_503_first() {
@@ -297,13 +299,13 @@ mod tests {
     #[test]
     fn tenants_with_a_matching_application_are_rejected_anonymously_and_keep_their_content() {
         use super::super::declaration::plan_deploy;
-        let before = BTreeMap::from([("T1".to_owned(), tenant("old_app", "10.0.0.1"))]);
+        let before: Tenants = BTreeMap::from([("T1".to_owned(), Arc::new(tenant("old_app", "10.0.0.1")))]);
         let adc = declaration(&[("T1", tenant("bad_app", "10.0.0.1")), ("T2", tenant("good_app", "10.0.0.2"))]);
         let mut plan = plan_deploy(before.clone(), &adc, None);
         reject_matching_tenants(&mut plan, &before, "bad");
 
         assert_eq!(plan.tenants["T1"], before["T1"], "the refused tenant keeps its previous content");
-        assert_eq!(plan.tenants["T2"], tenant("good_app", "10.0.0.2"), "the other tenant is applied");
+        assert_eq!(*plan.tenants["T2"], tenant("good_app", "10.0.0.2"), "the other tenant is applied");
         assert_eq!(plan.changes.iter().map(|c| c.tenant.as_str()).collect::<Vec<_>>(), ["T2"]);
         let t1 = plan.results.iter().find(|r| r.tenant == "T1").expect("result for T1");
         assert_eq!(t1.outcome, Outcome::Failed(ANONYMOUS_REJECTION.to_owned()));
@@ -317,10 +319,10 @@ mod tests {
         // A matching Application kept as it is does not fail its tenant.
         let mut kept = tenant("bad_app", "10.0.0.1");
         kept["other"] = tenant("other", "10.0.0.9")["other"].clone();
-        let before = BTreeMap::from([("T1".to_owned(), tenant("bad_app", "10.0.0.1"))]);
+        let before: Tenants = BTreeMap::from([("T1".to_owned(), Arc::new(tenant("bad_app", "10.0.0.1")))]);
         let mut plan = plan_deploy(before.clone(), &declaration(&[("T1", kept.clone())]), None);
         reject_matching_tenants(&mut plan, &before, "bad");
-        assert_eq!(plan.tenants["T1"], kept);
+        assert_eq!(*plan.tenants["T1"], kept);
     }
 
     #[test]

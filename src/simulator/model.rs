@@ -2,7 +2,6 @@
 //! pools and their members, and monitors. Naming and defaults follow AS3's own mapping
 //! (`map_as3.js`), with defaults read from the AS3 schema.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
@@ -35,27 +34,32 @@ pub struct PoolMemberView {
     pub enabled: bool,
 }
 
+/// Deployed tenants by name. Each tenant is shared: planning a request copies the map, never
+/// the tenants it does not change (at 10,000 applications, copying them all cost ~150 ms per
+/// request).
+pub(super) type Tenants = std::collections::BTreeMap<String, std::sync::Arc<Value>>;
+
 /// Tenants as seen while a change is planned: a tenant map, optionally with one tenant
 /// replaced by a candidate.
 #[derive(Clone, Copy)]
 pub(super) struct TenantSet<'a> {
-    base: &'a BTreeMap<String, Value>,
+    base: &'a Tenants,
     replaced: Option<(&'a str, &'a Value)>,
 }
 
 impl<'a> TenantSet<'a> {
-    pub(super) fn new(base: &'a BTreeMap<String, Value>) -> Self {
+    pub(super) fn new(base: &'a Tenants) -> Self {
         Self { base, replaced: None }
     }
 
-    pub(super) fn replacing(base: &'a BTreeMap<String, Value>, name: &'a str, tenant: &'a Value) -> Self {
+    pub(super) fn replacing(base: &'a Tenants, name: &'a str, tenant: &'a Value) -> Self {
         Self { base, replaced: Some((name, tenant)) }
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&'a Value> {
         match self.replaced {
             Some((replaced, tenant)) if replaced == name => Some(tenant),
-            _ => self.base.get(name),
+            _ => self.base.get(name).map(AsRef::as_ref),
         }
     }
 
@@ -64,7 +68,7 @@ impl<'a> TenantSet<'a> {
         self.base
             .iter()
             .filter(move |(name, _)| replaced.is_none_or(|(r, _)| r != name.as_str()))
-            .map(|(name, tenant)| (name.as_str(), tenant))
+            .map(|(name, tenant)| (name.as_str(), tenant.as_ref()))
             .chain(replaced)
     }
 }
@@ -423,7 +427,7 @@ pub(super) fn tenant_virtuals(tenant: &str, tenant_value: &Value, tenants: Tenan
     virtuals
 }
 
-pub(super) fn all_virtuals(tenants: &BTreeMap<String, Value>) -> Vec<LtmVirtual> {
+pub(super) fn all_virtuals(tenants: &Tenants) -> Vec<LtmVirtual> {
     let set = TenantSet::new(tenants);
     tenants.iter().flat_map(|(name, tenant)| tenant_virtuals(name, tenant, set)).collect()
 }
@@ -614,7 +618,7 @@ pub(super) fn tenant_pools(tenant: &str, tenant_value: &Value) -> Vec<LtmPool> {
     pools
 }
 
-pub(super) fn all_pools(tenants: &BTreeMap<String, Value>) -> Vec<LtmPool> {
+pub(super) fn all_pools(tenants: &Tenants) -> Vec<LtmPool> {
     tenants.iter().flat_map(|(name, tenant)| tenant_pools(name, tenant)).collect()
 }
 
@@ -702,18 +706,20 @@ pub(super) fn tenant_monitors(tenant: &str, tenant_value: &Value) -> Vec<LtmMoni
     monitors
 }
 
-pub(super) fn all_monitors(tenants: &BTreeMap<String, Value>) -> Vec<LtmMonitor> {
+pub(super) fn all_monitors(tenants: &Tenants) -> Vec<LtmMonitor> {
     tenants.iter().flat_map(|(name, tenant)| tenant_monitors(name, tenant)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use super::*;
 
-    fn one_tenant(tenant: Value) -> BTreeMap<String, Value> {
-        BTreeMap::from([("T".to_owned(), tenant)])
+    fn one_tenant(tenant: Value) -> Tenants {
+        BTreeMap::from([("T".to_owned(), Arc::new(tenant))])
     }
 
     #[test]

@@ -89,13 +89,16 @@ pub(super) fn resolve<'a>(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::super::model::Tenants;
 
     use serde_json::json;
 
     use super::*;
 
-    fn tenants() -> BTreeMap<String, Value> {
-        BTreeMap::from([
+    fn tenants() -> Tenants {
+        let tenants = BTreeMap::from([
             (
                 "T".to_owned(),
                 json!({"class": "Tenant",
@@ -108,7 +111,8 @@ mod tests {
                 json!({"class": "Tenant", "Shared": {"class": "Application", "common_pool": {"class": "Pool"}}}),
             ),
             ("U".to_owned(), json!({"class": "Tenant", "A": {"class": "Application", "u_pool": {"class": "Pool"}}})),
-        ])
+        ]);
+        tenants.into_iter().map(|(name, tenant)| (name, Arc::new(tenant))).collect()
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and the token, fault and task stores; plus the state file that makes a configuration
 //! survive a restart.
 
+use super::model::Tenants;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -98,7 +99,7 @@ impl DeclarationMeta {
 /// What AS3 has deployed.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Deployed {
-    pub(super) tenants: BTreeMap<String, Value>,
+    pub(super) tenants: Tenants,
     meta: DeclarationMeta,
 }
 
@@ -107,7 +108,7 @@ impl Deployed {
     pub(super) fn declaration(&self, include: impl Fn(&str) -> bool) -> Value {
         let mut adc = self.declaration_header();
         for (name, tenant) in self.tenants.iter().filter(|(name, _)| include(name)) {
-            adc.insert(name.clone(), tenant.clone());
+            adc.insert(name.clone(), Value::clone(tenant));
         }
         Value::Object(adc)
     }
@@ -137,7 +138,8 @@ impl Deployed {
             "ADC" => document.as_object()?,
             _ => return None,
         };
-        let tenants = declared_tenants(adc).map(|(name, tenant)| (name.clone(), tenant.clone())).collect();
+        let tenants =
+            declared_tenants(adc).map(|(name, tenant)| (name.clone(), std::sync::Arc::new(tenant.clone()))).collect();
         Some(Self { tenants, meta: DeclarationMeta::from_adc(adc) })
     }
 }
@@ -316,6 +318,12 @@ impl SimulatorState {
 
     /// Tenant name → Tenant object as last deployed.
     pub fn tenants(&self) -> BTreeMap<String, Value> {
+        let store = lock(&self.shared.store);
+        store.deployed.tenants.iter().map(|(name, tenant)| (name.clone(), Value::clone(tenant))).collect()
+    }
+
+    /// The deployed tenants to plan a request against: a copy of the map, sharing every tenant.
+    pub(super) fn working_tenants(&self) -> Tenants {
         lock(&self.shared.store).deployed.tenants.clone()
     }
 
@@ -325,7 +333,7 @@ impl SimulatorState {
             deployed
                 .tenants
                 .values()
-                .filter_map(Value::as_object)
+                .filter_map(|tenant| tenant.as_object())
                 .map(|objects| {
                     objects.values().filter(|v| v.get("class").and_then(Value::as_str) == Some("Application")).count()
                 })
@@ -518,7 +526,7 @@ impl SimulatorState {
     pub(super) fn commit(
         &self,
         _guard: &DeclareGuard,
-        tenants: BTreeMap<String, Value>,
+        tenants: Tenants,
         changes: Vec<Change>,
         meta: DeclarationMeta,
         client: Option<&str>,
@@ -589,7 +597,9 @@ mod tests {
     #[test]
     fn state_file_round_trips_through_a_declaration() {
         let mut deployed = Deployed::default();
-        deployed.tenants.insert("T".to_owned(), json!({"class": "Tenant", "A": {"class": "Application"}}));
+        deployed
+            .tenants
+            .insert("T".to_owned(), std::sync::Arc::new(json!({"class": "Tenant", "A": {"class": "Application"}})));
         deployed.meta.update_from(DeclarationMeta::from_adc(
             json!({"schemaVersion": "3.50.0", "id": "x"}).as_object().expect("object"),
         ));

@@ -120,10 +120,6 @@ impl Changes {
         self.everything = true;
         self.dependencies.clear();
     }
-
-    pub fn is_empty(&self) -> bool {
-        !self.everything && self.dependencies.is_empty()
-    }
 }
 
 /// One read a build made from the cluster, with the objects it got.

@@ -161,7 +161,7 @@ pub type PartitionApps = Arc<Vec<Arc<RenderedApplication>>>;
 
 /// A digest of a tenant object from the content hashes of its entries (its Applications and
 /// its tenant-level properties), so that it can also be kept from hashes already known
-/// without serialising the tenant: see [`partition_digest`] and [`PartitionSyncer::digest_of`].
+/// without serialising the tenant: see [`PartitionSyncer::digest_of`].
 pub fn tenant_digest(tenant: &Value) -> TenantDigest {
     let entries: Vec<(&str, String)> = tenant
         .as_object()
@@ -242,14 +242,6 @@ fn tenant_of(applications: &Apps, owner: &Ownership) -> Value {
         objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.value.clone())));
     }
     tenant
-}
-
-/// The digest ([`tenant_digest`]) of the tenant these applications make with `owner`'s
-/// label, from the applications' content hashes: nothing rendered or serialised. Two syncs
-/// with the same digest would post the same tenant.
-pub fn partition_digest(owner: &Ownership, applications: &[Arc<RenderedApplication>]) -> TenantDigest {
-    let apps: AppSet = applications.iter().cloned().collect();
-    digest_with_header(header_digest(owner), tenant_digest(&render_empty_tenant()), &apps)
 }
 
 /// Applications among `candidates` (names in `partition`) that a BIG-IP/AS3 error message
@@ -1223,6 +1215,12 @@ mod tests {
 
     fn owner() -> Ownership {
         Ownership::new("test-cluster").expect("valid cluster id")
+    }
+
+    /// The digest the syncer keeps for these applications under `owner` (header + entries).
+    fn partition_digest(owner: &Ownership, applications: &[Arc<RenderedApplication>]) -> TenantDigest {
+        let apps: AppSet = applications.iter().cloned().collect();
+        digest_with_header(header_digest(owner), tenant_digest(&render_empty_tenant()), &apps)
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! is validated alone against the AS3 schema and left out when invalid (pre-flight); when the
 //! BIG-IP rejects the tenant and names applications, they are left out and the rest re-posted;
 //! when it names none, the culprits are found by posting parts of the partition ([`Bisection`]).
+//!
+//! This module holds the syncer and a partition's sync; its concerns each have a file:
+//! `writer.rs` (every post and how AS3's answer is judged), `preflight.rs`, `isolation.rs`,
+//! `deletion_guard.rs` and `ownership.rs` (whose tenants these are, and drift).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -25,6 +29,23 @@ use crate::bigip::{As3Api, BigIpError, TenantSummary};
 use crate::metrics::Metrics;
 use crate::model::DesiredApplication;
 use crate::status::{FailureReason, ProgrammingState};
+
+mod deletion_guard;
+mod isolation;
+mod ownership;
+mod preflight;
+mod writer;
+
+pub use deletion_guard::{deletion_needs_confirmation, DeletionConfirmation};
+pub use isolation::applications_named_in;
+use isolation::{rejection_message, MAX_ISOLATION_ROUNDS};
+use preflight::Preflight;
+use writer::PerApplicationResult;
+#[cfg(test)]
+use {
+    ownership::{summary_applications, summary_digest},
+    preflight::{preflight_check, PreflightVerdicts},
+};
 
 pub use super::bisection::{
     bisection_posts_per_culprit, Bisection, BisectionStep, BisectionVerdict, MAX_BISECTION_POSTS,
@@ -91,14 +112,6 @@ struct PartitionRecord {
     desired: Option<(PartitionApps, AppSet)>,
 }
 
-/// The applications pre-flight last checked, and those of them it found invalid (name →
-/// content hash and message).
-#[derive(Debug, Default, Clone)]
-struct Preflight {
-    checked: AppSet,
-    invalid: BTreeMap<String, (String, String)>,
-}
-
 /// A sync whose outcome holds while the desired applications stay the same.
 #[derive(Debug, Clone)]
 struct LastSync {
@@ -111,11 +124,6 @@ struct LastSync {
     /// many reconciles) is recognised without hashing anything.
     list: Option<PartitionApps>,
 }
-
-/// Pre-flight verdicts by application name: the content hash of the rendered application and,
-/// when the schema refuses it, the DeclarationInvalid message. Holds only the applications of
-/// the latest sync, so it is as large as the partition.
-type PreflightVerdicts = HashMap<String, (String, Option<String>)>;
 
 /// What the BIG-IP's tenant is known to hold while a sync runs.
 #[derive(Debug, Default)]
@@ -133,25 +141,6 @@ struct Held {
 /// been fixed there.
 const REJECTION_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// At most this many posts per sync when the BIG-IP rejects applications one after another.
-const MAX_ISOLATION_ROUNDS: usize = 4;
-
-/// Schema violations quoted in a pre-flight DeclarationInvalid message.
-const PREFLIGHT_VIOLATIONS_SHOWN: usize = 3;
-
-/// Asks the source of truth (a fresh, quorum list from the apiserver) whether applications
-/// really are gone, before a post that deletes many of them at once.
-pub trait DeletionConfirmation: Send + Sync {
-    /// Ok(true) when none of `removed` (application names of `partition`) should exist.
-    fn confirm<'a>(&'a self, partition: &'a str, removed: &'a BTreeSet<String>) -> BoxFuture<'a, Result<bool, String>>;
-}
-
-/// The start-up safety rule: a post that would delete more than `max_share` of a tenant's
-/// applications needs confirmation. Pure.
-pub fn deletion_needs_confirmation(deployed: usize, removed: usize, max_share: f64) -> bool {
-    removed > 0 && deployed > 0 && (removed as f64) > max_share * (deployed as f64)
-}
-
 /// Rendered applications by name.
 pub type Apps = AppSet;
 
@@ -161,7 +150,7 @@ pub type PartitionApps = Arc<Vec<Arc<RenderedApplication>>>;
 
 /// A digest of a tenant object from the content hashes of its entries (its Applications and
 /// its tenant-level properties), so that it can also be kept from hashes already known
-/// without serialising the tenant: see [`PartitionSyncer::digest_of`].
+/// without serialising the tenant (see `PartitionSyncer::digest_of`).
 pub fn tenant_digest(tenant: &Value) -> TenantDigest {
     let entries: Vec<(&str, String)> = tenant
         .as_object()
@@ -210,26 +199,6 @@ fn application_objects(tenant: &Value) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
-/// The applications of a tenant read back, by name and content hash, without their content
-/// (what is known of a tenant read back; never posted from).
-fn summary_applications(summary: &TenantSummary) -> AppSet {
-    summary
-        .applications
-        .iter()
-        .map(|(name, hash)| {
-            Arc::new(RenderedApplication { name: name.clone(), value: Value::Null, hash: hash.clone() })
-        })
-        .collect()
-}
-
-/// [`tenant_digest`] of a tenant read back as a summary.
-fn summary_digest(summary: &TenantSummary) -> TenantDigest {
-    let properties: Vec<(&str, String)> =
-        summary.properties.iter().map(|(name, value)| (name.as_str(), tenant_hash(value))).collect();
-    let entries = properties.iter().map(|(name, hash)| (*name, hash.as_str()));
-    TenantDigest::of(entries.chain(summary.applications.iter().map(|(name, hash)| (name.as_str(), hash.as_str()))))
-}
-
 /// The Tenant object holding these rendered applications, labelled with its owner: what
 /// [`render_tenant`] makes of the applications they were rendered from. Without applications,
 /// the empty tenant that removes the partition.
@@ -242,88 +211,6 @@ fn tenant_of(applications: &Apps, owner: &Ownership) -> Value {
         objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.value.clone())));
     }
     tenant
-}
-
-/// Applications among `candidates` (names in `partition`) that a BIG-IP/AS3 error message
-/// names by path (`/partition/application/...`).
-pub fn applications_named_in<'a>(
-    partition: &str,
-    message: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> BTreeSet<String> {
-    candidates
-        .into_iter()
-        .filter(|name| message.contains(&format!("/{partition}/{name}/")))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The message of a rejection by AS3 of a schema-valid tenant (`DeclarationFailed`), the kind
-/// isolation can narrow down; None for transport failures and the like.
-fn rejection_message(failure: &ProgrammingState) -> Option<&str> {
-    match failure {
-        ProgrammingState::Failed { reason: FailureReason::DeclarationFailed, message } => Some(message),
-        _ => None,
-    }
-}
-
-/// The AS3 request that pre-flight validates for one application: the application alone in
-/// its tenant, with the real partition name and owner label.
-fn preflight_request(partition: &str, owner: &Ownership, application: &Arc<RenderedApplication>) -> Value {
-    let tenant = tenant_of(&AppSet::from_iter([application.clone()]), owner);
-    render_request(&BTreeMap::from([(partition.to_string(), tenant)]))
-}
-
-/// Validates each rendered application of `partition` alone against the embedded AS3 schema.
-/// An application whose content is unchanged since `previous` keeps its verdict without being
-/// validated again. Returns the verdicts of exactly the applications in `rendered`, and how
-/// many were validated now. Pure, but CPU-bound: run it off the async workers.
-fn preflight_check(
-    previous: &PreflightVerdicts,
-    partition: &str,
-    owner: &Ownership,
-    rendered: &Apps,
-) -> (PreflightVerdicts, usize) {
-    let mut verdicts = PreflightVerdicts::with_capacity(rendered.len());
-    let mut validated = 0;
-    let mut schema_usable = true;
-    for (name, application) in rendered {
-        let hash = application.hash.clone();
-        if let Some((known, problem)) = previous.get(name).filter(|(known, _)| *known == hash) {
-            verdicts.insert(name.clone(), (known.clone(), problem.clone()));
-            continue;
-        }
-        let mut problem = None;
-        if schema_usable {
-            validated += 1;
-            match validate_declaration(&preflight_request(partition, owner, application)) {
-                Ok(violations) if violations.is_empty() => {}
-                Ok(violations) => {
-                    let mut shown: Vec<String> =
-                        violations.iter().take(PREFLIGHT_VIOLATIONS_SHOWN).map(ToString::to_string).collect();
-                    if violations.len() > PREFLIGHT_VIOLATIONS_SHOWN {
-                        shown.push(format!("and {} more", violations.len() - PREFLIGHT_VIOLATIONS_SHOWN));
-                    }
-                    problem = Some(format!(
-                        "the rendered AS3 application is invalid (checked before posting): {}",
-                        shown.join("; ")
-                    ));
-                }
-                Err(error) => {
-                    // Nothing to check with; the BIG-IP validates what is posted.
-                    warn!(%error, "pre-flight validation is unavailable");
-                    schema_usable = false;
-                }
-            }
-        }
-        verdicts.insert(name.clone(), (hash, problem));
-    }
-    (verdicts, validated)
-}
-
-/// Whether `held` is the same version of the application as `app`.
-fn same_version(held: Option<&Arc<RenderedApplication>>, app: &Arc<RenderedApplication>) -> bool {
-    held.is_some_and(|held| held.hash == app.hash)
 }
 
 /// The operator's knowledge of what each partition on the BIG-IP holds.
@@ -398,26 +285,6 @@ impl<B: As3Api> PartitionSyncer<B> {
         self
     }
 
-    /// Whether the per-application API may be used (asks the BIG-IP once).
-    async fn per_application_offered(&self) -> bool {
-        let PerApplication::WhenOffered { known } = &self.per_application else { return false };
-        if let Some(offered) = *known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            return offered;
-        }
-        match self.bigip.per_application_api().await {
-            Ok(offered) => {
-                info!(offered, "AS3 per-application API");
-                *known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offered);
-                offered
-            }
-            Err(error) => {
-                // Asked again next time; whole tenants meanwhile.
-                debug!(%error, "could not tell whether AS3 offers the per-application API");
-                false
-            }
-        }
-    }
-
     /// Lets these partitions' existing tenants be taken over on the first post.
     pub fn adopting(mut self, partitions: impl IntoIterator<Item = String>) -> Self {
         self.adopt = partitions.into_iter().collect();
@@ -430,114 +297,6 @@ impl<B: As3Api> PartitionSyncer<B> {
         self.max_deletion_share = max_share.clamp(0.0, 1.0);
         self.confirmation = Some(confirmation);
         self
-    }
-
-    /// Learns which tenants the BIG-IP already holds, so that an operator restart does not
-    /// re-post unchanged tenants, and knows which partitions it manages. Only tenants with this
-    /// operator's label are recorded as its own; other tenants are never touched.
-    pub async fn learn_deployed_tenants(&self) -> Result<usize, BigIpError> {
-        let tenants = self.bigip.tenant_summaries().await?;
-        let mut records = self.records.lock().await;
-        let mut learned = 0;
-        for (name, tenant) in tenants {
-            match self.owner.owner_of(&tenant.header()) {
-                TenantOwner::Us => {}
-                TenantOwner::OtherCluster(id) => {
-                    info!(partition = %name, cluster = %id, "tenant belongs to bigip-operator of another cluster; leaving it alone");
-                    continue;
-                }
-                TenantOwner::Foreign => continue,
-            }
-            let record = records.entry(name).or_default();
-            record.deployed_hash = Some(summary_digest(&tenant));
-            record.deployed_applications = summary_applications(&tenant);
-            record.owned = true;
-            learned += 1;
-        }
-        Ok(learned)
-    }
-
-    /// Whether this operator may post `partition`: its own tenant, no tenant at all, or an
-    /// adopted one. Reads the BIG-IP when the partition is not known to be ours.
-    async fn may_write(&self, partition: &str) -> Result<(), ProgrammingState> {
-        let owned = self.records.lock().await.get(partition).is_some_and(|r| r.owned);
-        if owned {
-            return Ok(());
-        }
-        let existing = self
-            .bigip
-            .current_tenant(partition)
-            .await
-            .map_err(|e| ProgrammingState::Failed { reason: FailureReason::from(&e), message: e.to_string() })?;
-        let Some(existing) = existing else { return Ok(()) };
-        let owner = self.owner.owner_of(&existing);
-        if owner == TenantOwner::Us {
-            return Ok(());
-        }
-        if self.adopt.contains(partition) {
-            warn!(partition, ?owner, "adopting the existing tenant as asked (--adopt-partition)");
-            return Ok(());
-        }
-        let whose = match owner {
-            TenantOwner::OtherCluster(id) => format!("by bigip-operator of cluster {id:?}"),
-            _ => "by someone else".to_string(),
-        };
-        Err(ProgrammingState::Failed {
-            reason: FailureReason::PartitionNotOwned,
-            message: format!(
-                "partition {partition} already holds a tenant created {whose}; it is left untouched \
-                 (to take it over, run the operator with --adopt-partition {partition})"
-            ),
-        })
-    }
-
-    /// Reads the BIG-IP's tenants back and returns the managed partitions whose content
-    /// differs from what this operator deployed (changed or deleted out of band). Their
-    /// records are forgotten, so the next sync posts them again. (A sync that lands between
-    /// the read and the comparison can look like drift; that costs one redundant post.)
-    pub async fn detect_drift(&self) -> Result<Vec<String>, BigIpError> {
-        // Posts accepted per partition before the read: a partition whose count changed by the
-        // time it is compared was posted to meanwhile, and its read-back may predate that post
-        // (at 10,000 applications, with a change every few hundred milliseconds, this made
-        // every drift check re-post the whole tenant). Such a partition is checked next time.
-        let before: BTreeMap<String, u64> =
-            self.records.lock().await.iter().map(|(partition, record)| (partition.clone(), record.accepted)).collect();
-        let on_bigip = self.bigip.tenant_summaries().await?;
-        let mut drifted = Vec::new();
-        for (partition, accepted_before) in before {
-            // Under the partition's lock no sync is between posting and recording its post.
-            let lock = self.partition_lock(&partition).await;
-            let _serialised = lock.lock().await;
-            let mut records = self.records.lock().await;
-            let Some(record) = records.get_mut(&partition) else { continue };
-            let Some(deployed) = record.deployed_hash else { continue };
-            if record.accepted != accepted_before {
-                debug!(partition, "posted to during the drift check; checking it next time");
-                continue;
-            }
-            let actual = on_bigip.get(&partition).map(summary_digest);
-            if actual != Some(deployed) {
-                warn!(partition, "the BIG-IP's tenant differs from what was deployed; repairing");
-                self.metrics.drift_repairs.inc();
-                record.deployed_hash = None;
-                record.deployed_applications = on_bigip.get(&partition).map(summary_applications).unwrap_or_default();
-                record.drifted = true;
-                record.last = None;
-                drifted.push(partition);
-            }
-        }
-        Ok(drifted)
-    }
-
-    /// Partitions this operator has programmed (or found with its remark).
-    pub async fn managed_partitions(&self) -> BTreeSet<String> {
-        self.records
-            .lock()
-            .await
-            .iter()
-            .filter(|(_, r)| r.deployed_hash.is_some())
-            .map(|(name, _)| name.clone())
-            .collect()
     }
 
     async fn partition_lock(&self, partition: &str) -> Arc<Mutex<()>> {
@@ -807,372 +566,6 @@ impl<B: As3Api> PartitionSyncer<B> {
         }
         Ok(())
     }
-
-    /// Pre-flight: validates the applications whose rendering changed since the last sync (off
-    /// the async workers) and returns the invalid ones with the DeclarationInvalid message.
-    async fn preflight(&self, partition: &str, rendered: &Apps) -> BTreeMap<String, String> {
-        if rendered.is_empty() {
-            return BTreeMap::new();
-        }
-        let Preflight { checked, mut invalid } = {
-            let mut records = self.records.lock().await;
-            records.get_mut(partition).map(|r| std::mem::take(&mut r.preflight)).unwrap_or_default()
-        };
-        // Only new and changed applications are validated (found without visiting what the
-        // two sets share); verdicts of removed ones are dropped.
-        let AppChanges { changed, removed } = checked.changes_to(rendered);
-        for name in &removed {
-            invalid.remove(name);
-        }
-        if !changed.is_empty() {
-            let started = Instant::now();
-            let validated = changed.len();
-            let check = {
-                let (partition, owner) = (partition.to_string(), self.owner.clone());
-                let changed: Apps = changed.into_iter().collect();
-                tokio::task::spawn_blocking(move || {
-                    preflight_check(&PreflightVerdicts::new(), &partition, &owner, &changed)
-                })
-            };
-            match check.await {
-                Ok((verdicts, _)) => {
-                    debug!(
-                        partition,
-                        applications = rendered.len(),
-                        validated,
-                        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                        "pre-flight schema validation"
-                    );
-                    for (name, (hash, problem)) in verdicts {
-                        match problem {
-                            Some(message) => invalid.insert(name, (hash, message)),
-                            None => invalid.remove(&name),
-                        };
-                    }
-                }
-                Err(error) => {
-                    // The BIG-IP validates what is posted anyway; checked again next time.
-                    warn!(partition, %error, "pre-flight validation failed to run");
-                    return BTreeMap::new();
-                }
-            }
-        }
-        let found = invalid.iter().map(|(name, (_, message))| (name.clone(), message.clone())).collect();
-        let preflight = Preflight { checked: rendered.clone(), invalid };
-        self.records.lock().await.entry(partition.to_string()).or_default().preflight = preflight;
-        found
-    }
-
-    /// Narrows down a rejection of `candidates` that names no application (see [`Bisection`]).
-    /// Returns the tenant's state (Programmed when it holds no application outside
-    /// `candidates`) and the candidates it does not hold in their desired version, with why.
-    async fn isolate(
-        &self,
-        partition: &str,
-        candidates: &Apps,
-        rejection: &str,
-        held: &mut Held,
-    ) -> (ProgrammingState, BTreeMap<String, ProgrammingState>) {
-        let rejected = |message: String| ProgrammingState::Failed { reason: FailureReason::DeclarationFailed, message };
-        // A rejected tenant keeps its previous content: read what the BIG-IP serves.
-        let tenant = match self.bigip.current_tenant(partition).await {
-            Ok(tenant) => tenant,
-            Err(error) => {
-                warn!(partition, %error, "cannot read the tenant back to isolate the rejection");
-                return (rejected(rejection.to_string()), BTreeMap::new());
-            }
-        };
-        let serving = tenant.as_ref().map(rendered_objects).unwrap_or_default();
-        held.hash = tenant.as_ref().map(tenant_digest);
-        held.apps = serving.clone();
-        let suspects: Vec<String> = candidates
-            .iter()
-            .filter(|(name, app)| !same_version(serving.get(name), app))
-            .map(|(name, _)| name.clone())
-            .collect();
-        if suspects.is_empty() {
-            return (rejected(rejection.to_string()), BTreeMap::new());
-        }
-        info!(partition, suspects = suspects.len(), "AS3 named no application; isolating the rejection by bisection");
-
-        // A trial holds the new version of `with_new` and the served version of the others.
-        let compose = |with_new: &BTreeSet<String>| -> Apps {
-            candidates
-                .iter()
-                .filter_map(|(name, app)| {
-                    let version = if with_new.contains(name) { Some(app) } else { serving.get(name) };
-                    version.cloned()
-                })
-                .collect()
-        };
-        let mut holding = serving.clone();
-        let mut bisection = Bisection::new(suspects, rejection.to_string());
-        let mut stopped = None;
-        while let BisectionStep::Post(with_new) = bisection.next_post() {
-            let trial = compose(&with_new);
-            match self.post_guarded(partition, &trial, held).await {
-                Ok(()) => {
-                    holding = trial;
-                    bisection.record(Ok(()));
-                }
-                Err(failure) => match rejection_message(&failure) {
-                    Some(message) => bisection.record(Err(message.to_string())),
-                    None => {
-                        stopped = Some(failure);
-                        break;
-                    }
-                },
-            }
-        }
-        let verdict = bisection.verdict();
-
-        // Culprits leave the tenant; suspects not told apart keep the version the BIG-IP serves.
-        let mut final_failure = None;
-        if stopped.is_none() {
-            let target: Apps = candidates
-                .iter()
-                .filter(|(name, _)| !verdict.culprits.contains_key(*name))
-                .filter_map(|(name, app)| {
-                    let version = if verdict.undecided.contains(name) { serving.get(name) } else { Some(app) };
-                    version.cloned()
-                })
-                .collect();
-            if target != holding {
-                match self.post_guarded(partition, &target, held).await {
-                    Ok(()) => holding = target,
-                    Err(failure) => final_failure = Some(failure),
-                }
-            }
-        }
-
-        let mut excluded = BTreeMap::new();
-        for (name, app) in candidates {
-            if same_version(holding.get(name), app) {
-                continue;
-            }
-            let kept = if holding.contains(name) { "; the BIG-IP keeps the version it held before" } else { "" };
-            let state = match (verdict.culprits.get(name), &stopped) {
-                (Some(message), _) => rejected(format!(
-                    "{message} (AS3 named no application; this one was singled out by posting parts of the partition{kept})"
-                )),
-                (None, Some(failure)) => failure.clone(),
-                (None, None) => rejected(format!(
-                    "{rejection} (AS3 named no application, and {} posts did not single out the culprits{kept})",
-                    verdict.posts
-                )),
-            };
-            excluded.insert(name.clone(), state);
-        }
-        info!(
-            partition,
-            posts = verdict.posts,
-            culprits = ?verdict.culprits.keys().collect::<Vec<_>>(),
-            undecided = verdict.undecided.len(),
-            "isolated a rejection that named no application"
-        );
-        let leftovers = holding.names().any(|name| !candidates.contains(name));
-        let state = match (leftovers, final_failure.or(stopped)) {
-            (false, _) => self.programmed(partition),
-            (true, Some(failure)) => failure,
-            (true, None) => rejected(rejection.to_string()),
-        };
-        (state, excluded)
-    }
-
-    /// Sends the difference between what the BIG-IP holds (`held`) and `applications` through
-    /// AS3's per-application API: the new and changed applications in one request, each removed
-    /// one in a DELETE. Only for a tenant this operator posted and knows exactly (the tenant
-    /// itself is created, relabelled or removed by whole-tenant posts: a per-application post to
-    /// a missing tenant would create it without the ownership label), for small changes, and
-    /// after the deletion guard approved the removals. `held` follows what the BIG-IP accepted.
-    async fn post_applications(&self, partition: &str, applications: &Apps, held: &mut Held) -> PerApplicationResult {
-        let Some(held_digest) = held.hash else { return PerApplicationResult::NotApplicable };
-        if applications.is_empty() || held.apps.is_empty() {
-            return PerApplicationResult::NotApplicable;
-        }
-        let AppChanges { changed, removed } = held.apps.changes_to(applications);
-        let small = changed.len() <= PER_APPLICATION_MAX_CHANGED && removed.len() <= PER_APPLICATION_MAX_REMOVED;
-        // The tenant must be exactly ours plus the known applications (nothing tenant-level to
-        // change), and there must be something to send.
-        let exact = self.digest_of(&held.apps) == held_digest;
-        if !small || !exact || (changed.is_empty() && removed.is_empty()) || !self.per_application_offered().await {
-            return PerApplicationResult::NotApplicable;
-        }
-        if let Err(held_back) = self.check_deletions(partition, &held.apps, applications).await {
-            return PerApplicationResult::Failed(held_back);
-        }
-        if !changed.is_empty() {
-            let objects: BTreeMap<String, Value> =
-                changed.iter().map(|app| (app.name.clone(), app.value.clone())).collect();
-            let started = Instant::now();
-            let answer = {
-                let _writing = self.writer.lock().await;
-                self.bigip.deploy_applications(partition, &objects).await
-            };
-            self.metrics.as3_post_duration.observe(started.elapsed().as_secs_f64());
-            if let Err(failure) = self.judge(partition, answer, "applications", changed.len()) {
-                return PerApplicationResult::Failed(failure);
-            }
-            for app in &changed {
-                held.apps.insert(app.clone());
-            }
-            held.accepted_posts += 1;
-        }
-        for name in &removed {
-            let started = Instant::now();
-            let answer = {
-                let _writing = self.writer.lock().await;
-                self.bigip.delete_application(partition, name).await
-            };
-            self.metrics.as3_post_duration.observe(started.elapsed().as_secs_f64());
-            let gone_already = matches!(&answer, Err(BigIpError::Http { status: 404, .. }));
-            if !gone_already {
-                if let Err(failure) = self.judge(partition, answer, "application deletion", 1) {
-                    held.hash = Some(self.digest_of(&held.apps));
-                    return PerApplicationResult::Failed(failure);
-                }
-            }
-            held.apps.remove(name);
-            held.accepted_posts += 1;
-        }
-        // The BIG-IP holds exactly `applications` now: keep that very set, so that the next
-        // comparison with a set derived from it visits only what differs.
-        held.apps = applications.clone();
-        held.hash = Some(self.digest_of(&held.apps));
-        info!(
-            partition,
-            changed = changed.len(),
-            removed = removed.len(),
-            "applications deployed (per-application API)"
-        );
-        PerApplicationResult::Done
-    }
-
-    /// Posts the tenant holding `applications`, unless the BIG-IP already holds exactly that (or
-    /// nothing, when nothing is wanted), once the deletion guard approves what this post removes.
-    /// `held` follows what the BIG-IP holds.
-    async fn post_guarded(
-        &self,
-        partition: &str,
-        applications: &Apps,
-        held: &mut Held,
-    ) -> Result<(), ProgrammingState> {
-        let hash = self.digest_of(applications);
-        let nothing_either_way = applications.is_empty() && held.hash.is_none() && held.apps.is_empty();
-        if held.hash == Some(hash) || nothing_either_way {
-            self.metrics.as3_posts_skipped.inc();
-            return Ok(());
-        }
-        self.check_deletions(partition, &held.apps, applications).await?;
-        self.post(partition, tenant_of(applications, &self.owner), applications.len()).await?;
-        held.hash = (!applications.is_empty()).then_some(hash);
-        held.apps = applications.clone();
-        held.accepted_posts += 1;
-        Ok(())
-    }
-
-    /// The deletion guard: Err(DeletionHeld) when the post of `posted` would delete more than
-    /// the allowed share of the `deployed` applications and a fresh list does not confirm they
-    /// are gone. Applications left out because they are invalid or rejected count as deleted:
-    /// the fresh list still has them, so a post dropping too many of them is held.
-    async fn check_deletions(&self, partition: &str, deployed: &AppSet, posted: &Apps) -> Result<(), ProgrammingState> {
-        let Some(confirmation) = &self.confirmation else { return Ok(()) };
-        let removed: BTreeSet<String> = deployed.changes_to(posted).removed.into_iter().collect();
-        if !deletion_needs_confirmation(deployed.len(), removed.len(), self.max_deletion_share) {
-            return Ok(());
-        }
-        let held = |why: String| {
-            warn!(partition, removed = removed.len(), deployed = deployed.len(), %why, "holding back a post that would delete applications");
-            self.metrics.deletions_held.inc();
-            Err(ProgrammingState::Failed {
-                reason: FailureReason::DeletionHeld,
-                message: format!(
-                    "not deleting {} of the {} applications in partition {partition} ({}): {why}",
-                    removed.len(),
-                    deployed.len(),
-                    removed.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-                ),
-            })
-        };
-        match confirmation.confirm(partition, &removed).await {
-            Ok(true) => {
-                info!(partition, removed = removed.len(), "a fresh list confirms the deletions");
-                Ok(())
-            }
-            Ok(false) => held("a fresh list from the apiserver still has them; the watch cache may be stale".into()),
-            Err(e) => held(format!("could not confirm with a fresh list: {e}")),
-        }
-    }
-
-    /// Posts one tenant; a rejection or transport failure comes back as the Failed state.
-    async fn post(&self, partition: &str, tenant: Value, applications: usize) -> Result<(), ProgrammingState> {
-        let tenants = BTreeMap::from([(partition.to_string(), tenant)]);
-        let started = std::time::Instant::now();
-        let answer = {
-            let _writing = self.writer.lock().await;
-            self.bigip.deploy_tenants(&tenants).await
-        };
-        self.metrics.as3_post_duration.observe(started.elapsed().as_secs_f64());
-        self.judge(partition, answer, "tenant", applications)
-    }
-
-    /// What an AS3 answer about `partition` means: accepted, or the Failed state (a rejection
-    /// of the declaration, or a failure to get an answer). `what` and `applications` describe
-    /// the request for the logs.
-    fn judge(
-        &self,
-        partition: &str,
-        answer: Result<crate::bigip::DeployReport, BigIpError>,
-        what: &str,
-        applications: usize,
-    ) -> Result<(), ProgrammingState> {
-        match answer {
-            Ok(report) => match report.tenants.get(partition) {
-                Some(result) if result.succeeded() => {
-                    info!(partition, applications, request = what, message = %result.message, "tenant deployed");
-                    self.metrics.as3_posts.with_label_values(&["success"]).inc();
-                    Ok(())
-                }
-                Some(result) => {
-                    warn!(partition, request = what, code = result.code, detail = %result.detail(), "rejected by AS3");
-                    self.metrics.as3_posts.with_label_values(&["rejected"]).inc();
-                    Err(ProgrammingState::Failed {
-                        reason: FailureReason::DeclarationFailed,
-                        message: format!("AS3 rejected tenant {partition}: {}", result.detail()),
-                    })
-                }
-                None => {
-                    self.metrics.as3_posts.with_label_values(&["error"]).inc();
-                    Err(ProgrammingState::Failed {
-                        reason: FailureReason::BigIpInvalidResponse,
-                        message: format!("AS3 reported no result for tenant {partition}"),
-                    })
-                }
-            },
-            Err(BigIpError::InvalidDeclaration { errors }) => {
-                self.metrics.as3_posts.with_label_values(&["rejected"]).inc();
-                Err(ProgrammingState::Failed {
-                    reason: FailureReason::DeclarationInvalid,
-                    message: format!("AS3 refused the declaration of tenant {partition}: {}", errors.join("; ")),
-                })
-            }
-            Err(error) => {
-                warn!(partition, request = what, %error, "posting to AS3 failed");
-                self.metrics.as3_posts.with_label_values(&["error"]).inc();
-                Err(ProgrammingState::Failed { reason: FailureReason::from(&error), message: error.to_string() })
-            }
-        }
-    }
-}
-
-/// What [`PartitionSyncer::post_applications`] did.
-enum PerApplicationResult {
-    /// The BIG-IP holds `applications` now.
-    Done,
-    /// The per-application API does not apply here: post the whole tenant.
-    NotApplicable,
-    /// The BIG-IP refused, or could not be reached, or the deletion guard held the change.
-    Failed(ProgrammingState),
 }
 
 #[cfg(test)]

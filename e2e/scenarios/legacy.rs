@@ -96,6 +96,20 @@ spec:
         Ok(if ip.as_deref() == Some("10.10.30.12") { Ok(()) } else { Err(format!("{ip:?}")) })
     })
     .await?;
+    // The status write is recorded under the shim's field manager, like its other writes.
+    let ing = ingresses.get("site").await?;
+    let managers: Vec<String> = ing
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref() == Some("status"))
+        .filter_map(|entry| entry.manager.clone())
+        .collect();
+    anyhow::ensure!(
+        managers.iter().any(|manager| manager == "bigip-operator-legacy"),
+        "the Ingress status was written by {managers:?}, not bigip-operator-legacy"
+    );
     eventually("the broken ConfigMap's Event names the field", WAIT, || async {
         let events: Api<Event> = Api::namespaced(env.client.clone(), ns);
         let list = events.list(&ListParams::default()).await?;

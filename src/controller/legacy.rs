@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::watcher::Config as WatcherConfig;
 use kube::runtime::{reflector, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -105,11 +105,7 @@ async fn publish<K: Resource<DynamicType = ()>>(
     reason: &str,
     note: String,
 ) {
-    let event =
-        KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Translate".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        warn!(error = %e, "publishing event failed");
-    }
+    super::report::publish_event(&ctx.recorder, obj, type_, reason, "Translate", note).await;
 }
 
 /// What the generated objects say about being programmed: (state, message).
@@ -221,7 +217,7 @@ async fn reconcile_config_map(cm: Arc<ConfigMap>, ctx: Arc<LegacyContext>) -> Re
     if current.get(STATUS_ANNOTATION) != Some(&state) || current.get(MESSAGE_ANNOTATION) != Some(&message) {
         let patch = json!({ "metadata": { "annotations": { STATUS_ANNOTATION: state, MESSAGE_ANNOTATION: message } } });
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
-        api.patch(&cm.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        super::report::merge_object(&api, &cm.name_any(), LEGACY_FIELD_MANAGER, &patch)
             .await
             .map_err(|source| LegacyReconcileError::Write { what: format!("annotating ConfigMap {key}"), source })?;
     }
@@ -259,7 +255,7 @@ async fn reconcile_ingress(ing: Arc<Ingress>, ctx: Arc<LegacyContext>) -> Result
     if current != wanted {
         let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = json!({ "status": { "loadBalancer": { "ingress": wanted } } });
-        api.patch_status(&ing.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        super::report::merge_status(&api, &ing.name_any(), LEGACY_FIELD_MANAGER, &patch)
             .await
             .map_err(|source| LegacyReconcileError::Write { what: format!("status of Ingress {key}"), source })?;
     }

@@ -14,6 +14,7 @@ pub mod legacy;
 pub mod object;
 pub mod partitions;
 pub mod reconcile;
+pub mod report;
 pub mod triggers;
 pub mod tunnel;
 pub mod unreadable;

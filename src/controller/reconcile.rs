@@ -3,13 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 use tracing::{debug, instrument, warn};
 
 use super::cluster_view::StoreView;
@@ -247,12 +245,11 @@ async fn write_status_if_changed<K: ManagedObject, B: As3Api>(
         return Ok(());
     }
     announce_transitions(vs, &status, ctx).await;
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(&vs.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+    let status = serde_json::to_value(&status).map_err(|e| ReconcileError::StatusWrite {
+        key: ObjectKey::of(vs.meta()).to_string(),
+        source: kube::Error::SerdeError(e),
+    })?;
+    super::report::apply_status(api, &vs.name_any(), FIELD_MANAGER, &status)
         .await
         .map_err(|source| ReconcileError::StatusWrite { key: ObjectKey::of(vs.meta()).to_string(), source })?;
     ctx.metrics.status_writes.inc();
@@ -287,11 +284,7 @@ async fn announce_transitions<K: ManagedObject, B: As3Api>(vs: &K, status: &Virt
 }
 
 async fn publish<K: ManagedObject, B: As3Api>(ctx: &Context<B>, vs: &K, type_: EventType, reason: &str, note: String) {
-    let event =
-        KubeEvent { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &vs.object_ref(&())).await {
-        warn!(error = %e, "publishing event failed");
-    }
+    super::report::publish_event(&ctx.recorder, vs, type_, reason, "Reconcile", note).await;
 }
 
 pub fn error_policy<K: ManagedObject, B: As3Api>(_vs: Arc<K>, error: &ReconcileError, _ctx: Arc<Context<B>>) -> Action {

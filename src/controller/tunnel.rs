@@ -15,12 +15,12 @@ use k8s_openapi::api::core::v1::{Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::Config as WatcherConfig;
 use kube::runtime::WatchStreamExt;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -237,13 +237,12 @@ async fn apply<B: NetApi>(
     };
     let status = tunnel_status(tunnel, &outcome);
     if tunnel.status.as_ref() != Some(&status) {
-        let patch = json!({ "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "BigIpTunnel", "status": status });
-        api.patch_status(&tunnel.name_any(), &PatchParams::apply(TUNNEL_FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        let write_error =
+            |source| TunnelError::Write { what: format!("status of BigIpTunnel {}", tunnel.name_any()), source };
+        let status = serde_json::to_value(&status).map_err(|e| write_error(kube::Error::SerdeError(e)))?;
+        super::report::apply_status(api, &tunnel.name_any(), TUNNEL_FIELD_MANAGER, &status)
             .await
-            .map_err(|source| TunnelError::Write {
-                what: format!("status of BigIpTunnel {}", tunnel.name_any()),
-                source,
-            })?;
+            .map_err(write_error)?;
     }
     // flannel's leases in etcd change without a Kubernetes event: etcd mode polls them.
     let etcd_mode = tunnel.spec.vxlan.as_ref().is_some_and(|v| v.etcd.is_some());
@@ -521,10 +520,7 @@ async fn publish<B: NetApi>(
     note: String,
 ) {
     let action = if matches!(reason, "Removed" | "CleanupFailed") { "Cleanup" } else { "Program" };
-    let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &tunnel.object_ref(&())).await {
-        warn!(error = %e, "publishing event failed");
-    }
+    super::report::publish_event(&ctx.recorder, tunnel, type_, reason, action, note).await;
 }
 
 async fn program_vxlan<B: NetApi>(

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::error_boundary::InvalidObject;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::Resource;
 use tracing::{info, warn};
 
@@ -115,18 +115,10 @@ impl<K: Resource<DynamicType = ()> + 'static> UnreadableSink for UnreadableRepor
         }
         warn!(kind = %K::kind(&()), object = %key, error = %invalid.error, "cannot read a stored object; keeping its application as it is");
         let reference = object_reference::<K>(invalid);
-        let event = Event {
-            type_: EventType::Warning,
-            reason: REASON.into(),
-            note: Some(note(invalid)),
-            action: "Read".into(),
-            secondary: None,
-        };
+        let note = note(invalid);
         let recorder = self.recorder.clone();
         tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&event, &reference).await {
-                warn!(error = %e, "publishing event failed");
-            }
+            super::report::publish_event_to(&recorder, &reference, EventType::Warning, REASON, "Read", note).await;
         });
     }
 

@@ -1106,6 +1106,11 @@ mod tests {
         assert_eq!(world.update(&mut incremental, &Changes::everything()).fleet(), world.reference());
     }
 
+    /// VirtualServer `i` on `10.0.0.<address + 1>:<port>`, cluster mode, pools on svc0.
+    fn on(i: usize, address: u8, port: u16, tls: Option<bool>) -> Change {
+        Change::PutVirtual { i, address, port, service: 0, mode: Some(true), partition: false, tls }
+    }
+
     /// Claims are decided again only around the listeners that changed, with knock-on effects:
     /// when the holder of an address goes, the next claimant takes it, and an object that
     /// loses one listener to an older one gives up all of its others.
@@ -1121,45 +1126,9 @@ mod tests {
         };
         step(&mut world, &mut incremental, Change::PutService { service: 0, node_port: false });
         // vs0 (oldest) on .1:80, vs1 on .1:80 too (conflict), vs2 on .2:80.
-        step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 0,
-                address: 0,
-                port: 80,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: None,
-            },
-        );
-        step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 1,
-                address: 0,
-                port: 80,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: None,
-            },
-        );
-        let snapshot = step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 2,
-                address: 1,
-                port: 80,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: None,
-            },
-        );
+        step(&mut world, &mut incremental, on(0, 0, 80, None));
+        step(&mut world, &mut incremental, on(1, 0, 80, None));
+        let snapshot = step(&mut world, &mut incremental, on(2, 1, 80, None));
         let id = |i: usize| key(NAMESPACE, &format!("vs{i}"));
         assert!(
             matches!(snapshot.outcome(SourceKind::VirtualServer, &id(1)), Some(AppOutcome::AddressConflict { holder, .. }) if holder.key == id(0))
@@ -1168,19 +1137,7 @@ mod tests {
         let snapshot = step(&mut world, &mut incremental, Change::DeleteVirtual { i: 0 });
         assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(1)), Some(AppOutcome::Included { .. })));
         // vs0 comes back (older again): vs1 loses it, and only vs1 changed besides vs0.
-        let snapshot = step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 0,
-                address: 0,
-                port: 80,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: None,
-            },
-        );
+        let snapshot = step(&mut world, &mut incremental, on(0, 0, 80, None));
         assert!(matches!(
             snapshot.outcome(SourceKind::VirtualServer, &id(1)),
             Some(AppOutcome::AddressConflict { .. })
@@ -1188,19 +1145,7 @@ mod tests {
         assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(2)), Some(AppOutcome::Included { .. })));
         assert_eq!(incremental.checked_last, 1);
         // vs0 moves to .2:80, which vs2 holds: vs0 is older, so vs2 loses it and vs1 gets .1:80.
-        let snapshot = step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 0,
-                address: 1,
-                port: 80,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: None,
-            },
-        );
+        let snapshot = step(&mut world, &mut incremental, on(0, 1, 80, None));
         assert!(matches!(snapshot.outcome(SourceKind::VirtualServer, &id(1)), Some(AppOutcome::Included { .. })));
         assert!(
             matches!(snapshot.outcome(SourceKind::VirtualServer, &id(2)), Some(AppOutcome::AddressConflict { holder, .. }) if holder.key == id(0))
@@ -1210,45 +1155,9 @@ mod tests {
         // redirect on .3:80, so it conflicts and holds nothing; vs5 is plain on .3:443 and
         // holds it. When vs3 goes, vs4 holds both its listeners and vs5 loses .3:443 — though
         // nothing of vs5's own listener changed hands directly.
-        step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 3,
-                address: 2,
-                port: 80,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: None,
-            },
-        );
-        step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 4,
-                address: 2,
-                port: 443,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: Some(false),
-            },
-        );
-        let snapshot = step(
-            &mut world,
-            &mut incremental,
-            Change::PutVirtual {
-                i: 5,
-                address: 2,
-                port: 443,
-                service: 0,
-                mode: Some(true),
-                partition: false,
-                tls: None,
-            },
-        );
+        step(&mut world, &mut incremental, on(3, 2, 80, None));
+        step(&mut world, &mut incremental, on(4, 2, 443, Some(false)));
+        let snapshot = step(&mut world, &mut incremental, on(5, 2, 443, None));
         assert!(
             matches!(snapshot.outcome(SourceKind::VirtualServer, &id(4)), Some(AppOutcome::AddressConflict { holder, .. }) if holder.key == id(3))
         );

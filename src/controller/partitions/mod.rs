@@ -314,9 +314,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         let mut records = self.records.lock().await;
         let previous = records.get(partition).and_then(|record| record.desired.as_ref());
         let set = match previous {
-            Some((previous_list, _)) if Arc::ptr_eq(previous_list, list) => {
-                return previous.map(|(_, set)| set.clone()).unwrap_or_default()
-            }
+            Some((previous_list, previous)) if Arc::ptr_eq(previous_list, list) => return previous.clone(),
             Some((previous_list, previous)) => AppSet::follow_list(previous, previous_list, list),
             None => list.iter().cloned().collect(),
         };

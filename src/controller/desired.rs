@@ -32,7 +32,7 @@ use crate::as3::RenderedApplication;
 use crate::crd::{TransportServer, VirtualServer};
 use crate::model::fleet::{Built, ClaimOrder, Source};
 use crate::model::{
-    AppOutcome, ClusterView, DesiredApplication, Fleet, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind,
+    AppOutcome, ClusterView, DesiredApplication, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind,
     UnresolvedRef,
 };
 
@@ -72,8 +72,9 @@ impl Snapshot {
     }
 
     /// The same state as the model's [`Fleet`] (for comparisons with the reference).
-    pub fn fleet(&self) -> Fleet {
-        Fleet {
+    #[cfg(test)]
+    pub fn fleet(&self) -> crate::model::Fleet {
+        crate::model::Fleet {
             partitions: self.applications.iter().map(|(p, apps)| (p.clone(), apps.as_ref().clone())).collect(),
             outcomes: self.outcomes.iter().map(|(id, outcome)| (id.clone(), outcome.clone())).collect(),
         }
@@ -102,10 +103,12 @@ pub struct Changes {
 
 impl Changes {
     /// Anything may have changed: every object is checked.
+    #[cfg(test)]
     pub fn everything() -> Self {
         Self { everything: true, dependencies: HashSet::new() }
     }
 
+    #[cfg(test)]
     pub fn of(dependencies: impl IntoIterator<Item = Dependency>) -> Self {
         Self { everything: false, dependencies: dependencies.into_iter().collect() }
     }
@@ -309,12 +312,14 @@ impl SourceObjects for Stores<'_> {
     }
 }
 
-/// Objects given as lists (tests, and callers without caches).
+/// Objects given as lists (the tests' worlds).
+#[cfg(test)]
 pub struct Listed<'a> {
     pub virtual_servers: &'a [Arc<VirtualServer>],
     pub transport_servers: &'a [Arc<TransportServer>],
 }
 
+#[cfg(test)]
 impl SourceObjects for Listed<'_> {
     fn all(&self) -> Vec<SourceObject> {
         let virtuals = self.virtual_servers.iter().cloned().map(SourceObject::Virtual);
@@ -955,7 +960,7 @@ mod tests {
             incremental.update(changes, &sources, &self.cluster, &defaults())
         }
 
-        fn reference(&self) -> Fleet {
+        fn reference(&self) -> crate::model::Fleet {
             let (vss, tss) = (self.virtual_servers(), self.transport_servers());
             build_fleet(vss.iter().map(AsRef::as_ref), tss.iter().map(AsRef::as_ref), &self.cluster, &defaults())
         }

@@ -489,49 +489,42 @@ fn drift_checks<B: As3Api>(
 }
 
 /// Reports each event of a watch to the desired state (after the cache took it in), as the
-/// [`Dependency`](desired::Dependency) keys `dependencies` names for the object; the events of
+/// [`Dependency`](desired::Dependency) key `dependency` names for the object; the events of
 /// a (re-)list as "everything". With `updates: false`, updates are not reported here (they are
 /// filtered first, and only those that matter are reported).
 fn changes_desired<K: 'static>(
     desired: &Arc<desired::DesiredState>,
     updates: bool,
-    dependencies: fn(&K) -> Vec<desired::Dependency>,
+    dependency: fn(&K) -> Option<desired::Dependency>,
 ) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
     use kube::runtime::watcher::Event;
     let desired = desired.clone();
     move |event| match event {
-        Event::Apply(object) if updates => dependencies(object).into_iter().for_each(|d| desired.changed_dependency(d)),
+        Event::Apply(object) if updates => dependency(object).into_iter().for_each(|d| desired.changed_dependency(d)),
         Event::Apply(_) => {}
-        Event::Delete(object) => dependencies(object).into_iter().for_each(|d| desired.changed_dependency(d)),
+        Event::Delete(object) => dependency(object).into_iter().for_each(|d| desired.changed_dependency(d)),
         Event::Init | Event::InitApply(_) | Event::InitDone => desired.changed(),
     }
 }
 
-/// The key of a namespaced object's metadata.
-fn key_of(meta: &kube::api::ObjectMeta) -> crate::model::ObjectKey {
-    crate::model::ObjectKey::of(meta)
+fn service_dependency(service: &Service) -> Option<desired::Dependency> {
+    Some(desired::Dependency::Service(crate::model::ObjectKey::of(&service.metadata)))
 }
 
-fn service_dependency(service: &Service) -> Vec<desired::Dependency> {
-    vec![desired::Dependency::Service(key_of(&service.metadata))]
-}
-
-fn secret_dependency(secret: &Secret) -> Vec<desired::Dependency> {
-    vec![desired::Dependency::Secret(key_of(&secret.metadata))]
+fn secret_dependency(secret: &Secret) -> Option<desired::Dependency> {
+    Some(desired::Dependency::Secret(crate::model::ObjectKey::of(&secret.metadata)))
 }
 
 /// A slice concerns the Service it names (one whose slice moved to another Service is
 /// reported by the slice index, see [`cluster_view::SliceIndex::observe`]).
-fn slice_dependency(slice: &EndpointSlice) -> Vec<desired::Dependency> {
-    let namespace = slice.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    crate::model::cluster::slice_service_name(slice)
-        .map(|service| desired::Dependency::Slices(crate::model::ObjectKey { namespace, name: service.to_string() }))
-        .into_iter()
-        .collect()
+fn slice_dependency(slice: &EndpointSlice) -> Option<desired::Dependency> {
+    let service = crate::model::cluster::slice_service_name(slice)?;
+    let key = crate::model::ObjectKey { name: service.to_string(), ..crate::model::ObjectKey::of(&slice.metadata) };
+    Some(desired::Dependency::Slices(key))
 }
 
-fn node_dependency(_node: &Node) -> Vec<desired::Dependency> {
-    vec![desired::Dependency::Nodes]
+fn node_dependency(_node: &Node) -> Option<desired::Dependency> {
+    Some(desired::Dependency::Nodes)
 }
 
 /// Marks the desired state out of date on the VirtualServer or TransportServer events that can
@@ -543,7 +536,7 @@ fn object_changes_desired<K: object::ManagedObject>(
     desired: &Arc<desired::DesiredState>,
 ) -> impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static {
     let dependency = |meta: &kube::api::ObjectMeta| {
-        desired::Dependency::Object(crate::model::SourceId { kind: K::KIND, key: key_of(meta) })
+        desired::Dependency::Object(crate::model::SourceId { kind: K::KIND, key: crate::model::ObjectKey::of(meta) })
     };
     use kube::runtime::watcher::Event;
     use std::hash::{Hash, Hasher};

@@ -332,27 +332,6 @@ impl As3Api for BigIpClient {
         BigIpClient::per_application_api(self).await
     }
 
-    async fn current_tenants(&self) -> Result<BTreeMap<String, Value>, BigIpError> {
-        let (status, text) = self.send_busy_aware(Method::GET, DECLARE_PATH, Body::None).await?;
-        match status.as_u16() {
-            204 => Ok(BTreeMap::new()),
-            200 => {
-                let body = parse_json(DECLARE_PATH, &text)?;
-                let declaration = body.get("declaration").unwrap_or(&body);
-                Ok(declaration
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(_, v)| v.get("class").and_then(Value::as_str) == Some("Tenant"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect())
-            }
-            other => {
-                Err(BigIpError::Http { method: "GET", path: DECLARE_PATH.into(), status: other, body: truncate(&text) })
-            }
-        }
-    }
-
     async fn tenant_summaries(&self) -> Result<BTreeMap<String, super::TenantSummary>, BigIpError> {
         use serde_json::value::RawValue;
         let (status, text) = self.send_busy_aware(Method::GET, DECLARE_PATH, Body::None).await?;

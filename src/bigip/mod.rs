@@ -49,9 +49,6 @@ pub trait As3Api: Send + Sync + 'static {
     /// Whether the per-application API is available (AS3 ≥ 3.50, `perAppDeploymentAllowed`).
     fn per_application_api(&self) -> impl Future<Output = Result<bool, BigIpError>> + Send;
 
-    /// The tenants AS3 currently holds (name → Tenant object); empty when it holds none.
-    fn current_tenants(&self) -> impl Future<Output = Result<BTreeMap<String, Value>, BigIpError>> + Send;
-
     /// Every tenant AS3 currently holds, summarised as it is read: its own properties and the
     /// content hash of each Application, never the whole declaration as one JSON tree (at
     /// 10,000 applications that tree is ~60 MB of allocations per drift check).

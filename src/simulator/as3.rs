@@ -5,7 +5,6 @@
 //! configured processing delay) every other declare POST or DELETE is answered 503. Work is
 //! done on a spawned task, so a client hanging up does not abort a change half-way.
 
-use super::model::Tenants;
 use std::convert::Infallible;
 use std::time::Instant;
 
@@ -21,9 +20,8 @@ use serde_json::{json, Map, Value};
 
 use crate::as3::schema::AS3_SCHEMA_VERSION;
 
-use super::declaration::{self, declared_tenants, Action, Outcome, Plan, RequestError, TenantResult};
+use super::declaration::{self, declared_tenants, Action, Outcome, Plan, RequestError, TenantResult, Working};
 use super::faults;
-use super::model::applications;
 use super::reply::{as3_error, parse_json_body, respond, InvalidJson};
 use super::state::{lock, DeclarationMeta, DeclareGuard, SimulatorState};
 use super::tasks::{pending_result, self_link};
@@ -279,7 +277,7 @@ enum Echo {
 
 /// A job after the CPU-bound part (validation, checks, planning).
 enum Computed {
-    Plan { plan: Plan, meta: DeclarationMeta, dry_run: bool, echo: Echo },
+    Plan { plan: Box<Plan>, meta: DeclarationMeta, dry_run: bool, echo: Echo },
     Retrieve,
     Document { status: StatusCode, body: Value },
 }
@@ -288,7 +286,7 @@ enum Computed {
 async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Option<&str>) -> JobOutcome {
     let started = Instant::now();
     let request_applications = job.application_count();
-    let current = sim.working_tenants();
+    let current = sim.working();
     let rejected_application = sim.shared().faults.rejected_application();
     let computed = match tokio::task::spawn_blocking(move || compute(job, current, rejected_application)).await {
         Ok(computed) => computed,
@@ -312,12 +310,13 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Optio
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            let Plan { tenants, results, changes } = plan;
+            let Plan { tenants, listeners, results, changes } = *plan;
+            let working = Working { tenants, listeners };
             if !dry_run && !changes.is_empty() {
                 for change in &changes {
                     tracing::info!(tenant = %change.tenant, action = ?change.action, client, "tenant changed");
                 }
-                sim.commit(guard, tenants, changes, meta, client);
+                sim.commit(guard, working, changes, meta, client);
                 sim.persist(guard).await;
             }
             let run_time = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -332,9 +331,9 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Optio
 
 /// Plans `job` against the `current` tenants; `rejected_application` is the fault
 /// [`reject_tenants_with_application`](super::faults::Faults::reject_tenants_with_application).
-fn compute(job: Job, current: Tenants, rejected_application: Option<String>) -> Computed {
+fn compute(job: Job, current: Working, rejected_application: Option<String>) -> Computed {
     let Some(needle) = rejected_application else { return plan_job(job, current) };
-    let before = current.clone();
+    let before = current.tenants.clone();
     let mut computed = plan_job(job, current);
     if let Computed::Plan { plan, .. } = &mut computed {
         faults::reject_matching_tenants(plan, &before, &needle);
@@ -342,7 +341,7 @@ fn compute(job: Job, current: Tenants, rejected_application: Option<String>) -> 
     computed
 }
 
-fn plan_job(job: Job, current: Tenants) -> Computed {
+fn plan_job(job: Job, current: Working) -> Computed {
     match job {
         Job::Declare { body, only, dry_run } => {
             let request = match declaration::parse_declare_body(body, dry_run) {
@@ -356,14 +355,14 @@ fn plan_job(job: Job, current: Tenants) -> Computed {
                     let names: Vec<String> =
                         declared_tenants(&request.adc).map(|(name, _)| name.clone()).filter(selected).collect();
                     Computed::Plan {
-                        plan: declaration::plan_remove(current, &names),
+                        plan: Box::new(declaration::plan_remove(current, &names)),
                         meta: DeclarationMeta::default(),
                         dry_run: false,
                         echo: Echo::Submitted(Value::Object(request.adc)),
                     }
                 }
                 Action::Deploy | Action::DryRun => Computed::Plan {
-                    plan: declaration::plan_deploy(current, &request.adc, only.as_deref()),
+                    plan: Box::new(declaration::plan_deploy(current, &request.adc, only.as_deref())),
                     meta: DeclarationMeta::from_adc(&request.adc),
                     dry_run: request.action == Action::DryRun,
                     echo: Echo::Submitted(Value::Object(request.adc)),
@@ -371,9 +370,9 @@ fn plan_job(job: Job, current: Tenants) -> Computed {
             }
         }
         Job::DeleteTenants { names } => {
-            let names = names.unwrap_or_else(|| current.keys().cloned().collect());
+            let names = names.unwrap_or_else(|| current.tenants.keys().cloned().collect());
             Computed::Plan {
-                plan: declaration::plan_remove(current, &names),
+                plan: Box::new(declaration::plan_remove(current, &names)),
                 meta: DeclarationMeta::default(),
                 dry_run: false,
                 echo: Echo::Header,
@@ -381,7 +380,7 @@ fn plan_job(job: Job, current: Tenants) -> Computed {
         }
         Job::PutApplications { tenant, body } => match declaration::parse_applications_body(&tenant, &body) {
             Ok((apps, meta)) => Computed::Plan {
-                plan: declaration::plan_put_applications(current, &tenant, apps),
+                plan: Box::new(declaration::plan_put_applications(current, &tenant, apps)),
                 meta,
                 dry_run: false,
                 echo: Echo::Submitted(body),
@@ -390,9 +389,12 @@ fn plan_job(job: Job, current: Tenants) -> Computed {
         },
         Job::DeleteApplication { tenant, application } => {
             match declaration::plan_delete_application(current, &tenant, &application) {
-                Some(plan) => {
-                    Computed::Plan { plan, meta: DeclarationMeta::default(), dry_run: false, echo: Echo::Header }
-                }
+                Some(plan) => Computed::Plan {
+                    plan: Box::new(plan),
+                    meta: DeclarationMeta::default(),
+                    dry_run: false,
+                    echo: Echo::Header,
+                },
                 None => Computed::Document {
                     status: StatusCode::NOT_FOUND,
                     body: json!({"code": 404, "message": format!("Application {application} not found in tenant {tenant}")}),
@@ -566,7 +568,7 @@ async fn get_applications(State(sim): State<SimulatorState>, Path(tenant): Path<
     sim.with_deployed(|deployed| match deployed.tenants.get(&tenant) {
         Some(content) => {
             let apps: Map<String, Value> =
-                applications(content).map(|(name, app)| (name.to_owned(), Value::Object(app.clone()))).collect();
+                content.applications().map(|(name, app)| (name.to_owned(), Value::Object(app.clone()))).collect();
             respond(StatusCode::OK, Value::Object(apps))
         }
         None => tenant_not_found(&[&tenant]),
@@ -581,8 +583,8 @@ async fn get_application(
         let Some(content) = deployed.tenants.get(&tenant) else {
             return tenant_not_found(&[&tenant]);
         };
-        match applications(content).find(|(name, _)| *name == application) {
-            Some((name, app)) => respond(StatusCode::OK, json!({ name: app })),
+        match content.application(&application) {
+            Some(app) => respond(StatusCode::OK, json!({ application: app })),
             None => as3_error(StatusCode::NOT_FOUND, format!("Application {application} not found in tenant {tenant}")),
         }
     })

@@ -1,23 +1,58 @@
 //! Checks AS3 and BIG-IP apply to a tenant beyond the JSON schema: every pointer must resolve
 //! to an object of the right class, and no two virtual servers may listen on the same
 //! destination. A tenant failing a check is not deployed.
-
-use super::model::Tenants;
-use std::collections::HashMap;
+//!
+//! A change is checked for what it changes: the Applications it creates or replaces (all of
+//! the tenant's when the tenant's own properties or its `Shared` Application change), against a
+//! [`ListenerIndex`] of every deployed virtual server that is kept beside the tenants.
 
 use serde_json::Value;
 
-use super::model::{self, applications, class_of, declared_objects, is_service_class, Listener, TenantSet};
+use super::model::{
+    self, class_of, declared_objects, is_service_class, Listener, LtmVirtual, Tenant, TenantSet, Tenants,
+};
 use super::pointer::{self, PointerError};
+use super::tenant::TenantDiff;
 
-/// Checks `tenant` as it would be deployed under `name` next to the other tenants of `working`.
-/// The error text is what AS3 or BIG-IP would report.
-pub(super) fn check_tenant(name: &str, tenant: &Value, working: &Tenants) -> Result<(), String> {
-    let tenants = TenantSet::replacing(working, name, tenant);
-    check_pointers(name, tenant, tenants)?;
-    check_listeners(name, tenant, tenants)
+/// Checks the change `diff` makes when `tenant` is deployed under `name` next to the other
+/// deployed tenants, whose virtual servers `listeners` holds. Returns the listeners after the
+/// change. The error text is what AS3 or BIG-IP would report.
+pub(super) fn check_change(
+    name: &str,
+    tenant: &Tenant,
+    diff: &TenantDiff,
+    deployed: &Tenants,
+    listeners: &ListenerIndex,
+) -> Result<ListenerIndex, String> {
+    let tenants = TenantSet::replacing(deployed, name, tenant);
+    // Pointers into `Shared` and the tenant's route domain reach every Application.
+    let whole_tenant = diff.properties_changed || diff.touches("Shared");
+    let affected: Vec<String> = if whole_tenant { tenant.application_names() } else { diff.changed.clone() };
+    check_pointers(name, tenant, &affected, tenants)?;
+
+    let mut listeners = listeners.clone();
+    let released: Vec<String> = match deployed.get(name) {
+        Some(held) if whole_tenant => held.application_names(),
+        _ => diff.changed.iter().chain(&diff.removed).cloned().collect(),
+    };
+    for application in &released {
+        listeners.release(name, application);
+    }
+    if name == "Common" && whole_tenant {
+        // Other tenants' virtuals may use addresses of /Common/Shared: hold them as they now
+        // resolve (BIG-IP checks the tenant being deployed, as before).
+        for (other, other_tenant) in tenants.iter().filter(|(other, _)| *other != name) {
+            for (application, _) in other_tenant.applications() {
+                listeners.release(other, application);
+                listeners.hold(model::application_virtuals(other, other_tenant, application, tenants));
+            }
+        }
+    }
+    for application in &affected {
+        listeners.claim(model::application_virtuals(name, tenant, application, tenants))?;
+    }
+    Ok(listeners)
 }
-
 /// The class a `use` pointer must reach, by the property holding it.
 fn required_class(property: &str) -> Option<&'static str> {
     match property {
@@ -94,8 +129,9 @@ impl PointerCheck<'_> {
     }
 }
 
-fn check_pointers(name: &str, tenant: &Value, tenants: TenantSet<'_>) -> Result<(), String> {
-    for (application, app) in applications(tenant) {
+fn check_pointers(name: &str, tenant: &Tenant, applications: &[String], tenants: TenantSet<'_>) -> Result<(), String> {
+    for application in applications {
+        let Some(app) = tenant.application(application).and_then(Value::as_object) else { continue };
         let check = PointerCheck { tenant: name, application, tenants };
         // Constants hold free-form user data, not pointers.
         for (object_name, object, class) in declared_objects(app).filter(|(_, _, class)| *class != "Constants") {
@@ -111,8 +147,24 @@ fn check_pointers(name: &str, tenant: &Value, tenants: TenantSet<'_>) -> Result<
     Ok(())
 }
 
-/// Virtual servers already listening, by destination: `(protocol, full path)`.
-type ListenerIndex = HashMap<Listener, Vec<(String, String)>>;
+/// A virtual server holding a destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Holder {
+    tenant: String,
+    application: String,
+    /// `tcp`, `udp`, `sctp` or `any`.
+    protocol: String,
+    full_path: String,
+}
+
+/// The destinations of every deployed virtual server, and which Application's virtuals hold
+/// them. Persistent maps: a request works on a copy at O(1) and changes it per Application.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ListenerIndex {
+    holders: imbl::HashMap<Listener, Vec<Holder>>,
+    /// `(tenant, application)` → the destinations its virtuals hold.
+    held_by: imbl::HashMap<(String, String), Vec<Listener>>,
+}
 
 fn protocols_collide(a: &str, b: &str) -> bool {
     a == b || a == "any" || b == "any"
@@ -124,30 +176,89 @@ fn conflict_message(virtual_path: &str, existing_path: &str) -> String {
     )
 }
 
-fn check_listeners(name: &str, tenant: &Value, tenants: TenantSet<'_>) -> Result<(), String> {
-    let mut index = ListenerIndex::new();
-    for (other_name, other) in tenants.iter().filter(|(other_name, _)| *other_name != name) {
-        for virtual_server in model::tenant_virtuals(other_name, other, tenants) {
-            if let Some(listener) = virtual_server.listener.clone() {
-                index
-                    .entry(listener)
-                    .or_default()
-                    .push((virtual_server.ip_protocol.clone(), virtual_server.full_path()));
+impl ListenerIndex {
+    /// The listeners of every virtual server of `tenants`, as deployed (not checked again).
+    pub(super) fn of(tenants: &Tenants) -> Self {
+        let mut index = Self::default();
+        let set = TenantSet::new(tenants);
+        for (name, tenant) in tenants {
+            for (application, _) in tenant.applications() {
+                index.hold(model::application_virtuals(name, tenant, application, set));
+            }
+        }
+        index
+    }
+
+    /// Forgets what the virtuals of `tenant`'s `application` hold.
+    pub(super) fn release(&mut self, tenant: &str, application: &str) {
+        let Some(listeners) = self.held_by.remove(&(tenant.to_owned(), application.to_owned())) else { return };
+        for listener in listeners {
+            let emptied = match self.holders.get_mut(&listener) {
+                Some(holders) => {
+                    holders.retain(|holder| holder.tenant != tenant || holder.application != application);
+                    holders.is_empty()
+                }
+                None => false,
+            };
+            if emptied {
+                self.holders.remove(&listener);
             }
         }
     }
-    for virtual_server in model::tenant_virtuals(name, tenant, tenants) {
-        let Some(listener) = virtual_server.listener.clone() else { continue };
-        let full_path = virtual_server.full_path();
-        let existing = index.entry(listener).or_default();
-        if let Some((_, holder)) =
-            existing.iter().find(|(protocol, _)| protocols_collide(protocol, &virtual_server.ip_protocol))
-        {
-            return Err(conflict_message(&full_path, holder));
+
+    /// Records the destinations `virtuals` (of one Application) hold, checking each against
+    /// those already held; on a conflict, names both virtual servers as BIG-IP does.
+    fn claim(&mut self, virtuals: Vec<LtmVirtual>) -> Result<(), String> {
+        for virtual_server in &virtuals {
+            let Some(listener) = &virtual_server.listener else { continue };
+            let holder = self
+                .holders
+                .get(listener)
+                .into_iter()
+                .flatten()
+                .find(|holder| protocols_collide(&holder.protocol, &virtual_server.ip_protocol));
+            if let Some(holder) = holder {
+                return Err(conflict_message(&virtual_server.full_path(), &holder.full_path));
+            }
+            self.hold_one(virtual_server);
         }
-        existing.push((virtual_server.ip_protocol.clone(), full_path));
+        Ok(())
     }
-    Ok(())
+
+    /// Records the destinations `virtuals` hold without checking them.
+    fn hold(&mut self, virtuals: Vec<LtmVirtual>) {
+        for virtual_server in &virtuals {
+            self.hold_one(virtual_server);
+        }
+    }
+
+    fn hold_one(&mut self, virtual_server: &LtmVirtual) {
+        let Some(listener) = &virtual_server.listener else { return };
+        let view = &virtual_server.view;
+        self.holders.entry(listener.clone()).or_default().push(Holder {
+            tenant: view.partition.clone(),
+            application: view.application.clone(),
+            protocol: virtual_server.ip_protocol.clone(),
+            full_path: virtual_server.full_path(),
+        });
+        self.held_by.entry((view.partition.clone(), view.application.clone())).or_default().push(listener.clone());
+    }
+
+    /// Replaces what `name`'s virtuals hold with what `tenant` (as deployed among `tenants`)
+    /// holds, unchecked: a plan giving a tenant back its previous content.
+    pub(super) fn restore_tenant(&mut self, name: &str, held: Option<&Tenant>, tenants: &Tenants) {
+        let held_applications: Vec<(String, String)> =
+            self.held_by.keys().filter(|(tenant, _)| tenant == name).cloned().collect();
+        for (tenant, application) in held_applications {
+            self.release(&tenant, &application);
+        }
+        if let Some(tenant) = held {
+            let set = TenantSet::replacing(tenants, name, tenant);
+            for (application, _) in tenant.applications() {
+                self.hold(model::application_virtuals(name, tenant, application, set));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +268,17 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// Checks deploying the whole tenant `value` under `name` next to `working`.
+    fn check_tenant(name: &str, value: &Value, working: &Tenants) -> Result<(), String> {
+        let tenant = Tenant::from_value(value);
+        let diff = Tenant::diff(working.get(name).map(AsRef::as_ref), &tenant);
+        check_change(name, &tenant, &diff, working, &ListenerIndex::of(working)).map(|_| ())
+    }
+
+    fn deployed(tenants: &[(&str, Value)]) -> Tenants {
+        tenants.iter().map(|(name, value)| ((*name).to_owned(), Arc::new(Tenant::from_value(value)))).collect()
+    }
 
     fn http_tenant(address: &str, pool_pointer: &str) -> Value {
         json!({"class": "Tenant", "A": {"class": "Application",
@@ -195,7 +317,7 @@ mod tests {
 
     #[test]
     fn rejects_a_destination_used_by_another_tenant() {
-        let working = BTreeMap::from([("T1".to_owned(), Arc::new(http_tenant("10.0.0.1", "web_pool")))]);
+        let working = deployed(&[("T1", http_tenant("10.0.0.1", "web_pool"))]);
         let error = check_tenant("T2", &http_tenant("10.0.0.1", "web_pool"), &working).expect_err("must fail");
         assert_eq!(
             error,
@@ -213,7 +335,62 @@ mod tests {
             "dns": {"class": "Service_TCP", "virtualAddresses": ["10.0.0.9"], "virtualPort": 53}}});
         let udp = json!({"class": "Tenant", "A": {"class": "Application",
             "dns": {"class": "Service_UDP", "virtualAddresses": ["10.0.0.9"], "virtualPort": 53}}});
-        let working = BTreeMap::from([("T1".to_owned(), Arc::new(tcp))]);
+        let working = deployed(&[("T1", tcp)]);
         assert_eq!(check_tenant("T2", &udp, &working), Ok(()));
+    }
+
+    #[test]
+    fn a_per_application_change_is_checked_against_the_held_listeners() {
+        let working =
+            deployed(&[("T1", http_tenant("10.0.0.1", "web_pool")), ("T2", http_tenant("10.0.0.2", "web_pool"))]);
+        let index = ListenerIndex::of(&working);
+        let held = &working["T2"];
+        let app = |address: &str| json!({"class": "Application", "svc": {"class": "Service_HTTP", "virtualAddresses": [address]}});
+
+        // A new Application on an address another tenant holds.
+        let clashing = held.with_applications([("B".to_owned(), app("10.0.0.1"))]);
+        let diff = Tenant::diff(Some(held), &clashing);
+        let error = check_change("T2", &clashing, &diff, &working, &index).expect_err("10.0.0.1:80 is held by T1");
+        assert!(error.contains("/T2/B/svc") && error.contains("/T1/A/service"), "{error}");
+
+        // Moving T2's own Application to a new address frees the old one.
+        let moved = held.with_applications([("A".to_owned(), app("10.0.0.3"))]);
+        let diff = Tenant::diff(Some(held), &moved);
+        let after = check_change("T2", &moved, &diff, &working, &index).expect("10.0.0.3 is free");
+        let taker = Tenant::from_value(&json!({"class": "Tenant", "C": app("10.0.0.2")}));
+        let diff = Tenant::diff(None, &taker);
+        let mut working_after = working.clone();
+        working_after.insert("T2".to_owned(), Arc::new(moved));
+        assert_eq!(check_change("T3", &taker, &diff, &working_after, &after).map(|_| ()), Ok(()));
+        assert!(check_change("T3", &taker, &diff, &working, &index).is_err(), "before the move it is held");
+    }
+
+    #[test]
+    fn a_changed_shared_application_checks_every_pointer_into_it() {
+        let working = deployed(&[(
+            "T",
+            json!({"class": "Tenant",
+            "Shared": {"class": "Application", "p": {"class": "Pool"}},
+            "A": {"class": "Application", "svc": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1"], "pool": "/T/Shared/p"}}}),
+        )]);
+        let held = &working["T"];
+        let emptied =
+            held.with_applications([("Shared".to_owned(), json!({"class": "Application", "q": {"class": "Pool"}}))]);
+        let diff = Tenant::diff(Some(held), &emptied);
+        let error =
+            check_change("T", &emptied, &diff, &working, &ListenerIndex::of(&working)).expect_err("A loses its pool");
+        assert_eq!(error, "/T/A/svc/pool: contains path to non-existent object p");
+    }
+
+    #[test]
+    fn restoring_a_tenant_gives_back_its_listeners() {
+        let working = deployed(&[("T1", http_tenant("10.0.0.1", "web_pool"))]);
+        let mut index = ListenerIndex::of(&working);
+        index.restore_tenant("T1", None, &working);
+        let taker = Tenant::from_value(&http_tenant("10.0.0.1", "web_pool"));
+        let diff = Tenant::diff(None, &taker);
+        assert!(check_change("T2", &taker, &diff, &working, &index).is_ok(), "T1's listener was released");
+        index.restore_tenant("T1", Some(&working["T1"]), &working);
+        assert!(check_change("T2", &taker, &diff, &working, &index).is_err(), "T1 holds it again");
     }
 }

@@ -5,14 +5,12 @@
 //! otherwise its content is replaced, after the checks in [`checks`](super::checks). A tenant
 //! failing them keeps its previous content while the other tenants of the request are applied.
 
-use super::model::Tenants;
-
 use serde_json::{json, Map, Value};
 
 use crate::as3::schema::{validate_declaration, SchemaError, AS3_SCHEMA_VERSION};
 
-use super::checks;
-use super::model::{application_names, applications};
+use super::checks::{self, ListenerIndex};
+use super::model::{applications, Tenant, Tenants};
 use super::schema_defaults::default_of;
 use super::state::{ChangeAction, DeclarationMeta};
 
@@ -221,34 +219,54 @@ pub(super) struct Change {
 #[derive(Debug)]
 pub(super) struct Plan {
     pub(super) tenants: Tenants,
+    /// The destinations the virtual servers of `tenants` hold.
+    pub(super) listeners: ListenerIndex,
     pub(super) results: Vec<TenantResult>,
     pub(super) changes: Vec<Change>,
 }
 
+/// The deployed state a request is planned against: the tenants and the destinations their
+/// virtual servers hold. Both are shared, so a copy costs O(1) per tenant.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Working {
+    pub(super) tenants: Tenants,
+    pub(super) listeners: ListenerIndex,
+}
+
 impl Plan {
-    fn starting_from(tenants: Tenants) -> Self {
-        Self { tenants, results: Vec::new(), changes: Vec::new() }
+    fn starting_from(working: Working) -> Self {
+        Self { tenants: working.tenants, listeners: working.listeners, results: Vec::new(), changes: Vec::new() }
+    }
+
+    /// The deployed state once this plan is committed.
+    #[cfg(test)]
+    pub(super) fn working(&self) -> Working {
+        Working { tenants: self.tenants.clone(), listeners: self.listeners.clone() }
     }
 
     fn record(&mut self, tenant: &str, outcome: Outcome) {
         self.results.push(TenantResult { tenant: tenant.to_owned(), outcome });
     }
 
-    /// Deploys `tenant` under `name`; a tenant without Applications deletes it.
-    fn put_tenant(&mut self, name: &str, tenant: Value, action: ChangeAction) {
-        let applications_before = self.tenants.get(name).map(|t| application_names(t)).unwrap_or_default();
-        let applications_after = application_names(&tenant);
-        if applications_after.is_empty() {
+    /// Deploys `tenant` under `name`; a tenant without Applications deletes it. Only what
+    /// differs from the held tenant is checked.
+    fn put_tenant(&mut self, name: &str, tenant: Tenant, action: ChangeAction) {
+        let held = self.tenants.get(name).cloned();
+        let applications_before = held.as_ref().map(|held| held.application_names()).unwrap_or_default();
+        if tenant.application_count() == 0 {
             let action = if action == ChangeAction::Deployed { ChangeAction::Deleted } else { action };
             return self.remove_tenant(name, action);
         }
-        if self.tenants.get(name).is_some_and(|held| **held == tenant) {
+        let diff = Tenant::diff(held.as_deref(), &tenant);
+        if diff.is_empty() {
             return self.record(name, Outcome::NoChange);
         }
-        if let Err(message) = checks::check_tenant(name, &tenant, &self.tenants) {
-            return self.record(name, Outcome::Failed(message));
+        match checks::check_change(name, &tenant, &diff, &self.tenants, &self.listeners) {
+            Ok(listeners) => self.listeners = listeners,
+            Err(message) => return self.record(name, Outcome::Failed(message)),
         }
-        let line_count = line_count(&tenant);
+        let line_count = tenant.line_count(&diff);
+        let applications_after = tenant.application_names();
         self.tenants.insert(name.to_owned(), std::sync::Arc::new(tenant));
         self.record(name, Outcome::Success { line_count });
         self.changes.push(Change { tenant: name.to_owned(), action, applications_before, applications_after });
@@ -257,35 +275,37 @@ impl Plan {
     fn remove_tenant(&mut self, name: &str, action: ChangeAction) {
         match self.tenants.remove(name) {
             Some(removed) => {
+                self.listeners.restore_tenant(name, None, &self.tenants);
                 self.record(name, Outcome::Success { line_count: 0 });
                 self.changes.push(Change {
                     tenant: name.to_owned(),
                     action,
-                    applications_before: application_names(&removed),
+                    applications_before: removed.application_names(),
                     applications_after: Vec::new(),
                 });
             }
             None => self.record(name, Outcome::NoChange),
         }
     }
-}
 
-/// A size for the `lineCount` of a result: the number of scalar properties written.
-fn line_count(value: &Value) -> usize {
-    match value {
-        Value::Object(object) => object.values().map(line_count).sum(),
-        Value::Array(items) => items.iter().map(line_count).sum(),
-        _ => 1,
+    /// Gives `name` back the content it had in `before` (a tenant refused after planning).
+    pub(super) fn restore_tenant(&mut self, name: &str, before: &Tenants) {
+        let held = before.get(name);
+        match held {
+            Some(content) => self.tenants.insert(name.to_owned(), content.clone()),
+            None => self.tenants.remove(name),
+        };
+        self.listeners.restore_tenant(name, held.map(AsRef::as_ref), &self.tenants);
     }
 }
 
 /// Deploys the tenants of `adc` (only those in `only`, when given). With `updateMode:
 /// complete`, tenants the declaration does not name are deleted.
-pub(super) fn plan_deploy(current: Tenants, adc: &Map<String, Value>, only: Option<&[String]>) -> Plan {
+pub(super) fn plan_deploy(current: Working, adc: &Map<String, Value>, only: Option<&[String]>) -> Plan {
     let mut plan = Plan::starting_from(current);
     let selected = |name: &String| only.is_none_or(|only| only.contains(name));
     for (name, tenant) in declared_tenants(adc).filter(|(name, _)| selected(name)) {
-        plan.put_tenant(name, tenant.clone(), ChangeAction::Deployed);
+        plan.put_tenant(name, Tenant::from_value(tenant), ChangeAction::Deployed);
     }
     if only.is_none() && adc.get("updateMode").and_then(Value::as_str) == Some("complete") {
         let unnamed: Vec<String> = plan.tenants.keys().filter(|name| !adc.contains_key(*name)).cloned().collect();
@@ -297,7 +317,7 @@ pub(super) fn plan_deploy(current: Tenants, adc: &Map<String, Value>, only: Opti
 }
 
 /// Deletes the named tenants.
-pub(super) fn plan_remove(current: Tenants, names: &[String]) -> Plan {
+pub(super) fn plan_remove(current: Working, names: &[String]) -> Plan {
     let mut plan = Plan::starting_from(current);
     for name in names {
         plan.remove_tenant(name, ChangeAction::Deleted);
@@ -307,25 +327,20 @@ pub(super) fn plan_remove(current: Tenants, names: &[String]) -> Plan {
 
 /// Creates or replaces `apps` in `tenant` (creating the tenant), leaving its other
 /// Applications as they are.
-pub(super) fn plan_put_applications(current: Tenants, tenant: &str, apps: Map<String, Value>) -> Plan {
+pub(super) fn plan_put_applications(current: Working, tenant: &str, apps: Map<String, Value>) -> Plan {
     let mut plan = Plan::starting_from(current);
-    let mut content =
-        plan.tenants.get(tenant).map(|held| Value::clone(held)).unwrap_or_else(|| json!({"class": "Tenant"}));
-    if let Some(object) = content.as_object_mut() {
-        object.extend(apps);
-    }
+    let content = match plan.tenants.get(tenant) {
+        Some(held) => held.with_applications(apps),
+        None => Tenant::empty().with_applications(apps),
+    };
     plan.put_tenant(tenant, content, ChangeAction::ApplicationsDeployed);
     plan
 }
 
 /// Removes one Application; `None` when the tenant has no such Application. Removing the last
 /// Application removes the tenant.
-pub(super) fn plan_delete_application(current: Tenants, tenant: &str, application: &str) -> Option<Plan> {
-    let mut content = Value::clone(current.get(tenant)?);
-    let removed = content.as_object_mut()?.remove(application)?;
-    if removed.get("class").and_then(Value::as_str) != Some("Application") {
-        return None;
-    }
+pub(super) fn plan_delete_application(current: Working, tenant: &str, application: &str) -> Option<Plan> {
+    let content = current.tenants.get(tenant)?.without_application(application)?;
     let mut plan = Plan::starting_from(current);
     plan.put_tenant(tenant, content, ChangeAction::ApplicationDeleted);
     Some(plan)
@@ -334,8 +349,6 @@ pub(super) fn plan_delete_application(current: Tenants, tenant: &str, applicatio
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use std::collections::BTreeMap;
 
     fn tenant(address: &str) -> Value {
         json!({"class": "Tenant", "A": {"class": "Application",
@@ -355,10 +368,10 @@ mod tests {
 
     #[test]
     fn deploy_then_redeploy_is_no_change() {
-        let first = plan_deploy(BTreeMap::new(), &adc(&[("T1", tenant("10.0.0.1"))]), None);
+        let first = plan_deploy(Working::default(), &adc(&[("T1", tenant("10.0.0.1"))]), None);
         assert!(matches!(first.results[0].outcome, Outcome::Success { .. }));
         assert_eq!(first.changes.len(), 1);
-        let second = plan_deploy(first.tenants, &adc(&[("T1", tenant("10.0.0.1"))]), None);
+        let second = plan_deploy(first.working(), &adc(&[("T1", tenant("10.0.0.1"))]), None);
         assert_eq!(second.results[0].outcome, Outcome::NoChange);
         assert!(second.changes.is_empty());
     }
@@ -366,14 +379,14 @@ mod tests {
     #[test]
     fn empty_tenant_deletes_and_complete_mode_deletes_unnamed() {
         let deployed =
-            plan_deploy(BTreeMap::new(), &adc(&[("T1", tenant("10.0.0.1")), ("T2", tenant("10.0.0.2"))]), None);
-        let deleted = plan_deploy(deployed.tenants.clone(), &adc(&[("T1", json!({"class": "Tenant"}))]), None);
+            plan_deploy(Working::default(), &adc(&[("T1", tenant("10.0.0.1")), ("T2", tenant("10.0.0.2"))]), None);
+        let deleted = plan_deploy(deployed.working(), &adc(&[("T1", json!({"class": "Tenant"}))]), None);
         assert_eq!(deleted.tenants.keys().collect::<Vec<_>>(), vec!["T2"]);
         assert_eq!(deleted.changes[0].action, ChangeAction::Deleted);
 
         let mut complete = adc(&[("T1", tenant("10.0.0.1"))]);
         complete.insert("updateMode".to_owned(), json!("complete"));
-        let replaced = plan_deploy(deployed.tenants, &complete, None);
+        let replaced = plan_deploy(deployed.working(), &complete, None);
         assert_eq!(replaced.tenants.keys().collect::<Vec<_>>(), vec!["T1"]);
     }
 
@@ -381,7 +394,7 @@ mod tests {
     fn a_failing_tenant_does_not_block_the_others() {
         let mut broken = tenant("10.0.0.1");
         broken["A"]["service"]["pool"] = json!("missing");
-        let plan = plan_deploy(BTreeMap::new(), &adc(&[("Bad", broken), ("Good", tenant("10.0.0.2"))]), None);
+        let plan = plan_deploy(Working::default(), &adc(&[("Bad", broken), ("Good", tenant("10.0.0.2"))]), None);
         assert!(matches!(&plan.results[0].outcome, Outcome::Failed(message) if message.contains("missing")));
         assert!(matches!(plan.results[1].outcome, Outcome::Success { .. }));
         assert_eq!(plan.tenants.keys().collect::<Vec<_>>(), vec!["Good"]);
@@ -389,16 +402,16 @@ mod tests {
 
     #[test]
     fn applications_are_replaced_individually() {
-        let deployed = plan_deploy(BTreeMap::new(), &adc(&[("T", tenant("10.0.0.1"))]), None);
+        let deployed = plan_deploy(Working::default(), &adc(&[("T", tenant("10.0.0.1"))]), None);
         let mut extra = Map::new();
         extra.insert("B".to_owned(), tenant("10.0.0.2")["A"].clone());
-        let added = plan_put_applications(deployed.tenants, "T", extra);
-        assert_eq!(application_names(&added.tenants["T"]), vec!["A", "B"]);
+        let added = plan_put_applications(deployed.working(), "T", extra);
+        assert_eq!(added.tenants["T"].application_names(), vec!["A", "B"]);
         assert_eq!(added.changes[0].applications_before, vec!["A"]);
 
-        let removed = plan_delete_application(added.tenants, "T", "A").expect("A exists");
-        assert_eq!(application_names(&removed.tenants["T"]), vec!["B"]);
-        assert!(plan_delete_application(removed.tenants, "T", "A").is_none());
+        let removed = plan_delete_application(added.working(), "T", "A").expect("A exists");
+        assert_eq!(removed.tenants["T"].application_names(), vec!["B"]);
+        assert!(plan_delete_application(removed.working(), "T", "A").is_none());
     }
 
     #[test]

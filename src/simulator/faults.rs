@@ -68,7 +68,7 @@ pub const ANONYMOUS_REJECTION: &str =
 /// declaration.
 pub(super) fn reject_matching_tenants(plan: &mut Plan, before: &Tenants, needle: &str) {
     let application = |tenants: &Tenants, tenant: &str, name: &str| {
-        tenants.get(tenant).and_then(|content| content.get(name)).cloned()
+        tenants.get(tenant).and_then(|content| content.application(name)).cloned()
     };
     let refused: Vec<String> = plan
         .changes
@@ -82,10 +82,7 @@ pub(super) fn reject_matching_tenants(plan: &mut Plan, before: &Tenants, needle:
         .map(|change| change.tenant.clone())
         .collect();
     for tenant in &refused {
-        match before.get(tenant) {
-            Some(content) => plan.tenants.insert(tenant.clone(), content.clone()),
-            None => plan.tenants.remove(tenant),
-        };
+        plan.restore_tenant(tenant, before);
         plan.changes.retain(|change| &change.tenant != tenant);
         for result in plan.results.iter_mut().filter(|result| &result.tenant == tenant) {
             result.outcome = Outcome::Failed(ANONYMOUS_REJECTION.to_owned());
@@ -261,9 +258,11 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for RefusableStream<I> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::checks::ListenerIndex;
+    use super::super::declaration::Working;
+    use super::super::model::Tenant;
     use super::*;
     use serde_json::Value;
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     #[test]
@@ -296,33 +295,39 @@ mod tests {
         adc
     }
 
+    fn deployed(tenants: &[(&str, Value)]) -> Working {
+        let tenants: Tenants =
+            tenants.iter().map(|(name, value)| ((*name).to_owned(), Arc::new(Tenant::from_value(value)))).collect();
+        Working { listeners: ListenerIndex::of(&tenants), tenants }
+    }
+
     #[test]
     fn tenants_with_a_matching_application_are_rejected_anonymously_and_keep_their_content() {
         use super::super::declaration::plan_deploy;
-        let before: Tenants = BTreeMap::from([("T1".to_owned(), Arc::new(tenant("old_app", "10.0.0.1")))]);
+        let before = deployed(&[("T1", tenant("old_app", "10.0.0.1"))]);
         let adc = declaration(&[("T1", tenant("bad_app", "10.0.0.1")), ("T2", tenant("good_app", "10.0.0.2"))]);
         let mut plan = plan_deploy(before.clone(), &adc, None);
-        reject_matching_tenants(&mut plan, &before, "bad");
+        reject_matching_tenants(&mut plan, &before.tenants, "bad");
 
-        assert_eq!(plan.tenants["T1"], before["T1"], "the refused tenant keeps its previous content");
-        assert_eq!(*plan.tenants["T2"], tenant("good_app", "10.0.0.2"), "the other tenant is applied");
+        assert_eq!(plan.tenants["T1"], before.tenants["T1"], "the refused tenant keeps its previous content");
+        assert_eq!(plan.tenants["T2"].to_value(), tenant("good_app", "10.0.0.2"), "the other tenant is applied");
         assert_eq!(plan.changes.iter().map(|c| c.tenant.as_str()).collect::<Vec<_>>(), ["T2"]);
         let t1 = plan.results.iter().find(|r| r.tenant == "T1").expect("result for T1");
         assert_eq!(t1.outcome, Outcome::Failed(ANONYMOUS_REJECTION.to_owned()));
         assert!(!ANONYMOUS_REJECTION.contains("bad_app") && !ANONYMOUS_REJECTION.contains("/T1/"));
 
         // A tenant new to the BIG-IP is not created.
-        let mut plan = plan_deploy(BTreeMap::new(), &declaration(&[("T3", tenant("bad", "10.0.0.3"))]), None);
-        reject_matching_tenants(&mut plan, &BTreeMap::new(), "bad");
+        let mut plan = plan_deploy(Working::default(), &declaration(&[("T3", tenant("bad", "10.0.0.3"))]), None);
+        reject_matching_tenants(&mut plan, &Tenants::new(), "bad");
         assert!(plan.tenants.is_empty() && plan.changes.is_empty());
 
         // A matching Application kept as it is does not fail its tenant.
         let mut kept = tenant("bad_app", "10.0.0.1");
         kept["other"] = tenant("other", "10.0.0.9")["other"].clone();
-        let before: Tenants = BTreeMap::from([("T1".to_owned(), Arc::new(tenant("bad_app", "10.0.0.1")))]);
+        let before = deployed(&[("T1", tenant("bad_app", "10.0.0.1"))]);
         let mut plan = plan_deploy(before.clone(), &declaration(&[("T1", kept.clone())]), None);
-        reject_matching_tenants(&mut plan, &before, "bad");
-        assert_eq!(*plan.tenants["T1"], kept);
+        reject_matching_tenants(&mut plan, &before.tenants, "bad");
+        assert_eq!(plan.tenants["T1"].to_value(), kept);
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod server;
 mod state;
 mod sys;
 mod tasks;
+mod tenant;
 mod timefmt;
 mod tls;
 mod views;

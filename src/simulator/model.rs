@@ -34,17 +34,14 @@ pub struct PoolMemberView {
     pub enabled: bool,
 }
 
-/// Deployed tenants by name. Each tenant is shared: planning a request copies the map, never
-/// the tenants it does not change (at 10,000 applications, copying them all cost ~150 ms per
-/// request).
-pub(super) type Tenants = std::collections::BTreeMap<String, std::sync::Arc<Value>>;
+pub(super) use super::tenant::{Tenant, Tenants};
 
 /// Tenants as seen while a change is planned: a tenant map, optionally with one tenant
 /// replaced by a candidate.
 #[derive(Clone, Copy)]
 pub(super) struct TenantSet<'a> {
     base: &'a Tenants,
-    replaced: Option<(&'a str, &'a Value)>,
+    replaced: Option<(&'a str, &'a Tenant)>,
 }
 
 impl<'a> TenantSet<'a> {
@@ -52,18 +49,18 @@ impl<'a> TenantSet<'a> {
         Self { base, replaced: None }
     }
 
-    pub(super) fn replacing(base: &'a Tenants, name: &'a str, tenant: &'a Value) -> Self {
+    pub(super) fn replacing(base: &'a Tenants, name: &'a str, tenant: &'a Tenant) -> Self {
         Self { base, replaced: Some((name, tenant)) }
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&'a Value> {
+    pub(super) fn get(&self, name: &str) -> Option<&'a Tenant> {
         match self.replaced {
             Some((replaced, tenant)) if replaced == name => Some(tenant),
             _ => self.base.get(name).map(AsRef::as_ref),
         }
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&'a str, &'a Tenant)> + 'a {
         let replaced = self.replaced;
         self.base
             .iter()
@@ -77,16 +74,12 @@ pub(super) fn class_of(object: &Object) -> Option<&str> {
     object.get("class").and_then(Value::as_str)
 }
 
-/// The Applications of a tenant, by name.
+/// The Applications of a declared tenant object, by name.
 pub(super) fn applications(tenant: &Value) -> impl Iterator<Item = (&str, &Object)> {
     tenant.as_object().into_iter().flatten().filter_map(|(name, value)| {
         let object = value.as_object()?;
         (class_of(object) == Some("Application")).then_some((name.as_str(), object))
     })
-}
-
-pub(super) fn application_names(tenant: &Value) -> Vec<String> {
-    applications(tenant).map(|(name, _)| name.to_owned()).collect()
 }
 
 /// The declared objects of an Application (properties whose value has a `class`).
@@ -235,8 +228,8 @@ struct Destination {
     ipv6: bool,
 }
 
-fn tenant_default_route_domain(tenant: &Value) -> Option<String> {
-    match tenant.get("defaultRouteDomain") {
+fn tenant_default_route_domain(tenant: &Tenant) -> Option<String> {
+    match tenant.property("defaultRouteDomain") {
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     }
@@ -414,10 +407,25 @@ fn push_virtuals(spec: &ServiceSpec<'_>, destinations: &[Destination], out: &mut
 }
 
 /// The virtual servers of one tenant; `tenants` resolves `Service_Address` references.
-pub(super) fn tenant_virtuals(tenant: &str, tenant_value: &Value, tenants: TenantSet<'_>) -> Vec<LtmVirtual> {
+pub(super) fn tenant_virtuals(tenant: &str, tenant_value: &Tenant, tenants: TenantSet<'_>) -> Vec<LtmVirtual> {
+    let mut virtuals = Vec::new();
+    for (application, _) in tenant_value.applications() {
+        virtuals.extend(application_virtuals(tenant, tenant_value, application, tenants));
+    }
+    virtuals
+}
+
+/// The virtual servers of one Application of `tenant_value` (none when it has no such
+/// Application).
+pub(super) fn application_virtuals(
+    tenant: &str,
+    tenant_value: &Tenant,
+    application: &str,
+    tenants: TenantSet<'_>,
+) -> Vec<LtmVirtual> {
     let scope = TenantScope { name: tenant, default_route_domain: tenant_default_route_domain(tenant_value), tenants };
     let mut virtuals = Vec::new();
-    for (application, app) in applications(tenant_value) {
+    if let Some(app) = tenant_value.application(application).and_then(Value::as_object) {
         for (name, object, class) in declared_objects(app) {
             if is_service_class(class) {
                 service_virtuals(&scope, application, name, object, class, &mut virtuals);
@@ -591,9 +599,9 @@ fn monitor_expression(pool: &Object, tenant: &str, application: &str) -> Option<
     }
 }
 
-pub(super) fn tenant_pools(tenant: &str, tenant_value: &Value) -> Vec<LtmPool> {
+pub(super) fn tenant_pools(tenant: &str, tenant_value: &Tenant) -> Vec<LtmPool> {
     let mut pools = Vec::new();
-    for (application, app) in applications(tenant_value) {
+    for (application, app) in tenant_value.applications() {
         for (name, pool, class) in declared_objects(app) {
             if class != "Pool" {
                 continue;
@@ -677,9 +685,9 @@ fn monitor_definition(as3_type: &str) -> Option<&'static str> {
     })
 }
 
-pub(super) fn tenant_monitors(tenant: &str, tenant_value: &Value) -> Vec<LtmMonitor> {
+pub(super) fn tenant_monitors(tenant: &str, tenant_value: &Tenant) -> Vec<LtmMonitor> {
     let mut monitors = Vec::new();
-    for (application, app) in applications(tenant_value) {
+    for (application, app) in tenant_value.applications() {
         for (name, monitor, class) in declared_objects(app) {
             if class != "Monitor" {
                 continue;
@@ -719,7 +727,7 @@ mod tests {
     use super::*;
 
     fn one_tenant(tenant: Value) -> Tenants {
-        BTreeMap::from([("T".to_owned(), Arc::new(tenant))])
+        BTreeMap::from([("T".to_owned(), Arc::new(Tenant::from_value(&tenant)))])
     }
 
     #[test]

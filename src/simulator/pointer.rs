@@ -65,23 +65,26 @@ pub(super) fn resolve<'a>(
     let Some((target_tenant, nested)) = containers.split_first() else {
         return Err(PointerError::CrossTenantApplication);
     };
-    if nested.is_empty() {
+    let Some((target_application, below)) = nested.split_first() else {
         return Err(PointerError::TenantWithoutApplication);
-    }
-
-    let mut current = tenants.get(target_tenant).ok_or_else(|| PointerError::NonExistent(target_tenant.clone()))?;
+    };
+    let target = tenants.get(target_tenant).ok_or_else(|| PointerError::NonExistent(target_tenant.clone()))?;
     if target_tenant != "Common" && target_tenant != tenant {
         return Err(PointerError::OutsideScope);
     }
-    for (depth, element) in nested.iter().enumerate() {
+    let mut current = target
+        .get(target_application)
+        .filter(|value| value.is_object())
+        .ok_or_else(|| PointerError::NonExistent(target_application.clone()))?;
+    // The first level below the tenant is the Application.
+    if target_application != "Shared" && target_application != application {
+        return Err(PointerError::OutsideScope);
+    }
+    for element in below {
         current = current
             .get(element.as_str())
             .filter(|value| value.is_object())
             .ok_or_else(|| PointerError::NonExistent(element.clone()))?;
-        // The first level below the tenant is the Application.
-        if depth == 0 && element != "Shared" && element != application {
-            return Err(PointerError::OutsideScope);
-        }
     }
     current.get(leaf.as_str()).map(Some).ok_or_else(|| PointerError::NonExistent(leaf.clone()))
 }
@@ -91,7 +94,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use super::super::model::Tenants;
+    use super::super::model::{Tenant, Tenants};
 
     use serde_json::json;
 
@@ -112,7 +115,7 @@ mod tests {
             ),
             ("U".to_owned(), json!({"class": "Tenant", "A": {"class": "Application", "u_pool": {"class": "Pool"}}})),
         ]);
-        tenants.into_iter().map(|(name, tenant)| (name, Arc::new(tenant))).collect()
+        tenants.into_iter().map(|(name, tenant)| (name, Arc::new(Tenant::from_value(&tenant)))).collect()
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! declarations are validated against keeps the simulator in step with AS3 instead of with a
 //! hand-copied table.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -29,33 +30,55 @@ fn definitions() -> Option<&'static serde_json::Map<String, Value>> {
         .and_then(Value::as_object)
 }
 
-/// The schema default of `property` in definition `class` (e.g. `Service_HTTPS`, `virtualPort`),
-/// following the definition's `allOf` references the way AS3 class cores are composed.
-pub(super) fn default_of(class: &str, property: &str) -> Option<&'static Value> {
-    lookup(definitions()?, class, property, 0)
+/// Defaults by definition and property, each definition with those it composes through
+/// `allOf` (its own first). Built once: the simulator asks per virtual server and pool.
+type DefaultTable = HashMap<&'static str, HashMap<&'static str, &'static Value>>;
+
+fn table() -> &'static DefaultTable {
+    static TABLE: OnceLock<DefaultTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let Some(definitions) = definitions() else { return DefaultTable::new() };
+        definitions
+            .keys()
+            .map(|class| {
+                let mut defaults = HashMap::new();
+                collect_defaults(definitions, class, 0, &mut defaults);
+                (class.as_str(), defaults)
+            })
+            .collect()
+    })
 }
 
-fn lookup(
+/// Adds the defaults `class` declares, then those of the definitions it composes, keeping the
+/// first found for each property.
+fn collect_defaults(
     definitions: &'static serde_json::Map<String, Value>,
     class: &str,
-    property: &str,
     depth: usize,
-) -> Option<&'static Value> {
-    if depth > MAX_REF_DEPTH {
-        return None;
+    defaults: &mut HashMap<&'static str, &'static Value>,
+) {
+    let Some(definition) = definitions.get(class).filter(|_| depth <= MAX_REF_DEPTH) else { return };
+    for (property, schema) in definition.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        if let Some(default) = schema.get("default") {
+            defaults.entry(property.as_str()).or_insert(default);
+        }
     }
-    let definition = definitions.get(class)?;
-    if let Some(default) = definition.pointer(&format!("/properties/{property}/default")) {
-        return Some(default);
-    }
-    definition
+    let references = definition
         .get("allOf")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|part| part.get("$ref").and_then(Value::as_str))
-        .filter_map(|reference| reference.strip_prefix("#/definitions/"))
-        .find_map(|referenced| lookup(definitions, referenced, property, depth + 1))
+        .filter_map(|reference| reference.strip_prefix("#/definitions/"));
+    for referenced in references {
+        collect_defaults(definitions, referenced, depth + 1, defaults);
+    }
+}
+
+/// The schema default of `property` in definition `class` (e.g. `Service_HTTPS`, `virtualPort`),
+/// following the definition's `allOf` references the way AS3 class cores are composed.
+pub(super) fn default_of(class: &str, property: &str) -> Option<&'static Value> {
+    table().get(class)?.get(property).copied()
 }
 
 pub(super) fn default_str(class: &str, property: &str) -> Option<&'static str> {

@@ -2,7 +2,6 @@
 //! and the token, fault and task stores; plus the state file that makes a configuration
 //! survive a restart.
 
-use super::model::Tenants;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,9 +15,10 @@ use serde_json::{json, Map, Value};
 use crate::as3::schema::AS3_SCHEMA_VERSION;
 
 use super::auth::TokenStore;
-use super::declaration::{declared_tenants, Change};
+use super::checks::ListenerIndex;
+use super::declaration::{declared_tenants, Change, Working};
 use super::faults::{FaultState, Faults};
-use super::model::{self, PoolMemberView, VirtualServerView};
+use super::model::{self, PoolMemberView, Tenant, Tenants, VirtualServerView};
 use super::net_config::{
     ArpEntry, BgpInstance, FdbRecord, NetConfig, PrefixList, RouteMap, SelfIp, Tunnel, VxlanProfile,
 };
@@ -100,6 +100,8 @@ impl DeclarationMeta {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Deployed {
     pub(super) tenants: Tenants,
+    /// The destinations the virtual servers of `tenants` hold.
+    listeners: ListenerIndex,
     meta: DeclarationMeta,
 }
 
@@ -108,7 +110,7 @@ impl Deployed {
     pub(super) fn declaration(&self, include: impl Fn(&str) -> bool) -> Value {
         let mut adc = self.declaration_header();
         for (name, tenant) in self.tenants.iter().filter(|(name, _)| include(name)) {
-            adc.insert(name.clone(), Value::clone(tenant));
+            adc.insert(name.clone(), tenant.to_value());
         }
         Value::Object(adc)
     }
@@ -138,9 +140,10 @@ impl Deployed {
             "ADC" => document.as_object()?,
             _ => return None,
         };
-        let tenants =
-            declared_tenants(adc).map(|(name, tenant)| (name.clone(), std::sync::Arc::new(tenant.clone()))).collect();
-        Some(Self { tenants, meta: DeclarationMeta::from_adc(adc) })
+        let tenants: Tenants =
+            declared_tenants(adc).map(|(name, tenant)| (name.clone(), Arc::new(Tenant::from_value(tenant)))).collect();
+        let listeners = ListenerIndex::of(&tenants);
+        Some(Self { tenants, listeners, meta: DeclarationMeta::from_adc(adc) })
     }
 }
 
@@ -319,31 +322,23 @@ impl SimulatorState {
     /// Tenant name → Tenant object as last deployed.
     pub fn tenants(&self) -> BTreeMap<String, Value> {
         let store = lock(&self.shared.store);
-        store.deployed.tenants.iter().map(|(name, tenant)| (name.clone(), Value::clone(tenant))).collect()
+        store.deployed.tenants.iter().map(|(name, tenant)| (name.clone(), tenant.to_value())).collect()
     }
 
-    /// The deployed tenants to plan a request against: a copy of the map, sharing every tenant.
-    pub(super) fn working_tenants(&self) -> Tenants {
-        lock(&self.shared.store).deployed.tenants.clone()
+    /// The deployed state to plan a request against: a copy sharing every tenant.
+    pub(super) fn working(&self) -> Working {
+        let store = lock(&self.shared.store);
+        Working { tenants: store.deployed.tenants.clone(), listeners: store.deployed.listeners.clone() }
     }
 
     /// Applications deployed over all tenants (counted in place, nothing copied).
     pub fn application_count(&self) -> usize {
-        self.with_deployed(|deployed| {
-            deployed
-                .tenants
-                .values()
-                .filter_map(|tenant| tenant.as_object())
-                .map(|objects| {
-                    objects.values().filter(|v| v.get("class").and_then(Value::as_str) == Some("Application")).count()
-                })
-                .sum()
-        })
+        self.with_deployed(|deployed| deployed.tenants.values().map(|tenant| tenant.application_count()).sum())
     }
 
     /// The Application `application` of `tenant` as deployed.
     pub fn application(&self, tenant: &str, application: &str) -> Option<Value> {
-        self.with_deployed(|deployed| deployed.tenants.get(tenant)?.get(application).cloned())
+        self.with_deployed(|deployed| deployed.tenants.get(tenant)?.application(application).cloned())
     }
 
     /// Every virtual server AS3 has created, as BIG-IP would list them.
@@ -526,7 +521,7 @@ impl SimulatorState {
     pub(super) fn commit(
         &self,
         _guard: &DeclareGuard,
-        tenants: Tenants,
+        working: Working,
         changes: Vec<Change>,
         meta: DeclarationMeta,
         client: Option<&str>,
@@ -536,7 +531,8 @@ impl SimulatorState {
         }
         let mut store = lock(&self.shared.store);
         let at_unix_ms = epoch_millis(SystemTime::now());
-        store.deployed.tenants = tenants;
+        store.deployed.tenants = working.tenants;
+        store.deployed.listeners = working.listeners;
         store.deployed.meta.update_from(meta);
         for change in changes {
             store.changes += 1;
@@ -597,9 +593,10 @@ mod tests {
     #[test]
     fn state_file_round_trips_through_a_declaration() {
         let mut deployed = Deployed::default();
-        deployed
-            .tenants
-            .insert("T".to_owned(), std::sync::Arc::new(json!({"class": "Tenant", "A": {"class": "Application"}})));
+        deployed.tenants.insert(
+            "T".to_owned(),
+            Arc::new(Tenant::from_value(&json!({"class": "Tenant", "A": {"class": "Application"}}))),
+        );
         deployed.meta.update_from(DeclarationMeta::from_adc(
             json!({"schemaVersion": "3.50.0", "id": "x"}).as_object().expect("object"),
         ));

@@ -404,6 +404,8 @@ impl GuardedWatch<'_> {
             store.clone(),
             Arc::new(reporter),
         )
+        // kubectl's last-applied copy and the managed fields are often larger than the object.
+        .modify(trim::<K>)
         .reflect(writer)
         .inspect_ok(self.listed.reporter(watch))
         .inspect_ok(object_changes_desired::<K>(self.desired))

@@ -16,7 +16,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
+
+use super::report::EventRecorder;
 use kube::runtime::watcher::Config as WatcherConfig;
 use kube::runtime::{reflector, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -48,11 +50,11 @@ pub enum LegacyReconcileError {
 
 struct LegacyContext {
     client: Client,
-    recorder: Recorder,
+    recorder: EventRecorder,
 }
 
 /// Runs the ConfigMap and Ingress shims until shutdown.
-pub async fn run(client: Client, namespace: Option<String>, recorder: Recorder, metrics: Arc<Metrics>) {
+pub async fn run(client: Client, namespace: Option<String>, recorder: EventRecorder, metrics: Arc<Metrics>) {
     let namespace = namespace.as_deref();
     let config_maps: Api<ConfigMap> = super::scoped_api(&client, namespace);
     let ingresses: Api<Ingress> = super::scoped_api(&client, namespace);

@@ -270,6 +270,8 @@ pub async fn run<B: As3Api + NetApi>(
         None => WatcherConfig::default(),
     };
     let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    // One recorder for every controller: a repeated Event becomes a series wherever it is sent.
+    let events = report::EventRecorder::new(client.clone(), reporter.clone());
     let unreadable_objects = Arc::new(unreadable::UnreadableObjects::default());
     let guarded = GuardedWatch {
         client: &client,
@@ -279,7 +281,7 @@ pub async fn run<B: As3Api + NetApi>(
         unreadable: &unreadable_objects,
         desired: &desired,
         listed: &listed,
-        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        recorder: events.clone(),
         controller: ControllerConfig::default().debounce(settings.debounce).concurrency(settings.concurrency),
     };
     let (controller, vs_store) = guarded.controller::<VirtualServer>("virtualservers");
@@ -294,11 +296,11 @@ pub async fn run<B: As3Api + NetApi>(
         syncer,
         desired: desired.clone(),
         settings: settings.clone(),
-        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        recorder: events.clone(),
         metrics,
     });
 
-    let legacy_recorder = kube::runtime::events::Recorder::new(client.clone(), reporter.clone());
+    let legacy_recorder = events.clone();
     let legacy_metrics = context.metrics.clone();
     // The Service, EndpointSlice and Node watches are shared: the VirtualServer controller
     // consumes them, and forwards the TransportServers they concern to the TransportServer
@@ -323,7 +325,7 @@ pub async fn run<B: As3Api + NetApi>(
         desired: desired.clone(),
         ready: ready.clone(),
         defaults: settings.defaults.clone(),
-        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter.clone()),
+        recorder: events.clone(),
         metrics: context.metrics.clone(),
     });
     let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
@@ -387,7 +389,7 @@ struct GuardedWatch<'a> {
     unreadable: &'a Arc<unreadable::UnreadableObjects>,
     desired: &'a Arc<desired::DesiredState>,
     listed: &'a Arc<cluster_view::WatchesListed>,
-    recorder: kube::runtime::events::Recorder,
+    recorder: report::EventRecorder,
     controller: ControllerConfig,
 }
 

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
+
+use super::report::EventRecorder;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
@@ -42,7 +44,7 @@ pub struct Context<B: As3Api> {
     /// The desired state of every partition, shared by every reconcile.
     pub desired: Arc<super::desired::DesiredState>,
     pub settings: ControllerSettings,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub metrics: Arc<Metrics>,
 }
 

@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::{Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
+
+use super::report::EventRecorder;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event as FinalizerEvent};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::Config as WatcherConfig;
@@ -57,7 +59,7 @@ pub struct TunnelContext<B: NetApi> {
     /// Every watch cache of the VirtualServer controllers has completed its first list.
     pub ready: super::cluster_view::CachesReady,
     pub defaults: ModelDefaults,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 

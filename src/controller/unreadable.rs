@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::error_boundary::InvalidObject;
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
+
+use super::report::EventRecorder;
 use kube::Resource;
 use tracing::{info, warn};
 
@@ -93,13 +95,13 @@ fn key_of(namespace: Option<&str>, name: Option<&str>) -> ObjectKey {
 pub struct UnreadableReporter<K> {
     kind: SourceKind,
     objects: Arc<UnreadableObjects>,
-    recorder: Recorder,
+    recorder: EventRecorder,
     reported: Mutex<HashSet<(String, String)>>,
     _kind: std::marker::PhantomData<fn() -> K>,
 }
 
 impl<K> UnreadableReporter<K> {
-    pub fn new(kind: SourceKind, objects: Arc<UnreadableObjects>, recorder: Recorder) -> Self {
+    pub fn new(kind: SourceKind, objects: Arc<UnreadableObjects>, recorder: EventRecorder) -> Self {
         Self { kind, objects, recorder, reported: Mutex::new(HashSet::new()), _kind: std::marker::PhantomData }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -374,9 +375,9 @@ fn truncate_remark(text: &str) -> String {
 /// An ADC declaration holding the given tenants, wrapped in an AS3 request.
 /// [`render_request`] serialised straight from the tenants, without copying them into a new
 /// JSON tree first (a whole tenant of 10,000 applications is ~30 MB as a tree).
-pub fn serialize_request(tenants: &BTreeMap<String, Value>) -> Result<Vec<u8>, serde_json::Error> {
-    struct Adc<'a>(&'a BTreeMap<String, Value>);
-    impl serde::Serialize for Adc<'_> {
+pub fn serialize_request<T: serde::Serialize>(tenants: &BTreeMap<String, T>) -> Result<Vec<u8>, serde_json::Error> {
+    struct Adc<'a, T>(&'a BTreeMap<String, T>);
+    impl<T: serde::Serialize> serde::Serialize for Adc<'_, T> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             use serde::ser::SerializeMap;
             let mut map = serializer.serialize_map(Some(self.0.len() + 4))?;
@@ -391,11 +392,11 @@ pub fn serialize_request(tenants: &BTreeMap<String, Value>) -> Result<Vec<u8>, s
         }
     }
     #[derive(serde::Serialize)]
-    struct Request<'a> {
+    struct Request<'a, T: serde::Serialize> {
         class: &'static str,
         action: &'static str,
         persist: bool,
-        declaration: Adc<'a>,
+        declaration: Adc<'a, T>,
     }
     serde_json::to_vec(&Request { class: "AS3", action: "deploy", persist: true, declaration: Adc(tenants) })
 }
@@ -422,22 +423,59 @@ pub fn render_request(tenants: &BTreeMap<String, Value>) -> Value {
 /// A content hash of a tenant object: equal hashes mean an identical declaration.
 ///
 /// `serde_json::Value` keeps object keys sorted, so the serialisation is canonical.
-/// An application rendered once, with the content hash that tells its versions apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An application rendered once, kept as compact JSON text (a fifth of the size of the same
+/// application as a `Value` tree), with the content hash that tells its versions apart.
+#[derive(Debug, Clone)]
 pub struct RenderedApplication {
     /// The AS3 Application name.
     pub name: String,
-    /// The AS3 Application object.
-    pub value: Value,
-    /// [`tenant_hash`] of `value`.
+    /// The AS3 Application object as JSON text; `null` for an application known only by its
+    /// hash (read back from the BIG-IP, never posted from).
+    json: Box<RawValue>,
+    /// SHA-256 of `json`, in hex: [`tenant_hash`] of the Application object.
     pub hash: String,
 }
 
+impl PartialEq for RenderedApplication {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.hash == other.hash && self.json.get() == other.json.get()
+    }
+}
+
+impl Eq for RenderedApplication {}
+
 impl RenderedApplication {
     pub fn of(app: &DesiredApplication) -> Self {
-        let value = render_application(app);
-        Self { name: app.name.clone(), hash: tenant_hash(&value), value }
+        Self::from_value(app.name.clone(), &render_application(app))
     }
+
+    /// An application from its AS3 Application object.
+    pub fn from_value(name: String, value: &Value) -> Self {
+        let text = value.to_string();
+        let hash = hex::encode(Sha256::digest(text.as_bytes()));
+        // The text of a Value is valid JSON; `null` stands in should it ever not be.
+        let json = RawValue::from_string(text).unwrap_or_else(|_| null_json());
+        Self { name, json, hash }
+    }
+
+    /// An application known by its name and content hash alone.
+    pub fn summarised(name: String, hash: String) -> Self {
+        Self { name, json: null_json(), hash }
+    }
+
+    /// The AS3 Application object as JSON text.
+    pub fn json(&self) -> &RawValue {
+        &self.json
+    }
+
+    /// The AS3 Application object as a `Value` (parsed on each call).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.json.get()).unwrap_or(Value::Null)
+    }
+}
+
+fn null_json() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
 }
 
 pub fn tenant_hash(tenant: &Value) -> String {

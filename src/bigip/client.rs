@@ -210,13 +210,17 @@ impl BigIpClient {
 
     /// Creates or replaces these Applications of `tenant` (AS3's per-application API, AS3 ≥
     /// 3.50 with `perAppDeploymentAllowed`), leaving the tenant's other Applications alone.
-    pub async fn declare_applications(
+    pub async fn declare_applications<T: serde::Serialize>(
         &self,
         tenant: &str,
-        applications: &BTreeMap<String, Value>,
+        applications: &BTreeMap<String, T>,
     ) -> Result<DeployReport, BigIpError> {
-        let body = Value::Object(applications.iter().map(|(name, app)| (name.clone(), app.clone())).collect());
-        self.run_as3_task(Method::POST, &format!("{DECLARE_PATH}/{tenant}/applications"), Body::Json(&body)).await
+        let path = format!("{DECLARE_PATH}/{tenant}/applications");
+        let body = serde_json::to_vec(applications).map_err(|e| BigIpError::InvalidResponse {
+            path: path.clone(),
+            detail: format!("the applications cannot be serialised: {e}"),
+        })?;
+        self.run_as3_task(Method::POST, &path, Body::Serialized(body.into())).await
     }
 
     /// Deletes one Application of `tenant` through the per-application API.
@@ -308,7 +312,10 @@ impl BigIpClient {
 }
 
 impl As3Api for BigIpClient {
-    async fn deploy_tenants(&self, tenants: &BTreeMap<String, Value>) -> Result<DeployReport, BigIpError> {
+    async fn deploy_tenants<T: serde::Serialize + Sync>(
+        &self,
+        tenants: &BTreeMap<String, T>,
+    ) -> Result<DeployReport, BigIpError> {
         let request = crate::as3::serialize_request(tenants).map_err(|e| BigIpError::InvalidResponse {
             path: DECLARE_PATH.into(),
             detail: format!("the declaration cannot be serialised: {e}"),
@@ -316,10 +323,10 @@ impl As3Api for BigIpClient {
         self.run_as3_task(Method::POST, DECLARE_PATH, Body::Serialized(request.into())).await
     }
 
-    async fn deploy_applications(
+    async fn deploy_applications<T: serde::Serialize + Sync>(
         &self,
         tenant: &str,
-        applications: &BTreeMap<String, Value>,
+        applications: &BTreeMap<String, T>,
     ) -> Result<DeployReport, BigIpError> {
         self.declare_applications(tenant, applications).await
     }

@@ -24,19 +24,21 @@ pub use version::BigIpVersion;
 
 /// What the controller needs from a BIG-IP.
 pub trait As3Api: Send + Sync + 'static {
-    /// Deploys the given tenants (name → AS3 Tenant object) in one declaration. Tenants not
-    /// named are left untouched; a tenant with no applications is removed.
-    fn deploy_tenants(
+    /// Deploys the given tenants (name → AS3 Tenant object: a `Value`, JSON text, or anything
+    /// that serialises to one) in one declaration. Tenants not named are left untouched; a
+    /// tenant with no applications is removed.
+    fn deploy_tenants<T: serde::Serialize + Sync>(
         &self,
-        tenants: &BTreeMap<String, Value>,
+        tenants: &BTreeMap<String, T>,
     ) -> impl Future<Output = Result<DeployReport, BigIpError>> + Send;
 
-    /// Creates or replaces these Applications (name → AS3 Application object) of an existing
-    /// `tenant` through AS3's per-application API, leaving its other Applications alone.
-    fn deploy_applications(
+    /// Creates or replaces these Applications (name → AS3 Application object, as for
+    /// [`deploy_tenants`](Self::deploy_tenants)) of an existing `tenant` through AS3's
+    /// per-application API, leaving its other Applications alone.
+    fn deploy_applications<T: serde::Serialize + Sync>(
         &self,
         tenant: &str,
-        applications: &BTreeMap<String, Value>,
+        applications: &BTreeMap<String, T>,
     ) -> impl Future<Output = Result<DeployReport, BigIpError>> + Send;
 
     /// Deletes one Application of `tenant` through the per-application API.

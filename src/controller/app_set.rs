@@ -245,7 +245,7 @@ mod tests {
 
     fn app(name: &str, version: u8) -> Arc<RenderedApplication> {
         let value = json!({"class": "Application", "version": version});
-        Arc::new(RenderedApplication { name: name.into(), hash: crate::as3::tenant_hash(&value), value })
+        Arc::new(RenderedApplication::from_value(name.into(), &value))
     }
 
     fn list(apps: &[(u8, u8)]) -> Vec<Arc<RenderedApplication>> {

@@ -178,10 +178,7 @@ fn digest_with_header(header: TenantDigest, empty: TenantDigest, apps: &AppSet) 
 fn rendered_objects(tenant: &Value) -> Apps {
     application_objects(tenant)
         .into_iter()
-        .map(|(name, value)| {
-            let hash = tenant_hash(&value);
-            Arc::new(RenderedApplication { name, value, hash })
-        })
+        .map(|(name, value)| Arc::new(RenderedApplication::from_value(name, &value)))
         .collect()
 }
 
@@ -201,16 +198,33 @@ fn application_objects(tenant: &Value) -> BTreeMap<String, Value> {
 
 /// The Tenant object holding these rendered applications, labelled with its owner: what
 /// [`render_tenant`] makes of the applications they were rendered from. Without applications,
-/// the empty tenant that removes the partition.
-fn tenant_of(applications: &Apps, owner: &Ownership) -> Value {
-    if applications.is_empty() {
-        return render_empty_tenant();
+/// the empty tenant that removes the partition. Serialising it writes each application's
+/// JSON text as it is kept: no second copy of the tenant as a JSON tree.
+fn tenant_of<'a>(applications: &'a Apps, owner: &Ownership) -> TenantJson<'a> {
+    let header =
+        if applications.is_empty() { render_empty_tenant() } else { render_tenant::<DesiredApplication>(&[], owner) };
+    TenantJson { header, applications }
+}
+
+/// See [`tenant_of`].
+pub(super) struct TenantJson<'a> {
+    /// The tenant's own properties (`class`, owner `label`, `remark`).
+    header: Value,
+    applications: &'a Apps,
+}
+
+impl serde::Serialize for TenantJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.header.as_object().into_iter().flatten() {
+            map.serialize_entry(key, value)?;
+        }
+        for (name, application) in self.applications.iter() {
+            map.serialize_entry(name, application.json())?;
+        }
+        map.end()
     }
-    let mut tenant = render_tenant::<DesiredApplication>(&[], owner);
-    if let Some(objects) = tenant.as_object_mut() {
-        objects.extend(applications.iter().map(|(name, app)| (name.clone(), app.value.clone())));
-    }
-    tenant
 }
 
 /// The operator's knowledge of what each partition on the BIG-IP holds.
@@ -644,8 +658,9 @@ mod tests {
     #[test]
     fn a_tenant_assembled_from_rendered_applications_is_the_rendered_tenant() {
         let apps = [app("b"), app("a")];
-        assert_eq!(tenant_of(&rendered(&apps), &owner()), render_tenant(&apps, &owner()));
-        assert_eq!(tenant_of(&AppSet::default(), &owner()), render_empty_tenant());
+        let as_value = |apps: &Apps| serde_json::to_value(tenant_of(apps, &owner())).expect("serialises");
+        assert_eq!(as_value(&rendered(&apps)), render_tenant(&apps, &owner()));
+        assert_eq!(as_value(&AppSet::default()), render_empty_tenant());
     }
 
     /// An application with one pool whose monitor probes every `interval` seconds.

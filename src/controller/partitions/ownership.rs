@@ -9,9 +9,7 @@ pub(super) fn summary_applications(summary: &TenantSummary) -> AppSet {
     summary
         .applications
         .iter()
-        .map(|(name, hash)| {
-            Arc::new(RenderedApplication { name: name.clone(), value: Value::Null, hash: hash.clone() })
-        })
+        .map(|(name, hash)| Arc::new(RenderedApplication::summarised(name.clone(), hash.clone())))
         .collect()
 }
 

@@ -22,7 +22,8 @@ pub(super) struct Preflight {
 /// The AS3 request that pre-flight validates for one application: the application alone in
 /// its tenant, with the real partition name and owner label.
 pub(super) fn preflight_request(partition: &str, owner: &Ownership, application: &Arc<RenderedApplication>) -> Value {
-    let tenant = tenant_of(&AppSet::from_iter([application.clone()]), owner);
+    let applications = AppSet::from_iter([application.clone()]);
+    let tenant = serde_json::to_value(tenant_of(&applications, owner)).unwrap_or(Value::Null);
     render_request(&BTreeMap::from([(partition.to_string(), tenant)]))
 }
 

@@ -62,8 +62,8 @@ impl<B: As3Api> PartitionSyncer<B> {
             return PerApplicationResult::Failed(held_back);
         }
         if !changed.is_empty() {
-            let objects: BTreeMap<String, Value> =
-                changed.iter().map(|app| (app.name.clone(), app.value.clone())).collect();
+            let objects: BTreeMap<String, &serde_json::value::RawValue> =
+                changed.iter().map(|app| (app.name.clone(), app.json())).collect();
             let started = Instant::now();
             let answer = {
                 let _writing = self.writer.lock().await;
@@ -132,10 +132,10 @@ impl<B: As3Api> PartitionSyncer<B> {
     }
 
     /// Posts one tenant; a rejection or transport failure comes back as the Failed state.
-    pub(super) async fn post(
+    pub(super) async fn post<T: serde::Serialize + Sync>(
         &self,
         partition: &str,
-        tenant: Value,
+        tenant: T,
         applications: usize,
     ) -> Result<(), ProgrammingState> {
         let tenants = BTreeMap::from([(partition.to_string(), tenant)]);

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::model::EndpointSliceView;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -140,7 +140,7 @@ impl Manifests {
                 self.cluster.add_service(svc);
             }
             "EndpointSlice" => {
-                let mut slice: EndpointSlice = typed(path, &meta, value)?;
+                let mut slice: EndpointSliceView = typed(path, &meta, value)?;
                 slice.metadata.namespace.get_or_insert_with(|| "default".into());
                 self.cluster.add_endpoint_slice(slice);
             }

@@ -573,7 +573,8 @@ fn cluster_objects(document: &Value) -> Result<ClusterObjects, TestCaseError> {
     for entry in document["services"].as_array().into_iter().flatten() {
         cluster.add_service(serde_json::from_value::<Service>(entry["service"].clone()).map_err(typed_error)?);
         for slice in entry["slices"].as_array().into_iter().flatten() {
-            cluster.add_endpoint_slice(serde_json::from_value::<EndpointSlice>(slice.clone()).map_err(typed_error)?);
+            let slice = serde_json::from_value::<EndpointSlice>(slice.clone()).map_err(typed_error)?;
+            cluster.add_endpoint_slice(slice.into());
         }
     }
     for node in document["nodes"].as_array().into_iter().flatten() {

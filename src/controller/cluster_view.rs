@@ -3,14 +3,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::model::EndpointSliceView;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::model::cluster::slice_service_name;
 use crate::model::{ClusterView, ObjectKey};
 
-/// EndpointSlice names by the Service they belong to, fed by the slice watch, so that finding
+/// EndpointSliceView names by the Service they belong to, fed by the slice watch, so that finding
 /// a Service's slices does not scan every slice in the cluster.
 ///
 /// A re-list is collected aside and swapped in when it completes, as the reflector does with
@@ -30,7 +30,7 @@ struct SliceMap {
 
 impl SliceMap {
     /// Indexes a slice; returns the Service it was listed under before when that was another.
-    fn insert(&mut self, slice: &EndpointSlice) -> Option<ObjectKey> {
+    fn insert(&mut self, slice: &EndpointSliceView) -> Option<ObjectKey> {
         let (Some(namespace), Some(name)) = (slice.metadata.namespace.clone(), slice.metadata.name.clone()) else {
             return None;
         };
@@ -60,7 +60,7 @@ impl SliceMap {
 impl SliceIndex {
     /// Follows one event of the slice watch. Returns the Service an updated slice left (its
     /// Service label changed): that Service's slices changed too.
-    pub fn observe(&self, event: &kube::runtime::watcher::Event<EndpointSlice>) -> Option<ObjectKey> {
+    pub fn observe(&self, event: &kube::runtime::watcher::Event<EndpointSliceView>) -> Option<ObjectKey> {
         use kube::runtime::watcher::Event;
         let mut relisting = self.relisting.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
@@ -160,7 +160,7 @@ pub struct CachesNeverReady;
 #[derive(Clone)]
 pub struct StoreView {
     pub services: Store<Service>,
-    pub endpoint_slices: Store<EndpointSlice>,
+    pub endpoint_slices: Store<EndpointSliceView>,
     pub slice_index: Arc<SliceIndex>,
     pub nodes: Store<Node>,
     /// Secrets of type kubernetes.io/tls only (the watch selects them by type).
@@ -172,7 +172,7 @@ impl ClusterView for StoreView {
         self.services.get(&ObjectRef::new(name).within(namespace))
     }
 
-    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>> {
+    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSliceView>> {
         self.slice_index
             .slices_of(namespace, service)
             .into_iter()
@@ -291,7 +291,7 @@ mod tests {
         assert!(matches!(outcome, Ok(Err(CachesNeverReady))), "{outcome:?}");
     }
 
-    fn slice(name: &str, service: &str) -> EndpointSlice {
+    fn slice(name: &str, service: &str) -> EndpointSliceView {
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "namespace": "shop", "labels": {"kubernetes.io/service-name": service}},
             "addressType": "IPv4", "endpoints": [],

@@ -22,9 +22,9 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::model::EndpointSliceView;
 use imbl::OrdMap;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::partitions::PartitionApps;
@@ -136,7 +136,7 @@ enum Read {
     Slices {
         namespace: String,
         service: String,
-        found: Vec<Arc<EndpointSlice>>,
+        found: Vec<Arc<EndpointSliceView>>,
     },
     /// What the model reads from the nodes, as a hash (heartbeats change nothing of it).
     Nodes(u64),
@@ -218,7 +218,7 @@ impl ClusterView for RecordingView<'_> {
         found
     }
 
-    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>> {
+    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSliceView>> {
         let found = self.inner.endpoint_slices(namespace, service);
         self.record(Read::Slices { namespace: namespace.into(), service: service.into(), found: found.clone() });
         found
@@ -434,11 +434,14 @@ impl IncrementalFleet {
                 }
                 continue;
             };
-            let reusable = self.entries.get(&id).is_some_and(|entry| {
+            let reusable = self.entries.get_mut(&id).filter(|entry| {
                 entry.object.same_version(&object)
                     && entry.reads.iter().all(|read| read.still_holds(cluster, &mut nodes_now))
             });
-            if reusable {
+            if let Some(entry) = reusable {
+                // Keep the cache's current version (after a status write, say): the one it
+                // replaced is freed rather than held beside it.
+                entry.object = object;
                 continue;
             }
             let recording = RecordingView { inner: cluster, reads: Mutex::new(Vec::new()) };

@@ -23,9 +23,9 @@ pub mod watches;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::EndpointSliceView;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::watcher::Config as WatcherConfig;
@@ -174,7 +174,7 @@ pub async fn run<B: As3Api + NetApi>(
     let vs_api: Api<VirtualServer> = scoped_api(&client, namespace);
     let ts_api: Api<TransportServer> = scoped_api(&client, namespace);
     let svc_api: Api<Service> = scoped_api(&client, namespace);
-    let slice_api: Api<EndpointSlice> = scoped_api(&client, namespace);
+    let slice_api: Api<EndpointSliceView> = scoped_api(&client, namespace);
     let secret_api: Api<Secret> = scoped_api(&client, namespace);
     let node_api: Api<Node> = Api::all(client.clone());
 
@@ -302,7 +302,7 @@ pub async fn run<B: As3Api + NetApi>(
 
     let legacy_recorder = events.clone();
     let legacy_metrics = context.metrics.clone();
-    // The Service, EndpointSlice and Node watches are shared: the VirtualServer controller
+    // The Service, EndpointSliceView and Node watches are shared: the VirtualServer controller
     // consumes them, and forwards the TransportServers they concern to the TransportServer
     // controller through this channel.
     let (ts_triggers, ts_trigger_stream) = futures::channel::mpsc::unbounded();
@@ -313,7 +313,7 @@ pub async fn run<B: As3Api + NetApi>(
         }
     };
     let (f1, f2, f3) = (forward.clone(), forward.clone(), forward);
-    // Node and EndpointSlice changes also concern the BigIpTunnel controller (FDB, ARP).
+    // Node and EndpointSliceView changes also concern the BigIpTunnel controller (FDB, ARP).
     let (tunnel_nodes, tunnel_changes) = futures::channel::mpsc::unbounded();
     let tunnel_slices = tunnel_nodes.clone();
     let tunnel_context = Arc::new(tunnel::TunnelContext {
@@ -521,7 +521,7 @@ fn secret_dependency(secret: &Secret) -> Option<desired::Dependency> {
 
 /// A slice concerns the Service it names (one whose slice moved to another Service is
 /// reported by the slice index, see [`cluster_view::SliceIndex::observe`]).
-fn slice_dependency(slice: &EndpointSlice) -> Option<desired::Dependency> {
+fn slice_dependency(slice: &EndpointSliceView) -> Option<desired::Dependency> {
     let service = crate::model::cluster::slice_service_name(slice)?;
     let key = crate::model::ObjectKey { name: service.to_string(), ..crate::model::ObjectKey::of(&slice.metadata) };
     Some(desired::Dependency::Slices(key))
@@ -606,20 +606,14 @@ fn trim<K: kube::Resource>(object: &mut K) {
     }
 }
 
-/// [`trim`], and what the model never reads of a slice's endpoints: the object each one
-/// points to (seven strings per endpoint), topology hints, zone and hostname; and the
-/// slice's annotations and owner. A slice of 10 endpoints keeps about a third of its size.
-fn trim_slice(slice: &mut EndpointSlice) {
+/// [`trim`], the slice's annotations and owner, and the spare capacity of its lists. (The
+/// endpoints' object references, hints, zones and hostnames are not even deserialised: see
+/// [`EndpointSliceView`].)
+fn trim_slice(slice: &mut EndpointSliceView) {
     trim(slice);
     slice.metadata.annotations = None;
     slice.metadata.owner_references = None;
-    for endpoint in slice.endpoints.iter_mut().flatten() {
-        endpoint.target_ref = None;
-        endpoint.hints = None;
-        endpoint.zone = None;
-        endpoint.hostname = None;
-        endpoint.deprecated_topology = None;
-    }
+    slice.shrink();
 }
 
 /// [`trim`], and a Node's image list (hundreds of entries on a busy node) and volume lists.

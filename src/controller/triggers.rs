@@ -1,10 +1,10 @@
-//! Which VirtualServers and TransportServers to reconcile when a Service, EndpointSlice,
+//! Which VirtualServers and TransportServers to reconcile when a Service, EndpointSliceView,
 //! Secret or Node changes.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use crate::model::EndpointSliceView;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::object::{objects_in, ManagedObject};
@@ -24,7 +24,7 @@ pub fn for_service<K: ManagedObject>(store: &Store<K>, service: &Service) -> Vec
     }
 }
 
-pub fn for_endpoint_slice<K: ManagedObject>(store: &Store<K>, slice: &EndpointSlice) -> Vec<ObjectRef<K>> {
+pub fn for_endpoint_slice<K: ManagedObject>(store: &Store<K>, slice: &EndpointSliceView) -> Vec<ObjectRef<K>> {
     match (&slice.metadata.namespace, slice_service_name(slice)) {
         (Some(ns), Some(service)) => using_service(store, ns, service),
         _ => Vec::new(),

@@ -6,16 +6,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::model::EndpointSliceView;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-/// The label EndpointSlice controllers put on a slice to name its Service.
+/// The label EndpointSliceView controllers put on a slice to name its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 pub trait ClusterView {
     fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>>;
-    /// Every EndpointSlice of the Service `namespace/service`.
-    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>>;
+    /// Every EndpointSliceView of the Service `namespace/service`.
+    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSliceView>>;
     fn nodes(&self) -> Vec<Arc<Node>>;
     /// A Secret of type `kubernetes.io/tls` (the only type the operator reads).
     fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>>;
@@ -25,7 +25,7 @@ pub trait ClusterView {
 #[derive(Debug, Default, Clone)]
 pub struct ClusterObjects {
     services: BTreeMap<(String, String), Arc<Service>>,
-    endpoint_slices: BTreeMap<(String, String), Arc<EndpointSlice>>,
+    endpoint_slices: BTreeMap<(String, String), Arc<EndpointSliceView>>,
     nodes: BTreeMap<String, Arc<Node>>,
     secrets: BTreeMap<(String, String), Arc<Secret>>,
 }
@@ -35,7 +35,7 @@ impl ClusterObjects {
         self.services.insert(namespaced_key(&service.metadata), Arc::new(service));
     }
 
-    pub fn add_endpoint_slice(&mut self, slice: EndpointSlice) {
+    pub fn add_endpoint_slice(&mut self, slice: EndpointSliceView) {
         self.endpoint_slices.insert(namespaced_key(&slice.metadata), Arc::new(slice));
     }
 
@@ -69,7 +69,7 @@ impl ClusterView for ClusterObjects {
         self.services.get(&(namespace.to_string(), name.to_string())).cloned()
     }
 
-    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSlice>> {
+    fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSliceView>> {
         self.endpoint_slices
             .iter()
             .filter(|((ns, _), slice)| ns == namespace && slice_service_name(slice) == Some(service))
@@ -94,7 +94,7 @@ fn namespaced_key(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Obj
     (key.namespace, key.name)
 }
 
-/// The Service an EndpointSlice belongs to, from its `kubernetes.io/service-name` label.
-pub fn slice_service_name(slice: &EndpointSlice) -> Option<&str> {
+/// The Service an EndpointSliceView belongs to, from its `kubernetes.io/service-name` label.
+pub fn slice_service_name(slice: &EndpointSliceView) -> Option<&str> {
     slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL).map(String::as_str)
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::model::EndpointSliceView;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::crd::VxlanTunnel;
@@ -113,9 +113,13 @@ pub fn fdb_records(nodes: &[Arc<Node>]) -> (Vec<FdbRecord>, Vec<NodeProblem>) {
 }
 
 /// The desired ARP entries: every address in `members` (the cluster-mode pool members the
-/// operator programs) that an EndpointSlice places on a node with a valid VTEP. Addresses
+/// operator programs) that an EndpointSliceView places on a node with a valid VTEP. Addresses
 /// whose node is unknown or has no VTEP get no entry.
-pub fn arp_entries(members: &BTreeSet<IpAddr>, slices: &[Arc<EndpointSlice>], nodes: &[Arc<Node>]) -> Vec<ArpEntry> {
+pub fn arp_entries(
+    members: &BTreeSet<IpAddr>,
+    slices: &[Arc<EndpointSliceView>],
+    nodes: &[Arc<Node>],
+) -> Vec<ArpEntry> {
     let vteps: BTreeMap<String, Mac> =
         nodes.iter().filter_map(|n| Some((n.metadata.name.clone()?, node_vtep(n).ok()?.mac))).collect();
     let mut entries: BTreeMap<IpAddr, Mac> = BTreeMap::new();
@@ -219,7 +223,7 @@ mod tests {
         json!({ BACKEND_DATA_ANNOTATION: format!("{{\"VtepMAC\":\"{mac}\"}}"), BACKEND_TYPE_ANNOTATION: "vxlan" })
     }
 
-    fn slice(endpoints: &[(&str, &str)]) -> Arc<EndpointSlice> {
+    fn slice(endpoints: &[(&str, &str)]) -> Arc<EndpointSliceView> {
         let endpoints: Vec<serde_json::Value> =
             endpoints.iter().map(|(ip, node)| json!({"addresses": [ip], "nodeName": node})).collect();
         Arc::new(

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::model::{EndpointSliceView, SliceEndpoint};
 use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::labels::Selector;
@@ -67,7 +67,7 @@ pub fn resolve_members(
     mode: PoolMemberType,
     service: &Service,
     service_port: &ServicePort,
-    slices: &[Arc<EndpointSlice>],
+    slices: &[Arc<EndpointSliceView>],
     nodes: &[Arc<Node>],
     rules: &MemberRules<'_>,
 ) -> Result<Vec<PoolMember>, UnresolvedRef> {
@@ -109,7 +109,7 @@ fn node_members(
     service: &Service,
     service_port: &ServicePort,
     node_port: u16,
-    slices: &[Arc<EndpointSlice>],
+    slices: &[Arc<EndpointSliceView>],
     nodes: &[Arc<Node>],
     node_selector: Option<&Selector>,
 ) -> Vec<PoolMember> {
@@ -140,7 +140,7 @@ fn node_members(
 
 /// Node name → the best state of the Service's endpoints on it (active if any is ready).
 fn endpoint_node_states<'a>(
-    slices: &'a [Arc<EndpointSlice>],
+    slices: &'a [Arc<EndpointSliceView>],
     service_port: &ServicePort,
 ) -> BTreeMap<&'a str, MemberState> {
     let mut states: BTreeMap<&str, MemberState> = BTreeMap::new();
@@ -199,9 +199,9 @@ pub fn node_internal_ips(node: &Node) -> Vec<IpAddr> {
 /// How an endpoint takes part in a pool: ready → active; serving but terminating → draining
 /// (existing connections finish, new ones go elsewhere); otherwise not at all.
 ///
-/// Absent conditions are read as the EndpointSlice API specifies: `ready` and `serving` as
+/// Absent conditions are read as the EndpointSliceView API specifies: `ready` and `serving` as
 /// true, `terminating` as false.
-fn endpoint_state(endpoint: &Endpoint) -> Option<MemberState> {
+fn endpoint_state(endpoint: &SliceEndpoint) -> Option<MemberState> {
     let conditions = endpoint.conditions.as_ref();
     let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
     let serving = conditions.and_then(|c| c.serving).unwrap_or(true);
@@ -215,9 +215,9 @@ fn endpoint_state(endpoint: &Endpoint) -> Option<MemberState> {
     }
 }
 
-/// The slice's port for the Service port. EndpointSlice ports carry the Service port's name
+/// The slice's port for the Service port. EndpointSliceView ports carry the Service port's name
 /// (empty for a single unnamed port), so the match is by name. FQDN slices have no IP members.
-fn slice_target_port(slice: &EndpointSlice, service_port: &ServicePort) -> Option<u16> {
+fn slice_target_port(slice: &EndpointSliceView, service_port: &ServicePort) -> Option<u16> {
     if slice.address_type == "FQDN" {
         return None;
     }
@@ -232,7 +232,7 @@ fn slice_target_port(slice: &EndpointSlice, service_port: &ServicePort) -> Optio
 }
 
 /// Cluster members of a slice: its active and draining endpoints, at the slice's target port.
-fn endpoint_members(slice: &EndpointSlice, service_port: &ServicePort) -> Vec<PoolMember> {
+fn endpoint_members(slice: &EndpointSliceView, service_port: &ServicePort) -> Vec<PoolMember> {
     let Some(port) = slice_target_port(slice, service_port) else {
         return Vec::new();
     };

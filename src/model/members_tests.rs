@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::model::EndpointSliceView;
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{json, Value};
 
 use super::*;
@@ -62,7 +62,7 @@ fn terminating(address: &str, node: &str) -> Value {
     endpoint(address, node, Some(false), Some(true), Some(true))
 }
 
-fn slice(name: &str, address_type: &str, endpoints: Vec<Value>) -> Arc<EndpointSlice> {
+fn slice(name: &str, address_type: &str, endpoints: Vec<Value>) -> Arc<EndpointSliceView> {
     Arc::new(
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
@@ -81,7 +81,7 @@ fn rules(family: AddressFamily) -> MemberRules<'static> {
 fn resolve(
     mode: PoolMemberType,
     service: &Service,
-    slices: &[Arc<EndpointSlice>],
+    slices: &[Arc<EndpointSliceView>],
     nodes: &[Arc<Node>],
     rules: &MemberRules<'_>,
 ) -> Vec<String> {
@@ -102,11 +102,11 @@ fn resolve(
         .collect()
 }
 
-fn nodeport(service: &Service, slices: &[Arc<EndpointSlice>], nodes: &[Arc<Node>]) -> Vec<String> {
+fn nodeport(service: &Service, slices: &[Arc<EndpointSliceView>], nodes: &[Arc<Node>]) -> Vec<String> {
     resolve(PoolMemberType::Nodeport, service, slices, nodes, &rules(AddressFamily::V4))
 }
 
-fn cluster(slices: &[Arc<EndpointSlice>], family: AddressFamily) -> Vec<String> {
+fn cluster(slices: &[Arc<EndpointSliceView>], family: AddressFamily) -> Vec<String> {
     resolve(PoolMemberType::Cluster, &service(None), slices, &[], &rules(family))
 }
 
@@ -185,7 +185,7 @@ fn external_traffic_policy_local_without_ready_endpoints_is_an_empty_pool() {
     // Endpoints that name no node, or a slice without the Service's port, place nothing.
     let mut no_node = endpoint("10.244.1.2", "n1", Some(true), None, None);
     no_node.as_object_mut().map(|e| e.remove("nodeName"));
-    let other_port: Arc<EndpointSlice> = {
+    let other_port: Arc<EndpointSliceView> = {
         let mut s = (*slice("web-c", "IPv4", vec![ready("10.244.2.2", "n2")])).clone();
         s.ports = Some(vec![serde_json::from_value(json!({"name": "metrics", "port": 9090})).expect("port")]);
         Arc::new(s)

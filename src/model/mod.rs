@@ -9,6 +9,7 @@ pub mod flannel_etcd;
 pub mod fleet;
 pub mod labels;
 pub mod members;
+pub mod slice;
 pub mod tls;
 pub mod transport;
 
@@ -20,6 +21,7 @@ use crate::crd::{LoadBalancingMode, MonitorMatch, MonitorType, Persistence, Pool
 pub use application::{build_application, partition_of};
 pub use cluster::{ClusterObjects, ClusterView};
 pub use fleet::{build_fleet, AppOutcome, Fleet};
+pub use slice::{EndpointSliceView, SliceEndpoint};
 pub use transport::build_transport_application;
 
 /// Operator-wide defaults the model applies where an object leaves a field out.

@@ -1,7 +1,7 @@
 //! Unit tests of the model: VirtualServers + cluster objects → desired applications.
 
+use crate::model::EndpointSliceView;
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
 use super::*;
@@ -45,7 +45,7 @@ fn service(name: &str, node_port: Option<i32>) -> Service {
     .expect("valid Service")
 }
 
-fn slice(name: &str, service: &str, endpoints: &[(&str, Option<bool>)]) -> EndpointSlice {
+fn slice(name: &str, service: &str, endpoints: &[(&str, Option<bool>)]) -> EndpointSliceView {
     let endpoints: Vec<_> = endpoints
         .iter()
         .map(|(ip, ready)| match ready {
@@ -288,7 +288,7 @@ fn the_operator_node_selector_and_the_virtual_address_family_reach_member_resolu
 #[test]
 fn draining_members_are_programmed_but_not_counted() {
     let mut c = cluster();
-    let slice: EndpointSlice = serde_json::from_value(json!({
+    let slice: EndpointSliceView = serde_json::from_value(json!({
         "metadata": {"name": "web-abc", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
         "addressType": "IPv4",
         "ports": [{"name": "http", "port": 8080}],

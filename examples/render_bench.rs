@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for count in [10usize, 100, 1000] {
         let mut virtual_servers = Vec::new();
         for i in 0..count {
-            cluster.add_service(serde_json::from_value(json!({
+            cluster.add_service(serde_json::from_value::<bigip_operator::model::ServiceView>(json!({
                 "metadata": {"name": format!("svc-{i}"), "namespace": "bench"},
                 "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30000 + i}]},
             }))?);

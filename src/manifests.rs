@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::model::EndpointSliceView;
-use k8s_openapi::api::core::v1::Service;
+use crate::model::ServiceView;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -135,7 +135,7 @@ impl Manifests {
                 self.cluster.add_secret(secret);
             }
             "Service" => {
-                let mut svc: Service = typed(path, &meta, value)?;
+                let mut svc: ServiceView = typed(path, &meta, value)?;
                 svc.metadata.namespace.get_or_insert_with(|| "default".into());
                 self.cluster.add_service(svc);
             }

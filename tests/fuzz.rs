@@ -574,7 +574,7 @@ fn cluster_objects(document: &Value) -> Result<ClusterObjects, TestCaseError> {
         cluster.add_service(serde_json::from_value::<Service>(entry["service"].clone()).map_err(typed_error)?);
         for slice in entry["slices"].as_array().into_iter().flatten() {
             let slice = serde_json::from_value::<EndpointSlice>(slice.clone()).map_err(typed_error)?;
-            cluster.add_endpoint_slice(slice.into());
+            cluster.add_endpoint_slice(slice);
         }
     }
     for node in document["nodes"].as_array().into_iter().flatten() {

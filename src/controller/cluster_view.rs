@@ -4,7 +4,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::model::EndpointSliceView;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use crate::model::ServiceView;
+use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::model::cluster::slice_service_name;
@@ -159,7 +160,7 @@ pub struct CachesNeverReady;
 
 #[derive(Clone)]
 pub struct StoreView {
-    pub services: Store<Service>,
+    pub services: Store<ServiceView>,
     pub endpoint_slices: Store<EndpointSliceView>,
     pub slice_index: Arc<SliceIndex>,
     pub nodes: Store<Node>,
@@ -168,7 +169,7 @@ pub struct StoreView {
 }
 
 impl ClusterView for StoreView {
-    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<ServiceView>> {
         self.services.get(&ObjectRef::new(name).within(namespace))
     }
 

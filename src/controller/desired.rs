@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::model::EndpointSliceView;
+use crate::model::ServiceView;
 use imbl::OrdMap;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::partitions::PartitionApps;
@@ -131,7 +132,7 @@ enum Read {
     Service {
         namespace: String,
         name: String,
-        found: Option<Arc<Service>>,
+        found: Option<Arc<ServiceView>>,
     },
     Slices {
         namespace: String,
@@ -212,7 +213,7 @@ impl RecordingView<'_> {
 }
 
 impl ClusterView for RecordingView<'_> {
-    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<ServiceView>> {
         let found = self.inner.service(namespace, name);
         self.record(Read::Service { namespace: namespace.into(), name: name.into(), found: found.clone() });
         found
@@ -885,7 +886,7 @@ mod tests {
                         "metadata": {"name": format!("svc{service}"), "namespace": NAMESPACE},
                         "spec": {"type": if node_port { "NodePort" } else { "ClusterIP" }, "ports": [port]},
                     });
-                    self.cluster.add_service(serde_json::from_value(object).expect("Service"));
+                    self.cluster.add_service(serde_json::from_value::<ServiceView>(object).expect("Service"));
                     vec![Dependency::Service(service_key(service))]
                 }
                 Change::DeleteService { service } => {
@@ -904,7 +905,9 @@ mod tests {
                         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
                         "endpoints": endpoints,
                     });
-                    self.cluster.add_endpoint_slice(serde_json::from_value(object).expect("EndpointSlice"));
+                    self.cluster.add_endpoint_slice(
+                        serde_json::from_value::<EndpointSliceView>(object).expect("EndpointSlice"),
+                    );
                     vec![Dependency::Slices(service_key(service))]
                 }
                 Change::DeleteSlice { service } => {

@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::EndpointSliceView;
+use crate::model::ServiceView;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::watcher::Config as WatcherConfig;
@@ -173,7 +174,7 @@ pub async fn run<B: As3Api + NetApi>(
     let namespace = settings.namespace.as_deref();
     let vs_api: Api<VirtualServer> = scoped_api(&client, namespace);
     let ts_api: Api<TransportServer> = scoped_api(&client, namespace);
-    let svc_api: Api<Service> = scoped_api(&client, namespace);
+    let svc_api: Api<ServiceView> = scoped_api(&client, namespace);
     let slice_api: Api<EndpointSliceView> = scoped_api(&client, namespace);
     let secret_api: Api<Secret> = scoped_api(&client, namespace);
     let node_api: Api<Node> = Api::all(client.clone());
@@ -205,7 +206,7 @@ pub async fn run<B: As3Api + NetApi>(
         .inspect_ok(changes_desired(&desired, true, secret_dependency))
         .touched_objects();
     let service_events = watches::events(svc_api, WatcherConfig::default(), "services", metrics.clone())
-        .modify(trim::<Service>)
+        .modify(trim_service)
         .reflect(services_writer)
         .inspect_ok(listed.reporter("services"))
         .inspect_ok(changes_desired(&desired, true, service_dependency))
@@ -511,7 +512,7 @@ fn changes_desired<K: 'static>(
     }
 }
 
-fn service_dependency(service: &Service) -> Option<desired::Dependency> {
+fn service_dependency(service: &ServiceView) -> Option<desired::Dependency> {
     Some(desired::Dependency::Service(crate::model::ObjectKey::of(&service.metadata)))
 }
 
@@ -604,6 +605,12 @@ fn trim<K: kube::Resource>(object: &mut K) {
     if let Some(annotations) = object.meta_mut().annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
     }
+}
+
+/// [`trim`], and the spare capacity of the Service's port list.
+fn trim_service(service: &mut ServiceView) {
+    trim(service);
+    service.shrink();
 }
 
 /// [`trim`], the slice's annotations and owner, and the spare capacity of its lists. (The

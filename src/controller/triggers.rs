@@ -4,7 +4,8 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::model::EndpointSliceView;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use crate::model::ServiceView;
+use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::object::{objects_in, ManagedObject};
@@ -17,7 +18,7 @@ pub fn using_service<K: ManagedObject>(store: &Store<K>, namespace: &str, servic
     objects_in(store, namespace, |obj| obj.uses_service(service))
 }
 
-pub fn for_service<K: ManagedObject>(store: &Store<K>, service: &Service) -> Vec<ObjectRef<K>> {
+pub fn for_service<K: ManagedObject>(store: &Store<K>, service: &ServiceView) -> Vec<ObjectRef<K>> {
     match (&service.metadata.namespace, &service.metadata.name) {
         (Some(ns), Some(name)) => using_service(store, ns, name),
         _ => Vec::new(),

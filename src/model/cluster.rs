@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::model::EndpointSliceView;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use crate::model::ServiceView;
+use k8s_openapi::api::core::v1::{Node, Secret};
 
 /// The label EndpointSliceView controllers put on a slice to name its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 pub trait ClusterView {
-    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>>;
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<ServiceView>>;
     /// Every EndpointSliceView of the Service `namespace/service`.
     fn endpoint_slices(&self, namespace: &str, service: &str) -> Vec<Arc<EndpointSliceView>>;
     fn nodes(&self) -> Vec<Arc<Node>>;
@@ -24,18 +25,22 @@ pub trait ClusterView {
 /// An in-memory set of cluster objects, keyed by namespace and name.
 #[derive(Debug, Default, Clone)]
 pub struct ClusterObjects {
-    services: BTreeMap<(String, String), Arc<Service>>,
+    services: BTreeMap<(String, String), Arc<ServiceView>>,
     endpoint_slices: BTreeMap<(String, String), Arc<EndpointSliceView>>,
     nodes: BTreeMap<String, Arc<Node>>,
     secrets: BTreeMap<(String, String), Arc<Secret>>,
 }
 
 impl ClusterObjects {
-    pub fn add_service(&mut self, service: Service) {
+    /// Adds a Service (a full k8s-openapi one or the view the watch keeps).
+    pub fn add_service(&mut self, service: impl Into<ServiceView>) {
+        let service = service.into();
         self.services.insert(namespaced_key(&service.metadata), Arc::new(service));
     }
 
-    pub fn add_endpoint_slice(&mut self, slice: EndpointSliceView) {
+    /// Adds an EndpointSlice (a full k8s-openapi one or the view the watch keeps).
+    pub fn add_endpoint_slice(&mut self, slice: impl Into<EndpointSliceView>) {
+        let slice = slice.into();
         self.endpoint_slices.insert(namespaced_key(&slice.metadata), Arc::new(slice));
     }
 
@@ -65,7 +70,7 @@ impl ClusterObjects {
 }
 
 impl ClusterView for ClusterObjects {
-    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<ServiceView>> {
         self.services.get(&(namespace.to_string(), name.to_string())).cloned()
     }
 

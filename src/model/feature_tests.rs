@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use crate::model::ServiceView;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use serde_json::json;
 
@@ -66,7 +67,7 @@ fn tls_secret(name: &str, crt: &str, key: &str) -> Secret {
 
 fn cluster() -> ClusterObjects {
     let mut cluster = ClusterObjects::default();
-    let service: Service = serde_json::from_value(json!({
+    let service: ServiceView = serde_json::from_value(json!({
         "metadata": {"name": "web", "namespace": "shop"},
         "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]},
     }))

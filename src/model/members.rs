@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::model::ServiceView;
 use crate::model::{EndpointSliceView, SliceEndpoint};
-use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
+use k8s_openapi::api::core::v1::{Node, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::labels::Selector;
@@ -54,7 +55,7 @@ pub struct MemberRules<'a> {
 }
 
 /// Finds the Service port a pool refers to, by number or by name.
-pub fn find_service_port<'a>(service: &'a Service, wanted: &IntOrString) -> Option<&'a ServicePort> {
+pub fn find_service_port<'a>(service: &'a ServiceView, wanted: &IntOrString) -> Option<&'a ServicePort> {
     let ports = service.spec.as_ref()?.ports.as_ref()?;
     ports.iter().find(|p| match wanted {
         IntOrString::Int(number) => p.port == *number,
@@ -65,7 +66,7 @@ pub fn find_service_port<'a>(service: &'a Service, wanted: &IntOrString) -> Opti
 /// Pool members of one Service port in the given mode, sorted, one per address and port.
 pub fn resolve_members(
     mode: PoolMemberType,
-    service: &Service,
+    service: &ServiceView,
     service_port: &ServicePort,
     slices: &[Arc<EndpointSliceView>],
     nodes: &[Arc<Node>],
@@ -106,7 +107,7 @@ fn of_one_family(candidates: Vec<PoolMember>, preferred: AddressFamily) -> Vec<P
 
 /// Nodeport members: each eligible node's first InternalIP of each family.
 fn node_members(
-    service: &Service,
+    service: &ServiceView,
     service_port: &ServicePort,
     node_port: u16,
     slices: &[Arc<EndpointSliceView>],

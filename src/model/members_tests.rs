@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use crate::model::EndpointSliceView;
-use k8s_openapi::api::core::v1::{Node, Service};
+use crate::model::ServiceView;
+use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
 
 use super::*;
 
-fn service(external_traffic_policy: Option<&str>) -> Service {
+fn service(external_traffic_policy: Option<&str>) -> ServiceView {
     let mut spec =
         json!({"type": "NodePort", "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}]});
     if let Some(policy) = external_traffic_policy {
@@ -80,7 +81,7 @@ fn rules(family: AddressFamily) -> MemberRules<'static> {
 
 fn resolve(
     mode: PoolMemberType,
-    service: &Service,
+    service: &ServiceView,
     slices: &[Arc<EndpointSliceView>],
     nodes: &[Arc<Node>],
     rules: &MemberRules<'_>,
@@ -102,7 +103,7 @@ fn resolve(
         .collect()
 }
 
-fn nodeport(service: &Service, slices: &[Arc<EndpointSliceView>], nodes: &[Arc<Node>]) -> Vec<String> {
+fn nodeport(service: &ServiceView, slices: &[Arc<EndpointSliceView>], nodes: &[Arc<Node>]) -> Vec<String> {
     resolve(PoolMemberType::Nodeport, service, slices, nodes, &rules(AddressFamily::V4))
 }
 

@@ -9,6 +9,7 @@ pub mod flannel_etcd;
 pub mod fleet;
 pub mod labels;
 pub mod members;
+pub mod service_view;
 pub mod slice;
 pub mod tls;
 pub mod transport;
@@ -21,6 +22,7 @@ use crate::crd::{LoadBalancingMode, MonitorMatch, MonitorType, Persistence, Pool
 pub use application::{build_application, partition_of};
 pub use cluster::{ClusterObjects, ClusterView};
 pub use fleet::{build_fleet, AppOutcome, Fleet};
+pub use service_view::{ServiceSpecView, ServiceView};
 pub use slice::{EndpointSliceView, SliceEndpoint};
 pub use transport::build_transport_application;
 

@@ -1,7 +1,8 @@
 //! Unit tests of the model: VirtualServers + cluster objects → desired applications.
 
 use crate::model::EndpointSliceView;
-use k8s_openapi::api::core::v1::{Node, Service};
+use crate::model::ServiceView;
+use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 
 use super::*;
@@ -33,7 +34,7 @@ fn vs(name: &str, address: &str, port: i32, extra: serde_json::Value) -> Virtual
     .expect("valid VirtualServer")
 }
 
-fn service(name: &str, node_port: Option<i32>) -> Service {
+fn service(name: &str, node_port: Option<i32>) -> ServiceView {
     let mut port = json!({"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"});
     if let Some(np) = node_port {
         port["nodePort"] = json!(np);

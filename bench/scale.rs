@@ -21,6 +21,7 @@
 //! `cargo bench --bench scale -- --sizes 200 --partitions 1,100` (what `make bench` runs);
 //! `--smoke` is the small check `make test` runs (debug build, results in a temporary dir).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -210,7 +211,8 @@ fn bin_dir() -> PathBuf {
     })
 }
 
-/// A child process killed when dropped.
+/// A child process, started as the leader of its own process group, whose group is killed when
+/// it is dropped.
 struct Process(Child);
 
 impl Process {
@@ -222,12 +224,16 @@ impl Process {
         matches!(self.0.try_wait(), Ok(None))
     }
 
+    /// Terminates the process's group: the operator and, under a wrapper such as heaptrack
+    /// (a script that does not pass signals on), the operator below it.
     fn terminate(&mut self, grace: Duration) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).stderr(Stdio::null()).status();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline && self.running() {
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -320,6 +326,7 @@ async fn start_cluster() -> Result<Cluster> {
     let log = std::fs::File::create(work_dir.path().join("controlplane.log"))?;
     let child = Command::new(bin.join("controlplane"))
         .args(["--data-dir", &data_dir.to_string_lossy(), "--nodes", "2"])
+        .process_group(0)
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
@@ -488,6 +495,8 @@ fn start_operator(cluster: &Cluster, sim: &RunningSimulator, metrics_port: u16) 
             "bench",
         ])
         .env("RUST_LOG", "info,kube=warn")
+        // Its own process group, so that terminating it reaches a wrapped operator too.
+        .process_group(0)
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()

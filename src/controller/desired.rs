@@ -18,10 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::small_set::SmallSet;
 use crate::model::EndpointSliceView;
 use crate::model::ServiceView;
 use imbl::OrdMap;
@@ -374,9 +374,9 @@ pub struct IncrementalFleet {
     initialised: bool,
     entries: HashMap<SourceId, Entry>,
     /// Which objects read what: the objects to check when a dependency changes.
-    dependents: HashMap<Dependency, HashSet<SourceId>>,
+    dependents: HashMap<Dependency, SmallSet<SourceId>>,
     /// The objects whose application claims each listener, in claim order.
-    claimants: HashMap<Listener, BTreeSet<ClaimOrder>>,
+    claimants: HashMap<Listener, SmallSet<ClaimOrder>>,
     /// Included applications by partition, sorted by name (then claim order).
     members: HashMap<String, BTreeMap<(String, ClaimOrder), Member>>,
     outcomes: OrdMap<SourceId, AppOutcome>,
@@ -526,8 +526,7 @@ impl IncrementalFleet {
             if holds != entry.holds {
                 for listener in entry.listeners() {
                     if let Some(claimants) = self.claimants.get(&listener) {
-                        let younger = claimants.range((Bound::Excluded(&order), Bound::Unbounded));
-                        pending.objects.extend(younger.cloned());
+                        pending.objects.extend(claimants.above(&order).iter().cloned());
                     }
                 }
             }
@@ -548,7 +547,7 @@ impl IncrementalFleet {
             Built::Application { application, unresolved } => (application, unresolved),
         };
         for listener in application.listeners() {
-            let older = self.claimants.get(&listener).into_iter().flat_map(|claimants| claimants.range(..&entry.order));
+            let older = self.claimants.get(&listener).into_iter().flat_map(|claimants| claimants.below(&entry.order));
             let holder = older.into_iter().find(|claimant| self.entries.get(&claimant.1).is_some_and(|e| e.holds));
             if let Some(holder) = holder {
                 return (false, AppOutcome::AddressConflict { listener, holder: holder.1.clone() });

@@ -15,6 +15,7 @@ pub mod object;
 pub mod partitions;
 pub mod reconcile;
 pub mod report;
+pub mod small_set;
 pub mod triggers;
 pub mod tunnel;
 pub mod unreadable;

@@ -12,7 +12,7 @@ use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::events::{EventType, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -87,17 +87,10 @@ impl EventRecorder {
         self.memory().by_key.insert(key, Series { namespace, name, count, last_seen: now });
     }
 
-    /// Publishes one Event about `regarding`.
-    pub async fn publish(
-        &self,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-        regarding: &ObjectReference,
-    ) -> Result<(), kube::Error> {
+    /// Publishes one Event about `regarding` (kube's `Recorder::publish`, without its copies).
+    pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
         let now = Instant::now();
-        let key = Self::key(type_, reason, action, regarding);
+        let key = Self::key(event.type_, &event.reason, &event.action, regarding);
         if let Some((namespace, name, count)) = self.recent(key, now) {
             let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
             let series = json!({"series": {"count": count + 1, "lastObservedTime": MicroTime(Timestamp::now())}});
@@ -111,32 +104,27 @@ impl EventRecorder {
                 Err(error) => return Err(error),
             }
         }
-        let event = self.event(type_, reason, action, note, regarding);
-        let namespace = event.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let new_event = self.new_event(event, regarding);
+        let namespace = new_event.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
-        let created = events.create(&PostParams::default(), &event).await?;
+        let created = events.create(&PostParams::default(), &new_event).await?;
         if let Some(name) = created.metadata.name {
             self.remember(key, namespace, name, 1, now);
         }
         Ok(())
     }
 
-    fn event(
-        &self,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-        regarding: &ObjectReference,
-    ) -> KubeEvent {
+    /// The events.k8s.io/v1 Event that starts a series.
+    fn new_event(&self, event: &Event, regarding: &ObjectReference) -> KubeEvent {
         let now = Timestamp::now();
         let controller = &self.reporter.controller;
         KubeEvent {
-            action: Some(action.to_owned()),
-            reason: Some(reason.to_owned()),
+            action: Some(event.action.clone()),
+            reason: Some(event.reason.clone()),
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding.clone()),
-            note: Some(note),
+            note: event.note.clone(),
+            related: event.secondary.clone(),
             metadata: ObjectMeta {
                 namespace: regarding.namespace.clone(),
                 name: Some(format!("{}.{:x}", regarding.name.as_ref().unwrap_or(controller), now.as_nanosecond())),
@@ -144,7 +132,7 @@ impl EventRecorder {
             },
             reporting_controller: Some(controller.clone()),
             reporting_instance: Some(self.reporter.instance.clone().unwrap_or_else(|| controller.clone())),
-            type_: Some(match type_ {
+            type_: Some(match event.type_ {
                 EventType::Normal => "Normal".to_owned(),
                 EventType::Warning => "Warning".to_owned(),
             }),
@@ -174,7 +162,8 @@ pub async fn publish_event_to(
     action: &str,
     note: String,
 ) {
-    if let Err(e) = recorder.publish(type_, reason, action, note, reference).await {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(e) = recorder.publish(&event, reference).await {
         warn!(error = %e, reason, "publishing event failed");
     }
 }

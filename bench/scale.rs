@@ -64,6 +64,10 @@ struct Args {
     /// Endpoint changes issued at once.
     #[arg(long, default_value_t = 50)]
     burst: usize,
+    /// Issue the burst's changes in one partition instead of spreading them over the
+    /// partitions (what a rollout of one team's Services looks like).
+    #[arg(long)]
+    burst_in_one_partition: bool,
     /// Seconds of idle measured after everything converged.
     #[arg(long, default_value_t = 60)]
     idle_seconds: u64,
@@ -117,6 +121,8 @@ struct RunResult {
     status_writes_per_change: f64,
     cpu_per_change_ms: f64,
     burst_size: usize,
+    /// How many partitions the burst's changes fall in.
+    burst_partitions: usize,
     burst_converged_s: Option<f64>,
     burst_posts: u64,
     node_change_posts: u64,
@@ -737,8 +743,16 @@ async fn run_one(args: &Args, n: usize, partitions: usize, out_dir: &Path) -> Re
 
     // A burst: changes issued at once.
     let burst_before = counters(&sim, &http, metrics_port, pid).await;
-    let burst: Vec<(usize, String)> =
-        (0..args.burst.min(n)).map(|k| ((k * 104_729 + 7) % n, changed_ip(args.changes + k))).collect();
+    let burst: Vec<(usize, String)> = if args.burst_in_one_partition {
+        // Objects i ≡ 0 (mod partitions) share the first partition.
+        (0..args.burst.min(n.div_ceil(partitions.max(1))))
+            .map(|k| (k * partitions.max(1), changed_ip(args.changes + k)))
+            .collect()
+    } else {
+        (0..args.burst.min(n)).map(|k| ((k * 104_729 + 7) % n, changed_ip(args.changes + k))).collect()
+    };
+    let burst_partitions =
+        burst.iter().map(|(i, _)| object(*i, partitions).partition).collect::<std::collections::BTreeSet<_>>().len();
     let burst_started = Instant::now();
     futures::stream::iter(burst.iter())
         .map(|(i, ip)| change_endpoint(&slices, *i, ip, partitions))
@@ -806,6 +820,7 @@ async fn run_one(args: &Args, n: usize, partitions: usize, out_dir: &Path) -> Re
         status_writes_per_change: per_change(after.status_writes - before.status_writes),
         cpu_per_change_ms: per_change((after.cpu_s - before.cpu_s) * 1000.0),
         burst_size: burst.len(),
+        burst_partitions,
         burst_converged_s,
         burst_posts: burst_after.posts - burst_before.posts,
         node_change_posts: node_after.posts - node_before.posts,
@@ -1005,8 +1020,16 @@ fn print_table(results: &[RunResult]) {
         ("status writes per change", Box::new(|r| format!("{:.2}", r.status_writes_per_change))),
         ("CPU per change (ms)", Box::new(|r| format!("{:.1}", r.cpu_per_change_ms))),
         (
-            "burst: size / converged (s) / posts",
-            Box::new(move |r| format!("{} / {} / {}", r.burst_size, opt(r.burst_converged_s, 2), r.burst_posts)),
+            "burst: size / partitions / converged (s) / posts",
+            Box::new(move |r| {
+                format!(
+                    "{} / {} / {} / {}",
+                    r.burst_size,
+                    r.burst_partitions,
+                    opt(r.burst_converged_s, 2),
+                    r.burst_posts
+                )
+            }),
         ),
         (
             "Node add+remove: posts / CPU ms",

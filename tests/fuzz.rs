@@ -1265,14 +1265,15 @@ proptest! {
     /// Well-formed AS3 results come back as the same per-tenant codes, messages and errors.
     #[test]
     fn as3_results_round_trip(
-        results in prop::collection::btree_map("[A-Za-z][0-9A-Za-z_]{0,8}", as3_result(), 1..5),
+        results in prop::collection::btree_map("[A-Za-z][0-9A-Za-z_]{0,8}", (as3_result(), any::<bool>()), 1..5),
         declaration in json_value(),
     ) {
         // Keyed by a unique tenant name: later results for the same tenant would overwrite.
+        // AS3 before 3.51 names the tenant; from 3.51 on, it lists it.
         let results: Vec<GeneratedResult> = results
             .into_iter()
-            .map(|(tenant, mut result)| {
-                result.document["tenant"] = json!(tenant);
+            .map(|(tenant, (mut result, as_list))| {
+                result.document["tenant"] = if as_list { json!([tenant]) } else { json!(tenant) };
                 GeneratedResult { tenant, ..result }
             })
             .collect();

@@ -43,11 +43,30 @@ struct RawResult {
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
-    tenant: Option<String>,
+    tenant: Option<TenantNames>,
     #[serde(default)]
     errors: Option<Vec<Value>>,
     #[serde(default)]
     response: Option<Value>,
+}
+
+/// A result's `tenant`: a name, or (AS3 3.51 and later) a list of names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TenantNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TenantNames {
+    /// The names, without empty ones.
+    fn into_names(self) -> Vec<String> {
+        let names = match self {
+            Self::One(name) => vec![name],
+            Self::Many(names) => names,
+        };
+        names.into_iter().filter(|name| !name.is_empty()).collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -119,16 +138,60 @@ fn interpret(raw: RawBody) -> Result<As3Answer, String> {
             errors.push(value_text(&response));
         }
         let message = result.message.unwrap_or_default();
-        match result.tenant.filter(|t| !t.is_empty()) {
-            Some(tenant) => {
-                report.tenants.insert(tenant, TenantResult { code, message, errors });
+        let tenants = result.tenant.map(TenantNames::into_names).unwrap_or_default();
+        if tenants.is_empty() {
+            if code == 422 {
+                untenanted_errors.extend(errors.into_iter().chain([message]));
             }
-            None if code == 422 => untenanted_errors.extend(errors.into_iter().chain([message])),
-            None => {}
+            continue;
+        }
+        for tenant in tenants {
+            report.tenants.insert(tenant, TenantResult { code, message: message.clone(), errors: errors.clone() });
         }
     }
     if report.tenants.is_empty() && !untenanted_errors.is_empty() {
         return Ok(As3Answer::Invalid(untenanted_errors));
     }
     Ok(As3Answer::Done(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// AS3 3.51 and later: each result names its tenants as a list, beside `host` and
+    /// `declarationId` (F5's own test reads `results[0].tenant[0]`).
+    #[test]
+    fn results_naming_their_tenants_as_a_list_are_read() {
+        let body = json!({"results": [
+            {"code": 200, "message": "success", "host": "localhost", "tenant": ["sample_02"],
+                "declarationId": "1693331522375", "runTime": 1322},
+            {"code": 422, "message": "declaration failed", "host": "localhost", "tenant": ["t1", "t2"],
+                "response": "01020036:3: The requested pool (/t1/app/p) was not found.", "declarationId": "x"}],
+            "declaration": {"class": "ADC"}});
+        let Ok(As3Answer::Done(report)) = parse_as3_answer(&body) else { panic!("results read") };
+        assert!(report.tenants["sample_02"].succeeded());
+        for tenant in ["t1", "t2"] {
+            assert_eq!(report.tenants[tenant].code, 422, "{tenant}");
+            assert!(report.tenants[tenant].detail().contains("was not found"), "{tenant}");
+        }
+        assert_eq!(parse_as3_answer_text(&body.to_string()), parse_as3_answer(&body));
+    }
+
+    #[test]
+    fn a_list_without_names_counts_as_no_tenant() {
+        let body = json!({"results": [{"code": 422, "message": "declaration is invalid", "tenant": [],
+            "errors": ["/T/A/svc/virtualAddresses/0: should match format \"f5ip\""]}]});
+        assert_eq!(
+            parse_as3_answer(&body),
+            Ok(As3Answer::Invalid(vec![
+                "/T/A/svc/virtualAddresses/0: should match format \"f5ip\"".to_owned(),
+                "declaration is invalid".to_owned()
+            ]))
+        );
+        let wrong_type = json!({"results": [{"code": 200, "message": "success", "tenant": 7}]});
+        assert!(parse_as3_answer(&wrong_type).is_err(), "a tenant that is neither a name nor a list is refused");
+    }
 }

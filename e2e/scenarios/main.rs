@@ -42,6 +42,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(crd_validation_rejects_invalid),
     scenario!(delete_removes_only_its_application),
     scenario!(printer_columns),
+    scenario!(repeated_events_become_one_series),
     scenario!(rejected_object_does_not_break_its_partition),
     scenario!(out_of_band_changes_are_repaired),
     scenario!(faults::killed_mid_sync_then_restarted_with_slow_apiserver),

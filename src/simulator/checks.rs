@@ -42,10 +42,7 @@ pub(super) fn check_change(
         // Other tenants' virtuals may use addresses of /Common/Shared: hold them as they now
         // resolve (BIG-IP checks the tenant being deployed, as before).
         for (other, other_tenant) in tenants.iter().filter(|(other, _)| *other != name) {
-            for (application, _) in other_tenant.applications() {
-                listeners.release(other, application);
-                listeners.hold(model::application_virtuals(other, other_tenant, application, tenants));
-            }
+            listeners.replace_tenant(other, Some(other_tenant), Some(other_tenant), tenants);
         }
     }
     for application in &affected {
@@ -180,11 +177,8 @@ impl ListenerIndex {
     /// The listeners of every virtual server of `tenants`, as deployed (not checked again).
     pub(super) fn of(tenants: &Tenants) -> Self {
         let mut index = Self::default();
-        let set = TenantSet::new(tenants);
         for (name, tenant) in tenants {
-            for (application, _) in tenant.applications() {
-                index.hold(model::application_virtuals(name, tenant, application, set));
-            }
+            index.replace_tenant(name, None, Some(tenant), TenantSet::new(tenants));
         }
         index
     }
@@ -244,18 +238,22 @@ impl ListenerIndex {
         self.held_by.entry((view.partition.clone(), view.application.clone())).or_default().push(listener.clone());
     }
 
-    /// Replaces what `name`'s virtuals hold with what `tenant` (as deployed among `tenants`)
-    /// holds, unchecked: a plan giving a tenant back its previous content.
-    pub(super) fn restore_tenant(&mut self, name: &str, held: Option<&Tenant>, tenants: &Tenants) {
-        let held_applications: Vec<(String, String)> =
-            self.held_by.keys().filter(|(tenant, _)| tenant == name).cloned().collect();
-        for (tenant, application) in held_applications {
-            self.release(&tenant, &application);
+    /// Replaces what the virtuals of `current` (deployed as `name`) hold with what those of
+    /// `replacement` hold, unchecked: a tenant removed, given back its previous content, or
+    /// whose addresses resolve anew. Costs the two tenants, not the index.
+    pub(super) fn replace_tenant(
+        &mut self,
+        name: &str,
+        current: Option<&Tenant>,
+        replacement: Option<&Tenant>,
+        tenants: TenantSet<'_>,
+    ) {
+        for (application, _) in current.into_iter().flat_map(Tenant::applications) {
+            self.release(name, application);
         }
-        if let Some(tenant) = held {
-            let set = TenantSet::replacing(tenants, name, tenant);
+        if let Some(tenant) = replacement {
             for (application, _) in tenant.applications() {
-                self.hold(model::application_virtuals(name, tenant, application, set));
+                self.hold(model::application_virtuals(name, tenant, application, tenants));
             }
         }
     }
@@ -386,11 +384,11 @@ mod tests {
     fn restoring_a_tenant_gives_back_its_listeners() {
         let working = deployed(&[("T1", http_tenant("10.0.0.1", "web_pool"))]);
         let mut index = ListenerIndex::of(&working);
-        index.restore_tenant("T1", None, &working);
+        index.replace_tenant("T1", Some(&working["T1"]), None, TenantSet::new(&working));
         let taker = Tenant::from_value(&http_tenant("10.0.0.1", "web_pool"));
         let diff = Tenant::diff(None, &taker);
         assert!(check_change("T2", &taker, &diff, &working, &index).is_ok(), "T1's listener was released");
-        index.restore_tenant("T1", Some(&working["T1"]), &working);
+        index.replace_tenant("T1", None, Some(&working["T1"]), TenantSet::new(&working));
         assert!(check_change("T2", &taker, &diff, &working, &index).is_err(), "T1 holds it again");
     }
 }

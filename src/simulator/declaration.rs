@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::as3::schema::{validate_declaration, SchemaError, AS3_SCHEMA_VERSION};
 
 use super::checks::{self, ListenerIndex};
-use super::model::{applications, Tenant, Tenants};
+use super::model::{applications, Tenant, TenantSet, Tenants};
 use super::schema_defaults::default_of;
 use super::state::{ChangeAction, DeclarationMeta};
 
@@ -275,7 +275,7 @@ impl Plan {
     fn remove_tenant(&mut self, name: &str, action: ChangeAction) {
         match self.tenants.remove(name) {
             Some(removed) => {
-                self.listeners.restore_tenant(name, None, &self.tenants);
+                self.listeners.replace_tenant(name, Some(&removed), None, TenantSet::new(&self.tenants));
                 self.record(name, Outcome::Success { line_count: 0 });
                 self.changes.push(Change {
                     tenant: name.to_owned(),
@@ -291,11 +291,12 @@ impl Plan {
     /// Gives `name` back the content it had in `before` (a tenant refused after planning).
     pub(super) fn restore_tenant(&mut self, name: &str, before: &Tenants) {
         let held = before.get(name);
-        match held {
+        let planned = match held {
             Some(content) => self.tenants.insert(name.to_owned(), content.clone()),
             None => self.tenants.remove(name),
         };
-        self.listeners.restore_tenant(name, held.map(AsRef::as_ref), &self.tenants);
+        let tenants = TenantSet::new(&self.tenants);
+        self.listeners.replace_tenant(name, planned.as_deref(), held.map(AsRef::as_ref), tenants);
     }
 }
 

@@ -420,9 +420,6 @@ pub fn render_request(tenants: &BTreeMap<String, Value>) -> Value {
     })
 }
 
-/// A content hash of a tenant object: equal hashes mean an identical declaration.
-///
-/// `serde_json::Value` keeps object keys sorted, so the serialisation is canonical.
 /// An application rendered once, kept as compact JSON text (a fifth of the size of the same
 /// application as a `Value` tree), with the content hash that tells its versions apart.
 #[derive(Debug, Clone)]
@@ -452,7 +449,7 @@ impl RenderedApplication {
     /// An application from its AS3 Application object.
     pub fn from_value(name: String, value: &Value) -> Self {
         let text = value.to_string();
-        let hash = hex::encode(Sha256::digest(text.as_bytes()));
+        let hash = text_hash(&text);
         // The text of a Value is valid JSON; `null` stands in should it ever not be.
         let json = RawValue::from_string(text).unwrap_or_else(|_| null_json());
         Self { name, json, hash }
@@ -478,8 +475,16 @@ fn null_json() -> Box<RawValue> {
     RawValue::NULL.to_owned()
 }
 
+/// A content hash of a tenant object: equal hashes mean an identical declaration.
+///
+/// `serde_json::Value` keeps object keys sorted, so the serialisation is canonical.
 pub fn tenant_hash(tenant: &Value) -> String {
-    hex::encode(Sha256::digest(tenant.to_string().as_bytes()))
+    text_hash(&tenant.to_string())
+}
+
+/// SHA-256 of compact JSON text, in hex: [`tenant_hash`] of the value it is the text of.
+fn text_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bigip_operator::as3::schema::validate_declaration;
+use bigip_operator::as3::digest::{bigip_references, BigIpReference};
+use bigip_operator::as3::schema::{post_process_sites, validate_declaration};
 use bigip_operator::as3::Ownership;
 use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials};
 use bigip_operator::crd::PoolMemberType;
@@ -124,7 +125,28 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
         let mut config = BigIpConfig::new(sim.base_url(), Credentials::new("admin", "admin"));
         config.task_poll_interval = Duration::from_millis(20);
         let client = BigIpClient::new(config).expect("client");
-        let report = client.declare(&golden_json(&case)).await.unwrap_or_else(|e| panic!("{case}: {e}"));
+        let declaration = golden_json(&case);
+        // Objects the declaration names by `bigip:` must exist on the BIG-IP, as an administrator
+        // would have created them: without them AS3 refuses the whole declaration.
+        let references = referenced_device_objects(&declaration);
+        if !references.is_empty() {
+            let refusal = match client.declare(&declaration).await {
+                Err(error) => error.to_string(),
+                Ok(report) => {
+                    assert!(
+                        report.tenants.values().all(|result| !result.succeeded()),
+                        "{case}: deployed without its objects"
+                    );
+                    report.tenants.values().map(|result| result.detail()).collect::<Vec<_>>().join("; ")
+                }
+            };
+            assert!(refusal.starts_with("Unable to find") || refusal.contains("Unable to find"), "{case}: {refusal}");
+            assert!(references.iter().any(|reference| refusal.contains(&reference.name)), "{case}: {refusal}");
+        }
+        for reference in &references {
+            create_device_object(&sim, &reference.kinds[0], &reference.name).await;
+        }
+        let report = client.declare(&declaration).await.unwrap_or_else(|e| panic!("{case}: {e}"));
         assert!(!report.tenants.is_empty(), "{case}: no tenant results");
         for (tenant, result) in &report.tenants {
             assert!(result.succeeded(), "{case}: tenant {tenant}: {}", result.detail());
@@ -145,6 +167,35 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
         }
         sim.shutdown().await;
     }
+}
+
+/// The `bigip:` references of an AS3 request to objects a fresh BIG-IP does not have (each with
+/// the object types that satisfy it).
+fn referenced_device_objects(request: &serde_json::Value) -> Vec<BigIpReference> {
+    let declaration = request.get("declaration").unwrap_or(request);
+    let sites = post_process_sites(declaration).expect("schema");
+    let object = declaration.as_object().cloned().unwrap_or_default();
+    let standard = simulator::DeviceCatalog::standard();
+    let mut references = bigip_references(&object, &sites, str::to_owned);
+    references.retain(|reference| !reference.kinds.iter().any(|kind| standard.contains(kind, &reference.name)));
+    references.dedup_by(|a, b| a.name == b.name);
+    references
+}
+
+/// Creates `full_path` of iControl REST type `kind` on the simulated BIG-IP, over its REST API.
+async fn create_device_object(sim: &simulator::RunningSimulator, kind: &str, full_path: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/mgmt/tm/{kind}", sim.base_url()))
+        .basic_auth("admin", Some("admin"))
+        .json(&serde_json::json!({"fullPath": full_path}))
+        .send()
+        .await
+        .expect("create request");
+    assert!(
+        response.status().is_success() || response.status() == reqwest::StatusCode::CONFLICT,
+        "{kind} {full_path}: {}",
+        response.status()
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Pure rendering of the desired state into AS3 declarations (one Tenant per partition).
 
+pub mod digest;
+pub mod formats;
 pub mod ownership;
 pub mod render;
 pub mod schema;

@@ -1,8 +1,11 @@
 //! Validation of AS3 declarations against F5's official AS3 JSON schema.
 //!
 //! The schema (3.56.0) ships inside the binary so that the simulator and the operator's
-//! pre-flight checks validate with exactly the rules a BIG-IP running that AS3 version applies
-//! (apart from F5's custom keywords such as `f5PostProcess`, which only a BIG-IP can check).
+//! pre-flight checks validate with exactly the rules a BIG-IP running that AS3 version applies:
+//! F5's custom formats ([`formats`](super::formats)) are checked, errors are worded and ordered
+//! the way AS3's validator reports them (AS3 reports only the first), and the places where the
+//! schema asks AS3 for further checks (`f5PostProcess`: pointers, `bigip:` references,
+//! modules…) are returned as [`PostProcessSite`]s for the digest to run.
 
 use std::sync::OnceLock;
 
@@ -35,7 +38,7 @@ pub enum SchemaError {
 /// The schema's root is a `oneOf` over the request kinds, and a failed `oneOf` reports only
 /// "not valid under any of the schemas". So a body is validated against the one branch its
 /// `class` selects, whose errors name the offending field.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Branch {
     /// The root schema as published (used for bodies whose class selects no branch).
     Root,
@@ -43,10 +46,12 @@ enum Branch {
     Adc,
 }
 
-fn compiled_schema(branch: Branch) -> Result<&'static jsonschema::Validator, SchemaError> {
-    static ROOT: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
-    static AS3: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
-    static ADC: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+/// The schema document validating `branch`: the root's `oneOf` over request kinds is replaced
+/// by the one kind.
+fn branch_document(branch: Branch) -> Result<&'static serde_json::Value, SchemaError> {
+    static ROOT: OnceLock<Result<serde_json::Value, String>> = OnceLock::new();
+    static AS3: OnceLock<Result<serde_json::Value, String>> = OnceLock::new();
+    static ADC: OnceLock<Result<serde_json::Value, String>> = OnceLock::new();
     let (cell, definition) = match branch {
         Branch::Root => (&ROOT, None),
         Branch::As3 => (&AS3, Some("AS3")),
@@ -58,36 +63,418 @@ fn compiled_schema(branch: Branch) -> Result<&'static jsonschema::Validator, Sch
             root.remove("oneOf");
             root.insert("allOf".into(), serde_json::json!([{ "$ref": format!("#/definitions/{definition}") }]));
         }
-        jsonschema::options().with_draft(jsonschema::Draft::Draft7).build(&schema).map_err(|e| e.to_string())
+        Ok(schema)
     })
     .as_ref()
     .map_err(|e| SchemaError::Compile(e.clone()))
 }
 
-/// Validates a whole AS3 request body (`class: AS3` or a bare `class: ADC`).
-///
-/// Returns the violations, most specific first; an empty list means the body is valid.
-pub fn validate_declaration(body: &serde_json::Value) -> Result<Vec<SchemaViolation>, SchemaError> {
-    let branch = match body.get("class").and_then(serde_json::Value::as_str) {
+fn compiled_schema(branch: Branch) -> Result<&'static jsonschema::Validator, SchemaError> {
+    static ROOT: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    static AS3: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    static ADC: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    let cell = match branch {
+        Branch::Root => &ROOT,
+        Branch::As3 => &AS3,
+        Branch::Adc => &ADC,
+    };
+    cell.get_or_init(|| {
+        let schema = branch_document(branch).map_err(|e| e.to_string())?;
+        let mut options = jsonschema::options().with_draft(jsonschema::Draft::Draft7).should_validate_formats(true);
+        for (name, check) in super::formats::FORMATS {
+            options = options.with_format(name, check);
+        }
+        options.build(schema).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| SchemaError::Compile(e.clone()))
+}
+
+fn branch_of(body: &serde_json::Value) -> Branch {
+    match body.get("class").and_then(serde_json::Value::as_str) {
         Some("AS3") => Branch::As3,
         Some("ADC") => Branch::Adc,
         _ => Branch::Root,
-    };
-    let validator = compiled_schema(branch)?;
-    let mut violations: Vec<SchemaViolation> = validator
-        .iter_errors(body)
-        .map(|e| SchemaViolation {
-            instance_path: e.instance_path().to_string(),
-            message: short_message(&e.to_string()),
-        })
-        .collect();
-    // Deeper paths name the offending field most precisely; report them first.
-    violations.sort_by(|a, b| {
-        let depth = |v: &SchemaViolation| v.instance_path.matches('/').count();
-        depth(b).cmp(&depth(a)).then_with(|| a.instance_path.cmp(&b.instance_path))
-    });
-    violations.dedup();
+    }
+}
+
+/// Validates a whole AS3 request body (`class: AS3` or a bare `class: ADC`).
+///
+/// Returns the violations, the one AS3 would report first; an empty list means the body is
+/// valid.
+pub fn validate_declaration(body: &serde_json::Value) -> Result<Vec<SchemaViolation>, SchemaError> {
+    let validator = compiled_schema(branch_of(body))?;
+    let mut violations: Vec<SchemaViolation> = Vec::new();
+    for error in validator.iter_errors(body) {
+        let violation = first_cause(&error);
+        if !violations.contains(&violation) {
+            violations.push(violation);
+        }
+    }
     Ok(violations)
+}
+
+/// The violation AS3's validator reports for `error`: for a value matching none of the
+/// alternatives of an `anyOf`/`oneOf`, the first failure of the first alternative.
+fn first_cause(error: &jsonschema::ValidationError<'_>) -> SchemaViolation {
+    use jsonschema::error::ValidationErrorKind;
+    match error.kind() {
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            if let Some(first) = context.first().and_then(|branch| branch.first()) {
+                return first_cause(first);
+            }
+        }
+        ValidationErrorKind::PropertyNames { error: inner } => {
+            return SchemaViolation {
+                instance_path: error.instance_path().to_string(),
+                message: short_message(&format!("propertyName {}", as3_message(inner))),
+            };
+        }
+        _ => {}
+    }
+    SchemaViolation { instance_path: error.instance_path().to_string(), message: short_message(&as3_message(error)) }
+}
+
+/// An error in the words AS3's validator uses (`should match format "f5ip"`, `should have
+/// required property 'class'`…), where they differ from this validator's.
+fn as3_message(error: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind;
+    let quoted = |value: &serde_json::Value| serde_json::to_string(value).unwrap_or_default();
+    match error.kind() {
+        ValidationErrorKind::Format { format } => format!("should match format \"{format}\""),
+        ValidationErrorKind::Required { property } => {
+            format!("should have required property '{}'", property.as_str().unwrap_or_default())
+        }
+        ValidationErrorKind::Enum { options } => {
+            format!("should be equal to one of the allowed values {}", quoted(options))
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            format!("should be equal to constant {}", quoted(expected_value))
+        }
+        ValidationErrorKind::Pattern { pattern } => {
+            format!("data {} should match pattern \"{pattern}\"", quoted(error.instance()))
+        }
+        ValidationErrorKind::AdditionalProperties { .. } => "should NOT have additional properties".to_owned(),
+        ValidationErrorKind::Type { kind } => {
+            let names: Vec<String> = match kind {
+                jsonschema::error::TypeKind::Single(single) => vec![single.to_string()],
+                jsonschema::error::TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect(),
+            };
+            format!("should be {}", names.join(","))
+        }
+        ValidationErrorKind::UniqueItems => "should NOT have duplicate items".to_owned(),
+        ValidationErrorKind::MaxLength { limit } => format!("should NOT be longer than {limit} characters"),
+        ValidationErrorKind::MinLength { limit } => format!("should NOT be shorter than {limit} characters"),
+        ValidationErrorKind::MaxItems { limit } => format!("should NOT have more than {limit} items"),
+        ValidationErrorKind::MinItems { limit } => format!("should NOT have fewer than {limit} items"),
+        ValidationErrorKind::Maximum { limit } => format!("should be <= {limit}"),
+        ValidationErrorKind::Minimum { limit } => format!("should be >= {limit}"),
+        _ => error.to_string(),
+    }
+}
+
+/// A place where the schema asks AS3 to check a value further after validation
+/// (`f5PostProcess`), such as a pointer or a `bigip:` reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostProcessSite {
+    /// JSON pointer into the validated body.
+    pub instance_path: String,
+    /// `pointer`, `bigComponent`, `modules`, `node`, …
+    pub tag: String,
+    /// The tag's data (the class a pointer must reach, the BIG-IP object kinds, the modules).
+    pub data: serde_json::Value,
+}
+
+/// The `f5PostProcess` sites of a schema-valid body, in the order AS3 runs them (sites in
+/// alternatives that did not match are left out, as AS3 does).
+///
+/// AS3 runs them in the order its validator reached them: an object's properties not named by
+/// its schema (`additionalProperties`, such as tenants) in the instance's order, then those the
+/// schema names in the schema's order, then the combinators (`allOf`, `if`…) of the object's
+/// own schema; an object's own sites come after everything below it.
+pub fn post_process_sites(body: &serde_json::Value) -> Result<Vec<PostProcessSite>, SchemaError> {
+    let validator = compiled_schema(branch_of(body))?;
+    let schema = branch_document(branch_of(body))?;
+    let evaluation = validator.evaluate(body);
+    let mut found: Vec<(Vec<StepRank>, PostProcessSite)> = Vec::new();
+    let mut pending = vec![evaluation.root()];
+    while let Some(unit) = pending.pop() {
+        pending.extend(unit.children());
+        let Some(post_process) = unit.annotations().and_then(|a| a.value().get("f5PostProcess")) else { continue };
+        let instance_path = unit.instance_location().to_string();
+        let site = PostProcessSite {
+            instance_path: instance_path.clone(),
+            tag: post_process.get("tag").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned(),
+            data: post_process.get("data").cloned().unwrap_or(serde_json::Value::Null),
+        };
+        if found.iter().any(|(_, seen)| *seen == site) {
+            continue;
+        }
+        let rank = validation_order(schema, body, &unit.evaluation_path().to_string(), &instance_path);
+        found.push((rank, site));
+    }
+    found.sort_by(|(a, _), (b, _)| a.cmp(b));
+    Ok(found.into_iter().map(|(_, site)| site).collect())
+}
+
+/// Where one step of a validation path falls in the validator's order: (keyword group,
+/// keyword, index).
+type StepRank = (u8, u8, usize);
+
+fn unescape(segment: &str) -> String {
+    segment.replace("~1", "/").replace("~0", "~")
+}
+
+/// The order key of a site reached along `evaluation_path` (keywords, through `$ref`s) at
+/// `instance_path`.
+fn validation_order(
+    schema: &serde_json::Value,
+    body: &serde_json::Value,
+    evaluation_path: &str,
+    instance_path: &str,
+) -> Vec<StepRank> {
+    let instance: Vec<String> = instance_path.split('/').skip(1).map(unescape).collect();
+    let steps: Vec<String> = evaluation_path.split('/').skip(1).map(unescape).collect();
+    let mut node = schema;
+    let mut value = body;
+    let mut depth = 0;
+    let mut ranks = Vec::new();
+    let mut index = 0;
+    // Follows a step into the instance: the next instance segment.
+    // Returns the segment and its position in the instance.
+    let enter = |value: &mut &serde_json::Value, depth: &mut usize| -> (String, usize) {
+        let key = instance.get(*depth).cloned().unwrap_or_default();
+        let position = match &**value {
+            serde_json::Value::Object(object) => object.keys().position(|k| *k == key).unwrap_or(usize::MAX),
+            serde_json::Value::Array(_) => key.parse().unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
+        if let Some(next) = match &**value {
+            serde_json::Value::Object(object) => object.get(&key),
+            serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        } {
+            *value = next;
+        }
+        *depth += 1;
+        (key, position)
+    };
+    while index < steps.len() {
+        let step = steps[index].as_str();
+        let argument = steps.get(index + 1).map(String::as_str).unwrap_or_default();
+        match step {
+            "$ref" => {
+                let target = node.get("$ref").and_then(serde_json::Value::as_str).unwrap_or_default();
+                node = target.strip_prefix('#').and_then(|pointer| schema.pointer(pointer)).unwrap_or(node);
+                index += 1;
+                continue;
+            }
+            "properties" => {
+                let position = node
+                    .get("properties")
+                    .and_then(serde_json::Value::as_object)
+                    .and_then(|properties| properties.keys().position(|key| key == argument))
+                    .unwrap_or(usize::MAX);
+                let (_, data_position) = enter(&mut value, &mut depth);
+                // Schema order; the instance's order where the schema has none.
+                let position =
+                    if data_position == usize::MAX || position == usize::MAX { data_position } else { position };
+                ranks.push((0, 5, position));
+                node = node
+                    .pointer(&format!("/properties/{}", argument.replace('~', "~0").replace('/', "~1")))
+                    .unwrap_or(node);
+                index += 2;
+                continue;
+            }
+            "additionalProperties" | "items" | "additionalItems" | "contains" => {
+                let (_, position) = enter(&mut value, &mut depth);
+                // AS3's validator checks properties its schema does not name before those it does.
+                let keyword = if step == "additionalProperties" { 4 } else { 6 };
+                ranks.push((0, keyword, position));
+                node = node.get(step).unwrap_or(node);
+                // `items` given as an array of schemas names the index.
+                if step == "items" && argument.parse::<usize>().is_ok() {
+                    node = node.get(argument.parse::<usize>().unwrap_or_default()).unwrap_or(node);
+                    index += 1;
+                }
+                index += 1;
+                continue;
+            }
+            "patternProperties" => {
+                let (_, position) = enter(&mut value, &mut depth);
+                ranks.push((0, 6, position));
+                node = node.get(step).and_then(|patterns| patterns.get(argument)).unwrap_or(node);
+                index += 2;
+                continue;
+            }
+            "dependencies" => {
+                ranks.push((0, 2, 0));
+                node = node.get(step).and_then(|dependencies| dependencies.get(argument)).unwrap_or(node);
+                index += 2;
+                continue;
+            }
+            "propertyNames" => {
+                ranks.push((0, 3, 0));
+                node = node.get(step).unwrap_or(node);
+                index += 1;
+                continue;
+            }
+            "not" | "if" | "then" | "else" => {
+                let keyword = match step {
+                    "not" => 3,
+                    "if" => 7,
+                    "then" => 8,
+                    _ => 9,
+                };
+                ranks.push((1, keyword, 0));
+                node = node.get(step).unwrap_or(node);
+                index += 1;
+                continue;
+            }
+            "anyOf" | "oneOf" | "allOf" => {
+                let keyword = match step {
+                    "anyOf" => 4,
+                    "oneOf" => 5,
+                    _ => 6,
+                };
+                let position: usize = argument.parse().unwrap_or(usize::MAX);
+                ranks.push((1, keyword, position));
+                node = node.get(step).and_then(|branches| branches.get(position)).unwrap_or(node);
+                index += 2;
+                continue;
+            }
+            _ => {
+                index += 1;
+            }
+        }
+    }
+    // The object's own f5PostProcess runs after everything below it.
+    ranks.push((2, 0, 0));
+    ranks
+}
+
+/// The lookups (`query ltm profile http`, `asm policy`…) the schema's `bigip:` references use.
+pub fn bigip_lookups() -> Result<Vec<String>, SchemaError> {
+    fn walk(node: &serde_json::Value, out: &mut Vec<String>) {
+        match node {
+            serde_json::Value::Object(object) => {
+                if let Some(post_process) = object.get("f5PostProcess") {
+                    if post_process.get("tag").and_then(serde_json::Value::as_str) == Some("bigComponent") {
+                        let lookups =
+                            post_process.get("data").and_then(serde_json::Value::as_array).into_iter().flatten();
+                        for lookup in lookups.filter_map(serde_json::Value::as_str) {
+                            if !out.iter().any(|seen| seen == lookup) {
+                                out.push(lookup.to_owned());
+                            }
+                        }
+                    }
+                }
+                object.values().for_each(|child| walk(child, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|child| walk(child, out)),
+            _ => {}
+        }
+    }
+    let mut lookups = Vec::new();
+    walk(branch_document(Branch::Root)?, &mut lookups);
+    Ok(lookups)
+}
+
+/// Every word AS3's schema knows: property and definition names, `enum` and `const` values
+/// (AS3 refuses a declaration with any other key or class name before validating it).
+pub fn schema_words() -> Result<&'static SchemaWords, SchemaError> {
+    static WORDS: OnceLock<Result<SchemaWords, String>> = OnceLock::new();
+    WORDS
+        .get_or_init(|| {
+            let schema: serde_json::Value = branch_document(Branch::Root).map_err(|e| e.to_string())?.clone();
+            let mut words = SchemaWords::default();
+            // AS3 checks against its ADC schema: leave out the request wrapper's definitions
+            // (their `targetTokens` pattern would match any word).
+            let mut adc_schema = schema;
+            if let Some(definitions) = adc_schema.get_mut("definitions").and_then(serde_json::Value::as_object_mut) {
+                definitions.retain(|name, _| !name.starts_with("AS3"));
+            }
+            words.collect(&adc_schema, false);
+            Ok(words)
+        })
+        .as_ref()
+        .map_err(|e| SchemaError::Compile(e.clone()))
+}
+
+/// See [`schema_words`].
+#[derive(Debug, Default)]
+pub struct SchemaWords {
+    words: std::collections::HashSet<String>,
+    patterns: Vec<regex::Regex>,
+}
+
+/// JSON-schema keywords, which are not words of the declaration language.
+const SCHEMA_KEYWORDS: &[&str] = &[
+    "multipleOf",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minimum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "maxProperties",
+    "minProperties",
+    "additionalItems",
+    "patternProperties",
+    "additionalProperties",
+    "propertyNames",
+    "dependencies",
+    "required",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "items",
+    "minimumProperties",
+    "maximumProperties",
+    "enum",
+    "default",
+    "not",
+    "oneOf",
+    "anyOf",
+    "allOf",
+    "if",
+    "else",
+    "then",
+    "$comment",
+    "readOnly",
+];
+
+impl SchemaWords {
+    fn collect(&mut self, node: &serde_json::Value, pattern_keys: bool) {
+        let serde_json::Value::Object(object) = node else { return };
+        for (key, value) in object {
+            if pattern_keys {
+                if let Ok(pattern) = regex::Regex::new(key) {
+                    self.patterns.push(pattern);
+                }
+            } else if !SCHEMA_KEYWORDS.contains(&key.as_str()) && key != "class" && key.parse::<f64>().is_err() {
+                self.words.insert(key.clone());
+            }
+            match (key.as_str(), value) {
+                ("enum", serde_json::Value::Array(options)) => {
+                    self.words.extend(options.iter().filter_map(|option| option.as_str().map(str::to_owned)));
+                }
+                ("const", serde_json::Value::String(constant)) => {
+                    self.words.insert(constant.clone());
+                }
+                _ => {}
+            }
+            match value {
+                serde_json::Value::Object(_) => self.collect(value, key == "patternProperties"),
+                serde_json::Value::Array(items) => items.iter().for_each(|item| self.collect(item, false)),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn contains(&self, word: &str) -> bool {
+        self.words.contains(word) || self.patterns.iter().any(|pattern| pattern.is_match(word))
+    }
 }
 
 /// Error messages quote the failing value; keep a huge value (a whole tenant) from flooding

@@ -139,6 +139,15 @@ fn interpret(raw: RawBody) -> Result<As3Answer, String> {
         }
         let message = result.message.unwrap_or_default();
         let tenants = result.tenant.map(TenantNames::into_names).unwrap_or_default();
+        // AS3 3.51+ names the tenant of a declaration refused by its parser too (in an async
+        // task's results): it is still a refusal of the whole declaration.
+        if code == 422 && message == "declaration is invalid" {
+            untenanted_errors.extend(errors);
+            if untenanted_errors.is_empty() {
+                untenanted_errors.push(message);
+            }
+            continue;
+        }
         if tenants.is_empty() {
             if code == 422 {
                 untenanted_errors.extend(errors.into_iter().chain([message]));
@@ -149,7 +158,7 @@ fn interpret(raw: RawBody) -> Result<As3Answer, String> {
             report.tenants.insert(tenant, TenantResult { code, message: message.clone(), errors: errors.clone() });
         }
     }
-    if report.tenants.is_empty() && !untenanted_errors.is_empty() {
+    if !untenanted_errors.is_empty() && report.tenants.values().all(|result| !result.succeeded()) {
         return Ok(As3Answer::Invalid(untenanted_errors));
     }
     Ok(As3Answer::Done(report))
@@ -180,16 +189,31 @@ mod tests {
         assert_eq!(parse_as3_answer_text(&body.to_string()), parse_as3_answer(&body));
     }
 
+    /// AS3 3.56's answer to a declaration its parser refuses, as an async task's result:
+    /// the tenant is named, the whole declaration is still refused.
+    #[test]
+    fn a_parser_refusal_naming_its_tenant_is_a_refusal_of_the_declaration() {
+        let body = json!({"results": [{"code": 422, "errors": ["/k8s/app/vs/virtualPort: should be integer"],
+            "message": "declaration is invalid", "host": "localhost", "tenant": ["k8s"], "declarationId": "x"}]});
+        assert_eq!(
+            parse_as3_answer(&body),
+            Ok(As3Answer::Invalid(vec!["/k8s/app/vs/virtualPort: should be integer".to_owned()]))
+        );
+        let direct = json!({"code": 422, "message": "Unable to find /Common/waf for /k8s/app/vs/policyWAF",
+            "host": "localhost", "tenant": ["k8s"], "declarationId": "x"});
+        assert_eq!(
+            parse_as3_answer(&direct),
+            Ok(As3Answer::Invalid(vec!["Unable to find /Common/waf for /k8s/app/vs/policyWAF".to_owned()]))
+        );
+    }
+
     #[test]
     fn a_list_without_names_counts_as_no_tenant() {
         let body = json!({"results": [{"code": 422, "message": "declaration is invalid", "tenant": [],
             "errors": ["/T/A/svc/virtualAddresses/0: should match format \"f5ip\""]}]});
         assert_eq!(
             parse_as3_answer(&body),
-            Ok(As3Answer::Invalid(vec![
-                "/T/A/svc/virtualAddresses/0: should match format \"f5ip\"".to_owned(),
-                "declaration is invalid".to_owned()
-            ]))
+            Ok(As3Answer::Invalid(vec!["/T/A/svc/virtualAddresses/0: should match format \"f5ip\"".to_owned()]))
         );
         let wrong_type = json!({"results": [{"code": 200, "message": "success", "tenant": 7}]});
         assert!(parse_as3_answer(&wrong_type).is_err(), "a tenant that is neither a name nor a list is refused");

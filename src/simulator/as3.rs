@@ -20,7 +20,13 @@ use serde_json::{json, Map, Value};
 
 use crate::as3::schema::AS3_SCHEMA_VERSION;
 
-use super::declaration::{self, declared_tenants, Action, Outcome, Plan, RequestError, TenantResult, Working};
+use crate::as3::digest::DigestError;
+
+use super::catalog::DeviceCatalog;
+use super::declaration::{
+    self, declared_tenants, Action, DeclarationContext, Outcome, Plan, RequestError, TenantResult, Working,
+};
+use super::digest::{digest_applications, digest_with_device};
 use super::faults;
 use super::reply::{as3_error, parse_json_body, respond, InvalidJson};
 use super::state::{lock, DeclarationMeta, DeclareGuard, SimulatorState};
@@ -282,13 +288,43 @@ enum Computed {
     Document { status: StatusCode, body: Value },
 }
 
-/// Runs `job` for the client with User-Agent `client`.
+/// Runs `job` for the client with User-Agent `client`. An array of declarations (one per
+/// target device) runs item by item, the simulator standing in for every target.
 async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Option<&str>) -> JobOutcome {
+    let Job::Declare { body: Value::Array(items), only, dry_run } = job else {
+        return run_one(sim, guard, job, client).await;
+    };
+    let mut documents = Vec::with_capacity(items.len());
+    let mut statuses = Vec::with_capacity(items.len());
+    for body in items {
+        let item = Job::Declare { body, only: only.clone(), dry_run };
+        let (status, document) = match Box::pin(run_one(sim, guard, item, client)).await {
+            JobOutcome::Results { results, declaration } => {
+                (results_status(&results), json!({"results": results, "declaration": declaration}))
+            }
+            JobOutcome::Document { status, body } => (status, body),
+        };
+        statuses.push(status);
+        documents.push(document);
+    }
+    let status = if statuses.iter().all(StatusCode::is_success) {
+        StatusCode::OK
+    } else if statuses.iter().any(StatusCode::is_success) {
+        StatusCode::MULTI_STATUS
+    } else {
+        statuses.first().copied().unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+    };
+    JobOutcome::Document { status, body: json!({"items": documents}) }
+}
+
+async fn run_one(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Option<&str>) -> JobOutcome {
     let started = Instant::now();
     let request_applications = job.application_count();
     let current = sim.working();
+    let device = sim.device();
     let rejected_application = sim.shared().faults.rejected_application();
-    let computed = match tokio::task::spawn_blocking(move || compute(job, current, rejected_application)).await {
+    let computed = match tokio::task::spawn_blocking(move || compute(job, current, &device, rejected_application)).await
+    {
         Ok(computed) => computed,
         Err(error) => {
             tracing::error!(%error, "declaration processing panicked");
@@ -331,17 +367,17 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Optio
 
 /// Plans `job` against the `current` tenants; `rejected_application` is the fault
 /// [`reject_tenants_with_application`](super::faults::Faults::reject_tenants_with_application).
-fn compute(job: Job, current: Working, rejected_application: Option<String>) -> Computed {
-    let Some(needle) = rejected_application else { return plan_job(job, current) };
+fn compute(job: Job, current: Working, device: &DeviceCatalog, rejected_application: Option<String>) -> Computed {
+    let Some(needle) = rejected_application else { return plan_job(job, current, device) };
     let before = current.tenants.clone();
-    let mut computed = plan_job(job, current);
+    let mut computed = plan_job(job, current, device);
     if let Computed::Plan { plan, .. } = &mut computed {
         faults::reject_matching_tenants(plan, &before, &needle);
     }
     computed
 }
 
-fn plan_job(job: Job, current: Working) -> Computed {
+fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
     match job {
         Job::Declare { body, only, dry_run } => {
             let request = match declaration::parse_declare_body(body, dry_run) {
@@ -361,12 +397,20 @@ fn plan_job(job: Job, current: Working) -> Computed {
                         echo: Echo::Submitted(Value::Object(request.adc)),
                     }
                 }
-                Action::Deploy | Action::DryRun => Computed::Plan {
-                    plan: Box::new(declaration::plan_deploy(current, &request.adc, only.as_deref())),
-                    meta: DeclarationMeta::from_adc(&request.adc),
-                    dry_run: request.action == Action::DryRun,
-                    echo: Echo::Submitted(Value::Object(request.adc)),
-                },
+                Action::Deploy | Action::DryRun => {
+                    let declared = declaration::declared_contents(&request.adc, only.as_deref());
+                    let after = declaration::tenants_after(&current.tenants, &declared);
+                    if let Err(error) = digest_with_device(&request.adc, &request.sites, &after, device) {
+                        return request_error(error);
+                    }
+                    drop(after);
+                    Computed::Plan {
+                        plan: Box::new(declaration::plan_deploy(current, &request.adc, declared, only.is_none())),
+                        meta: DeclarationMeta::from_adc(&request.adc),
+                        dry_run: request.action == Action::DryRun,
+                        echo: Echo::Submitted(Value::Object(request.adc)),
+                    }
+                }
             }
         }
         Job::DeleteTenants { names } => {
@@ -379,12 +423,22 @@ fn plan_job(job: Job, current: Working) -> Computed {
             }
         }
         Job::PutApplications { tenant, body } => match declaration::parse_applications_body(&tenant, &body) {
-            Ok((apps, meta)) => Computed::Plan {
-                plan: Box::new(declaration::plan_put_applications(current, &tenant, apps)),
-                meta,
-                dry_run: false,
-                echo: Echo::Submitted(body),
-            },
+            Ok(request) => {
+                let content = declaration::tenant_with_applications(&current, &tenant, request.applications);
+                let after = declaration::tenants_after(&current.tenants, &[(tenant.clone(), content.clone())]);
+                let declaration = request.declaration.as_object().cloned().unwrap_or_default();
+                if let Err(error) = digest_applications(&tenant, &declaration, &request.sites, &content, &after, device)
+                {
+                    return request_error(error);
+                }
+                drop(after);
+                Computed::Plan {
+                    plan: Box::new(declaration::plan_put_applications(current, &tenant, content)),
+                    meta: request.meta,
+                    dry_run: false,
+                    echo: Echo::Submitted(body),
+                }
+            }
             Err(error) => request_error(error),
         },
         Job::DeleteApplication { tenant, application } => {
@@ -406,10 +460,10 @@ fn plan_job(job: Job, current: Working) -> Computed {
 
 fn request_error(error: RequestError) -> Computed {
     let (status, body) = match error {
-        RequestError::Invalid(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"code": 422, "message": "declaration is invalid", "errors": errors, "declarationFullId": ""}),
-        ),
+        RequestError::InvalidRequest(_) | RequestError::UnknownProperty(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, json!({"code": 422, "message": error.to_string()}))
+        }
+        RequestError::Declaration { error, context } => declaration_refusal(&error, &context),
         RequestError::Unsupported(message) => {
             (StatusCode::UNPROCESSABLE_ENTITY, json!({"code": 422, "message": message}))
         }
@@ -419,6 +473,42 @@ fn request_error(error: RequestError) -> Computed {
         }
     };
     Computed::Document { status, body }
+}
+
+/// AS3 3.56's answer to a declaration its parser refuses: `errors` (one) for validator-style
+/// failures, `host`, the `tenant` list and the declaration's id.
+fn declaration_refusal(error: &DigestError, context: &DeclarationContext) -> (StatusCode, Value) {
+    let (status, message, errors) = match error {
+        DigestError::Invalid(detail) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "declaration is invalid".to_owned(), Some(detail))
+        }
+        DigestError::Refused(message) => (StatusCode::UNPROCESSABLE_ENTITY, message.clone(), None),
+        DigestError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone(), None),
+    };
+    let mut body = Map::new();
+    body.insert("code".to_owned(), json!(status.as_u16()));
+    if let Some(detail) = errors {
+        body.insert("errors".to_owned(), json!([detail]));
+    }
+    body.insert("message".to_owned(), json!(message));
+    body.insert("host".to_owned(), json!("localhost"));
+    let tenants: Vec<String> = match (context.tenants.len(), errors) {
+        (1, _) => context.tenants.clone(),
+        (_, Some(detail)) => detail
+            .strip_prefix('/')
+            .and_then(|rest| rest.split('/').next())
+            .filter(|tenant| context.tenants.iter().any(|known| known == tenant))
+            .map(|tenant| vec![tenant.to_owned()])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if !tenants.is_empty() {
+        body.insert("tenant".to_owned(), json!(tenants));
+    }
+    if let Some(id) = &context.declaration_id {
+        body.insert("declarationId".to_owned(), json!(id));
+    }
+    (status, Value::Object(body))
 }
 
 /// Per-tenant result objects as AS3 reports them.

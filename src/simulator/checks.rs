@@ -1,17 +1,12 @@
-//! Checks AS3 and BIG-IP apply to a tenant beyond the JSON schema: every pointer must resolve
-//! to an object of the right class, and no two virtual servers may listen on the same
-//! destination. A tenant failing a check is not deployed.
+//! The check BIG-IP applies when AS3 deploys a tenant: no two virtual servers may listen on
+//! the same destination. A tenant failing it is not deployed (AS3's parser-level checks, which
+//! refuse the whole request, are in `digest`).
 //!
 //! A change is checked for what it changes: the Applications it creates or replaces (all of
 //! the tenant's when the tenant's own properties or its `Shared` Application change), against a
 //! [`ListenerIndex`] of every deployed virtual server that is kept beside the tenants.
 
-use serde_json::Value;
-
-use super::model::{
-    self, class_of, declared_objects, is_service_class, Listener, LtmVirtual, Tenant, TenantSet, Tenants,
-};
-use super::pointer::{self, PointerError};
+use super::model::{self, Listener, LtmVirtual, Tenant, TenantSet, Tenants};
 use super::tenant::TenantDiff;
 
 /// Checks the change `diff` makes when `tenant` is deployed under `name` next to the other
@@ -25,10 +20,10 @@ pub(super) fn check_change(
     listeners: &ListenerIndex,
 ) -> Result<ListenerIndex, String> {
     let tenants = TenantSet::replacing(deployed, name, tenant);
-    // Pointers into `Shared` and the tenant's route domain reach every Application.
+    // Addresses in `Shared` and the tenant's route domain reach every Application. (Pointers
+    // were resolved with the request, before anything is deployed: see `digest`.)
     let whole_tenant = diff.properties_changed || diff.touches("Shared");
     let affected: Vec<String> = if whole_tenant { tenant.application_names() } else { diff.changed.clone() };
-    check_pointers(name, tenant, &affected, tenants)?;
 
     let mut listeners = listeners.clone();
     let released: Vec<String> = match deployed.get(name) {
@@ -50,100 +45,6 @@ pub(super) fn check_change(
     }
     Ok(listeners)
 }
-/// The class a `use` pointer must reach, by the property holding it.
-fn required_class(property: &str) -> Option<&'static str> {
-    match property {
-        "pool" => Some("Pool"),
-        "monitors" => Some("Monitor"),
-        "virtualAddresses" => Some("Service_Address"),
-        _ => None,
-    }
-}
-
-struct PointerCheck<'a> {
-    tenant: &'a str,
-    application: &'a str,
-    tenants: TenantSet<'a>,
-}
-
-impl PointerCheck<'_> {
-    fn check(&self, pointer: &str, required: Option<&str>, data_path: &str) -> Result<(), String> {
-        let outcome =
-            pointer::resolve(pointer, self.tenant, self.application, self.tenants).and_then(|target| {
-                match (target, required) {
-                    (Some(target), Some(required)) if target.as_object().and_then(class_of) != Some(required) => {
-                        Err(PointerError::WrongClass(pointer.to_owned()))
-                    }
-                    _ => Ok(()),
-                }
-            });
-        outcome.map_err(|error| format!("{data_path}: {error}"))
-    }
-
-    /// Pointer-valued strings of a Service (`pool: "web_pool"`, `iRules: ["rule"]`, ...).
-    fn check_service_strings(&self, service: &serde_json::Map<String, Value>, path: &str) -> Result<(), String> {
-        for property in ["pool", "serverTLS", "clientTLS"] {
-            if let Some(Value::String(pointer)) = service.get(property) {
-                self.check(pointer, required_class(property), &format!("{path}/{property}"))?;
-            }
-        }
-        for property in ["iRules", "policyEndpoint"] {
-            match service.get(property) {
-                Some(Value::String(pointer)) => self.check(pointer, None, &format!("{path}/{property}"))?,
-                Some(Value::Array(items)) => {
-                    for (index, item) in items.iter().enumerate() {
-                        if let Value::String(pointer) = item {
-                            self.check(pointer, None, &format!("{path}/{property}/{index}"))?;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Every `{"use": "..."}` below `value`; `property` is the nearest enclosing property name.
-    fn check_use_pointers(&self, value: &Value, path: &str, property: &str) -> Result<(), String> {
-        match value {
-            Value::Object(object) => {
-                if let Some(Value::String(pointer)) = object.get("use") {
-                    self.check(pointer, required_class(property), &format!("{path}/use"))?;
-                }
-                for (key, child) in object {
-                    if key != "use" {
-                        self.check_use_pointers(child, &format!("{path}/{key}"), key)?;
-                    }
-                }
-                Ok(())
-            }
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .try_for_each(|(index, item)| self.check_use_pointers(item, &format!("{path}/{index}"), property)),
-            _ => Ok(()),
-        }
-    }
-}
-
-fn check_pointers(name: &str, tenant: &Tenant, applications: &[String], tenants: TenantSet<'_>) -> Result<(), String> {
-    for application in applications {
-        let Some(app) = tenant.application(application).and_then(Value::as_object) else { continue };
-        let check = PointerCheck { tenant: name, application, tenants };
-        // Constants hold free-form user data, not pointers.
-        for (object_name, object, class) in declared_objects(app).filter(|(_, _, class)| *class != "Constants") {
-            let path = format!("/{name}/{application}/{object_name}");
-            if is_service_class(class) {
-                check.check_service_strings(object, &path)?;
-            }
-            for (property, value) in object {
-                check.check_use_pointers(value, &format!("{path}/{property}"), property)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A virtual server holding a destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Holder {
@@ -261,7 +162,7 @@ impl ListenerIndex {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -289,28 +190,6 @@ mod tests {
     fn accepts_a_consistent_tenant() {
         let working = BTreeMap::new();
         assert_eq!(check_tenant("T", &http_tenant("10.0.0.1", "web_pool"), &working), Ok(()));
-    }
-
-    #[test]
-    fn names_a_missing_pool() {
-        let working = BTreeMap::new();
-        let error = check_tenant("T", &http_tenant("10.0.0.1", "missing_pool"), &working).expect_err("must fail");
-        assert_eq!(error, "/T/A/service/pool: contains path to non-existent object missing_pool");
-    }
-
-    #[test]
-    fn rejects_a_pointer_to_the_wrong_class() {
-        let working = BTreeMap::new();
-        let error = check_tenant("T", &http_tenant("10.0.0.1", "mon"), &working).expect_err("must fail");
-        assert_eq!(error, "/T/A/service/pool: AS3 pointer mon does not point to required object type");
-    }
-
-    #[test]
-    fn names_a_missing_monitor_use() {
-        let mut tenant = http_tenant("10.0.0.1", "web_pool");
-        tenant["A"]["web_pool"]["monitors"] = json!([{"use": "nomon"}]);
-        let error = check_tenant("T", &tenant, &BTreeMap::new()).expect_err("must fail");
-        assert_eq!(error, "/T/A/web_pool/monitors/0/use: contains path to non-existent object nomon");
     }
 
     #[test]
@@ -361,23 +240,6 @@ mod tests {
         working_after.insert("T2".to_owned(), Arc::new(moved));
         assert_eq!(check_change("T3", &taker, &diff, &working_after, &after).map(|_| ()), Ok(()));
         assert!(check_change("T3", &taker, &diff, &working, &index).is_err(), "before the move it is held");
-    }
-
-    #[test]
-    fn a_changed_shared_application_checks_every_pointer_into_it() {
-        let working = deployed(&[(
-            "T",
-            json!({"class": "Tenant",
-            "Shared": {"class": "Application", "p": {"class": "Pool"}},
-            "A": {"class": "Application", "svc": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1"], "pool": "/T/Shared/p"}}}),
-        )]);
-        let held = &working["T"];
-        let emptied =
-            held.with_applications([("Shared".to_owned(), json!({"class": "Application", "q": {"class": "Pool"}}))]);
-        let diff = Tenant::diff(Some(held), &emptied);
-        let error =
-            check_change("T", &emptied, &diff, &working, &ListenerIndex::of(&working)).expect_err("A loses its pool");
-        assert_eq!(error, "/T/A/svc/pool: contains path to non-existent object p");
     }
 
     #[test]

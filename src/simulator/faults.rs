@@ -259,7 +259,11 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for RefusableStream<I> {
 #[cfg(test)]
 mod tests {
     use super::super::checks::ListenerIndex;
-    use super::super::declaration::Working;
+    use super::super::declaration::{declared_contents, plan_deploy, Working};
+
+    fn deploy_all(current: Working, adc: &serde_json::Map<String, serde_json::Value>) -> Plan {
+        plan_deploy(current, adc, declared_contents(adc, None), true)
+    }
     use super::super::model::Tenant;
     use super::*;
     use serde_json::Value;
@@ -303,10 +307,9 @@ mod tests {
 
     #[test]
     fn tenants_with_a_matching_application_are_rejected_anonymously_and_keep_their_content() {
-        use super::super::declaration::plan_deploy;
         let before = deployed(&[("T1", tenant("old_app", "10.0.0.1"))]);
         let adc = declaration(&[("T1", tenant("bad_app", "10.0.0.1")), ("T2", tenant("good_app", "10.0.0.2"))]);
-        let mut plan = plan_deploy(before.clone(), &adc, None);
+        let mut plan = deploy_all(before.clone(), &adc);
         reject_matching_tenants(&mut plan, &before.tenants, "bad");
 
         assert_eq!(plan.tenants["T1"], before.tenants["T1"], "the refused tenant keeps its previous content");
@@ -317,7 +320,7 @@ mod tests {
         assert!(!ANONYMOUS_REJECTION.contains("bad_app") && !ANONYMOUS_REJECTION.contains("/T1/"));
 
         // A tenant new to the BIG-IP is not created.
-        let mut plan = plan_deploy(Working::default(), &declaration(&[("T3", tenant("bad", "10.0.0.3"))]), None);
+        let mut plan = deploy_all(Working::default(), &declaration(&[("T3", tenant("bad", "10.0.0.3"))]));
         reject_matching_tenants(&mut plan, &Tenants::new(), "bad");
         assert!(plan.tenants.is_empty() && plan.changes.is_empty());
 
@@ -325,7 +328,7 @@ mod tests {
         let mut kept = tenant("bad_app", "10.0.0.1");
         kept["other"] = tenant("other", "10.0.0.9")["other"].clone();
         let before = deployed(&[("T1", tenant("bad_app", "10.0.0.1"))]);
-        let mut plan = plan_deploy(before.clone(), &declaration(&[("T1", kept.clone())]), None);
+        let mut plan = deploy_all(before.clone(), &declaration(&[("T1", kept.clone())]));
         reject_matching_tenants(&mut plan, &before.tenants, "bad");
         assert_eq!(plan.tenants["T1"].to_value(), kept);
     }

@@ -12,11 +12,14 @@
 
 mod as3;
 mod auth;
+mod catalog;
 mod checks;
 mod cli;
 mod config;
 mod control;
 mod declaration;
+mod device_api;
+mod digest;
 mod faults;
 mod model;
 mod net;
@@ -41,6 +44,7 @@ use std::time::Duration;
 use axum_server::Handle;
 use tokio::task::JoinHandle;
 
+pub use catalog::DeviceCatalog;
 pub use cli::{run_cli, SimulatorArgs};
 pub use config::{SimulatorConfig, TlsMode, DEFAULT_TOKEN_TTL};
 pub use faults::{Faults, ANONYMOUS_REJECTION};

@@ -18,6 +18,19 @@ use super::reply::{not_registered, parse_json_body, respond, rest_error};
 use super::state::SimulatorState;
 use super::views::TMOS_VERSION;
 
+/// The collections below `/mgmt/tm/net/` this module serves.
+pub(super) const NET_COLLECTIONS: [&str; 9] = [
+    VxlanProfile::COLLECTION,
+    Tunnel::COLLECTION,
+    SelfIp::COLLECTION,
+    ArpEntry::COLLECTION,
+    BgpInstance::COLLECTION,
+    PrefixList::COLLECTION,
+    RouteMap::COLLECTION,
+    "fdb/tunnel",
+    "tunnels/tunnel/stats",
+];
+
 pub(super) fn routes() -> Router<SimulatorState> {
     Router::new()
         .merge(object_routes::<VxlanProfile>())

@@ -16,8 +16,6 @@ pub(super) enum PointerError {
     OutsideScope,
     #[error("contains path to non-existent object {0}")]
     NonExistent(String),
-    #[error("AS3 pointer {0} does not point to required object type")]
-    WrongClass(String),
 }
 
 /// Path elements a pointer names, without the leading empty element: `["T", "A", "obj"]`.

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::faults::{self, RefusingAcceptor};
 use super::reply::not_registered;
 use super::state::SimulatorState;
-use super::{as3, auth, control, net, sys, views};
+use super::{as3, auth, control, device_api, net, sys, views};
 
 /// Large enough for whole-partition declarations of thousands of services.
 const MAX_REQUEST_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -28,6 +28,7 @@ pub(super) fn router(state: SimulatorState) -> Router {
     let authenticated = Router::new()
         .merge(as3::routes())
         .merge(views::routes())
+        .merge(device_api::routes())
         .merge(net::routes())
         .merge(sys::routes())
         .merge(auth::routes())

@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::as3::schema::AS3_SCHEMA_VERSION;
 
 use super::auth::TokenStore;
+use super::catalog::DeviceCatalog;
 use super::checks::ListenerIndex;
 use super::declaration::{declared_tenants, Change, Working};
 use super::faults::{FaultState, Faults};
@@ -225,6 +226,8 @@ pub(super) struct Shared {
     pub(super) tasks: Mutex<TaskStore>,
     store: Mutex<Store>,
     net: Mutex<NetConfig>,
+    /// The device's own objects and those created through iControl REST.
+    device: Mutex<DeviceCatalog>,
     /// Held while the network configuration is written, so the last write has the last state.
     net_persist: tokio::sync::Mutex<()>,
     declare_in_progress: AtomicBool,
@@ -306,6 +309,7 @@ impl SimulatorState {
                 tasks: Mutex::new(TaskStore::default()),
                 store: Mutex::new(Store { deployed, history: Vec::new(), changes: 0 }),
                 net: Mutex::new(net),
+                device: Mutex::new(DeviceCatalog::standard()),
                 net_persist: tokio::sync::Mutex::new(()),
                 declare_in_progress: AtomicBool::new(false),
                 declare_posts: AtomicU64::new(0),
@@ -326,6 +330,15 @@ impl SimulatorState {
     }
 
     /// The deployed state to plan a request against: a copy sharing every tenant.
+    /// A copy of the device's objects (small: the standard `/Common` objects and what tests add).
+    pub(super) fn device(&self) -> DeviceCatalog {
+        lock(&self.shared.device).clone()
+    }
+
+    pub(super) fn with_device_mut<R>(&self, change: impl FnOnce(&mut DeviceCatalog) -> R) -> R {
+        change(&mut lock(&self.shared.device))
+    }
+
     pub(super) fn working(&self) -> Working {
         let store = lock(&self.shared.store);
         Working { tenants: store.deployed.tenants.clone(), listeners: store.deployed.listeners.clone() }

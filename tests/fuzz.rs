@@ -1694,6 +1694,20 @@ impl Harness {
 
 /// What a declare answer must look like: the operator's client reads it without error.
 fn check_declare_answer(status: u16, body: &Value) -> Result<(), TestCaseError> {
+    // An array of declarations is answered item by item.
+    if let Some(items) = body.get("items").and_then(Value::as_array) {
+        prop_assert!(matches!(status, 200 | 207 | 400..=599), "HTTP {} for an array", status);
+        for item in items {
+            let item_status =
+                if item.get("results").is_some() { 207 } else { item["code"].as_u64().unwrap_or(0) as u16 };
+            if item_status == 207 {
+                parse_as3_answer(item).map_err(|e| TestCaseError::fail(format!("item {item}: {e}")))?;
+            } else {
+                prop_assert!(item_status >= 400 && item.get("message").is_some(), "item {}", item);
+            }
+        }
+        return Ok(());
+    }
     match status {
         // `action: retrieve` answers with the declaration itself, which has no results.
         200 if body.get("results").is_none() => prop_assert_eq!(body["class"].as_str(), Some("ADC")),

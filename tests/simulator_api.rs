@@ -576,10 +576,19 @@ async fn malformed_json_is_answered_400() {
         .expect("request");
     assert_eq!(login.status(), StatusCode::BAD_REQUEST);
 
-    // An array of declarations targets several devices; the simulator is one.
-    assert_eq!(session.declare(&json!([adc(&[])])).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // An array of declarations (one per target device) runs item by item, the simulator
+    // standing in for every target; an empty one is not a request.
+    let (status, body) = session
+        .declare(&json!([adc(&[("T", web_tenant("10.0.8.2", &[]))]), {"class": "AS3", "action": "redeploy"}]))
+        .await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert_eq!(body["items"][0]["results"][0]["code"], 200, "{body}");
+    assert_eq!(body["items"][1]["code"], 422, "no earlier declaration is kept: {body}");
+    let (status, body) = session.declare(&json!([])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.starts_with("Invalid request")), "{body}");
     // The server is still fine.
-    let (status, _) = session.declare(&adc(&[("T", web_tenant("10.0.8.1", &[]))])).await;
+    let (status, _) = session.declare(&adc(&[("U", web_tenant("10.0.8.1", &[]))])).await;
     assert_eq!(status, StatusCode::OK);
     sim.shutdown().await;
 }
@@ -1342,4 +1351,47 @@ async fn the_as3_run_time_follows_the_latency_model() {
     let single = started.elapsed();
     // 1 in the request (40 ms), 5 in the tenant (50 ms): less than the whole tenant.
     assert!(single >= std::time::Duration::from_millis(90) && single < five, "{single:?} vs {five:?}");
+}
+
+#[tokio::test]
+async fn bigip_references_resolve_against_the_device_objects_tests_create_over_icontrol_rest() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let mut tenant = web_tenant("10.0.9.1", &["192.0.9.10"]);
+    tenant["A"]["service"]["policyWAF"] = json!({"bigip": "/Common/linux-high"});
+    tenant["A"]["service"]["profileHTTP"] = json!({"bigip": "/Common/http"});
+
+    // A fresh box has the standard /Common profiles and no WAF policy.
+    let (status, body) = session.get("/mgmt/tm/ltm/profile/http/~Common~http").await;
+    assert_eq!((status, body["fullPath"].as_str()), (StatusCode::OK, Some("/Common/http")));
+    let (status, body) = session.declare(&adc(&[("T", tenant.clone())])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["message"], "Unable to find specified WAF policy /Common/linux-high for /T/A/service/policyWAF");
+    assert!(sim.state().tenants().is_empty());
+
+    let (status, _) =
+        session.post("/mgmt/tm/asm/policies", &json!({"name": "linux-high", "partition": "Common"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = session.post("/mgmt/tm/asm/policies", &json!({"fullPath": "/Common/linux-high"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "created twice");
+    let (status, body) = session.get("/mgmt/tm/asm/policies").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        items(&body).iter().map(|item| item["fullPath"].clone()).collect::<Vec<_>>(),
+        [json!("/Common/linux-high")]
+    );
+    let (status, body) = session.declare(&adc(&[("T", tenant.clone())])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A name of another type is not found: /Common/tcp is a TCP profile, not an HTTP one.
+    tenant["A"]["service"]["profileHTTP"] = json!({"bigip": "/Common/tcp"});
+    let (status, body) = session.declare(&adc(&[("T", tenant.clone())])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["message"], "Unable to find /Common/tcp for /T/A/service/profileHTTP");
+
+    let (status, _) = session.delete("/mgmt/tm/asm/policies/~Common~linux-high").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = session.get("/mgmt/tm/asm/policies/~Common~linux-high").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    sim.shutdown().await;
 }

@@ -45,6 +45,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(repeated_events_become_one_series),
     scenario!(rejected_object_does_not_break_its_partition),
     scenario!(out_of_band_changes_are_repaired),
+    scenario!(missing_bigip_object_leaves_only_its_object_out),
     scenario!(faults::killed_mid_sync_then_restarted_with_slow_apiserver),
     scenario!(faults::bigip_unreachable_then_converges),
     scenario!(faults::busy_storms_and_token_expiry_converge),

@@ -11,7 +11,7 @@ use kube::api::{DeleteParams, ListParams};
 use kube::Api;
 use serde_json::json;
 
-use crate::harness::{eventually, Env, DEFAULT_PARTITION};
+use crate::harness::{eventually, Env, BIGIP_PASSWORD, DEFAULT_PARTITION};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -564,5 +564,78 @@ pub async fn repeated_events_become_one_series(env: &Env) -> Result<()> {
     ensure!(published.len() == 1, "one Event, not {}: {published:?}", published.len());
     let count = published[0].series.as_ref().map(|series| series.count);
     ensure!(count == Some(3), "series count {count:?}");
+    Ok(())
+}
+
+/// 12. A `bigip:` reference to an object the BIG-IP lacks (a typo'd WAF policy) leaves only its
+///     VirtualServer out (ResolvedRefs=False, BigIpObjectNotFound): AS3 would refuse the whole
+///     partition. A pool-member change of another VirtualServer in the same partition is
+///     programmed meanwhile; once the policy exists on the BIG-IP, the object is programmed.
+pub async fn missing_bigip_object_leaves_only_its_object_out(env: &Env) -> Result<()> {
+    let ns = "e2e-bigip-refs";
+    let partition = "e2e-refs";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, None))?;
+    let extra = format!("  partition: {partition}\n  poolMemberType: cluster\n");
+    env.kubectl_apply(ns, &virtual_server("good", "10.10.12.10", "web", &extra))?;
+    env.kubectl_apply(
+        ns,
+        &virtual_server("typo", "10.10.12.11", "web", &format!("{extra}  wafPolicy: /Common/linux-hihg\n")),
+    )?;
+    eventually("typo refused for its WAF policy alone", WAIT, || async {
+        let vs = get_vs(env, ns, "typo").await?;
+        let status =
+            |type_: &str| condition(&vs, type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+        Ok(match (status("Accepted"), status("ResolvedRefs"), status("Programmed")) {
+            (Some((accepted, _, _)), Some((resolved, reason, message)), Some((programmed, _, _)))
+                if accepted == "True"
+                    && resolved == "False"
+                    && reason == "BigIpObjectNotFound"
+                    && message.contains("spec.wafPolicy")
+                    && message.contains("/Common/linux-hihg")
+                    && programmed == "False" =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    eventually("good Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "good").await?)) }).await?;
+    let (good, typo) = (app_name(ns, "good"), app_name(ns, "typo"));
+
+    // A member change of the good VirtualServer is programmed while typo stays out.
+    env.kubectl(&["scale", "deployment", "web", "-n", ns, "--replicas=2"])?;
+    eventually("good has both pods as members", WAIT, || async {
+        let endpoints = ready_endpoints(env, ns, "web").await?;
+        Ok(match simulator_members(env, partition, &good) {
+            Ok(members) if endpoints.len() == 2 && members == endpoints => Ok(()),
+            other => Err(format!("{other:?} vs endpoints {endpoints:?}")),
+        })
+    })
+    .await?;
+    let tenant = env.simulator().state().tenants().get(partition).cloned().unwrap_or_default();
+    ensure!(tenant.get(&typo).is_none(), "typo was posted: {tenant}");
+
+    // The administrator creates the policy (iControl REST); the object is programmed.
+    let response = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?
+        .post(format!("{}/mgmt/tm/asm/policies", env.simulator().base_url()))
+        .basic_auth("admin", Some(BIGIP_PASSWORD))
+        .json(&json!({"name": "linux-hihg", "partition": "Common"}))
+        .send()
+        .await?;
+    ensure!(response.status().is_success(), "creating the WAF policy: {}", response.status());
+    eventually("typo programmed once the policy exists", WAIT, || async {
+        Ok(all_true(&get_vs(env, ns, "typo").await?))
+    })
+    .await?;
+    let tenant = env.simulator().state().tenants().get(partition).cloned().unwrap_or_default();
+    ensure!(
+        tenant[&typo]["vs"]["policyWAF"] == json!({"bigip": "/Common/linux-hihg"}),
+        "typo's WAF policy on the BIG-IP: {}",
+        tenant[&typo]
+    );
     Ok(())
 }

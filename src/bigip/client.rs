@@ -373,6 +373,35 @@ impl As3Api for BigIpClient {
         }
     }
 
+    async fn device_object_exists(&self, kind: &str, full_path: &str) -> Result<bool, BigIpError> {
+        if kind == "asm/policies" {
+            // WAF policies are listed with their full paths (their URIs hold generated ids).
+            let path = "/mgmt/tm/asm/policies?$select=fullPath";
+            let (status, text) = self.send(Method::GET, path, Body::None).await?;
+            return match status.as_u16() {
+                200 => {
+                    let body = parse_json(path, &text)?;
+                    let items = body.get("items").and_then(Value::as_array).into_iter().flatten();
+                    Ok(items.filter_map(|item| item.get("fullPath").and_then(Value::as_str)).any(|p| p == full_path))
+                }
+                // No ASM on the box: no policy exists.
+                404 => Ok(false),
+                other => {
+                    Err(BigIpError::Http { method: "GET", path: path.into(), status: other, body: truncate(&text) })
+                }
+            };
+        }
+        // `/Common/10.0.0.1%1` → `~Common~10.0.0.1%251` (the route domain's % escaped).
+        let name = full_path.replace('/', "~").replace('%', "%25");
+        let path = format!("/mgmt/tm/{kind}/{name}?$select=fullPath");
+        let (status, text) = self.send(Method::GET, &path, Body::None).await?;
+        match status.as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            other => Err(BigIpError::Http { method: "GET", path, status: other, body: truncate(&text) }),
+        }
+    }
+
     async fn current_tenant(&self, tenant: &str) -> Result<Option<Value>, BigIpError> {
         let path = format!("{DECLARE_PATH}/{tenant}");
         let (status, text) = self.send_busy_aware(Method::GET, &path, Body::None).await?;

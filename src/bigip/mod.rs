@@ -59,6 +59,15 @@ pub trait As3Api: Send + Sync + 'static {
     /// One tenant AS3 currently holds (`GET …/declare/<tenant>`), None when it holds no such
     /// tenant: what a sync of one partition needs to know, without reading every tenant.
     fn current_tenant(&self, tenant: &str) -> impl Future<Output = Result<Option<Value>, BigIpError>> + Send;
+
+    /// Whether the BIG-IP has the object `full_path` (`/Common/my-http`) of iControl REST type
+    /// `kind` (`ltm/profile/http`; WAF policies are `asm/policies`): what AS3 looks up for a
+    /// `bigip:` reference before it deploys a declaration.
+    fn device_object_exists(
+        &self,
+        kind: &str,
+        full_path: &str,
+    ) -> impl Future<Output = Result<bool, BigIpError>> + Send;
 }
 
 /// A tenant as read back from AS3, without its applications' content.

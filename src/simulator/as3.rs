@@ -294,6 +294,12 @@ async fn run(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: Optio
     let Job::Declare { body: Value::Array(items), only, dry_run } = job else {
         return run_one(sim, guard, job, client).await;
     };
+    if items.is_empty() {
+        return JobOutcome::Document {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({"code": 422, "message": "Invalid request: /: should NOT have fewer than 1 items"}),
+        };
+    }
     let mut documents = Vec::with_capacity(items.len());
     let mut statuses = Vec::with_capacity(items.len());
     for body in items {

@@ -25,6 +25,9 @@ pub enum FailureReason {
     DeclarationInvalid,
     /// AS3 or the BIG-IP rejected the tenant while deploying it.
     DeclarationFailed,
+    /// A `bigip:` reference (WAF policy, profile, iRule, SNAT pool…) names an object the BIG-IP
+    /// does not have (of that type); the application is left out of the post.
+    BigIpObjectNotFound,
     /// The tenant was changed out of band and repairing it failed.
     Drifted,
     /// A post would delete more applications than allowed and a fresh list did not confirm.
@@ -46,6 +49,7 @@ impl FailureReason {
         match self {
             Self::DeclarationInvalid => "DeclarationInvalid",
             Self::DeclarationFailed => "DeclarationFailed",
+            Self::BigIpObjectNotFound => "BigIpObjectNotFound",
             Self::Drifted => "Drifted",
             Self::DeletionHeld => "DeletionHeld",
             Self::PartitionNotOwned => "PartitionNotOwned",
@@ -118,16 +122,23 @@ pub fn virtual_server_status(
             Verdict::new("False", "AddressConflict", format!("{listener} is already used by {holder}, which keeps it"))
         }
     };
-    let resolved = match outcome {
-        AppOutcome::Included { unresolved, .. } if unresolved.is_empty() => {
-            Verdict::new("True", "ResolvedRefs", "all Services and ports were found")
-        }
-        AppOutcome::Included { unresolved, .. } | AppOutcome::Blocked { unresolved, .. } => Verdict::new(
-            "False",
-            unresolved.first().map(|u| u.reason()).unwrap_or("Unresolved"),
-            unresolved.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-        ),
-        _ => Verdict::new("Unknown", "NotAccepted", "references are resolved once the object is accepted"),
+    let resolved = match (outcome, programming) {
+        // An object on the BIG-IP is a reference too.
+        (
+            AppOutcome::Included { .. },
+            ProgrammingState::Failed { reason: reason @ FailureReason::BigIpObjectNotFound, message },
+        ) => Verdict::new("False", reason.as_str(), message.clone()),
+        _ => match outcome {
+            AppOutcome::Included { unresolved, .. } if unresolved.is_empty() => {
+                Verdict::new("True", "ResolvedRefs", "all Services and ports were found")
+            }
+            AppOutcome::Included { unresolved, .. } | AppOutcome::Blocked { unresolved, .. } => Verdict::new(
+                "False",
+                unresolved.first().map(|u| u.reason()).unwrap_or("Unresolved"),
+                unresolved.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            ),
+            _ => Verdict::new("Unknown", "NotAccepted", "references are resolved once the object is accepted"),
+        },
     };
     let programmed = match (outcome, programming) {
         (AppOutcome::Included { partition, application, .. }, ProgrammingState::Programmed { bigip, .. }) => {
@@ -290,6 +301,21 @@ mod tests {
         assert_eq!(get(&s, "Ready").status, "False");
         assert_eq!(s.partition.as_deref(), Some("k8s"), "the partition it may still be in");
         assert_eq!(s.application, None);
+    }
+
+    #[test]
+    fn a_missing_bigip_object_is_an_unresolved_reference_that_blocks_programming() {
+        let failed = ProgrammingState::Failed {
+            reason: FailureReason::BigIpObjectNotFound,
+            message: "spec.wafPolicy: the BIG-IP has no WAF policy /Common/linux-hihg".into(),
+        };
+        let s = virtual_server_status(&included(2, vec![]), &failed, Some(4), None, "T1");
+        assert_eq!(get(&s, "Accepted").status, "True");
+        for type_ in ["ResolvedRefs", "Programmed", "Ready"] {
+            assert_eq!(get(&s, type_).status, "False", "{type_}");
+            assert_eq!(get(&s, type_).reason, "BigIpObjectNotFound", "{type_}");
+            assert!(get(&s, type_).message.contains("/Common/linux-hihg"), "{type_}");
+        }
     }
 
     #[test]

@@ -20,11 +20,16 @@ pub fn applications_named_in<'a>(
         .collect()
 }
 
-/// The message of a rejection by AS3 of a schema-valid tenant (`DeclarationFailed`), the kind
-/// isolation can narrow down; None for transport failures and the like.
+/// The message of a rejection by AS3, the kind isolation can narrow down: of the tenant while
+/// deploying it (`DeclarationFailed`), or of the whole declaration by AS3's parser
+/// (`DeclarationInvalid`: a rule pre-flight does not know, or an object missing on the BIG-IP
+/// since it was looked up). None for transport failures and the like.
 pub(super) fn rejection_message(failure: &ProgrammingState) -> Option<&str> {
     match failure {
-        ProgrammingState::Failed { reason: FailureReason::DeclarationFailed, message } => Some(message),
+        ProgrammingState::Failed {
+            reason: FailureReason::DeclarationFailed | FailureReason::DeclarationInvalid,
+            message,
+        } => Some(message),
         _ => None,
     }
 }

@@ -248,6 +248,8 @@ pub struct PartitionSyncer<B: As3Api> {
     header_digest: TenantDigest,
     empty_digest: TenantDigest,
     metrics: Arc<Metrics>,
+    /// What the BIG-IP said about objects `bigip:` references name.
+    device_objects: preflight::DeviceObjectCache,
 }
 
 /// Whether changes go out through AS3's per-application API.
@@ -281,6 +283,7 @@ impl<B: As3Api> PartitionSyncer<B> {
             max_deletion_share: 1.0,
             confirmation: None,
             records: Mutex::new(BTreeMap::new()),
+            device_objects: Default::default(),
             locks: Mutex::new(HashMap::new()),
             writer: Mutex::new(()),
             per_application: PerApplication::WhenOffered { known: std::sync::Mutex::new(None) },
@@ -443,10 +446,10 @@ impl<B: As3Api> PartitionSyncer<B> {
             if held.hash == Some(digest) { BTreeMap::new() } else { self.preflight(partition, &rendered).await };
         let mut candidates = rendered;
         let mut excluded = BTreeMap::new();
-        for (name, message) in invalid {
+        for (name, failure) in invalid {
             candidates.remove(&name);
-            warn!(partition, application = %name, %message, "not posting an invalid application");
-            excluded.insert(name, ProgrammingState::Failed { reason: FailureReason::DeclarationInvalid, message });
+            warn!(partition, application = %name, ?failure, "not posting an application pre-flight refused");
+            excluded.insert(name, failure);
         }
 
         let mut state = ProgrammingState::NotAttempted;
@@ -696,6 +699,32 @@ mod tests {
         assert_eq!(validated, 1);
         assert_eq!(after_fix.keys().collect::<Vec<_>>(), ["ns_bad"], "verdicts of removed applications are dropped");
         assert_eq!(after_fix["ns_bad"].1, None);
+    }
+
+    #[test]
+    fn preflight_finds_the_bigip_references_and_names_their_fields() {
+        let mut waf = monitored("waf", 5);
+        waf.frontend = crate::model::Frontend::Http {
+            routes: Vec::new(),
+            tls: None,
+            x_forwarded_for: false,
+            waf_policy: Some("/Common/linux-hihg".into()),
+        };
+        let (verdicts, _) = preflight_check(&PreflightVerdicts::new(), "k8s", &owner(), &rendered(&[waf]));
+        let (_, problem, references) = &verdicts["ns_waf"];
+        assert_eq!(problem, &None);
+        let names: Vec<(&str, &str)> = references.iter().map(|r| (r.name.as_str(), r.instance_path.as_str())).collect();
+        assert_eq!(names, [("/Common/linux-hihg", "/k8s/ns_waf/vs/policyWAF")]);
+        assert_eq!(references[0].kinds, ["asm/policies"]);
+        let message = preflight::missing_object_message(&references[0]);
+        assert!(
+            message.starts_with("spec.wafPolicy names /Common/linux-hihg, and the BIG-IP has no such WAF policy"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("Unable to find specified WAF policy /Common/linux-hihg for /k8s/ns_waf/vs/policyWAF)"),
+            "{message}"
+        );
     }
 
     /// Pre-flight cost: prints the time to validate 1000 new applications, then a resync in

@@ -1,22 +1,89 @@
-//! Pre-flight: each new or changed application validated alone against the AS3 schema before
-//! it is posted, so that an invalid one is left out instead of failing its partition.
+//! Pre-flight: each new or changed application checked alone before it is posted, with the
+//! rules AS3 applies to a whole declaration (its schema and F5's formats, the property check,
+//! path lengths, duplicates, certificate bundles), and its `bigip:` references looked up on the
+//! BIG-IP (cached). One that would fail is left out, instead of AS3 refusing its partition.
+
+use std::time::Duration;
+
+use crate::as3::digest::{self, BigIpReference, DigestError};
+use crate::as3::schema::post_process_sites;
 
 use super::*;
+
+/// How long a lookup of a BIG-IP object is trusted: objects that exist rarely go away; a missing
+/// one is looked up again at the next sync after this (the objects it blocks retry every 10 s).
+const FOUND_OBJECT_TTL: Duration = Duration::from_secs(300);
+const MISSING_OBJECT_TTL: Duration = Duration::from_secs(5);
+
+/// Answers of the BIG-IP about its objects, by (iControl REST type, full path).
+pub(super) type DeviceObjectCache = std::sync::Mutex<HashMap<(String, String), (bool, Instant)>>;
 
 /// Schema violations quoted in a pre-flight DeclarationInvalid message.
 pub(super) const PREFLIGHT_VIOLATIONS_SHOWN: usize = 3;
 
-/// Pre-flight verdicts by application name: the content hash of the rendered application and,
-/// when the schema refuses it, the DeclarationInvalid message. Holds only the applications of
-/// the latest sync, so it is as large as the partition.
-pub(super) type PreflightVerdicts = HashMap<String, (String, Option<String>)>;
+/// Pre-flight verdicts by application name: the content hash of the rendered application, the
+/// DeclarationInvalid message when the checks refuse it, and its `bigip:` references. Holds
+/// only the applications of the latest sync, so it is as large as the partition.
+pub(super) type PreflightVerdicts = HashMap<String, (String, Option<String>, Vec<BigIpReference>)>;
 
-/// The applications pre-flight last checked, and those of them it found invalid (name →
-/// content hash and message).
+/// The applications pre-flight last checked, those of them it found invalid (name → content
+/// hash and message), and the `bigip:` references of the others.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Preflight {
     checked: AppSet,
     invalid: BTreeMap<String, (String, String)>,
+    references: BTreeMap<String, Vec<BigIpReference>>,
+}
+
+/// The field of a VirtualServer/TransportServer that makes the `bigip:` reference at AS3 path
+/// `/<partition>/<application>/<object>/<property>[/<index>]`.
+fn field_of(instance_path: &str) -> String {
+    let segments: Vec<&str> = instance_path.split('/').skip(4).collect();
+    match segments.as_slice() {
+        ["policyWAF", ..] => "spec.wafPolicy".to_owned(),
+        ["snat", ..] => "spec.snatPool".to_owned(),
+        ["iRules", index, ..] => format!("spec.iRules[{index}]"),
+        ["serverTLS", ..] => "spec.tls.clientSslProfile".to_owned(),
+        ["clientTLS", ..] => "spec.tls.serverSslProfile".to_owned(),
+        _ => instance_path.to_owned(),
+    }
+}
+
+/// The message for an application whose reference names an object the BIG-IP lacks.
+pub(super) fn missing_object_message(reference: &BigIpReference) -> String {
+    let what = if reference.is_waf_policy() { "WAF policy" } else { "object of that type" };
+    format!(
+        "{} names {}, and the BIG-IP has no such {what}: the application is left out of the partition until it \
+         exists (AS3 would refuse the whole partition: {})",
+        field_of(&reference.instance_path),
+        reference.name,
+        reference.not_found_message()
+    )
+}
+
+/// AS3's checks besides the schema that need no BIG-IP, on the declaration of `request`.
+fn offline_problem(request: &Value) -> Option<String> {
+    let declaration = request.get("declaration")?;
+    let words = crate::as3::schema::schema_words().ok()?;
+    if let Some(word) = digest::unknown_property(declaration, words) {
+        return Some(format!("AS3 would refuse it: Invalid data property: {word}"));
+    }
+    let object = declaration.as_object()?;
+    digest::check_long_keys(object)
+        .and_then(|()| digest::check_duplicate_node_names(object))
+        .and_then(|()| digest::check_duplicate_values(object))
+        .and_then(|()| digest::check_pkcs12(object))
+        .and_then(|()| digest::check_path_lengths(object))
+        .err()
+        .map(|error: DigestError| format!("AS3 would refuse it: {error}"))
+}
+
+/// The `bigip:` references of `request` (paths without the request's `/declaration`).
+fn references_of(request: &Value) -> Vec<BigIpReference> {
+    let Some(declaration) = request.get("declaration") else { return Vec::new() };
+    let Ok(sites) = post_process_sites(declaration) else { return Vec::new() };
+    let object = declaration.as_object().cloned().unwrap_or_default();
+    digest::bigip_references(&object, &sites, str::to_owned)
 }
 
 /// The AS3 request that pre-flight validates for one application: the application alone in
@@ -42,15 +109,22 @@ pub(super) fn preflight_check(
     let mut schema_usable = true;
     for (name, application) in rendered {
         let hash = application.hash.clone();
-        if let Some((known, problem)) = previous.get(name).filter(|(known, _)| *known == hash) {
-            verdicts.insert(name.clone(), (known.clone(), problem.clone()));
+        if let Some(known) = previous.get(name).filter(|(known, _, _)| *known == hash) {
+            verdicts.insert(name.clone(), known.clone());
             continue;
         }
         let mut problem = None;
+        let mut references = Vec::new();
         if schema_usable {
             validated += 1;
-            match validate_declaration(&preflight_request(partition, owner, application)) {
-                Ok(violations) if violations.is_empty() => {}
+            let request = preflight_request(partition, owner, application);
+            match validate_declaration(&request) {
+                Ok(violations) if violations.is_empty() => {
+                    problem = offline_problem(&request);
+                    if problem.is_none() {
+                        references = references_of(&request);
+                    }
+                }
                 Ok(violations) => {
                     let mut shown: Vec<String> =
                         violations.iter().take(PREFLIGHT_VIOLATIONS_SHOWN).map(ToString::to_string).collect();
@@ -69,19 +143,20 @@ pub(super) fn preflight_check(
                 }
             }
         }
-        verdicts.insert(name.clone(), (hash, problem));
+        verdicts.insert(name.clone(), (hash, problem, references));
     }
     (verdicts, validated)
 }
 
 impl<B: As3Api> PartitionSyncer<B> {
-    /// Pre-flight: validates the applications whose rendering changed since the last sync (off
-    /// the async workers) and returns the invalid ones with the DeclarationInvalid message.
-    pub(super) async fn preflight(&self, partition: &str, rendered: &Apps) -> BTreeMap<String, String> {
+    /// Pre-flight: checks the applications whose rendering changed since the last sync (off
+    /// the async workers), then looks up the `bigip:` references of all of them on the BIG-IP.
+    /// Returns the ones to leave out, with why.
+    pub(super) async fn preflight(&self, partition: &str, rendered: &Apps) -> BTreeMap<String, ProgrammingState> {
         if rendered.is_empty() {
             return BTreeMap::new();
         }
-        let Preflight { checked, mut invalid } = {
+        let Preflight { checked, mut invalid, mut references } = {
             let mut records = self.records.lock().await;
             records.get_mut(partition).map(|r| std::mem::take(&mut r.preflight)).unwrap_or_default()
         };
@@ -90,6 +165,7 @@ impl<B: As3Api> PartitionSyncer<B> {
         let AppChanges { changed, removed } = checked.changes_to(rendered);
         for name in &removed {
             invalid.remove(name);
+            references.remove(name);
         }
         if !changed.is_empty() {
             let started = Instant::now();
@@ -110,11 +186,16 @@ impl<B: As3Api> PartitionSyncer<B> {
                         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                         "pre-flight schema validation"
                     );
-                    for (name, (hash, problem)) in verdicts {
+                    for (name, (hash, problem, found)) in verdicts {
                         match problem {
-                            Some(message) => invalid.insert(name, (hash, message)),
+                            Some(message) => invalid.insert(name.clone(), (hash, message)),
                             None => invalid.remove(&name),
                         };
+                        if found.is_empty() {
+                            references.remove(&name);
+                        } else {
+                            references.insert(name, found);
+                        }
                     }
                 }
                 Err(error) => {
@@ -124,9 +205,91 @@ impl<B: As3Api> PartitionSyncer<B> {
                 }
             }
         }
-        let found = invalid.iter().map(|(name, (_, message))| (name.clone(), message.clone())).collect();
-        let preflight = Preflight { checked: rendered.clone(), invalid };
+        let mut found: BTreeMap<String, ProgrammingState> = invalid
+            .iter()
+            .map(|(name, (_, message))| {
+                let state =
+                    ProgrammingState::Failed { reason: FailureReason::DeclarationInvalid, message: message.clone() };
+                (name.clone(), state)
+            })
+            .collect();
+        for (name, application_references) in &references {
+            if found.contains_key(name) {
+                continue;
+            }
+            for reference in application_references {
+                if !self.device_object_exists(reference).await {
+                    let message = missing_object_message(reference);
+                    warn!(partition, application = %name, %message, "not posting an application with a missing BIG-IP object");
+                    found.insert(
+                        name.clone(),
+                        ProgrammingState::Failed { reason: FailureReason::BigIpObjectNotFound, message },
+                    );
+                    break;
+                }
+            }
+        }
+        let preflight = Preflight { checked: rendered.clone(), invalid, references };
         self.records.lock().await.entry(partition.to_string()).or_default().preflight = preflight;
         found
+    }
+
+    /// Whether the BIG-IP has an object `reference` may name (of any of its types), from the
+    /// cache when fresh. When the BIG-IP cannot say, the reference counts as found: AS3 checks it.
+    async fn device_object_exists(&self, reference: &BigIpReference) -> bool {
+        for kind in &reference.kinds {
+            let key = (kind.clone(), reference.name.clone());
+            let cached = self.device_objects.lock().ok().and_then(|cache| cache.get(&key).copied());
+            let fresh = cached
+                .filter(|(exists, at)| at.elapsed() < if *exists { FOUND_OBJECT_TTL } else { MISSING_OBJECT_TTL });
+            let exists = match fresh {
+                Some((exists, _)) => exists,
+                None => match self.bigip.device_object_exists(kind, &reference.name).await {
+                    Ok(exists) => {
+                        if let Ok(mut cache) = self.device_objects.lock() {
+                            cache.insert(key, (exists, Instant::now()));
+                        }
+                        exists
+                    }
+                    Err(error) => {
+                        debug!(kind = %kind, name = %reference.name, %error, "cannot look up a BIG-IP object");
+                        return true;
+                    }
+                },
+            };
+            if exists {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_named_by_the_field_that_makes_them() {
+        for (path, field) in [
+            ("/k8s/ns_a/vs/policyWAF", "spec.wafPolicy"),
+            ("/k8s/ns_a/vs/snat", "spec.snatPool"),
+            ("/k8s/ns_a/vs/iRules/1", "spec.iRules[1]"),
+            ("/k8s/ns_a/vs/serverTLS", "spec.tls.clientSslProfile"),
+            ("/k8s/ns_a/vs/clientTLS", "spec.tls.serverSslProfile"),
+            ("/k8s/ns_a/vs/profileHTTP", "/k8s/ns_a/vs/profileHTTP"),
+        ] {
+            assert_eq!(field_of(path), field, "{path}");
+        }
+    }
+
+    #[test]
+    fn offline_checks_refuse_what_as3_would() {
+        let request = |name: &str| {
+            serde_json::json!({"class": "AS3", "declaration": {"class": "ADC", "schemaVersion": "3.56.0", "id": "x",
+                "k8s": {"class": "Tenant", "A": {"class": "Application", name: {"class": "Pool", "monitors": ["http", "http"]}}}}})
+        };
+        let problem = offline_problem(&request("pool_web")).expect("repeated monitors");
+        assert_eq!(problem, "AS3 would refuse it: declaration has duplicate values in monitors");
     }
 }

@@ -1395,3 +1395,48 @@ async fn bigip_references_resolve_against_the_device_objects_tests_create_over_i
     assert_eq!(status, StatusCode::NOT_FOUND);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn edits_on_the_device_change_the_live_view_not_the_declaration_and_a_repost_repairs_them() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let declaration = adc(&[("T", web_tenant("10.0.10.1", &["192.0.10.1", "192.0.10.2"]))]);
+    assert_eq!(session.declare(&declaration).await.0, StatusCode::OK);
+    let (_, stored_before) = session.get(DECLARE).await;
+
+    // tmsh-like edits through iControl REST: one member removed, the other disabled, the
+    // virtual disabled.
+    let members = "/mgmt/tm/ltm/pool/~T~A~web_pool/members";
+    let (status, _) = session.delete(&format!("{members}/~T~192.0.10.1:30080")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) =
+        session.patch(&format!("{members}/~T~192.0.10.2:30080"), &json!({"session": "user-disabled"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = session.patch("/mgmt/tm/ltm/virtual/~T~A~service", &json!({"disabled": true})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let live = sim.state().pool_members("T", "A", "web_pool").expect("pool");
+    assert_eq!(live.iter().map(|m| (m.address.as_str(), m.enabled)).collect::<Vec<_>>(), [("192.0.10.2", false)]);
+    let (_, pools) = session.get("/mgmt/tm/ltm/pool?$filter=partition%20eq%20T&expandSubcollections=true").await;
+    let expanded = &items(&pools)[0]["membersReference"]["items"];
+    assert_eq!(expanded.as_array().map(Vec::len), Some(1), "{pools}");
+    assert_eq!(expanded[0]["session"], "user-disabled");
+    let (_, virtuals) = session.get("/mgmt/tm/ltm/virtual?$filter=partition+eq+T").await;
+    assert_eq!(items(&virtuals)[0]["disabled"], true);
+    let (_, others) = session.get("/mgmt/tm/ltm/virtual?$filter=partition+eq+Other").await;
+    assert!(items(&others).is_empty());
+    // What AS3 stored did not change.
+    assert_eq!(session.get(DECLARE).await.1, stored_before);
+
+    // Posting the same declaration again puts the objects back, as AS3 diffs against the device.
+    let (status, body) = session.declare(&declaration).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result_for(&body, "T")["message"], "success", "a repair is a change: {body}");
+    let live = sim.state().pool_members("T", "A", "web_pool").expect("pool");
+    assert_eq!(live.iter().filter(|m| m.enabled).count(), 2);
+    let (_, virtuals) = session.get("/mgmt/tm/ltm/virtual/~T~A~service").await;
+    assert_eq!(virtuals["enabled"], true);
+    let (_, body) = session.declare(&declaration).await;
+    assert_eq!(result_for(&body, "T")["message"], "no change");
+    sim.shutdown().await;
+}

@@ -531,7 +531,42 @@ pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
     ensure!(delete.tenants[partition].succeeded(), "the deletion was refused: {delete:?}");
     eventually("tenant re-created", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) }).await?;
     repaired_after_edit(env, partition)?;
+
+    // An edit on the device itself (tmsh or the GUI; here iControl REST) changes what the
+    // BIG-IP serves but not AS3's stored declaration: the live check sees it, and the
+    // application is posted again, which puts its member back.
+    let stored = env.simulator().state().tenants().get(partition).cloned().context("tenant")?;
+    let members_path = format!("/mgmt/tm/ltm/pool/~{partition}~{app}~pool_web/members");
+    let members = simulator_rest(env, reqwest::Method::GET, &members_path, None).await?;
+    let first = members["items"][0]["fullPath"].as_str().context("a member")?.replace('/', "~");
+    simulator_rest(env, reqwest::Method::DELETE, &format!("{members_path}/{first}"), None).await?;
+    ensure!(simulator_members(env, partition, &app).map(|m| m.len()) == Ok(1), "the member was not removed");
+    eventually("member put back on the device", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) })
+        .await?;
+    let now = env.simulator().state().tenants().get(partition).cloned().context("tenant")?;
+    ensure!(now == stored, "the stored declaration changed: {now} != {stored}");
     Ok(())
+}
+
+/// A request to the simulator's iControl REST API as an administrator; the answer's JSON.
+pub(crate) async fn simulator_rest(
+    env: &Env,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build()?;
+    let mut request = client
+        .request(method.clone(), format!("{}{path}", env.simulator().base_url()))
+        .basic_auth("admin", Some(BIGIP_PASSWORD));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    ensure!(status.is_success(), "{method} {path}: {status} {text}");
+    Ok(if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? })
 }
 
 /// The operator's Event recorder on the real apiserver: the same Event about the same object,
@@ -618,15 +653,8 @@ pub async fn missing_bigip_object_leaves_only_its_object_out(env: &Env) -> Resul
     ensure!(tenant.get(&typo).is_none(), "typo was posted: {tenant}");
 
     // The administrator creates the policy (iControl REST); the object is programmed.
-    let response = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()?
-        .post(format!("{}/mgmt/tm/asm/policies", env.simulator().base_url()))
-        .basic_auth("admin", Some(BIGIP_PASSWORD))
-        .json(&json!({"name": "linux-hihg", "partition": "Common"}))
-        .send()
-        .await?;
-    ensure!(response.status().is_success(), "creating the WAF policy: {}", response.status());
+    let policy = json!({"name": "linux-hihg", "partition": "Common"});
+    simulator_rest(env, reqwest::Method::POST, "/mgmt/tm/asm/policies", Some(policy)).await?;
     eventually("typo programmed once the policy exists", WAIT, || async {
         Ok(all_true(&get_vs(env, ns, "typo").await?))
     })

@@ -373,6 +373,42 @@ impl As3Api for BigIpClient {
         }
     }
 
+    async fn live_partition(&self, partition: &str) -> Result<super::LiveConfig, BigIpError> {
+        let mut live = super::LiveConfig::default();
+        let get = |path: String| async move {
+            let (status, text) = self.send(Method::GET, &path, Body::None).await?;
+            match status.as_u16() {
+                200 => parse_json(&path, &text),
+                other => Err(BigIpError::Http { method: "GET", path, status: other, body: truncate(&text) }),
+            }
+        };
+        let filter = format!("$filter=partition+eq+{partition}");
+        let virtuals = get(format!("/mgmt/tm/ltm/virtual?{filter}&$select=fullPath,enabled,disabled")).await?;
+        for item in virtuals.get("items").and_then(Value::as_array).into_iter().flatten() {
+            let Some(path) = item.get("fullPath").and_then(Value::as_str) else { continue };
+            let disabled = item.get("disabled").and_then(Value::as_bool) == Some(true);
+            live.virtuals.insert(path.to_owned(), !disabled);
+        }
+        let pools = get(format!("/mgmt/tm/ltm/pool?{filter}&expandSubcollections=true")).await?;
+        for item in pools.get("items").and_then(Value::as_array).into_iter().flatten() {
+            let Some(path) = item.get("fullPath").and_then(Value::as_str) else { continue };
+            let members = item.pointer("/membersReference/items").and_then(Value::as_array).into_iter().flatten();
+            let members = members
+                .filter_map(|member| {
+                    let name = member.get("name").and_then(Value::as_str)?;
+                    let address = member.get("address").and_then(Value::as_str)?;
+                    // `10.0.0.1:80`, `2001:db8::1.80`: the port follows the last `:` or `.`.
+                    let port = name.rsplit([':', '.']).next()?;
+                    let address = address.split('%').next().unwrap_or(address);
+                    let enabled = member.get("session").and_then(Value::as_str) != Some("user-disabled");
+                    Some((format!("{address}:{port}"), enabled))
+                })
+                .collect();
+            live.pools.insert(path.to_owned(), members);
+        }
+        Ok(live)
+    }
+
     async fn device_object_exists(&self, kind: &str, full_path: &str) -> Result<bool, BigIpError> {
         if kind == "asm/policies" {
             // WAF policies are listed with their full paths (their URIs hold generated ids).

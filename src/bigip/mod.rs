@@ -60,6 +60,10 @@ pub trait As3Api: Send + Sync + 'static {
     /// tenant: what a sync of one partition needs to know, without reading every tenant.
     fn current_tenant(&self, tenant: &str) -> impl Future<Output = Result<Option<Value>, BigIpError>> + Send;
 
+    /// The live configuration of a partition as the BIG-IP serves it — what tmsh or the GUI may
+    /// have changed, which the stored declaration does not show: two requests per partition.
+    fn live_partition(&self, partition: &str) -> impl Future<Output = Result<LiveConfig, BigIpError>> + Send;
+
     /// Whether the BIG-IP has the object `full_path` (`/Common/my-http`) of iControl REST type
     /// `kind` (`ltm/profile/http`; WAF policies are `asm/policies`): what AS3 looks up for a
     /// `bigip:` reference before it deploys a declaration.
@@ -68,6 +72,15 @@ pub trait As3Api: Send + Sync + 'static {
         kind: &str,
         full_path: &str,
     ) -> impl Future<Output = Result<bool, BigIpError>> + Send;
+}
+
+/// What a partition serves: its virtual servers and pools with their members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// Virtual servers by full path (`/P/A/vs`): whether enabled.
+    pub virtuals: BTreeMap<String, bool>,
+    /// Pools by full path: members (`address:port`, route domain left out) → whether enabled.
+    pub pools: BTreeMap<String, BTreeMap<String, bool>>,
 }
 
 /// A tenant as read back from AS3, without its applications' content.

@@ -283,9 +283,20 @@ enum Echo {
 
 /// A job after the CPU-bound part (validation, checks, planning).
 enum Computed {
-    Plan { plan: Box<Plan>, meta: DeclarationMeta, dry_run: bool, echo: Echo },
+    /// `touched`: the Applications the request deploys or removes, whose device-side edits AS3
+    /// repairs even when their declaration is unchanged.
+    Plan {
+        plan: Box<Plan>,
+        meta: DeclarationMeta,
+        dry_run: bool,
+        echo: Echo,
+        touched: Vec<(String, String)>,
+    },
     Retrieve,
-    Document { status: StatusCode, body: Value },
+    Document {
+        status: StatusCode,
+        body: Value,
+    },
 }
 
 /// Runs `job` for the client with User-Agent `client`. An array of declarations (one per
@@ -346,13 +357,22 @@ async fn run_one(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: O
             status: StatusCode::OK,
             body: sim.with_deployed(|deployed| deployed.declaration(|_| true)),
         },
-        Computed::Plan { plan, meta, dry_run, echo } => {
+        Computed::Plan { plan, meta, dry_run, echo, touched } => {
             // The simulated AS3 run time, during which the declare slot stays taken.
             let delay = simulated_run_time(&sim.shared().settings, request_applications, &plan);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            let Plan { tenants, listeners, results, changes } = *plan;
+            let Plan { tenants, listeners, mut results, changes } = *plan;
+            if !dry_run {
+                let repaired = sim.repair_live(&touched);
+                for result in results.iter_mut().filter(|result| repaired.contains(&result.tenant)) {
+                    if result.outcome == Outcome::NoChange {
+                        tracing::info!(tenant = %result.tenant, client, "objects changed on the device put back as declared");
+                        result.outcome = Outcome::Success { line_count: 0 };
+                    }
+                }
+            }
             let working = Working { tenants, listeners };
             if !dry_run && !changes.is_empty() {
                 for change in &changes {
@@ -396,11 +416,13 @@ fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
                 Action::Remove => {
                     let names: Vec<String> =
                         declared_tenants(&request.adc).map(|(name, _)| name.clone()).filter(selected).collect();
+                    let touched = applications_of(&current, &names);
                     Computed::Plan {
                         plan: Box::new(declaration::plan_remove(current, &names)),
                         meta: DeclarationMeta::default(),
                         dry_run: false,
                         echo: Echo::Submitted(Value::Object(request.adc)),
+                        touched,
                     }
                 }
                 Action::Deploy | Action::DryRun => {
@@ -410,7 +432,13 @@ fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
                         return request_error(error);
                     }
                     drop(after);
+                    let names: Vec<String> = declared.iter().map(|(name, _)| name.clone()).collect();
+                    let mut touched = applications_of(&current, &names);
+                    for (name, tenant) in &declared {
+                        touched.extend(tenant.application_names().into_iter().map(|app| (name.clone(), app)));
+                    }
                     Computed::Plan {
+                        touched,
                         plan: Box::new(declaration::plan_deploy(current, &request.adc, declared, only.is_none())),
                         meta: DeclarationMeta::from_adc(&request.adc),
                         dry_run: request.action == Action::DryRun,
@@ -421,7 +449,9 @@ fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
         }
         Job::DeleteTenants { names } => {
             let names = names.unwrap_or_else(|| current.tenants.keys().cloned().collect());
+            let touched = applications_of(&current, &names);
             Computed::Plan {
+                touched,
                 plan: Box::new(declaration::plan_remove(current, &names)),
                 meta: DeclarationMeta::default(),
                 dry_run: false,
@@ -430,6 +460,8 @@ fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
         }
         Job::PutApplications { tenant, body } => match declaration::parse_applications_body(&tenant, &body) {
             Ok(request) => {
+                let touched: Vec<(String, String)> =
+                    request.applications.keys().map(|app| (tenant.clone(), app.clone())).collect();
                 let content = declaration::tenant_with_applications(&current, &tenant, request.applications);
                 let after = declaration::tenants_after(&current.tenants, &[(tenant.clone(), content.clone())]);
                 let declaration = request.declaration.as_object().cloned().unwrap_or_default();
@@ -439,6 +471,7 @@ fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
                 }
                 drop(after);
                 Computed::Plan {
+                    touched,
                     plan: Box::new(declaration::plan_put_applications(current, &tenant, content)),
                     meta: request.meta,
                     dry_run: false,
@@ -450,6 +483,7 @@ fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
         Job::DeleteApplication { tenant, application } => {
             match declaration::plan_delete_application(current, &tenant, &application) {
                 Some(plan) => Computed::Plan {
+                    touched: vec![(tenant.clone(), application.clone())],
                     plan: Box::new(plan),
                     meta: DeclarationMeta::default(),
                     dry_run: false,
@@ -462,6 +496,15 @@ fn plan_job(job: Job, current: Working, device: &DeviceCatalog) -> Computed {
             }
         }
     }
+}
+
+/// `(tenant, application)` for every Application the named deployed tenants hold.
+fn applications_of(current: &Working, tenants: &[String]) -> Vec<(String, String)> {
+    tenants
+        .iter()
+        .filter_map(|name| current.tenants.get(name).map(|tenant| (name, tenant)))
+        .flat_map(|(name, tenant)| tenant.application_names().into_iter().map(move |app| (name.clone(), app)))
+        .collect()
 }
 
 fn request_error(error: RequestError) -> Computed {

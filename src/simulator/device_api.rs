@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -31,21 +31,12 @@ pub(super) fn routes() -> Router<SimulatorState> {
     kinds.into_iter().fold(Router::new(), |router, kind| {
         let collection = format!("/mgmt/tm/{kind}");
         if served_elsewhere(&kind) {
-            // Objects made outside AS3 can still be created and deleted here.
-            let (create_kind, delete_kind) = (kind.clone(), kind);
-            return router
-                .route(
-                    &collection,
-                    post(move |State(sim): State<SimulatorState>, body: Bytes| async move {
-                        create(&sim, &create_kind, &body)
-                    }),
-                )
-                .route(
-                    &format!("{collection}/{{name}}"),
-                    delete(move |State(sim): State<SimulatorState>, Path(name): Path<String>| async move {
-                        delete_object(&sim, &delete_kind, &name)
-                    }),
-                );
+            // Objects made outside AS3 can still be created here (the views delete them).
+            let create_kind = kind;
+            return router.route(
+                &collection,
+                post(move |State(sim): State<SimulatorState>, body: Bytes| async move { create(&sim, &create_kind, &body) }),
+            );
         }
         let (list_kind, create_kind, read_kind, delete_kind) = (kind.clone(), kind.clone(), kind.clone(), kind);
         router
@@ -137,7 +128,7 @@ fn read(sim: &SimulatorState, kind: &str, segment: &str) -> Response {
     }
 }
 
-fn delete_object(sim: &SimulatorState, kind: &str, segment: &str) -> Response {
+pub(super) fn delete_object(sim: &SimulatorState, kind: &str, segment: &str) -> Response {
     let path = full_path(segment);
     if sim.with_device_mut(|device| device.remove(kind, &path)) {
         respond(StatusCode::OK, Value::Null)

@@ -21,6 +21,7 @@ mod declaration;
 mod device_api;
 mod digest;
 mod faults;
+mod live;
 mod model;
 mod net;
 mod net_config;

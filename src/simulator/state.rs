@@ -2,7 +2,7 @@
 //! and the token, fault and task stores; plus the state file that makes a configuration
 //! survive a restart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +19,7 @@ use super::catalog::DeviceCatalog;
 use super::checks::ListenerIndex;
 use super::declaration::{declared_tenants, Change, Working};
 use super::faults::{FaultState, Faults};
+use super::live::LiveEdits;
 use super::model::{self, PoolMemberView, Tenant, Tenants, VirtualServerView};
 use super::net_config::{
     ArpEntry, BgpInstance, FdbRecord, NetConfig, PrefixList, RouteMap, SelfIp, Tunnel, VxlanProfile,
@@ -228,6 +229,8 @@ pub(super) struct Shared {
     net: Mutex<NetConfig>,
     /// The device's own objects and those created through iControl REST.
     device: Mutex<DeviceCatalog>,
+    /// Edits of AS3's objects made on the device itself (not in the stored declaration).
+    live: Mutex<LiveEdits>,
     /// Held while the network configuration is written, so the last write has the last state.
     net_persist: tokio::sync::Mutex<()>,
     declare_in_progress: AtomicBool,
@@ -310,6 +313,7 @@ impl SimulatorState {
                 store: Mutex::new(Store { deployed, history: Vec::new(), changes: 0 }),
                 net: Mutex::new(net),
                 device: Mutex::new(DeviceCatalog::standard()),
+                live: Mutex::new(LiveEdits::default()),
                 net_persist: tokio::sync::Mutex::new(()),
                 declare_in_progress: AtomicBool::new(false),
                 declare_posts: AtomicU64::new(0),
@@ -339,6 +343,36 @@ impl SimulatorState {
         change(&mut lock(&self.shared.device))
     }
 
+    pub(super) fn with_live_mut<R>(&self, change: impl FnOnce(&mut LiveEdits) -> R) -> R {
+        change(&mut lock(&self.shared.live))
+    }
+
+    /// The virtual servers the device serves: AS3's, with the edits made on the device.
+    pub(super) fn live_virtuals(&self) -> Vec<model::LtmVirtual> {
+        let virtuals = self.with_deployed(|deployed| model::all_virtuals(&deployed.tenants));
+        lock(&self.shared.live).apply_to_virtuals(virtuals)
+    }
+
+    /// The pools the device serves: AS3's, with the edits made on the device.
+    pub(super) fn live_pools(&self) -> Vec<model::LtmPool> {
+        let pools = self.with_deployed(|deployed| model::all_pools(&deployed.tenants));
+        lock(&self.shared.live).apply_to_pools(pools)
+    }
+
+    /// Drops the device-side edits of the Applications a request deployed or removed (AS3 puts
+    /// their objects back as declared); the tenants that had any.
+    pub(super) fn repair_live(&self, applications: &[(String, String)]) -> BTreeSet<String> {
+        let mut live = lock(&self.shared.live);
+        if live.is_empty() {
+            return BTreeSet::new();
+        }
+        applications
+            .iter()
+            .filter(|(tenant, application)| live.repair(tenant, application))
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    }
+
     pub(super) fn working(&self) -> Working {
         let store = lock(&self.shared.store);
         Working { tenants: store.deployed.tenants.clone(), listeners: store.deployed.listeners.clone() }
@@ -355,19 +389,22 @@ impl SimulatorState {
     }
 
     /// Every virtual server AS3 has created, as BIG-IP would list them.
+    /// The virtual servers the device serves (AS3's, with edits made on the device).
     pub fn virtual_servers(&self) -> Vec<VirtualServerView> {
-        self.with_deployed(|deployed| model::all_virtuals(&deployed.tenants)).into_iter().map(|v| v.view).collect()
+        self.live_virtuals().into_iter().map(|v| v.view).collect()
     }
 
-    /// The members of pool `/tenant/application/pool`, or `None` when there is no such pool.
+    /// The members of pool `/tenant/application/pool` as the device serves them (edits made on
+    /// the device included), or `None` when there is no such pool.
     pub fn pool_members(&self, tenant: &str, application: &str, pool: &str) -> Option<Vec<PoolMemberView>> {
-        self.with_deployed(|deployed| {
+        let found = self.with_deployed(|deployed| {
             let tenant_value = deployed.tenants.get(tenant)?;
             model::tenant_pools(tenant, tenant_value)
                 .into_iter()
                 .find(|candidate| candidate.application == application && candidate.name == pool)
-                .map(|found| found.members.iter().map(model::LtmPoolMember::view).collect())
-        })
+        })?;
+        let live = lock(&self.shared.live).apply_to_pool(found)?;
+        Some(live.members.iter().map(model::LtmPoolMember::view).collect())
     }
 
     /// The VXLAN profiles under `/mgmt/tm/net/tunnels/vxlan`, by name.

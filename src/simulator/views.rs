@@ -1,6 +1,11 @@
-//! Read-only iControl REST views (`/mgmt/tm/ltm/...`) of the objects AS3 has created.
+//! iControl REST views (`/mgmt/tm/ltm/...`) of the objects AS3 has created, as the device
+//! serves them: with the edits made on the device itself (`PATCH`/`DELETE` here, as tmsh or the
+//! GUI would), which the stored declaration does not show (see [`live`](super::live)).
+//! Collections take `$filter=partition eq <P>` and `expandSubcollections=true` (pool members
+//! inline), so a partition is read in one request per collection.
 
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -8,7 +13,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::model::{self, tmsh_monitor_type, LtmMonitor, LtmPool, LtmPoolMember, LtmVirtual};
-use super::reply::{respond, rest_error};
+use super::reply::{parse_json_body, respond, rest_error};
 use super::state::SimulatorState;
 
 /// The TMOS version the views claim in their links (the default release).
@@ -17,10 +22,11 @@ pub(super) const TMOS_VERSION: &str = super::faults::DEFAULT_TMOS_VERSION;
 pub(super) fn routes() -> Router<SimulatorState> {
     Router::new()
         .route("/mgmt/tm/ltm/virtual", get(list_virtuals))
-        .route("/mgmt/tm/ltm/virtual/{name}", get(get_virtual))
+        .route("/mgmt/tm/ltm/virtual/{name}", get(get_virtual).patch(patch_virtual).delete(delete_virtual))
         .route("/mgmt/tm/ltm/pool", get(list_pools))
-        .route("/mgmt/tm/ltm/pool/{name}", get(get_pool))
+        .route("/mgmt/tm/ltm/pool/{name}", get(get_pool).delete(delete_pool))
         .route("/mgmt/tm/ltm/pool/{name}/members", get(list_members))
+        .route("/mgmt/tm/ltm/pool/{name}/members/{member}", axum::routing::patch(patch_member).delete(delete_member))
         .route("/mgmt/tm/ltm/monitor/{kind}", get(list_monitors))
         .route("/mgmt/tm/ltm/monitor/{kind}/{name}", get(get_monitor))
 }
@@ -157,32 +163,100 @@ fn monitor_document(monitor: &LtmMonitor) -> Value {
     document
 }
 
-async fn list_virtuals(State(sim): State<SimulatorState>) -> Response {
-    let items =
-        sim.with_deployed(|deployed| model::all_virtuals(&deployed.tenants).iter().map(virtual_document).collect());
+/// The partition of `$filter=partition eq <P>` (also `+`- or `%20`-separated), if any.
+fn partition_filter(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        if key != "$filter" && key != "%24filter" {
+            return None;
+        }
+        let value = value.replace("%20", " ").replace('+', " ");
+        let mut words = value.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("partition"), Some("eq"), Some(partition)) => Some(partition.trim_matches('\'').to_owned()),
+            _ => None,
+        }
+    })
+}
+
+fn query_true(query: Option<&str>, name: &str) -> bool {
+    query.into_iter().flat_map(|q| q.split('&')).any(|pair| pair == format!("{name}=true"))
+}
+
+async fn list_virtuals(State(sim): State<SimulatorState>, RawQuery(query): RawQuery) -> Response {
+    let partition = partition_filter(query.as_deref());
+    let items = sim
+        .live_virtuals()
+        .iter()
+        .filter(|v| partition.as_ref().is_none_or(|p| v.view.partition == *p))
+        .map(virtual_document)
+        .collect();
     collection("tm:ltm:virtual:virtualcollectionstate", "virtual", items)
 }
 
 async fn get_virtual(State(sim): State<SimulatorState>, Path(name): Path<String>) -> Response {
     let full_path = full_path_from_uri(&name);
-    let found = sim.with_deployed(|deployed| {
-        model::all_virtuals(&deployed.tenants).iter().find(|v| v.full_path() == full_path).map(virtual_document)
-    });
-    match found {
-        Some(document) => respond(StatusCode::OK, document),
+    match sim.live_virtuals().iter().find(|v| v.full_path() == full_path) {
+        Some(found) => respond(StatusCode::OK, virtual_document(found)),
         None => not_found("Virtual Server", &full_path),
     }
 }
 
-async fn list_pools(State(sim): State<SimulatorState>) -> Response {
-    let items = sim.with_deployed(|deployed| model::all_pools(&deployed.tenants).iter().map(pool_document).collect());
+/// `{"disabled": true}` or `{"enabled": true}`, as tmsh `modify ltm virtual … disabled`.
+async fn patch_virtual(State(sim): State<SimulatorState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let full_path = full_path_from_uri(&name);
+    let body = match parse_json_body(&body) {
+        Ok(body) => body,
+        Err(invalid) => return axum::response::IntoResponse::into_response(invalid),
+    };
+    let enabled = match (body.get("enabled").and_then(Value::as_bool), body.get("disabled").and_then(Value::as_bool)) {
+        (Some(enabled), _) => enabled,
+        (None, Some(disabled)) => !disabled,
+        (None, None) => {
+            return rest_error(StatusCode::BAD_REQUEST, 1, "the simulator changes only enabled/disabled of a virtual")
+        }
+    };
+    if !sim.live_virtuals().iter().any(|v| v.full_path() == full_path) {
+        return not_found("Virtual Server", &full_path);
+    }
+    sim.with_live_mut(|live| live.set_virtual_enabled(&full_path, enabled));
+    get_virtual(State(sim), Path(name)).await
+}
+
+async fn delete_virtual(State(sim): State<SimulatorState>, Path(name): Path<String>) -> Response {
+    let full_path = full_path_from_uri(&name);
+    if !sim.live_virtuals().iter().any(|v| v.full_path() == full_path) {
+        // Maybe one created outside AS3.
+        return super::device_api::delete_object(&sim, "ltm/virtual", &name);
+    }
+    sim.with_live_mut(|live| live.delete_virtual(&full_path));
+    respond(StatusCode::OK, Value::Null)
+}
+
+fn pool_with_members(pool: &LtmPool) -> Value {
+    let mut document = pool_document(pool);
+    let items: Vec<Value> = pool.members.iter().map(|member| member_document(pool, member)).collect();
+    if let Some(reference) = document.get_mut("membersReference").and_then(Value::as_object_mut) {
+        reference.insert("items".to_owned(), Value::Array(items));
+    }
+    document
+}
+
+async fn list_pools(State(sim): State<SimulatorState>, RawQuery(query): RawQuery) -> Response {
+    let partition = partition_filter(query.as_deref());
+    let expand = query_true(query.as_deref(), "expandSubcollections");
+    let items = sim
+        .live_pools()
+        .iter()
+        .filter(|pool| partition.as_ref().is_none_or(|p| pool.partition == *p))
+        .map(|pool| if expand { pool_with_members(pool) } else { pool_document(pool) })
+        .collect();
     collection("tm:ltm:pool:poolcollectionstate", "pool", items)
 }
 
 fn find_pool(sim: &SimulatorState, full_path: &str) -> Option<LtmPool> {
-    sim.with_deployed(|deployed| {
-        model::all_pools(&deployed.tenants).into_iter().find(|pool| pool.full_path() == full_path)
-    })
+    sim.live_pools().into_iter().find(|pool| pool.full_path() == full_path)
 }
 
 async fn get_pool(State(sim): State<SimulatorState>, Path(name): Path<String>) -> Response {
@@ -193,6 +267,16 @@ async fn get_pool(State(sim): State<SimulatorState>, Path(name): Path<String>) -
     }
 }
 
+async fn delete_pool(State(sim): State<SimulatorState>, Path(name): Path<String>) -> Response {
+    let full_path = full_path_from_uri(&name);
+    if find_pool(&sim, &full_path).is_none() {
+        // Maybe one created outside AS3.
+        return super::device_api::delete_object(&sim, "ltm/pool", &name);
+    }
+    sim.with_live_mut(|live| live.delete_pool(&full_path));
+    respond(StatusCode::OK, Value::Null)
+}
+
 async fn list_members(State(sim): State<SimulatorState>, Path(name): Path<String>) -> Response {
     let full_path = full_path_from_uri(&name);
     let Some(pool) = find_pool(&sim, &full_path) else {
@@ -200,6 +284,41 @@ async fn list_members(State(sim): State<SimulatorState>, Path(name): Path<String
     };
     let items = pool.members.iter().map(|member| member_document(&pool, member)).collect();
     collection("tm:ltm:pool:members:memberscollectionstate", &format!("pool/{name}/members"), items)
+}
+
+/// `{"session": "user-disabled"}` / `"user-enabled"` (or `state: user-down`), as tmsh does.
+async fn patch_member(
+    State(sim): State<SimulatorState>,
+    Path((name, member)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (pool_path, member_path) = (full_path_from_uri(&name), full_path_from_uri(&member));
+    let body = match parse_json_body(&body) {
+        Ok(body) => body,
+        Err(invalid) => return axum::response::IntoResponse::into_response(invalid),
+    };
+    let enabled = match (body.get("session").and_then(Value::as_str), body.get("state").and_then(Value::as_str)) {
+        (Some("user-enabled"), _) | (None, Some("user-up")) => true,
+        (Some("user-disabled"), _) | (None, Some("user-down")) => false,
+        _ => return rest_error(StatusCode::BAD_REQUEST, 1, "the simulator changes only session/state of a member"),
+    };
+    let Some(pool) = find_pool(&sim, &pool_path) else { return not_found("Pool", &pool_path) };
+    let Some(found) = pool.members.iter().find(|m| m.full_path() == member_path) else {
+        return not_found("Pool Member", &member_path);
+    };
+    let document = member_document(&pool, found);
+    sim.with_live_mut(|live| live.set_member_enabled(&pool_path, &member_path, enabled));
+    respond(StatusCode::OK, document)
+}
+
+async fn delete_member(State(sim): State<SimulatorState>, Path((name, member)): Path<(String, String)>) -> Response {
+    let (pool_path, member_path) = (full_path_from_uri(&name), full_path_from_uri(&member));
+    let Some(pool) = find_pool(&sim, &pool_path) else { return not_found("Pool", &pool_path) };
+    if !pool.members.iter().any(|m| m.full_path() == member_path) {
+        return not_found("Pool Member", &member_path);
+    }
+    sim.with_live_mut(|live| live.remove_member(&pool_path, &member_path));
+    respond(StatusCode::OK, Value::Null)
 }
 
 fn monitors_of_kind(sim: &SimulatorState, kind: &str) -> Vec<LtmMonitor> {

@@ -32,6 +32,7 @@ use crate::status::{FailureReason, ProgrammingState};
 
 mod deletion_guard;
 mod isolation;
+mod live;
 mod ownership;
 mod preflight;
 mod writer;

@@ -116,6 +116,46 @@ impl<B: As3Api> PartitionSyncer<B> {
                 drifted.push(partition);
             }
         }
+        // The live configuration of the partitions whose stored declaration is as deployed:
+        // edits made on the BIG-IP itself (tmsh, GUI, iControl REST) show only there.
+        let live_checked: Vec<(String, u64)> = {
+            let records = self.records.lock().await;
+            records
+                .iter()
+                .filter(|(partition, r)| r.deployed_hash.is_some() && !r.drifted && !drifted.contains(partition))
+                .map(|(partition, r)| (partition.clone(), r.accepted))
+                .collect()
+        };
+        for (partition, accepted_before) in live_checked {
+            let live = match self.bigip.live_partition(&partition).await {
+                Ok(live) => live,
+                Err(error) => {
+                    warn!(partition, %error, "cannot read the partition's live configuration; checking it next time");
+                    continue;
+                }
+            };
+            let lock = self.partition_lock(&partition).await;
+            let _serialised = lock.lock().await;
+            let mut records = self.records.lock().await;
+            let Some(record) = records.get_mut(&partition) else { continue };
+            if record.accepted != accepted_before || record.deployed_hash.is_none() {
+                continue;
+            }
+            let changed = live::applications_drifted_live(&partition, &record.deployed_applications, &live);
+            if changed.is_empty() {
+                continue;
+            }
+            warn!(partition, applications = ?changed, "the BIG-IP serves applications other than deployed (changed on the device); repairing them");
+            self.metrics.drift_repairs.inc();
+            // Posting them again makes AS3 put their objects back: the next sync sends exactly
+            // these, as applications the BIG-IP does not hold.
+            for name in &changed {
+                record.deployed_applications.remove(name);
+            }
+            record.deployed_hash = Some(self.digest_of(&record.deployed_applications));
+            record.last = None;
+            drifted.push(partition);
+        }
         Ok(drifted)
     }
 

@@ -346,7 +346,7 @@ struct Entry {
 impl Entry {
     fn listeners(&self) -> Vec<Listener> {
         match &self.built {
-            Built::Application { application, .. } => application.listeners(),
+            Built::Application { application, .. } => application.claims(),
             Built::Invalid(_) => Vec::new(),
         }
     }
@@ -546,9 +546,15 @@ impl IncrementalFleet {
             Built::Invalid(invalid) => return (false, AppOutcome::Invalid(invalid.clone())),
             Built::Application { application, unresolved } => (application, unresolved),
         };
-        for listener in application.listeners() {
+        for listener in application.claims() {
             let older = self.claimants.get(&listener).into_iter().flat_map(|claimants| claimants.below(&entry.order));
-            let holder = older.into_iter().find(|claimant| self.entries.get(&claimant.1).is_some_and(|e| e.holds));
+            let conflicting = |other: &Entry| {
+                !listener.shared_within_partition()
+                    || matches!(&other.built, Built::Application { application: theirs, .. } if theirs.partition != application.partition)
+            };
+            let holder = older
+                .into_iter()
+                .find(|claimant| self.entries.get(&claimant.1).is_some_and(|e| e.holds && conflicting(e)));
             if let Some(holder) = holder {
                 return (false, AppOutcome::AddressConflict { listener, holder: holder.1.clone() });
             }
@@ -1091,7 +1097,7 @@ mod tests {
         );
         let created = apply(
             &mut world,
-            Change::PutVirtual { i: 6, address: 1, port: 81, service: 0, mode: Some(true), partition: true, tls: None },
+            Change::PutVirtual { i: 6, address: 2, port: 81, service: 0, mode: Some(true), partition: true, tls: None },
         );
         let before = world.update(&mut incremental, &created);
 

@@ -137,7 +137,8 @@ pub fn build_fleet<'a>(
 /// listener claims resolved, outcomes decided, applications grouped by partition.
 pub fn assemble_fleet<'b>(built_in_claim_order: impl IntoIterator<Item = (&'b SourceId, &'b Built)>) -> Fleet {
     let mut fleet = Fleet::default();
-    let mut claimed: HashMap<Listener, SourceId> = HashMap::new();
+    // Holder of each claim, with its partition.
+    let mut claimed: HashMap<Listener, (SourceId, String)> = HashMap::new();
     for (id, built) in built_in_claim_order {
         let id = id.clone();
         match built {
@@ -145,14 +146,18 @@ pub fn assemble_fleet<'b>(built_in_claim_order: impl IntoIterator<Item = (&'b So
                 fleet.outcomes.insert(id, AppOutcome::Invalid(invalid.clone()));
             }
             Built::Application { application, unresolved } => {
-                let listeners = application.listeners();
-                if let Some((listener, holder)) = listeners.iter().find_map(|l| claimed.get(l).map(|h| (*l, h.clone())))
-                {
+                let listeners = application.claims();
+                let conflict = listeners.iter().find_map(|listener| {
+                    let (holder, partition) = claimed.get(listener)?;
+                    let shared = listener.shared_within_partition() && *partition == application.partition;
+                    (!shared).then(|| (*listener, holder.clone()))
+                });
+                if let Some((listener, holder)) = conflict {
                     fleet.outcomes.insert(id, AppOutcome::AddressConflict { listener, holder });
                     continue;
                 }
                 for listener in listeners {
-                    claimed.insert(listener, id.clone());
+                    claimed.entry(listener).or_insert_with(|| (id.clone(), application.partition.clone()));
                 }
                 if unresolved.iter().any(UnresolvedRef::blocks_programming) {
                     fleet.outcomes.insert(

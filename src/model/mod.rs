@@ -173,6 +173,14 @@ impl DesiredApplication {
         }
         listeners
     }
+
+    /// What the application claims on the BIG-IP: its listeners, and its virtual address
+    /// object ([`ListenerProtocol::VirtualAddress`]), which BIG-IP keeps in one partition only.
+    pub fn claims(&self) -> Vec<Listener> {
+        let mut claims = self.listeners();
+        claims.push(Listener { address: self.virtual_address, port: 0, protocol: ListenerProtocol::VirtualAddress });
+        claims
+    }
 }
 
 /// A destination on the BIG-IP: no two virtual servers may share one.
@@ -187,6 +195,18 @@ pub struct Listener {
 pub enum ListenerProtocol {
     Tcp,
     Udp,
+    /// Not a destination but the virtual address object of an address (any port): BIG-IP
+    /// refuses the same IP address in a second partition (`0107176c:3: Invalid Virtual
+    /// Address, the IP address … already exists`), so objects in other partitions conflict
+    /// on it while objects in the same partition share it.
+    VirtualAddress,
+}
+
+impl Listener {
+    /// Whether claims of this by objects in the same partition do not conflict.
+    pub fn shared_within_partition(&self) -> bool {
+        self.protocol == ListenerProtocol::VirtualAddress
+    }
 }
 
 impl fmt::Display for Listener {
@@ -194,6 +214,9 @@ impl fmt::Display for Listener {
         let protocol = match self.protocol {
             ListenerProtocol::Tcp => "tcp",
             ListenerProtocol::Udp => "udp",
+            ListenerProtocol::VirtualAddress => {
+                return write!(f, "the address {} (BIG-IP keeps an address in one partition)", self.address);
+            }
         };
         match self.address {
             IpAddr::V4(a) => write!(f, "{a}:{} ({protocol})", self.port),

@@ -254,6 +254,31 @@ fn fleet_groups_by_partition_and_gives_a_contested_address_to_the_older_object()
 }
 
 #[test]
+fn an_address_serves_one_partition_on_any_port() {
+    let older = vs("a", "10.1.11.80", 80, json!({}));
+    let same_partition = vs("b", "10.1.11.80", 443, json!({}));
+    let other_partition = vs("c", "10.1.11.80", 8080, json!({"partition": "other"}));
+    let fleet = build_fleet(
+        [&other_partition, &same_partition, &older],
+        NO_TS,
+        &cluster(),
+        &defaults(PoolMemberType::Nodeport),
+    );
+    let key = |n: &str| SourceId {
+        kind: SourceKind::VirtualServer,
+        key: ObjectKey { namespace: "shop".into(), name: n.into() },
+    };
+    assert!(matches!(&fleet.outcomes[&key("b")], AppOutcome::Included { .. }), "another port, same partition");
+    match &fleet.outcomes[&key("c")] {
+        AppOutcome::AddressConflict { holder, listener } => {
+            assert_eq!(holder, &key("a"));
+            assert_eq!(listener.to_string(), "the address 10.1.11.80 (BIG-IP keeps an address in one partition)");
+        }
+        other => panic!("another partition on the same address: {other:?}"),
+    }
+}
+
+#[test]
 fn objects_being_deleted_leave_the_fleet() {
     let mut gone = vs("a", "10.1.10.80", 80, json!({}));
     gone.metadata.deletion_timestamp =

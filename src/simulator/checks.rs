@@ -62,6 +62,22 @@ pub(super) struct ListenerIndex {
     holders: imbl::HashMap<Listener, Vec<Holder>>,
     /// `(tenant, application)` → the destinations its virtuals hold.
     held_by: imbl::HashMap<(String, String), Vec<Listener>>,
+    /// Address (with route domain) → the virtual address objects using it: their partition
+    /// and the virtual holding them. BIG-IP has one virtual address object per IP address, so
+    /// two partitions cannot each have one (unless AS3's `shareAddresses` puts it in /Common).
+    addresses: imbl::HashMap<String, Vec<AddressUse>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AddressUse {
+    partition: String,
+    tenant: String,
+    application: String,
+}
+
+/// The partition of a virtual's virtual address object: `/T/10.0.0.1:80` → `T`.
+fn address_partition(virtual_server: &LtmVirtual) -> String {
+    virtual_server.destination.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned()
 }
 
 fn protocols_collide(a: &str, b: &str) -> bool {
@@ -87,6 +103,18 @@ impl ListenerIndex {
     /// Forgets what the virtuals of `tenant`'s `application` hold.
     pub(super) fn release(&mut self, tenant: &str, application: &str) {
         let Some(listeners) = self.held_by.remove(&(tenant.to_owned(), application.to_owned())) else { return };
+        for listener in &listeners {
+            let emptied = match self.addresses.get_mut(&listener.address) {
+                Some(uses) => {
+                    uses.retain(|used| used.tenant != tenant || used.application != application);
+                    uses.is_empty()
+                }
+                None => false,
+            };
+            if emptied {
+                self.addresses.remove(&listener.address);
+            }
+        }
         for listener in listeners {
             let emptied = match self.holders.get_mut(&listener) {
                 Some(holders) => {
@@ -115,6 +143,15 @@ impl ListenerIndex {
             if let Some(holder) = holder {
                 return Err(conflict_message(&virtual_server.full_path(), &holder.full_path));
             }
+            let partition = address_partition(virtual_server);
+            let elsewhere =
+                self.addresses.get(&listener.address).into_iter().flatten().any(|used| used.partition != partition);
+            if elsewhere {
+                return Err(format!(
+                    "0107176c:3: Invalid Virtual Address, the IP address {} already exists.",
+                    listener.address
+                ));
+            }
             self.hold_one(virtual_server);
         }
         Ok(())
@@ -137,6 +174,11 @@ impl ListenerIndex {
             full_path: virtual_server.full_path(),
         });
         self.held_by.entry((view.partition.clone(), view.application.clone())).or_default().push(listener.clone());
+        self.addresses.entry(listener.address.clone()).or_default().push(AddressUse {
+            partition: address_partition(virtual_server),
+            tenant: view.partition.clone(),
+            application: view.application.clone(),
+        });
     }
 
     /// Replaces what the virtuals of `current` (deployed as `name`) hold with what those of
@@ -207,13 +249,35 @@ mod tests {
     }
 
     #[test]
+    fn an_address_belongs_to_one_partition_unless_shared_through_common() {
+        let working = deployed(&[("T1", http_tenant("10.0.0.1", "web_pool"))]);
+        let mut other_port = http_tenant("10.0.0.1", "web_pool");
+        other_port["A"]["service"]["virtualPort"] = json!(8080);
+        assert_eq!(
+            check_tenant("T2", &other_port, &working),
+            Err("0107176c:3: Invalid Virtual Address, the IP address 10.0.0.1 already exists.".to_owned())
+        );
+        // Another port in the same partition is fine.
+        let mut same_tenant = http_tenant("10.0.0.1", "web_pool");
+        same_tenant["B"] = other_port["A"].clone();
+        assert_eq!(check_tenant("T1", &same_tenant, &working), Ok(()));
+        // With shareAddresses both tenants use /Common/10.0.0.2.
+        let mut shared = http_tenant("10.0.0.2", "web_pool");
+        shared["A"]["service"]["shareAddresses"] = json!(true);
+        let working = deployed(&[("T1", shared.clone())]);
+        shared["A"]["service"]["virtualPort"] = json!(8080);
+        assert_eq!(check_tenant("T2", &shared, &working), Ok(()));
+    }
+
+    #[test]
     fn tcp_and_udp_may_share_a_destination() {
         let tcp = json!({"class": "Tenant", "A": {"class": "Application",
             "dns": {"class": "Service_TCP", "virtualAddresses": ["10.0.0.9"], "virtualPort": 53}}});
-        let udp = json!({"class": "Tenant", "A": {"class": "Application",
-            "dns": {"class": "Service_UDP", "virtualAddresses": ["10.0.0.9"], "virtualPort": 53}}});
+        let mut both = tcp.clone();
+        both["B"] = json!({"class": "Application",
+            "dns": {"class": "Service_UDP", "virtualAddresses": ["10.0.0.9"], "virtualPort": 53}});
         let working = deployed(&[("T1", tcp)]);
-        assert_eq!(check_tenant("T2", &udp, &working), Ok(()));
+        assert_eq!(check_tenant("T1", &both, &working), Ok(()));
     }
 
     #[test]

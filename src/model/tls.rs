@@ -20,13 +20,26 @@ pub fn server_certificate(field: &'static str, secret: &Secret) -> Result<Server
         [] => return Err(invalid("tls.key holds no PEM block".into())),
         _ => return Err(invalid("tls.key holds more than one PEM block".into())),
     };
-    match key.tag() {
-        "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {}
+    let key_der = match key.tag() {
+        // OpenSSL's legacy encryption keeps the PKCS#1/SEC1 tag and adds headers.
+        "RSA PRIVATE KEY" | "EC PRIVATE KEY"
+            if key.headers().get("Proc-Type").is_some_and(|value| value.contains("ENCRYPTED")) =>
+        {
+            return Err(invalid(
+                "tls.key is encrypted (Proc-Type: 4,ENCRYPTED); the key must be unencrypted PKCS#1, PKCS#8 or SEC1"
+                    .into(),
+            ))
+        }
+        "PRIVATE KEY" => rustls::pki_types::PrivateKeyDer::Pkcs8(key.contents().to_vec().into()),
+        "RSA PRIVATE KEY" => rustls::pki_types::PrivateKeyDer::Pkcs1(key.contents().to_vec().into()),
+        "EC PRIVATE KEY" => rustls::pki_types::PrivateKeyDer::Sec1(key.contents().to_vec().into()),
         "ENCRYPTED PRIVATE KEY" => {
             return Err(invalid("tls.key is encrypted; the key must be unencrypted PKCS#1, PKCS#8 or SEC1".into()))
         }
         other => return Err(invalid(format!("tls.key holds a {other:?} block, not a private key"))),
-    }
+    };
+    let leaf = certificates.first().ok_or_else(|| invalid("tls.crt holds no certificate".into()))?;
+    key_matches_certificate(&key_der, leaf.contents()).map_err(invalid)?;
     let mut blocks = certificates.iter().map(encode);
     let certificate = blocks.next().ok_or_else(|| invalid("tls.crt holds no certificate".into()))?;
     let chain: String = blocks.collect();
@@ -43,6 +56,30 @@ pub fn ca_bundle(field: &'static str, secret: &Secret) -> Result<String, Unresol
     check_type(secret).map_err(invalid)?;
     let certificates = certificates(secret, "ca.crt").map_err(invalid)?;
     Ok(certificates.iter().map(encode).collect::<String>().trim_end().to_string())
+}
+
+/// Whether `key` is the private key of the certificate `leaf_der` (as BIG-IP requires of a
+/// certificate and key pair): the key is read and its public key compared with the
+/// certificate's.
+fn key_matches_certificate(key: &rustls::pki_types::PrivateKeyDer<'_>, leaf_der: &[u8]) -> Result<(), String> {
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(key)
+        .map_err(|e| format!("tls.key is not a usable RSA, ECDSA or Ed25519 private key: {e}"))?;
+    let public_key = signing_key.public_key().ok_or_else(|| "tls.key has no public key to compare".to_string())?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(leaf_der)
+        .map_err(|e| format!("the first certificate of tls.crt cannot be read: {e}"))?;
+    if certificate.tbs_certificate.subject_pki.raw != public_key.as_ref() {
+        return Err("tls.key is not the private key of the first certificate in tls.crt".to_string());
+    }
+    Ok(())
+}
+
+/// Every certificate block must be a readable X.509 certificate.
+fn check_certificates_parse(key: &str, blocks: &[pem::Pem]) -> Result<(), String> {
+    for (index, block) in blocks.iter().enumerate() {
+        x509_parser::parse_x509_certificate(block.contents())
+            .map_err(|e| format!("certificate {} of {key} cannot be read: {e}", index + 1))?;
+    }
+    Ok(())
 }
 
 /// PEM with `\n` line endings (the `pem` crate writes `\r\n` by default).
@@ -76,6 +113,7 @@ fn certificates(secret: &Secret, key: &str) -> Result<Vec<pem::Pem>, String> {
     if let Some(other) = blocks.iter().find(|b| b.tag() != "CERTIFICATE") {
         return Err(format!("{key} holds a {:?} block; only CERTIFICATE blocks are allowed", other.tag()));
     }
+    check_certificates_parse(key, &blocks)?;
     Ok(blocks)
 }
 
@@ -123,6 +161,20 @@ mod tests {
         assert!(private_key.starts_with("-----BEGIN PRIVATE KEY-----"), "{private_key}");
     }
 
+    /// An RSA key as `openssl rsa -aes128` writes it (content irrelevant: refused on its headers).
+    fn legacy_encrypted_key() -> String {
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0123456789ABCDEF0123456789ABCDEF\n\nc2VjcmV0IHNlY3JldCBzZWNyZXQgc2VjcmV0\n-----END RSA PRIVATE KEY-----\n".to_owned()
+    }
+
+    /// A CERTIFICATE block that is not a certificate.
+    fn garbage_certificate() -> String {
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n".to_owned()
+    }
+
+    fn garbage_key() -> String {
+        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n".to_owned()
+    }
+
     #[test]
     fn refuses_wrong_type_missing_keys_and_bad_pem() {
         let (leaf, key) = pair();
@@ -142,6 +194,22 @@ mod tests {
                 "encrypted",
             ),
             (secret(TLS_SECRET_TYPE, &[("tls.crt", leaf.clone()), ("tls.key", leaf.clone())]), "not a private key"),
+            (
+                secret(TLS_SECRET_TYPE, &[("tls.crt", leaf.clone()), ("tls.key", pair().1)]),
+                "not the private key of the first certificate",
+            ),
+            (
+                secret(TLS_SECRET_TYPE, &[("tls.crt", leaf.clone()), ("tls.key", legacy_encrypted_key())]),
+                "encrypted (Proc-Type: 4,ENCRYPTED)",
+            ),
+            (
+                secret(TLS_SECRET_TYPE, &[("tls.crt", garbage_certificate()), ("tls.key", key.clone())]),
+                "certificate 1 of tls.crt cannot be read",
+            ),
+            (
+                secret(TLS_SECRET_TYPE, &[("tls.crt", leaf.clone()), ("tls.key", garbage_key())]),
+                "not a usable RSA, ECDSA or Ed25519 private key",
+            ),
         ];
         for (s, expected) in cases {
             let error = server_certificate("spec.tls.secretName", &s).expect_err(expected);

@@ -1440,3 +1440,30 @@ async fn edits_on_the_device_change_the_live_view_not_the_declaration_and_a_repo
     assert_eq!(result_for(&body, "T")["message"], "no change");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn url_forms_a_big_ip_accepts() {
+    let sim = start(SimulatorConfig::default()).await;
+    let session = Session::login(&sim).await;
+    let declaration = adc(&[("T", web_tenant("10.0.11.1", &["192.0.11.1"]))]);
+    // A trailing slash, as some clients send.
+    let (status, body) = session.post(&format!("{DECLARE}/"), &declaration).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = session.get(&format!("{DECLARE}/?show=full")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["T"]["class"], "Tenant", "{body}");
+    let (status, _) = session.get(&format!("{DECLARE}/T/")).await;
+    assert_eq!(status, StatusCode::OK);
+    // `~`-separated object names, also percent-encoded, with and without the trailing slash.
+    for path in
+        ["/mgmt/tm/ltm/pool/~T~A~web_pool", "/mgmt/tm/ltm/pool/%7ET%7EA%7Eweb_pool", "/mgmt/tm/ltm/pool/~T~A~web_pool/"]
+    {
+        let (status, body) = session.get(path).await;
+        assert_eq!((status, body["fullPath"].as_str()), (StatusCode::OK, Some("/T/A/web_pool")), "{path}");
+    }
+    // Asynchronous declarations answer 202 with a task to poll.
+    let (status, body) = session.post(&format!("{DECLARE}?async=true"), &declaration).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body["id"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
+    sim.shutdown().await;
+}

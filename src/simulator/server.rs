@@ -57,6 +57,27 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
+/// `/a/b/` → `/a/b` (the query kept); `/` stays.
+fn trim_trailing_slash<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_owned(),
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(path_and_query) = path_and_query.parse() {
+            parts.path_and_query = Some(path_and_query);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
 /// Serves `router` on `listener` until `handle` shuts it down.
 pub(super) fn spawn(
     listener: std::net::TcpListener,
@@ -66,7 +87,10 @@ pub(super) fn spawn(
     handle: Handle<SocketAddr>,
 ) -> io::Result<JoinHandle<io::Result<()>>> {
     let server = axum_server::from_tcp(listener)?.handle(handle);
-    let service = router.into_make_service();
+    // A BIG-IP answers `/mgmt/shared/appsvcs/declare/` like `/mgmt/shared/appsvcs/declare`.
+    let service = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service(
+        tower::ServiceExt::map_request(router, trim_trailing_slash::<hyper::body::Incoming>),
+    );
     Ok(match tls {
         None => tokio::spawn(server.acceptor(acceptor).serve(service)),
         Some(config) => {

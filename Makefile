@@ -45,7 +45,7 @@ crds: build
 	$(OPERATOR) crdgen --out-dir charts/bigip-operator/crds
 
 lint: controlplane
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	$(BIN_DIR)/helm lint charts/bigip-operator --set bigip.url=https://192.0.2.1 --set bigip.existingSecret=bigip-credentials
 
 clean-cache:

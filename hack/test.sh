@@ -55,7 +55,7 @@ echo "==> Rust: unit, golden, simulator and client tests"
 rust_targets=()
 for t in tests/*.rs; do rust_targets+=(--test "$(basename "$t" .rs)"); done
 # --no-fail-fast: one failing test binary must not hide the results of the others.
-cargo test --no-fail-fast --lib --bins "${rust_targets[@]}" 2>&1 | tee "$logs/rust.log" | grep -E '^(test result|error|failures:|---- )'
+cargo test --no-fail-fast --workspace --lib --bins "${rust_targets[@]}" 2>&1 | tee "$logs/rust.log" | grep -E '^(test result|error|failures:|---- )'
 rust_rc=${PIPESTATUS[0]}
 record_cargo "rust (unit, golden, simulator, client)" "$logs/rust.log" "$rust_rc"
 
@@ -64,12 +64,12 @@ echo "==> rustfmt and clippy"
 for component in rustfmt clippy; do
   cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component" >/dev/null 2>&1 || true
 done
-if cargo fmt --check >"$logs/fmt.log" 2>&1; then
+if cargo fmt --all --check >"$logs/fmt.log" 2>&1; then
   record "rustfmt --check" 1 0
 else
   head -n 40 "$logs/fmt.log"; record "rustfmt --check" 0 1
 fi
-if cargo clippy --all-targets -- -D warnings >"$logs/clippy.log" 2>&1; then
+if cargo clippy --workspace --all-targets -- -D warnings >"$logs/clippy.log" 2>&1; then
   record "clippy -D warnings" 1 0
 else
   grep -E '^(error|warning)' -A6 "$logs/clippy.log" | head -n 60; record "clippy -D warnings" 0 1

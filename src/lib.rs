@@ -2,8 +2,9 @@
 //!
 //! The modules follow the pipeline, dependencies pointing down the list:
 //! `crd` (types) → `model` (pure desired state) → `as3` (pure rendering) → `bigip` (REST client)
-//! → `controller` (watches, reconcile, status). `simulator` speaks the BIG-IP wire API that
-//! `bigip` talks to, so everything can be tested without a BIG-IP.
+//! → `controller` (watches, reconcile, status). `simulator` (the `bigip-simulator` crate,
+//! feature `simulator`, on by default) speaks the BIG-IP wire API that `bigip` talks to, so
+//! everything can be tested without a BIG-IP; AS3's rules (`as3-rules`) are shared by both.
 
 pub mod as3;
 pub mod bigip;
@@ -14,7 +15,8 @@ pub mod legacy;
 pub mod manifests;
 pub mod metrics;
 pub mod model;
-pub mod simulator;
+#[cfg(feature = "simulator")]
+pub use bigip_simulator as simulator;
 pub mod status;
 
 /// Selects ring as the process-wide TLS crypto provider. Two providers (ring through kube,

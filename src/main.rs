@@ -30,6 +30,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: watch VirtualServers and program the BIG-IP.
@@ -42,6 +44,7 @@ enum Command {
     /// and ConfigMaps in these manifests become (the migration tool).
     Convert(ConvertArgs),
     /// Run the BIG-IP simulator (AS3 + iControl REST) on a local port.
+    #[cfg(feature = "simulator")]
     Simulator(bigip_operator::simulator::SimulatorArgs),
 }
 
@@ -191,6 +194,7 @@ async fn main() -> ExitCode {
         Command::Crdgen(args) => crdgen(args),
         Command::Render(args) => render(args),
         Command::Convert(args) => convert(args),
+        #[cfg(feature = "simulator")]
         Command::Simulator(args) => {
             init_logging(LogFormat::Text);
             bigip_operator::simulator::run_cli(args).await

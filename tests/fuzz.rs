@@ -46,8 +46,9 @@ fn config(cases: u32) -> ProptestConfig {
 fn adc_properties() -> &'static [String] {
     static NAMES: OnceLock<Vec<String>> = OnceLock::new();
     NAMES.get_or_init(|| {
-        let path = format!("{}/schemas/as3/as3-schema-{AS3_SCHEMA_VERSION}.json", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).expect("the AS3 schema is in schemas/as3");
+        let path =
+            format!("{}/crates/as3-rules/schemas/as3/as3-schema-{AS3_SCHEMA_VERSION}.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("the AS3 schema is in crates/as3-rules/schemas/as3");
         let schema: Value = serde_json::from_str(&text).expect("the AS3 schema is JSON");
         let properties = schema["definitions"]["ADC"]["properties"].as_object().expect("ADC has properties");
         let names: Vec<String> = properties.keys().filter(|name| is_as3_name(name)).cloned().collect();

@@ -1,10 +1,10 @@
 //! Pure rendering of the desired state into AS3 declarations (one Tenant per partition).
 
-pub mod digest;
-pub mod formats;
 pub mod ownership;
 pub mod render;
-pub mod schema;
+
+/// AS3's own rules (schema and formats, parser checks), shared with the BIG-IP simulator.
+pub use as3_rules::{digest, formats, schema};
 
 pub use ownership::{Ownership, TenantOwner};
 pub use render::{

@@ -6,7 +6,8 @@ pub mod config;
 pub mod error;
 pub mod net;
 pub mod response;
-pub mod version;
+/// BIG-IP versions (shared with the simulator).
+pub use as3_rules::version;
 
 use std::collections::BTreeMap;
 use std::future::Future;

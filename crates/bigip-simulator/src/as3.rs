@@ -18,9 +18,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use crate::as3::schema::AS3_SCHEMA_VERSION;
+use as3_rules::schema::AS3_SCHEMA_VERSION;
 
-use crate::as3::digest::DigestError;
+use as3_rules::digest::DigestError;
 
 use super::catalog::DeviceCatalog;
 use super::declaration::{

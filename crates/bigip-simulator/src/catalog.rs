@@ -15,9 +15,8 @@ pub const PROVISIONED_MODULES: [&str; 3] = ["ltm", "asm", "avr"];
 /// every type a `bigip:` reference of the AS3 schema may name (WAF policies are
 /// `asm/policies`, by full path).
 pub fn creatable_types() -> Vec<String> {
-    let lookups = crate::as3::schema::bigip_lookups().unwrap_or_default();
-    let mut kinds: Vec<String> =
-        lookups.iter().filter_map(|lookup| crate::as3::digest::icontrol_kind(lookup)).collect();
+    let lookups = as3_rules::schema::bigip_lookups().unwrap_or_default();
+    let mut kinds: Vec<String> = lookups.iter().filter_map(|lookup| as3_rules::digest::icontrol_kind(lookup)).collect();
     kinds.sort();
     kinds.dedup();
     kinds
@@ -79,7 +78,7 @@ impl DeviceCatalog {
     }
 }
 
-impl crate::as3::digest::Device for DeviceCatalog {
+impl as3_rules::digest::Device for DeviceCatalog {
     fn has_object(&self, kind: &str, full_path: &str) -> bool {
         self.contains(kind, full_path)
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::as3::digest::{self, DigestError};
-use crate::as3::schema::{
+use as3_rules::digest::{self, DigestError};
+use as3_rules::schema::{
     post_process_sites, schema_words, validate_declaration, PostProcessSite, SchemaError, AS3_SCHEMA_VERSION,
 };
 

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 /// The AS3 schema version embedded in this build.
 pub const AS3_SCHEMA_VERSION: &str = "3.56.0";
 
-const AS3_SCHEMA_JSON: &str = include_str!("../../schemas/as3/as3-schema-3.56.0.json");
+const AS3_SCHEMA_JSON: &str = include_str!("../schemas/as3/as3-schema-3.56.0.json");
 
 /// One schema violation: where in the declaration, and what is wrong there.
 #[derive(Debug, Clone, PartialEq, Eq)]

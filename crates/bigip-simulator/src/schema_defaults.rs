@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-const AS3_SCHEMA_JSON: &str = include_str!("../../schemas/as3/as3-schema-3.56.0.json");
+const AS3_SCHEMA_JSON: &str = include_str!("../../as3-rules/schemas/as3/as3-schema-3.56.0.json");
 
 /// How deep `allOf` references are followed; the AS3 schema nests class cores about three deep.
 const MAX_REF_DEPTH: usize = 8;

@@ -117,7 +117,7 @@ impl LiveEdits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::model::LtmPoolMember;
+    use crate::model::LtmPoolMember;
 
     fn pool(members: &[&str]) -> LtmPool {
         LtmPool {

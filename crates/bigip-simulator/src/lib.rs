@@ -146,10 +146,10 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
 /// Both request shapes are validated once, in case they use separately compiled validators.
 fn warm_up_schema() {
     tokio::task::spawn_blocking(|| {
-        let adc = serde_json::json!({"class": "ADC", "schemaVersion": crate::as3::schema::AS3_SCHEMA_VERSION});
+        let adc = serde_json::json!({"class": "ADC", "schemaVersion": as3_rules::schema::AS3_SCHEMA_VERSION});
         let as3 = serde_json::json!({"class": "AS3", "declaration": adc.clone()});
         for body in [adc, as3] {
-            if let Err(error) = crate::as3::schema::validate_declaration(&body) {
+            if let Err(error) = as3_rules::schema::validate_declaration(&body) {
                 tracing::error!(%error, "AS3 schema unavailable");
                 return;
             }

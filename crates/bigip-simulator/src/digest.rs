@@ -6,9 +6,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::as3::digest::{self, DigestError};
-use crate::as3::formats::is_valid_pointer_syntax;
-use crate::as3::schema::{post_process_sites, PostProcessSite, AS3_SCHEMA_VERSION};
+use as3_rules::digest::{self, DigestError};
+use as3_rules::formats::is_valid_pointer_syntax;
+use as3_rules::schema::{post_process_sites, PostProcessSite, AS3_SCHEMA_VERSION};
 
 use super::catalog::DeviceCatalog;
 use super::declaration::{DeclarationContext, RequestError};

@@ -11,7 +11,7 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::schema::{PostProcessSite, SchemaWords};
+use crate::schema::{PostProcessSite, SchemaWords};
 
 /// How AS3 refuses a declaration (HTTP 422 unless stated).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn unknown_words_are_found_and_names_of_classed_objects_are_not() {
-        let words = super::super::schema::schema_words().expect("schema");
+        let words = crate::schema::schema_words().expect("schema");
         let good = json!({"class": "ADC", "id": "x", "T1": {"class": "Tenant", "A1": {"class": "Application",
             "my_service": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1"]}}}});
         assert_eq!(unknown_property(&good, words), None);

@@ -53,7 +53,7 @@ pub struct SimulatorArgs {
     #[arg(long, default_value_t = 0, value_name = "MILLISECONDS")]
     pub as3_delay_per_tenant_app_ms: u64,
     /// The AS3 version to report (the per-application API needs 3.50 or later).
-    #[arg(long, default_value = crate::as3::schema::AS3_SCHEMA_VERSION)]
+    #[arg(long, default_value = as3_rules::schema::AS3_SCHEMA_VERSION)]
     pub as3_version: String,
     /// `perAppDeploymentAllowed` in AS3's settings.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]

@@ -66,7 +66,7 @@ impl Default for SimulatorConfig {
             as3_processing_delay: Duration::ZERO,
             as3_delay_per_request_application: Duration::ZERO,
             as3_delay_per_tenant_application: Duration::ZERO,
-            as3_version: crate::as3::schema::AS3_SCHEMA_VERSION.to_owned(),
+            as3_version: as3_rules::schema::AS3_SCHEMA_VERSION.to_owned(),
             per_application_api: true,
             faults: Faults::default(),
             state_file: None,

@@ -49,7 +49,9 @@ async fn put_faults(State(sim): State<SimulatorState>, body: Bytes) -> Response 
             "refuseConnections can only be set through the Rust API (RunningSimulator::set_faults)",
         );
     }
-    if let Some(version) = faults.tmos_version.as_deref().filter(|v| crate::bigip::BigIpVersion::parse(v).is_none()) {
+    if let Some(version) =
+        faults.tmos_version.as_deref().filter(|v| as3_rules::version::BigIpVersion::parse(v).is_none())
+    {
         return rest_error(
             StatusCode::BAD_REQUEST,
             1,

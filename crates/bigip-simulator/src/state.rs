@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::as3::schema::AS3_SCHEMA_VERSION;
+use as3_rules::schema::AS3_SCHEMA_VERSION;
 
 use super::auth::TokenStore;
 use super::catalog::DeviceCatalog;
@@ -504,7 +504,7 @@ impl SimulatorState {
 
     /// Whether `/mgmt/tm/net/routing` exists on the claimed release (14.1 and later).
     pub(super) fn has_net_routing(&self) -> bool {
-        use crate::bigip::version::{BigIpVersion, MINIMUM_FOR_BGP};
+        use as3_rules::version::{BigIpVersion, MINIMUM_FOR_BGP};
         BigIpVersion::parse(&self.tmos_version()).is_none_or(|v| v.at_least(MINIMUM_FOR_BGP))
     }
 

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bigip_operator::as3::digest::{bigip_references, BigIpReference};
-use bigip_operator::as3::schema::{post_process_sites, validate_declaration};
+use bigip_operator::as3::schema::validate_declaration;
 use bigip_operator::as3::Ownership;
 use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials};
 use bigip_operator::crd::PoolMemberType;
@@ -128,7 +127,7 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
         let declaration = golden_json(&case);
         // Objects the declaration names by `bigip:` must exist on the BIG-IP, as an administrator
         // would have created them: without them AS3 refuses the whole declaration.
-        let references = referenced_device_objects(&declaration);
+        let references = simulator::missing_device_objects(&declaration);
         if !references.is_empty() {
             let refusal = match client.declare(&declaration).await {
                 Err(error) => error.to_string(),
@@ -167,19 +166,6 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
         }
         sim.shutdown().await;
     }
-}
-
-/// The `bigip:` references of an AS3 request to objects a fresh BIG-IP does not have (each with
-/// the object types that satisfy it).
-fn referenced_device_objects(request: &serde_json::Value) -> Vec<BigIpReference> {
-    let declaration = request.get("declaration").unwrap_or(request);
-    let sites = post_process_sites(declaration).expect("schema");
-    let object = declaration.as_object().cloned().unwrap_or_default();
-    let standard = simulator::DeviceCatalog::standard();
-    let mut references = bigip_references(&object, &sites, str::to_owned);
-    references.retain(|reference| !reference.kinds.iter().any(|kind| standard.contains(kind, &reference.name)));
-    references.dedup_by(|a, b| a.name == b.name);
-    references
 }
 
 /// Creates `full_path` of iControl REST type `kind` on the simulated BIG-IP, over its REST API.

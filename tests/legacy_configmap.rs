@@ -18,8 +18,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 
-use bigip_operator::as3::digest::{bigip_references, BigIpReference};
-use bigip_operator::as3::schema::post_process_sites;
 use bigip_operator::as3::Ownership;
 use bigip_operator::bigip::{As3Api, BigIpClient, BigIpConfig, Credentials};
 use bigip_operator::crd::{LoadBalancingMode, PoolMemberType, TransportProtocol};
@@ -298,7 +296,7 @@ async fn deploy(rendered: &Rendered) -> simulator::RunningSimulator {
         .collect();
     assert!(!tenants.is_empty());
     // The ConfigMaps name BIG-IP profiles (`sslProfile`) an administrator creates beforehand.
-    for reference in missing_device_objects(&rendered.declaration) {
+    for reference in simulator::missing_device_objects(&rendered.declaration) {
         let response = reqwest::Client::new()
             .post(format!("{}/mgmt/tm/{}", sim.base_url(), reference.kinds[0]))
             .basic_auth("admin", Some("admin"))
@@ -313,18 +311,6 @@ async fn deploy(rendered: &Rendered) -> simulator::RunningSimulator {
         assert!(result.succeeded(), "tenant {tenant}: {}", result.detail());
     }
     sim
-}
-
-/// The `bigip:` references of an AS3 request to objects a fresh BIG-IP does not have.
-fn missing_device_objects(request: &Value) -> Vec<BigIpReference> {
-    let declaration = request.get("declaration").unwrap_or(request);
-    let sites = post_process_sites(declaration).expect("schema");
-    let object = declaration.as_object().cloned().unwrap_or_default();
-    let standard = simulator::DeviceCatalog::standard();
-    let mut references = bigip_references(&object, &sites, str::to_owned);
-    references.retain(|reference| !reference.kinds.iter().any(|kind| standard.contains(kind, &reference.name)));
-    references.dedup_by(|a, b| a.name == b.name);
-    references
 }
 
 /// `/velcro/10.128.10.240:5051` → (`velcro`, `10.128.10.240`, 5051).

@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bigip_operator::as3::digest::bigip_references;
-use bigip_operator::as3::schema::post_process_sites;
 use bigip_operator::simulator::{
     self, ChangeAction, Faults, PoolMemberView, RunningSimulator, SimulatorConfig, TlsMode,
 };
@@ -87,22 +85,6 @@ impl Session {
 }
 
 /// A tenant with one HTTP service on `address` and a pool of `members` on port 30080.
-/// `(iControl REST type, full path)` of the objects `request` names by `bigip:` that a fresh
-/// BIG-IP does not have.
-fn missing_device_objects(request: &Value) -> Vec<(String, String)> {
-    let declaration = request.get("declaration").unwrap_or(request);
-    let sites = post_process_sites(declaration).expect("schema");
-    let object = declaration.as_object().cloned().unwrap_or_default();
-    let standard = simulator::DeviceCatalog::standard();
-    let mut missing: Vec<(String, String)> = bigip_references(&object, &sites, str::to_owned)
-        .into_iter()
-        .filter(|reference| !reference.kinds.iter().any(|kind| standard.contains(kind, &reference.name)))
-        .map(|reference| (reference.kinds[0].clone(), reference.name))
-        .collect();
-    missing.dedup();
-    missing
-}
-
 fn web_tenant(address: &str, members: &[&str]) -> Value {
     json!({"class": "Tenant", "A": {"class": "Application",
         "service": {"class": "Service_HTTP", "virtualAddresses": [address], "pool": "web_pool"},
@@ -508,7 +490,8 @@ async fn every_f5_reference_example_deploys() {
     for name in names {
         let example = fixture(&format!("examples/{name}"));
         // The BIG-IP objects an example names by `bigip:` are created first, as its docs say.
-        for (kind, full_path) in missing_device_objects(&example) {
+        for reference in simulator::missing_device_objects(&example) {
+            let (kind, full_path) = (&reference.kinds[0], &reference.name);
             let (status, body) = session.post(&format!("/mgmt/tm/{kind}"), &json!({"fullPath": full_path})).await;
             assert_eq!(status, StatusCode::OK, "{name}: {body}");
         }

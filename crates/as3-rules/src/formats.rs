@@ -123,27 +123,27 @@ pub fn is_f5bigip(text: &str) -> bool {
     text.len() >= 2 && text.starts_with('/') && !text.chars().any(forbidden)
 }
 
-fn compiled(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    // The patterns are constants covered by unit tests.
-    #[allow(clippy::expect_used)]
-    cell.get_or_init(|| Regex::new(pattern).expect("constant pattern compiles"))
+/// Whether `text` matches `pattern`, compiled once into `cell`. The patterns are constants
+/// that unit tests compile; one that did not would match nothing.
+fn matches(cell: &'static OnceLock<Option<Regex>>, pattern: &str, text: &str) -> bool {
+    cell.get_or_init(|| Regex::new(pattern).ok()).as_ref().is_some_and(|regex| regex.is_match(text))
 }
 
 /// The `f5pointer` format (used by `Include`): names of letters, digits and `_` up to 64
 /// characters, `@` or numbers for relative forms, an optional trailing `#`.
 pub fn is_f5pointer(text: &str) -> bool {
-    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    static PATTERN: OnceLock<Option<Regex>> = OnceLock::new();
     const NAME: &str = "[A-Za-z][0-9A-Za-z_]{0,63}";
     let pattern = format!("^((@|[0-9]+)|(([0-9]*/)?((@|[0-9]+|{NAME})/)*([0-9]+|{NAME})))?#?$");
-    compiled(&PATTERN, &pattern).is_match(text)
+    matches(&PATTERN, &pattern, text)
 }
 
 /// Whether `pointer` has the syntax AS3 requires of a pointer held by an object inside an
 /// Application (`inside_application`) or elsewhere. Inside an Application the last name needs
 /// at least two characters and may not end in `-`; elsewhere names may not contain `-`.
 pub fn is_valid_pointer_syntax(pointer: &str, inside_application: bool) -> bool {
-    static IN_APPLICATION: OnceLock<Regex> = OnceLock::new();
-    static ELSEWHERE: OnceLock<Regex> = OnceLock::new();
+    static IN_APPLICATION: OnceLock<Option<Regex>> = OnceLock::new();
+    static ELSEWHERE: OnceLock<Option<Regex>> = OnceLock::new();
     if pointer == "#" {
         return false;
     }
@@ -153,7 +153,7 @@ pub fn is_valid_pointer_syntax(pointer: &str, inside_application: bool) -> bool 
         (&ELSEWHERE, "[A-Za-z_][0-9A-Za-z_.]{0,188}", "[A-Za-z_][0-9A-Za-z_.]{0,188}")
     };
     let pattern = format!("^((@|[0-9]+)|(([0-9]*/)?((@|[0-9]+|{inner})/)*([0-9]+|{last})))?#?$");
-    compiled(cell, &pattern).is_match(pointer)
+    matches(cell, &pattern, pointer)
 }
 
 #[cfg(test)]

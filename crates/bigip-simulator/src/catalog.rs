@@ -78,6 +78,20 @@ impl DeviceCatalog {
     }
 }
 
+/// The `bigip:` references of an AS3 request (or bare declaration) to objects a fresh BIG-IP
+/// does not have: what an administrator creates before posting it (tests create them through
+/// the simulator's iControl REST).
+pub fn missing_device_objects(request: &serde_json::Value) -> Vec<as3_rules::digest::BigIpReference> {
+    let declaration = request.get("declaration").unwrap_or(request);
+    let Ok(sites) = as3_rules::schema::post_process_sites(declaration) else { return Vec::new() };
+    let object = declaration.as_object().cloned().unwrap_or_default();
+    let standard = DeviceCatalog::standard();
+    let mut references = as3_rules::digest::bigip_references(&object, &sites, str::to_owned);
+    references.retain(|reference| !reference.kinds.iter().any(|kind| standard.contains(kind, &reference.name)));
+    references.dedup_by(|a, b| a.name == b.name);
+    references
+}
+
 impl as3_rules::digest::Device for DeviceCatalog {
     fn has_object(&self, kind: &str, full_path: &str) -> bool {
         self.contains(kind, full_path)

@@ -45,7 +45,7 @@ use std::time::Duration;
 use axum_server::Handle;
 use tokio::task::JoinHandle;
 
-pub use catalog::DeviceCatalog;
+pub use catalog::{missing_device_objects, DeviceCatalog};
 pub use cli::{run_cli, SimulatorArgs};
 pub use config::{SimulatorConfig, TlsMode, DEFAULT_TOKEN_TTL};
 pub use faults::{Faults, ANONYMOUS_REJECTION};

@@ -482,8 +482,36 @@ pub async fn rejected_object_does_not_break_its_partition(env: &Env) -> Result<(
     ensure!(tenant.get(app_name(ns, "fine")).is_some() && tenant.get(app_name(ns, "clash")).is_none(), "{tenant}");
     ensure!(env.simulator().state().tenants().contains_key("foreign"), "the foreign tenant was touched");
 
+    // Another port on the foreign tenant's address is refused too: BIG-IP keeps an address in
+    // one partition. The BIG-IP's message names no application; isolation singles clash out.
     env.kubectl(&["patch", "bvs", "clash", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8080}}"#])?;
-    eventually("clash Ready on a free port", WAIT, || async { Ok(all_true(&get_vs(env, ns, "clash").await?)) }).await?;
+    eventually("clash refused on another port of the foreign address", WAIT, || async {
+        let vs = get_vs(env, ns, "clash").await?;
+        Ok(match condition(&vs, "Programmed") {
+            Some(c)
+                if c.status == "False"
+                    && c.message.contains("0107176c")
+                    && c.observed_generation == vs.metadata.generation =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    eventually("fine still Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "fine").await?)) }).await?;
+    env.kubectl(&[
+        "patch",
+        "bvs",
+        "clash",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"virtualAddress":"10.10.8.12"}}"#,
+    ])?;
+    eventually("clash Ready on a free address", WAIT, || async { Ok(all_true(&get_vs(env, ns, "clash").await?)) })
+        .await?;
     Ok(())
 }
 

@@ -386,7 +386,9 @@ async fn run_one(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: O
                 Echo::Submitted(declaration) => declaration,
                 Echo::Header => Value::Object(sim.with_deployed(|deployed| deployed.declaration_header())),
             };
-            JobOutcome::Results { results: result_documents(&results, run_time, dry_run), declaration }
+            let declaration_id = declaration.get("id").and_then(Value::as_str);
+            let results = result_documents(&results, run_time, dry_run, declaration_id);
+            JobOutcome::Results { results, declaration }
         }
     }
 }
@@ -560,12 +562,16 @@ fn declaration_refusal(error: &DigestError, context: &DeclarationContext) -> (St
     (status, Value::Object(body))
 }
 
-/// Per-tenant result objects as AS3 reports them.
-fn result_documents(results: &[TenantResult], run_time: u64, dry_run: bool) -> Vec<Value> {
+/// Per-tenant result objects as AS3 3.51+ reports them: `tenant` as a list (F5's own tests read
+/// `results[0].tenant[0]`), `host` and `declarationId`.
+fn result_documents(
+    results: &[TenantResult],
+    run_time: u64,
+    dry_run: bool,
+    declaration_id: Option<&str>,
+) -> Vec<Value> {
     if results.is_empty() {
-        return vec![
-            json!({"code": 200, "message": "no change", "host": "localhost", "tenant": "", "runTime": run_time}),
-        ];
+        return vec![json!({"code": 200, "message": "no change", "host": "localhost", "runTime": run_time})];
     }
     results
         .iter()
@@ -577,8 +583,11 @@ fn result_documents(results: &[TenantResult], run_time: u64, dry_run: bool) -> V
             };
             if let Some(fields) = document.as_object_mut() {
                 fields.insert("host".to_owned(), json!("localhost"));
-                fields.insert("tenant".to_owned(), json!(result.tenant));
+                fields.insert("tenant".to_owned(), json!([result.tenant]));
                 fields.insert("runTime".to_owned(), json!(run_time));
+                if let Some(id) = declaration_id {
+                    fields.insert("declarationId".to_owned(), json!(id));
+                }
                 if dry_run {
                     fields.insert("dryRun".to_owned(), json!(true));
                 }

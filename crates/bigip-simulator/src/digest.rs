@@ -182,3 +182,48 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    /// `cargo test --release -p bigip-simulator digest_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing measurement, not a check"]
+    fn digest_timing_of_a_tenant_of_10000_applications() {
+        let mut tenant = serde_json::Map::new();
+        tenant.insert("class".into(), json!("Tenant"));
+        for i in 0..10_000 {
+            tenant.insert(format!("ns_app{i}"), json!({"class": "Application", "template": "generic",
+                "vs": {"class": "Service_HTTP", "virtualAddresses": [format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256)],
+                    "virtualPort": 80, "pool": "pool_web", "snat": "auto", "persistenceMethods": []},
+                "pool_web": {"class": "Pool", "loadBalancingMode": "round-robin", "monitors": [{"use": "monitor_web_0"}],
+                    "members": [{"servicePort": 30080, "serverAddresses": ["172.31.0.1", "172.31.0.2"], "shareNodes": true, "enable": true}]},
+                "monitor_web_0": {"class": "Monitor", "monitorType": "http", "interval": 5, "timeout": 16, "send": "GET / HTTP/1.0\r\n\r\n", "receive": "200"}}));
+        }
+        let adc = json!({"class": "ADC", "schemaVersion": "3.56.0", "id": "t", "k8s": tenant});
+        let started = Instant::now();
+        let violations = as3_rules::schema::validate_declaration(&adc).expect("schema");
+        let validated = started.elapsed();
+        let started = Instant::now();
+        let words = as3_rules::schema::schema_words().expect("words");
+        let unknown = as3_rules::digest::unknown_property(&adc, words);
+        let keys = started.elapsed();
+        let started = Instant::now();
+        let object = adc.as_object().cloned().unwrap_or_default();
+        let _ = as3_rules::digest::check_duplicate_values(&object);
+        let _ = as3_rules::digest::check_duplicate_node_names(&object);
+        let _ = as3_rules::digest::check_path_lengths(&object);
+        let checks = started.elapsed();
+        let started = Instant::now();
+        let sites = as3_rules::schema::post_process_sites(&adc).expect("sites");
+        let evaluated = started.elapsed();
+        println!(
+            "10,000 applications: schema {validated:?} ({} violations), property check {keys:?} ({unknown:?}), other checks {checks:?}, post-process sites {evaluated:?} ({} sites)",
+            violations.len(),
+            sites.len()
+        );
+    }
+}

@@ -121,7 +121,9 @@ pub(super) fn preflight_check(
             match validate_declaration(&request) {
                 Ok(violations) if violations.is_empty() => {
                     problem = offline_problem(&request);
-                    if problem.is_none() {
+                    // Finding references means evaluating the schema's annotations: only for the
+                    // applications that name BIG-IP objects at all.
+                    if problem.is_none() && application.json().get().contains("\"bigip\"") {
                         references = references_of(&request);
                     }
                 }

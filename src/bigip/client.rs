@@ -374,39 +374,14 @@ impl As3Api for BigIpClient {
     }
 
     async fn live_partition(&self, partition: &str) -> Result<super::LiveConfig, BigIpError> {
-        let mut live = super::LiveConfig::default();
-        let get = |path: String| async move {
-            let (status, text) = self.send(Method::GET, &path, Body::None).await?;
-            match status.as_u16() {
-                200 => parse_json(&path, &text),
-                other => Err(BigIpError::Http { method: "GET", path, status: other, body: truncate(&text) }),
-            }
-        };
+        // Read into the few fields compared, never into a JSON tree: a partition of 10,000 pools
+        // with their members is tens of megabytes of JSON.
         let filter = format!("$filter=partition+eq+{partition}");
-        let virtuals = get(format!("/mgmt/tm/ltm/virtual?{filter}&$select=fullPath,enabled,disabled")).await?;
-        for item in virtuals.get("items").and_then(Value::as_array).into_iter().flatten() {
-            let Some(path) = item.get("fullPath").and_then(Value::as_str) else { continue };
-            let disabled = item.get("disabled").and_then(Value::as_bool) == Some(true);
-            live.virtuals.insert(path.to_owned(), !disabled);
-        }
-        let pools = get(format!("/mgmt/tm/ltm/pool?{filter}&expandSubcollections=true")).await?;
-        for item in pools.get("items").and_then(Value::as_array).into_iter().flatten() {
-            let Some(path) = item.get("fullPath").and_then(Value::as_str) else { continue };
-            let members = item.pointer("/membersReference/items").and_then(Value::as_array).into_iter().flatten();
-            let members = members
-                .filter_map(|member| {
-                    let name = member.get("name").and_then(Value::as_str)?;
-                    let address = member.get("address").and_then(Value::as_str)?;
-                    // `10.0.0.1:80`, `2001:db8::1.80`: the port follows the last `:` or `.`.
-                    let port = name.rsplit([':', '.']).next()?;
-                    let address = address.split('%').next().unwrap_or(address);
-                    let enabled = member.get("session").and_then(Value::as_str) != Some("user-disabled");
-                    Some((format!("{address}:{port}"), enabled))
-                })
-                .collect();
-            live.pools.insert(path.to_owned(), members);
-        }
-        Ok(live)
+        let path = format!("/mgmt/tm/ltm/virtual?{filter}&$select=fullPath,enabled,disabled");
+        let virtuals: live::Collection<live::Virtual> = self.get_typed(&path).await?;
+        let path = format!("/mgmt/tm/ltm/pool?{filter}&expandSubcollections=true&$select=fullPath,membersReference");
+        let pools: live::Collection<live::Pool> = self.get_typed(&path).await?;
+        Ok(live::config(virtuals, pools))
     }
 
     async fn device_object_exists(&self, kind: &str, full_path: &str) -> Result<bool, BigIpError> {
@@ -457,6 +432,79 @@ impl As3Api for BigIpClient {
             }
             other => Err(BigIpError::Http { method: "GET", path, status: other, body: truncate(&text) }),
         }
+    }
+}
+
+impl BigIpClient {
+    /// `GET path`, its JSON read straight into `T`.
+    async fn get_typed<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, BigIpError> {
+        let (status, text) = self.send(Method::GET, path, Body::None).await?;
+        match status.as_u16() {
+            200 => serde_json::from_str(&text).map_err(|e| BigIpError::InvalidResponse {
+                path: path.to_owned(),
+                detail: format!("{e}: {}", truncate(&text)),
+            }),
+            other => {
+                Err(BigIpError::Http { method: "GET", path: path.to_owned(), status: other, body: truncate(&text) })
+            }
+        }
+    }
+}
+
+/// The fields of the live configuration the drift check compares.
+mod live {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub(super) struct Collection<T> {
+        #[serde(default = "Vec::new")]
+        pub(super) items: Vec<T>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Virtual {
+        #[serde(rename = "fullPath")]
+        full_path: String,
+        #[serde(default)]
+        disabled: bool,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Pool {
+        #[serde(rename = "fullPath")]
+        full_path: String,
+        #[serde(rename = "membersReference", default)]
+        members: Option<Collection<Member>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Member {
+        name: String,
+        address: String,
+        #[serde(default)]
+        session: Option<String>,
+    }
+
+    pub(super) fn config(virtuals: Collection<Virtual>, pools: Collection<Pool>) -> super::super::LiveConfig {
+        let mut live = super::super::LiveConfig::default();
+        for virtual_server in virtuals.items {
+            live.virtuals.insert(virtual_server.full_path, !virtual_server.disabled);
+        }
+        for pool in pools.items {
+            let members = pool.members.map(|members| members.items).unwrap_or_default();
+            let members = members
+                .into_iter()
+                .filter_map(|member| {
+                    // `10.0.0.1:80`, `2001:db8::1.80`: the port follows the last `:` or `.`.
+                    let port = member.name.rsplit([':', '.']).next()?;
+                    let address = member.address.split('%').next().unwrap_or(&member.address);
+                    let enabled = member.session.as_deref() != Some("user-disabled");
+                    Some((format!("{address}:{port}"), enabled))
+                })
+                .collect();
+            live.pools.insert(pool.full_path, members);
+        }
+        live
     }
 }
 

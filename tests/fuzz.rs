@@ -1317,6 +1317,40 @@ proptest! {
         }
     }
 
+    /// AS3 3.56's refusal of a whole declaration by its parser — `{code: 422, errors?, message,
+    /// host, tenant: [..], declarationId}`, as the answer itself or as an async task's result —
+    /// is read as a refusal carrying the validator's errors, or the message when there are none.
+    #[test]
+    fn parser_refusals_in_every_shape_are_refusals(
+        errors in prop::collection::vec(nasty_string(), 0..3),
+        message in nasty_string().prop_filter("a message", |m| !m.is_empty() && m != "in progress"),
+        tenants in prop::collection::vec("[A-Za-z][0-9A-Za-z_]{0,8}", 0..3),
+        as_task in any::<bool>(),
+    ) {
+        let message = if errors.is_empty() { message } else { "declaration is invalid".to_owned() };
+        let mut refusal = json!({"code": 422, "message": message, "host": "localhost", "tenant": tenants, "declarationId": "x"});
+        if !errors.is_empty() {
+            refusal["errors"] = json!(errors);
+        }
+        let body = if as_task { json!({"results": [refusal], "declaration": {}}) } else { refusal };
+        let answer = parse_as3_answer(&body).map_err(TestCaseError::fail)?;
+        let expected = if errors.is_empty() { vec![message] } else { errors };
+        // As the answer itself, or as a task result naming no tenant or saying "declaration is
+        // invalid", it is a refusal; a task result naming a tenant with another message is that
+        // tenant's failure.
+        match answer {
+            As3Answer::Invalid(read) => prop_assert_eq!(read, expected),
+            As3Answer::Done(report) => {
+                prop_assert!(as_task && !tenants.is_empty(), "read as a report: {:?}", report);
+                for tenant in &tenants {
+                    let result = report.tenants.get(tenant).ok_or_else(|| TestCaseError::fail(format!("{tenant} lost")))?;
+                    prop_assert_eq!(result.code, 422);
+                }
+            }
+            other => prop_assert!(false, "read as {:?}", other),
+        }
+    }
+
     /// A running task anywhere among the results means the whole declaration is running.
     #[test]
     fn in_progress_results_are_running(

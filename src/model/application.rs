@@ -82,7 +82,7 @@ pub fn build_application(
                 None => None,
             },
             x_forwarded_for: spec.x_forwarded_for,
-            waf_policy: spec.waf_policy.clone(),
+            waf_policy: spec.waf_policy.as_deref().map(|policy| bigip_path("wafPolicy", policy)).transpose()?,
         },
     };
 

@@ -213,6 +213,8 @@ fn snat_irules_and_source_ranges_are_validated_and_normalised() {
 
     let bad = [
         (json!({"snatPool": "Common/snat"}), "not a full BIG-IP path"),
+        (json!({"wafPolicy": ""}), "spec.wafPolicy"),
+        (json!({"wafPolicy": "linux-high"}), "not a full BIG-IP path"),
         (json!({"snat": "none", "snatPool": "/Common/snat"}), "cannot be combined"),
         (json!({"iRules": [{"name": "a", "text": "x"}, {"name": "a", "text": "y"}]}), "spec.iRules[1]"),
         (json!({"iRules": [{"bigip": "/Common/x", "name": "a", "text": "y"}]}), "spec.iRules[0]"),

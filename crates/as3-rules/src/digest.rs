@@ -130,6 +130,15 @@ fn application_members(adc: &Map<String, Value>) -> impl Iterator<Item = (&str, 
     })
 }
 
+/// AS3's checks right after the schema, in its order: 255-character paths, duplicate node
+/// names, duplicate array values, PKCS#12 contents.
+pub fn check_structure(adc: &Map<String, Value>) -> Result<(), DigestError> {
+    check_long_keys(adc)
+        .and_then(|()| check_duplicate_node_names(adc))
+        .and_then(|()| check_duplicate_values(adc))
+        .and_then(|()| check_pkcs12(adc))
+}
+
 /// Any key of an Application whose full path exceeds 255 characters: HTTP 400.
 pub fn check_long_keys(adc: &Map<String, Value>) -> Result<(), DigestError> {
     for (tenant, application, name, _) in application_members(adc) {

@@ -69,6 +69,11 @@ fn branch_document(branch: Branch) -> Result<&'static serde_json::Value, SchemaE
     .map_err(|e| SchemaError::Compile(e.clone()))
 }
 
+/// The AS3 schema as published (parsed once, shared with every user of the schema).
+pub fn schema_document() -> Result<&'static serde_json::Value, SchemaError> {
+    branch_document(Branch::Root)
+}
+
 fn compiled_schema(branch: Branch) -> Result<&'static jsonschema::Validator, SchemaError> {
     static ROOT: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
     static AS3: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();

@@ -111,11 +111,7 @@ fn digest_offline(
     if let Some(violation) = first_violation(adc, &rebase)? {
         return Err(context.refuse(DigestError::Invalid(violation)));
     }
-    digest::check_long_keys(&object)
-        .and_then(|()| digest::check_duplicate_node_names(&object))
-        .and_then(|()| digest::check_duplicate_values(&object))
-        .and_then(|()| digest::check_pkcs12(&object))
-        .map_err(|error| context.refuse(error))?;
+    digest::check_structure(&object).map_err(|error| context.refuse(error))?;
     Ok(post_process_sites(adc)?)
 }
 

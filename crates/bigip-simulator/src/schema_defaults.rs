@@ -10,24 +10,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-const AS3_SCHEMA_JSON: &str = include_str!("../../as3-rules/schemas/as3/as3-schema-3.56.0.json");
-
 /// How deep `allOf` references are followed; the AS3 schema nests class cores about three deep.
 const MAX_REF_DEPTH: usize = 8;
 
 fn definitions() -> Option<&'static serde_json::Map<String, Value>> {
-    static SCHEMA: OnceLock<Option<Value>> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| match serde_json::from_str(AS3_SCHEMA_JSON) {
-            Ok(schema) => Some(schema),
-            Err(error) => {
-                tracing::error!(%error, "embedded AS3 schema is not JSON; schema defaults unavailable");
-                None
-            }
-        })
-        .as_ref()
-        .and_then(|schema| schema.get("definitions"))
-        .and_then(Value::as_object)
+    match as3_rules::schema::schema_document() {
+        Ok(schema) => schema.get("definitions").and_then(Value::as_object),
+        Err(error) => {
+            tracing::error!(%error, "embedded AS3 schema unavailable; schema defaults unavailable");
+            None
+        }
+    }
 }
 
 /// Defaults by definition and property, each definition with those it composes through

@@ -69,10 +69,7 @@ fn offline_problem(request: &Value) -> Option<String> {
         return Some(format!("AS3 would refuse it: Invalid data property: {word}"));
     }
     let object = declaration.as_object()?;
-    digest::check_long_keys(object)
-        .and_then(|()| digest::check_duplicate_node_names(object))
-        .and_then(|()| digest::check_duplicate_values(object))
-        .and_then(|()| digest::check_pkcs12(object))
+    digest::check_structure(object)
         .and_then(|()| digest::check_path_lengths(object))
         .err()
         .map(|error: DigestError| format!("AS3 would refuse it: {error}"))

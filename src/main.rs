@@ -108,6 +108,10 @@ struct RunArgs {
     /// Address of the /metrics, /healthz and /readyz endpoint.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// /healthz fails once a watch or the leader election has been failing for this many
+    /// seconds (a BIG-IP that is down never fails it).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    health_stall_seconds: u64,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
     /// Elect a leader on a Lease: only the leader writes to the BIG-IP and to status. Turn it
@@ -307,16 +311,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut bigip_config = BigIpConfig::new(&args.bigip_url, credentials(&args)?);
     bigip_config.tls = tls;
     bigip_config.user_agent = format!("bigip-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
-    let bigip = Arc::new(BigIpClient::new(bigip_config)?);
+    let metrics = Arc::new(Metrics::with_stall_bound(Duration::from_secs(args.health_stall_seconds))?);
+    let bigip = Arc::new(BigIpClient::new(bigip_config)?.observed_by(metrics.clone()));
     let client = kube_client(args.kubeconfig.as_ref()).await?;
     let lease = args.leader_elect.then(|| {
         let namespace =
             args.leader_election_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
         controller::LeaseSettings::new(namespace, args.leader_election_name.clone(), identity.clone())
     });
-    let metrics = Arc::new(Metrics::new()?);
-
-    let health = bigip_operator::controller::health::serve(args.metrics_addr, metrics.clone()).await?;
+    let health =
+        bigip_operator::controller::health::serve(args.metrics_addr, metrics.clone(), metrics.health.clone()).await?;
     info!(addr = %health, "serving /metrics, /healthz and /readyz");
 
     if !(0.0..=1.0).contains(&args.max_deletion_share) {

@@ -1,19 +1,68 @@
-//! Prometheus metrics of the operator, served on `/metrics`.
+//! Prometheus metrics of the operator, served on `/metrics` (all named `bigip_operator_*`;
+//! docs/operations.md lists them, the chart's dashboard and alerts use them).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+use crate::controller::health::Health;
+
+/// How long a watch or the leader election may fail before `/healthz` fails, unless
+/// `run --health-stall-seconds` says otherwise.
+pub const DEFAULT_STALL_BOUND: Duration = Duration::from_secs(300);
+
+/// The controllers, as the `controller` label names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControllerName {
+    VirtualServer,
+    TransportServer,
+    BigIpTunnel,
+    LegacyConfigMap,
+    LegacyIngress,
+}
+
+impl ControllerName {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::VirtualServer => "virtualserver",
+            Self::TransportServer => "transportserver",
+            Self::BigIpTunnel => "bigiptunnel",
+            Self::LegacyConfigMap => "legacy-configmap",
+            Self::LegacyIngress => "legacy-ingress",
+        }
+    }
+}
 
 pub struct Metrics {
     pub registry: Registry,
-    /// Reconciles by result (`ok`, or the error reason).
+    /// Reconciles by controller and result (`ok` or `error`).
     pub reconciles: IntCounterVec,
-    pub reconcile_duration: Histogram,
+    /// Failed reconciles by controller and reason.
+    pub reconcile_errors: IntCounterVec,
+    /// Duration of one reconcile, by controller.
+    pub reconcile_duration: HistogramVec,
     /// AS3 tenant posts by result: success, rejected (by AS3), error (transport, busy, ...).
     pub as3_posts: IntCounterVec,
     /// Syncs that found the tenant unchanged and posted nothing.
     pub as3_posts_skipped: IntCounter,
     pub as3_post_duration: Histogram,
+    /// Size of each AS3 request body (tenant or per-application declaration).
+    pub as3_post_bytes: Histogram,
+    /// 1 while the BIG-IP answered the last request (any HTTP answer), 0 after a transport
+    /// failure (refused, timed out, TLS).
+    pub bigip_reachable: IntGauge,
+    /// Per managed partition: 1 when its last post was accepted, 0 when refused or failed.
+    pub partition_programmed: IntGaugeVec,
+    /// The objects by kind and the status of each condition, as last computed by this
+    /// replica while leading.
+    pub objects: ObjectConditions,
+    /// What `/healthz` and `/readyz` report.
+    pub health: Arc<Health>,
     pub status_writes: IntCounter,
     /// Managed tenants found changed or deleted on the BIG-IP, and re-posted.
     pub drift_repairs: IntCounter,
@@ -35,10 +84,36 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
+        Self::with_stall_bound(DEFAULT_STALL_BOUND)
+    }
+
+    /// Metrics whose [`Health`] fails liveness after a loop failed for `stall_bound`.
+    pub fn with_stall_bound(stall_bound: Duration) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("bigip_operator".into()), None)?;
-        let reconciles = IntCounterVec::new(Opts::new("reconciles_total", "Reconciles by result"), &["result"])?;
-        let reconcile_duration =
-            Histogram::with_opts(HistogramOpts::new("reconcile_duration_seconds", "Duration of one reconcile"))?;
+        let reconciles = IntCounterVec::new(
+            Opts::new("reconciles_total", "Reconciles by controller and result (ok, error)"),
+            &["controller", "result"],
+        )?;
+        let reconcile_errors = IntCounterVec::new(
+            Opts::new("reconcile_errors_total", "Failed reconciles by controller and reason"),
+            &["controller", "reason"],
+        )?;
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new("reconcile_duration_seconds", "Duration of one reconcile, by controller")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            &["controller"],
+        )?;
+        let as3_post_bytes = Histogram::with_opts(
+            HistogramOpts::new("as3_post_bytes", "Size of each AS3 request body, in bytes")
+                .buckets(prometheus::exponential_buckets(1024.0, 4.0, 10)?),
+        )?;
+        let bigip_reachable =
+            IntGauge::new("bigip_reachable", "1 while the BIG-IP answers requests, 0 after a transport failure")?;
+        let partition_programmed = IntGaugeVec::new(
+            Opts::new("partition_programmed", "1 when the partition's last AS3 post was accepted, else 0"),
+            &["partition"],
+        )?;
+        let objects = ObjectConditions::new()?;
         let as3_posts =
             IntCounterVec::new(Opts::new("as3_posts_total", "AS3 tenant declarations posted, by result"), &["result"])?;
         let as3_posts_skipped =
@@ -75,6 +150,11 @@ impl Metrics {
         registry.register(Box::new(deletions_held.clone()))?;
         registry.register(Box::new(drift_repairs.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(reconcile_errors.clone()))?;
+        registry.register(Box::new(as3_post_bytes.clone()))?;
+        registry.register(Box::new(bigip_reachable.clone()))?;
+        registry.register(Box::new(partition_programmed.clone()))?;
+        registry.register(Box::new(objects.gauge.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(as3_posts.clone()))?;
         registry.register(Box::new(as3_posts_skipped.clone()))?;
@@ -83,10 +163,16 @@ impl Metrics {
         Ok(Self {
             registry,
             reconciles,
+            reconcile_errors,
             reconcile_duration,
             as3_posts,
             as3_posts_skipped,
             as3_post_duration,
+            as3_post_bytes,
+            bigip_reachable,
+            partition_programmed,
+            objects,
+            health: Arc::new(Health::new(stall_bound)),
             status_writes,
             drift_repairs,
             leader,
@@ -98,11 +184,148 @@ impl Metrics {
         })
     }
 
+    /// Counts one reconcile of `controller`: its duration, and its result (`Err` carries the
+    /// error's reason).
+    pub fn reconciled(&self, controller: ControllerName, took: Duration, result: Result<(), &str>) {
+        let label = controller.label();
+        self.reconcile_duration.with_label_values(&[label]).observe(took.as_secs_f64());
+        match result {
+            Ok(()) => self.reconciles.with_label_values(&[label, "ok"]).inc(),
+            Err(reason) => {
+                self.reconciles.with_label_values(&[label, "error"]).inc();
+                self.reconcile_errors.with_label_values(&[label, reason]).inc();
+            }
+        }
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        self.objects.publish();
         let mut buffer = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
         String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+impl crate::bigip::ClientObserver for Metrics {
+    fn as3_request(&self, bytes: usize) {
+        self.as3_post_bytes.observe(bytes as f64);
+    }
+
+    fn reachable(&self, reachable: bool) {
+        self.bigip_reachable.set(i64::from(reachable));
+    }
+}
+
+/// An object: its kind and `namespace/name` (or name).
+type ObjectId = (&'static str, String);
+/// An object's conditions: (type, status).
+type ConditionStates = Vec<(String, String)>;
+
+/// Which condition statuses each object has, counted into the `objects` gauge when scraped.
+pub struct ObjectConditions {
+    gauge: IntGaugeVec,
+    by_object: Mutex<HashMap<ObjectId, ConditionStates>>,
+}
+
+impl ObjectConditions {
+    fn new() -> Result<Self, prometheus::Error> {
+        let gauge = IntGaugeVec::new(
+            Opts::new("objects", "Objects by kind and the status of each of their conditions"),
+            &["kind", "condition", "status"],
+        )?;
+        Ok(Self { gauge, by_object: Mutex::new(HashMap::new()) })
+    }
+
+    /// The conditions `object` of `kind` has now.
+    pub fn observe<'a>(
+        &self,
+        kind: &'static str,
+        object: String,
+        conditions: impl Iterator<Item = (&'a str, &'a str)>,
+    ) {
+        let conditions = conditions.map(|(t, s)| (t.to_string(), s.to_string())).collect();
+        self.by_object.lock().unwrap_or_else(PoisonError::into_inner).insert((kind, object), conditions);
+    }
+
+    /// `object` is gone.
+    pub fn forget(&self, kind: &'static str, object: &str) {
+        self.by_object.lock().unwrap_or_else(PoisonError::into_inner).remove(&(kind, object.to_string()));
+    }
+
+    /// This replica no longer leads: it knows nothing about the objects.
+    pub fn clear(&self) {
+        self.by_object.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// Recounts the gauge from the objects' conditions.
+    fn publish(&self) {
+        let mut counts: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+        let by_object = self.by_object.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((kind, _), conditions) in by_object.iter() {
+            for (condition, status) in conditions {
+                *counts.entry((kind, condition, status)).or_default() += 1;
+            }
+        }
+        self.gauge.reset();
+        for ((kind, condition, status), count) in counts {
+            self.gauge.with_label_values(&[kind, condition, status]).set(count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_counted_by_kind_condition_and_status() -> Result<(), prometheus::Error> {
+        let metrics = Metrics::new()?;
+        let ready = [("Accepted", "True"), ("Programmed", "True")];
+        metrics.objects.observe("VirtualServer", "a/one".into(), ready.into_iter());
+        metrics.objects.observe(
+            "VirtualServer",
+            "a/two".into(),
+            [("Accepted", "True"), ("Programmed", "False")].into_iter(),
+        );
+        metrics.objects.observe("TransportServer", "a/one".into(), ready.into_iter());
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"bigip_operator_objects{condition="Accepted",kind="VirtualServer",status="True"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"bigip_operator_objects{condition="Programmed",kind="VirtualServer",status="False"} 1"#),
+            "{text}"
+        );
+        metrics.objects.forget("VirtualServer", "a/two");
+        let text = metrics.encode();
+        assert!(!text.contains(r#"kind="VirtualServer",status="False""#), "a forgotten object still counts:\n{text}");
+        assert!(
+            text.contains(r#"bigip_operator_objects{condition="Accepted",kind="TransportServer",status="True"} 1"#),
+            "{text}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reconciles_are_counted_per_controller() -> Result<(), prometheus::Error> {
+        let metrics = Metrics::new()?;
+        metrics.reconciled(ControllerName::BigIpTunnel, Duration::from_millis(3), Ok(()));
+        metrics.reconciled(ControllerName::LegacyIngress, Duration::from_millis(3), Err("status_write"));
+        let text = metrics.encode();
+        assert!(text.contains(r#"bigip_operator_reconciles_total{controller="bigiptunnel",result="ok"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"bigip_operator_reconcile_errors_total{controller="legacy-ingress",reason="status_write"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"bigip_operator_reconcile_duration_seconds_count{controller="bigiptunnel"} 1"#),
+            "{text}"
+        );
+        Ok(())
     }
 }

@@ -33,6 +33,15 @@ pub struct BigIpClient {
     http: reqwest::Client,
     config: BigIpConfig,
     token: Mutex<Option<Token>>,
+    observer: Option<std::sync::Arc<dyn ClientObserver>>,
+}
+
+/// Told about every request of a [`BigIpClient`] (the operator's metrics).
+pub trait ClientObserver: Send + Sync {
+    /// An AS3 declaration of `bytes` bytes is being posted.
+    fn as3_request(&self, bytes: usize);
+    /// The BIG-IP answered (`true`, whatever the answer), or could not be reached (`false`).
+    fn reachable(&self, reachable: bool);
 }
 
 impl std::fmt::Debug for BigIpClient {
@@ -68,7 +77,13 @@ impl BigIpClient {
             }
         }
         let http = builder.build().map_err(|e| BigIpError::Tls(e.to_string()))?;
-        Ok(Self { http, config, token: Mutex::new(None) })
+        Ok(Self { http, config, token: Mutex::new(None), observer: None })
+    }
+
+    /// Reports every request to `observer`.
+    pub fn observed_by(mut self, observer: std::sync::Arc<dyn ClientObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -103,6 +118,9 @@ impl BigIpClient {
         });
         let started = Instant::now();
         let response = self.http.post(&url).json(&body).send().await.map_err(|e| self.unreachable(e))?;
+        if let Some(observer) = &self.observer {
+            observer.reachable(true);
+        }
         let status = response.status();
         let text = response.text().await.map_err(|e| self.unreachable(e))?;
         if !status.is_success() {
@@ -132,6 +150,9 @@ impl BigIpClient {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> BigIpError {
+        if let Some(observer) = &self.observer {
+            observer.reachable(false);
+        }
         // reqwest errors carry the URL, never the body, so they hold no credentials.
         let mut detail = e.to_string();
         let mut source = std::error::Error::source(&e);
@@ -151,17 +172,33 @@ impl BigIpClient {
         body: Body<'_>,
     ) -> Result<(StatusCode, String), BigIpError> {
         let url = format!("{}{path}", self.config.url);
+        let declaring = method == Method::POST && path.starts_with(DECLARE_PATH);
         for attempt in 0..2 {
             let token = self.token().await?;
             let mut request = self.http.request(method.clone(), &url).header(TOKEN_HEADER, &token);
+            let mut body_bytes = 0;
             match &body {
                 Body::None => {}
-                Body::Json(value) => request = request.json(value),
+                Body::Json(value) => {
+                    let bytes = serde_json::to_vec(value).map_err(|e| BigIpError::InvalidResponse {
+                        path: path.to_string(),
+                        detail: format!("the request cannot be serialised: {e}"),
+                    })?;
+                    body_bytes = bytes.len();
+                    request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes)
+                }
                 Body::Serialized(bytes) => {
+                    body_bytes = bytes.len();
                     request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes.clone())
                 }
             }
+            if let (Some(observer), true) = (&self.observer, declaring) {
+                observer.as3_request(body_bytes);
+            }
             let response = request.send().await.map_err(|e| self.unreachable(e))?;
+            if let Some(observer) = &self.observer {
+                observer.reachable(true);
+            }
             let status = response.status();
             let text = response.text().await.map_err(|e| self.unreachable(e))?;
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {

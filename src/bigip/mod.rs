@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::model::bgp::PrefixEntry;
 
-pub use client::BigIpClient;
+pub use client::{BigIpClient, ClientObserver};
 pub use config::{BigIpConfig, Credentials, RetryPolicy, TlsVerification};
 pub use error::BigIpError;
 pub use net::{NetKind, Removal};

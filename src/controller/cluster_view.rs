@@ -118,6 +118,11 @@ impl CachesReady {
         (Self(receiver), Arc::new(listed))
     }
 
+    /// A receiver of the readiness (the readiness probe reads it).
+    pub fn receiver(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.clone()
+    }
+
     /// Waits until the caches are ready; Err when they never will be (the watches stopped).
     pub async fn wait(&self) -> Result<(), CachesNeverReady> {
         self.0.clone().wait_for(|ready| *ready).await.map(|_| ()).map_err(|_| CachesNeverReady)

@@ -122,12 +122,35 @@ pub struct LeaderElector {
     observed: Option<(LeaseRecord, Instant)>,
     /// When this replica last renewed successfully while leading.
     last_renewed: Option<Instant>,
+    /// Where each attempt's outcome is reported (the liveness and readiness probes).
+    health: Option<std::sync::Arc<super::health::Health>>,
 }
 
 impl LeaderElector {
     pub fn new(client: Client, settings: LeaseSettings) -> Result<Self, LeaderElectionError> {
         settings.validate()?;
-        Ok(Self { api: Api::namespaced(client, &settings.namespace), settings, observed: None, last_renewed: None })
+        Ok(Self {
+            api: Api::namespaced(client, &settings.namespace),
+            settings,
+            observed: None,
+            last_renewed: None,
+            health: None,
+        })
+    }
+
+    /// Reports every attempt to `health`: an answer makes a standby ready, failures count
+    /// against liveness.
+    pub fn reporting_to(mut self, health: std::sync::Arc<super::health::Health>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    fn report(&self, attempt: &Result<bool, LeaderElectionError>) {
+        let Some(health) = &self.health else { return };
+        match attempt {
+            Ok(_) => health.lease_read(),
+            Err(e) => health.failed(super::health::LEASE_LOOP, e),
+        }
     }
 
     pub fn identity(&self) -> &str {
@@ -213,7 +236,9 @@ impl LeaderElector {
     /// Waits until this replica leads. Errors are logged and retried.
     pub async fn acquire(&mut self) {
         loop {
-            match self.try_acquire_or_renew().await {
+            let attempt = self.try_acquire_or_renew().await;
+            self.report(&attempt);
+            match attempt {
                 Ok(true) => {
                     info!(identity = %self.settings.identity, lease = %self.settings.name, "became the leader");
                     return;
@@ -232,6 +257,14 @@ impl LeaderElector {
             tokio::time::sleep(self.settings.retry_period).await;
             let deadline = self.settings.renew_deadline;
             let attempt = tokio::time::timeout(deadline, self.try_acquire_or_renew()).await;
+            match &attempt {
+                Ok(answer) => self.report(answer),
+                Err(_) => {
+                    if let Some(health) = &self.health {
+                        health.failed(super::health::LEASE_LOOP, &"renewing the Lease timed out");
+                    }
+                }
+            }
             match attempt {
                 Ok(Ok(true)) => continue,
                 Ok(Ok(false)) => {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -23,13 +23,13 @@ use kube::runtime::watcher::Config as WatcherConfig;
 use kube::runtime::{reflector, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{info, instrument, warn};
 
 use super::object::ManagedObject;
 use super::watches;
 use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
 use crate::legacy::{configmap, ingress, Translated, GENERATED_FROM_LABEL};
-use crate::metrics::Metrics;
+use crate::metrics::{ControllerName, Metrics};
 
 /// Field manager of the generated objects.
 pub const LEGACY_FIELD_MANAGER: &str = "bigip-operator-legacy";
@@ -48,9 +48,30 @@ pub enum LegacyReconcileError {
     Write { what: String, source: kube::Error },
 }
 
+impl LegacyReconcileError {
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Self::NoNamespace(_) => "no_namespace",
+            Self::Write { .. } => "write",
+        }
+    }
+}
+
 struct LegacyContext {
     client: Client,
     recorder: EventRecorder,
+    metrics: Arc<Metrics>,
+}
+
+/// Counts a reconcile of a legacy object as `controller`'s.
+fn counted(
+    ctx: &LegacyContext,
+    controller: ControllerName,
+    started: Instant,
+    result: &Result<Action, LegacyReconcileError>,
+) {
+    let outcome = result.as_ref().map(|_| ()).map_err(LegacyReconcileError::metric_label);
+    ctx.metrics.reconciled(controller, started.elapsed(), outcome);
 }
 
 /// Runs the ConfigMap and Ingress shims until shutdown.
@@ -60,7 +81,7 @@ pub async fn run(client: Client, namespace: Option<String>, recorder: EventRecor
     let ingresses: Api<Ingress> = super::scoped_api(&client, namespace);
     let virtual_servers: Api<VirtualServer> = super::scoped_api(&client, namespace);
     let transport_servers: Api<TransportServer> = super::scoped_api(&client, namespace);
-    let context = Arc::new(LegacyContext { client, recorder });
+    let context = Arc::new(LegacyContext { client, recorder, metrics: metrics.clone() });
     let generated = WatcherConfig::default().labels(GENERATED_FROM_LABEL);
     let generated_vs =
         |watch| watches::events(virtual_servers.clone(), generated.clone(), watch, metrics.clone()).touched_objects();
@@ -198,20 +219,36 @@ async fn remove_stale<K: ManagedObject>(
     Ok(())
 }
 
+#[instrument(skip_all, fields(kind = "ConfigMap", object = %format!("{}/{}", cm.namespace().unwrap_or_default(), cm.name_any())))]
 async fn reconcile_config_map(cm: Arc<ConfigMap>, ctx: Arc<LegacyContext>) -> Result<Action, LegacyReconcileError> {
+    let started = Instant::now();
+    let result = translate_config_map(cm, &ctx).await;
+    counted(&ctx, ControllerName::LegacyConfigMap, started, &result);
+    result
+}
+
+#[instrument(skip_all, fields(kind = "Ingress", object = %format!("{}/{}", ing.namespace().unwrap_or_default(), ing.name_any())))]
+async fn reconcile_ingress(ing: Arc<Ingress>, ctx: Arc<LegacyContext>) -> Result<Action, LegacyReconcileError> {
+    let started = Instant::now();
+    let result = translate_ingress(ing, &ctx).await;
+    counted(&ctx, ControllerName::LegacyIngress, started, &result);
+    result
+}
+
+async fn translate_config_map(cm: Arc<ConfigMap>, ctx: &LegacyContext) -> Result<Action, LegacyReconcileError> {
     let key = format!("{}/{}", cm.namespace().unwrap_or_default(), cm.name_any());
     let namespace = cm.namespace().ok_or_else(|| LegacyReconcileError::NoNamespace(key.clone()))?;
     let (state, message) = match configmap::translate_config_map(&cm) {
         Err(error) => {
-            publish(&ctx, cm.as_ref(), EventType::Warning, "TranslationFailed", error.to_string()).await;
+            publish(ctx, cm.as_ref(), EventType::Warning, "TranslationFailed", error.to_string()).await;
             ("Invalid".to_string(), error.to_string())
         }
         Ok(translation) => {
             for warning in &translation.warnings {
-                publish(&ctx, cm.as_ref(), EventType::Warning, "TranslationWarning", warning.clone()).await;
+                publish(ctx, cm.as_ref(), EventType::Warning, "TranslationWarning", warning.clone()).await;
             }
             let uid = cm.uid().unwrap_or_default();
-            let statuses = apply_generated(&ctx, &namespace, &uid, std::slice::from_ref(&translation.object)).await?;
+            let statuses = apply_generated(ctx, &namespace, &uid, std::slice::from_ref(&translation.object)).await?;
             programmed_state(&statuses)
         }
     };
@@ -226,7 +263,7 @@ async fn reconcile_config_map(cm: Arc<ConfigMap>, ctx: Arc<LegacyContext>) -> Re
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-async fn reconcile_ingress(ing: Arc<Ingress>, ctx: Arc<LegacyContext>) -> Result<Action, LegacyReconcileError> {
+async fn translate_ingress(ing: Arc<Ingress>, ctx: &LegacyContext) -> Result<Action, LegacyReconcileError> {
     if !ingress::is_f5_ingress(&ing) {
         return Ok(Action::await_change());
     }
@@ -234,18 +271,18 @@ async fn reconcile_ingress(ing: Arc<Ingress>, ctx: Arc<LegacyContext>) -> Result
     let namespace = ing.namespace().ok_or_else(|| LegacyReconcileError::NoNamespace(key.clone()))?;
     let translation = match ingress::translate_ingress(&ing) {
         Err(error) => {
-            publish(&ctx, ing.as_ref(), EventType::Warning, "TranslationFailed", error.to_string()).await;
+            publish(ctx, ing.as_ref(), EventType::Warning, "TranslationFailed", error.to_string()).await;
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
         Ok(translation) => translation,
     };
     for warning in &translation.warnings {
-        publish(&ctx, ing.as_ref(), EventType::Warning, "TranslationWarning", warning.clone()).await;
+        publish(ctx, ing.as_ref(), EventType::Warning, "TranslationWarning", warning.clone()).await;
     }
     let objects: Vec<Translated> =
         translation.virtual_servers.iter().cloned().map(|vs| Translated::VirtualServer(Box::new(vs))).collect();
     let uid = ing.uid().unwrap_or_default();
-    let statuses = apply_generated(&ctx, &namespace, &uid, &objects).await?;
+    let statuses = apply_generated(ctx, &namespace, &uid, &objects).await?;
     let (state, _) = programmed_state(&statuses);
     let address = translation.virtual_servers.first().map(|vs| vs.spec.virtual_address.clone());
     let wanted = match (state.as_str(), address) {

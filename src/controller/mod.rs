@@ -131,11 +131,18 @@ pub async fn run_elected<B: As3Api + NetApi>(
     metrics: Arc<Metrics>,
     lease: Option<LeaseSettings>,
 ) -> Result<(), RunError> {
+    let health = metrics.health.clone();
+    tokio::spawn(async move {
+        termination_signal().await;
+        health.stopping();
+    });
     let Some(lease) = lease else {
         metrics.leader.set(1);
+        metrics.health.leading_starting();
         return Ok(run(client, bigip, bigip_url, settings, metrics).await?);
     };
-    let mut elector = LeaderElector::new(client.clone(), lease.clone())?;
+    metrics.health.standby();
+    let mut elector = LeaderElector::new(client.clone(), lease.clone())?.reporting_to(metrics.health.clone());
     info!(identity = elector.identity(), lease = %format!("{}/{}", lease.namespace, lease.name), "waiting to become the leader");
     loop {
         tokio::select! {
@@ -147,11 +154,14 @@ pub async fn run_elected<B: As3Api + NetApi>(
         }
         metrics.leader.set(1);
         metrics.leader_transitions.inc();
+        metrics.health.leading_starting();
         let stopped = tokio::select! {
             result = run(client.clone(), bigip.clone(), bigip_url.clone(), settings.clone(), metrics.clone()) => Some(result),
             _ = elector.hold() => None,
         };
         metrics.leader.set(0);
+        metrics.objects.clear();
+        metrics.health.standby();
         match stopped {
             Some(result) => {
                 if let Err(e) = elector.release().await {
@@ -200,6 +210,7 @@ pub async fn run<B: As3Api + NetApi>(
         "secrets",
         "nodes",
     ]);
+    metrics.health.leading(ready.receiver());
     let secret_events = watches::events(secret_api, secret_watch, "secrets", metrics.clone())
         .modify(trim::<Secret>)
         .reflect(secrets_writer)
@@ -369,15 +380,45 @@ pub async fn run<B: As3Api + NetApi>(
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| async move { log_failure(result.map(|_| ())) });
+    let health = legacy_metrics.health.clone();
     let legacy_shim = async {
         if settings.legacy_shim {
-            legacy::run(client, settings.namespace.clone(), legacy_recorder, legacy_metrics).await;
+            let shim = legacy::run(client, settings.namespace.clone(), legacy_recorder, legacy_metrics);
+            health::supervised(&health, "legacy-controllers", shim).await;
         }
     };
-    let tunnels = tunnel::run(tunnel_context, tunnel_changes);
-    futures::join!(virtual_servers, transport_servers, legacy_shim, tunnels);
-    info!("controllers stopped");
+    let tunnels = health::supervised(&health, "bigiptunnel-controller", tunnel::run(tunnel_context, tunnel_changes));
+    let controllers = async {
+        futures::join!(
+            health::supervised(&health, "virtualserver-controller", virtual_servers),
+            health::supervised(&health, "transportserver-controller", transport_servers),
+            legacy_shim,
+            tunnels
+        )
+    };
+    tokio::select! {
+        _ = controllers => info!("controllers stopped"),
+        _ = stop_deadline(ready.receiver()) => {}
+    }
     Ok(())
+}
+
+/// How long the controllers may take to finish their in-flight reconciles after a termination
+/// signal (the chart gives the pod 60 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(45);
+
+/// Resolves when the controllers must be abandoned after a termination signal: at once when
+/// the caches never became ready (nothing can be in flight, and kube-runtime's controllers wait
+/// for their stores before they stop: with the apiserver unreachable they never would), else
+/// after [`SHUTDOWN_GRACE`].
+async fn stop_deadline(caches_ready: tokio::sync::watch::Receiver<bool>) {
+    termination_signal().await;
+    if !*caches_ready.borrow() {
+        info!("termination signal before the watch caches were ready: nothing in flight; stopping");
+        return;
+    }
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+    warn!(grace = ?SHUTDOWN_GRACE, "the controllers did not stop in time after the termination signal; stopping anyway");
 }
 
 /// How the VirtualServer and TransportServer controllers watch their own kind: consistent

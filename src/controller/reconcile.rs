@@ -19,7 +19,7 @@ use super::partitions::PartitionSyncer;
 use super::ControllerSettings;
 use crate::bigip::As3Api;
 use crate::crd::{TransportServer, VirtualServer, VirtualServerStatus};
-use crate::metrics::Metrics;
+use crate::metrics::{ControllerName, Metrics};
 use crate::model::{partition_of, AppOutcome, ObjectKey, SourceKind};
 use crate::status::{virtual_server_status, ProgrammingState};
 
@@ -94,9 +94,11 @@ pub async fn reconcile<K: ManagedObject, B: As3Api>(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let result = reconcile_inner(vs, &ctx).await;
-    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
-    let label = result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.metric_label());
-    ctx.metrics.reconciles.with_label_values(&[label]).inc();
+    let controller = match K::KIND {
+        SourceKind::VirtualServer => ControllerName::VirtualServer,
+        SourceKind::TransportServer => ControllerName::TransportServer,
+    };
+    ctx.metrics.reconciled(controller, started.elapsed(), result.as_ref().map(|_| ()).map_err(|e| e.metric_label()));
     result
 }
 
@@ -173,6 +175,8 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
 
     let now = jiff_now();
     let status = virtual_server_status(outcome_of_vs, &programming, vs.meta().generation, vs.status(), &now);
+    let conditions = status.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str()));
+    ctx.metrics.objects.observe(K::KIND.as_str(), key.to_string(), conditions);
     write_status_if_changed(vs, status, ctx, api).await?;
 
     Ok(match (programming, outcome_of_vs) {
@@ -228,6 +232,7 @@ async fn cleanup<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>) -> Resul
         }
         removed_from.push(partition);
     }
+    ctx.metrics.objects.forget(K::KIND.as_str(), &key.to_string());
     if removed_from.is_empty() {
         debug!("no valid partition; nothing to remove");
     } else {

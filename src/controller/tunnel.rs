@@ -24,7 +24,7 @@ use kube::runtime::watcher::Config as WatcherConfig;
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{info, instrument, warn};
 
 use super::cluster_view::StoreView;
 use super::reconcile::jiff_now;
@@ -35,6 +35,7 @@ use crate::crd::{
     VxlanTunnel,
 };
 use crate::etcd::{EtcdClient, EtcdError, EtcdTls};
+use crate::metrics::ControllerName;
 use crate::model::bgp::{neighbor_addresses, prefix_list_entries};
 use crate::model::flannel::{arp_entries, bigip_node, fdb_records, plan_arp, ArpEntry, FdbRecord, Mac};
 use crate::model::flannel_etcd::{
@@ -208,14 +209,37 @@ pub fn holder_of(mode: TunnelMode, tunnels: &[BigIpTunnel]) -> Option<String> {
         .map(ResourceExt::name_any)
 }
 
+impl TunnelError {
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Write { .. } => "status_write",
+            Self::List(_) => "list",
+            Self::Cleanup { .. } => "cleanup",
+            Self::NodeCleanup { .. } => "node_cleanup",
+            Self::Etcd(_) => "etcd",
+            Self::CachesNotReady => "caches_not_ready",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+#[instrument(skip_all, fields(kind = "BigIpTunnel", object = %tunnel.name_any()))]
 async fn reconcile<B: NetApi>(tunnel: Arc<BigIpTunnel>, ctx: Arc<TunnelContext<B>>) -> Result<Action, TunnelError> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(tunnel, &ctx).await;
+    let outcome = result.as_ref().map(|_| ()).map_err(TunnelError::metric_label);
+    ctx.metrics.reconciled(ControllerName::BigIpTunnel, started.elapsed(), outcome);
+    result
+}
+
+async fn reconcile_inner<B: NetApi>(tunnel: Arc<BigIpTunnel>, ctx: &TunnelContext<B>) -> Result<Action, TunnelError> {
     // FDB records and ARP entries computed from a partial cache would remove live ones.
     ctx.ready.wait().await.map_err(|_| TunnelError::CachesNotReady)?;
     let api: Api<BigIpTunnel> = Api::all(ctx.client.clone());
     finalizer(&api, TUNNEL_FINALIZER, tunnel, |event| async {
         match event {
-            FinalizerEvent::Apply(tunnel) => apply(&tunnel, &ctx, &api).await,
-            FinalizerEvent::Cleanup(tunnel) => cleanup(&tunnel, &ctx, &api).await,
+            FinalizerEvent::Apply(tunnel) => apply(&tunnel, ctx, &api).await,
+            FinalizerEvent::Cleanup(tunnel) => cleanup(&tunnel, ctx, &api).await,
         }
     })
     .await
@@ -238,6 +262,8 @@ async fn apply<B: NetApi>(
         _ => program(tunnel, ctx).await,
     };
     let status = tunnel_status(tunnel, &outcome);
+    let conditions = status.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str()));
+    ctx.metrics.objects.observe("BigIpTunnel", tunnel.name_any(), conditions);
     if tunnel.status.as_ref() != Some(&status) {
         let write_error =
             |source| TunnelError::Write { what: format!("status of BigIpTunnel {}", tunnel.name_any()), source };

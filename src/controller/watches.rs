@@ -160,6 +160,7 @@ where
             loop {
                 match state.inner.next().await? {
                     Ok(event) => {
+                        metrics.health.progressed(watch);
                         match event {
                             Event::Init => (state.list_started, state.list_answered) = (Some(Instant::now()), None),
                             Event::InitApply(_) | Event::InitDone => {
@@ -193,6 +194,7 @@ where
                     Err(error) => {
                         let kind = WatchErrorKind::of(&error);
                         metrics.watch_errors.with_label_values(&[watch, kind.label()]).inc();
+                        metrics.health.failed(watch, &error);
                         state.failing_since.get_or_insert_with(Instant::now);
                         if kind == WatchErrorKind::Expired {
                             state.expired_at = Some(Instant::now());

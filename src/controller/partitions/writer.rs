@@ -158,11 +158,31 @@ impl<B: As3Api> PartitionSyncer<B> {
         what: &str,
         applications: usize,
     ) -> Result<(), ProgrammingState> {
+        let judged = self.judge_answer(partition, answer, what, applications);
+        if judged.is_err() {
+            self.metrics.partition_programmed.with_label_values(&[partition]).set(0);
+        }
+        judged
+    }
+
+    fn judge_answer(
+        &self,
+        partition: &str,
+        answer: Result<crate::bigip::DeployReport, BigIpError>,
+        what: &str,
+        applications: usize,
+    ) -> Result<(), ProgrammingState> {
         match answer {
             Ok(report) => match report.tenants.get(partition) {
                 Some(result) if result.succeeded() => {
                     info!(partition, applications, request = what, message = %result.message, "tenant deployed");
                     self.metrics.as3_posts.with_label_values(&["success"]).inc();
+                    if applications == 0 && what == "tenant" {
+                        // The tenant is gone: no series for a partition no longer managed.
+                        let _ = self.metrics.partition_programmed.remove_label_values(&[partition]);
+                    } else {
+                        self.metrics.partition_programmed.with_label_values(&[partition]).set(1);
+                    }
                     Ok(())
                 }
                 Some(result) => {

@@ -26,3 +26,36 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The operator's image: repository@digest when a digest is set, else repository:tag. */}}
+{{- define "bigip-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the metrics Service (also the `job` label of the scraped series). */}}
+{{- define "bigip-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "bigip-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* PromQL label matchers that select this release's series in the alerts. */}}
+{{- define "bigip-operator.metricSelector" -}}
+{{- if .Values.prometheusRule.metricSelector -}}
+{{- .Values.prometheusRule.metricSelector -}}
+{{- else -}}
+{{- printf "job=%q, namespace=%q" (include "bigip-operator.metricsServiceName" .) .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+
+{{/*
+The chart's labels with more on top: (dict "ctx" $ "extra" <user labels> "fixed" <labels that
+must win>). Rendered as one map, so a user label never duplicates a key.
+*/}}
+{{- define "bigip-operator.labelsWith" -}}
+{{- $base := include "bigip-operator.labels" .ctx | fromYaml -}}
+{{- toYaml (merge (deepCopy (.fixed | default dict)) (deepCopy (.extra | default dict)) $base) -}}
+{{- end -}}

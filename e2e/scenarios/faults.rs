@@ -14,7 +14,7 @@ use kube::api::DeleteParams;
 use kube::Api;
 
 use crate::harness::{eventually, BigIp, Env, OperatorOptions, OperatorProcess, OWN_OPERATOR_LABEL};
-use crate::proxy::SlowProxy;
+use crate::proxy::{SlowProxy, SwitchableProxy};
 use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, virtual_server, workload};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -118,6 +118,7 @@ async fn programmed(
         partition: ns,
         bigip: &bigip,
         kubeconfig: None,
+        values: &[],
     })?;
     let names: Vec<&str> = virtuals.iter().map(|(name, _)| *name).collect();
     all_ready(env, ns, &names).await?;
@@ -178,6 +179,7 @@ pub async fn killed_mid_sync_then_restarted_with_slow_apiserver(env: &Env) -> Re
         partition,
         bigip: &bigip,
         kubeconfig: Some(slow),
+        values: &[],
     })?;
     let mut all = name_refs.clone();
     all.push("vs9");
@@ -251,6 +253,7 @@ pub async fn busy_storms_and_token_expiry_converge(env: &Env) -> Result<()> {
         partition,
         bigip: &bigip,
         kubeconfig: None,
+        values: &[],
     })?;
     bigip.simulator.set_faults(Faults { fail_with_503: 12, ..Faults::default() });
     for (name, address) in [("a", "10.20.3.10"), ("b", "10.20.3.11"), ("c", "10.20.3.12")] {
@@ -401,8 +404,14 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
     setup_operator_namespace(env, ns).await?;
     let bigip = env.start_bigip(ns).await?;
     env.kubectl_apply(ns, &workload("web", 1, Some(30205)))?;
-    let options =
-        |identity| OperatorOptions { identity, namespace: Some(ns), partition, bigip: &bigip, kubeconfig: None };
+    let options = |identity| OperatorOptions {
+        identity,
+        namespace: Some(ns),
+        partition,
+        bigip: &bigip,
+        kubeconfig: None,
+        values: &[],
+    };
     let mut a = env.start_operator(&options("replica-a"))?;
     eventually("replica-a leads", WAIT, || async {
         Ok(match lease_holder(env, ns).await? {
@@ -586,6 +595,7 @@ pub async fn unreadable_object_after_crd_rollback(env: &Env) -> Result<()> {
         partition,
         bigip: &bigip,
         kubeconfig: None,
+        values: &[],
     })?;
     env.kubectl(&["patch", "bvs", "a", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8082}}"#])?;
     eventually("a on port 8082 by the restarted operator", WAIT, || async {
@@ -599,6 +609,134 @@ pub async fn unreadable_object_after_crd_rollback(env: &Env) -> Result<()> {
     env.kubectl(&["patch", "bvs", "b", "-n", ns, "--type=merge", "-p", r#"{"spec":{"snat":"none","port":8083}}"#])?;
     eventually("b on port 8083 once readable again", WAIT, || async {
         Ok(if port_of("b") == Some(serde_json::json!(8083)) { Ok(()) } else { Err(format!("{:?}", port_of("b"))) })
+    })
+    .await
+}
+
+/// The chart's probes mean something (the operator runs with the chart's command line, with
+/// `healthStallSeconds: 3`, reaching the apiserver through a proxy that can be cut):
+/// 1. started while the apiserver is unreachable: `/readyz` 503 (the Lease was never read),
+///    and `/healthz` 503 once the leader election has failed for longer than the bound;
+/// 2. apiserver back: it leads, its caches list, both probes answer 200, the object is Ready,
+///    and `/metrics` has the per-controller, per-condition, BIG-IP and AS3 series;
+/// 3. the BIG-IP down for longer than the bound: `/healthz` stays 200 (a restart cannot fix a
+///    BIG-IP), `bigip_operator_bigip_reachable` says 0;
+/// 4. a second replica is a ready standby (`/readyz` 200, `leader 0`);
+/// 5. the apiserver cut while leading: `/healthz` 503 naming what fails; back: 200 again.
+pub async fn health_probes_follow_the_operator(env: &Env) -> Result<()> {
+    let (ns, partition) = ("f-probes", "f-probes");
+    setup_operator_namespace(env, ns).await?;
+    let bigip = env.start_bigip(ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30210)))?;
+    env.kubectl_apply(ns, &vs_in("vs-p", "10.20.9.10", partition))?;
+    let proxy = SwitchableProxy::start(env.apiserver_addr()?, false).await?;
+    let via_proxy = env.operator_kubeconfig_via(proxy.addr, "probes")?;
+    // The cluster id would be read from the apiserver at start; the chart's value avoids that.
+    let values = [("healthStallSeconds", "3"), ("clusterId", "e2e-probes")];
+    let a = env.start_operator(&OperatorOptions {
+        identity: "probes-a",
+        namespace: Some(ns),
+        partition,
+        bigip: &bigip,
+        kubeconfig: Some(via_proxy),
+        values: &values,
+    })?;
+    expect_probe(&a, "/readyz", 503, "the Lease has not been read").await?;
+    expect_probe(&a, "/healthz", 503, "leader-election: failing for").await?;
+
+    proxy.restore();
+    expect_probe(&a, "/readyz", 200, "ok").await?;
+    expect_probe(&a, "/healthz", 200, "ok").await?;
+    all_ready(env, ns, &["vs-p"]).await?;
+    let metrics = expect_probe(&a, "/metrics", 200, "bigip_operator_objects{").await?;
+    for series in [
+        r#"bigip_operator_reconciles_total{controller="virtualserver",result="ok"}"#,
+        r#"bigip_operator_reconcile_duration_seconds_bucket{controller="virtualserver""#,
+        r#"bigip_operator_objects{condition="Ready",kind="VirtualServer",status="True"} 1"#,
+        "bigip_operator_bigip_reachable 1",
+        "bigip_operator_as3_post_bytes_count",
+        &format!(r#"bigip_operator_partition_programmed{{partition="{partition}"}} 1"#),
+        "bigip_operator_leader 1",
+        "bigip_operator_as3_posts_total{result=\"success\"}",
+    ] {
+        ensure!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
+    }
+
+    // The BIG-IP down for longer than the bound: alive all along.
+    bigip.simulator.set_faults(Faults { refuse_connections: true, ..Faults::default() });
+    env.kubectl(&["patch", "bvs", "vs-p", "-n", ns, "--type=merge", "-p", r#"{"spec":{"port":8086}}"#])?;
+    expect_probe(&a, "/metrics", 200, "bigip_operator_bigip_reachable 0").await?;
+    let down_since = Instant::now();
+    while down_since.elapsed() < Duration::from_secs(8) {
+        let (status, body) = a.get("/healthz").await?;
+        ensure!(status == 200, "/healthz failed while only the BIG-IP was down: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bigip.simulator.set_faults(Faults::default());
+    all_ready(env, ns, &["vs-p"]).await?;
+
+    // A second replica: a ready standby.
+    let b = env.start_operator(&OperatorOptions {
+        identity: "probes-b",
+        namespace: Some(ns),
+        partition,
+        bigip: &bigip,
+        kubeconfig: None,
+        values: &values,
+    })?;
+    expect_probe(&b, "/readyz", 200, "ok").await?;
+    expect_probe(&b, "/metrics", 200, "bigip_operator_leader 0").await?;
+
+    // The apiserver cut while leading: not alive once the bound passed; alive again after.
+    proxy.cut();
+    let failing = expect_probe(&a, "/healthz", 503, "failing for").await?;
+    println!("    /healthz with the apiserver cut: {}", failing.lines().next().unwrap_or_default());
+    proxy.restore();
+    expect_probe(&a, "/healthz", 200, "ok").await?;
+    expect_probe(&a, "/readyz", 200, "ok").await?;
+    expect_probe(&b, "/healthz", 200, "ok").await?;
+    all_ready(env, ns, &["vs-p"]).await?;
+
+    // A single replica (no election) whose apiserver is unreachable from the start stops at
+    // once on SIGTERM (it used to wait for ever for caches that could not fill).
+    proxy.cut();
+    let single = [
+        ("healthStallSeconds", "3"),
+        ("clusterId", "e2e-probes"),
+        ("replicaCount", "1"),
+        ("leaderElection.enabled", "false"),
+    ];
+    let mut c = env.start_operator(&OperatorOptions {
+        identity: "probes-c",
+        namespace: Some(ns),
+        partition,
+        bigip: &bigip,
+        kubeconfig: Some(env.operator_kubeconfig_via(proxy.addr, "probes-c")?),
+        values: &single,
+    })?;
+    expect_probe(&c, "/readyz", 503, "watch caches have not completed their first list").await?;
+    let signalled = Instant::now();
+    let status = c.process.terminate(Duration::from_secs(20));
+    ensure!(
+        status.is_some_and(|s| s.success()),
+        "probes-c did not exit cleanly on SIGTERM with unready caches: {status:?}\n{}",
+        crate::harness::tail(&c.log(), 20)
+    );
+    println!("    SIGTERM with unready caches: exited in {:.1}s", signalled.elapsed().as_secs_f64());
+    proxy.restore();
+    Ok(())
+}
+
+/// Waits (up to 90 s) until `path` of the operator answers `status` with `needle` in the
+/// body; returns the body.
+async fn expect_probe(process: &OperatorProcess, path: &str, status: u16, needle: &str) -> Result<String> {
+    eventually(&format!("{path} answers {status} with {needle:?}"), Duration::from_secs(90), || async {
+        let (got, body) = process.get(path).await?;
+        Ok(if got == status && body.contains(needle) {
+            Ok(body)
+        } else {
+            Err(format!("{got} {}", body.chars().take(300).collect::<String>()))
+        })
     })
     .await
 }

@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
+
+use crate::chart;
 use bigip_operator::simulator::{self, RunningSimulator, SimulatorConfig, TlsMode};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
@@ -89,7 +91,10 @@ impl BigIp {
     }
 }
 
-/// How to run one operator process.
+/// The Secret with the BIG-IP's credentials, in each release namespace.
+pub const CREDENTIALS_SECRET: &str = "bigip-credentials";
+
+/// How to run one operator process (from the chart, see chart.rs).
 pub struct OperatorOptions<'a> {
     /// Replica identity: Lease holder, User-Agent suffix, log file name.
     pub identity: &'a str,
@@ -99,17 +104,37 @@ pub struct OperatorOptions<'a> {
     pub bigip: &'a BigIp,
     /// kubeconfig to use instead of the chart ServiceAccount's (e.g. through a slow proxy).
     pub kubeconfig: Option<PathBuf>,
+    /// More chart values (`--set key=value`).
+    pub values: &'a [(&'a str, &'a str)],
 }
 
 /// An operator process, killed when dropped.
 pub struct OperatorProcess {
     pub log_path: PathBuf,
     pub process: ChildGuard,
+    /// Where this process's lines start in the log (a restarted identity appends).
+    start_offset: u64,
 }
 
 impl OperatorProcess {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The address of /metrics, /healthz and /readyz, from this process's start-up line.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        let log = std::fs::read(&self.log_path).ok()?;
+        let own = String::from_utf8_lossy(log.get(self.start_offset as usize..)?).into_owned();
+        let line = own.lines().find(|l| l.contains("serving /metrics"))?;
+        let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+        addr.trim_matches('"').parse().ok()
+    }
+
+    /// GET `path` of the operator's endpoint: (status, body).
+    pub async fn get(&self, path: &str) -> Result<(u16, String)> {
+        let addr = self.metrics_addr().context("the operator has not logged its endpoint address")?;
+        let response = reqwest::get(format!("http://{addr}{path}")).await?;
+        Ok((response.status().as_u16(), response.text().await?))
     }
 }
 
@@ -282,22 +307,20 @@ impl Env {
         )?;
         let operator_kubeconfig = work_dir.path().join("operator.kubeconfig");
         write_token_kubeconfig(&admin_kubeconfig, token.trim(), &operator_kubeconfig)?;
-        let credentials = work_dir.path().join("bigip-credentials");
-        std::fs::create_dir_all(&credentials)?;
-        std::fs::write(credentials.join("username"), "admin")?;
-        std::fs::write(credentials.join("password"), BIGIP_PASSWORD)?;
-
-        let operator = spawn_operator(
-            work_dir.path(),
-            &operator_kubeconfig,
-            &OperatorOptions {
-                identity: "main",
-                namespace: None,
-                partition: DEFAULT_PARTITION,
-                bigip: &bigip,
-                kubeconfig: None,
-            },
-        )?;
+        let launcher = Launcher {
+            work_dir: work_dir.path(),
+            bin_dir: &bin_dir,
+            admin_kubeconfig: &admin_kubeconfig,
+            default_kubeconfig: &operator_kubeconfig,
+        };
+        let operator = launcher.spawn(&OperatorOptions {
+            identity: "main",
+            namespace: None,
+            partition: DEFAULT_PARTITION,
+            bigip: &bigip,
+            kubeconfig: None,
+            values: &[],
+        })?;
         Ok(Self {
             work_dir,
             bin_dir,
@@ -319,7 +342,13 @@ impl Env {
     /// Another operator process with the chart ServiceAccount's permissions (unless
     /// `options.kubeconfig` says otherwise).
     pub fn start_operator(&self, options: &OperatorOptions<'_>) -> Result<OperatorProcess> {
-        spawn_operator(self.work_dir.path(), &self.operator_kubeconfig, options)
+        Launcher {
+            work_dir: self.work_dir.path(),
+            bin_dir: &self.bin_dir,
+            admin_kubeconfig: &self.admin_kubeconfig,
+            default_kubeconfig: &self.operator_kubeconfig,
+        }
+        .spawn(options)
     }
 
     /// The client URL of the control plane's etcd (plain HTTP on 127.0.0.1), from the launcher's
@@ -423,68 +452,123 @@ async fn start_bigip(work_dir: &Path, name: &str) -> Result<BigIp> {
     Ok(BigIp { simulator, ca_path })
 }
 
-fn spawn_operator(
-    work_dir: &Path,
-    default_kubeconfig: &Path,
-    options: &OperatorOptions<'_>,
-) -> Result<OperatorProcess> {
-    let kubeconfig = options.kubeconfig.clone().unwrap_or_else(|| default_kubeconfig.to_path_buf());
-    let log_path = work_dir.join(format!("operator-{}.log", options.identity));
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-    let mut args: Vec<String> = [
-        "run",
-        "--kubeconfig",
-        &kubeconfig.to_string_lossy(),
-        "--bigip-url",
-        &options.bigip.simulator.base_url(),
-        "--bigip-ca-bundle",
-        &options.bigip.ca_path.to_string_lossy(),
-        "--bigip-credentials",
-        &work_dir.join("bigip-credentials").to_string_lossy(),
-        "--partition",
-        options.partition,
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--resync-seconds",
-        "30",
-        "--drift-check-seconds",
-        "2",
-        "--identity",
-        options.identity,
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    match options.namespace {
-        // A scenario's own operator: its namespace's labelled objects only, and its own Lease
-        // there.
-        Some(ns) => args.extend(
-            ["--namespace", ns, "--leader-election-namespace", ns, "--selector", &format!("{OWN_OPERATOR_LABEL}={ns}")]
-                .map(String::from),
-        ),
-        // The shared operator leaves the objects of scenarios with their own operator alone.
-        None => args.extend(
-            [
-                "--leader-election-namespace",
-                OPERATOR_NAMESPACE,
-                "--leader-election-name",
-                RELEASE,
-                "--selector",
-                &format!("!{OWN_OPERATOR_LABEL}"),
-            ]
-            .map(String::from),
-        ),
+/// Where operator processes come from: the chart, rendered for each process (chart.rs).
+struct Launcher<'a> {
+    work_dir: &'a Path,
+    bin_dir: &'a Path,
+    admin_kubeconfig: &'a Path,
+    /// The chart ServiceAccount's kubeconfig, unless the options name another.
+    default_kubeconfig: &'a Path,
+}
+
+impl Launcher<'_> {
+    fn kubectl_apply_value(&self, name: &str, object: &serde_json::Value) -> Result<()> {
+        let path = self.work_dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, serde_yaml::to_string(object)?)?;
+        run_tool(&self.bin_dir.join("kubectl"), &["apply", "-f", &path.to_string_lossy()], self.admin_kubeconfig)?;
+        Ok(())
     }
-    let child = Command::new(env!("CARGO_BIN_EXE_bigip-operator"))
-        .args(&args)
-        .env("RUST_LOG", "info,bigip_operator=debug,kube=warn")
-        .env_remove("POD_NAME")
-        .env_remove("POD_NAMESPACE")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting the operator")?;
-    Ok(OperatorProcess { log_path, process: ChildGuard { child } })
+
+    /// The objects the chart's values refer to, in the release namespace: the credentials
+    /// Secret and a ConfigMap with the simulator's CA.
+    fn ensure_referenced_objects(&self, namespace: &str, ca_config_map: &str, bigip: &BigIp) -> Result<()> {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        self.kubectl_apply_value(
+            &format!("credentials-{namespace}"),
+            &serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": CREDENTIALS_SECRET, "namespace": namespace},
+                "data": {"username": b64("admin"), "password": b64(BIGIP_PASSWORD)},
+            }),
+        )?;
+        self.kubectl_apply_value(
+            &format!("{ca_config_map}-{namespace}"),
+            &serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": ca_config_map, "namespace": namespace},
+                "data": {"ca.crt": std::fs::read_to_string(&bigip.ca_path)?},
+            }),
+        )
+    }
+
+    /// Renders the chart for `options` and starts the operator container's command line; waits
+    /// until it serves its endpoint (or fails with its log when it exits first, e.g. on a flag
+    /// the binary does not know).
+    fn spawn(&self, options: &OperatorOptions<'_>) -> Result<OperatorProcess> {
+        let kubeconfig = options.kubeconfig.clone().unwrap_or_else(|| self.default_kubeconfig.to_path_buf());
+        let release_namespace = options.namespace.unwrap_or(OPERATOR_NAMESPACE);
+        let ca_config_map = format!("bigip-ca-{}", options.identity);
+        self.ensure_referenced_objects(release_namespace, &ca_config_map, options.bigip)?;
+        let mut values: Vec<(String, String)> = [
+            ("bigip.url", options.bigip.simulator.base_url()),
+            ("bigip.existingSecret", CREDENTIALS_SECRET.to_string()),
+            ("bigip.caBundle.configMapName", ca_config_map),
+            ("partition", options.partition.to_string()),
+            ("resyncSeconds", "30".to_string()),
+            ("driftCheckSeconds", "2".to_string()),
+            ("logFormat", "text".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        match options.namespace {
+            // A scenario's own operator: its namespace's labelled objects only, and its own
+            // Lease there (the release namespace).
+            Some(ns) => {
+                values.push(("watchNamespace".into(), ns.into()));
+                values.push(("selector".into(), format!("{OWN_OPERATOR_LABEL}={ns}")));
+            }
+            // The shared operator leaves the objects of scenarios with their own operator alone.
+            None => values.push(("selector".into(), format!("!{OWN_OPERATOR_LABEL}"))),
+        }
+        values.extend(options.values.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let rendered = chart::render(
+            &self.bin_dir.join("helm"),
+            &repo_root().join("charts/bigip-operator"),
+            RELEASE,
+            release_namespace,
+            &values,
+        )?;
+        let pod = chart::Pod {
+            name: options.identity,
+            namespace: release_namespace,
+            kubectl: &self.bin_dir.join("kubectl"),
+            admin_kubeconfig: self.admin_kubeconfig,
+            volumes_dir: self.work_dir.join(format!("volumes-{release_namespace}-{}", options.identity)),
+        };
+        let command_line = pod.command_line(&rendered)?;
+
+        let log_path = self.work_dir.join(format!("operator-{}.log", options.identity));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let start_offset = log.metadata()?.len();
+        let child = Command::new(env!("CARGO_BIN_EXE_bigip-operator"))
+            .args(&command_line.args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(command_line.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // In a pod, the ServiceAccount token; here a kubeconfig holding it.
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "info,bigip_operator=debug,kube=warn")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting the operator")?;
+        let mut process = OperatorProcess { log_path, process: ChildGuard { child }, start_offset };
+        let started = Instant::now();
+        while process.metrics_addr().is_none() {
+            if !process.process.is_running() {
+                bail!(
+                    "the operator started with the chart's command line exited at once\nargs: {:?}\n{}",
+                    command_line.args,
+                    tail(&process.log(), 30)
+                );
+            }
+            ensure!(started.elapsed() < Duration::from_secs(60), "the operator did not serve its endpoint within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(process)
+    }
 }
 
 fn write_token_kubeconfig(admin: &Path, token: &str, out: &Path) -> Result<()> {

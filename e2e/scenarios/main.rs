@@ -6,6 +6,7 @@
 //! (`make test` does it). The selected scenarios share one control plane: the concurrent ones
 //! run together, then the exclusive ones alone; a trial waits for its scenario's outcome.
 
+mod chart;
 mod faults;
 mod features;
 mod harness;
@@ -50,6 +51,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(faults::bigip_unreachable_then_converges),
     scenario!(faults::busy_storms_and_token_expiry_converge),
     scenario!(faults::leader_failover),
+    scenario!(faults::health_probes_follow_the_operator),
     scenario!(faults::deleting_a_whole_partition_is_confirmed_and_done),
     scenario!(features::tls_from_secret_with_routing),
     scenario!(features::transport_servers_tcp_and_udp),

@@ -63,3 +63,59 @@ async fn relay(client: TcpStream, server: TcpStream, delay: Duration) {
     };
     tokio::join!(upstream, downstream);
 }
+
+/// A TCP proxy that can be cut (every connection closed, new ones refused at once) and
+/// restored: an apiserver that becomes unreachable for one client only.
+pub struct SwitchableProxy {
+    pub addr: SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    relays: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl Drop for SwitchableProxy {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+        self.cut();
+    }
+}
+
+impl SwitchableProxy {
+    /// Starts open or cut.
+    pub async fn start(target: SocketAddr, open: bool) -> Result<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let open = std::sync::Arc::new(AtomicBool::new(open));
+        let relays: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (accepting, tracked) = (open.clone(), relays.clone());
+        let accept_loop = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(target).await {
+                        relay(client, server, Duration::ZERO).await;
+                    }
+                });
+                tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(relay.abort_handle());
+            }
+        });
+        Ok(Self { addr, open, relays, accept_loop })
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for relay in self.relays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            relay.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 BIN_DIR := $(CACHE_DIR)/bin
 OPERATOR := $(CARGO_TARGET_DIR)/debug/bigip-operator
 
-.PHONY: run test bench build controlplane crds lint clean-cache help
+.PHONY: run test bench build controlplane crds lint image image-test chart-test chart-package clean-cache help
 
 # `make bench`: the quick mode (200 VirtualServers, in 1 and in 100 partitions, ~4 minutes).
 # Larger runs: make bench BENCH_ARGS="--sizes 1000,5000,10000 --partitions 1,100"
@@ -24,6 +24,10 @@ help:
 	@echo "make bench  - the scale benchmark (BENCH_ARGS=...; results in bench/results)"
 	@echo "make crds   - regenerate crds/ and the chart's CRDs from the Rust types"
 	@echo "make lint   - clippy and helm lint"
+	@echo "make image  - the container image without a container engine (dist/image: OCI layout + docker tarball)"
+	@echo "make image-test    - make image, then test it (unpacked, run from its own filesystem)"
+	@echo "make chart-test    - helm lint/template of every example values file, schema refusals, package"
+	@echo "make chart-package - dist/bigip-operator-<version>.tgz"
 
 run:
 	@hack/run-local.sh
@@ -47,6 +51,18 @@ crds: build
 lint: controlplane
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(BIN_DIR)/helm lint charts/bigip-operator --set bigip.url=https://192.0.2.1 --set bigip.existingSecret=bigip-credentials
+
+image:
+	hack/image.sh
+
+image-test:
+	hack/image.sh test
+
+chart-test: controlplane
+	hack/chart-test.sh $(BIN_DIR)/helm
+
+chart-package: controlplane
+	mkdir -p dist && $(BIN_DIR)/helm package charts/bigip-operator --destination dist
 
 clean-cache:
 	rm -rf $(CACHE_DIR)

@@ -3,9 +3,12 @@
 #
 #   1. in parallel: the Go control plane tools (e2e/controlplane/build.sh) and the Rust tests
 #      (unit, golden, simulator API, BIG-IP client), then rustfmt and clippy;
-#   2. helm lint of the chart;
+#   2. the chart (hack/chart-test.sh: lint and template of every example values file, the
+#      schema's refusals, helm package);
 #   3. the e2e scenarios on the real control plane, and beside them the smoke run of the scale
-#      benchmark (bench/scale.rs --smoke: every phase of `make bench` measured on 20 objects).
+#      benchmark (bench/scale.rs --smoke: every phase of `make bench` measured on 20 objects)
+#      and, at low priority, `make image-test` (hack/image.sh: the static binary packed into an
+#      OCI image without a container engine, unpacked and run from its own filesystem).
 # Builds are cached under $HOME/.cache (cargo target dir, Go build cache), outside the clone.
 #
 # BIGIP_TEST_BUSY_CORES=N keeps N cores busy with a busy loop for the whole run (it stops by
@@ -83,16 +86,21 @@ if [ "$go_rc" -ne 0 ]; then
   echo "control plane build failed; see $logs/controlplane-build.log"
   record "control plane build" 0 1
 else
-  echo "==> helm lint"
-  if "$bin/helm" lint charts/bigip-operator --set bigip.url=https://192.0.2.1 --set bigip.existingSecret=bigip-credentials >"$logs/helm-lint.log" 2>&1; then
-    record "helm lint" 1 0
-  else
-    cat "$logs/helm-lint.log"; record "helm lint" 0 1
-  fi
+  echo "==> the chart: helm lint and template of every example values file, schema refusals, package"
+  hack/chart-test.sh "$bin/helm" >"$logs/chart.log" 2>&1
+  chart_rc=$?
+  grep -E '^FAIL' "$logs/chart.log"
+  read -r p f < <(sed -nE 's/^chart tests: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/chart.log")
+  p=${p:-0}; f=${f:-0}
+  if [ "$chart_rc" -ne 0 ] && [ "$f" -eq 0 ]; then tail -n 20 "$logs/chart.log"; f=1; fi
+  record "chart (lint, template, schema, package)" "$p" "$f"
 
-  echo "==> e2e scenarios on the real control plane (and the benchmark smoke run beside them)"
+  echo "==> e2e scenarios on the real control plane (beside them: the benchmark smoke run, and"
+  echo "    make image-test at low priority)"
   ( BIGIP_E2E_BIN_DIR="$bin" cargo test --bench scale -- --smoke >"$logs/bench-smoke.log" 2>&1; echo $? >"$logs/bench-smoke.rc" ) &
   bench_smoke=$!
+  ( nice -n 10 hack/image.sh test >"$logs/image.log" 2>&1; echo $? >"$logs/image.rc" ) &
+  image_build=$!
   BIGIP_E2E_BIN_DIR="$bin" cargo test --test e2e 2>&1 | tee "$logs/e2e.log" | grep -vE '^\s+(Compiling|Running|Finished)'
   e2e_rc=${PIPESTATUS[0]}
   record_cargo "e2e (real control plane)" "$logs/e2e.log" "$e2e_rc"
@@ -102,6 +110,13 @@ else
   else
     tail -n 30 "$logs/bench-smoke.log"; record "bench smoke (make bench, 20 objects)" 0 1
   fi
+  wait "$image_build"
+  image_rc=$(cat "$logs/image.rc" 2>/dev/null || echo 1)
+  grep -E '^(image |  size|  digest)' "$logs/image.log"
+  p=$(grep -c -- '^--- PASS' "$logs/image.log"); f=$(grep -c -- '^--- FAIL' "$logs/image.log")
+  if [ "$image_rc" -ne 0 ] && [ "$f" -eq 0 ]; then tail -n 30 "$logs/image.log"; f=1; fi
+  [ "$f" -gt 0 ] && grep -E -B2 -A12 -- '^--- FAIL' "$logs/image.log" | head -n 60
+  record "image (make image-test)" "$p" "$f"
 fi
 
 echo

@@ -176,6 +176,9 @@ check "refused: Kubernetes 1.26 (kubeVersion >=1.27.0-0)" refused_old_kube
 app_version=$(awk '/^appVersion:/ {gsub(/"/, "", $2); print $2}' "$chart/Chart.yaml")
 chart_version=$(awk '/^version:/ {print $2}' "$chart/Chart.yaml")
 check "Chart.yaml version ($chart_version) == appVersion ($app_version)" test "$chart_version" = "$app_version"
+# The binary's version (--version, the image tag `make image` writes) is the crate's.
+crate_version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+check "appVersion ($app_version) == Cargo.toml version ($crate_version)" test "$app_version" = "$crate_version"
 check "helm package" "$helm" package "$chart" --destination "$work/package"
 pkg="$work/package/bigip-operator-$app_version.tgz"
 check "package named bigip-operator-$app_version.tgz" test -f "$pkg"

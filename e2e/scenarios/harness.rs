@@ -268,24 +268,25 @@ impl Env {
             ],
             &admin_kubeconfig,
         )?;
-        let url_value = format!("bigip.url={}", bigip.simulator.base_url());
+        // The main operator's values: helm installs with them, and the process runs what they
+        // render (Launcher::spawn).
+        let main_options = OperatorOptions {
+            identity: "main",
+            namespace: None,
+            partition: DEFAULT_PARTITION,
+            bigip: &bigip,
+            kubeconfig: None,
+            values: &[],
+        };
         let chart = repo_root().join("charts/bigip-operator");
-        run_tool(
-            &bin_dir.join("helm"),
-            &[
-                "install",
-                RELEASE,
-                &chart.to_string_lossy(),
-                "-n",
-                OPERATOR_NAMESPACE,
-                "--wait=false",
-                "--set",
-                &url_value,
-                "--set",
-                "bigip.existingSecret=bigip-credentials",
-            ],
-            &admin_kubeconfig,
-        )?;
+        let mut install: Vec<String> =
+            ["install", RELEASE, &chart.to_string_lossy(), "-n", OPERATOR_NAMESPACE, "--wait=false"]
+                .map(String::from)
+                .to_vec();
+        for (key, value) in chart_values(&main_options) {
+            install.extend(["--set".to_string(), format!("{key}={value}")]);
+        }
+        run_tool(&bin_dir.join("helm"), &install.iter().map(String::as_str).collect::<Vec<_>>(), &admin_kubeconfig)?;
         run_tool(
             &kubectl,
             &[
@@ -313,14 +314,7 @@ impl Env {
             admin_kubeconfig: &admin_kubeconfig,
             default_kubeconfig: &operator_kubeconfig,
         };
-        let operator = launcher.spawn(&OperatorOptions {
-            identity: "main",
-            namespace: None,
-            partition: DEFAULT_PARTITION,
-            bigip: &bigip,
-            kubeconfig: None,
-            values: &[],
-        })?;
+        let operator = launcher.spawn(&main_options)?;
         Ok(Self {
             work_dir,
             bin_dir,
@@ -452,6 +446,39 @@ async fn start_bigip(work_dir: &Path, name: &str) -> Result<BigIp> {
     Ok(BigIp { simulator, ca_path })
 }
 
+/// The chart values of an operator process (`--set key=value`).
+fn chart_values(options: &OperatorOptions<'_>) -> Vec<(String, String)> {
+    let mut values: Vec<(String, String)> = [
+        ("bigip.url", options.bigip.simulator.base_url()),
+        ("bigip.existingSecret", CREDENTIALS_SECRET.to_string()),
+        ("bigip.caBundle.configMapName", ca_config_map(options.identity)),
+        ("partition", options.partition.to_string()),
+        ("resyncSeconds", "30".to_string()),
+        ("driftCheckSeconds", "2".to_string()),
+        ("logFormat", "text".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    match options.namespace {
+        // A scenario's own operator: its namespace's labelled objects only, and its own Lease
+        // there (the release namespace).
+        Some(ns) => {
+            values.push(("watchNamespace".into(), ns.into()));
+            values.push(("selector".into(), format!("{OWN_OPERATOR_LABEL}={ns}")));
+        }
+        // The shared operator leaves the objects of scenarios with their own operator alone.
+        None => values.push(("selector".into(), format!("!{OWN_OPERATOR_LABEL}"))),
+    }
+    values.extend(options.values.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    values
+}
+
+/// The ConfigMap with the CA of the simulator an operator process talks to.
+fn ca_config_map(identity: &str) -> String {
+    format!("bigip-ca-{identity}")
+}
+
 /// Where operator processes come from: the chart, rendered for each process (chart.rs).
 struct Launcher<'a> {
     work_dir: &'a Path,
@@ -498,31 +525,8 @@ impl Launcher<'_> {
     fn spawn(&self, options: &OperatorOptions<'_>) -> Result<OperatorProcess> {
         let kubeconfig = options.kubeconfig.clone().unwrap_or_else(|| self.default_kubeconfig.to_path_buf());
         let release_namespace = options.namespace.unwrap_or(OPERATOR_NAMESPACE);
-        let ca_config_map = format!("bigip-ca-{}", options.identity);
-        self.ensure_referenced_objects(release_namespace, &ca_config_map, options.bigip)?;
-        let mut values: Vec<(String, String)> = [
-            ("bigip.url", options.bigip.simulator.base_url()),
-            ("bigip.existingSecret", CREDENTIALS_SECRET.to_string()),
-            ("bigip.caBundle.configMapName", ca_config_map),
-            ("partition", options.partition.to_string()),
-            ("resyncSeconds", "30".to_string()),
-            ("driftCheckSeconds", "2".to_string()),
-            ("logFormat", "text".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        match options.namespace {
-            // A scenario's own operator: its namespace's labelled objects only, and its own
-            // Lease there (the release namespace).
-            Some(ns) => {
-                values.push(("watchNamespace".into(), ns.into()));
-                values.push(("selector".into(), format!("{OWN_OPERATOR_LABEL}={ns}")));
-            }
-            // The shared operator leaves the objects of scenarios with their own operator alone.
-            None => values.push(("selector".into(), format!("!{OWN_OPERATOR_LABEL}"))),
-        }
-        values.extend(options.values.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.ensure_referenced_objects(release_namespace, &ca_config_map(options.identity), options.bigip)?;
+        let values = chart_values(options);
         let rendered = chart::render(
             &self.bin_dir.join("helm"),
             &repo_root().join("charts/bigip-operator"),

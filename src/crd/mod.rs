@@ -1,6 +1,7 @@
 //! Custom resource types (`bigip.operator.dev/v1alpha1`). Types only: no logic beyond serde and
 //! schema attributes, so that `crdgen` output depends on nothing else.
 
+pub mod address_pool;
 pub mod common;
 pub mod transport_server;
 pub mod tunnel;
@@ -8,6 +9,7 @@ pub mod virtual_server;
 
 use kube::CustomResourceExt;
 
+pub use address_pool::{AddressAllocation, BigIpAddressPool, BigIpAddressPoolSpec, BigIpAddressPoolStatus};
 pub use common::{
     Condition, HealthMonitor, IRule, IcmpEcho, LoadBalancingMode, MonitorMatch, MonitorType, Persistence, Pool,
     PoolMemberType, RouteAdvertisement, SnatMode, VirtualAddressOptions,
@@ -24,7 +26,7 @@ pub const API_GROUP: &str = "bigip.operator.dev";
 
 /// Every CRD this operator defines, in the order `crdgen` prints them.
 pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![VirtualServer::crd(), TransportServer::crd(), BigIpTunnel::crd()]
+    vec![VirtualServer::crd(), TransportServer::crd(), BigIpTunnel::crd(), BigIpAddressPool::crd()]
 }
 
 /// Each CRD as `(file name, YAML)`: crds/ holds one file per CRD, named after the CRD.

@@ -1,6 +1,7 @@
 //! Pure desired state: VirtualServers plus the Services, EndpointSlices and Nodes they use,
 //! turned into validated, defaulted BIG-IP applications grouped by partition. No I/O.
 
+pub mod address_pool;
 pub mod application;
 pub mod bgp;
 pub mod cluster;
@@ -8,6 +9,7 @@ pub mod flannel;
 pub mod flannel_etcd;
 pub mod fleet;
 pub mod labels;
+pub mod load_balancer;
 pub mod members;
 pub mod service_view;
 pub mod slice;

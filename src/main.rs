@@ -142,6 +142,18 @@ struct RunArgs {
     /// (docs/legacy-migration.md). `--legacy-shim=false` ignores them.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     legacy_shim: bool,
+    /// Program Services of `type: LoadBalancer` whose `spec.loadBalancerClass` is
+    /// `--load-balancer-class` (docs/loadbalancer.md). `--load-balancer=false` leaves every
+    /// Service alone (and does not watch them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    load_balancer: bool,
+    /// The `loadBalancerClass` of the Services this operator programs.
+    #[arg(long, default_value = "bigip.operator.dev/bigip")]
+    load_balancer_class: String,
+    /// Also program LoadBalancer Services without a class, as a cluster's default load
+    /// balancer does (only one load balancer in a cluster should do this).
+    #[arg(long)]
+    load_balancer_class_less: bool,
     /// This replica's identity in the Lease and in the BIG-IP's logs (default: the pod name,
     /// else the host name and a random suffix).
     #[arg(long, env = "POD_NAME")]
@@ -337,6 +349,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         adopt_partitions: args.adopt_partitions.clone(),
         max_deletion_share: args.max_deletion_share,
         legacy_shim: args.legacy_shim,
+        load_balancer: args.load_balancer.then(|| bigip_operator::model::load_balancer::LoadBalancerClass {
+            class: args.load_balancer_class.clone(),
+            class_less: args.load_balancer_class_less,
+        }),
         defaults: ModelDefaults {
             partition: args.partition,
             pool_member_type: args.pool_member_type,

@@ -24,6 +24,7 @@ pub enum ControllerName {
     BigIpTunnel,
     LegacyConfigMap,
     LegacyIngress,
+    LoadBalancer,
 }
 
 impl ControllerName {
@@ -34,6 +35,7 @@ impl ControllerName {
             Self::BigIpTunnel => "bigiptunnel",
             Self::LegacyConfigMap => "legacy-configmap",
             Self::LegacyIngress => "legacy-ingress",
+            Self::LoadBalancer => "loadbalancer-service",
         }
     }
 }

@@ -74,7 +74,7 @@ fn tenant_holds(bigip: &BigIp, tenant: &str, expected: &BTreeSet<String>) -> std
 
 /// A namespace for a scenario's own operator, which keeps its Lease there: the chart's
 /// ServiceAccount gets the same Lease permissions in it as the chart gives in its own.
-async fn setup_operator_namespace(env: &Env, ns: &str) -> Result<()> {
+pub(crate) async fn setup_operator_namespace(env: &Env, ns: &str) -> Result<()> {
     setup_namespace(env, ns).await?;
     let rbac = format!(
         r#"apiVersion: rbac.authorization.k8s.io/v1

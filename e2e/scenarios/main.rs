@@ -11,6 +11,7 @@ mod faults;
 mod features;
 mod harness;
 mod legacy;
+mod load_balancer;
 mod proxy;
 mod scenarios;
 mod tunnel;
@@ -58,6 +59,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(features::external_traffic_policy_local),
     scenario!(faults::anonymous_rejection_is_bisected),
     scenario!(legacy::legacy_config_maps_and_ingress),
+    scenario!(load_balancer::load_balancer_services_get_pool_addresses),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

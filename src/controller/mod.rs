@@ -11,6 +11,7 @@ pub mod desired;
 pub mod health;
 pub mod leader;
 pub mod legacy;
+pub mod load_balancer;
 pub mod object;
 pub mod partitions;
 pub mod reconcile;
@@ -72,6 +73,8 @@ pub struct ControllerSettings {
     pub max_deletion_share: f64,
     /// Translate k8s-bigip-ctlr ConfigMaps and Ingresses into VirtualServers/TransportServers.
     pub legacy_shim: bool,
+    /// Program LoadBalancer Services of this class (None: leave every Service alone).
+    pub load_balancer: Option<crate::model::load_balancer::LoadBalancerClass>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -315,6 +318,8 @@ pub async fn run<B: As3Api + NetApi>(
 
     let legacy_recorder = events.clone();
     let legacy_metrics = context.metrics.clone();
+    let lb_metrics = context.metrics.clone();
+    let load_balancer_client = client.clone();
     // The Service, EndpointSliceView and Node watches are shared: the VirtualServer controller
     // consumes them, and forwards the TransportServers they concern to the TransportServer
     // controller through this channel.
@@ -387,12 +392,26 @@ pub async fn run<B: As3Api + NetApi>(
             health::supervised(&health, "legacy-controllers", shim).await;
         }
     };
+    let load_balancers = async {
+        if let Some(class) = settings.load_balancer.clone() {
+            let run = load_balancer::run(
+                load_balancer_client,
+                settings.namespace.clone(),
+                settings.selector.clone(),
+                class,
+                events.clone(),
+                lb_metrics,
+            );
+            health::supervised(&health, "loadbalancer-controller", run).await;
+        }
+    };
     let tunnels = health::supervised(&health, "bigiptunnel-controller", tunnel::run(tunnel_context, tunnel_changes));
     let controllers = async {
         futures::join!(
             health::supervised(&health, "virtualserver-controller", virtual_servers),
             health::supervised(&health, "transportserver-controller", transport_servers),
             legacy_shim,
+            load_balancers,
             tunnels
         )
     };
@@ -642,7 +661,7 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Drops what the model never reads from a cached object: its managed fields and kubectl's
 /// last-applied copy (together often larger than the object itself).
-fn trim<K: kube::Resource>(object: &mut K) {
+pub(crate) fn trim<K: kube::Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
     if let Some(annotations) = object.meta_mut().annotations.as_mut() {
         annotations.remove(LAST_APPLIED);

@@ -81,6 +81,12 @@ say "kubectl get bvs"
 "$kubectl" get bvs -A
 say "conditions of virtualserver/web"
 "$kubectl" get bvs web -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
+say "the LoadBalancer Service web-lb and its address pool"
+for _ in $(seq 1 60); do
+  [ -n "$("$kubectl" get svc web-lb -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null)" ] && break; sleep 0.5
+done
+"$kubectl" get svc web-lb
+"$kubectl" get bap
 say "what the BIG-IP simulator holds"
 curl -s --cacert "$state/bigip-ca.pem" -u "$BIGIP_USERNAME:$BIGIP_PASSWORD" "https://127.0.0.1:$sim_port/mgmt/tm/ltm/virtual" \
   | python3 -c 'import json,sys; [print("virtual", v["fullPath"], "->", v["destination"], "pool", v.get("pool")) for v in json.load(sys.stdin).get("items", [])]'

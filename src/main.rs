@@ -184,6 +184,12 @@ struct RenderArgs {
     /// Partition for VirtualServers that name none.
     #[arg(long, default_value = "kubernetes")]
     partition: String,
+    /// LoadBalancer Services of this class become TransportServers (as `run`).
+    #[arg(long, default_value = "bigip.operator.dev/bigip")]
+    load_balancer_class: String,
+    /// Also LoadBalancer Services without a class (as `run --load-balancer-class-less`).
+    #[arg(long)]
+    load_balancer_class_less: bool,
     /// Cluster id written into the tenants' labels (as `run --cluster-id`).
     #[arg(long, default_value = "local")]
     cluster_id: String,
@@ -246,7 +252,14 @@ fn crdgen(args: CrdgenArgs) -> anyhow::Result<()> {
 }
 
 fn render(args: RenderArgs) -> anyhow::Result<()> {
-    let manifests = bigip_operator::manifests::read_manifests(&args.files)?;
+    let mut manifests = bigip_operator::manifests::read_manifests(&args.files)?;
+    manifests.program_load_balancers(&bigip_operator::model::load_balancer::LoadBalancerClass {
+        class: args.load_balancer_class.clone(),
+        class_less: args.load_balancer_class_less,
+    });
+    for note in &manifests.load_balancer_notes {
+        eprintln!("note: {note}");
+    }
     let defaults = ModelDefaults {
         partition: args.partition,
         pool_member_type: args.pool_member_type,

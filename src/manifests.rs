@@ -35,6 +35,12 @@ pub struct Manifests {
     /// Legacy k8s-bigip-ctlr objects and what they were translated into (their objects are
     /// also in `virtual_servers` / `transport_servers`).
     pub legacy: Vec<LegacySource>,
+    /// Services of `type: LoadBalancer` (any class) and BigIpAddressPools, until
+    /// [`Manifests::program_load_balancers`] turns the Services into TransportServers.
+    pub load_balancer_services: Vec<k8s_openapi::api::core::v1::Service>,
+    pub address_pools: Vec<crate::crd::BigIpAddressPool>,
+    /// What became of each LoadBalancer Service (its address, or why it has none).
+    pub load_balancer_notes: Vec<String>,
 }
 
 /// One legacy object (`Ingress ns/name`, `ConfigMap ns/name`) and its translation.
@@ -81,6 +87,66 @@ pub fn read_manifests(paths: &[PathBuf]) -> Result<Manifests, ManifestError> {
         }
     }
     Ok(manifests)
+}
+
+impl Manifests {
+    /// Turns the LoadBalancer Services of `class` into their TransportServers, as the operator
+    /// would: the address each names, or the next free one of the pools (in the order the
+    /// Services were read). Each Service gets a note saying which, or why it has none.
+    pub fn program_load_balancers(&mut self, class: &crate::model::load_balancer::LoadBalancerClass) {
+        use crate::model::address_pool::{allocate, PoolAddresses, PoolView};
+        use crate::model::load_balancer::{allocated, requested_address, requested_pool, transport_servers};
+        let pools: Vec<PoolView> = self
+            .address_pools
+            .iter()
+            .enumerate()
+            .map(|(index, pool)| PoolView {
+                name: pool.metadata.name.clone().unwrap_or_default(),
+                addresses: PoolAddresses::parse(&pool.spec.addresses),
+                auto_assign: pool.spec.auto_assign,
+                allowed_namespaces: pool.spec.allowed_namespaces.clone(),
+                order: (Some(index as i64), pool.metadata.name.clone().unwrap_or_default()),
+            })
+            .collect();
+        let mut used = std::collections::HashSet::new();
+        for svc in &self.load_balancer_services {
+            used.extend(requested_address(svc).ok().flatten());
+            used.extend(allocated(svc).map(|(address, _)| address));
+        }
+        for svc in &self.load_balancer_services {
+            let key = crate::model::ObjectKey::of(&svc.metadata);
+            if !class.handles(svc) {
+                self.load_balancer_notes.push(format!("Service {key}: another loadBalancerClass; left alone"));
+                continue;
+            }
+            let address = match requested_address(svc) {
+                Err(e) => Err(e.to_string()),
+                Ok(Some(address)) => Ok((address, "named by the Service".to_string())),
+                Ok(None) => match allocated(svc) {
+                    Some((address, from)) => {
+                        Ok((address, format!("allocated earlier from {}", from.unwrap_or("a pool"))))
+                    }
+                    None => allocate(&pools, &key.namespace, requested_pool(svc), &used)
+                        .map(|(pool, address)| (address, format!("from BigIpAddressPool {pool}")))
+                        .map_err(|e| format!("{}: {e}", e.reason())),
+                },
+            };
+            match address {
+                Ok((address, how)) => {
+                    used.insert(address);
+                    let (generated, skipped) = transport_servers(svc, address);
+                    let names: Vec<String> = generated.iter().filter_map(|ts| ts.metadata.name.clone()).collect();
+                    let mut note = format!("Service {key}: {address} ({how}) as TransportServers {}", names.join(", "));
+                    for skip in skipped {
+                        note.push_str(&format!("; {}", skip.reason));
+                    }
+                    self.load_balancer_notes.push(note);
+                    self.transport_servers.extend(generated);
+                }
+                Err(problem) => self.load_balancer_notes.push(format!("Service {key}: no address: {problem}")),
+            }
+        }
+    }
 }
 
 fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
@@ -134,7 +200,13 @@ impl Manifests {
                 secret.metadata.namespace.get_or_insert_with(|| "default".into());
                 self.cluster.add_secret(secret);
             }
+            "BigIpAddressPool" => self.address_pools.push(typed(path, &meta, value)?),
             "Service" => {
+                let mut full: k8s_openapi::api::core::v1::Service = typed(path, &meta, value.clone())?;
+                if full.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") {
+                    full.metadata.namespace.get_or_insert_with(|| "default".into());
+                    self.load_balancer_services.push(full);
+                }
                 let mut svc: ServiceView = typed(path, &meta, value)?;
                 svc.metadata.namespace.get_or_insert_with(|| "default".into());
                 self.cluster.add_service(svc);

@@ -902,7 +902,7 @@ proptest! {
             }
         };
         prop_assert_eq!(ownership.owner_of(&json!({"class": "Tenant", "label": ownership.label()})), TenantOwner::Us);
-        let manifests = Manifests { virtual_servers, transport_servers: Vec::new(), cluster, ignored: Vec::new(), legacy: Vec::new() };
+        let manifests = Manifests { virtual_servers, cluster, ..Manifests::default() };
         match render_manifests(&manifests, &model_defaults, &ownership) {
             Ok(rendered) => {
                 prop_assert!(!conflict, "a conflict must refuse the render");

@@ -199,6 +199,35 @@ fn the_samples_render_to_a_schema_valid_declaration() {
     assert_eq!(members, Some(&serde_json::json!(["172.31.0.1", "172.31.0.2"])));
 }
 
+/// config/samples/loadbalancer-service.yaml and address-pool.yaml: the LoadBalancer Service
+/// becomes a TransportServer on the pool's first address, over the nodes and its nodePort.
+#[test]
+fn the_load_balancer_sample_gets_the_pools_first_address() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut manifests = read_manifests(&[root.join("config/samples"), root.join("config/offline")]).expect("parse");
+    manifests.program_load_balancers(&bigip_operator::model::load_balancer::LoadBalancerClass {
+        class: "bigip.operator.dev/bigip".into(),
+        class_less: false,
+    });
+    assert_eq!(
+        manifests.load_balancer_notes,
+        ["Service default/web-lb: 10.1.20.1 (from BigIpAddressPool default-vips) as TransportServers web-lb-tcp-80"]
+    );
+    let defaults = ModelDefaults {
+        partition: "kubernetes".into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+    };
+    let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
+    let app = "/declaration/kubernetes/default_ts_web-lb-tcp-80";
+    let pointer = |path: &str| rendered.declaration.pointer(&format!("{app}{path}")).cloned();
+    assert_eq!(pointer("/vs/virtualAddresses"), Some(serde_json::json!(["10.1.20.1"])));
+    assert_eq!(pointer("/vs/virtualPort"), Some(serde_json::json!(80)));
+    assert_eq!(pointer("/pool_service/members/0/servicePort"), Some(serde_json::json!(30081)));
+    assert_eq!(pointer("/pool_service/members/0/serverAddresses"), Some(serde_json::json!(["172.31.0.1", "172.31.0.2"])));
+    assert!(validate_declaration(&rendered.declaration).expect("schema compiles").is_empty());
+}
+
 #[test]
 fn a_schema_violation_is_reported_with_its_path() {
     let mut declaration: serde_json::Value = serde_json::from_str(

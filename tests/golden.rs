@@ -224,7 +224,10 @@ fn the_load_balancer_sample_gets_the_pools_first_address() {
     assert_eq!(pointer("/vs/virtualAddresses"), Some(serde_json::json!(["10.1.20.1"])));
     assert_eq!(pointer("/vs/virtualPort"), Some(serde_json::json!(80)));
     assert_eq!(pointer("/pool_service/members/0/servicePort"), Some(serde_json::json!(30081)));
-    assert_eq!(pointer("/pool_service/members/0/serverAddresses"), Some(serde_json::json!(["172.31.0.1", "172.31.0.2"])));
+    assert_eq!(
+        pointer("/pool_service/members/0/serverAddresses"),
+        Some(serde_json::json!(["172.31.0.1", "172.31.0.2"]))
+    );
     assert!(validate_declaration(&rendered.declaration).expect("schema compiles").is_empty());
 }
 

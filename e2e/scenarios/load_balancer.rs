@@ -1,6 +1,7 @@
 //! Services of `type: LoadBalancer` with addresses from a BigIpAddressPool (#19): allocation,
 //! `status.loadBalancer.ingress`, exhaustion reported, allocations kept across an operator
-//! restart, and an address released on delete and handed out again.
+//! restart, an address released on delete and handed out again, and a pool kept while
+//! Services hold its addresses.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -207,19 +208,34 @@ pub async fn load_balancer_services_get_pool_addresses(env: &Env) -> Result<()> 
     let history = bigip.simulator.state().history();
     println!("    {} AS3 changes; the address moved from svc-a to svc-c", history.len());
 
-    // Clean up the cluster-scoped pool (Services first: their finalizers release).
-    services.delete_collection(&DeleteParams::default(), &Default::default()).await?;
-    eventually("the scenario's Services are gone", WAIT, || async {
-        let left = services
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .filter(|s| s.metadata.name.as_deref() != Some("echo"))
-            .count();
-        Ok(if left == 0 { Ok(()) } else { Err(format!("{left} left")) })
+    // Deleting the pool while Services hold addresses: it waits, and hands out nothing new.
+    let pools: Api<BigIpAddressPool> = Api::all(env.client.clone());
+    pools.delete(POOL, &DeleteParams::default()).await?;
+    env.kubectl_apply(ns, &lb_service("svc-d", ns, false))?;
+    eventually("svc-d is refused by the pool being deleted", WAIT, || async {
+        let svc = services.get("svc-d").await?;
+        let message = annotation(&svc, "bigip.operator.dev/status-message").unwrap_or_default();
+        Ok(if message.contains("is being deleted") { Ok(()) } else { Err(message) })
     })
     .await?;
-    Api::<BigIpAddressPool>::all(env.client.clone()).delete(POOL, &DeleteParams::default()).await?;
+    let terminating = pools.get_opt(POOL).await?;
+    ensure!(
+        terminating.as_ref().is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
+        "the pool went while Services held its addresses"
+    );
+    ensure!(pool_records(env).await?.len() == 2, "the records changed while the pool was deleted");
+
+    // The Services go (their finalizers release the addresses), and then the pool.
+    services.delete_collection(&DeleteParams::default(), &Default::default()).await?;
+    eventually("the Services and then the pool are gone", WAIT, || async {
+        let left = services.list(&Default::default()).await?.items.len();
+        let pool = pools.get_opt(POOL).await?;
+        Ok(if left == 0 && pool.is_none() {
+            Ok(())
+        } else {
+            Err(format!("{left} Services left, pool {}", pool.is_some()))
+        })
+    })
+    .await?;
     Ok(())
 }

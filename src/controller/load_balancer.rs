@@ -30,7 +30,7 @@ use super::report::EventRecorder;
 use super::watches;
 use crate::crd::{AddressAllocation, BigIpAddressPool, BigIpAddressPoolStatus, Condition, TransportServer};
 use crate::metrics::{ControllerName, Metrics};
-use crate::model::address_pool::{allocate, AllocationError, PoolAddresses, PoolView};
+use crate::model::address_pool::{allocate, AllocationError, PoolAddresses, PoolSpecError, PoolView};
 use crate::model::load_balancer::{
     allocated, requested_address, requested_pool, transport_servers, LoadBalancerClass, ServiceRequestError,
     ALLOCATED_ANNOTATION, ALLOCATED_FROM_ANNOTATION, GENERATED_FOR_LABEL,
@@ -401,12 +401,16 @@ async fn forget_allocations(ctx: &LoadBalancerContext, holder: &str) -> Result<V
     Err(LoadBalancerError::Contended { pool: "(any)".into(), attempts: RECORD_ATTEMPTS })
 }
 
+/// The pools as the allocator sees them; one being deleted hands out nothing.
 fn pool_views(pools: &[BigIpAddressPool]) -> Vec<PoolView> {
     pools
         .iter()
         .map(|pool| PoolView {
             name: pool.name_any(),
-            addresses: PoolAddresses::parse(&pool.spec.addresses),
+            addresses: match pool.metadata.deletion_timestamp {
+                Some(_) => Err(PoolSpecError::BeingDeleted),
+                None => PoolAddresses::parse(&pool.spec.addresses),
+            },
             auto_assign: pool.spec.auto_assign,
             allowed_namespaces: pool.spec.allowed_namespaces.clone(),
             order: (pool.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()), pool.name_any()),
@@ -544,6 +548,7 @@ async fn write_pool_statuses(ctx: Arc<LoadBalancerContext>, every_namespace: boo
             } else {
                 allocations
             };
+            protect_pool(&api, &pool, !kept.is_empty()).await;
             let status = pool_status(&pool, kept);
             if pool.status.as_ref() == Some(&status) {
                 continue;
@@ -559,6 +564,28 @@ async fn write_pool_statuses(ctx: Arc<LoadBalancerContext>, every_namespace: boo
             _ = ctx.pools_changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
         }
+    }
+}
+
+/// Finalizer on a BigIpAddressPool while Services hold addresses from it: deleting the pool
+/// waits until they are released (and no new address is taken from a pool being deleted).
+pub const POOL_FINALIZER: &str = "bigip.operator.dev/allocations";
+
+/// Adds [`POOL_FINALIZER`] to a pool that holds allocations, and removes it once a pool being
+/// deleted holds none (with the pool's resourceVersion; the next round retries).
+async fn protect_pool(api: &Api<BigIpAddressPool>, pool: &BigIpAddressPool, holds_allocations: bool) {
+    let has = pool.finalizers().iter().any(|f| f == POOL_FINALIZER);
+    let deleting = pool.metadata.deletion_timestamp.is_some();
+    let finalizers: Vec<String> = if holds_allocations && !has && !deleting {
+        pool.finalizers().iter().cloned().chain([POOL_FINALIZER.to_string()]).collect()
+    } else if !holds_allocations && has && deleting {
+        pool.finalizers().iter().filter(|f| *f != POOL_FINALIZER).cloned().collect()
+    } else {
+        return;
+    };
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": pool.resource_version() } });
+    if let Err(e) = super::report::merge_object(api, &pool.name_any(), LB_FIELD_MANAGER, &patch).await {
+        warn!(pool = %pool.name_any(), error = %e, "updating the pool's finalizer failed; retrying");
     }
 }
 

@@ -41,6 +41,8 @@ pub enum PoolSpecError {
     BackwardsRange { entry: String },
     #[error("the pool has no addresses")]
     Empty,
+    #[error("the pool is being deleted")]
+    BeingDeleted,
 }
 
 /// The addresses of a pool.

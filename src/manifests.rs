@@ -201,6 +201,11 @@ impl Manifests {
                 self.cluster.add_secret(secret);
             }
             "BigIpAddressPool" => self.address_pools.push(typed(path, &meta, value)?),
+            "ReferenceGrant" => {
+                let mut grant: crate::crd::ReferenceGrant = typed(path, &meta, value)?;
+                grant.metadata.namespace.get_or_insert_with(|| "default".into());
+                self.cluster.add_reference_grant(grant);
+            }
             "Service" => {
                 let mut full: k8s_openapi::api::core::v1::Service = typed(path, &meta, value.clone())?;
                 if full.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") {

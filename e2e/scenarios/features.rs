@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _, Result};
-use bigip_operator::crd::TransportServer;
+use bigip_operator::crd::{TransportServer, VirtualServer};
 use kube::api::DeleteParams;
 use kube::Api;
 use serde_json::Value;
 
 use crate::harness::{eventually, Env, DEFAULT_PARTITION};
-use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, status_all_true, workload};
+use crate::scenarios::{
+    all_true, app_name, condition, get_vs, members_are, setup_namespace, status_all_true, virtual_server, workload,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -357,5 +359,61 @@ pub async fn external_traffic_policy_local(env: &Env) -> Result<()> {
         Ok(crate::scenarios::members_are(env, DEFAULT_PARTITION, &app, &all))
     })
     .await?;
+    Ok(())
+}
+
+/// A pool naming a Service of another namespace: refused (`RefNotPermitted`) until a Gateway
+/// API ReferenceGrant in that namespace allows VirtualServers from this one, programmed with
+/// its members then, and refused again when the grant goes.
+pub async fn cross_namespace_pool_needs_a_reference_grant(env: &Env) -> Result<()> {
+    let (app_ns, backend_ns) = ("xns-app", "xns-backend");
+    setup_namespace(env, app_ns).await?;
+    setup_namespace(env, backend_ns).await?;
+    env.kubectl_apply(backend_ns, &workload("api", 1, Some(30211)))?;
+    let manifest = virtual_server("cross", "10.20.11.10", "api", "")
+        .replace("      service: api\n", &format!("      service: api\n      namespace: {backend_ns}\n"));
+    env.kubectl_apply(app_ns, &manifest)?;
+    let refused = |vs: &VirtualServer| -> std::result::Result<String, String> {
+        match condition(vs, "ResolvedRefs") {
+            Some(c) if c.status == "False" && c.reason == "RefNotPermitted" => Ok(c.message.clone()),
+            other => Err(format!("ResolvedRefs {other:?}")),
+        }
+    };
+    let message = eventually("RefNotPermitted without a grant", WAIT, || async {
+        Ok(refused(&get_vs(env, app_ns, "cross").await?))
+    })
+    .await?;
+    ensure!(
+        message.contains("xns-backend/api")
+            && message.contains("no ReferenceGrant there allows VirtualServers from namespace xns-app"),
+        "message: {message}"
+    );
+
+    let grant = format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: vs-from-app}}
+spec:
+  from: [{{group: bigip.operator.dev, kind: VirtualServer, namespace: {app_ns}}}]
+  to: [{{group: "", kind: Service, name: api}}]
+"#
+    );
+    env.kubectl_apply(backend_ns, &grant)?;
+    eventually("Ready once the grant allows it", WAIT, || async { Ok(all_true(&get_vs(env, app_ns, "cross").await?)) })
+        .await?;
+    let app = app_name(app_ns, "cross");
+    let nodes: Vec<String> = env.ready_node_ips().await?.iter().map(|ip| format!("{ip}:30211")).collect();
+    eventually("the backend's nodes are the members", WAIT, || async {
+        Ok(members_are(env, DEFAULT_PARTITION, &app, &nodes))
+    })
+    .await?;
+
+    env.kubectl(&["delete", "referencegrant", "vs-from-app", "-n", backend_ns])?;
+    eventually("RefNotPermitted again without the grant", WAIT, || async {
+        Ok(refused(&get_vs(env, app_ns, "cross").await?).map(|_| ()))
+    })
+    .await?;
+    eventually("no members without the grant", WAIT, || async { Ok(members_are(env, DEFAULT_PARTITION, &app, &[])) })
+        .await?;
     Ok(())
 }

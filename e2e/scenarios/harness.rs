@@ -299,6 +299,15 @@ impl Env {
             &admin_kubeconfig,
         )?;
 
+        // Gateway API's ReferenceGrant, as in a cluster with Gateway API (cross-namespace pools).
+        let grants_crd = repo_root().join("e2e/scenarios/data/referencegrant-crd.yaml");
+        run_tool(&kubectl, &["apply", "-f", &grants_crd.to_string_lossy()], &admin_kubeconfig)?;
+        run_tool(
+            &kubectl,
+            &["wait", "--for=condition=Established", "--timeout=60s", "crd/referencegrants.gateway.networking.k8s.io"],
+            &admin_kubeconfig,
+        )?;
+
         // The operator runs here (no container runtime) with the chart's ServiceAccount token,
         // so the chart's RBAC is what it is allowed to do.
         let token = run_tool(

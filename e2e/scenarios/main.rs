@@ -57,6 +57,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(features::tls_from_secret_with_routing),
     scenario!(features::transport_servers_tcp_and_udp),
     scenario!(features::external_traffic_policy_local),
+    scenario!(features::cross_namespace_pool_needs_a_reference_grant),
     scenario!(faults::anonymous_rejection_is_bisected),
     scenario!(legacy::legacy_config_maps_and_ingress),
     scenario!(load_balancer::load_balancer_services_get_pool_addresses),

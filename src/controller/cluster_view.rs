@@ -171,6 +171,8 @@ pub struct StoreView {
     pub nodes: Store<Node>,
     /// Secrets of type kubernetes.io/tls only (the watch selects them by type).
     pub secrets: Store<Secret>,
+    /// Gateway API ReferenceGrants; None when Gateway API is not installed.
+    pub reference_grants: Option<Store<crate::crd::ReferenceGrant>>,
 }
 
 impl ClusterView for StoreView {
@@ -195,6 +197,11 @@ impl ClusterView for StoreView {
         self.secrets
             .get(&ObjectRef::new(name).within(namespace))
             .filter(|s| s.type_.as_deref() == Some(crate::model::tls::TLS_SECRET_TYPE))
+    }
+
+    fn reference_grants(&self, namespace: &str) -> Vec<Arc<crate::crd::ReferenceGrant>> {
+        let Some(grants) = &self.reference_grants else { return Vec::new() };
+        grants.state().into_iter().filter(|g| g.metadata.namespace.as_deref() == Some(namespace)).collect()
     }
 }
 

@@ -93,6 +93,8 @@ pub enum Dependency {
     Secret(ObjectKey),
     /// What the model reads from the nodes.
     Nodes,
+    /// The ReferenceGrants of a namespace.
+    ReferenceGrants(String),
 }
 
 /// What changed since the last update: named dependencies, or everything.
@@ -146,6 +148,10 @@ enum Read {
         name: String,
         found: Option<Arc<Secret>>,
     },
+    ReferenceGrants {
+        namespace: String,
+        found: Vec<Arc<crate::crd::ReferenceGrant>>,
+    },
 }
 
 fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
@@ -186,6 +192,10 @@ impl Read {
             Self::Nodes(fingerprint) => {
                 *nodes_now.get_or_insert_with(|| nodes_fingerprint(&cluster.nodes())) == *fingerprint
             }
+            Self::ReferenceGrants { namespace, found } => {
+                let now = cluster.reference_grants(namespace);
+                now.len() == found.len() && now.iter().zip(found).all(|(a, b)| Arc::ptr_eq(a, b))
+            }
         }
     }
 
@@ -196,6 +206,7 @@ impl Read {
             Self::Slices { namespace, service, .. } => Dependency::Slices(key(namespace, service)),
             Self::Secret { namespace, name, .. } => Dependency::Secret(key(namespace, name)),
             Self::Nodes(_) => Dependency::Nodes,
+            Self::ReferenceGrants { namespace, .. } => Dependency::ReferenceGrants(namespace.clone()),
         }
     }
 }
@@ -234,6 +245,12 @@ impl ClusterView for RecordingView<'_> {
     fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
         let found = self.inner.secret(namespace, name);
         self.record(Read::Secret { namespace: namespace.into(), name: name.into(), found: found.clone() });
+        found
+    }
+
+    fn reference_grants(&self, namespace: &str) -> Vec<Arc<crate::crd::ReferenceGrant>> {
+        let found = self.inner.reference_grants(namespace);
+        self.record(Read::ReferenceGrants { namespace: namespace.into(), found: found.clone() });
         found
     }
 }

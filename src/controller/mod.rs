@@ -212,6 +212,7 @@ pub async fn run<B: As3Api + NetApi>(
         "endpointslices",
         "secrets",
         "nodes",
+        "referencegrants",
     ]);
     metrics.health.leading(ready.receiver());
     let secret_events = watches::events(secret_api, secret_watch, "secrets", metrics.clone())
@@ -258,7 +259,34 @@ pub async fn run<B: As3Api + NetApi>(
             let desired = desired.clone();
             move |_| desired.changed_dependency(desired::Dependency::Nodes)
         });
-    let cluster = StoreView { services, endpoint_slices, slice_index, nodes, secrets };
+    // Gateway API ReferenceGrants (pool members in other namespaces), when the CRD is installed.
+    let grants_api: Api<crate::crd::ReferenceGrant> = Api::all(client.clone());
+    let grants_installed = match grants_api.list(&kube::api::ListParams::default().limit(1)).await {
+        Ok(_) => true,
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            info!("Gateway API ReferenceGrants are not installed: pools may use Services of their own namespace only");
+            false
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot tell whether ReferenceGrants are installed; not watching them");
+            false
+        }
+    };
+    let (reference_grants, grant_events) = if grants_installed {
+        let (store, writer) = reflector::store();
+        let events = watches::events(grants_api, WatcherConfig::default(), "referencegrants", metrics.clone())
+            .modify(trim::<crate::crd::ReferenceGrant>)
+            .reflect(writer)
+            .inspect_ok(listed.reporter("referencegrants"))
+            .inspect_ok(changes_desired(&desired, true, grant_dependency))
+            .touched_objects()
+            .boxed();
+        (Some(store), events)
+    } else {
+        listed.listed("referencegrants");
+        (None, futures::stream::empty().boxed())
+    };
+    let cluster = StoreView { services, endpoint_slices, slice_index, nodes, secrets, reference_grants };
 
     let confirmation = Arc::new(cluster_view::FreshListConfirmation {
         virtual_servers: vs_api.clone(),
@@ -330,7 +358,7 @@ pub async fn run<B: As3Api + NetApi>(
             let _ = ts_triggers.unbounded_send(r);
         }
     };
-    let (f1, f2, f3) = (forward.clone(), forward.clone(), forward);
+    let (f1, f2, f3, f4) = (forward.clone(), forward.clone(), forward.clone(), forward);
     // Node and EndpointSliceView changes also concern the BigIpTunnel controller (FDB, ARP).
     let (tunnel_nodes, tunnel_changes) = futures::channel::mpsc::unbounded();
     let tunnel_slices = tunnel_nodes.clone();
@@ -346,7 +374,7 @@ pub async fn run<B: As3Api + NetApi>(
         recorder: events.clone(),
         metrics: context.metrics.clone(),
     });
-    let (t1, t2, t3) = (ts_store.clone(), ts_store.clone(), ts_store.clone());
+    let (t1, t2, t3, t4) = (ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone());
     // One drift check for both controllers: each detected drift reconciles every object.
     let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
     let drift_triggers = futures::stream::select(
@@ -357,7 +385,8 @@ pub async fn run<B: As3Api + NetApi>(
         let _ = ts_drift.unbounded_send(());
     });
     let member_default = settings.defaults.pool_member_type;
-    let (s1, s2, s3, s4) = (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
+    let (s1, s2, s3, s4, s5) =
+        (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
     info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer and TransportServer controllers");
     let virtual_servers = controller
         .watches_stream(service_events, move |svc| {
@@ -375,6 +404,11 @@ pub async fn run<B: As3Api + NetApi>(
             triggers::for_node(&s3, &node, member_default)
         })
         .watches_stream(secret_events, move |secret| triggers::for_secret(&s4, &secret))
+        .watches_stream(grant_events, move |grant| {
+            let namespace = grant.metadata.namespace.clone().unwrap_or_default();
+            f4(triggers::referring_to_namespace(&t4, &namespace));
+            triggers::referring_to_namespace(&s5, &namespace)
+        })
         .reconcile_all_on(drift_triggers)
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context.clone())
@@ -587,6 +621,10 @@ fn slice_dependency(slice: &EndpointSliceView) -> Option<desired::Dependency> {
     let service = crate::model::cluster::slice_service_name(slice)?;
     let key = crate::model::ObjectKey { name: service.to_string(), ..crate::model::ObjectKey::of(&slice.metadata) };
     Some(desired::Dependency::Slices(key))
+}
+
+fn grant_dependency(grant: &crate::crd::ReferenceGrant) -> Option<desired::Dependency> {
+    Some(desired::Dependency::ReferenceGrants(grant.metadata.namespace.clone().unwrap_or_default()))
 }
 
 fn node_dependency(_node: &Node) -> Option<desired::Dependency> {

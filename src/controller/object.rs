@@ -23,8 +23,22 @@ pub trait ManagedObject:
     fn status(&self) -> Option<&VirtualServerStatus>;
     /// `spec.partition` as written (None: the operator's default).
     fn spec_partition(&self) -> Option<&str>;
-    /// Whether a pool of this object uses the Service `name` (in its namespace).
-    fn uses_service(&self, name: &str) -> bool;
+    /// Whether a pool of this object uses the Service `namespace/name` (a pool's Service is in
+    /// the object's own namespace unless the pool names another).
+    fn uses_service(&self, namespace: &str, name: &str) -> bool {
+        self.pools().iter().any(|p| p.service == name && self.pool_namespace(p) == namespace)
+    }
+    /// Whether a pool of this object names a Service in `namespace` other than its own.
+    fn refers_to_namespace(&self, namespace: &str) -> bool {
+        self.meta().namespace.as_deref() != Some(namespace)
+            && self.pools().iter().any(|p| p.namespace.as_deref() == Some(namespace))
+    }
+    /// The namespace of a pool's Service.
+    fn pool_namespace<'a>(&'a self, pool: &'a crate::crd::Pool) -> &'a str {
+        pool.namespace.as_deref().or(self.meta().namespace.as_deref()).unwrap_or_default()
+    }
+    /// The pools of the object.
+    fn pools(&self) -> &[crate::crd::Pool];
     /// Whether the object reads the Secret `name` (in its namespace).
     fn uses_secret(&self, name: &str) -> bool;
     /// `spec.poolMemberType` as written (None: the operator's default).
@@ -46,8 +60,8 @@ impl ManagedObject for VirtualServer {
         self.spec.partition.as_deref()
     }
 
-    fn uses_service(&self, name: &str) -> bool {
-        self.spec.pools.iter().any(|p| p.service == name)
+    fn pools(&self) -> &[crate::crd::Pool] {
+        &self.spec.pools
     }
 
     fn pool_member_type(&self) -> Option<PoolMemberType> {
@@ -72,8 +86,8 @@ impl ManagedObject for TransportServer {
         self.spec.partition.as_deref()
     }
 
-    fn uses_service(&self, name: &str) -> bool {
-        self.spec.pool.service == name
+    fn pools(&self) -> &[crate::crd::Pool] {
+        std::slice::from_ref(&self.spec.pool)
     }
 
     fn uses_secret(&self, _name: &str) -> bool {

@@ -14,8 +14,26 @@ use crate::model::cluster::slice_service_name;
 use crate::model::members::{node_internal_ips, node_is_ready};
 
 /// Objects in `namespace` with a pool on Service `service`.
+/// The objects whose pools use the Service `namespace/service` (from any namespace: a pool may
+/// name a Service of another namespace).
 pub fn using_service<K: ManagedObject>(store: &Store<K>, namespace: &str, service: &str) -> Vec<ObjectRef<K>> {
-    objects_in(store, namespace, |obj| obj.uses_service(service))
+    store
+        .state()
+        .iter()
+        .filter(|obj| obj.uses_service(namespace, service))
+        .map(|obj| ObjectRef::from(obj.as_ref()))
+        .collect()
+}
+
+/// The objects whose pools name a Service in `namespace`, another one than their own (a
+/// ReferenceGrant there changed).
+pub fn referring_to_namespace<K: ManagedObject>(store: &Store<K>, namespace: &str) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|obj| obj.refers_to_namespace(namespace))
+        .map(|obj| ObjectRef::from(obj.as_ref()))
+        .collect()
 }
 
 pub fn for_service<K: ManagedObject>(store: &Store<K>, service: &ServiceView) -> Vec<ObjectRef<K>> {

@@ -90,9 +90,16 @@ pub struct Pool {
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
 
-    /// Name of the Service, in the VirtualServer's namespace, whose endpoints form the pool.
+    /// Name of the Service whose endpoints form the pool.
     #[schemars(length(min = 1, max = 63))]
     pub service: String,
+
+    /// Namespace of the Service; default: the object's own. A Service in another namespace is
+    /// used only when a Gateway API ReferenceGrant in that namespace allows this kind from
+    /// this namespace to Services (otherwise `ResolvedRefs=False`, reason `RefNotPermitted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: Option<String>,
 
     /// The Service port: its number (`port`, not `targetPort`) or its name.
     pub service_port: IntOrString,

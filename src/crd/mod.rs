@@ -3,6 +3,7 @@
 
 pub mod address_pool;
 pub mod common;
+pub mod reference_grant;
 pub mod transport_server;
 pub mod tunnel;
 pub mod virtual_server;
@@ -14,6 +15,7 @@ pub use common::{
     Condition, HealthMonitor, IRule, IcmpEcho, LoadBalancingMode, MonitorMatch, MonitorType, Persistence, Pool,
     PoolMemberType, RouteAdvertisement, SnatMode, VirtualAddressOptions,
 };
+pub use reference_grant::ReferenceGrant;
 pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
 pub use tunnel::{
     BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, FlannelEtcd, RouteFilter, RouteFilterAction,

@@ -504,6 +504,7 @@ impl Translator<'_> {
             minimum_members_active: None,
             connection_limit: None,
             slow_ramp_time: None,
+            namespace: None,
         })
     }
 

@@ -45,7 +45,7 @@ pub fn build_application(
     let mut unresolved = Vec::new();
     let rules =
         MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
-    let pools = build_pools(&spec.pools, &source, mode, &rules, cluster, &mut unresolved)?;
+    let pools = build_pools(&spec.pools, SourceKind::VirtualServer, &source, mode, &rules, cluster, &mut unresolved)?;
 
     let default_pool = match &spec.default_pool {
         Some(wanted) if pools.iter().any(|p| &p.name == wanted) => wanted.clone(),
@@ -118,6 +118,7 @@ pub(super) fn listener(address: &str, port: i32) -> Result<(IpAddr, u16), Invali
 /// Validates the pools and resolves their members; unresolved Services leave a pool empty.
 pub(super) fn build_pools(
     specs: &[Pool],
+    kind: SourceKind,
     source: &ObjectKey,
     mode: PoolMemberType,
     rules: &MemberRules<'_>,
@@ -133,23 +134,42 @@ pub(super) fn build_pools(
             .enumerate()
             .map(|(i, m)| desired_monitor(index, i, m))
             .collect::<Result<Vec<_>, _>>()?;
-        let members = match cluster.service(&source.namespace, &pool.service) {
+        let namespace = pool.namespace.as_deref().unwrap_or(&source.namespace);
+        let foreign = namespace != source.namespace;
+        // How the Service is named in messages: with its namespace when it is another one.
+        let service_name = if foreign { format!("{namespace}/{}", pool.service) } else { pool.service.clone() };
+        let permitted = !foreign
+            || cluster
+                .reference_grants(namespace)
+                .iter()
+                .any(|grant| grant.permits_service(kind.as_str(), &source.namespace, &pool.service));
+        let found = if permitted { cluster.service(namespace, &pool.service) } else { None };
+        let members = match found {
+            None if !permitted => {
+                unresolved.push(UnresolvedRef::RefNotPermitted {
+                    pool: pool.name.clone(),
+                    service: service_name.clone(),
+                    kind: kind.as_str(),
+                    namespace: source.namespace.clone(),
+                });
+                Vec::new()
+            }
             None => {
                 unresolved
-                    .push(UnresolvedRef::ServiceNotFound { pool: pool.name.clone(), service: pool.service.clone() });
+                    .push(UnresolvedRef::ServiceNotFound { pool: pool.name.clone(), service: service_name.clone() });
                 Vec::new()
             }
             Some(service) => match find_service_port(&service, &pool.service_port) {
                 None => {
                     unresolved.push(UnresolvedRef::ServicePortNotFound {
                         pool: pool.name.clone(),
-                        service: pool.service.clone(),
+                        service: service_name.clone(),
                         port: int_or_string_text(&pool.service_port),
                     });
                     Vec::new()
                 }
                 Some(service_port) => {
-                    let slices = cluster.endpoint_slices(&source.namespace, &pool.service);
+                    let slices = cluster.endpoint_slices(namespace, &pool.service);
                     // Only nodeport members are nodes: a cluster-mode pool must not depend on them.
                     let nodes = if mode == PoolMemberType::Nodeport { cluster.nodes() } else { Vec::new() };
                     resolve_members(mode, &service, service_port, &slices, &nodes, rules).unwrap_or_else(|e| {

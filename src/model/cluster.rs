@@ -3,6 +3,7 @@
 //! The controller implements [`ClusterView`] over its reflector stores; the offline `render`
 //! command and the tests use [`ClusterObjects`], an in-memory set.
 
+use crate::crd::ReferenceGrant;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub trait ClusterView {
     fn nodes(&self) -> Vec<Arc<Node>>;
     /// A Secret of type `kubernetes.io/tls` (the only type the operator reads).
     fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>>;
+    /// The Gateway API ReferenceGrants of `namespace` (none when Gateway API is not installed).
+    fn reference_grants(&self, namespace: &str) -> Vec<Arc<ReferenceGrant>>;
 }
 
 /// An in-memory set of cluster objects, keyed by namespace and name.
@@ -29,6 +32,7 @@ pub struct ClusterObjects {
     endpoint_slices: BTreeMap<(String, String), Arc<EndpointSliceView>>,
     nodes: BTreeMap<String, Arc<Node>>,
     secrets: BTreeMap<(String, String), Arc<Secret>>,
+    reference_grants: BTreeMap<(String, String), Arc<ReferenceGrant>>,
 }
 
 impl ClusterObjects {
@@ -64,6 +68,14 @@ impl ClusterObjects {
         self.nodes.remove(name);
     }
 
+    pub fn add_reference_grant(&mut self, grant: ReferenceGrant) {
+        self.reference_grants.insert(namespaced_key(&grant.metadata), Arc::new(grant));
+    }
+
+    pub fn remove_reference_grant(&mut self, namespace: &str, name: &str) {
+        self.reference_grants.remove(&(namespace.to_string(), name.to_string()));
+    }
+
     pub fn add_node(&mut self, node: Node) {
         self.nodes.insert(node.metadata.name.clone().unwrap_or_default(), Arc::new(node));
     }
@@ -91,6 +103,10 @@ impl ClusterView for ClusterObjects {
             .get(&(namespace.to_string(), name.to_string()))
             .filter(|s| s.type_.as_deref() == Some(super::tls::TLS_SECRET_TYPE))
             .cloned()
+    }
+
+    fn reference_grants(&self, namespace: &str) -> Vec<Arc<ReferenceGrant>> {
+        self.reference_grants.iter().filter(|((ns, _), _)| ns == namespace).map(|(_, g)| g.clone()).collect()
     }
 }
 

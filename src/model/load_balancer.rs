@@ -166,6 +166,7 @@ pub fn transport_servers(service: &Service, address: IpAddr) -> (Vec<TransportSe
                     minimum_members_active: None,
                     connection_limit: None,
                     slow_ramp_time: None,
+                    namespace: None,
                 },
                 snat: SnatMode::Automap,
                 snat_pool: None,

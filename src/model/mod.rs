@@ -415,6 +415,8 @@ pub enum UnresolvedRef {
     SecretNotFound { field: &'static str, secret: String },
     #[error("{field}: Secret {secret:?} is unusable: {reason}")]
     InvalidSecret { field: &'static str, secret: String, reason: String },
+    #[error("pool {pool:?}: Service {service:?} is in another namespace, and no ReferenceGrant there allows {kind}s from namespace {namespace} to refer to it")]
+    RefNotPermitted { pool: String, service: String, kind: &'static str, namespace: String },
 }
 
 impl UnresolvedRef {
@@ -426,6 +428,7 @@ impl UnresolvedRef {
             Self::NoNodePort { .. } => "ServiceHasNoNodePort",
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::InvalidSecret { .. } => "InvalidSecret",
+            Self::RefNotPermitted { .. } => "RefNotPermitted",
         }
     }
 

@@ -332,3 +332,81 @@ fn draining_members_are_programmed_but_not_counted() {
     // Nothing takes new connections, so the status reports no members (Ready: NoMembers).
     assert_eq!(built.application.member_count(), 0);
 }
+
+fn grant(namespace: &str, from_kind: &str, from_namespace: &str, to_name: Option<&str>) -> crate::crd::ReferenceGrant {
+    let mut to = json!({"group": "", "kind": "Service"});
+    if let Some(name) = to_name {
+        to["name"] = json!(name);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": format!("allow-{from_namespace}"), "namespace": namespace},
+        "spec": {"from": [{"group": "bigip.operator.dev", "kind": from_kind, "namespace": from_namespace}], "to": [to]},
+    }))
+    .expect("valid ReferenceGrant")
+}
+
+/// The `web` Service and the nodes, but in namespace `shared` instead of `shop`.
+fn cluster_with_shared_service() -> ClusterObjects {
+    let mut c = ClusterObjects::default();
+    let mut svc = service("web", Some(30090));
+    svc.metadata.namespace = Some("shared".into());
+    c.add_service(svc);
+    c.add_node(node("n1", "172.31.0.1", true));
+    c
+}
+
+#[test]
+fn a_service_of_another_namespace_needs_a_reference_grant_there() {
+    let object = vs(
+        "web",
+        "10.1.10.80",
+        80,
+        json!({"pools": [{"name": "web", "service": "web", "namespace": "shared", "servicePort": 80}]}),
+    );
+    let mut cluster = cluster_with_shared_service();
+    let refused = build_application(&object, &cluster, &defaults(PoolMemberType::Nodeport)).expect("valid");
+    assert!(members(&refused.application).is_empty());
+    assert_eq!(refused.unresolved.len(), 1);
+    assert_eq!(refused.unresolved[0].reason(), "RefNotPermitted");
+    assert!(
+        refused.unresolved[0].to_string().contains(r#"Service "shared/web" is in another namespace, and no ReferenceGrant there allows VirtualServers from namespace shop"#),
+        "{}",
+        refused.unresolved[0]
+    );
+
+    // Grants that do not fit: another kind, another source namespace, another Service, or in
+    // the wrong namespace.
+    cluster.add_reference_grant(grant("shared", "TransportServer", "shop", None));
+    cluster.add_reference_grant(grant("shared", "VirtualServer", "other", None));
+    let mut wrong_name = grant("shared", "VirtualServer", "shop", Some("db"));
+    wrong_name.metadata.name = Some("only-db".into());
+    cluster.add_reference_grant(wrong_name);
+    cluster.add_reference_grant(grant("shop", "VirtualServer", "shop", None));
+    let still = build_application(&object, &cluster, &defaults(PoolMemberType::Nodeport)).expect("valid");
+    assert_eq!(still.unresolved.iter().map(|u| u.reason()).collect::<Vec<_>>(), ["RefNotPermitted"]);
+
+    let mut exact = grant("shared", "VirtualServer", "shop", Some("web"));
+    exact.metadata.name = Some("web-for-shop".into());
+    cluster.add_reference_grant(exact);
+    let allowed = build_application(&object, &cluster, &defaults(PoolMemberType::Nodeport)).expect("valid");
+    assert!(allowed.unresolved.is_empty(), "{:?}", allowed.unresolved);
+    assert_eq!(members(&allowed.application), ["172.31.0.1:30090"]);
+}
+
+#[test]
+fn a_missing_service_of_another_namespace_is_named_with_its_namespace() {
+    let object = vs(
+        "web",
+        "10.1.10.80",
+        80,
+        json!({"pools": [{"name": "web", "service": "gone", "namespace": "shared", "servicePort": 80}]}),
+    );
+    let mut cluster = cluster_with_shared_service();
+    cluster.add_reference_grant(grant("shared", "VirtualServer", "shop", None));
+    let built = build_application(&object, &cluster, &defaults(PoolMemberType::Nodeport)).expect("valid");
+    assert_eq!(
+        built.unresolved,
+        [UnresolvedRef::ServiceNotFound { pool: "web".into(), service: "shared/gone".into() }]
+    );
+}

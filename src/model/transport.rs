@@ -30,7 +30,15 @@ pub fn build_transport_application(
     let mut unresolved = Vec::new();
     let rules =
         MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
-    let pools = build_pools(std::slice::from_ref(&spec.pool), &source, mode, &rules, cluster, &mut unresolved)?;
+    let pools = build_pools(
+        std::slice::from_ref(&spec.pool),
+        SourceKind::TransportServer,
+        &source,
+        mode,
+        &rules,
+        cluster,
+        &mut unresolved,
+    )?;
     Ok(BuiltApplication {
         application: DesiredApplication {
             source,

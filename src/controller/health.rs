@@ -87,6 +87,8 @@ pub struct Health {
     /// Milliseconds since `started` at the last heartbeat of the main runtime.
     heartbeat_ms: AtomicU64,
     state: Mutex<State>,
+    /// True once a termination signal arrived (whoever waits for it later still sees it).
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Health {
@@ -96,6 +98,7 @@ impl Health {
             stall_bound,
             heartbeat_ms: AtomicU64::new(0),
             state: Mutex::new(State { role: Role::Starting, loops: BTreeMap::new() }),
+            stop: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -165,6 +168,13 @@ impl Health {
     /// After a termination signal: not ready (no new traffic), still alive.
     pub fn stopping(&self) {
         self.state().role = Role::Stopping;
+        self.stop.send_replace(true);
+    }
+
+    /// Resolves once [`stopping`](Self::stopping) was called, also when that was earlier.
+    pub async fn stop_requested(&self) {
+        let mut stop = self.stop.subscribe();
+        let _ = stop.wait_for(|stopping| *stopping).await;
     }
 
     /// The main runtime ran its heartbeat timer.
@@ -359,6 +369,17 @@ mod tests {
         health.stopping();
         runtime.block_on(supervised(&health, "virtualservers-controller", async {}));
         assert!(health.liveness().is_ok());
+    }
+
+    #[test]
+    fn a_termination_signal_before_anyone_waits_is_kept() {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap_or_else(|e| panic!("{e}"));
+        let health = Health::new(Duration::from_secs(60));
+        health.stopping();
+        let waited =
+            runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), health.stop_requested()).await });
+        assert!(waited.is_ok(), "a stop requested before the wait was lost");
     }
 
     #[test]

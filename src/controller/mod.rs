@@ -451,7 +451,7 @@ pub async fn run<B: As3Api + NetApi>(
     };
     tokio::select! {
         _ = controllers => info!("controllers stopped"),
-        _ = stop_deadline(ready.receiver()) => {}
+        _ = stop_deadline(ready.receiver(), &health) => {}
     }
     Ok(())
 }
@@ -464,8 +464,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(45);
 /// the caches never became ready (nothing can be in flight, and kube-runtime's controllers wait
 /// for their stores before they stop: with the apiserver unreachable they never would), else
 /// after [`SHUTDOWN_GRACE`].
-async fn stop_deadline(caches_ready: tokio::sync::watch::Receiver<bool>) {
-    termination_signal().await;
+async fn stop_deadline(caches_ready: tokio::sync::watch::Receiver<bool>, health: &health::Health) {
+    // The signal may have come before this point (during start-up): the health keeps it.
+    health.stop_requested().await;
     if !*caches_ready.borrow() {
         info!("termination signal before the watch caches were ready: nothing in flight; stopping");
         return;

@@ -125,7 +125,7 @@ pub async fn run(
         super::cluster_view::CachesReady::of_watches(&["bigipaddresspools", "loadbalancer-services"]);
     let (services, services_writer) = reflector::store();
     let service_events = watches::events(services_api, service_watch, "loadbalancer-services", metrics.clone())
-        .modify(super::trim::<Service>)
+        .modify(trim_unless_load_balancer)
         .reflect(services_writer)
         .inspect_ok(pools_listed.reporter("loadbalancer-services"))
         .touched_objects();
@@ -173,6 +173,24 @@ pub async fn run(
         _ = controller => {}
         _ = write_pool_statuses(ctx, every_namespace) => {}
     }
+}
+
+/// What the cache keeps of a Service: everything (but managed fields and kubectl's copy) of a
+/// LoadBalancer, only the name, finalizers, labels and this operator's annotations of any other
+/// (enough to release one that stopped being a LoadBalancer): most Services of a cluster are
+/// not LoadBalancers.
+fn trim_unless_load_balancer(service: &mut Service) {
+    super::trim(service);
+    if service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") {
+        return;
+    }
+    let type_ = service.spec.as_ref().and_then(|s| s.type_.clone());
+    service.spec = Some(k8s_openapi::api::core::v1::ServiceSpec { type_, ..Default::default() });
+    service.status = None;
+    if let Some(annotations) = service.metadata.annotations.as_mut() {
+        annotations.retain(|key, _| key.starts_with("bigip.operator.dev/"));
+    }
+    service.metadata.owner_references = None;
 }
 
 fn error_policy(_svc: Arc<Service>, error: &LoadBalancerError, _ctx: Arc<LoadBalancerContext>) -> Action {

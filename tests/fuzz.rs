@@ -632,6 +632,7 @@ fn named_field(invalid: &InvalidSpec) -> String {
         InvalidSpec::IRule { index, .. } => format!("spec.iRules[{index}]"),
         InvalidSpec::SourceRange { index, .. } => format!("spec.allowSourceRanges[{index}]"),
         InvalidSpec::Field { field, .. } => format!("spec.{field}"),
+        InvalidSpec::AddressNotAllocated { .. } => "spec.addressPool".into(),
     }
 }
 

@@ -239,3 +239,76 @@ pub async fn load_balancer_services_get_pool_addresses(env: &Env) -> Result<()> 
     .await?;
     Ok(())
 }
+
+/// VirtualServers with `spec.addressPool` instead of an address: the first gets the pool's
+/// only address, the second reports `Accepted=False` with `AddressPoolExhausted`, and gets the
+/// address once the first is deleted.
+pub async fn virtual_servers_take_addresses_from_a_pool(env: &Env) -> Result<()> {
+    let ns = "vs-pools";
+    let pool = "e2e-vs-pool";
+    crate::scenarios::setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30212)))?;
+    env.kubectl_apply(
+        ns,
+        &format!(
+            "apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpAddressPool\nmetadata: {{name: {pool}}}\nspec: {{addresses: [10.20.41.1], autoAssign: false, allowedNamespaces: [{ns}]}}\n"
+        ),
+    )?;
+    let pooled = |name: &str| {
+        format!(
+            "apiVersion: bigip.operator.dev/v1alpha1\nkind: VirtualServer\nmetadata: {{name: {name}}}\nspec:\n  addressPool: {pool}\n  port: 80\n  pools: [{{name: web, service: web, servicePort: 80}}]\n"
+        )
+    };
+    let virtuals: Api<bigip_operator::crd::VirtualServer> = Api::namespaced(env.client.clone(), ns);
+    env.kubectl_apply(ns, &pooled("first"))?;
+    eventually("first is Ready on the pool's address", WAIT, || async {
+        let vs = virtuals.get("first").await?;
+        let address =
+            vs.metadata.annotations.as_ref().and_then(|a| a.get("bigip.operator.dev/allocated-address").cloned());
+        Ok(match (crate::scenarios::all_true(&vs), address.as_deref()) {
+            (Ok(()), Some("10.20.41.1")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    let tenant =
+        serde_json::to_string(&env.simulator().state().tenants().get("kubernetes").cloned().unwrap_or_default())?;
+    ensure!(tenant.contains("10.20.41.1"), "the BIG-IP has no virtual on 10.20.41.1");
+
+    env.kubectl_apply(ns, &pooled("second"))?;
+    eventually("second reports the exhausted pool", WAIT, || async {
+        let vs = virtuals.get("second").await?;
+        Ok(match crate::scenarios::condition(&vs, "Accepted") {
+            Some(c)
+                if c.status == "False"
+                    && c.reason == "AddressPoolExhausted"
+                    && c.message.contains("has all 1 addresses in use") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+
+    virtuals.delete("first", &DeleteParams::default()).await?;
+    eventually("second gets the released address", WAIT, || async {
+        let vs = virtuals.get("second").await?;
+        let address =
+            vs.metadata.annotations.as_ref().and_then(|a| a.get("bigip.operator.dev/allocated-address").cloned());
+        Ok(match (crate::scenarios::all_true(&vs), address.as_deref()) {
+            (Ok(()), Some("10.20.41.1")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    virtuals.delete("second", &DeleteParams::default()).await?;
+    let pools: Api<BigIpAddressPool> = Api::all(env.client.clone());
+    eventually("the records are released", WAIT, || async {
+        let records = pools.get(pool).await?.status.map(|s| s.allocations).unwrap_or_default();
+        Ok(if records.is_empty() { Ok(()) } else { Err(format!("{records:?}")) })
+    })
+    .await?;
+    pools.delete(pool, &DeleteParams::default()).await?;
+    Ok(())
+}

@@ -61,6 +61,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(faults::anonymous_rejection_is_bisected),
     scenario!(legacy::legacy_config_maps_and_ingress),
     scenario!(load_balancer::load_balancer_services_get_pool_addresses),
+    scenario!(load_balancer::virtual_servers_take_addresses_from_a_pool),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

@@ -289,14 +289,26 @@ trait SpecAndMeta {
 
 impl SpecAndMeta for VirtualServer {
     fn spec_and_meta_eq(&self, other: &Self) -> bool {
-        self.metadata.uid == other.metadata.uid && self.spec == other.spec
+        self.metadata.uid == other.metadata.uid
+            && self.spec == other.spec
+            && address_annotations(&self.metadata) == address_annotations(&other.metadata)
     }
 }
 
 impl SpecAndMeta for TransportServer {
     fn spec_and_meta_eq(&self, other: &Self) -> bool {
-        self.metadata.uid == other.metadata.uid && self.spec == other.spec
+        self.metadata.uid == other.metadata.uid
+            && self.spec == other.spec
+            && address_annotations(&self.metadata) == address_annotations(&other.metadata)
     }
+}
+
+/// What the model reads from an object's annotations: the address allocated from
+/// `spec.addressPool`, or why there is none.
+fn address_annotations(meta: &kube::api::ObjectMeta) -> [Option<&String>; 2] {
+    use crate::model::load_balancer::{ADDRESS_PROBLEM_ANNOTATION, ALLOCATED_ANNOTATION};
+    let annotations = meta.annotations.as_ref();
+    [ALLOCATED_ANNOTATION, ADDRESS_PROBLEM_ANNOTATION].map(|key| annotations.and_then(|a| a.get(key)))
 }
 
 /// Where the VirtualServers and TransportServers are read from: every one, or one by id.

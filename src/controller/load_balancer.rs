@@ -28,9 +28,9 @@ use tracing::{info, instrument, warn};
 use super::legacy::{MESSAGE_ANNOTATION, STATUS_ANNOTATION};
 use super::report::EventRecorder;
 use super::watches;
-use crate::crd::{AddressAllocation, BigIpAddressPool, BigIpAddressPoolStatus, Condition, TransportServer};
+use crate::crd::{AddressAllocation, BigIpAddressPool, TransportServer};
 use crate::metrics::{ControllerName, Metrics};
-use crate::model::address_pool::{allocate, AllocationError, PoolAddresses, PoolSpecError, PoolView};
+use crate::model::address_pool::AllocationError;
 use crate::model::load_balancer::{
     allocated, requested_address, requested_pool, transport_servers, LoadBalancerClass, ServiceRequestError,
     ALLOCATED_ANNOTATION, ALLOCATED_FROM_ANNOTATION, GENERATED_FOR_LABEL,
@@ -48,8 +48,8 @@ pub enum LoadBalancerError {
     Write { what: String, source: kube::Error },
     #[error("the BigIpAddressPool cache never became ready")]
     CachesNotReady,
-    #[error("BigIpAddressPool {pool} changed under every one of {attempts} attempts to record an allocation")]
-    Contended { pool: String, attempts: usize },
+    #[error(transparent)]
+    Allocation(#[from] super::address_allocator::AllocatorError),
 }
 
 impl LoadBalancerError {
@@ -57,7 +57,7 @@ impl LoadBalancerError {
         match self {
             Self::Write { .. } => "write",
             Self::CachesNotReady => "caches_not_ready",
-            Self::Contended { .. } => "contended",
+            Self::Allocation(_) => "allocation",
         }
     }
 }
@@ -71,9 +71,8 @@ struct LoadBalancerContext {
     pools: Store<BigIpAddressPool>,
     /// Set once the pools and the Services have been listed.
     caches_ready: super::cluster_view::CachesReady,
-    /// Serialises this process's allocations (the pools' resourceVersions serialise them with
-    /// other writers).
-    allocating: tokio::sync::Mutex<()>,
+    /// Records allocations in the pools (shared with the VirtualServer/TransportServer controllers).
+    allocator: Arc<super::address_allocator::AddressAllocator>,
     /// Wakes the pool status writer.
     pools_changed: tokio::sync::Notify,
 }
@@ -103,6 +102,7 @@ pub async fn run(
     namespace: Option<String>,
     selector: Option<String>,
     class: LoadBalancerClass,
+    allocator: Arc<super::address_allocator::AddressAllocator>,
     recorder: EventRecorder,
     metrics: Arc<Metrics>,
 ) {
@@ -149,7 +149,7 @@ pub async fn run(
         services: services.clone(),
         pools,
         caches_ready: pools_ready,
-        allocating: Default::default(),
+        allocator,
         pools_changed: tokio::sync::Notify::new(),
     });
     // A pool that appears or changes (a release updates its status) retries the Services
@@ -283,13 +283,9 @@ async fn reconcile_service(svc: &Service, ctx: &LoadBalancerContext) -> Result<A
     Ok(Action::await_change())
 }
 
-/// Attempts to record an allocation in a pool whose resourceVersion keeps changing.
-const RECORD_ATTEMPTS: usize = 5;
-
-/// The Service's address: the one it names, or the one a pool's record gives it — recorded
-/// earlier, or allocated now and recorded in the pool's status (with its resourceVersion, so
-/// two writers never record one address twice) before the Service's annotations say it.
-/// Err(problem) when there is none.
+/// The Service's address: the one it names, or the one the pools' records give it (recorded
+/// earlier, or allocated and recorded now, see address_allocator.rs), which its annotations
+/// then repeat. Err(problem) when there is none.
 async fn choose_address(
     svc: &Service,
     ctx: &LoadBalancerContext,
@@ -301,139 +297,37 @@ async fn choose_address(
         Err(e) => return Ok(Err(e.into())),
     }
     let key = ObjectKey::of(&svc.metadata);
-    let holder = key.to_string();
-    let pools_api: Api<BigIpAddressPool> = Api::all(ctx.client.clone());
-    let _serial = ctx.allocating.lock().await;
-    for _ in 0..RECORD_ATTEMPTS {
-        // Fresh from the apiserver: the record must not be judged from a cache that lags.
-        let pools =
-            pools_api.list(&ListParams::default()).await.map_err(write_error("listing BigIpAddressPools"))?.items;
-        let recorded = pools.iter().find_map(|pool| {
-            let held = pool.status.as_ref()?.allocations.iter().find(|a| a.service == holder)?;
-            Some((pool.name_any(), held.address.parse::<IpAddr>().ok()?))
-        });
-        let (pool_name, address) = match recorded {
-            Some(found) => found,
-            None => {
-                let mut used: HashSet<IpAddr> = pools
-                    .iter()
-                    .flat_map(|p| p.status.iter().flat_map(|s| s.allocations.iter()))
-                    .filter_map(|a| a.address.parse().ok())
-                    .collect();
-                // Addresses other Services of this class name themselves are not handed out.
-                used.extend(
-                    ctx.services
-                        .state()
-                        .iter()
-                        .filter(|other| ObjectKey::of(&other.metadata) != key && ctx.class.handles(other))
-                        .filter_map(|other| requested_address(other).ok().flatten()),
-                );
-                let views = pool_views(&pools);
-                // An address the annotations still name (its record was lost) is taken back
-                // when it is free; otherwise a new one.
-                let again = allocated(svc).and_then(|(address, from)| {
-                    let pool = views.iter().find(|v| Some(v.name.as_str()) == from)?;
-                    let fits =
-                        pool.addresses.as_ref().is_ok_and(|a| a.contains(address)) && pool.allows(&key.namespace);
-                    (fits && !used.contains(&address)).then(|| (pool.name.clone(), address))
-                });
-                let choice = match again {
-                    Some(choice) => choice,
-                    None => match allocate(&views, &key.namespace, requested_pool(svc), &used) {
-                        Ok(choice) => choice,
-                        Err(e) => return Ok(Err(e.into())),
-                    },
-                };
-                let Some(mut pool) = pools.into_iter().find(|p| p.name_any() == choice.0) else { continue };
-                let mut allocations = pool.status.as_ref().map(|s| s.allocations.clone()).unwrap_or_default();
-                allocations.push(AddressAllocation { address: choice.1.to_string(), service: holder.clone() });
-                pool.status = Some(pool_status(&pool, allocations));
-                match pools_api.replace_status(&choice.0, &PostParams::default(), &pool).await {
-                    Ok(_) => {}
-                    // Another writer changed the pool since it was read: read it again.
-                    Err(kube::Error::Api(status)) if status.code == 409 => continue,
-                    Err(source) => {
-                        return Err(LoadBalancerError::Write {
-                            what: format!("recording {} for Service {key} in BigIpAddressPool {}", choice.1, choice.0),
-                            source,
-                        })
-                    }
-                }
-                info!(service = %key, address = %choice.1, pool = %choice.0, "allocated an address");
-                let note = format!("{} from BigIpAddressPool {}", choice.1, choice.0);
-                super::report::publish_event(
-                    &ctx.recorder,
-                    svc,
-                    EventType::Normal,
-                    "AddressAllocated",
-                    "Allocate",
-                    note,
-                )
-                .await;
-                choice
-            }
-        };
-        if allocated(svc) != Some((address, Some(pool_name.as_str()))) {
-            let patch = json!({ "metadata": { "annotations": {
-                ALLOCATED_ANNOTATION: address.to_string(), ALLOCATED_FROM_ANNOTATION: pool_name,
-            }}});
-            super::report::merge_object(api, &key.name, LB_FIELD_MANAGER, &patch)
-                .await
-                .map_err(write_error(format!("annotating Service {key} with its address")))?;
-        }
-        return Ok(Ok(address));
-    }
-    Err(LoadBalancerError::Contended { pool: "(any)".into(), attempts: RECORD_ATTEMPTS })
-}
-
-/// Removes `holder`'s records from every pool (with their resourceVersions; retried on
-/// conflict). Returns the released addresses.
-async fn forget_allocations(ctx: &LoadBalancerContext, holder: &str) -> Result<Vec<String>, LoadBalancerError> {
-    let pools_api: Api<BigIpAddressPool> = Api::all(ctx.client.clone());
-    let _serial = ctx.allocating.lock().await;
-    let mut released = Vec::new();
-    'pools: for _ in 0..RECORD_ATTEMPTS {
-        let pools =
-            pools_api.list(&ListParams::default()).await.map_err(write_error("listing BigIpAddressPools"))?.items;
-        for mut pool in pools {
-            let allocations = pool.status.as_ref().map(|s| s.allocations.clone()).unwrap_or_default();
-            if !allocations.iter().any(|a| a.service == holder) {
-                continue;
-            }
-            let (gone, kept): (Vec<_>, Vec<_>) = allocations.into_iter().partition(|a| a.service == holder);
-            pool.status = Some(pool_status(&pool, kept));
-            match pools_api.replace_status(&pool.name_any(), &PostParams::default(), &pool).await {
-                Ok(_) => released
-                    .extend(gone.into_iter().map(|a| format!("{} (BigIpAddressPool {})", a.address, pool.name_any()))),
-                Err(kube::Error::Api(status)) if status.code == 409 => continue 'pools,
-                Err(source) => {
-                    return Err(LoadBalancerError::Write {
-                        what: format!("releasing the address of {holder} in BigIpAddressPool {}", pool.name_any()),
-                        source,
-                    })
-                }
-            }
-        }
-        return Ok(released);
-    }
-    Err(LoadBalancerError::Contended { pool: "(any)".into(), attempts: RECORD_ATTEMPTS })
-}
-
-/// The pools as the allocator sees them; one being deleted hands out nothing.
-fn pool_views(pools: &[BigIpAddressPool]) -> Vec<PoolView> {
-    pools
+    // Addresses other Services of this class name themselves are not handed out.
+    let named_elsewhere: HashSet<IpAddr> = ctx
+        .services
+        .state()
         .iter()
-        .map(|pool| PoolView {
-            name: pool.name_any(),
-            addresses: match pool.metadata.deletion_timestamp {
-                Some(_) => Err(PoolSpecError::BeingDeleted),
-                None => PoolAddresses::parse(&pool.spec.addresses),
-            },
-            auto_assign: pool.spec.auto_assign,
-            allowed_namespaces: pool.spec.allowed_namespaces.clone(),
-            order: (pool.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()), pool.name_any()),
-        })
-        .collect()
+        .filter(|other| ObjectKey::of(&other.metadata) != key && ctx.class.handles(other))
+        .filter_map(|other| requested_address(other).ok().flatten())
+        .collect();
+    let held = match ctx
+        .allocator
+        .claim(&key.to_string(), &key.namespace, requested_pool(svc), allocated(svc), &named_elsewhere)
+        .await?
+    {
+        Ok(held) => held,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if held.new {
+        info!(service = %key, address = %held.address, pool = %held.pool, "allocated an address");
+        let note = format!("{} from BigIpAddressPool {}", held.address, held.pool);
+        super::report::publish_event(&ctx.recorder, svc, EventType::Normal, "AddressAllocated", "Allocate", note).await;
+        ctx.pools_changed.notify_one();
+    }
+    if allocated(svc) != Some((held.address, Some(held.pool.as_str()))) {
+        let patch = json!({ "metadata": { "annotations": {
+            ALLOCATED_ANNOTATION: held.address.to_string(), ALLOCATED_FROM_ANNOTATION: held.pool,
+        }}});
+        super::report::merge_object(api, &key.name, LB_FIELD_MANAGER, &patch)
+            .await
+            .map_err(write_error(format!("annotating Service {key} with its address")))?;
+    }
+    Ok(Ok(held.address))
 }
 
 /// Writes the Service's status annotations (with an Event when the state changes) and its
@@ -519,7 +413,7 @@ async fn release(svc: &Service, ctx: &LoadBalancerContext, api: &Api<Service>) -
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     // The virtuals are gone from the BIG-IP: the address may be handed out again.
-    for released in forget_allocations(ctx, &key.to_string()).await? {
+    for released in ctx.allocator.release(&key.to_string()).await? {
         info!(service = %key, address = %released, "released the address");
         let note = format!("released {released}");
         super::report::publish_event(&ctx.recorder, svc, EventType::Normal, "AddressReleased", "Release", note).await;
@@ -559,6 +453,10 @@ async fn write_pool_statuses(ctx: Arc<LoadBalancerContext>, every_namespace: boo
                 allocations
                     .into_iter()
                     .filter(|a| {
+                        // Records of VirtualServers and TransportServers (`Kind:ns/name`) are theirs.
+                        if a.service.contains(':') {
+                            return true;
+                        }
                         let (namespace, name) = a.service.split_once('/').unwrap_or(("", a.service.as_str()));
                         ctx.services.get(&ObjectRef::new(name).within(namespace)).is_some()
                     })
@@ -567,7 +465,7 @@ async fn write_pool_statuses(ctx: Arc<LoadBalancerContext>, every_namespace: boo
                 allocations
             };
             protect_pool(&api, &pool, !kept.is_empty()).await;
-            let status = pool_status(&pool, kept);
+            let status = super::address_allocator::pool_status(&pool, kept);
             if pool.status.as_ref() == Some(&status) {
                 continue;
             }
@@ -604,64 +502,5 @@ async fn protect_pool(api: &Api<BigIpAddressPool>, pool: &BigIpAddressPool, hold
     let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": pool.resource_version() } });
     if let Err(e) = super::report::merge_object(api, &pool.name_any(), LB_FIELD_MANAGER, &patch).await {
         warn!(pool = %pool.name_any(), error = %e, "updating the pool's finalizer failed; retrying");
-    }
-}
-
-/// A pool's status holding `allocations`. Conditions keep their transition time while their
-/// status holds.
-fn pool_status(pool: &BigIpAddressPool, allocations: Vec<AddressAllocation>) -> BigIpAddressPoolStatus {
-    let previous = pool.status.as_ref();
-    let generation = pool.metadata.generation;
-    let now = super::reconcile::jiff_now();
-    let condition = |type_: &str, status: bool, reason: &str, message: String| {
-        let status = if status { "True" } else { "False" }.to_string();
-        let since = previous
-            .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_ && c.status == status))
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.clone());
-        Condition {
-            type_: type_.into(),
-            status,
-            reason: reason.into(),
-            message,
-            observed_generation: generation,
-            last_transition_time: since,
-        }
-    };
-    let used = allocations.len() as i64;
-    match PoolAddresses::parse(&pool.spec.addresses) {
-        Err(e) => BigIpAddressPoolStatus {
-            conditions: vec![condition("Valid", false, "InvalidAddresses", e.to_string())],
-            observed_generation: generation,
-            total: None,
-            used: Some(used),
-            free: None,
-            allocations,
-        },
-        Ok(addresses) => {
-            let total = addresses.total();
-            let in_pool = addresses.used_of(
-                allocations.iter().filter_map(|a| a.address.parse::<IpAddr>().ok()).collect::<Vec<_>>().iter(),
-            );
-            let free = total.saturating_sub(in_pool);
-            let exhausted = free == 0;
-            let message = format!("{in_pool} of {total} addresses allocated");
-            BigIpAddressPoolStatus {
-                conditions: vec![
-                    condition("Valid", true, "Valid", format!("{total} addresses")),
-                    condition(
-                        "Exhausted",
-                        exhausted,
-                        if exhausted { "AddressPoolExhausted" } else { "AddressesFree" },
-                        message,
-                    ),
-                ],
-                observed_generation: generation,
-                total: Some(total.to_string()),
-                used: Some(used),
-                free: Some(free.to_string()),
-                allocations,
-            }
-        }
     }
 }

@@ -4,6 +4,7 @@
 //! stores (never from partial caches: nothing is posted before every store has synced), posts
 //! the tenant only when its rendering changed, and writes status only when it changed.
 
+pub mod address_allocator;
 pub mod app_set;
 pub mod bisection;
 pub mod cluster_view;
@@ -330,6 +331,9 @@ pub async fn run<B: As3Api + NetApi>(
     };
     let (controller, vs_store) = guarded.controller::<VirtualServer>("virtualservers");
     let (ts_controller, ts_store) = guarded.controller::<TransportServer>("transportservers");
+    // One allocator for LoadBalancer Services and objects with spec.addressPool.
+    let allocator = Arc::new(address_allocator::AddressAllocator::new(client.clone()));
+    let lb_allocator = allocator.clone();
     let context = Arc::new(Context {
         client: client.clone(),
         virtual_servers: vs_store.clone(),
@@ -342,6 +346,7 @@ pub async fn run<B: As3Api + NetApi>(
         settings: settings.clone(),
         recorder: events.clone(),
         metrics,
+        allocator,
     });
 
     let legacy_recorder = events.clone();
@@ -433,6 +438,7 @@ pub async fn run<B: As3Api + NetApi>(
                 settings.namespace.clone(),
                 settings.selector.clone(),
                 class,
+                lb_allocator,
                 events.clone(),
                 lb_metrics,
             );
@@ -652,6 +658,13 @@ fn object_changes_desired<K: object::ManagedObject>(
         meta.generation.hash(&mut hasher);
         meta.deletion_timestamp.is_some().hash(&mut hasher);
         meta.creation_timestamp.as_ref().map(|t| t.0.as_nanosecond()).hash(&mut hasher);
+        // The address allocated from spec.addressPool, or why there is none, is read from
+        // annotations.
+        for annotation in
+            [crate::model::load_balancer::ALLOCATED_ANNOTATION, crate::model::load_balancer::ADDRESS_PROBLEM_ANNOTATION]
+        {
+            meta.annotations.as_ref().and_then(|a| a.get(annotation)).hash(&mut hasher);
+        }
         (meta.uid.clone().unwrap_or_default(), hasher.finish())
     };
     move |event| match event {

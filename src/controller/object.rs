@@ -39,6 +39,8 @@ pub trait ManagedObject:
     }
     /// The pools of the object.
     fn pools(&self) -> &[crate::crd::Pool];
+    /// `spec.addressPool` when the object takes its address from a pool (no `virtualAddress`).
+    fn address_pool(&self) -> Option<&str>;
     /// Whether the object reads the Secret `name` (in its namespace).
     fn uses_secret(&self, name: &str) -> bool;
     /// `spec.poolMemberType` as written (None: the operator's default).
@@ -62,6 +64,10 @@ impl ManagedObject for VirtualServer {
 
     fn pools(&self) -> &[crate::crd::Pool] {
         &self.spec.pools
+    }
+
+    fn address_pool(&self) -> Option<&str> {
+        self.spec.address_pool.as_deref().filter(|_| self.spec.virtual_address.is_empty())
     }
 
     fn pool_member_type(&self) -> Option<PoolMemberType> {
@@ -88,6 +94,10 @@ impl ManagedObject for TransportServer {
 
     fn pools(&self) -> &[crate::crd::Pool] {
         std::slice::from_ref(&self.spec.pool)
+    }
+
+    fn address_pool(&self) -> Option<&str> {
+        self.spec.address_pool.as_deref().filter(|_| self.spec.virtual_address.is_empty())
     }
 
     fn uses_secret(&self, _name: &str) -> bool {

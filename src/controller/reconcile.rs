@@ -32,6 +32,8 @@ const RETRY_PERIOD: Duration = Duration::from_secs(10);
 pub const FINALIZER: &str = "bigip.operator.dev/cleanup";
 
 pub struct Context<B: As3Api> {
+    /// Addresses from BigIpAddressPools for objects with `spec.addressPool`.
+    pub allocator: Arc<super::address_allocator::AddressAllocator>,
     pub client: Client,
     pub virtual_servers: Store<VirtualServer>,
     pub transport_servers: Store<TransportServer>,
@@ -60,6 +62,10 @@ pub enum ReconcileError {
     Cleanup { key: String, partition: String, message: String },
     #[error("finalizer: {0}")]
     Finalizer(String),
+    #[error("address of {key}: {source}")]
+    Address { key: String, source: super::address_allocator::AllocatorError },
+    #[error("annotating {key} with its address: {source}")]
+    AddressAnnotation { key: String, source: kube::Error },
 }
 
 impl ReconcileError {
@@ -70,6 +76,8 @@ impl ReconcileError {
             Self::StatusWrite { .. } => "status_write",
             Self::Cleanup { .. } => "cleanup",
             Self::Finalizer(_) => "finalizer",
+            Self::Address { .. } => "address",
+            Self::AddressAnnotation { .. } => "address_annotation",
         }
     }
 }
@@ -138,7 +146,79 @@ pub fn partitions_of<K: ManagedObject>(obj: &K, defaults: &crate::model::ModelDe
     })
 }
 
+/// For an object with `spec.addressPool`: the pools' record gives it an address (allocated now
+/// when it has none), and its annotations say it (or why it has none) for the model to read.
+async fn ensure_pool_address<K: ManagedObject, B: As3Api>(
+    obj: &K,
+    ctx: &Context<B>,
+    api: &Api<K>,
+) -> Result<PoolAddress, ReconcileError> {
+    use crate::model::load_balancer::{ADDRESS_PROBLEM_ANNOTATION, ALLOCATED_ANNOTATION, ALLOCATED_FROM_ANNOTATION};
+    let Some(pool) = obj.address_pool() else { return Ok(PoolAddress::NotAsked) };
+    let key = ObjectKey::of(obj.meta());
+    let holder = format!("{}:{key}", K::KIND.as_str());
+    let annotations = obj.meta().annotations.clone().unwrap_or_default();
+    let annotated_address = annotations.get(ALLOCATED_ANNOTATION).and_then(|a| a.parse().ok());
+    let annotated_pool = annotations.get(ALLOCATED_FROM_ANNOTATION).map(String::as_str);
+    let annotated = annotated_address.map(|address| (address, annotated_pool));
+    let claim = ctx
+        .allocator
+        .claim(&holder, &key.namespace, Some(pool), annotated, &Default::default())
+        .await
+        .map_err(|source| ReconcileError::Address { key: key.to_string(), source })?;
+    let (wanted, outcome) = match &claim {
+        Ok(held) => (
+            serde_json::json!({
+                ALLOCATED_ANNOTATION: held.address.to_string(), ALLOCATED_FROM_ANNOTATION: held.pool,
+                ADDRESS_PROBLEM_ANNOTATION: null,
+            }),
+            PoolAddress::Held,
+        ),
+        Err(problem) => (
+            serde_json::json!({ ADDRESS_PROBLEM_ANNOTATION: format!("{}: {problem}", problem.reason()) }),
+            PoolAddress::Missing,
+        ),
+    };
+    let differs = wanted.as_object().into_iter().flatten().any(|(k, v)| {
+        annotations.get(k).map(|a| serde_json::json!(a)).as_ref().unwrap_or(&serde_json::Value::Null) != v
+    });
+    if let Ok(held) = &claim {
+        if held.new {
+            let note = format!("{} from BigIpAddressPool {}", held.address, held.pool);
+            publish(ctx, obj, EventType::Normal, "AddressAllocated", note).await;
+        }
+    }
+    if !differs {
+        return Ok(outcome);
+    }
+    let patch = serde_json::json!({ "metadata": { "annotations": wanted } });
+    super::report::merge_object(api, &key.name, FIELD_MANAGER, &patch)
+        .await
+        .map_err(|source| ReconcileError::AddressAnnotation { key: key.to_string(), source })?;
+    // The update of the annotations reconciles the object again, with the model reading them.
+    Ok(PoolAddress::Annotated)
+}
+
+/// What [`ensure_pool_address`] found.
+enum PoolAddress {
+    /// The object names its address (no `spec.addressPool`).
+    NotAsked,
+    /// The pool's record holds its address, and its annotations say so.
+    Held,
+    /// The annotations were just changed; their update reconciles the object again.
+    Annotated,
+    /// The pool has no address for it; the annotation says why (retried every 30 s, and when
+    /// the object changes).
+    Missing,
+}
+
 async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<K>) -> Result<Action, ReconcileError> {
+    let retry_address = match ensure_pool_address(vs, ctx, api).await? {
+        PoolAddress::Annotated => return Ok(Action::await_change()),
+        // No address from the pool: the status says why (the model reads the annotation).
+        PoolAddress::Missing => true,
+        PoolAddress::NotAsked | PoolAddress::Held => false,
+    };
     let key = ObjectKey::of(vs.meta());
     // Each partition is synced with the desired state read while its lock is held (see
     // PartitionSyncer::sync_rendered); the snapshot read under the first one (the current
@@ -180,6 +260,7 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
     write_status_if_changed(vs, status, ctx, api).await?;
 
     Ok(match (programming, outcome_of_vs) {
+        _ if retry_address => Action::requeue(Duration::from_secs(30)),
         (ProgrammingState::Failed { .. }, _) => Action::requeue(RETRY_PERIOD),
         // Nothing watched announces that the holder of the listener let it go (it may be of
         // the other kind): look again soon. Posts nothing while the conflict lasts.
@@ -233,6 +314,17 @@ async fn cleanup<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>) -> Resul
         removed_from.push(partition);
     }
     ctx.metrics.objects.forget(K::KIND.as_str(), &key.to_string());
+    if vs.address_pool().is_some() {
+        let holder = format!("{}:{key}", K::KIND.as_str());
+        let released = ctx
+            .allocator
+            .release(&holder)
+            .await
+            .map_err(|source| ReconcileError::Address { key: key.to_string(), source })?;
+        for address in released {
+            publish(ctx, vs, EventType::Normal, "AddressReleased", format!("released {address}")).await;
+        }
+    }
     if removed_from.is_empty() {
         debug!("no valid partition; nothing to remove");
     } else {

@@ -31,15 +31,25 @@ use super::common::{Condition, IRule, Persistence, Pool, PoolMemberType, SnatMod
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.virtualAddress) != has(self.addressPool)").message("set either virtualAddress or addressPool"))]
 #[x_kube(validation = Rule::new("!has(self.defaultPool) || self.pools.exists(p, p.name == self.defaultPool)").message("defaultPool must name one of the pools"))]
 #[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(r, self.pools.exists(p, p.name == r.pool))").message("every rule's pool must name one of the pools"))]
 #[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
 #[x_kube(validation = Rule::new("!has(self.persistence) || self.persistence != 'destination-address'").message("destination-address persistence is for TransportServers; use cookie or source-address"))]
 pub struct VirtualServerSpec {
     /// IPv4 or IPv6 address the BIG-IP listens on (the virtual address), e.g. `10.1.10.80`.
+    /// Either this or `addressPool`.
     #[x_kube(validation = Rule::new("isIP(self)").message("virtualAddress must be an IPv4 or IPv6 address"))]
     #[schemars(length(max = 45))]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub virtual_address: String,
+
+    /// Take the address from this BigIpAddressPool instead of naming one (docs/loadbalancer.md):
+    /// it is allocated once, recorded in the pool, and shown in the annotation
+    /// `bigip.operator.dev/allocated-address`. Either this or `virtualAddress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub address_pool: Option<String>,
 
     /// TCP port of the virtual server, 1-65535.
     #[schemars(range(min = 1, max = 65535))]

@@ -332,6 +332,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
         waf_policy: None,
         x_forwarded_for: false,
         virtual_address_options: None,
+        address_pool: None,
         pool_member_type: None,
     };
     let mut virtual_servers = Vec::new();

@@ -36,7 +36,8 @@ pub fn build_application(
     let source = ObjectKey::of(&vs.metadata);
     let spec = &vs.spec;
     let name = application_name(&source)?;
-    let (virtual_address, port) = listener(&spec.virtual_address, spec.port)?;
+    let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &vs.metadata)?;
+    let (virtual_address, port) = listener(&address, spec.port)?;
     let partition = partition_of(spec.partition.as_deref(), defaults)?;
     if spec.pools.is_empty() {
         return Err(InvalidSpec::NoPools);

@@ -22,6 +22,9 @@ pub const POOL_ANNOTATION: &str = "bigip.operator.dev/address-pool";
 pub const ALLOCATED_ANNOTATION: &str = "bigip.operator.dev/allocated-address";
 /// The pool the allocated address came from.
 pub const ALLOCATED_FROM_ANNOTATION: &str = "bigip.operator.dev/allocated-from";
+/// Why a VirtualServer/TransportServer with `spec.addressPool` has no address:
+/// `<Reason>: <message>` (the model reports it as `Accepted=False` with that reason).
+pub const ADDRESS_PROBLEM_ANNOTATION: &str = "bigip.operator.dev/address-problem";
 /// Label on the TransportServers generated for a Service: its name.
 pub const GENERATED_FOR_LABEL: &str = "bigip.operator.dev/load-balancer-service";
 
@@ -174,6 +177,7 @@ pub fn transport_servers(service: &Service, address: IpAddr) -> (Vec<TransportSe
                 i_rules: Vec::new(),
                 allow_source_ranges: spec.load_balancer_source_ranges.clone().unwrap_or_default(),
                 virtual_address_options: None,
+                address_pool: None,
                 pool_member_type: None,
             },
             status: None,

@@ -399,6 +399,43 @@ pub enum InvalidSpec {
     SourceRange { index: usize, value: String },
     #[error("spec.{field}: {reason}")]
     Field { field: &'static str, reason: String },
+    /// `spec.addressPool` is set and no address is allocated yet; `problem` is
+    /// `<Reason>: <message>` from the allocator when it failed.
+    #[error("spec.addressPool {pool}: {}", problem.as_deref().map(|p| p.split_once(": ").map_or(p, |(_, m)| m)).unwrap_or("waiting for an address to be allocated"))]
+    AddressNotAllocated { pool: String, problem: Option<String> },
+}
+
+impl InvalidSpec {
+    /// The reason of `Accepted=False`.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::AddressNotAllocated { problem: Some(problem), .. } => {
+                problem.split_once(": ").map_or("AddressPending", |(reason, _)| reason)
+            }
+            Self::AddressNotAllocated { problem: None, .. } => "AddressPending",
+            _ => "Invalid",
+        }
+    }
+}
+
+/// The address of a VirtualServer or TransportServer: `spec.virtualAddress`, or the one
+/// allocated from `spec.addressPool` (the annotation the controller writes once the pool's
+/// record holds it).
+pub fn object_address(
+    virtual_address: &str,
+    address_pool: Option<&str>,
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Result<String, InvalidSpec> {
+    if !virtual_address.is_empty() {
+        return Ok(virtual_address.to_string());
+    }
+    let Some(pool) = address_pool else { return Err(InvalidSpec::VirtualAddress { value: String::new() }) };
+    let annotations = metadata.annotations.as_ref();
+    if let Some(address) = annotations.and_then(|a| a.get(load_balancer::ALLOCATED_ANNOTATION)) {
+        return Ok(address.clone());
+    }
+    let problem = annotations.and_then(|a| a.get(load_balancer::ADDRESS_PROBLEM_ANNOTATION)).cloned();
+    Err(InvalidSpec::AddressNotAllocated { pool: pool.to_string(), problem })
 }
 
 /// A reference the model could not resolve. The virtual server is still programmed (the pool

@@ -17,7 +17,8 @@ pub fn build_transport_application(
     let source = ObjectKey::of(&ts.metadata);
     let spec = &ts.spec;
     let name = transport_application_name(&source)?;
-    let (virtual_address, port) = listener(&spec.virtual_address, spec.port)?;
+    let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &ts.metadata)?;
+    let (virtual_address, port) = listener(&address, spec.port)?;
     let partition = super::application::partition_of(spec.partition.as_deref(), defaults)?;
     let persistence = spec.persistence.unwrap_or_default();
     if persistence == Persistence::Cookie {

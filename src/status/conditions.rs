@@ -117,7 +117,7 @@ pub fn virtual_server_status(
         AppOutcome::Included { .. } | AppOutcome::Blocked { .. } => {
             Verdict::new("True", "Accepted", "the spec is valid")
         }
-        AppOutcome::Invalid(e) => Verdict::new("False", "Invalid", e.to_string()),
+        AppOutcome::Invalid(e) => Verdict::new("False", e.reason().to_string(), e.to_string()),
         AppOutcome::AddressConflict { listener, holder } => {
             Verdict::new("False", "AddressConflict", format!("{listener} is already used by {holder}, which keeps it"))
         }

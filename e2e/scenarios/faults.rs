@@ -15,7 +15,9 @@ use kube::Api;
 
 use crate::harness::{eventually, BigIp, Env, OperatorOptions, OperatorProcess, OWN_OPERATOR_LABEL};
 use crate::proxy::{SlowProxy, SwitchableProxy};
-use crate::scenarios::{all_true, app_name, condition, get_vs, setup_namespace, virtual_server, workload};
+use crate::scenarios::{
+    all_true, app_name, condition, condition_is, get_vs, setup_namespace, virtual_server, workload,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -112,14 +114,7 @@ async fn programmed(
     for (name, address) in virtuals {
         env.kubectl_apply(ns, &vs_in(name, address, ns))?;
     }
-    let operator = env.start_operator(&OperatorOptions {
-        identity,
-        namespace: Some(ns),
-        partition: ns,
-        bigip: &bigip,
-        kubeconfig: None,
-        values: &[],
-    })?;
+    let operator = env.start_operator(&OperatorOptions::own(identity, ns, &bigip))?;
     let names: Vec<&str> = virtuals.iter().map(|(name, _)| *name).collect();
     all_ready(env, ns, &names).await?;
     Ok((bigip, operator))
@@ -404,14 +399,7 @@ pub async fn leader_failover(env: &Env) -> Result<()> {
     setup_operator_namespace(env, ns).await?;
     let bigip = env.start_bigip(ns).await?;
     env.kubectl_apply(ns, &workload("web", 1, Some(30205)))?;
-    let options = |identity| OperatorOptions {
-        identity,
-        namespace: Some(ns),
-        partition,
-        bigip: &bigip,
-        kubeconfig: None,
-        values: &[],
-    };
+    let options = |identity| OperatorOptions::own(identity, ns, &bigip);
     let mut a = env.start_operator(&options("replica-a"))?;
     eventually("replica-a leads", WAIT, || async {
         Ok(match lease_holder(env, ns).await? {
@@ -499,16 +487,7 @@ pub async fn anonymous_rejection_is_bisected(env: &Env) -> Result<()> {
     all_ready(env, ns, &["a", "b", "c", "d", "e"]).await?;
     eventually("poison singled out with the BIG-IP's message", WAIT, || async {
         let vs = get_vs(env, ns, "poison").await?;
-        Ok(match condition(&vs, "Programmed") {
-            Some(c)
-                if c.status == "False"
-                    && c.reason == "DeclarationFailed"
-                    && c.message.contains("configuration could not be loaded") =>
-            {
-                Ok(())
-            }
-            other => Err(format!("{other:?}")),
-        })
+        Ok(condition_is(&vs, "Programmed", "False", "DeclarationFailed", "configuration could not be loaded"))
     })
     .await?;
     let good = apps(ns, &["a", "b", "c", "d", "e"]);

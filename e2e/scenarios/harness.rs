@@ -108,6 +108,14 @@ pub struct OperatorOptions<'a> {
     pub values: &'a [(&'a str, &'a str)],
 }
 
+impl<'a> OperatorOptions<'a> {
+    /// A scenario's own operator: namespace `ns` only, in the partition named like it, with the
+    /// chart's ServiceAccount and no extra values.
+    pub fn own(identity: &'a str, ns: &'a str, bigip: &'a BigIp) -> Self {
+        Self { identity, namespace: Some(ns), partition: ns, bigip, kubeconfig: None, values: &[] }
+    }
+}
+
 /// An operator process, killed when dropped.
 pub struct OperatorProcess {
     pub log_path: PathBuf,

@@ -88,14 +88,7 @@ pub async fn load_balancer_services_get_pool_addresses(env: &Env) -> Result<()> 
     let bigip = env.start_bigip(ns).await?;
     env.kubectl_apply(ns, &workload("echo", 1, None))?;
     env.kubectl_apply(ns, &pool_manifest(ns))?;
-    let options = |identity| OperatorOptions {
-        identity,
-        namespace: Some(ns),
-        partition: ns,
-        bigip: &bigip,
-        kubeconfig: None,
-        values: &[],
-    };
+    let options = |identity| OperatorOptions::own(identity, ns, &bigip);
     let mut first = env.start_operator(&options("lb-a"))?;
 
     // Two Services: the pool's two addresses, in order; one virtual per port and protocol.
@@ -261,16 +254,7 @@ pub async fn virtual_servers_take_addresses_from_a_pool(env: &Env) -> Result<()>
     };
     let virtuals: Api<bigip_operator::crd::VirtualServer> = Api::namespaced(env.client.clone(), ns);
     env.kubectl_apply(ns, &pooled("first"))?;
-    eventually("first is Ready on the pool's address", WAIT, || async {
-        let vs = virtuals.get("first").await?;
-        let address =
-            vs.metadata.annotations.as_ref().and_then(|a| a.get("bigip.operator.dev/allocated-address").cloned());
-        Ok(match (crate::scenarios::all_true(&vs), address.as_deref()) {
-            (Ok(()), Some("10.20.41.1")) => Ok(()),
-            other => Err(format!("{other:?}")),
-        })
-    })
-    .await?;
+    ready_on_the_address(&virtuals, "first").await?;
     let tenant =
         serde_json::to_string(&env.simulator().state().tenants().get("kubernetes").cloned().unwrap_or_default())?;
     ensure!(tenant.contains("10.20.41.1"), "the BIG-IP has no virtual on 10.20.41.1");
@@ -278,30 +262,19 @@ pub async fn virtual_servers_take_addresses_from_a_pool(env: &Env) -> Result<()>
     env.kubectl_apply(ns, &pooled("second"))?;
     eventually("second reports the exhausted pool", WAIT, || async {
         let vs = virtuals.get("second").await?;
-        Ok(match crate::scenarios::condition(&vs, "Accepted") {
-            Some(c)
-                if c.status == "False"
-                    && c.reason == "AddressPoolExhausted"
-                    && c.message.contains("has all 1 addresses in use") =>
-            {
-                Ok(())
-            }
-            other => Err(format!("{other:?}")),
-        })
+        Ok(crate::scenarios::condition_is(
+            &vs,
+            "Accepted",
+            "False",
+            "AddressPoolExhausted",
+            "has all 1 addresses in use",
+        ))
     })
     .await?;
 
     virtuals.delete("first", &DeleteParams::default()).await?;
-    eventually("second gets the released address", WAIT, || async {
-        let vs = virtuals.get("second").await?;
-        let address =
-            vs.metadata.annotations.as_ref().and_then(|a| a.get("bigip.operator.dev/allocated-address").cloned());
-        Ok(match (crate::scenarios::all_true(&vs), address.as_deref()) {
-            (Ok(()), Some("10.20.41.1")) => Ok(()),
-            other => Err(format!("{other:?}")),
-        })
-    })
-    .await?;
+    // Retried every 30 s: the second gets the released address.
+    ready_on_the_address(&virtuals, "second").await?;
     virtuals.delete("second", &DeleteParams::default()).await?;
     let pools: Api<BigIpAddressPool> = Api::all(env.client.clone());
     eventually("the records are released", WAIT, || async {
@@ -311,4 +284,18 @@ pub async fn virtual_servers_take_addresses_from_a_pool(env: &Env) -> Result<()>
     .await?;
     pools.delete(pool, &DeleteParams::default()).await?;
     Ok(())
+}
+
+/// Waits until the VirtualServer `name` is Ready on 10.20.41.1, the pool's only address.
+async fn ready_on_the_address(virtuals: &Api<bigip_operator::crd::VirtualServer>, name: &str) -> Result<()> {
+    eventually(&format!("{name} is Ready on the pool's address"), WAIT, || async {
+        let vs = virtuals.get(name).await?;
+        let address =
+            vs.metadata.annotations.as_ref().and_then(|a| a.get("bigip.operator.dev/allocated-address").cloned());
+        Ok(match (crate::scenarios::all_true(&vs), address.as_deref()) {
+            (Ok(()), Some("10.20.41.1")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await
 }

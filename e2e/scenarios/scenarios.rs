@@ -88,6 +88,20 @@ pub(crate) fn condition<'a>(vs: &'a VirtualServer, type_: &str) -> Option<&'a bi
     vs.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// Ok when condition `type_` has `status` and `reason`, and its message contains `needle`.
+pub(crate) fn condition_is(
+    vs: &VirtualServer,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    needle: &str,
+) -> std::result::Result<(), String> {
+    match condition(vs, type_) {
+        Some(c) if c.status == status && c.reason == reason && c.message.contains(needle) => Ok(()),
+        other => Err(format!("{type_}: {other:?}")),
+    }
+}
+
 /// Ok when every condition is True for the current generation.
 pub(crate) fn all_true(vs: &VirtualServer) -> std::result::Result<(), String> {
     status_all_true(vs.status.as_ref(), vs.metadata.generation)

@@ -542,16 +542,7 @@ pub async fn unreadable_object_after_crd_rollback(env: &Env) -> Result<()> {
     result?;
 
     eventually("an InvalidObject Event on b", WAIT, || async {
-        let events = env.kubectl(&[
-            "get",
-            "events",
-            "-n",
-            ns,
-            "--field-selector",
-            "reason=InvalidObject,involvedObject.name=b",
-            "-o",
-            "name",
-        ])?;
+        let events = env.events(ns, "reason=InvalidObject,involvedObject.name=b", "name")?;
         Ok(if events.trim().is_empty() { Err("no Event yet".to_string()) } else { Ok(()) })
     })
     .await?;

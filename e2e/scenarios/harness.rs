@@ -195,6 +195,11 @@ impl Env {
         run_tool(&self.bin_dir.join("kubectl"), args, &self.admin_kubeconfig)
     }
 
+    /// `kubectl get events -n ns --field-selector selector -o output`.
+    pub fn events(&self, ns: &str, field_selector: &str, output: &str) -> Result<String> {
+        self.kubectl(&["get", "events", "-n", ns, "--field-selector", field_selector, "-o", output])
+    }
+
     /// kubectl expected to fail: returns its stderr.
     pub fn kubectl_fails(&self, args: &[&str], stdin: &str) -> Result<String> {
         use std::io::Write;

@@ -119,16 +119,7 @@ pub async fn load_balancer_services_get_pool_addresses(env: &Env) -> Result<()> 
         })
     })
     .await?;
-    let events = env.kubectl(&[
-        "get",
-        "events",
-        "-n",
-        ns,
-        "--field-selector",
-        "involvedObject.name=svc-c",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ])?;
+    let events = env.events(ns, "involvedObject.name=svc-c", "jsonpath={.items[*].reason}")?;
     ensure!(events.contains("AddressPoolExhausted"), "no AddressPoolExhausted Event on svc-c: {events}");
     ensure!(ingress_ip(env, ns, "svc-c").await?.is_none(), "svc-c got an address from an exhausted pool");
     eventually("the pool says it is exhausted", WAIT, || async {

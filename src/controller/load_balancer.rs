@@ -257,7 +257,8 @@ async fn reconcile_service(svc: &Service, ctx: &LoadBalancerContext) -> Result<A
     let not_programmed = applied.iter().find_map(|ts| {
         let ready = ts.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
         match ready {
-            Some(c) if c.status == "True" => None,
+            // True for the TransportServer's current generation (not a status left from before).
+            Some(c) if c.status == "True" && c.observed_generation == ts.metadata.generation => None,
             Some(c) => Some((c.reason.clone(), format!("TransportServer {}: {}", ts.name_any(), c.message))),
             None => Some(("Pending".to_string(), format!("TransportServer {} is not programmed yet", ts.name_any()))),
         }

@@ -179,9 +179,9 @@ async fn ensure_pool_address<K: ManagedObject, B: As3Api>(
             PoolAddress::Missing,
         ),
     };
-    let differs = wanted.as_object().into_iter().flatten().any(|(k, v)| {
-        annotations.get(k).map(|a| serde_json::json!(a)).as_ref().unwrap_or(&serde_json::Value::Null) != v
-    });
+    // Whether any annotation differs from what it should be (null: absent).
+    let current = |key: &str| annotations.get(key).map_or(serde_json::Value::Null, |a| serde_json::json!(a));
+    let differs = wanted.as_object().into_iter().flatten().any(|(key, value)| current(key) != *value);
     if let Ok(held) = &claim {
         if held.new {
             let note = format!("{} from BigIpAddressPool {}", held.address, held.pool);

@@ -92,7 +92,8 @@ pub fn read_manifests(paths: &[PathBuf]) -> Result<Manifests, ManifestError> {
 impl Manifests {
     /// Turns the LoadBalancer Services of `class` into their TransportServers, as the operator
     /// would: the address each names, or the next free one of the pools (in the order the
-    /// Services were read). Each Service gets a note saying which, or why it has none.
+    /// Services were read); then gives the VirtualServers and TransportServers with
+    /// `spec.addressPool` the next free addresses. Each gets a note saying which, or why none.
     pub fn program_load_balancers(&mut self, class: &crate::model::load_balancer::LoadBalancerClass) {
         use crate::model::address_pool::{allocate, PoolAddresses, PoolView};
         use crate::model::load_balancer::{allocated, requested_address, requested_pool, transport_servers};
@@ -145,6 +146,35 @@ impl Manifests {
                 }
                 Err(problem) => self.load_balancer_notes.push(format!("Service {key}: no address: {problem}")),
             }
+        }
+        // VirtualServers and TransportServers with spec.addressPool: the next free address,
+        // written where the operator writes it (the annotation the model reads).
+        let mut take = |kind: &str, meta: &mut kube::api::ObjectMeta, pool: Option<&str>, named: &str| {
+            let (Some(pool), true) = (pool, named.is_empty()) else { return };
+            let key = crate::model::ObjectKey::of(meta);
+            if meta
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(crate::model::load_balancer::ALLOCATED_ANNOTATION))
+            {
+                return;
+            }
+            match allocate(&pools, &key.namespace, Some(pool), &used) {
+                Ok((pool, address)) => {
+                    used.insert(address);
+                    meta.annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(crate::model::load_balancer::ALLOCATED_ANNOTATION.to_string(), address.to_string());
+                    self.load_balancer_notes.push(format!("{kind} {key}: {address} (from BigIpAddressPool {pool})"));
+                }
+                Err(e) => self.load_balancer_notes.push(format!("{kind} {key}: no address: {}: {e}", e.reason())),
+            }
+        };
+        for vs in &mut self.virtual_servers {
+            take("VirtualServer", &mut vs.metadata, vs.spec.address_pool.as_deref(), &vs.spec.virtual_address);
+        }
+        for ts in &mut self.transport_servers {
+            take("TransportServer", &mut ts.metadata, ts.spec.address_pool.as_deref(), &ts.spec.virtual_address);
         }
     }
 }

@@ -254,3 +254,57 @@ fn invalid_manifests_name_the_object_and_field() {
     let err = read_manifests(&[path]).expect_err("must fail").to_string();
     assert!(err.contains("VirtualServer x/bad") && err.contains("spec.port"), "{err}");
 }
+
+/// `render` gives a VirtualServer with `spec.addressPool` the pool's next free address, after
+/// the LoadBalancer Services, as the operator would.
+#[test]
+fn render_allocates_for_address_pool_objects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifests = r#"
+apiVersion: bigip.operator.dev/v1alpha1
+kind: BigIpAddressPool
+metadata: {name: vips}
+spec: {addresses: ["10.9.0.1-10.9.0.2"]}
+---
+apiVersion: bigip.operator.dev/v1alpha1
+kind: VirtualServer
+metadata: {name: pooled, namespace: default}
+spec:
+  addressPool: vips
+  port: 80
+  pools: [{name: web, service: web, servicePort: 80}]
+---
+apiVersion: bigip.operator.dev/v1alpha1
+kind: VirtualServer
+metadata: {name: late, namespace: default}
+spec:
+  addressPool: none-such
+  port: 81
+  pools: [{name: web, service: web, servicePort: 80}]
+"#;
+    std::fs::write(dir.path().join("objects.yaml"), manifests).expect("write");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut read =
+        read_manifests(&[dir.path().to_path_buf(), root.join("config/samples/web.yaml"), root.join("config/offline")])
+            .expect("parse");
+    read.program_load_balancers(&bigip_operator::model::load_balancer::LoadBalancerClass {
+        class: "bigip.operator.dev/bigip".into(),
+        class_less: false,
+    });
+    assert_eq!(
+        read.load_balancer_notes,
+        [
+            "VirtualServer default/pooled: 10.9.0.1 (from BigIpAddressPool vips)",
+            "VirtualServer default/late: no address: AddressPoolNotFound: BigIpAddressPool none-such does not exist",
+        ]
+    );
+    read.virtual_servers.retain(|vs| vs.metadata.name.as_deref() == Some("pooled"));
+    let defaults = ModelDefaults {
+        partition: "kubernetes".into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+    };
+    let rendered = render_manifests(&read, &defaults, &golden_owner()).expect("renders");
+    let address = rendered.declaration.pointer("/declaration/kubernetes/default_pooled/vs/virtualAddresses");
+    assert_eq!(address, Some(&serde_json::json!(["10.9.0.1"])));
+}

@@ -231,6 +231,7 @@ impl Manifests {
                 self.cluster.add_secret(secret);
             }
             "BigIpAddressPool" => self.address_pools.push(typed(path, &meta, value)?),
+            "BigIpListenerGroup" => self.cluster.add_listener_group(typed(path, &meta, value)?),
             "ReferenceGrant" => {
                 let mut grant: crate::crd::ReferenceGrant = typed(path, &meta, value)?;
                 grant.metadata.namespace.get_or_insert_with(|| "default".into());
@@ -367,6 +368,12 @@ pub fn render_manifests(
                 return Err(RenderError::Rejected {
                     key: key.to_string(),
                     message: format!("{listener} is already used by {holder}"),
+                })
+            }
+            AppOutcome::RouteConflict { route, holder } => {
+                return Err(RenderError::Rejected {
+                    key: key.to_string(),
+                    message: format!("{route} is already served by {holder}"),
                 })
             }
             AppOutcome::Blocked { unresolved, .. } => {

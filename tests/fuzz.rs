@@ -633,6 +633,7 @@ fn named_field(invalid: &InvalidSpec) -> String {
         InvalidSpec::SourceRange { index, .. } => format!("spec.allowSourceRanges[{index}]"),
         InvalidSpec::Field { field, .. } => format!("spec.{field}"),
         InvalidSpec::AddressNotAllocated { .. } => "spec.addressPool".into(),
+        InvalidSpec::ListenerGroup { .. } => "spec.listenerGroup".into(),
     }
 }
 
@@ -741,6 +742,9 @@ fn check_model(
             }
             AppOutcome::Blocked { .. } => {
                 prop_assert!(false, "{key}: blocked, but the generated objects read no Secret");
+            }
+            AppOutcome::RouteConflict { .. } => {
+                prop_assert!(false, "{key}: a route conflict, but the generated objects join no listener group");
             }
             AppOutcome::Included { partition, application, members, unresolved } => {
                 included += 1;
@@ -892,6 +896,7 @@ proptest! {
                 AppOutcome::AddressConflict { .. } => conflict = true,
                 AppOutcome::Included { .. } => {}
                 AppOutcome::Blocked { .. } => prop_assert!(false, "{key}: blocked without reading a Secret"),
+                AppOutcome::RouteConflict { .. } => prop_assert!(false, "{key}: route conflict without a listener group"),
             }
         }
         // Any cluster id the operator accepts must make a label AS3 accepts.

@@ -102,6 +102,26 @@ fn members_local_draining_dual_stack() {
     );
 }
 
+#[test]
+fn listener_group_shared_by_two_namespaces() {
+    assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("listener-group");
+    let app = &declaration["declaration"]["kubernetes"]["lg__public"];
+    assert_eq!(app["vs"]["class"], "Service_HTTPS");
+    assert_eq!(app["vs"]["virtualAddresses"], serde_json::json!(["10.1.10.50"]));
+    let sni: Vec<&str> = app["tls_server"]["certificates"]
+        .as_array()
+        .expect("certificates")
+        .iter()
+        .filter_map(|c| c["matchToSNI"].as_str())
+        .collect();
+    assert_eq!(sni, ["shop.example.com", "blog.example.com"]);
+    for pool in ["pool_team-a_shop_web", "pool_team-a_shop_api", "pool_team-b_blog_blog"] {
+        assert_eq!(app[pool]["class"], "Pool", "{pool}");
+    }
+    assert!(declaration["declaration"]["kubernetes"].get("team-a_shop").is_none(), "no application of its own");
+}
+
 fn golden_json(case: &str) -> serde_json::Value {
     let path = golden_dir().join(format!("{case}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

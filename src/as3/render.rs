@@ -30,6 +30,9 @@ pub const MANAGED_REMARK: &str = "managed by bigip-operator";
 /// Name of the virtual server object inside each application.
 pub const SERVICE_OBJECT_NAME: &str = "vs";
 
+/// Name of a listener group's plain-HTTP virtual server (`httpTraffic: allow`).
+pub const PLAIN_HTTP_SERVICE_OBJECT_NAME: &str = "vs_http";
+
 /// The default http/https monitor request when a VirtualServer names none.
 pub const DEFAULT_HTTP_SEND: &str = "GET / HTTP/1.0\r\n\r\n";
 
@@ -121,7 +124,11 @@ pub fn render_application(app: &DesiredApplication) -> Value {
     };
     service.insert("virtualAddresses".into(), json!([address]));
     service.insert("virtualPort".into(), json!(app.port));
-    service.insert("pool".into(), json!(pool_object_name(&app.default_pool)));
+    // A listener group's virtual server has no default pool: requests no rule matches are
+    // refused (the BIG-IP resets them).
+    if !app.default_pool.is_empty() {
+        service.insert("pool".into(), json!(pool_object_name(&app.default_pool)));
+    }
     service.insert(
         "snat".into(),
         match &app.snat {
@@ -184,6 +191,18 @@ pub fn render_application(app: &DesiredApplication) -> Value {
             service.insert("profileUDP".into(), json!("normal"));
         }
     }
+    if app.group.as_ref().is_some_and(|group| group.serves_http()) {
+        // The same routes over plain HTTP on port 80.
+        let mut plain = Map::new();
+        plain.insert("class".into(), json!("Service_HTTP"));
+        for key in ["virtualAddresses", "snat", "persistenceMethods", "policyEndpoint"] {
+            if let Some(value) = service.get(key) {
+                plain.insert(key.into(), value.clone());
+            }
+        }
+        plain.insert("virtualPort".into(), json!(80));
+        objects.insert(PLAIN_HTTP_SERVICE_OBJECT_NAME.into(), Value::Object(plain));
+    }
     objects.insert(SERVICE_OBJECT_NAME.into(), Value::Object(service));
     for pool in &app.pools {
         objects.insert(pool_object_name(&pool.name), render_pool(pool));
@@ -211,6 +230,35 @@ fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &
         }
         ServerTls::Profile(path) => {
             service.insert("serverTLS".into(), json!({ "bigip": path }));
+        }
+        ServerTls::Sni(certificates) => {
+            // One Certificate object per distinct certificate; one TLS_Server entry per host
+            // (matchToSNI), the first entry the default for unknown or absent server names.
+            let mut objects_by_text: Vec<&str> = Vec::new();
+            let mut entries = Vec::with_capacity(certificates.len());
+            for sni in certificates {
+                let index = match objects_by_text.iter().position(|text| *text == sni.certificate) {
+                    Some(index) => index,
+                    None => {
+                        objects_by_text.push(&sni.certificate);
+                        let index = objects_by_text.len() - 1;
+                        let mut object = json!({ "class": "Certificate", "certificate": sni.certificate, "privateKey": sni.private_key });
+                        if !sni.chain.is_empty() {
+                            object["chainCA"] = json!(sni.chain);
+                        }
+                        objects.insert(format!("{TLS_CERTIFICATE}_{index}"), object);
+                        index
+                    }
+                };
+                let mut entry = json!({ "certificate": format!("{TLS_CERTIFICATE}_{index}") });
+                match &sni.server_name {
+                    Some(name) => entry["matchToSNI"] = json!(name),
+                    None => entry["sniDefault"] = json!(true),
+                }
+                entries.push(entry);
+            }
+            objects.insert(TLS_SERVER.into(), json!({ "class": "TLS_Server", "certificates": entries }));
+            service.insert("serverTLS".into(), json!(TLS_SERVER));
         }
     }
     match &tls.backend {

@@ -173,6 +173,8 @@ pub struct StoreView {
     pub secrets: Store<Secret>,
     /// Gateway API ReferenceGrants; None when Gateway API is not installed.
     pub reference_grants: Option<Store<crate::crd::ReferenceGrant>>,
+    /// BigIpListenerGroups; None when their CRD is not installed.
+    pub listener_groups: Option<Store<crate::crd::BigIpListenerGroup>>,
 }
 
 impl ClusterView for StoreView {
@@ -202,6 +204,10 @@ impl ClusterView for StoreView {
     fn reference_grants(&self, namespace: &str) -> Vec<Arc<crate::crd::ReferenceGrant>> {
         let Some(grants) = &self.reference_grants else { return Vec::new() };
         grants.state().into_iter().filter(|g| g.metadata.namespace.as_deref() == Some(namespace)).collect()
+    }
+
+    fn listener_group(&self, name: &str) -> Option<Arc<crate::crd::BigIpListenerGroup>> {
+        self.listener_groups.as_ref()?.get(&ObjectRef::new(name))
     }
 }
 

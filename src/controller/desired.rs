@@ -33,7 +33,7 @@ use crate::as3::RenderedApplication;
 use crate::crd::{TransportServer, VirtualServer};
 use crate::model::fleet::{Built, ClaimOrder, Source};
 use crate::model::{
-    AppOutcome, ClusterView, DesiredApplication, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind,
+    AppOutcome, ClusterView, DesiredApplication, Listener, ModelDefaults, ObjectKey, RouteClaim, SourceId, SourceKind,
     UnresolvedRef,
 };
 
@@ -50,6 +50,11 @@ impl Snapshot {
     /// What the model decided for one object (None: not live, e.g. being deleted).
     pub fn outcome(&self, kind: SourceKind, key: &ObjectKey) -> Option<&AppOutcome> {
         self.outcomes.get(&SourceId { kind, key: key.clone() })
+    }
+
+    /// Every live object's outcome.
+    pub fn outcomes(&self) -> impl Iterator<Item = (&SourceId, &AppOutcome)> {
+        self.outcomes.iter()
     }
 
     /// The applications of `partition`, sorted by name.
@@ -95,6 +100,8 @@ pub enum Dependency {
     Nodes,
     /// The ReferenceGrants of a namespace.
     ReferenceGrants(String),
+    /// A BigIpListenerGroup, by name.
+    ListenerGroup(String),
 }
 
 /// What changed since the last update: named dependencies, or everything.
@@ -152,6 +159,10 @@ enum Read {
         namespace: String,
         found: Vec<Arc<crate::crd::ReferenceGrant>>,
     },
+    ListenerGroup {
+        name: String,
+        found: Option<Arc<crate::crd::BigIpListenerGroup>>,
+    },
 }
 
 fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
@@ -196,6 +207,7 @@ impl Read {
                 let now = cluster.reference_grants(namespace);
                 now.len() == found.len() && now.iter().zip(found).all(|(a, b)| Arc::ptr_eq(a, b))
             }
+            Self::ListenerGroup { name, found } => same(found, &cluster.listener_group(name)),
         }
     }
 
@@ -207,6 +219,7 @@ impl Read {
             Self::Secret { namespace, name, .. } => Dependency::Secret(key(namespace, name)),
             Self::Nodes(_) => Dependency::Nodes,
             Self::ReferenceGrants { namespace, .. } => Dependency::ReferenceGrants(namespace.clone()),
+            Self::ListenerGroup { name, .. } => Dependency::ListenerGroup(name.clone()),
         }
     }
 }
@@ -251,6 +264,12 @@ impl ClusterView for RecordingView<'_> {
     fn reference_grants(&self, namespace: &str) -> Vec<Arc<crate::crd::ReferenceGrant>> {
         let found = self.inner.reference_grants(namespace);
         self.record(Read::ReferenceGrants { namespace: namespace.into(), found: found.clone() });
+        found
+    }
+
+    fn listener_group(&self, name: &str) -> Option<Arc<crate::crd::BigIpListenerGroup>> {
+        let found = self.inner.listener_group(name);
+        self.record(Read::ListenerGroup { name: name.into(), found: found.clone() });
         found
     }
 }
@@ -379,6 +398,13 @@ impl Entry {
             Built::Invalid(_) => Vec::new(),
         }
     }
+
+    fn routes(&self) -> Vec<RouteClaim> {
+        match &self.built {
+            Built::Application { application, .. } => application.route_claims(),
+            Built::Invalid(_) => Vec::new(),
+        }
+    }
 }
 
 /// An included application: its build and rendering.
@@ -393,6 +419,7 @@ struct Member {
 #[derive(Default)]
 struct Pending {
     listeners: HashSet<Listener>,
+    routes: HashSet<RouteClaim>,
     objects: BTreeSet<ClaimOrder>,
     partitions: BTreeSet<String>,
 }
@@ -406,6 +433,10 @@ pub struct IncrementalFleet {
     dependents: HashMap<Dependency, SmallSet<SourceId>>,
     /// The objects whose application claims each listener, in claim order.
     claimants: HashMap<Listener, SmallSet<ClaimOrder>>,
+    /// The objects whose application claims each host and path of a listener group.
+    route_claimants: HashMap<RouteClaim, SmallSet<ClaimOrder>>,
+    /// Each listener group's merged application, with the members it was merged from.
+    merged_groups: HashMap<String, MergedGroup>,
     /// Included applications by partition, sorted by name (then claim order).
     members: HashMap<String, BTreeMap<(String, ClaimOrder), Member>>,
     outcomes: OrdMap<SourceId, AppOutcome>,
@@ -498,6 +529,10 @@ impl IncrementalFleet {
                 self.claimants.entry(listener).or_default().insert(entry.order.clone());
                 pending.listeners.insert(listener);
             }
+            for route in entry.routes() {
+                self.route_claimants.entry(route.clone()).or_default().insert(entry.order.clone());
+                pending.routes.insert(route);
+            }
             pending.objects.insert(entry.order.clone());
             self.entries.insert(id, entry);
         }
@@ -529,6 +564,15 @@ impl IncrementalFleet {
             }
             pending.listeners.insert(listener);
         }
+        for route in entry.routes() {
+            if let Some(claimants) = self.route_claimants.get_mut(&route) {
+                claimants.remove(&entry.order);
+                if claimants.is_empty() {
+                    self.route_claimants.remove(&route);
+                }
+            }
+            pending.routes.insert(route);
+        }
         if let Some(AppOutcome::Included { partition, application, .. }) = self.outcomes.remove(id) {
             if let Some(members) = self.members.get_mut(&partition) {
                 members.remove(&(application, entry.order.clone()));
@@ -548,6 +592,11 @@ impl IncrementalFleet {
                 pending.objects.extend(claimants.iter().cloned());
             }
         }
+        for route in &pending.routes {
+            if let Some(claimants) = self.route_claimants.get(route) {
+                pending.objects.extend(claimants.iter().cloned());
+            }
+        }
         while let Some(order) = pending.objects.pop_first() {
             let id = &order.1;
             let Some(entry) = self.entries.get(id).filter(|entry| entry.order == order) else { continue };
@@ -555,6 +604,11 @@ impl IncrementalFleet {
             if holds != entry.holds {
                 for listener in entry.listeners() {
                     if let Some(claimants) = self.claimants.get(&listener) {
+                        pending.objects.extend(claimants.above(&order).iter().cloned());
+                    }
+                }
+                for route in entry.routes() {
+                    if let Some(claimants) = self.route_claimants.get(&route) {
                         pending.objects.extend(claimants.above(&order).iter().cloned());
                     }
                 }
@@ -577,15 +631,20 @@ impl IncrementalFleet {
         };
         for listener in application.claims() {
             let older = self.claimants.get(&listener).into_iter().flat_map(|claimants| claimants.below(&entry.order));
-            let conflicting = |other: &Entry| {
-                !listener.shared_within_partition()
-                    || matches!(&other.built, Built::Application { application: theirs, .. } if theirs.partition != application.partition)
-            };
+            let conflicting = |other: &Entry| !matches!(&other.built, Built::Application { application: theirs, .. } if application.shares_listener_with(theirs, &listener));
             let holder = older
                 .into_iter()
                 .find(|claimant| self.entries.get(&claimant.1).is_some_and(|e| e.holds && conflicting(e)));
             if let Some(holder) = holder {
                 return (false, AppOutcome::AddressConflict { listener, holder: holder.1.clone() });
+            }
+        }
+        for route in application.route_claims() {
+            let older =
+                self.route_claimants.get(&route).into_iter().flat_map(|claimants| claimants.below(&entry.order));
+            let holder = older.into_iter().find(|claimant| self.entries.get(&claimant.1).is_some_and(|e| e.holds));
+            if let Some(holder) = holder {
+                return (false, AppOutcome::RouteConflict { route, holder: holder.1.clone() });
             }
         }
         let outcome = if unresolved.iter().any(UnresolvedRef::blocks_programming) {
@@ -643,14 +702,15 @@ impl IncrementalFleet {
             self.rendered.remove(&partition);
             return;
         };
-        let rendered: Vec<Arc<RenderedApplication>> = members.values().map(|m| m.rendered.clone()).collect();
+        let merged = merge_partition_groups(members, &mut self.merged_groups, &mut self.rendered_last);
+        let rendered: Vec<Arc<RenderedApplication>> = merged.iter().map(|m| m.rendered.clone()).collect();
         let unchanged = self.rendered.get(&partition).is_some_and(|before| {
             before.len() == rendered.len() && before.iter().zip(&rendered).all(|(a, b)| Arc::ptr_eq(a, b))
         });
         if !unchanged {
             self.rendered.insert(partition.clone(), Arc::new(rendered));
         }
-        let applications: Vec<Arc<DesiredApplication>> = members.values().map(|m| m.application.clone()).collect();
+        let applications: Vec<Arc<DesiredApplication>> = merged.iter().map(|m| m.application.clone()).collect();
         let unchanged = self.applications.get(&partition).is_some_and(|before| {
             before.len() == applications.len() && before.iter().zip(&applications).all(|(a, b)| Arc::ptr_eq(a, b))
         });
@@ -658,6 +718,56 @@ impl IncrementalFleet {
             self.applications.insert(partition, Arc::new(applications));
         }
     }
+}
+
+/// A listener group's merged application, and the member applications it was merged from.
+struct MergedGroup {
+    from: Vec<Arc<DesiredApplication>>,
+    merged: Member,
+}
+
+/// A partition's members (sorted by application name, then claim order) with each listener
+/// group's members replaced by the group's merged application. A group whose members are the
+/// same (the same builds) as last time keeps its merged application and rendering.
+fn merge_partition_groups(
+    members: &BTreeMap<(String, ClaimOrder), Member>,
+    cache: &mut HashMap<String, MergedGroup>,
+    rendered_count: &mut usize,
+) -> Vec<Member> {
+    let mut out: Vec<Member> = Vec::with_capacity(members.len());
+    let mut group: Vec<Arc<DesiredApplication>> = Vec::new();
+    let mut flush = |group: &mut Vec<Arc<DesiredApplication>>, out: &mut Vec<Member>| {
+        let Some(name) = group.first().map(|first| first.name.clone()) else { return };
+        let reusable = cache.get(&name).filter(|cached| {
+            cached.from.len() == group.len() && cached.from.iter().zip(group.iter()).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        let member = match reusable {
+            Some(cached) => cached.merged.clone(),
+            None => {
+                let Some(application) = crate::model::listener_group::merge_group(group) else { return };
+                *rendered_count += 1;
+                let application = Arc::new(application);
+                let merged = Member { rendered: Arc::new(RenderedApplication::of(&application)), application };
+                cache.insert(name, MergedGroup { from: std::mem::take(group), merged: merged.clone() });
+                merged
+            }
+        };
+        group.clear();
+        out.push(member);
+    };
+    for member in members.values() {
+        if member.application.group.is_none() {
+            flush(&mut group, &mut out);
+            out.push(member.clone());
+            continue;
+        }
+        if group.first().is_some_and(|first| first.name != member.application.name) {
+            flush(&mut group, &mut out);
+        }
+        group.push(member.application.clone());
+    }
+    flush(&mut group, &mut out);
+    out
 }
 
 /// The controller's desired state: a [`Snapshot`] reused until the watches report a change.
@@ -750,7 +860,16 @@ mod tests {
             /// TLS with an HTTP redirect (a second listener on port 80): through a BIG-IP
             /// profile (false) or the Secret `tls0` (true).
             tls: Option<bool>,
+            /// Joins the listener group `g` with a rule for host `h<n>.example.com` instead of
+            /// having an address of its own.
+            group_host: Option<u8>,
         },
+        /// Creates or updates the listener group `g` (10.0.0.1:443).
+        PutGroup {
+            tls: bool,
+            allowed: bool,
+        },
+        DeleteGroup,
         /// Only the status changes (the operator's own status write): a new object, same spec.
         VirtualStatus {
             i: usize,
@@ -801,8 +920,10 @@ mod tests {
 
     fn change() -> impl Strategy<Value = Change> {
         prop_oneof![
-            4 => (0..6usize, 0..2u8, prop_oneof![Just(80u16), Just(443u16)], 0..3u8, proptest::option::of(any::<bool>()), any::<bool>(), proptest::option::of(any::<bool>()))
-                .prop_map(|(i, address, port, service, mode, partition, tls)| Change::PutVirtual { i, address, port, service, mode, partition, tls }),
+            4 => (0..6usize, 0..2u8, prop_oneof![Just(80u16), Just(443u16)], 0..3u8, proptest::option::of(any::<bool>()), any::<bool>(), proptest::option::of(any::<bool>()), proptest::option::of(0..3u8))
+                .prop_map(|(i, address, port, service, mode, partition, tls, group_host)| Change::PutVirtual { i, address, port, service, mode, partition, tls, group_host }),
+            1 => (any::<bool>(), any::<bool>()).prop_map(|(tls, allowed)| Change::PutGroup { tls, allowed }),
+            1 => Just(Change::DeleteGroup),
             2 => (0..6usize, any::<u8>()).prop_map(|(i, note)| Change::VirtualStatus { i, note }),
             1 => (0..6usize).prop_map(|i| Change::DeleteVirtual { i }),
             1 => (0..6usize).prop_map(|i| Change::Deleting { i }),
@@ -846,12 +967,17 @@ mod tests {
             };
             let service_key = |s: u8| key(NAMESPACE, &format!("svc{s}"));
             match change.clone() {
-                Change::PutVirtual { i, address, port, service, mode, partition, tls } => {
+                Change::PutVirtual { i, address, port, service, mode, partition, tls, group_host } => {
                     let mut spec = json!({
                         "virtualAddress": format!("10.0.0.{}", address + 1),
                         "port": port,
                         "pools": [{"name": "web", "service": format!("svc{service}"), "servicePort": 80}],
                     });
+                    if let Some(host) = group_host {
+                        spec.as_object_mut().map(|o| o.remove("virtualAddress"));
+                        spec["listenerGroup"] = json!("g");
+                        spec["rules"] = json!([{"host": format!("h{host}.example.com"), "pool": "web"}]);
+                    }
                     if let Some(cluster) = mode {
                         spec["poolMemberType"] = json!(if cluster { "cluster" } else { "nodeport" });
                     }
@@ -882,6 +1008,25 @@ mod tests {
                     }
                     // A status-only update is not reported (see controller::object_changes_desired).
                     vec![]
+                }
+                Change::PutGroup { tls, allowed } => {
+                    let mut spec = json!({
+                        "virtualAddress": "10.0.0.1", "port": 443,
+                        "allowedNamespaces": [if allowed { "*" } else { "elsewhere" }],
+                    });
+                    if tls {
+                        spec["tls"] = json!({});
+                    }
+                    let group = json!({
+                        "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "BigIpListenerGroup",
+                        "metadata": {"name": "g"}, "spec": spec,
+                    });
+                    self.cluster.add_listener_group(serde_json::from_value(group).expect("BigIpListenerGroup"));
+                    vec![Dependency::ListenerGroup("g".into())]
+                }
+                Change::DeleteGroup => {
+                    self.cluster.remove_listener_group("g");
+                    vec![Dependency::ListenerGroup("g".into())]
                 }
                 Change::DeleteVirtual { i } => {
                     self.virtual_servers.remove(&i);
@@ -1063,6 +1208,51 @@ mod tests {
     }
 
     #[test]
+    fn listener_group_members_merge_and_a_freed_host_moves_to_the_next_claimant() {
+        let mut world = World::default();
+        let mut incremental = IncrementalFleet::default();
+        let member = |i: usize, host: u8, tls: Option<bool>| Change::PutVirtual {
+            i,
+            address: 0,
+            port: 443,
+            service: 0,
+            mode: Some(true),
+            partition: false,
+            tls,
+            group_host: Some(host),
+        };
+        let mut step = |world: &mut World, change: Change| {
+            let changes = Changes::of(world.apply(&change));
+            let snapshot = world.update(&mut incremental, &changes);
+            assert_eq!(snapshot.fleet(), world.reference(), "after {change:?}");
+            snapshot
+        };
+        step(&mut world, Change::PutService { service: 0, node_port: false });
+        step(&mut world, Change::PutSecret { valid: true });
+        step(&mut world, Change::PutGroup { tls: true, allowed: true });
+        step(&mut world, member(0, 0, Some(true)));
+        step(&mut world, member(1, 0, Some(true)));
+        let snapshot = step(&mut world, member(2, 1, Some(true)));
+        let group = &snapshot.applications("k8s")[0];
+        assert_eq!(group.pools.len(), 2, "vs0 and vs2; vs1 conflicts on h0: {:?}", group.pools);
+        assert!(matches!(
+            snapshot.outcome(SourceKind::VirtualServer, &key(NAMESPACE, "vs1")),
+            Some(AppOutcome::RouteConflict { holder, .. }) if holder.key == key(NAMESPACE, "vs0")
+        ));
+        let snapshot = step(&mut world, Change::DeleteVirtual { i: 0 });
+        assert!(matches!(
+            snapshot.outcome(SourceKind::VirtualServer, &key(NAMESPACE, "vs1")),
+            Some(AppOutcome::Included { .. })
+        ));
+        // The group no longer allows the namespace: every member is refused, nothing is left.
+        let snapshot = step(&mut world, Change::PutGroup { tls: true, allowed: false });
+        assert!(snapshot.applications("k8s").is_empty());
+        step(&mut world, Change::PutGroup { tls: true, allowed: true });
+        let snapshot = step(&mut world, Change::DeleteSecret);
+        assert!(snapshot.applications("k8s").is_empty(), "no certificate: blocked");
+    }
+
+    #[test]
     fn an_update_looks_only_at_the_objects_that_depend_on_what_changed() {
         let mut world = World::default();
         let mut reported = Changes::default();
@@ -1083,6 +1273,7 @@ mod tests {
                 mode: Some(true),
                 partition: false,
                 tls: None,
+                group_host: None,
             };
             apply(&mut world, change);
         }
@@ -1116,6 +1307,7 @@ mod tests {
                 mode: Some(true),
                 partition: false,
                 tls: None,
+                group_host: None,
             },
         );
         world.update(&mut incremental, &created);
@@ -1126,7 +1318,16 @@ mod tests {
         );
         let created = apply(
             &mut world,
-            Change::PutVirtual { i: 6, address: 2, port: 81, service: 0, mode: Some(true), partition: true, tls: None },
+            Change::PutVirtual {
+                i: 6,
+                address: 2,
+                port: 81,
+                service: 0,
+                mode: Some(true),
+                partition: true,
+                tls: None,
+                group_host: None,
+            },
         );
         let before = world.update(&mut incremental, &created);
 
@@ -1153,7 +1354,7 @@ mod tests {
 
     /// VirtualServer `i` on `10.0.0.<address + 1>:<port>`, cluster mode, pools on svc0.
     fn on(i: usize, address: u8, port: u16, tls: Option<bool>) -> Change {
-        Change::PutVirtual { i, address, port, service: 0, mode: Some(true), partition: false, tls }
+        Change::PutVirtual { i, address, port, service: 0, mode: Some(true), partition: false, tls, group_host: None }
     }
 
     /// Claims are decided again only around the listeners that changed, with knock-on effects:

@@ -12,6 +12,7 @@ pub mod desired;
 pub mod health;
 pub mod leader;
 pub mod legacy;
+pub mod listener_group;
 pub mod load_balancer;
 pub mod object;
 pub mod partitions;
@@ -214,6 +215,7 @@ pub async fn run<B: As3Api + NetApi>(
         "secrets",
         "nodes",
         "referencegrants",
+        "bigiplistenergroups",
     ]);
     metrics.health.leading(ready.receiver());
     let secret_events = watches::events(secret_api, secret_watch, "secrets", metrics.clone())
@@ -287,7 +289,39 @@ pub async fn run<B: As3Api + NetApi>(
         listed.listed("referencegrants");
         (None, futures::stream::empty().boxed())
     };
-    let cluster = StoreView { services, endpoint_slices, slice_index, nodes, secrets, reference_grants };
+    // BigIpListenerGroups (shared listeners), when their CRD is installed.
+    let groups_api: Api<crate::crd::BigIpListenerGroup> = Api::all(client.clone());
+    let groups_installed = match groups_api.list(&kube::api::ListParams::default().limit(1)).await {
+        Ok(_) => true,
+        Err(e) => {
+            warn!(error = %e, "cannot list BigIpListenerGroups (CRD not installed, or no RBAC): VirtualServers with spec.listenerGroup stay unprogrammed; install the CRDs of this version");
+            false
+        }
+    };
+    let (listener_groups, group_events) = if groups_installed {
+        let (store, writer) = reflector::store();
+        let events =
+            watches::events(groups_api.clone(), WatcherConfig::default(), "bigiplistenergroups", metrics.clone())
+                .modify(trim::<crate::crd::BigIpListenerGroup>)
+                .reflect(writer)
+                .inspect_ok(listed.reporter("bigiplistenergroups"))
+                .inspect_ok(changes_desired(&desired, true, group_dependency))
+                .touched_objects()
+                .boxed();
+        (Some(store), events)
+    } else {
+        listed.listed("bigiplistenergroups");
+        (None, futures::stream::empty().boxed())
+    };
+    let cluster = StoreView {
+        services,
+        endpoint_slices,
+        slice_index,
+        nodes,
+        secrets,
+        reference_grants,
+        listener_groups: listener_groups.clone(),
+    };
 
     let confirmation = Arc::new(cluster_view::FreshListConfirmation {
         virtual_servers: vs_api.clone(),
@@ -347,6 +381,7 @@ pub async fn run<B: As3Api + NetApi>(
         recorder: events.clone(),
         metrics,
         allocator,
+        listener_groups_changed: Arc::new(tokio::sync::Notify::new()),
     });
 
     let legacy_recorder = events.clone();
@@ -390,8 +425,9 @@ pub async fn run<B: As3Api + NetApi>(
         let _ = ts_drift.unbounded_send(());
     });
     let member_default = settings.defaults.pool_member_type;
-    let (s1, s2, s3, s4, s5) =
-        (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
+    let (s1, s2, s3, s4, s5, s6) =
+        (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
+    let certificate_groups = listener_groups.clone();
     info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer and TransportServer controllers");
     let virtual_servers = controller
         .watches_stream(service_events, move |svc| {
@@ -408,7 +444,16 @@ pub async fn run<B: As3Api + NetApi>(
             let _ = tunnel_nodes.unbounded_send(());
             triggers::for_node(&s3, &node, member_default)
         })
-        .watches_stream(secret_events, move |secret| triggers::for_secret(&s4, &secret))
+        .watches_stream(secret_events, move |secret| {
+            let mut refs = triggers::for_secret(&s4, &secret);
+            if let Some(groups) = &certificate_groups {
+                refs.extend(triggers::for_group_certificate(groups, &s4, &secret));
+            }
+            refs
+        })
+        .watches_stream(group_events, move |group| {
+            triggers::in_listener_group(&s6, group.metadata.name.as_deref().unwrap_or_default())
+        })
         .watches_stream(grant_events, move |grant| {
             let namespace = grant.metadata.namespace.clone().unwrap_or_default();
             f4(triggers::referring_to_namespace(&t4, &namespace));
@@ -418,6 +463,7 @@ pub async fn run<B: As3Api + NetApi>(
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context.clone())
         .for_each(|result| async move { log_failure(result.map(|_| ())) });
+    let group_context = context.clone();
     let transport_servers = ts_controller
         .reconcile_on(ts_trigger_stream)
         .reconcile_all_on(ts_drift_triggers)
@@ -446,13 +492,19 @@ pub async fn run<B: As3Api + NetApi>(
         }
     };
     let tunnels = health::supervised(&health, "bigiptunnel-controller", tunnel::run(tunnel_context, tunnel_changes));
+    let group_statuses = async {
+        if let Some(groups) = listener_groups {
+            listener_group::run(group_context, groups, groups_api).await;
+        }
+    };
     let controllers = async {
         futures::join!(
             health::supervised(&health, "virtualserver-controller", virtual_servers),
             health::supervised(&health, "transportserver-controller", transport_servers),
             legacy_shim,
             load_balancers,
-            tunnels
+            tunnels,
+            group_statuses
         )
     };
     tokio::select! {
@@ -632,6 +684,10 @@ fn slice_dependency(slice: &EndpointSliceView) -> Option<desired::Dependency> {
 
 fn grant_dependency(grant: &crate::crd::ReferenceGrant) -> Option<desired::Dependency> {
     Some(desired::Dependency::ReferenceGrants(grant.metadata.namespace.clone().unwrap_or_default()))
+}
+
+fn group_dependency(group: &crate::crd::BigIpListenerGroup) -> Option<desired::Dependency> {
+    Some(desired::Dependency::ListenerGroup(group.metadata.name.clone().unwrap_or_default()))
 }
 
 fn node_dependency(_node: &Node) -> Option<desired::Dependency> {

@@ -48,6 +48,8 @@ pub struct Context<B: As3Api> {
     pub settings: ControllerSettings,
     pub recorder: EventRecorder,
     pub metrics: Arc<Metrics>,
+    /// Wakes the BigIpListenerGroup status writer after a VirtualServer's status was decided.
+    pub listener_groups_changed: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,13 +260,16 @@ async fn apply<K: ManagedObject, B: As3Api>(vs: &K, ctx: &Context<B>, api: &Api<
     let conditions = status.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str()));
     ctx.metrics.objects.observe(K::KIND.as_str(), key.to_string(), conditions);
     write_status_if_changed(vs, status, ctx, api).await?;
+    if K::KIND == SourceKind::VirtualServer {
+        ctx.listener_groups_changed.notify_one();
+    }
 
     Ok(match (programming, outcome_of_vs) {
         _ if retry_address => Action::requeue(Duration::from_secs(30)),
         (ProgrammingState::Failed { .. }, _) => Action::requeue(RETRY_PERIOD),
         // Nothing watched announces that the holder of the listener let it go (it may be of
         // the other kind): look again soon. Posts nothing while the conflict lasts.
-        (_, AppOutcome::AddressConflict { .. }) => Action::requeue(RETRY_PERIOD),
+        (_, AppOutcome::AddressConflict { .. } | AppOutcome::RouteConflict { .. }) => Action::requeue(RETRY_PERIOD),
         // No periodic per-object resync: the per-partition consistency check
         // (controller::consistency_checks) re-syncs every partition once per period.
         _ => Action::await_change(),

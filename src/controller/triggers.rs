@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::object::{objects_in, ManagedObject};
-use crate::crd::PoolMemberType;
+use crate::crd::{PoolMemberType, VirtualServer};
 use crate::model::cluster::slice_service_name;
 use crate::model::members::{node_internal_ips, node_is_ready};
 
@@ -98,6 +98,38 @@ impl NodeChangeFilter {
             Event::Init | Event::InitDone => None,
         }
     }
+}
+
+/// The VirtualServers that join the listener group `group`.
+pub fn in_listener_group(store: &Store<VirtualServer>, group: &str) -> Vec<ObjectRef<VirtualServer>> {
+    store
+        .state()
+        .iter()
+        .filter(|vs| vs.spec.listener_group.as_deref() == Some(group))
+        .map(|vs| ObjectRef::from(vs.as_ref()))
+        .collect()
+}
+
+/// The VirtualServers of every listener group whose default certificate is `secret`.
+pub fn for_group_certificate(
+    groups: &Store<crate::crd::BigIpListenerGroup>,
+    store: &Store<VirtualServer>,
+    secret: &Secret,
+) -> Vec<ObjectRef<VirtualServer>> {
+    let (Some(namespace), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) else { return Vec::new() };
+    groups
+        .state()
+        .iter()
+        .filter(|group| {
+            group
+                .spec
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.default_certificate.as_ref())
+                .is_some_and(|reference| reference.namespace == *namespace && reference.name == *name)
+        })
+        .flat_map(|group| in_listener_group(store, group.metadata.name.as_deref().unwrap_or_default()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod address_pool;
 pub mod common;
+pub mod listener_group;
 pub mod reference_grant;
 pub mod transport_server;
 pub mod tunnel;
@@ -14,6 +15,9 @@ pub use address_pool::{AddressAllocation, BigIpAddressPool, BigIpAddressPoolSpec
 pub use common::{
     Condition, HealthMonitor, IRule, IcmpEcho, LoadBalancingMode, MonitorMatch, MonitorType, Persistence, Pool,
     PoolMemberType, RouteAdvertisement, SnatMode, VirtualAddressOptions,
+};
+pub use listener_group::{
+    BigIpListenerGroup, BigIpListenerGroupSpec, BigIpListenerGroupStatus, HttpTraffic, ListenerGroupTls,
 };
 pub use reference_grant::ReferenceGrant;
 pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
@@ -28,7 +32,13 @@ pub const API_GROUP: &str = "bigip.operator.dev";
 
 /// Every CRD this operator defines, in the order `crdgen` prints them.
 pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![VirtualServer::crd(), TransportServer::crd(), BigIpTunnel::crd(), BigIpAddressPool::crd()]
+    vec![
+        VirtualServer::crd(),
+        TransportServer::crd(),
+        BigIpTunnel::crd(),
+        BigIpAddressPool::crd(),
+        BigIpListenerGroup::crd(),
+    ]
 }
 
 /// Each CRD as `(file name, YAML)`: crds/ holds one file per CRD, named after the CRD.

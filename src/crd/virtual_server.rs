@@ -31,7 +31,7 @@ use super::common::{Condition, IRule, Persistence, Pool, PoolMemberType, SnatMod
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.virtualAddress) != has(self.addressPool)").message("set either virtualAddress or addressPool"))]
+#[x_kube(validation = Rule::new("(has(self.virtualAddress) ? 1 : 0) + (has(self.addressPool) ? 1 : 0) + (has(self.listenerGroup) ? 1 : 0) == 1").message("set exactly one of virtualAddress, addressPool and listenerGroup"))]
 #[x_kube(validation = Rule::new("!has(self.defaultPool) || self.pools.exists(p, p.name == self.defaultPool)").message("defaultPool must name one of the pools"))]
 #[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(r, self.pools.exists(p, p.name == r.pool))").message("every rule's pool must name one of the pools"))]
 #[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
@@ -50,6 +50,14 @@ pub struct VirtualServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub address_pool: Option<String>,
+
+    /// Join this BigIpListenerGroup instead of having an address of its own
+    /// (docs/listener-groups.md): the group's virtual server serves this VirtualServer's hosts
+    /// next to other teams' hosts, with its certificate for them (SNI). Every rule needs a
+    /// host; `port` must be the group's. Either this, `virtualAddress` or `addressPool`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub listener_group: Option<String>,
 
     /// TCP port of the virtual server, 1-65535.
     #[schemars(range(min = 1, max = 65535))]

@@ -354,6 +354,7 @@ impl Translator<'_> {
                         x_forwarded_for: false,
                         virtual_address_options: None,
                         address_pool: None,
+                        listener_group: None,
                         pool_member_type: None,
                     },
                     status: None,

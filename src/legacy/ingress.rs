@@ -333,6 +333,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
         x_forwarded_for: false,
         virtual_address_options: None,
         address_pool: None,
+        listener_group: None,
         pool_member_type: None,
     };
     let mut virtual_servers = Vec::new();

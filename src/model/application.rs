@@ -33,6 +33,9 @@ pub fn build_application(
     cluster: &dyn ClusterView,
     defaults: &ModelDefaults,
 ) -> Result<BuiltApplication, InvalidSpec> {
+    if let Some(group) = vs.spec.listener_group.as_deref() {
+        return super::listener_group::build_member(vs, group, cluster, defaults);
+    }
     let source = ObjectKey::of(&vs.metadata);
     let spec = &vs.spec;
     let name = application_name(&source)?;
@@ -103,6 +106,7 @@ pub fn build_application(
             address_options: spec.virtual_address_options.clone(),
             pools,
             default_pool,
+            group: None,
         },
         unresolved,
     })
@@ -206,7 +210,7 @@ pub(super) fn build_pools(
 /// Rules in evaluation order: exact hosts, then wildcard hosts (longer suffix first), then no
 /// host; within each, exact paths, then longer prefixes, then no path. Spec order breaks ties,
 /// so the most specific rule wins whatever the order in the spec.
-fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Result<Vec<DesiredRoute>, InvalidSpec> {
+pub(super) fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Result<Vec<DesiredRoute>, InvalidSpec> {
     let mut routes = Vec::with_capacity(rules.len());
     for (index, rule) in rules.iter().enumerate() {
         let invalid = |reason: String| InvalidSpec::Rule { index, reason };
@@ -243,6 +247,12 @@ fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Result<Vec<Desi
         }
         routes.push(route);
     }
+    sort_routes(&mut routes);
+    Ok(routes)
+}
+
+/// Sorts routes into evaluation order (see [`build_routes`]); the sort is stable.
+pub(super) fn sort_routes(routes: &mut [DesiredRoute]) {
     let rank = |r: &DesiredRoute| {
         let host = match &r.host {
             Some(HostMatch::Exact(_)) => (0, 0),
@@ -257,7 +267,6 @@ fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Result<Vec<Desi
         (host, path)
     };
     routes.sort_by_key(rank);
-    Ok(routes)
 }
 
 fn host_match(host: &str) -> Result<HostMatch, String> {
@@ -279,7 +288,7 @@ fn host_match(host: &str) -> Result<HostMatch, String> {
     Ok(if wildcard { HostMatch::Suffix(format!(".{name}")) } else { HostMatch::Exact(name.to_string()) })
 }
 
-fn resolve_tls(
+pub(super) fn resolve_tls(
     tls: &Tls,
     source: &ObjectKey,
     cluster: &dyn ClusterView,

@@ -3,7 +3,7 @@
 //! The controller implements [`ClusterView`] over its reflector stores; the offline `render`
 //! command and the tests use [`ClusterObjects`], an in-memory set.
 
-use crate::crd::ReferenceGrant;
+use crate::crd::{BigIpListenerGroup, ReferenceGrant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ pub trait ClusterView {
     fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>>;
     /// The Gateway API ReferenceGrants of `namespace` (none when Gateway API is not installed).
     fn reference_grants(&self, namespace: &str) -> Vec<Arc<ReferenceGrant>>;
+    /// The BigIpListenerGroup of that name (cluster-scoped).
+    fn listener_group(&self, name: &str) -> Option<Arc<BigIpListenerGroup>>;
 }
 
 /// An in-memory set of cluster objects, keyed by namespace and name.
@@ -33,6 +35,7 @@ pub struct ClusterObjects {
     nodes: BTreeMap<String, Arc<Node>>,
     secrets: BTreeMap<(String, String), Arc<Secret>>,
     reference_grants: BTreeMap<(String, String), Arc<ReferenceGrant>>,
+    listener_groups: BTreeMap<String, Arc<BigIpListenerGroup>>,
 }
 
 impl ClusterObjects {
@@ -76,6 +79,14 @@ impl ClusterObjects {
         self.reference_grants.remove(&(namespace.to_string(), name.to_string()));
     }
 
+    pub fn add_listener_group(&mut self, group: BigIpListenerGroup) {
+        self.listener_groups.insert(group.metadata.name.clone().unwrap_or_default(), Arc::new(group));
+    }
+
+    pub fn remove_listener_group(&mut self, name: &str) {
+        self.listener_groups.remove(name);
+    }
+
     pub fn add_node(&mut self, node: Node) {
         self.nodes.insert(node.metadata.name.clone().unwrap_or_default(), Arc::new(node));
     }
@@ -107,6 +118,10 @@ impl ClusterView for ClusterObjects {
 
     fn reference_grants(&self, namespace: &str) -> Vec<Arc<ReferenceGrant>> {
         self.reference_grants.iter().filter(|((ns, _), _)| ns == namespace).map(|(_, g)| g.clone()).collect()
+    }
+
+    fn listener_group(&self, name: &str) -> Option<Arc<BigIpListenerGroup>> {
+        self.listener_groups.get(name).cloned()
     }
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::application::{build_application, BuiltApplication};
 use super::transport::build_transport_application;
 use super::{
-    ClusterView, DesiredApplication, InvalidSpec, Listener, ModelDefaults, ObjectKey, SourceId, SourceKind,
+    ClusterView, DesiredApplication, InvalidSpec, Listener, ModelDefaults, ObjectKey, RouteClaim, SourceId, SourceKind,
     UnresolvedRef,
 };
 use crate::crd::{TransportServer, VirtualServer};
@@ -23,6 +23,8 @@ pub enum AppOutcome {
     Invalid(InvalidSpec),
     /// Another, older object already uses the address, port and protocol.
     AddressConflict { listener: Listener, holder: SourceId },
+    /// Another, older object of the same listener group already serves this host and path.
+    RouteConflict { route: RouteClaim, holder: SourceId },
     /// The spec is valid but a reference it cannot work without (a TLS Secret) does not
     /// resolve: nothing is programmed for it until it does.
     Blocked { partition: String, unresolved: Vec<UnresolvedRef> },
@@ -137,8 +139,9 @@ pub fn build_fleet<'a>(
 /// listener claims resolved, outcomes decided, applications grouped by partition.
 pub fn assemble_fleet<'b>(built_in_claim_order: impl IntoIterator<Item = (&'b SourceId, &'b Built)>) -> Fleet {
     let mut fleet = Fleet::default();
-    // Holder of each claim, with its partition.
-    let mut claimed: HashMap<Listener, (SourceId, String)> = HashMap::new();
+    // Holder of each claim, with its application.
+    let mut claimed: HashMap<Listener, (SourceId, Arc<DesiredApplication>)> = HashMap::new();
+    let mut claimed_routes: HashMap<RouteClaim, SourceId> = HashMap::new();
     for (id, built) in built_in_claim_order {
         let id = id.clone();
         match built {
@@ -148,16 +151,25 @@ pub fn assemble_fleet<'b>(built_in_claim_order: impl IntoIterator<Item = (&'b So
             Built::Application { application, unresolved } => {
                 let listeners = application.claims();
                 let conflict = listeners.iter().find_map(|listener| {
-                    let (holder, partition) = claimed.get(listener)?;
-                    let shared = listener.shared_within_partition() && *partition == application.partition;
-                    (!shared).then(|| (*listener, holder.clone()))
+                    let (holder, theirs) = claimed.get(listener)?;
+                    (!application.shares_listener_with(theirs, listener)).then(|| (*listener, holder.clone()))
                 });
                 if let Some((listener, holder)) = conflict {
                     fleet.outcomes.insert(id, AppOutcome::AddressConflict { listener, holder });
                     continue;
                 }
+                let routes = application.route_claims();
+                let route_conflict =
+                    routes.iter().find_map(|route| Some((route.clone(), claimed_routes.get(route)?.clone())));
+                if let Some((route, holder)) = route_conflict {
+                    fleet.outcomes.insert(id, AppOutcome::RouteConflict { route, holder });
+                    continue;
+                }
                 for listener in listeners {
-                    claimed.entry(listener).or_insert_with(|| (id.clone(), application.partition.clone()));
+                    claimed.entry(listener).or_insert_with(|| (id.clone(), application.clone()));
+                }
+                for route in routes {
+                    claimed_routes.insert(route, id.clone());
                 }
                 if unresolved.iter().any(UnresolvedRef::blocks_programming) {
                     fleet.outcomes.insert(
@@ -183,7 +195,9 @@ pub fn assemble_fleet<'b>(built_in_claim_order: impl IntoIterator<Item = (&'b So
         }
     }
     for apps in fleet.partitions.values_mut() {
+        // Stable: the members of a listener group stay in claim order.
         apps.sort_by(|a, b| a.name.cmp(&b.name));
+        *apps = super::listener_group::merge_groups(std::mem::take(apps));
     }
     fleet
 }

@@ -9,6 +9,7 @@ pub mod flannel;
 pub mod flannel_etcd;
 pub mod fleet;
 pub mod labels;
+pub mod listener_group;
 pub mod load_balancer;
 pub mod members;
 pub mod service_view;
@@ -18,6 +19,7 @@ pub mod transport;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::crd::{LoadBalancingMode, MonitorMatch, MonitorType, Persistence, PoolMemberType, VirtualAddressOptions};
 
@@ -110,8 +112,12 @@ pub struct DesiredApplication {
     pub source_ranges: Vec<ipnet::IpNet>,
     pub address_options: Option<VirtualAddressOptions>,
     pub pools: Vec<DesiredPool>,
-    /// Name of the pool the virtual server sends traffic to when no rule matches.
+    /// Name of the pool the virtual server sends traffic to when no rule matches; empty for
+    /// a listener group's virtual server (requests no rule matches are refused).
     pub default_pool: String,
+    /// The listener group this application is part of (a VirtualServer with
+    /// `spec.listenerGroup`, or the group's merged application).
+    pub group: Option<Arc<listener_group::GroupSettings>>,
 }
 
 impl AsRef<DesiredApplication> for DesiredApplication {
@@ -147,6 +153,7 @@ impl DesiredApplication {
             address_options: None,
             pools,
             default_pool,
+            group: None,
         }
     }
 
@@ -163,6 +170,9 @@ impl DesiredApplication {
     /// The (address, port, protocol) listeners the application occupies on the BIG-IP: its
     /// own, plus port 80 when it redirects HTTP to HTTPS.
     pub fn listeners(&self) -> Vec<Listener> {
+        if let Some(group) = &self.group {
+            return group.listeners();
+        }
         let protocol = match self.frontend {
             Frontend::Udp => ListenerProtocol::Udp,
             _ => ListenerProtocol::Tcp,
@@ -182,6 +192,60 @@ impl DesiredApplication {
         let mut claims = self.listeners();
         claims.push(Listener { address: self.virtual_address, port: 0, protocol: ListenerProtocol::VirtualAddress });
         claims
+    }
+
+    /// Whether this application's claim of `listener` and `other`'s do not conflict: both in
+    /// one partition, and the listener is a virtual address, or both are in one listener group.
+    pub fn shares_listener_with(&self, other: &DesiredApplication, listener: &Listener) -> bool {
+        let same_group = match (&self.group, &other.group) {
+            (Some(a), Some(b)) => a.name == b.name,
+            _ => false,
+        };
+        self.partition == other.partition && (listener.shared_within_partition() || same_group)
+    }
+
+    /// The host and path routes this application claims in its listener group (none outside
+    /// a group): no two objects of a group may serve the same host and path.
+    pub fn route_claims(&self) -> Vec<RouteClaim> {
+        let (Some(group), Frontend::Http { routes, .. }) = (&self.group, &self.frontend) else { return Vec::new() };
+        routes.iter().map(|route| RouteClaim::of(&group.name, route)).collect()
+    }
+}
+
+/// A host and path in a listener group, as one object claims it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteClaim {
+    pub group: String,
+    /// `shop.example.com` or `*.example.com`.
+    pub host: String,
+    /// `/api` (a prefix), `=/api` (exact), or empty (every path).
+    pub path: String,
+}
+
+impl RouteClaim {
+    pub fn of(group: &str, route: &DesiredRoute) -> Self {
+        let host = match &route.host {
+            Some(HostMatch::Exact(h)) => h.clone(),
+            Some(HostMatch::Suffix(s)) => format!("*{s}"),
+            None => String::new(),
+        };
+        let path = match &route.path {
+            Some(PathMatch::Exact(p)) => format!("={p}"),
+            Some(PathMatch::Prefix(p)) => p.clone(),
+            None => String::new(),
+        };
+        Self { group: group.to_string(), host, path }
+    }
+}
+
+impl fmt::Display for RouteClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = match self.path.strip_prefix('=') {
+            Some(exact) => format!("path {exact} (exact)"),
+            None if self.path.is_empty() => "every path".to_string(),
+            None => format!("path {} and below", self.path),
+        };
+        write!(f, "host {} {path} in BigIpListenerGroup {}", self.host, self.group)
     }
 }
 
@@ -286,6 +350,19 @@ pub enum ServerTls {
     Certificate { certificate: String, chain: String, private_key: String },
     /// An existing BIG-IP client SSL profile.
     Profile(String),
+    /// Several certificates chosen by the client's server name (a listener group): the
+    /// first is the default one, for clients whose server name matches no other.
+    Sni(Vec<SniCertificate>),
+}
+
+/// One certificate of a [`ServerTls::Sni`] list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniCertificate {
+    /// The host it serves (`shop.example.com`, `*.example.com`); None for the default.
+    pub server_name: Option<String>,
+    pub certificate: String,
+    pub chain: String,
+    pub private_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,6 +478,9 @@ pub enum InvalidSpec {
     Field { field: &'static str, reason: String },
     /// `spec.addressPool` is set and no address is allocated yet; `problem` is
     /// `<Reason>: <message>` from the allocator when it failed.
+    /// `spec.listenerGroup` cannot be joined; `reason` is the condition reason.
+    #[error("spec.listenerGroup {group}: {message}")]
+    ListenerGroup { group: String, reason: &'static str, message: String },
     #[error("spec.addressPool {pool}: {}", problem.as_deref().map(|p| p.split_once(": ").map_or(p, |(_, m)| m)).unwrap_or("waiting for an address to be allocated"))]
     AddressNotAllocated { pool: String, problem: Option<String> },
 }
@@ -413,6 +493,7 @@ impl InvalidSpec {
                 problem.split_once(": ").map_or("AddressPending", |(reason, _)| reason)
             }
             Self::AddressNotAllocated { problem: None, .. } => "AddressPending",
+            Self::ListenerGroup { reason, .. } => reason,
             _ => "Invalid",
         }
     }
@@ -478,5 +559,7 @@ impl UnresolvedRef {
 
 #[cfg(test)]
 mod feature_tests;
+#[cfg(test)]
+mod listener_group_tests;
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,7 @@ pub fn build_transport_application(
             address_options: spec.virtual_address_options.clone(),
             default_pool: spec.pool.name.clone(),
             pools,
+            group: None,
         },
         unresolved,
     })

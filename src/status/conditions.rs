@@ -121,6 +121,9 @@ pub fn virtual_server_status(
         AppOutcome::AddressConflict { listener, holder } => {
             Verdict::new("False", "AddressConflict", format!("{listener} is already used by {holder}, which keeps it"))
         }
+        AppOutcome::RouteConflict { route, holder } => {
+            Verdict::new("False", "RouteConflict", format!("{route} is already served by {holder}, which keeps it"))
+        }
     };
     let resolved = match (outcome, programming) {
         // An object on the BIG-IP is a reference too.

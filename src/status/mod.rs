@@ -2,5 +2,6 @@
 //! then written with server-side apply only when they differ from what is stored.
 
 pub mod conditions;
+pub mod listener_group;
 
 pub use conditions::{virtual_server_status, FailureReason, ProgrammingState, CONDITION_TYPES};

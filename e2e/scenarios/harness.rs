@@ -308,6 +308,7 @@ impl Env {
                 "--timeout=60s",
                 "crd/virtualservers.bigip.operator.dev",
                 "crd/transportservers.bigip.operator.dev",
+                "crd/bigiplistenergroups.bigip.operator.dev",
             ],
             &admin_kubeconfig,
         )?;

@@ -11,6 +11,7 @@ mod faults;
 mod features;
 mod harness;
 mod legacy;
+mod listener_group;
 mod load_balancer;
 mod proxy;
 mod scenarios;
@@ -62,6 +63,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(legacy::legacy_config_maps_and_ingress),
     scenario!(load_balancer::load_balancer_services_get_pool_addresses),
     scenario!(load_balancer::virtual_servers_take_addresses_from_a_pool),
+    scenario!(listener_group::listener_group_shares_one_vip),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

@@ -258,26 +258,36 @@ pub fn build_member(
     for route in &mut routes {
         route.pool = member_pool(&route.pool);
     }
-    Ok(BuiltApplication {
-        application: DesiredApplication {
-            source,
-            kind: SourceKind::VirtualServer,
-            name: settings.application.clone(),
-            partition,
-            virtual_address: settings.address,
-            port: settings.port,
-            frontend: Frontend::Http { routes, tls, x_forwarded_for: false, waf_policy: None },
-            snat: DesiredSnat::Automap,
-            persistence: Persistence::None,
-            irules: Vec::new(),
-            source_ranges: Vec::new(),
-            address_options: None,
-            pools,
-            default_pool: String::new(),
-            group: Some(Arc::new(settings)),
-        },
-        unresolved,
-    })
+    let application = group_application(source, Arc::new(settings), routes, tls, pools);
+    Ok(BuiltApplication { application, unresolved })
+}
+
+/// An application of a listener group: a member's, or the group's merged one. Everything but
+/// the routes, certificates and pools is the group's.
+fn group_application(
+    source: ObjectKey,
+    settings: Arc<GroupSettings>,
+    routes: Vec<super::DesiredRoute>,
+    tls: Option<TlsTermination>,
+    pools: Vec<super::DesiredPool>,
+) -> DesiredApplication {
+    DesiredApplication {
+        source,
+        kind: SourceKind::VirtualServer,
+        name: settings.application.clone(),
+        partition: settings.partition.clone(),
+        virtual_address: settings.address,
+        port: settings.port,
+        frontend: Frontend::Http { routes, tls, x_forwarded_for: false, waf_policy: None },
+        snat: DesiredSnat::Automap,
+        persistence: Persistence::None,
+        irules: Vec::new(),
+        source_ranges: Vec::new(),
+        address_options: None,
+        pools,
+        default_pool: String::new(),
+        group: Some(settings),
+    }
 }
 
 /// The host of a route as a server name for SNI (`*.example.com` for a wildcard).
@@ -327,23 +337,7 @@ pub fn merge_group<A: AsRef<DesiredApplication>>(members: &[A]) -> Option<Desire
         backend: None,
         http_redirect: settings.redirects_http(),
     });
-    Some(DesiredApplication {
-        source: first.source.clone(),
-        kind: SourceKind::VirtualServer,
-        name: settings.application.clone(),
-        partition: settings.partition.clone(),
-        virtual_address: settings.address,
-        port: settings.port,
-        frontend: Frontend::Http { routes, tls, x_forwarded_for: false, waf_policy: None },
-        snat: DesiredSnat::Automap,
-        persistence: Persistence::None,
-        irules: Vec::new(),
-        source_ranges: Vec::new(),
-        address_options: None,
-        pools,
-        default_pool: String::new(),
-        group: Some(settings),
-    })
+    Some(group_application(first.source.clone(), settings, routes, tls, pools))
 }
 
 /// A partition's applications (sorted by name, members of a group in claim order) with each

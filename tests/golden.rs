@@ -103,6 +103,37 @@ fn members_local_draining_dual_stack() {
 }
 
 #[test]
+fn http_rewrites_headers_and_redirects() {
+    assert!(check_case("http-rewrites-redirects", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("http-rewrites-redirects");
+    let rules = declaration["declaration"]["kubernetes"]["shop_shop"]["routes"]["rules"].as_array().cloned();
+    let rules = rules.expect("rules");
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["name"].as_str()).collect();
+    // Redirects first (the host, then the exact / of appRoot, then the prefix /catalog), then routes.
+    assert_eq!(
+        names,
+        [
+            "redirect_0",
+            "redirect_1",
+            "redirect_2",
+            "redirect_2_below",
+            "route_0",
+            "route_1",
+            "route_1_below",
+            "route_2"
+        ]
+    );
+    let below = &rules[6]["actions"];
+    assert_eq!(below[1]["replace"]["path"], "tcl:/v2/[string range [HTTP::path] 5 end]");
+    assert_eq!(rules[5]["actions"][1]["replace"]["path"], "/v2");
+    assert_eq!(rules[0]["actions"][0]["location"], "https://shop.example.com/");
+    assert_eq!(rules[1]["actions"][0]["location"], "/shop");
+    assert_eq!(rules[5]["actions"][0]["replace"], serde_json::json!({"name": "Host", "value": "api.internal"}));
+    assert_eq!(rules[4]["actions"][0]["replace"]["path"], "/healthz");
+    assert_eq!(rules[5]["actions"][3]["event"], "response");
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");

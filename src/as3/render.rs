@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use super::ownership::Ownership;
 use crate::crd::{MonitorMatch, MonitorType};
 use crate::model::{
-    BackendTls, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRoute, DesiredSnat, Frontend,
-    HostMatch, MemberState, PathMatch, ServerTls, SourceKind, TlsTermination,
+    BackendTls, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRedirect, DesiredRoute,
+    DesiredSnat, Frontend, HostMatch, MemberState, PathMatch, RouteRewrite, ServerTls, SourceKind, TlsTermination,
 };
 
 /// The AS3 schema version the declarations are written for. 3.50 is the first AS3 with the
@@ -161,9 +161,10 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         service.insert("sourceAddress".into(), json!({ "use": SOURCE_RANGES }));
     }
     match &app.frontend {
-        Frontend::Http { routes, tls, x_forwarded_for, waf_policy } => {
-            if !routes.is_empty() {
-                objects.insert(ROUTING_POLICY.into(), render_routing_policy(routes, RouteEvent::HttpRequest));
+        Frontend::Http { routes, redirects, tls, x_forwarded_for, waf_policy } => {
+            if !routes.is_empty() || !redirects.is_empty() {
+                objects
+                    .insert(ROUTING_POLICY.into(), render_routing_policy(redirects, routes, RouteEvent::HttpRequest));
                 service.insert("policyEndpoint".into(), json!(ROUTING_POLICY));
             }
             if *x_forwarded_for {
@@ -179,7 +180,7 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         }
         Frontend::TlsPassthrough { routes } => {
             if !routes.is_empty() {
-                objects.insert(ROUTING_POLICY.into(), render_routing_policy(routes, RouteEvent::TlsClientHello));
+                objects.insert(ROUTING_POLICY.into(), render_routing_policy(&[], routes, RouteEvent::TlsClientHello));
                 service.insert("policyEndpoint".into(), json!(ROUTING_POLICY));
             }
             service.insert("profileTCP".into(), json!("normal"));
@@ -290,55 +291,106 @@ enum RouteEvent {
     TlsClientHello,
 }
 
-/// The Endpoint_Policy of a virtual server's routes, first match wins (the model orders them
-/// most specific first). A prefix route becomes two rules: the path itself, and everything
-/// below it (`/api` matches `/api` and `/api/...` but not `/apis`).
-fn render_routing_policy(routes: &[DesiredRoute], event: RouteEvent) -> Value {
+/// The Endpoint_Policy of a virtual server's redirects and routes, first match wins (the model
+/// orders each most specific first; redirects come before routes). A prefix match becomes two
+/// rules: the path itself, and everything below it (`/api` matches `/api` and `/api/...` but
+/// not `/apis`).
+fn render_routing_policy(redirects: &[DesiredRedirect], routes: &[DesiredRoute], event: RouteEvent) -> Value {
     let mut rules = Vec::new();
-    for (index, route) in routes.iter().enumerate() {
-        let mut host_condition = None;
-        if let Some(host) = &route.host {
-            let (operand, value) = match host {
-                HostMatch::Exact(h) => ("equals", h.as_str()),
-                HostMatch::Suffix(s) => ("ends-with", s.as_str()),
-            };
-            host_condition = Some(match event {
-                RouteEvent::HttpRequest => {
-                    json!({ "type": "httpHost", "event": "request", "host": { "operand": operand, "values": [value] } })
-                }
-                RouteEvent::TlsClientHello => json!({
-                    "type": "sslExtension", "event": "ssl-client-hello",
-                    "serverName": { "operand": operand, "values": [value] }
-                }),
-            });
-        }
-        let path_condition = |operand: &str, value: String| json!({ "type": "httpUri", "event": "request", "path": { "operand": operand, "values": [value] } });
-        let variants: Vec<(String, Option<Value>)> = match &route.path {
-            None => vec![(format!("route_{index}"), None)],
-            Some(PathMatch::Exact(p)) => vec![(format!("route_{index}"), Some(path_condition("equals", p.clone())))],
-            Some(PathMatch::Prefix(p)) => vec![
-                (format!("route_{index}"), Some(path_condition("equals", p.clone()))),
-                (format!("route_{index}_below"), Some(path_condition("starts-with", format!("{p}/")))),
-            ],
-        };
-        let action_event = match event {
-            RouteEvent::HttpRequest => "request",
-            RouteEvent::TlsClientHello => "ssl-client-hello",
-        };
-        for (name, path) in variants {
-            let conditions: Vec<Value> = host_condition.iter().cloned().chain(path).collect();
+    for (index, redirect) in redirects.iter().enumerate() {
+        let action = json!({
+            "type": "httpRedirect", "event": "request", "location": redirect.location, "code": redirect.code
+        });
+        for (suffix, conditions, _) in match_variants(redirect.host.as_ref(), redirect.path.as_ref(), event) {
             rules.push(json!({
-                "name": name,
+                "name": format!("redirect_{index}{suffix}"),
                 "conditions": conditions,
-                "actions": [{
-                    "type": "forward",
-                    "event": action_event,
-                    "select": { "pool": { "use": pool_object_name(&route.pool) } }
-                }]
+                "actions": [action.clone()],
             }));
         }
     }
+    let action_event = match event {
+        RouteEvent::HttpRequest => "request",
+        RouteEvent::TlsClientHello => "ssl-client-hello",
+    };
+    for (index, route) in routes.iter().enumerate() {
+        for (suffix, conditions, below) in match_variants(route.host.as_ref(), route.path.as_ref(), event) {
+            let mut actions = rewrite_actions(&route.rewrite, route.path.as_ref(), below);
+            actions.push(json!({
+                "type": "forward",
+                "event": action_event,
+                "select": { "pool": { "use": pool_object_name(&route.pool) } }
+            }));
+            rules.push(
+                json!({ "name": format!("route_{index}{suffix}"), "conditions": conditions, "actions": actions }),
+            );
+        }
+    }
     json!({ "class": "Endpoint_Policy", "strategy": "first-match", "rules": rules })
+}
+
+/// The policy rules one host and path match becomes: (name suffix, conditions, whether it is
+/// the "below the prefix" half of a prefix match).
+fn match_variants(
+    host: Option<&HostMatch>,
+    path: Option<&PathMatch>,
+    event: RouteEvent,
+) -> Vec<(&'static str, Vec<Value>, bool)> {
+    let host_condition = host.map(|host| {
+        let (operand, value) = match host {
+            HostMatch::Exact(h) => ("equals", h.as_str()),
+            HostMatch::Suffix(s) => ("ends-with", s.as_str()),
+        };
+        match event {
+            RouteEvent::HttpRequest => {
+                json!({ "type": "httpHost", "event": "request", "host": { "operand": operand, "values": [value] } })
+            }
+            RouteEvent::TlsClientHello => json!({
+                "type": "sslExtension", "event": "ssl-client-hello",
+                "serverName": { "operand": operand, "values": [value] }
+            }),
+        }
+    });
+    let path_condition = |operand: &str, value: String| json!({ "type": "httpUri", "event": "request", "path": { "operand": operand, "values": [value] } });
+    let variants: Vec<(&'static str, Option<Value>, bool)> = match path {
+        None => vec![("", None, false)],
+        Some(PathMatch::Exact(p)) => vec![("", Some(path_condition("equals", p.clone())), false)],
+        Some(PathMatch::Prefix(p)) => vec![
+            ("", Some(path_condition("equals", p.clone())), false),
+            ("_below", Some(path_condition("starts-with", format!("{p}/"))), true),
+        ],
+    };
+    variants
+        .into_iter()
+        .map(|(suffix, path, below)| (suffix, host_condition.iter().cloned().chain(path).collect(), below))
+        .collect()
+}
+
+/// The policy actions of a route's rewrites, before its forward action. A prefix route's path
+/// rewrite replaces the prefix: the path itself becomes the new path, and below it the new
+/// path (with one `/`) is followed by the rest of the request's path (`tcl:`, as AS3 allows in
+/// these values; the model lets no Tcl-special character into the text).
+fn rewrite_actions(rewrite: &RouteRewrite, path: Option<&PathMatch>, below: bool) -> Vec<Value> {
+    let mut actions = Vec::new();
+    if let Some(host) = &rewrite.host {
+        actions.push(json!({ "type": "httpHeader", "event": "request", "replace": { "name": "Host", "value": host } }));
+    }
+    if let (Some(new_path), Some(matched)) = (&rewrite.path, path) {
+        let value = match matched {
+            PathMatch::Prefix(prefix) if below => {
+                let kept_from = prefix.chars().count() + 1;
+                format!("tcl:{}/[string range [HTTP::path] {kept_from} end]", new_path.trim_end_matches('/'))
+            }
+            _ => new_path.clone(),
+        };
+        actions.push(json!({ "type": "httpUri", "event": "request", "replace": { "path": value } }));
+    }
+    for (event, headers) in [("request", &rewrite.request_headers), ("response", &rewrite.response_headers)] {
+        for (name, value) in headers {
+            actions.push(json!({ "type": "httpHeader", "event": event, "replace": { "name": name, "value": value } }));
+        }
+    }
+    actions
 }
 
 fn render_pool(pool: &DesiredPool) -> Value {

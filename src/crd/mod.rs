@@ -25,7 +25,9 @@ pub use tunnel::{
     BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, FlannelEtcd, RouteFilter, RouteFilterAction,
     SecretReference, TunnelMode, VxlanTunnel,
 };
-pub use virtual_server::{PathType, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec, VirtualServerStatus};
+pub use virtual_server::{
+    HeaderValue, PathType, Redirect, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec, VirtualServerStatus,
+};
 
 /// The API group of every custom resource of this operator.
 pub const API_GROUP: &str = "bigip.operator.dev";

@@ -90,6 +90,17 @@ pub struct VirtualServerSpec {
     #[schemars(length(max = 128))]
     pub rules: Vec<RoutingRule>,
 
+    /// Requests for `/` (any host) are redirected (302) to this path, e.g. `/shop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1024), regex(pattern = r"^/[A-Za-z0-9._~!&'()*+,=:@%/-]+$"))]
+    pub app_root: Option<String>,
+
+    /// Fixed redirects answered by the BIG-IP, checked before `rules` (most specific first, as
+    /// rules are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub redirects: Vec<Redirect>,
+
     /// TLS on the virtual server: terminate with a certificate from a Secret or an existing
     /// BIG-IP profile, re-encrypt to the pods, or pass through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,9 +156,10 @@ pub struct VirtualServerSpec {
 }
 
 /// A host and path rule: requests matching it go to `pool`.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.host) || has(self.path)").message("a rule needs a host, a path or both"))]
+#[x_kube(validation = Rule::new("!has(self.rewritePath) || has(self.path)").message("rewritePath replaces the matched path: the rule needs a path"))]
 pub struct RoutingRule {
     /// Host name the request's Host header must equal, or `*.example.com` for every host one
     /// label below `example.com`. Compared case-insensitively, without the port.
@@ -167,6 +179,70 @@ pub struct RoutingRule {
     pub path_type: PathType,
     /// Name of the pool that receives matching requests.
     pub pool: String,
+    /// Rewrite the path before it reaches the pool: the matched `path` is replaced by this
+    /// (`Prefix`: `/api` → `/` turns `/api/v1` into `/v1`; `Exact`: the whole path).
+    /// Needs `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[A-Za-z0-9._~!&'()*+,=:@%/-]*$"))]
+    pub rewrite_path: Option<String>,
+    /// Replace the Host header before the request reaches the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?$")
+    )]
+    pub rewrite_host: Option<String>,
+    /// Headers set on matching requests (replacing any of the same name) before they reach
+    /// the pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub request_headers: Vec<HeaderValue>,
+    /// Headers set on the responses to matching requests (replacing any of the same name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub response_headers: Vec<HeaderValue>,
+}
+
+/// An HTTP header and the value to set it to (taken literally).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub struct HeaderValue {
+    /// Header name: letters, digits and `!#$%&'*+-.^_`|~`.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"))]
+    pub name: String,
+    /// Value, printable characters only; not Tcl (`tcl:` and brackets are refused).
+    #[schemars(length(max = 1024), regex(pattern = r"^[^\[\]\x00-\x1f\x7f]*$"))]
+    pub value: String,
+}
+
+/// A fixed redirect answered by the BIG-IP itself.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.host) || has(self.path)").message("a redirect needs a host, a path or both"))]
+pub struct Redirect {
+    /// Host the request's Host header must equal (or `*.example.com`), as in `rules`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub host: Option<String>,
+    /// URI path, starting with `/`, as in `rules`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s\x22\x5c]*$"))]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub path_type: PathType,
+    /// Where to send the client: a URL or a path (`https://shop.example.com/`, `/new`).
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^[^\s\[\]\x22\x5c]+$"))]
+    pub location: String,
+    /// HTTP status code, 301, 302 (default), 303, 307 or 308.
+    #[serde(default = "default_redirect_code")]
+    #[x_kube(validation = Rule::new("self in [301, 302, 303, 307, 308]").message("code must be 301, 302, 303, 307 or 308"))]
+    pub code: i32,
+}
+
+fn default_redirect_code() -> i32 {
+    302
 }
 
 /// How a rule's path matches.

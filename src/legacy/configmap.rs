@@ -355,6 +355,8 @@ impl Translator<'_> {
                         virtual_address_options: None,
                         address_pool: None,
                         listener_group: None,
+                        app_root: None,
+                        redirects: Vec::new(),
                         pool_member_type: None,
                     },
                     status: None,

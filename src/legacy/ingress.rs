@@ -207,7 +207,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                 }
                 continue;
             }
-            rules.push(RoutingRule { host: rule.host.clone(), path: path_text, path_type, pool });
+            rules.push(RoutingRule { host: rule.host.clone(), path: path_text, path_type, pool, ..Default::default() });
         }
     }
     let Some(first) = pools.first().map(|p| p.name.clone()) else {
@@ -334,6 +334,8 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
         virtual_address_options: None,
         address_pool: None,
         listener_group: None,
+        app_root: None,
+        redirects: Vec::new(),
         pool_member_type: None,
     };
     let mut virtual_servers = Vec::new();

@@ -8,12 +8,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::members::{find_service_port, resolve_members, AddressFamily, MemberRules};
 use super::tls::{ca_bundle, server_certificate};
 use super::{
-    BackendTls, ClusterView, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRoute, DesiredSnat,
-    Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, SourceKind, TlsTermination, UnresolvedRef,
+    BackendTls, ClusterView, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRedirect,
+    DesiredRoute, DesiredSnat, Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, RouteRewrite,
+    SourceKind, TlsTermination, UnresolvedRef,
 };
 use crate::crd::{
-    HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, RoutingRule, SnatMode, Tls, TlsMode,
-    VirtualServer,
+    HeaderValue, HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, Redirect, RoutingRule, SnatMode,
+    Tls, TlsMode, VirtualServer,
 };
 
 /// AS3 object names: a letter first, then letters, digits, `_`, `.` or `-`, at most 190 chars.
@@ -57,6 +58,7 @@ pub fn build_application(
         None => pools[0].name.clone(),
     };
     let routes = build_routes(&spec.rules, &pools)?;
+    let redirects = build_redirects(spec.app_root.as_deref(), &spec.redirects)?;
     let persistence = spec.persistence.unwrap_or_default();
     if persistence == Persistence::DestinationAddress {
         return Err(InvalidSpec::Field {
@@ -71,16 +73,28 @@ pub fn build_application(
                     reason: "passthrough forwards encrypted traffic: xForwardedFor, wafPolicy and cookie persistence need HTTP".into(),
                 });
             }
-            if let Some(index) = routes.iter().position(|r| r.path.is_some()) {
+            if let Some(index) = spec.rules.iter().position(|r| r.path.is_some()) {
                 return Err(InvalidSpec::Rule {
                     index,
                     reason: "with TLS passthrough only host rules (matched on the SNI name) are possible".into(),
+                });
+            }
+            if let Some(index) = routes.iter().position(|r| !r.rewrite.is_empty()) {
+                return Err(InvalidSpec::Rule {
+                    index,
+                    reason: "with TLS passthrough requests cannot be rewritten (rewrites and headers need HTTP)".into(),
+                });
+            }
+            if !redirects.is_empty() {
+                return Err(InvalidSpec::Tls {
+                    reason: "passthrough forwards encrypted traffic: redirects and appRoot need HTTP".into(),
                 });
             }
             Frontend::TlsPassthrough { routes }
         }
         tls => Frontend::Http {
             routes,
+            redirects,
             tls: match tls {
                 Some(tls) => resolve_tls(tls, &source, cluster, &mut unresolved)?,
                 None => None,
@@ -241,7 +255,8 @@ pub(super) fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Resu
                 "a rule for every request is what defaultPool is for; give it a host or a longer path".into(),
             ));
         }
-        let route = DesiredRoute { host, path, pool: rule.pool.clone() };
+        let rewrite = build_rewrite(rule, path.as_ref()).map_err(invalid)?;
+        let route = DesiredRoute { host, path, pool: rule.pool.clone(), rewrite };
         if let Some(earlier) = routes.iter().position(|r: &DesiredRoute| r.host == route.host && r.path == route.path) {
             return Err(invalid(format!("matches the same requests as spec.rules[{earlier}]")));
         }
@@ -253,20 +268,146 @@ pub(super) fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Resu
 
 /// Sorts routes into evaluation order (see [`build_routes`]); the sort is stable.
 pub(super) fn sort_routes(routes: &mut [DesiredRoute]) {
-    let rank = |r: &DesiredRoute| {
-        let host = match &r.host {
+    routes.sort_by_key(|r| specificity(&r.host, &r.path));
+}
+
+/// The evaluation rank of a host and path match: lower goes first.
+fn specificity(host: &Option<HostMatch>, path: &Option<PathMatch>) -> ((u8, usize), (u8, usize)) {
+    let rank = |(host, path): (&Option<HostMatch>, &Option<PathMatch>)| {
+        let host = match host {
             Some(HostMatch::Exact(_)) => (0, 0),
             Some(HostMatch::Suffix(s)) => (1, usize::MAX - s.len()),
             None => (2, 0),
         };
-        let path = match &r.path {
+        let path = match path {
             Some(PathMatch::Exact(_)) => (0, 0),
             Some(PathMatch::Prefix(p)) => (1, usize::MAX - p.len()),
             None => (2, 0),
         };
         (host, path)
     };
-    routes.sort_by_key(rank);
+    rank((host, path))
+}
+
+/// Characters a rewritten path may hold: none that Tcl, AS3's `tcl:` values, would read.
+fn rewritten_path_ok(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= 1024
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || "._~!&'()*+,=:@%/-".contains(c))
+}
+
+/// A rule's rewrites and headers, checked.
+fn build_rewrite(rule: &RoutingRule, path: Option<&PathMatch>) -> Result<RouteRewrite, String> {
+    if let Some(rewritten) = &rule.rewrite_path {
+        if path.is_none() {
+            return Err("rewritePath replaces the matched path: the rule needs a path".into());
+        }
+        if !rewritten_path_ok(rewritten) {
+            return Err(format!(
+                "rewritePath {rewritten:?} must start with '/' and hold only letters, digits and ._~!&'()*+,=:@%/-"
+            ));
+        }
+    }
+    if let Some(host) = &rule.rewrite_host {
+        let (name, port) = host.split_once(':').map_or((host.as_str(), None), |(n, p)| (n, Some(p)));
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
+        if host_match(name).is_err() || name.starts_with("*.") || !port_ok {
+            return Err(format!("rewriteHost {host:?} is not a DNS name (with an optional :port)"));
+        }
+    }
+    let headers = |field: &str, list: &[HeaderValue]| -> Result<Vec<(String, String)>, String> {
+        let mut out: Vec<(String, String)> = Vec::with_capacity(list.len());
+        for header in list {
+            let name_ok = !header.name.is_empty()
+                && header.name.len() <= 128
+                && header.name.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+            if !name_ok {
+                return Err(format!("{field}: {:?} is not an HTTP header name", header.name));
+            }
+            if header.value.len() > 1024
+                || header.value.chars().any(|c| c.is_control() || c == '[' || c == ']')
+                || header.value.to_ascii_lowercase().starts_with("tcl:")
+            {
+                return Err(format!(
+                    "{field}: the value of {} must be printable, without brackets, and not start with tcl:",
+                    header.name
+                ));
+            }
+            if out.iter().any(|(name, _)| name.eq_ignore_ascii_case(&header.name)) {
+                return Err(format!("{field}: {} is set twice", header.name));
+            }
+            out.push((header.name.clone(), header.value.clone()));
+        }
+        Ok(out)
+    };
+    Ok(RouteRewrite {
+        path: rule.rewrite_path.clone(),
+        host: rule.rewrite_host.clone(),
+        request_headers: headers("requestHeaders", &rule.request_headers)?,
+        response_headers: headers("responseHeaders", &rule.response_headers)?,
+    })
+}
+
+/// `appRoot` and `redirects`, checked, in evaluation order (most specific first, `appRoot`
+/// by its exact path `/`).
+fn build_redirects(app_root: Option<&str>, specs: &[Redirect]) -> Result<Vec<DesiredRedirect>, InvalidSpec> {
+    let mut redirects = Vec::with_capacity(specs.len() + 1);
+    if let Some(root) = app_root {
+        if !rewritten_path_ok(root) || root == "/" {
+            return Err(InvalidSpec::Field {
+                field: "appRoot",
+                reason: format!(
+                    "{root:?} must be a path other than / holding only letters, digits and ._~!&'()*+,=:@%/-"
+                ),
+            });
+        }
+        redirects.push(DesiredRedirect {
+            host: None,
+            path: Some(PathMatch::Exact("/".into())),
+            location: root.to_string(),
+            code: 302,
+        });
+    }
+    for (index, spec) in specs.iter().enumerate() {
+        let invalid =
+            |reason: String| InvalidSpec::Field { field: "redirects", reason: format!("[{index}]: {reason}") };
+        let host = spec.host.as_deref().map(host_match).transpose().map_err(invalid)?;
+        let path = match spec.path.as_deref() {
+            None => None,
+            Some(path)
+                if !path.starts_with('/')
+                    || path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\') =>
+            {
+                return Err(invalid(format!(
+                    "path {path:?} must start with '/' and hold no whitespace, quotes or backslashes"
+                )))
+            }
+            Some(path) => Some(match spec.path_type {
+                PathType::Exact => PathMatch::Exact(path.to_string()),
+                PathType::Prefix => PathMatch::Prefix(path.trim_end_matches('/').to_string()),
+            }),
+        };
+        if host.is_none() && path.is_none() {
+            return Err(invalid("a redirect needs a host, a path or both".into()));
+        }
+        let location_ok = !spec.location.is_empty()
+            && spec.location.len() <= 2048
+            && !spec.location.chars().any(|c| c.is_whitespace() || c.is_control() || "[]\"\\".contains(c))
+            && !spec.location.to_ascii_lowercase().starts_with("tcl:");
+        if !location_ok {
+            return Err(invalid(format!(
+                "location {:?} must be a URL or path without spaces, quotes or brackets",
+                spec.location
+            )));
+        }
+        let code = u16::try_from(spec.code).ok().filter(|c| [301, 302, 303, 307, 308].contains(c));
+        let Some(code) = code else {
+            return Err(invalid(format!("code {} is not 301, 302, 303, 307 or 308", spec.code)));
+        };
+        redirects.push(DesiredRedirect { host, path, location: spec.location.clone(), code });
+    }
+    redirects.sort_by_key(|r| specificity(&r.host, &r.path));
+    Ok(redirects)
 }
 
 fn host_match(host: &str) -> Result<HostMatch, String> {

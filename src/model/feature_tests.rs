@@ -283,3 +283,54 @@ fn an_https_redirect_claims_port_80_against_newer_objects_of_either_kind() {
     }
     assert!(matches!(outcome(SourceKind::TransportServer, "udp80"), AppOutcome::Included { .. }));
 }
+
+#[test]
+fn rewrites_headers_and_redirects_are_checked_and_never_carry_tcl() {
+    let refused = [
+        (json!({"rules": [{"host": "a.example.com", "pool": "web", "rewritePath": "/x"}]}), "needs a path"),
+        (json!({"rules": [{"path": "/a", "pool": "web", "rewritePath": "/[exec]"}]}), "rewritePath"),
+        (json!({"rules": [{"path": "/a", "pool": "web", "rewriteHost": "*.example.com"}]}), "rewriteHost"),
+        (
+            json!({"rules": [{"path": "/a", "pool": "web", "requestHeaders": [{"name": "X", "value": "tcl:[HTTP::host]"}]}]}),
+            "not start with tcl:",
+        ),
+        (
+            json!({"rules": [{"path": "/a", "pool": "web", "responseHeaders": [{"name": "X", "value": "a"}, {"name": "x", "value": "b"}]}]}),
+            "set twice",
+        ),
+        (json!({"appRoot": "/"}), "appRoot"),
+        (json!({"redirects": [{"path": "/a", "location": "/b [c]"}]}), "location"),
+        (json!({"redirects": [{"path": "/a", "location": "/b", "code": 200}]}), "code 200"),
+    ];
+    for (extra, reason) in refused {
+        let err = build_application(&vs("shop", 1, extra.clone()), &cluster(), &defaults()).expect_err(reason);
+        assert!(err.to_string().contains(reason), "{extra}: {err}");
+    }
+    let passthrough = json!({"tls": {"mode": "passthrough"}, "appRoot": "/shop"});
+    let err = build_application(&vs("shop", 1, passthrough), &cluster(), &defaults()).expect_err("passthrough");
+    assert!(err.to_string().contains("redirects and appRoot need HTTP"), "{err}");
+
+    let built = build_application(
+        &vs(
+            "shop",
+            1,
+            json!({"appRoot": "/shop", "rules": [{"path": "/api/", "pool": "api", "rewritePath": "/", "rewriteHost": "api:8080",
+                   "requestHeaders": [{"name": "X-Team", "value": "shop"}]}]}),
+        ),
+        &cluster(),
+        &defaults(),
+    )
+    .expect("valid");
+    let Frontend::Http { routes, redirects, .. } = &built.application.frontend else { panic!("http") };
+    assert_eq!(routes[0].path, Some(PathMatch::Prefix("/api".into())));
+    assert_eq!(routes[0].rewrite.path.as_deref(), Some("/"));
+    assert_eq!(routes[0].rewrite.host.as_deref(), Some("api:8080"));
+    assert_eq!(routes[0].rewrite.request_headers, [("X-Team".to_string(), "shop".to_string())]);
+    assert_eq!(redirects[0].location, "/shop");
+    assert_eq!(redirects[0].path, Some(PathMatch::Exact("/".into())));
+    // A prefix rewritten to `/`: `/api/v1` becomes `/v1` (one slash).
+    let rendered = crate::as3::render_application(&built.application);
+    let below = &rendered["routes"]["rules"][2];
+    assert_eq!(below["name"], "route_0_below");
+    assert_eq!(below["actions"][1]["replace"]["path"], "tcl:/[string range [HTTP::path] 5 end]");
+}

@@ -207,6 +207,12 @@ pub fn build_member(
     if spec.virtual_address_options.is_some() {
         return Err(refuse("virtualAddressOptions"));
     }
+    if spec.app_root.is_some() {
+        return Err(refuse("appRoot"));
+    }
+    if !spec.redirects.is_empty() {
+        return Err(refuse("redirects"));
+    }
     if spec.default_pool.is_some() {
         return Err(InvalidSpec::Field {
             field: "defaultPool",
@@ -278,7 +284,7 @@ fn group_application(
         partition: settings.partition.clone(),
         virtual_address: settings.address,
         port: settings.port,
-        frontend: Frontend::Http { routes, tls, x_forwarded_for: false, waf_policy: None },
+        frontend: Frontend::Http { routes, redirects: Vec::new(), tls, x_forwarded_for: false, waf_policy: None },
         snat: DesiredSnat::Automap,
         persistence: Persistence::None,
         irules: Vec::new(),

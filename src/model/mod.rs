@@ -145,7 +145,13 @@ impl DesiredApplication {
             partition: partition.into(),
             virtual_address,
             port,
-            frontend: Frontend::Http { routes: Vec::new(), tls: None, x_forwarded_for: false, waf_policy: None },
+            frontend: Frontend::Http {
+                routes: Vec::new(),
+                redirects: Vec::new(),
+                tls: None,
+                x_forwarded_for: false,
+                waf_policy: None,
+            },
             snat: DesiredSnat::Automap,
             persistence: Persistence::None,
             irules: Vec::new(),
@@ -297,6 +303,8 @@ pub enum Frontend {
     /// HTTP, or HTTPS when `tls` is set; requests routed by host and path.
     Http {
         routes: Vec<DesiredRoute>,
+        /// Fixed redirects, evaluated before the routes (most specific first).
+        redirects: Vec<DesiredRedirect>,
         tls: Option<TlsTermination>,
         x_forwarded_for: bool,
         waf_policy: Option<String>,
@@ -315,6 +323,35 @@ pub struct DesiredRoute {
     pub host: Option<HostMatch>,
     pub path: Option<PathMatch>,
     pub pool: String,
+    /// What is changed in matching requests and their responses.
+    pub rewrite: RouteRewrite,
+}
+
+/// Changes to a route's requests and responses (all empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteRewrite {
+    /// Replaces the matched path (the prefix of a prefix route).
+    pub path: Option<String>,
+    /// Replaces the Host header.
+    pub host: Option<String>,
+    /// (name, value) set on requests, then on responses.
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+}
+
+impl RouteRewrite {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A fixed redirect answered by the BIG-IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredRedirect {
+    pub host: Option<HostMatch>,
+    pub path: Option<PathMatch>,
+    pub location: String,
+    pub code: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -707,6 +707,7 @@ mod tests {
         let mut waf = monitored("waf", 5);
         waf.frontend = crate::model::Frontend::Http {
             routes: Vec::new(),
+            redirects: Vec::new(),
             tls: None,
             x_forwarded_for: false,
             waf_policy: Some("/Common/linux-hihg".into()),

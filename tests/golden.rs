@@ -134,6 +134,22 @@ fn http_rewrites_headers_and_redirects() {
 }
 
 #[test]
+fn profiles_by_reference_vlans_and_mirroring() {
+    assert!(check_case("profiles-by-reference", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("profiles-by-reference");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    let vs = &tenant["shop_shop"]["vs"];
+    assert_eq!(vs["profileHTTP2"], serde_json::json!({"bigip": "/Common/http2"}));
+    assert_eq!(vs["persistenceMethods"], serde_json::json!([{"bigip": "/Common/cookie"}]));
+    assert_eq!(vs["mirroring"], "L4");
+    assert_eq!(
+        tenant["shop_ts_db"]["vs"]["profileTCP"],
+        serde_json::json!({"ingress": {"bigip": "/Common/f5-tcp-wan"}, "egress": {"bigip": "/Common/f5-tcp-lan"}})
+    );
+    assert_eq!(tenant["shop_ts_dns"]["vs"]["profileUDP"], serde_json::json!({"bigip": "/Common/udp_gtm_dns"}));
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");

@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use super::ownership::Ownership;
 use crate::crd::{MonitorMatch, MonitorType};
 use crate::model::{
-    BackendTls, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRedirect, DesiredRoute,
-    DesiredSnat, Frontend, HostMatch, MemberState, PathMatch, RouteRewrite, ServerTls, SourceKind, TlsTermination,
+    BackendTls, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredProfiles, DesiredRedirect,
+    DesiredRoute, DesiredSnat, Frontend, HostMatch, MemberState, PathMatch, RouteRewrite, ServerTls, SourceKind,
+    TcpProfiles, TlsTermination,
 };
 
 /// The AS3 schema version the declarations are written for. 3.50 is the first AS3 with the
@@ -192,6 +193,7 @@ pub fn render_application(app: &DesiredApplication) -> Value {
             service.insert("profileUDP".into(), json!("normal"));
         }
     }
+    render_profiles(&app.profiles, &mut service);
     if app.group.as_ref().is_some_and(|group| group.serves_http()) {
         // The same routes over plain HTTP on port 80.
         let mut plain = Map::new();
@@ -212,6 +214,45 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         }
     }
     Value::Object(objects)
+}
+
+/// Existing BIG-IP profiles, VLANs and mirroring: each replaces what the rendering above chose
+/// for that property (a `bigip:` reference AS3 looks up on the BIG-IP).
+fn render_profiles(profiles: &DesiredProfiles, service: &mut Map<String, Value>) {
+    let reference = |path: &String| json!({ "bigip": path });
+    let mut set = |key: &str, value: &Option<String>| {
+        if let Some(path) = value {
+            service.insert(key.into(), reference(path));
+        }
+    };
+    set("profileHTTP", &profiles.http);
+    set("profileHTTP2", &profiles.http2);
+    set("profileUDP", &profiles.udp);
+    set("profileMultiplex", &profiles.one_connect);
+    set("profileHTTPCompression", &profiles.http_compression);
+    set("profileWebSocket", &profiles.web_socket);
+    set("profileAnalytics", &profiles.analytics);
+    set("profileTrafficLog", &profiles.request_logging);
+    match &profiles.tcp {
+        None => {}
+        Some(TcpProfiles::Both(path)) => {
+            service.insert("profileTCP".into(), reference(path));
+        }
+        Some(TcpProfiles::Sides(client, server)) => {
+            let side = |path: &Option<String>| path.as_ref().map_or_else(|| json!("normal"), reference);
+            service.insert("profileTCP".into(), json!({ "ingress": side(client), "egress": side(server) }));
+        }
+    }
+    if let Some(path) = &profiles.persistence {
+        service.insert("persistenceMethods".into(), json!([reference(path)]));
+    }
+    if !profiles.allow_vlans.is_empty() {
+        let vlans: Vec<Value> = profiles.allow_vlans.iter().map(reference).collect();
+        service.insert("allowVlans".into(), Value::Array(vlans));
+    }
+    if profiles.mirroring {
+        service.insert("mirroring".into(), json!("L4"));
+    }
 }
 
 fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &mut Map<String, Value>) {

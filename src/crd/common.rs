@@ -242,6 +242,65 @@ pub enum RouteAdvertisement {
     All,
 }
 
+/// Existing BIG-IP profiles the virtual server uses, by full path (`/Common/name`). A path
+/// the BIG-IP does not have leaves the object out with `ResolvedRefs=False`, reason
+/// `BigIpObjectNotFound`, naming the field. Each replaces what the operator would use.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.tcp) || (!has(self.tcpClient) && !has(self.tcpServer))").message("use tcp for both sides, or tcpClient/tcpServer, not both"))]
+pub struct Profiles {
+    /// HTTP profile (VirtualServer), e.g. `/Common/http-custom`. Not with `xForwardedFor`
+    /// (that is an HTTP profile setting: set it in yours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub http: Option<String>,
+    /// HTTP/2 profile (VirtualServer terminating TLS; also for gRPC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub http2: Option<String>,
+    /// TCP profile for both the client and the server side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub tcp: Option<String>,
+    /// TCP profile towards clients (with `tcpServer`; the other side keeps BIG-IP's `normal`
+    /// profile when only one is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub tcp_client: Option<String>,
+    /// TCP profile towards the pool members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub tcp_server: Option<String>,
+    /// UDP profile (TransportServer with `protocol: udp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub udp: Option<String>,
+    /// OneConnect (connection reuse towards the members; VirtualServer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub one_connect: Option<String>,
+    /// HTTP compression profile (VirtualServer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub http_compression: Option<String>,
+    /// WebSocket profile (VirtualServer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub web_socket: Option<String>,
+    /// Analytics (AVR) profile (VirtualServer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub analytics: Option<String>,
+    /// Request logging profile (VirtualServer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub request_logging: Option<String>,
+    /// Persistence profile, instead of `persistence` (which must then be unset or `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub persistence: Option<String>,
+}
+
 /// Options of the BIG-IP virtual address object. Unset fields keep the BIG-IP's defaults
 /// (ARP on, ICMP echo on, no route advertisement).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

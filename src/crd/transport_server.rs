@@ -3,7 +3,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{IRule, Persistence, Pool, PoolMemberType, SnatMode, VirtualAddressOptions};
+use super::common::{IRule, Persistence, Pool, PoolMemberType, Profiles, SnatMode, VirtualAddressOptions};
 use super::virtual_server::VirtualServerStatus;
 
 /// A TCP or UDP virtual server on the BIG-IP: a virtual address and port whose connections
@@ -95,6 +95,22 @@ pub struct TransportServerSpec {
     #[schemars(inner(length(max = 43)))]
     #[x_kube(validation = Rule::new("self.all(r, isCIDR(r))").message("allowSourceRanges must hold CIDRs such as 10.0.0.0/8"))]
     pub allow_source_ranges: Vec<String>,
+
+    /// Existing BIG-IP profiles to use (HTTP, HTTP/2, TCP, OneConnect, compression, WebSocket,
+    /// analytics, request logging, persistence), by full path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Profiles>,
+
+    /// Existing BIG-IP VLANs the virtual server listens on (full paths, `/Common/external`);
+    /// empty: every VLAN.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[schemars(inner(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")))]
+    pub allow_vlans: Vec<String>,
+
+    /// Mirror connections to the standby BIG-IP of an HA pair (AS3 `mirroring: L4`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub connection_mirroring: bool,
 
     /// Options of the virtual address (ARP, ICMP echo, route advertisement).
     #[serde(default, skip_serializing_if = "Option::is_none")]

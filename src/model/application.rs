@@ -12,6 +12,8 @@ use super::{
     DesiredRoute, DesiredSnat, Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, RouteRewrite,
     SourceKind, TlsTermination, UnresolvedRef,
 };
+use super::{DesiredProfiles, TcpProfiles};
+use crate::crd::Profiles;
 use crate::crd::{
     HeaderValue, HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, Redirect, RoutingRule, SnatMode,
     Tls, TlsMode, VirtualServer,
@@ -66,6 +68,16 @@ pub fn build_application(
             reason: "destination-address persistence is for TransportServers; use cookie or source-address".into(),
         });
     }
+    let profiles = build_profiles(
+        ProfileUse::Virtual {
+            tls: spec.tls.as_ref().map(|t| t.mode),
+            x_forwarded_for: spec.x_forwarded_for,
+            persistence,
+        },
+        spec.profiles.as_ref(),
+        &spec.allow_vlans,
+        spec.connection_mirroring,
+    )?;
     let frontend = match spec.tls.as_ref() {
         Some(tls) if tls.mode == TlsMode::Passthrough => {
             if spec.x_forwarded_for || spec.waf_policy.is_some() || persistence == Persistence::Cookie {
@@ -120,6 +132,7 @@ pub fn build_application(
             address_options: spec.virtual_address_options.clone(),
             pools,
             default_pool,
+            profiles,
             group: None,
         },
         unresolved,
@@ -487,6 +500,114 @@ pub(super) fn resolve_tls(
         TlsMode::Passthrough => return Err(invalid("passthrough takes no certificate")),
     };
     Ok(Some(TlsTermination { server, backend, http_redirect: tls.http_redirect }))
+}
+
+/// What kind of virtual server profiles are checked for.
+pub(super) enum ProfileUse {
+    /// A VirtualServer: its TLS mode, whether it inserts X-Forwarded-For, its persistence.
+    Virtual { tls: Option<TlsMode>, x_forwarded_for: bool, persistence: Persistence },
+    /// A TransportServer: UDP or not, its persistence.
+    Transport { udp: bool, persistence: Persistence },
+}
+
+/// `spec.profiles`, `allowVlans` and `connectionMirroring`, checked against what the virtual
+/// server is (the BIG-IP refuses an HTTP profile on a TCP virtual, a UDP profile on a TCP one).
+pub(super) fn build_profiles(
+    usage: ProfileUse,
+    spec: Option<&Profiles>,
+    allow_vlans: &[String],
+    mirroring: bool,
+) -> Result<DesiredProfiles, InvalidSpec> {
+    let mut vlans = Vec::with_capacity(allow_vlans.len());
+    for vlan in allow_vlans {
+        vlans.push(bigip_path("allowVlans[]", vlan)?);
+    }
+    vlans.sort();
+    vlans.dedup();
+    let Some(spec) = spec else { return Ok(DesiredProfiles { allow_vlans: vlans, mirroring, ..Default::default() }) };
+    let path = |field: &'static str, value: &Option<String>| value.as_deref().map(|v| bigip_path(field, v)).transpose();
+    let refuse = |field: &'static str, reason: &str| InvalidSpec::Field { field, reason: reason.to_string() };
+    let profiles = DesiredProfiles {
+        http: path("profiles.http", &spec.http)?,
+        http2: path("profiles.http2", &spec.http2)?,
+        tcp: match (&spec.tcp, &spec.tcp_client, &spec.tcp_server) {
+            (Some(both), None, None) => Some(TcpProfiles::Both(bigip_path("profiles.tcp", both)?)),
+            (None, None, None) => None,
+            (None, client, server) => {
+                Some(TcpProfiles::Sides(path("profiles.tcpClient", client)?, path("profiles.tcpServer", server)?))
+            }
+            (Some(_), _, _) => {
+                return Err(refuse("profiles.tcp", "use tcp for both sides, or tcpClient/tcpServer, not both"))
+            }
+        },
+        udp: path("profiles.udp", &spec.udp)?,
+        one_connect: path("profiles.oneConnect", &spec.one_connect)?,
+        http_compression: path("profiles.httpCompression", &spec.http_compression)?,
+        web_socket: path("profiles.webSocket", &spec.web_socket)?,
+        analytics: path("profiles.analytics", &spec.analytics)?,
+        request_logging: path("profiles.requestLogging", &spec.request_logging)?,
+        persistence: path("profiles.persistence", &spec.persistence)?,
+        allow_vlans: vlans,
+        mirroring,
+    };
+    let http_only: [(&'static str, bool); 7] = [
+        ("profiles.http", profiles.http.is_some()),
+        ("profiles.http2", profiles.http2.is_some()),
+        ("profiles.oneConnect", profiles.one_connect.is_some()),
+        ("profiles.httpCompression", profiles.http_compression.is_some()),
+        ("profiles.webSocket", profiles.web_socket.is_some()),
+        ("profiles.analytics", profiles.analytics.is_some()),
+        ("profiles.requestLogging", profiles.request_logging.is_some()),
+    ];
+    let first_http_only = http_only.iter().find(|(_, set)| *set).map(|(field, _)| *field);
+    let persistence = match usage {
+        ProfileUse::Virtual { tls, x_forwarded_for, persistence } => {
+            if let Some(field) = first_http_only.filter(|_| tls == Some(TlsMode::Passthrough)) {
+                return Err(refuse(
+                    field,
+                    "passthrough forwards encrypted traffic: HTTP profiles need TLS to end on the BIG-IP",
+                ));
+            }
+            if profiles.http2.is_some() && !matches!(tls, Some(TlsMode::Terminate | TlsMode::Reencrypt)) {
+                return Err(refuse(
+                    "profiles.http2",
+                    "HTTP/2 is offered to clients through TLS (ALPN): it needs spec.tls terminate or reencrypt",
+                ));
+            }
+            if profiles.http.is_some() && x_forwarded_for {
+                return Err(refuse(
+                    "profiles.http",
+                    "xForwardedFor is a setting of the HTTP profile: set it in yours, or drop profiles.http",
+                ));
+            }
+            if profiles.udp.is_some() {
+                return Err(refuse(
+                    "profiles.udp",
+                    "a VirtualServer is TCP; UDP profiles are for TransportServers with protocol udp",
+                ));
+            }
+            persistence
+        }
+        ProfileUse::Transport { udp, persistence } => {
+            if let Some(field) = first_http_only {
+                return Err(refuse(field, "a TransportServer is L4: HTTP profiles are for VirtualServers"));
+            }
+            if udp && profiles.tcp.is_some() {
+                return Err(refuse("profiles.tcp", "a UDP TransportServer takes profiles.udp, not TCP profiles"));
+            }
+            if !udp && profiles.udp.is_some() {
+                return Err(refuse("profiles.udp", "a TCP TransportServer takes TCP profiles, not profiles.udp"));
+            }
+            persistence
+        }
+    };
+    if profiles.persistence.is_some() && persistence != Persistence::None {
+        return Err(refuse(
+            "profiles.persistence",
+            "a persistence profile replaces spec.persistence: leave that unset",
+        ));
+    }
+    Ok(profiles)
 }
 
 /// Source address translation from the spec's `snat` and `snatPool`.

@@ -334,3 +334,29 @@ fn rewrites_headers_and_redirects_are_checked_and_never_carry_tcl() {
     assert_eq!(below["name"], "route_0_below");
     assert_eq!(below["actions"][1]["replace"]["path"], "tcl:/[string range [HTTP::path] 5 end]");
 }
+
+#[test]
+fn profiles_are_refused_where_the_bigip_would_refuse_them() {
+    let refused = [
+        (json!({"profiles": {"http2": "/Common/http2"}}), "profiles.http2"),
+        (json!({"profiles": {"http": "/Common/http"}, "xForwardedFor": true}), "xForwardedFor is a setting"),
+        (json!({"profiles": {"udp": "/Common/udp"}}), "profiles.udp"),
+        (json!({"profiles": {"http": "/Common/http"}, "tls": {"mode": "passthrough"}}), "passthrough"),
+        (json!({"profiles": {"persistence": "/Common/cookie"}, "persistence": "cookie"}), "replaces spec.persistence"),
+        (json!({"profiles": {"tcp": "/Common/tcp", "tcpClient": "/Common/tcp"}}), "not both"),
+        (json!({"profiles": {"oneConnect": "oneconnect"}}), "full BIG-IP path"),
+        (json!({"allowVlans": ["external"]}), "allowVlans"),
+    ];
+    for (extra, reason) in refused {
+        let err = build_application(&vs("shop", 1, extra.clone()), &cluster(), &defaults()).expect_err(reason);
+        assert!(err.to_string().contains(reason), "{extra}: {err}");
+    }
+    let mut udp = ts("dns", 1, "udp", 53);
+    udp.spec.profiles = Some(crate::crd::Profiles { tcp: Some("/Common/tcp".into()), ..Default::default() });
+    let err = build_transport_application(&udp, &cluster(), &defaults()).expect_err("tcp on udp");
+    assert!(err.to_string().contains("profiles.udp, not TCP"), "{err}");
+    udp.spec.profiles =
+        Some(crate::crd::Profiles { web_socket: Some("/Common/websocket".into()), ..Default::default() });
+    let err = build_transport_application(&udp, &cluster(), &defaults()).expect_err("http on l4");
+    assert!(err.to_string().contains("HTTP profiles are for VirtualServers"), "{err}");
+}

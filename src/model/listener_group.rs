@@ -210,6 +210,15 @@ pub fn build_member(
     if spec.app_root.is_some() {
         return Err(refuse("appRoot"));
     }
+    if spec.profiles.is_some() {
+        return Err(refuse("profiles"));
+    }
+    if !spec.allow_vlans.is_empty() {
+        return Err(refuse("allowVlans"));
+    }
+    if spec.connection_mirroring {
+        return Err(refuse("connectionMirroring"));
+    }
     if !spec.redirects.is_empty() {
         return Err(refuse("redirects"));
     }
@@ -292,6 +301,7 @@ fn group_application(
         address_options: None,
         pools,
         default_pool: String::new(),
+        profiles: super::DesiredProfiles::default(),
         group: Some(settings),
     }
 }

@@ -115,6 +115,9 @@ pub struct DesiredApplication {
     /// Name of the pool the virtual server sends traffic to when no rule matches; empty for
     /// a listener group's virtual server (requests no rule matches are refused).
     pub default_pool: String,
+    /// Existing BIG-IP profiles, VLANs and mirroring (`spec.profiles`, `allowVlans`,
+    /// `connectionMirroring`).
+    pub profiles: DesiredProfiles,
     /// The listener group this application is part of (a VirtualServer with
     /// `spec.listenerGroup`, or the group's merged application).
     pub group: Option<Arc<listener_group::GroupSettings>>,
@@ -159,6 +162,7 @@ impl DesiredApplication {
             address_options: None,
             pools,
             default_pool,
+            profiles: DesiredProfiles::default(),
             group: None,
         }
     }
@@ -343,6 +347,31 @@ impl RouteRewrite {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+}
+
+/// Existing BIG-IP profiles by full path, and the virtual server options that go with them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DesiredProfiles {
+    pub http: Option<String>,
+    pub http2: Option<String>,
+    /// TCP: both sides, or client and server side.
+    pub tcp: Option<TcpProfiles>,
+    pub udp: Option<String>,
+    pub one_connect: Option<String>,
+    pub http_compression: Option<String>,
+    pub web_socket: Option<String>,
+    pub analytics: Option<String>,
+    pub request_logging: Option<String>,
+    pub persistence: Option<String>,
+    pub allow_vlans: Vec<String>,
+    pub mirroring: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpProfiles {
+    Both(String),
+    /// (client side, server side); None keeps BIG-IP's `normal` profile on that side.
+    Sides(Option<String>, Option<String>),
 }
 
 /// A fixed redirect answered by the BIG-IP.

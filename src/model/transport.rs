@@ -1,6 +1,9 @@
 //! One TransportServer → one [`DesiredApplication`] (an L4 virtual server).
 
-use super::application::{build_irules, build_pools, build_source_ranges, desired_snat, listener, BuiltApplication};
+use super::application::{
+    build_irules, build_pools, build_profiles, build_source_ranges, desired_snat, listener, BuiltApplication,
+    ProfileUse,
+};
 use super::members::{AddressFamily, MemberRules};
 use super::{ClusterView, DesiredApplication, Frontend, InvalidSpec, ModelDefaults, ObjectKey, SourceKind};
 use crate::crd::{Persistence, TransportProtocol, TransportServer};
@@ -59,6 +62,12 @@ pub fn build_transport_application(
             address_options: spec.virtual_address_options.clone(),
             default_pool: spec.pool.name.clone(),
             pools,
+            profiles: build_profiles(
+                ProfileUse::Transport { udp: spec.protocol == TransportProtocol::Udp, persistence },
+                spec.profiles.as_ref(),
+                &spec.allow_vlans,
+                spec.connection_mirroring,
+            )?,
             group: None,
         },
         unresolved,

@@ -45,6 +45,19 @@ fn field_of(instance_path: &str) -> String {
         ["iRules", index, ..] => format!("spec.iRules[{index}]"),
         ["serverTLS", ..] => "spec.tls.clientSslProfile".to_owned(),
         ["clientTLS", ..] => "spec.tls.serverSslProfile".to_owned(),
+        ["profileHTTP", ..] => "spec.profiles.http".to_owned(),
+        ["profileHTTP2", ..] => "spec.profiles.http2".to_owned(),
+        ["profileTCP", "ingress", ..] => "spec.profiles.tcpClient".to_owned(),
+        ["profileTCP", "egress", ..] => "spec.profiles.tcpServer".to_owned(),
+        ["profileTCP", ..] => "spec.profiles.tcp".to_owned(),
+        ["profileUDP", ..] => "spec.profiles.udp".to_owned(),
+        ["profileMultiplex", ..] => "spec.profiles.oneConnect".to_owned(),
+        ["profileHTTPCompression", ..] => "spec.profiles.httpCompression".to_owned(),
+        ["profileWebSocket", ..] => "spec.profiles.webSocket".to_owned(),
+        ["profileAnalytics", ..] => "spec.profiles.analytics".to_owned(),
+        ["profileTrafficLog", ..] => "spec.profiles.requestLogging".to_owned(),
+        ["persistenceMethods", ..] => "spec.profiles.persistence".to_owned(),
+        ["allowVlans", index, ..] => format!("spec.allowVlans[{index}]"),
         _ => instance_path.to_owned(),
     }
 }
@@ -276,7 +289,10 @@ mod tests {
             ("/k8s/ns_a/vs/iRules/1", "spec.iRules[1]"),
             ("/k8s/ns_a/vs/serverTLS", "spec.tls.clientSslProfile"),
             ("/k8s/ns_a/vs/clientTLS", "spec.tls.serverSslProfile"),
-            ("/k8s/ns_a/vs/profileHTTP", "/k8s/ns_a/vs/profileHTTP"),
+            ("/k8s/ns_a/vs/profileHTTP", "spec.profiles.http"),
+            ("/k8s/ns_a/vs/profileTCP/egress", "spec.profiles.tcpServer"),
+            ("/k8s/ns_a/vs/persistenceMethods/0", "spec.profiles.persistence"),
+            ("/k8s/ns_a/vs/profileFTP", "/k8s/ns_a/vs/profileFTP"),
         ] {
             assert_eq!(field_of(path), field, "{path}");
         }

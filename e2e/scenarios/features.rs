@@ -417,3 +417,70 @@ spec:
         .await?;
     Ok(())
 }
+
+/// Request handling and BIG-IP profiles (#20):
+/// - rewrites, headers and redirects reach the BIG-IP as the virtual server's policy: the
+///   prefix rewrite (`/api/...` → `/v2/...`), the Host rewrite, a response header, the app
+///   root redirect; the API server refuses `rewritePath` on a rule without a path (CEL);
+/// - a profile the BIG-IP lacks (`profiles.http: /Common/http-xff`) leaves the object out with
+///   `BigIpObjectNotFound` naming `spec.profiles.http`; created over iControl REST, it is
+///   programmed with the reference.
+pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
+    let ns = "e2e-rewrites";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30121)))?;
+    let refused = env.kubectl_apply(
+        ns,
+        &virtual_server(
+            "nopath",
+            "10.20.12.9",
+            "web",
+            "  rules:\n    - {host: a.example.com, pool: web, rewritePath: /x}\n",
+        ),
+    );
+    let message = format!("{refused:?}");
+    ensure!(refused.is_err() && message.contains("the rule needs a path"), "CEL did not refuse: {message}");
+
+    let extra = r#"  appRoot: /shop
+  profiles: {http: /Common/http-xff, oneConnect: /Common/oneconnect}
+  rules:
+    - host: shop.example.com
+      path: /api
+      pool: web
+      rewritePath: /v2
+      rewriteHost: api.internal
+      responseHeaders: [{name: Cache-Control, value: no-store}]
+"#;
+    env.kubectl_apply(ns, &virtual_server("shop", "10.20.12.10", "web", extra))?;
+    let message = eventually("left out for the missing HTTP profile", WAIT, || async {
+        let vs = get_vs(env, ns, "shop").await?;
+        Ok(match condition(&vs, "ResolvedRefs") {
+            Some(c) if c.status == "False" && c.reason == "BigIpObjectNotFound" => Ok(c.message.clone()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    ensure!(message.contains("spec.profiles.http") && message.contains("/Common/http-xff"), "message: {message}");
+    let app = app_name(ns, "shop");
+    ensure!(simulator_application(env, &app).is_none(), "posted without its profile");
+
+    let profile = serde_json::json!({"name": "http-xff", "partition": "Common", "insertXforwardedFor": "enabled"});
+    crate::scenarios::simulator_rest(env, reqwest::Method::POST, "/mgmt/tm/ltm/profile/http", Some(profile)).await?;
+    eventually("programmed once the profile exists", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) })
+        .await?;
+    let app = simulator_application(env, &app).context("application on the BIG-IP")?;
+    ensure!(app["vs"]["profileHTTP"] == serde_json::json!({"bigip": "/Common/http-xff"}), "vs: {}", app["vs"]);
+    ensure!(app["vs"]["profileMultiplex"] == serde_json::json!({"bigip": "/Common/oneconnect"}), "vs: {}", app["vs"]);
+    let rules = app["routes"]["rules"].as_array().cloned().unwrap_or_default();
+    let rule = |name: &str| rules.iter().find(|r| r["name"] == name).cloned().unwrap_or_default();
+    ensure!(rule("redirect_0")["actions"][0]["location"] == "/shop", "app root redirect: {}", rule("redirect_0"));
+    let below = rule("route_0_below")["actions"].clone();
+    ensure!(
+        below[0]["replace"] == serde_json::json!({"name": "Host", "value": "api.internal"})
+            && below[1]["replace"]["path"] == "tcl:/v2/[string range [HTTP::path] 5 end]"
+            && below[2]["event"] == "response"
+            && below[3]["type"] == "forward",
+        "actions below /api: {below}"
+    );
+    Ok(())
+}

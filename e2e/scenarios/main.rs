@@ -64,6 +64,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(load_balancer::load_balancer_services_get_pool_addresses),
     scenario!(load_balancer::virtual_servers_take_addresses_from_a_pool),
     scenario!(listener_group::listener_group_shares_one_vip),
+    scenario!(features::rewrites_and_profile_references),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

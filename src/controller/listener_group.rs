@@ -23,14 +23,27 @@ const PERIOD: Duration = Duration::from_secs(10);
 /// Wake-ups within this time are handled together.
 const COALESCE: Duration = Duration::from_millis(500);
 
+/// Runs until a termination signal (as the controllers do).
 pub async fn run<B: As3Api>(ctx: Arc<Context<B>>, groups: Store<BigIpListenerGroup>, api: Api<BigIpListenerGroup>) {
+    let health = ctx.metrics.health.clone();
+    tokio::select! {
+        _ = health.stop_requested() => {}
+        _ = write_until_stopped(&ctx, &groups, &api) => {}
+    }
+}
+
+async fn write_until_stopped<B: As3Api>(
+    ctx: &Context<B>,
+    groups: &Store<BigIpListenerGroup>,
+    api: &Api<BigIpListenerGroup>,
+) {
     if ctx.caches_ready().await.is_err() {
         return;
     }
     loop {
         let groups_now = groups.state();
         if !groups_now.is_empty() {
-            write_statuses(&ctx, &groups_now, &api).await;
+            write_statuses(ctx, &groups_now, api).await;
         }
         tokio::select! {
             _ = ctx.listener_groups_changed.notified() => tokio::time::sleep(COALESCE).await,

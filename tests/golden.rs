@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use bigip_operator::as3::schema::validate_declaration;
 use bigip_operator::as3::Ownership;
 use bigip_operator::bigip::{BigIpClient, BigIpConfig, Credentials};
@@ -147,6 +149,25 @@ fn profiles_by_reference_vlans_and_mirroring() {
         serde_json::json!({"ingress": {"bigip": "/Common/f5-tcp-wan"}, "egress": {"bigip": "/Common/f5-tcp-lan"}})
     );
     assert_eq!(tenant["shop_ts_dns"]["vs"]["profileUDP"], serde_json::json!({"bigip": "/Common/udp_gtm_dns"}));
+}
+
+#[test]
+fn tls_versions_ciphers_and_client_certificates() {
+    assert!(check_case("tls-options", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("tls-options");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    let strict = &tenant["shop_api"]["tls_server"];
+    let flags: Vec<&Value> =
+        ["tls1_0Enabled", "tls1_1Enabled", "tls1_2Enabled", "tls1_3Enabled"].iter().map(|k| &strict[*k]).collect();
+    assert_eq!(flags, [&Value::Bool(false), &Value::Bool(false), &Value::Bool(true), &Value::Bool(true)]);
+    assert_eq!(strict["cipherGroup"], serde_json::json!({"bigip": "/Common/f5-secure"}));
+    assert_eq!(strict["authenticationMode"], "require");
+    assert_eq!(strict["authenticationTrustCA"], "tls_client_ca");
+    assert_eq!(tenant["shop_api"]["tls_client_ca"]["class"], "CA_Bundle");
+    let legacy = &tenant["shop_legacy"]["tls_server"];
+    assert_eq!(legacy["ciphers"], "ECDHE+AESGCM:!SSLv3");
+    assert_eq!(legacy["tls1_3Enabled"], false);
+    assert_eq!(legacy["authenticationMode"], "request");
 }
 
 #[test]

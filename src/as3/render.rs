@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use super::ownership::Ownership;
 use crate::crd::{MonitorMatch, MonitorType};
 use crate::model::{
-    BackendTls, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredProfiles, DesiredRedirect,
-    DesiredRoute, DesiredSnat, Frontend, HostMatch, MemberState, PathMatch, RouteRewrite, ServerTls, SourceKind,
-    TcpProfiles, TlsTermination,
+    BackendTls, Ciphers, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredProfiles,
+    DesiredRedirect, DesiredRoute, DesiredSnat, Frontend, HostMatch, MemberState, PathMatch, RouteRewrite, ServerTls,
+    SourceKind, TcpProfiles, TlsOptions, TlsTermination,
 };
 
 /// The AS3 schema version the declarations are written for. 3.50 is the first AS3 with the
@@ -76,6 +76,7 @@ pub mod object_names {
     pub const TLS_CERTIFICATE: &str = "tls_certificate";
     pub const TLS_CLIENT: &str = "tls_client";
     pub const TLS_BACKEND_CA: &str = "tls_backend_ca";
+    pub const TLS_CLIENT_CA: &str = "tls_client_ca";
     pub const HTTP_PROFILE: &str = "http_profile";
     pub const SOURCE_RANGES: &str = "source_ranges";
     pub const VIRTUAL_ADDRESS: &str = "virtual_address";
@@ -264,10 +265,9 @@ fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &
                 object["chainCA"] = json!(chain);
             }
             objects.insert(TLS_CERTIFICATE.into(), object);
-            objects.insert(
-                TLS_SERVER.into(),
-                json!({ "class": "TLS_Server", "certificates": [{ "certificate": TLS_CERTIFICATE }] }),
-            );
+            let mut server = json!({ "class": "TLS_Server", "certificates": [{ "certificate": TLS_CERTIFICATE }] });
+            render_tls_options(&tls.options, &mut server, objects);
+            objects.insert(TLS_SERVER.into(), server);
             service.insert("serverTLS".into(), json!(TLS_SERVER));
         }
         ServerTls::Profile(path) => {
@@ -322,6 +322,26 @@ fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &
         }
     }
     service.insert("redirect80".into(), json!(tls.http_redirect));
+}
+
+/// Versions, ciphers and client certificates on a TLS_Server (nothing for the defaults).
+fn render_tls_options(options: &TlsOptions, server: &mut Value, objects: &mut Map<String, Value>) {
+    if let Some(versions) = options.versions {
+        for (key, allowed) in ["tls1_0Enabled", "tls1_1Enabled", "tls1_2Enabled", "tls1_3Enabled"].iter().zip(versions)
+        {
+            server[*key] = json!(allowed);
+        }
+    }
+    match &options.ciphers {
+        None => {}
+        Some(Ciphers::String(text)) => server["ciphers"] = json!(text),
+        Some(Ciphers::Group(path)) => server["cipherGroup"] = json!({ "bigip": path }),
+    }
+    if let Some(client) = &options.client_certificates {
+        objects.insert(object_names::TLS_CLIENT_CA.into(), json!({ "class": "CA_Bundle", "bundle": client.ca_bundle }));
+        server["authenticationMode"] = json!(if client.required { "require" } else { "request" });
+        server["authenticationTrustCA"] = json!(object_names::TLS_CLIENT_CA);
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -26,7 +26,8 @@ pub use tunnel::{
     SecretReference, TunnelMode, VxlanTunnel,
 };
 pub use virtual_server::{
-    HeaderValue, PathType, Redirect, RoutingRule, Tls, TlsMode, VirtualServer, VirtualServerSpec, VirtualServerStatus,
+    ClientCertificateMode, ClientCertificates, HeaderValue, PathType, Redirect, RoutingRule, Tls, TlsMode, TlsVersion,
+    VirtualServer, VirtualServerSpec, VirtualServerStatus,
 };
 
 /// The API group of every custom resource of this operator.

@@ -289,6 +289,8 @@ pub enum TlsMode {
 #[x_kube(validation = Rule::new("self.mode == 'passthrough' ? !has(self.secretName) && !has(self.clientSslProfile) : has(self.secretName) != has(self.clientSslProfile)").message("terminate and reencrypt need exactly one of secretName and clientSslProfile; passthrough takes neither"))]
 #[x_kube(validation = Rule::new("self.mode == 'reencrypt' || (!has(self.serverSslProfile) && !has(self.backendCaSecretName))").message("serverSslProfile and backendCaSecretName apply to mode reencrypt only"))]
 #[x_kube(validation = Rule::new("!has(self.serverSslProfile) || !has(self.backendCaSecretName)").message("use serverSslProfile or backendCaSecretName, not both"))]
+#[x_kube(validation = Rule::new("!has(self.ciphers) || !has(self.cipherGroup)").message("use ciphers or cipherGroup, not both"))]
+#[x_kube(validation = Rule::new("has(self.secretName) || (!has(self.minVersion) && !has(self.maxVersion) && !has(self.ciphers) && !has(self.cipherGroup) && !has(self.clientCertificates))").message("minVersion, maxVersion, ciphers, cipherGroup and clientCertificates go with secretName (an existing clientSslProfile has its own)"))]
 pub struct Tls {
     /// `terminate` (default), `reencrypt` or `passthrough`.
     #[serde(default)]
@@ -319,6 +321,62 @@ pub struct Tls {
     /// true for terminate and reencrypt; ignored for passthrough.
     #[serde(default = "default_true")]
     pub http_redirect: bool,
+    /// Oldest TLS version clients may use (with `secretName`): `1.0`, `1.1`, `1.2`, `1.3`.
+    /// Default: the BIG-IP's (1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<TlsVersion>,
+    /// Newest TLS version clients may use (with `secretName`). Default 1.2 (BIG-IP's); `1.3`
+    /// needs `cipherGroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<TlsVersion>,
+    /// OpenSSL-style cipher string for clients (with `secretName`), e.g.
+    /// `ECDHE+AES-GCM:!SSLv3`. Not with `cipherGroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[A-Za-z0-9!+:@_.,=-]+$"))]
+    pub ciphers: Option<String>,
+    /// An existing BIG-IP cipher group by full path, e.g. `/Common/f5-secure`. Not with
+    /// `ciphers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub cipher_group: Option<String>,
+    /// Ask clients for certificates (mutual TLS; with `secretName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificates: Option<ClientCertificates>,
+}
+
+/// A TLS protocol version.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+pub enum TlsVersion {
+    #[serde(rename = "1.0")]
+    V1_0,
+    #[serde(rename = "1.1")]
+    V1_1,
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+/// Client certificate verification (mutual TLS).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificates {
+    /// A `kubernetes.io/tls` Secret in the namespace whose `ca.crt` holds the CA certificates
+    /// client certificates must chain to.
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_secret_name: String,
+    /// `require` (default): clients without a valid certificate are refused; `request`:
+    /// asked for, verified when sent, not required.
+    #[serde(default)]
+    pub mode: ClientCertificateMode,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertificateMode {
+    #[default]
+    Require,
+    Request,
 }
 
 fn default_true() -> bool {

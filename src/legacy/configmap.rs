@@ -603,6 +603,11 @@ impl Translator<'_> {
             server_ssl_profile: None,
             backend_ca_secret_name: None,
             http_redirect: false,
+            min_version: None,
+            max_version: None,
+            ciphers: None,
+            cipher_group: None,
+            client_certificates: None,
         }))
     }
 }

@@ -308,6 +308,11 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
             server_ssl_profile: server_profile,
             backend_ca_secret_name: None,
             http_redirect: ssl_redirect && !allow_http && http_port == 80,
+            min_version: None,
+            max_version: None,
+            ciphers: None,
+            cipher_group: None,
+            client_certificates: None,
         })
     };
     if tls.is_some() && ssl_redirect && !allow_http && http_port != 80 {

@@ -12,8 +12,8 @@ use super::{
     DesiredRoute, DesiredSnat, Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, RouteRewrite,
     SourceKind, TlsTermination, UnresolvedRef,
 };
-use super::{DesiredProfiles, TcpProfiles};
-use crate::crd::Profiles;
+use super::{Ciphers, ClientAuthentication, DesiredProfiles, TcpProfiles, TlsOptions};
+use crate::crd::{ClientCertificateMode, Profiles, TlsVersion};
 use crate::crd::{
     HeaderValue, HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, Redirect, RoutingRule, SnatMode,
     Tls, TlsMode, VirtualServer,
@@ -499,7 +499,79 @@ pub(super) fn resolve_tls(
         }),
         TlsMode::Passthrough => return Err(invalid("passthrough takes no certificate")),
     };
-    Ok(Some(TlsTermination { server, backend, http_redirect: tls.http_redirect }))
+    let options = match server {
+        super::ServerTls::Certificate { .. } => match tls_options(tls, source, cluster, unresolved)? {
+            Some(options) => options,
+            None => return Ok(None),
+        },
+        _ => TlsOptions::default(),
+    };
+    Ok(Some(TlsTermination { server, backend, http_redirect: tls.http_redirect, options }))
+}
+
+/// Versions, ciphers and client certificates of a certificate from a Secret. None: the client
+/// CA Secret does not resolve (reported in `unresolved`; the object is not programmed).
+fn tls_options(
+    tls: &Tls,
+    source: &ObjectKey,
+    cluster: &dyn ClusterView,
+    unresolved: &mut Vec<UnresolvedRef>,
+) -> Result<Option<TlsOptions>, InvalidSpec> {
+    let invalid = |reason: &str| InvalidSpec::Tls { reason: reason.to_string() };
+    let versions = match (tls.min_version, tls.max_version) {
+        (None, None) => None,
+        (min, max) => {
+            let min = min.unwrap_or(TlsVersion::V1_0);
+            let max = max.unwrap_or(TlsVersion::V1_2.max(min));
+            if min > max {
+                return Err(invalid("minVersion is newer than maxVersion"));
+            }
+            let all = [TlsVersion::V1_0, TlsVersion::V1_1, TlsVersion::V1_2, TlsVersion::V1_3];
+            Some(all.map(|v| min <= v && v <= max))
+        }
+    };
+    let ciphers = match (&tls.ciphers, &tls.cipher_group) {
+        (Some(_), Some(_)) => return Err(invalid("use ciphers or cipherGroup, not both")),
+        (Some(text), None) => {
+            let ok = !text.is_empty()
+                && text.len() <= 1024
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || "!+:@_.,=-".contains(c));
+            if !ok {
+                return Err(invalid(
+                    "ciphers holds characters a cipher string does not (letters, digits, !+:@_.,=- only)",
+                ));
+            }
+            Some(Ciphers::String(text.clone()))
+        }
+        (None, Some(group)) => Some(Ciphers::Group(bigip_path("tls.cipherGroup", group)?)),
+        (None, None) => None,
+    };
+    if versions.is_some_and(|v| v[3]) && !matches!(ciphers, Some(Ciphers::Group(_))) {
+        return Err(invalid(
+            "TLS 1.3 on the BIG-IP needs a cipher group: set cipherGroup (for example /Common/f5-default)",
+        ));
+    }
+    let client_certificates = match &tls.client_certificates {
+        None => None,
+        Some(spec) => {
+            const FIELD: &str = "spec.tls.clientCertificates.caSecretName";
+            let found = cluster.secret(&source.namespace, &spec.ca_secret_name);
+            let bundle = match found.as_deref().map(|secret| ca_bundle(FIELD, secret)) {
+                None => Err(UnresolvedRef::SecretNotFound { field: FIELD, secret: spec.ca_secret_name.clone() }),
+                Some(result) => result,
+            };
+            match bundle {
+                Ok(ca_bundle) => {
+                    Some(ClientAuthentication { required: spec.mode == ClientCertificateMode::Require, ca_bundle })
+                }
+                Err(e) => {
+                    unresolved.push(e);
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    Ok(Some(TlsOptions { versions, ciphers, client_certificates }))
 }
 
 /// What kind of virtual server profiles are checked for.

@@ -360,3 +360,33 @@ fn profiles_are_refused_where_the_bigip_would_refuse_them() {
     let err = build_transport_application(&udp, &cluster(), &defaults()).expect_err("http on l4");
     assert!(err.to_string().contains("HTTP profiles are for VirtualServers"), "{err}");
 }
+
+#[test]
+fn tls_options_are_checked_and_a_missing_client_ca_blocks_the_object() {
+    let generated = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).expect("cert");
+    let mut with_secret = cluster();
+    with_secret.add_secret(tls_secret("shop-tls", &generated.cert.pem(), &generated.signing_key.serialize_pem()));
+    let build =
+        |tls: serde_json::Value| build_application(&vs("shop", 1, json!({"tls": tls})), &with_secret, &defaults());
+    for (tls, reason) in [
+        (json!({"secretName": "shop-tls", "maxVersion": "1.3"}), "needs a cipher group"),
+        (json!({"secretName": "shop-tls", "maxVersion": "1.3", "ciphers": "DEFAULT"}), "needs a cipher group"),
+        (json!({"secretName": "shop-tls", "minVersion": "1.3", "maxVersion": "1.2"}), "newer than maxVersion"),
+        (json!({"secretName": "shop-tls", "ciphers": "A", "cipherGroup": "/Common/f5-secure"}), "not both"),
+        (json!({"secretName": "shop-tls", "ciphers": "DEFAULT; rm"}), "characters a cipher string does not"),
+    ] {
+        let err = build(tls.clone()).expect_err(reason);
+        assert!(err.to_string().contains(reason), "{tls}: {err}");
+    }
+    // Only a minimum: the versions up to the BIG-IP's default maximum, 1.2.
+    let built = build(json!({"secretName": "shop-tls", "minVersion": "1.1"})).expect("valid");
+    let Frontend::Http { tls: Some(tls), .. } = &built.application.frontend else { panic!("no TLS") };
+    assert_eq!(tls.options.versions, Some([false, true, true, false]));
+    // The client CA Secret is missing: reported, and nothing is programmed without it.
+    let built =
+        build(json!({"secretName": "shop-tls", "clientCertificates": {"caSecretName": "clients"}})).expect("valid");
+    assert!(matches!(&built.application.frontend, Frontend::Http { tls: None, .. }));
+    assert_eq!(built.unresolved.len(), 1);
+    assert!(built.unresolved[0].blocks_programming());
+    assert!(built.unresolved[0].to_string().contains("spec.tls.clientCertificates.caSecretName"));
+}

@@ -251,6 +251,17 @@ pub fn build_member(
         Some(_) if !settings.tls => {
             return Err(InvalidSpec::Tls { reason: "the listener group is plain HTTP (it has no tls)".into() })
         }
+        Some(tls)
+            if tls.min_version.is_some()
+                || tls.max_version.is_some()
+                || tls.ciphers.is_some()
+                || tls.cipher_group.is_some()
+                || tls.client_certificates.is_some() =>
+        {
+            return Err(InvalidSpec::Tls {
+                reason: "versions, ciphers and client certificates are the listener group's, not one member's".into(),
+            })
+        }
         Some(tls) if tls.mode != TlsMode::Terminate || tls.secret_name.is_none() => {
             return Err(InvalidSpec::Tls {
                 reason: "in a listener group TLS is terminated with a certificate from secretName (mode terminate)"
@@ -352,6 +363,7 @@ pub fn merge_group<A: AsRef<DesiredApplication>>(members: &[A]) -> Option<Desire
         server: ServerTls::Sni(certificates),
         backend: None,
         http_redirect: settings.redirects_http(),
+        options: super::TlsOptions::default(),
     });
     Some(group_application(first.source.clone(), settings, routes, tls, pools))
 }

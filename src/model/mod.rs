@@ -406,6 +406,32 @@ pub struct TlsTermination {
     pub backend: Option<BackendTls>,
     /// Redirect HTTP on port 80 to the HTTPS port.
     pub http_redirect: bool,
+    /// Versions, ciphers and client certificates (a certificate from a Secret only).
+    pub options: TlsOptions,
+}
+
+/// TLS settings towards clients beyond the certificate (all default: the BIG-IP's).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsOptions {
+    /// Whether TLS 1.0, 1.1, 1.2 and 1.3 are allowed; None: the BIG-IP's defaults.
+    pub versions: Option<[bool; 4]>,
+    pub ciphers: Option<Ciphers>,
+    pub client_certificates: Option<ClientAuthentication>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ciphers {
+    /// An OpenSSL-style cipher string.
+    String(String),
+    /// An existing BIG-IP cipher group.
+    Group(String),
+}
+
+/// Client certificates verified against these CA certificates (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuthentication {
+    pub required: bool,
+    pub ca_bundle: String,
 }
 
 /// Where the certificate clients see comes from.

@@ -506,7 +506,7 @@ pub(super) fn resolve_tls(
         },
         _ => TlsOptions::default(),
     };
-    Ok(Some(TlsTermination { server, backend, http_redirect: tls.http_redirect, options }))
+    Ok(Some(TlsTermination { server, backend, http_redirect: tls.http_redirect, options: Box::new(options) }))
 }
 
 /// Versions, ciphers and client certificates of a certificate from a Secret. None: the client

@@ -363,7 +363,7 @@ pub fn merge_group<A: AsRef<DesiredApplication>>(members: &[A]) -> Option<Desire
         server: ServerTls::Sni(certificates),
         backend: None,
         http_redirect: settings.redirects_http(),
-        options: super::TlsOptions::default(),
+        options: Box::default(),
     });
     Some(group_application(first.source.clone(), settings, routes, tls, pools))
 }

@@ -407,7 +407,7 @@ pub struct TlsTermination {
     /// Redirect HTTP on port 80 to the HTTPS port.
     pub http_redirect: bool,
     /// Versions, ciphers and client certificates (a certificate from a Secret only).
-    pub options: TlsOptions,
+    pub options: Box<TlsOptions>,
 }
 
 /// TLS settings towards clients beyond the certificate (all default: the BIG-IP's).

@@ -41,7 +41,12 @@ fn app(name: &str, address: &str, members: &[&str]) -> DesiredApplication {
             "web",
             members
                 .iter()
-                .map(|a| PoolMember { address: a.parse().expect("ip"), port: 30080, state: MemberState::Active })
+                .map(|a| PoolMember {
+                    address: a.parse().expect("ip"),
+                    port: 30080,
+                    state: MemberState::Active,
+                    ratio: 0,
+                })
                 .collect(),
         )],
     )

@@ -171,6 +171,31 @@ fn tls_versions_ciphers_and_client_certificates() {
 }
 
 #[test]
+fn weighted_backends_become_member_ratios() {
+    assert!(check_case("weighted-backends", PoolMemberType::Cluster).is_empty());
+    let declaration = golden_json("weighted-backends");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    let pool = &tenant["shop_shop"]["pool_web"];
+    assert_eq!(pool["loadBalancingMode"], "ratio-member");
+    let ratios: Vec<(Value, Value)> = pool["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| (m["serverAddresses"].clone(), m["ratio"].clone()))
+        .collect();
+    assert_eq!(
+        ratios,
+        [
+            (serde_json::json!(["10.244.3.20"]), serde_json::json!(33)),
+            (serde_json::json!(["10.244.1.10", "10.244.1.11", "10.244.2.12"]), serde_json::json!(100)),
+        ]
+    );
+    let db = &tenant["shop_ts_db"]["pool_db"]["members"];
+    assert_eq!(db[0]["ratio"], 100);
+    assert_eq!(db[0]["serverAddresses"], serde_json::json!(["10.244.4.40", "10.244.4.41"]));
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");

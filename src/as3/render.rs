@@ -460,13 +460,13 @@ fn render_pool(pool: &DesiredPool) -> Value {
     // of their own with `adminState: disable`: BIG-IP then sends them no new connections
     // (except persisted ones) and lets the existing ones finish. Active entries leave
     // `adminState` at its default, `enable`.
-    let mut groups: BTreeMap<(u16, MemberState), Vec<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u16, MemberState, u8), Vec<String>> = BTreeMap::new();
     for member in &pool.members {
-        groups.entry((member.port, member.state)).or_default().push(member.address.to_string());
+        groups.entry((member.port, member.state, member.ratio)).or_default().push(member.address.to_string());
     }
     let members: Vec<Value> = groups
         .into_iter()
-        .map(|((port, state), addresses)| {
+        .map(|((port, state, ratio), addresses)| {
             let mut entry = json!({
                 "servicePort": port,
                 "serverAddresses": addresses,
@@ -475,6 +475,10 @@ fn render_pool(pool: &DesiredPool) -> Value {
             });
             if state == MemberState::Draining {
                 entry["adminState"] = json!("disable");
+            }
+            // Weighted Services (alternateBackends): the member's share.
+            if ratio > 0 {
+                entry["ratio"] = json!(ratio);
             }
             entry
         })

@@ -26,7 +26,10 @@ pub trait ManagedObject:
     /// Whether a pool of this object uses the Service `namespace/name` (a pool's Service is in
     /// the object's own namespace unless the pool names another).
     fn uses_service(&self, namespace: &str, name: &str) -> bool {
-        self.pools().iter().any(|p| p.service == name && self.pool_namespace(p) == namespace)
+        self.pools().iter().any(|p| {
+            self.pool_namespace(p) == namespace
+                && (p.service == name || p.alternate_backends.iter().any(|b| b.service == name))
+        })
     }
     /// Whether a pool of this object names a Service in `namespace` other than its own.
     fn refers_to_namespace(&self, namespace: &str) -> bool {

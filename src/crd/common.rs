@@ -134,6 +134,33 @@ pub struct Pool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 900))]
     pub slow_ramp_time: Option<i32>,
+
+    /// With `alternateBackends`: the share of new connections for `service`, relative to the
+    /// alternate backends' weights (0-100; default 100). 0 sends it none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: Option<i32>,
+
+    /// More Services in the pool with their weights (A/B, canary): their endpoints join the
+    /// pool, each Service's members weighted so that the Services get their shares of new
+    /// connections (BIG-IP `ratio-member` load balancing). Same namespace as `service`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(b, self.exists_one(c, c.service == b.service))").message("each alternate backend names a different Service"))]
+    pub alternate_backends: Vec<AlternateBackend>,
+}
+
+/// A Service sharing a pool with a weight.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlternateBackend {
+    #[schemars(length(min = 1, max = 63))]
+    pub service: String,
+    /// Its port: number (`port`) or name.
+    pub service_port: IntOrString,
+    /// Its share of new connections, relative to the pool's `weight` (0-100).
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: i32,
 }
 
 /// Health monitor protocols.

@@ -13,8 +13,8 @@ use kube::CustomResourceExt;
 
 pub use address_pool::{AddressAllocation, BigIpAddressPool, BigIpAddressPoolSpec, BigIpAddressPoolStatus};
 pub use common::{
-    Condition, HealthMonitor, IRule, IcmpEcho, LoadBalancingMode, MonitorMatch, MonitorType, Persistence, Pool,
-    PoolMemberType, Profiles, RouteAdvertisement, SnatMode, VirtualAddressOptions,
+    AlternateBackend, Condition, HealthMonitor, IRule, IcmpEcho, LoadBalancingMode, MonitorMatch, MonitorType,
+    Persistence, Pool, PoolMemberType, Profiles, RouteAdvertisement, SnatMode, VirtualAddressOptions,
 };
 pub use listener_group::{
     BigIpListenerGroup, BigIpListenerGroupSpec, BigIpListenerGroupStatus, HttpTraffic, ListenerGroupTls,

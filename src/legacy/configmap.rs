@@ -515,6 +515,8 @@ impl Translator<'_> {
             minimum_members_active: None,
             connection_limit: None,
             slow_ramp_time: None,
+            weight: None,
+            alternate_backends: Vec::new(),
             namespace: None,
         })
     }

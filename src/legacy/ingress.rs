@@ -182,6 +182,8 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                 minimum_members_active: None,
                 connection_limit: None,
                 slow_ramp_time: None,
+                weight: None,
+                alternate_backends: Vec::new(),
                 namespace: None,
             });
         }

@@ -12,11 +12,11 @@ use super::{
     DesiredRoute, DesiredSnat, Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, RouteRewrite,
     SourceKind, TlsTermination, UnresolvedRef,
 };
-use super::{Ciphers, ClientAuthentication, DesiredProfiles, TcpProfiles, TlsOptions};
+use super::{Ciphers, ClientAuthentication, DesiredProfiles, PoolMember, TcpProfiles, TlsOptions};
 use crate::crd::{ClientCertificateMode, Profiles, TlsVersion};
 use crate::crd::{
-    HeaderValue, HealthMonitor, IRule, PathType, Persistence, Pool, PoolMemberType, Redirect, RoutingRule, SnatMode,
-    Tls, TlsMode, VirtualServer,
+    HeaderValue, HealthMonitor, IRule, LoadBalancingMode, PathType, Persistence, Pool, PoolMemberType, Redirect,
+    RoutingRule, SnatMode, Tls, TlsMode, VirtualServer,
 };
 
 /// AS3 object names: a letter first, then letters, digits, `_`, `.` or `-`, at most 190 chars.
@@ -167,49 +167,50 @@ pub(super) fn build_pools(
             .map(|(i, m)| desired_monitor(index, i, m))
             .collect::<Result<Vec<_>, _>>()?;
         let namespace = pool.namespace.as_deref().unwrap_or(&source.namespace);
-        let foreign = namespace != source.namespace;
-        // How the Service is named in messages: with its namespace when it is another one.
-        let service_name = if foreign { format!("{namespace}/{}", pool.service) } else { pool.service.clone() };
-        let permitted = !foreign
-            || cluster
-                .reference_grants(namespace)
-                .iter()
-                .any(|grant| grant.permits_service(kind.as_str(), &source.namespace, &pool.service));
-        let found = if permitted { cluster.service(namespace, &pool.service) } else { None };
-        let members = match found {
-            None if !permitted => {
-                unresolved.push(UnresolvedRef::RefNotPermitted {
-                    pool: pool.name.clone(),
-                    service: service_name.clone(),
-                    kind: kind.as_str(),
-                    namespace: source.namespace.clone(),
-                });
-                Vec::new()
+        let resolve = |service: &str, port: &IntOrString, unresolved: &mut Vec<UnresolvedRef>| {
+            let lookup = ServiceLookup { kind, source, namespace, pool: &pool.name, mode, rules };
+            lookup.members(service, port, cluster, unresolved)
+        };
+        let mut load_balancing_mode = pool.load_balancing_mode;
+        let members = if pool.alternate_backends.is_empty() {
+            resolve(&pool.service, &pool.service_port, unresolved)
+        } else {
+            let invalid = |reason: String| InvalidSpec::Field {
+                field: "pools[].alternateBackends",
+                reason: format!("pool {:?}: {reason}", pool.name),
+            };
+            if !matches!(
+                load_balancing_mode,
+                LoadBalancingMode::RoundRobin
+                    | LoadBalancingMode::RatioMember
+                    | LoadBalancingMode::RatioLeastConnectionsMember
+            ) {
+                return Err(invalid(format!(
+                    "weights are member ratios: use loadBalancingMode ratio-member (the default with weights) or ratio-least-connections-member, not {}",
+                    load_balancing_mode.as3_name()
+                )));
             }
-            None => {
-                unresolved
-                    .push(UnresolvedRef::ServiceNotFound { pool: pool.name.clone(), service: service_name.clone() });
-                Vec::new()
+            if load_balancing_mode == LoadBalancingMode::RoundRobin {
+                load_balancing_mode = LoadBalancingMode::RatioMember;
             }
-            Some(service) => match find_service_port(&service, &pool.service_port) {
-                None => {
-                    unresolved.push(UnresolvedRef::ServicePortNotFound {
-                        pool: pool.name.clone(),
-                        service: service_name.clone(),
-                        port: int_or_string_text(&pool.service_port),
-                    });
-                    Vec::new()
+            let mut backends: Vec<(i32, Vec<PoolMember>)> = Vec::with_capacity(pool.alternate_backends.len() + 1);
+            let mut seen: Vec<&str> = vec![pool.service.as_str()];
+            let primary = pool.weight.unwrap_or(100);
+            backends.push((primary, resolve(&pool.service, &pool.service_port, unresolved)));
+            for backend in &pool.alternate_backends {
+                if seen.contains(&backend.service.as_str()) {
+                    return Err(invalid(format!("Service {:?} is named twice", backend.service)));
                 }
-                Some(service_port) => {
-                    let slices = cluster.endpoint_slices(namespace, &pool.service);
-                    // Only nodeport members are nodes: a cluster-mode pool must not depend on them.
-                    let nodes = if mode == PoolMemberType::Nodeport { cluster.nodes() } else { Vec::new() };
-                    resolve_members(mode, &service, service_port, &slices, &nodes, rules).unwrap_or_else(|e| {
-                        unresolved.push(e);
-                        Vec::new()
-                    })
-                }
-            },
+                seen.push(&backend.service);
+                backends.push((backend.weight, resolve(&backend.service, &backend.service_port, unresolved)));
+            }
+            if let Some((weight, _)) = backends.iter().find(|(weight, _)| !(0..=100).contains(weight)) {
+                return Err(invalid(format!("weight {weight} is outside 0-100")));
+            }
+            if backends.iter().all(|(weight, _)| *weight == 0) {
+                return Err(invalid("every weight is 0: the pool would take no connections".into()));
+            }
+            weighted_members(backends)
         };
         let bounded = |field: &'static str, value: Option<i32>, max: i32| -> Result<Option<u32>, InvalidSpec> {
             match value {
@@ -222,7 +223,7 @@ pub(super) fn build_pools(
         };
         pools.push(DesiredPool {
             name: pool.name.clone(),
-            load_balancing_mode: pool.load_balancing_mode,
+            load_balancing_mode,
             monitors,
             monitor_match: pool.monitor_match,
             minimum_members_active: bounded("pools[].minimumMembersActive", pool.minimum_members_active, 65535)?,
@@ -232,6 +233,91 @@ pub(super) fn build_pools(
         });
     }
     Ok(pools)
+}
+
+/// How a pool's Services are looked up.
+struct ServiceLookup<'a> {
+    kind: SourceKind,
+    source: &'a ObjectKey,
+    /// The namespace of the pool's Services.
+    namespace: &'a str,
+    pool: &'a str,
+    mode: PoolMemberType,
+    rules: &'a MemberRules<'a>,
+}
+
+impl ServiceLookup<'_> {
+    /// The members of one Service of the pool; a reference that does not resolve is reported in
+    /// `unresolved` and gives none.
+    fn members(
+        &self,
+        service: &str,
+        port: &IntOrString,
+        cluster: &dyn ClusterView,
+        unresolved: &mut Vec<UnresolvedRef>,
+    ) -> Vec<PoolMember> {
+        let (namespace, source) = (self.namespace, self.source);
+        let foreign = namespace != source.namespace;
+        // How the Service is named in messages: with its namespace when it is another one.
+        let service_name = if foreign { format!("{namespace}/{service}") } else { service.to_string() };
+        let permitted = !foreign
+            || cluster
+                .reference_grants(namespace)
+                .iter()
+                .any(|grant| grant.permits_service(self.kind.as_str(), &source.namespace, service));
+        let pool = self.pool.to_string();
+        let Some(found) = permitted.then(|| cluster.service(namespace, service)).flatten() else {
+            unresolved.push(if permitted {
+                UnresolvedRef::ServiceNotFound { pool, service: service_name }
+            } else {
+                UnresolvedRef::RefNotPermitted {
+                    pool,
+                    service: service_name,
+                    kind: self.kind.as_str(),
+                    namespace: source.namespace.clone(),
+                }
+            });
+            return Vec::new();
+        };
+        let Some(service_port) = find_service_port(&found, port) else {
+            unresolved.push(UnresolvedRef::ServicePortNotFound {
+                pool,
+                service: service_name,
+                port: int_or_string_text(port),
+            });
+            return Vec::new();
+        };
+        let slices = cluster.endpoint_slices(namespace, service);
+        // Only nodeport members are nodes: a cluster-mode pool must not depend on them.
+        let nodes = if self.mode == PoolMemberType::Nodeport { cluster.nodes() } else { Vec::new() };
+        resolve_members(self.mode, &found, service_port, &slices, &nodes, self.rules).unwrap_or_else(|e| {
+            unresolved.push(e);
+            Vec::new()
+        })
+    }
+}
+
+/// The members of several weighted Services as one pool: each member's ratio (1-100) is its
+/// Service's weight divided among the Service's members, scaled so the largest share is 100,
+/// so each Service gets its weight's share of new connections (exactly while the shares fit
+/// ratios of 1-100; a Service with many members and a small weight gets at least ratio 1 per
+/// member). Services of weight 0 give no members.
+pub(super) fn weighted_members(backends: Vec<(i32, Vec<PoolMember>)>) -> Vec<PoolMember> {
+    let share = |weight: i32, count: usize| f64::from(weight) / count.max(1) as f64;
+    let largest = backends.iter().map(|(w, members)| share(*w, members.len())).fold(0.0_f64, f64::max);
+    let mut members = Vec::new();
+    for (weight, own) in backends {
+        if weight == 0 || largest <= 0.0 {
+            continue;
+        }
+        let scaled = (100.0 * share(weight, own.len()) / largest).round();
+        // Within 1..=100 by construction; clamped against rounding.
+        let ratio = scaled.clamp(1.0, 100.0) as u8;
+        members.extend(own.into_iter().map(|member| PoolMember { ratio, ..member }));
+    }
+    members.sort();
+    members.dedup();
+    members
 }
 
 /// Rules in evaluation order: exact hosts, then wildcard hosts (longer suffix first), then no

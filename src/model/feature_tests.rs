@@ -390,3 +390,50 @@ fn tls_options_are_checked_and_a_missing_client_ca_blocks_the_object() {
     assert!(built.unresolved[0].blocks_programming());
     assert!(built.unresolved[0].to_string().contains("spec.tls.clientCertificates.caSecretName"));
 }
+
+#[test]
+fn weighted_backends_are_member_ratios_and_bad_weights_are_refused() {
+    let member = |last: u8| PoolMember {
+        address: format!("10.0.0.{last}").parse().expect("ip"),
+        port: 80,
+        state: MemberState::Active,
+        ratio: 0,
+    };
+    // 3 members share 90, 1 member has 10: 30 vs 10 per member → 100 and 33.
+    let members = application::weighted_members(vec![
+        (90, vec![member(1), member(2), member(3)]),
+        (10, vec![member(4)]),
+        (0, vec![member(5)]),
+    ]);
+    let ratios: Vec<(u8, u8)> = members
+        .iter()
+        .map(|m| (m.address.to_string().split('.').next_back().and_then(|o| o.parse().ok()).unwrap_or(0), m.ratio))
+        .collect();
+    assert_eq!(ratios, [(1, 100), (2, 100), (3, 100), (4, 33)]);
+    // A Service with no members yet takes no share and breaks nothing.
+    let members = application::weighted_members(vec![(50, vec![member(1)]), (50, Vec::new())]);
+    assert_eq!(members.len(), 1);
+
+    let pools = |extra: serde_json::Value| {
+        let mut pool = json!({"name": "web", "service": "web", "servicePort": 80,
+                              "alternateBackends": [{"service": "other", "servicePort": 80, "weight": 10}]});
+        for (k, v) in extra.as_object().expect("object") {
+            pool[k] = v.clone();
+        }
+        json!({"pools": [pool]})
+    };
+    for (extra, reason) in [
+        (json!({"loadBalancingMode": "least-connections-member"}), "ratio-member"),
+        (
+            json!({"weight": 0, "alternateBackends": [{"service": "other", "servicePort": 80, "weight": 0}]}),
+            "every weight is 0",
+        ),
+        (json!({"alternateBackends": [{"service": "web", "servicePort": 80, "weight": 5}]}), "named twice"),
+    ] {
+        let err = build_application(&vs("shop", 1, pools(extra.clone())), &cluster(), &defaults()).expect_err(reason);
+        assert!(err.to_string().contains(reason), "{extra}: {err}");
+    }
+    let built = build_application(&vs("shop", 1, pools(json!({}))), &cluster(), &defaults()).expect("valid");
+    assert_eq!(built.application.pools[0].load_balancing_mode, LoadBalancingMode::RatioMember);
+    assert!(built.unresolved.iter().any(|u| u.to_string().contains("\"other\" not found")), "{:?}", built.unresolved);
+}

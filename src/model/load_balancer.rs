@@ -169,6 +169,8 @@ pub fn transport_servers(service: &Service, address: IpAddr) -> (Vec<TransportSe
                     minimum_members_active: None,
                     connection_limit: None,
                     slow_ramp_time: None,
+                    weight: None,
+                    alternate_backends: Vec::new(),
                     namespace: None,
                 },
                 snat: SnatMode::Automap,

@@ -134,7 +134,7 @@ fn node_members(
             [first_of(AddressFamily::V4), first_of(AddressFamily::V6)]
                 .into_iter()
                 .flatten()
-                .map(move |address| PoolMember { address, port: node_port, state })
+                .map(move |address| PoolMember { address, port: node_port, state, ratio: 0 })
         })
         .collect()
 }
@@ -247,6 +247,7 @@ fn endpoint_members(slice: &EndpointSliceView, service_port: &ServicePort) -> Ve
                 address,
                 port,
                 state,
+                ratio: 0,
             })
         })
         .collect()

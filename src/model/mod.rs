@@ -526,6 +526,8 @@ pub struct PoolMember {
     pub address: IpAddr,
     pub port: u16,
     pub state: MemberState,
+    /// Its weight (BIG-IP ratio, 1-100) in a pool of weighted Services; 0: not weighted.
+    pub ratio: u8,
 }
 
 /// Whether a pool member takes new connections.

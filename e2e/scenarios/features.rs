@@ -428,7 +428,7 @@ spec:
 pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
     let ns = "e2e-rewrites";
     setup_namespace(env, ns).await?;
-    env.kubectl_apply(ns, &workload("web", 1, Some(30121)))?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30421)))?;
     let refused = env.kubectl_apply(
         ns,
         &virtual_server(
@@ -482,5 +482,134 @@ pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
             && below[3]["type"] == "forward",
         "actions below /api: {below}"
     );
+    Ok(())
+}
+
+/// The ratio of each member of pool `pool` of application `app`: (address, ratio).
+fn member_ratios(app: &Value, pool: &str) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = app[pool]["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|group| {
+            let ratio = group["ratio"].as_i64().unwrap_or(0);
+            group["serverAddresses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(move |a| Some((a.as_str()?.to_string(), ratio)))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Weighted Services and TLS options from Secrets (#20):
+/// - a pool of shop-v1 (weight 80) and shop-v2 (weight 20), one pod each, becomes one
+///   `ratio-member` pool with ratios 100 and 25; v1 scaled to two pods: 100, 100 and 50 (each
+///   Service keeps its share);
+/// - TLS 1.2-1.3 with a cipher group and required client certificates from a CA Secret reach
+///   the TLS_Server with the CA's certificate; the CA Secret deleted: `SecretNotFound` naming
+///   `spec.tls.clientCertificates.caSecretName` and the application leaves the BIG-IP (never
+///   served without client verification); restored: back.
+pub async fn weights_and_tls_options(env: &Env) -> Result<()> {
+    let ns = "e2e-weights";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("shop-v1", 1, None))?;
+    env.kubectl_apply(ns, &workload("shop-v2", 1, None))?;
+    let (secret, _) = tls_secret("shop-tls", "shop.example.com")?;
+    env.kubectl_apply(ns, &secret)?;
+    let (ca_secret, ca_certificate) = tls_secret("clients-ca", "clients-ca")?;
+    let indented: String = ca_certificate.lines().map(|l| format!("    {l}\n")).collect();
+    let ca_secret = format!("{}\n  ca.crt: |\n{indented}", ca_secret.trim_end());
+    env.kubectl_apply(ns, &ca_secret)?;
+    env.kubectl_apply(
+        ns,
+        r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: VirtualServer
+metadata: {name: shop}
+spec:
+  virtualAddress: 10.20.13.10
+  port: 443
+  poolMemberType: cluster
+  tls:
+    secretName: shop-tls
+    minVersion: "1.2"
+    maxVersion: "1.3"
+    cipherGroup: /Common/f5-secure
+    clientCertificates: {caSecretName: clients-ca}
+  pools:
+    - name: web
+      service: shop-v1
+      servicePort: 80
+      weight: 80
+      alternateBackends: [{service: shop-v2, servicePort: 80, weight: 20}]
+"#,
+    )?;
+    eventually("shop Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) }).await?;
+    let app = app_name(ns, "shop");
+    let ips = |endpoints: Vec<String>| -> Vec<String> {
+        endpoints.iter().filter_map(|e| e.rsplit_once(':').map(|(ip, _)| ip.to_string())).collect()
+    };
+    let expect_ratios = |v1: Vec<String>, v2: Vec<String>, r1: i64, r2: i64| {
+        let mut wanted: Vec<(String, i64)> =
+            v1.into_iter().map(|ip| (ip, r1)).chain(v2.into_iter().map(|ip| (ip, r2))).collect();
+        wanted.sort();
+        wanted
+    };
+    let v2 = ips(crate::scenarios::ready_endpoints(env, ns, "shop-v2").await?);
+    eventually("one pod each: ratios 100 and 25", WAIT, || async {
+        let v1 = ips(crate::scenarios::ready_endpoints(env, ns, "shop-v1").await?);
+        let wanted = expect_ratios(v1, v2.clone(), 100, 25);
+        let app = simulator_application(env, &app).unwrap_or_default();
+        let got = member_ratios(&app, "pool_web");
+        Ok(if app["pool_web"]["loadBalancingMode"] == "ratio-member" && got == wanted && wanted.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{got:?}, wanted {wanted:?}"))
+        })
+    })
+    .await?;
+    env.kubectl(&["scale", "deployment", "shop-v1", "-n", ns, "--replicas=2"])?;
+    eventually("v1 scaled to two pods: 100, 100 and 50", WAIT, || async {
+        let v1 = ips(crate::scenarios::ready_endpoints(env, ns, "shop-v1").await?);
+        let wanted = expect_ratios(v1, v2.clone(), 100, 50);
+        let got = member_ratios(&simulator_application(env, &app).unwrap_or_default(), "pool_web");
+        Ok(if got == wanted && wanted.len() == 3 { Ok(()) } else { Err(format!("{got:?}, wanted {wanted:?}")) })
+    })
+    .await?;
+
+    let on_bigip = simulator_application(env, &app).context("application")?;
+    let server = &on_bigip["tls_server"];
+    ensure!(
+        server["tls1_1Enabled"] == false
+            && server["tls1_2Enabled"] == true
+            && server["tls1_3Enabled"] == true
+            && server["cipherGroup"] == serde_json::json!({"bigip": "/Common/f5-secure"})
+            && server["authenticationMode"] == "require",
+        "TLS_Server: {server}"
+    );
+    let bundle = on_bigip["tls_client_ca"]["bundle"].as_str().unwrap_or_default();
+    ensure!(bundle.trim() == ca_certificate.trim(), "client CA bundle: {bundle}");
+
+    env.kubectl(&["delete", "secret", "clients-ca", "-n", ns])?;
+    eventually("SecretNotFound for the client CA", WAIT, || async {
+        Ok(crate::scenarios::condition_is(
+            &get_vs(env, ns, "shop").await?,
+            "ResolvedRefs",
+            "False",
+            "SecretNotFound",
+            "spec.tls.clientCertificates.caSecretName",
+        ))
+    })
+    .await?;
+    eventually("off the BIG-IP without its client CA", WAIT, || async {
+        Ok(if simulator_application(env, &app).is_none() { Ok(()) } else { Err("still on the BIG-IP".to_string()) })
+    })
+    .await?;
+    env.kubectl_apply(ns, &ca_secret)?;
+    eventually("back with the CA", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) }).await?;
     Ok(())
 }

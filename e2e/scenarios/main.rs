@@ -65,6 +65,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(load_balancer::virtual_servers_take_addresses_from_a_pool),
     scenario!(listener_group::listener_group_shares_one_vip),
     scenario!(features::rewrites_and_profile_references),
+    scenario!(features::weights_and_tls_options),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

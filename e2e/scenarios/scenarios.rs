@@ -161,7 +161,7 @@ pub(crate) fn members_are(
     })
 }
 
-async fn ready_endpoints(env: &Env, ns: &str, service: &str) -> Result<Vec<String>> {
+pub(crate) async fn ready_endpoints(env: &Env, ns: &str, service: &str) -> Result<Vec<String>> {
     let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), ns);
     let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
     let mut out = Vec::new();

@@ -469,8 +469,16 @@ async fn a_post_deleting_most_applications_waits_for_confirmation() {
 /// directly, so the model's own validation is bypassed.
 fn monitored_app(name: &str, address: &str, interval: u32) -> DesiredApplication {
     let mut app = app(name, address, &["172.31.0.1"]);
-    app.pools[0].monitors =
-        vec![DesiredMonitor { monitor_type: MonitorType::Http, send: None, receive: None, interval, timeout: 16 }];
+    app.pools[0].monitors = vec![DesiredMonitor {
+        monitor_type: MonitorType::Http,
+        send: None,
+        receive: None,
+        interval,
+        timeout: 16,
+        target_port: None,
+        time_until_up: None,
+        ssl_profile: None,
+    }];
     app
 }
 

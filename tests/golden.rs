@@ -196,6 +196,28 @@ fn weighted_backends_become_member_ratios() {
 }
 
 #[test]
+fn pool_options_existing_monitors_and_static_members() {
+    assert!(check_case("pool-options", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("pool-options");
+    let app = &declaration["declaration"]["kubernetes"]["shop_shop"];
+    let pool = &app["pool_web"];
+    assert_eq!(
+        pool["monitors"],
+        serde_json::json!([{"use": "monitor_web_0"}, {"use": "monitor_web_1"}, {"bigip": "/Common/http"}])
+    );
+    assert_eq!(pool["minimumMonitors"], "all");
+    assert_eq!(pool["serviceDownAction"], "reselect");
+    assert_eq!(pool["reselectTries"], 3);
+    let members: Vec<&Value> =
+        pool["members"].as_array().expect("members").iter().map(|m| &m["serverAddresses"]).collect();
+    // Grouped by port: the static members' 8080, then the nodes' 30080.
+    assert_eq!(members, [&serde_json::json!(["192.168.50.10", "192.168.50.11"]), &serde_json::json!(["192.168.1.11"])]);
+    assert_eq!(app["monitor_web_0"]["targetPort"], 8081);
+    assert_eq!(app["monitor_web_0"]["timeUntilUp"], 30);
+    assert_eq!(app["monitor_web_1"]["clientTLS"], serde_json::json!({"bigip": "/Common/serverssl"}));
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");

@@ -483,8 +483,11 @@ fn render_pool(pool: &DesiredPool) -> Value {
             entry
         })
         .collect();
-    let monitors: Vec<Value> =
-        (0..pool.monitors.len()).map(|i| json!({ "use": monitor_object_name(&pool.name, i) })).collect();
+    let monitors: Vec<Value> = (0..pool.monitors.len())
+        .map(|i| json!({ "use": monitor_object_name(&pool.name, i) }))
+        .chain(pool.options.bigip_monitors.iter().map(|path| json!({ "bigip": path })))
+        .collect();
+    let monitor_count = monitors.len();
     let mut object = json!({
         "class": "Pool",
         "loadBalancingMode": pool.load_balancing_mode.as3_name(),
@@ -493,7 +496,7 @@ fn render_pool(pool: &DesiredPool) -> Value {
     if !monitors.is_empty() {
         object["monitors"] = Value::Array(monitors);
     }
-    if pool.monitors.len() > 1 {
+    if monitor_count > 1 {
         // AS3's default is 1 (any monitor), whatever the number of monitors.
         object["minimumMonitors"] = match pool.monitor_match {
             MonitorMatch::All => json!("all"),
@@ -505,6 +508,12 @@ fn render_pool(pool: &DesiredPool) -> Value {
     }
     if let Some(seconds) = pool.slow_ramp_time {
         object["slowRampTime"] = json!(seconds);
+    }
+    if let Some(action) = pool.options.service_down_action {
+        object["serviceDownAction"] = json!(action);
+    }
+    if let Some(tries) = pool.options.reselect_tries {
+        object["reselectTries"] = json!(tries);
     }
     if let (Some(limit), Some(members)) = (pool.connection_limit, object["members"].as_array_mut()) {
         for member in members {
@@ -521,6 +530,15 @@ fn render_monitor(monitor: &DesiredMonitor) -> Value {
         "interval": monitor.interval,
         "timeout": monitor.timeout,
     });
+    if let Some(port) = monitor.target_port {
+        object["targetPort"] = json!(port);
+    }
+    if let Some(seconds) = monitor.time_until_up {
+        object["timeUntilUp"] = json!(seconds);
+    }
+    if let Some(path) = &monitor.ssl_profile {
+        object["clientTLS"] = json!({ "bigip": path });
+    }
     let default_send = match monitor.monitor_type {
         MonitorType::Http | MonitorType::Https => DEFAULT_HTTP_SEND,
         MonitorType::Udp => DEFAULT_UDP_SEND,

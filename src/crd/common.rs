@@ -148,6 +148,48 @@ pub struct Pool {
     #[schemars(length(max = 8))]
     #[x_kube(validation = Rule::new("self.all(b, self.exists_one(c, c.service == b.service))").message("each alternate backend names a different Service"))]
     pub alternate_backends: Vec<AlternateBackend>,
+
+    /// Existing BIG-IP monitors by full path (`/Common/http`), besides `monitors`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[schemars(inner(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")))]
+    pub bigip_monitors: Vec<String>,
+
+    /// What the BIG-IP does with a connection whose member went down: `none` (default),
+    /// `reset`, `drop` or `reselect` (another member, up to `reselectTries` times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_down_action: Option<ServiceDownAction>,
+
+    /// With `serviceDownAction: reselect`: how many other members to try, 0-65535.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 65535))]
+    pub reselect_tries: Option<i32>,
+
+    /// Members outside Kubernetes (a VM, a legacy server), next to the Service's endpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub static_members: Vec<StaticMember>,
+}
+
+/// What the BIG-IP does with connections to a member that went down.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceDownAction {
+    None,
+    Reset,
+    Drop,
+    Reselect,
+}
+
+/// A pool member outside Kubernetes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticMember {
+    #[x_kube(validation = Rule::new("isIP(self)").message("address must be an IPv4 or IPv6 address"))]
+    #[schemars(length(max = 45))]
+    pub address: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
 }
 
 /// A Service sharing a pool with a weight.
@@ -372,6 +414,8 @@ impl RouteAdvertisement {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.timeout > self.interval").message("timeout must be greater than interval (F5 recommends 3 x interval + 1)"))]
 #[x_kube(validation = Rule::new("self.type != 'icmp' || (!has(self.send) && !has(self.receive))").message("icmp monitors take no send or receive"))]
+#[x_kube(validation = Rule::new("self.type != 'icmp' || !has(self.targetPort)").message("icmp monitors probe no port"))]
+#[x_kube(validation = Rule::new("self.type == 'https' || !has(self.sslProfile)").message("sslProfile is for https monitors"))]
 pub struct HealthMonitor {
     /// Protocol of the monitor: `http`, `https`, `tcp`, `udp` or `icmp`.
     #[serde(rename = "type")]
@@ -394,6 +438,19 @@ pub struct HealthMonitor {
     #[serde(default = "default_monitor_timeout")]
     #[schemars(range(min = 2, max = 900))]
     pub timeout: i32,
+    /// Probe this port instead of the member's (not icmp), e.g. a separate health port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub target_port: Option<i32>,
+    /// Seconds a member must answer well before it takes traffic again, 0-1800.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1800))]
+    pub time_until_up: Option<i32>,
+    /// https monitors: an existing BIG-IP server SSL profile to probe with (full path, e.g.
+    /// `/Common/serverssl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub ssl_profile: Option<String>,
 }
 
 fn default_monitor_interval() -> i32 {

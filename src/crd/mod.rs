@@ -14,7 +14,8 @@ use kube::CustomResourceExt;
 pub use address_pool::{AddressAllocation, BigIpAddressPool, BigIpAddressPoolSpec, BigIpAddressPoolStatus};
 pub use common::{
     AlternateBackend, Condition, HealthMonitor, IRule, IcmpEcho, LoadBalancingMode, MonitorMatch, MonitorType,
-    Persistence, Pool, PoolMemberType, Profiles, RouteAdvertisement, SnatMode, VirtualAddressOptions,
+    Persistence, Pool, PoolMemberType, Profiles, RouteAdvertisement, ServiceDownAction, SnatMode, StaticMember,
+    VirtualAddressOptions,
 };
 pub use listener_group::{
     BigIpListenerGroup, BigIpListenerGroupSpec, BigIpListenerGroupStatus, HttpTraffic, ListenerGroupTls,

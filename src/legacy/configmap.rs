@@ -517,6 +517,10 @@ impl Translator<'_> {
             slow_ramp_time: None,
             weight: None,
             alternate_backends: Vec::new(),
+            bigip_monitors: Vec::new(),
+            service_down_action: None,
+            reselect_tries: None,
+            static_members: Vec::new(),
             namespace: None,
         })
     }
@@ -564,6 +568,9 @@ impl Translator<'_> {
             receive: monitor.recv.clone(),
             interval: i32::try_from(interval).unwrap_or(i32::MAX),
             timeout: i32::try_from(timeout).unwrap_or(i32::MAX),
+            target_port: None,
+            time_until_up: None,
+            ssl_profile: None,
         })
     }
 
@@ -943,15 +950,30 @@ mod tests {
                     send: Some("GET /healthz HTTP/1.0\r\n\r\n".into()),
                     receive: Some("200 OK".into()),
                     interval: 10,
-                    timeout: 31
+                    timeout: 31,
+                    target_port: None,
+                    time_until_up: None,
+                    ssl_profile: None
                 },
-                HealthMonitor { monitor_type: MonitorType::Tcp, send: None, receive: None, interval: 5, timeout: 16 },
+                HealthMonitor {
+                    monitor_type: MonitorType::Tcp,
+                    send: None,
+                    receive: None,
+                    interval: 5,
+                    timeout: 16,
+                    target_port: None,
+                    time_until_up: None,
+                    ssl_profile: None
+                },
                 HealthMonitor {
                     monitor_type: MonitorType::Udp,
                     send: Some("ping".into()),
                     receive: None,
                     interval: 3,
-                    timeout: 10
+                    timeout: 10,
+                    target_port: None,
+                    time_until_up: None,
+                    ssl_profile: None
                 },
             ]
         );

@@ -184,6 +184,10 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                 slow_ramp_time: None,
                 weight: None,
                 alternate_backends: Vec::new(),
+                bigip_monitors: Vec::new(),
+                service_down_action: None,
+                reselect_tries: None,
+                static_members: Vec::new(),
                 namespace: None,
             });
         }
@@ -273,6 +277,9 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                     receive: entry.recv,
                     interval: entry.interval,
                     timeout,
+                    target_port: None,
+                    time_until_up: None,
+                    ssl_profile: None,
                 });
             }
         }

@@ -12,11 +12,11 @@ use super::{
     DesiredRoute, DesiredSnat, Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, RouteRewrite,
     SourceKind, TlsTermination, UnresolvedRef,
 };
-use super::{Ciphers, ClientAuthentication, DesiredProfiles, PoolMember, TcpProfiles, TlsOptions};
+use super::{Ciphers, ClientAuthentication, DesiredProfiles, PoolMember, PoolOptions, TcpProfiles, TlsOptions};
 use crate::crd::{ClientCertificateMode, Profiles, TlsVersion};
 use crate::crd::{
     HeaderValue, HealthMonitor, IRule, LoadBalancingMode, PathType, Persistence, Pool, PoolMemberType, Redirect,
-    RoutingRule, SnatMode, Tls, TlsMode, VirtualServer,
+    RoutingRule, ServiceDownAction, SnatMode, Tls, TlsMode, VirtualServer,
 };
 
 /// AS3 object names: a letter first, then letters, digits, `_`, `.` or `-`, at most 190 chars.
@@ -229,10 +229,72 @@ pub(super) fn build_pools(
             minimum_members_active: bounded("pools[].minimumMembersActive", pool.minimum_members_active, 65535)?,
             connection_limit: bounded("pools[].connectionLimit", pool.connection_limit, 65535)?.filter(|l| *l > 0),
             slow_ramp_time: bounded("pools[].slowRampTime", pool.slow_ramp_time, 900)?,
-            members,
+            members: with_static_members(members, pool, family_of_pool(rules))?,
+            options: PoolOptions {
+                bigip_monitors: {
+                    let mut paths = Vec::with_capacity(pool.bigip_monitors.len());
+                    for path in &pool.bigip_monitors {
+                        paths.push(bigip_path("pools[].bigipMonitors", path)?);
+                    }
+                    paths.dedup();
+                    paths
+                },
+                service_down_action: pool.service_down_action.map(|action| match action {
+                    ServiceDownAction::None => "none",
+                    ServiceDownAction::Reset => "reset",
+                    ServiceDownAction::Drop => "drop",
+                    ServiceDownAction::Reselect => "reselect",
+                }),
+                reselect_tries: match (pool.reselect_tries, pool.service_down_action) {
+                    (None, _) => None,
+                    (Some(_), action) if action != Some(ServiceDownAction::Reselect) => {
+                        return Err(InvalidSpec::Field {
+                            field: "pools[].reselectTries",
+                            reason: format!(
+                                "pool {:?}: reselectTries goes with serviceDownAction: reselect",
+                                pool.name
+                            ),
+                        })
+                    }
+                    (tries, _) => bounded("pools[].reselectTries", tries, 65535)?,
+                },
+            },
         });
     }
     Ok(pools)
+}
+
+/// The address family a pool's members must have (the virtual address's).
+fn family_of_pool(rules: &MemberRules<'_>) -> AddressFamily {
+    rules.family
+}
+
+/// The pool's members with its static (non-Kubernetes) members added (taking new connections,
+/// unweighted), checked: an address of the virtual address's family, a port 1-65535.
+fn with_static_members(
+    mut members: Vec<PoolMember>,
+    pool: &Pool,
+    family: AddressFamily,
+) -> Result<Vec<PoolMember>, InvalidSpec> {
+    for (index, member) in pool.static_members.iter().enumerate() {
+        let invalid = |reason: String| InvalidSpec::Field {
+            field: "pools[].staticMembers",
+            reason: format!("pool {:?}, member {index}: {reason}", pool.name),
+        };
+        let address: std::net::IpAddr =
+            member.address.parse().map_err(|_| invalid(format!("{:?} is not an IP address", member.address)))?;
+        if AddressFamily::of(address) != family {
+            return Err(invalid(format!("{address} is not of the virtual address's family")));
+        }
+        let port = u16::try_from(member.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid(format!("port {} is outside 1-65535", member.port)))?;
+        members.push(PoolMember { address, port, state: super::MemberState::Active, ratio: 0 });
+    }
+    members.sort();
+    members.dedup();
+    Ok(members)
 }
 
 /// How a pool's Services are looked up.
@@ -941,12 +1003,44 @@ fn desired_monitor(pool: usize, index: usize, monitor: &HealthMonitor) -> Result
     if monitor.monitor_type == crate::crd::MonitorType::Icmp && (monitor.send.is_some() || monitor.receive.is_some()) {
         return Err(invalid("icmp monitors take no send or receive".into()));
     }
+    let is = |t: crate::crd::MonitorType| monitor.monitor_type == t;
+    if monitor.target_port.is_some() && is(crate::crd::MonitorType::Icmp) {
+        return Err(invalid("icmp monitors probe no port".into()));
+    }
+    if monitor.ssl_profile.is_some() && !is(crate::crd::MonitorType::Https) {
+        return Err(invalid("sslProfile is for https monitors".into()));
+    }
+    let target_port = match monitor.target_port {
+        None => None,
+        Some(port) => Some(
+            u16::try_from(port)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| invalid(format!("targetPort {port} is outside 1-65535")))?,
+        ),
+    };
+    let time_until_up = match monitor.time_until_up {
+        None => None,
+        Some(seconds) => Some(
+            u32::try_from(seconds)
+                .ok()
+                .filter(|s| *s <= 1800)
+                .ok_or_else(|| invalid(format!("timeUntilUp {seconds} is outside 0-1800")))?,
+        ),
+    };
+    let ssl_profile = match &monitor.ssl_profile {
+        None => None,
+        Some(path) => Some(bigip_path("pools[].monitors[].sslProfile", path)?),
+    };
     Ok(DesiredMonitor {
         monitor_type: monitor.monitor_type,
         send: monitor.send.clone(),
         receive: monitor.receive.clone(),
         interval,
         timeout,
+        target_port,
+        time_until_up,
+        ssl_profile,
     })
 }
 

@@ -437,3 +437,34 @@ fn weighted_backends_are_member_ratios_and_bad_weights_are_refused() {
     assert_eq!(built.application.pools[0].load_balancing_mode, LoadBalancingMode::RatioMember);
     assert!(built.unresolved.iter().any(|u| u.to_string().contains("\"other\" not found")), "{:?}", built.unresolved);
 }
+
+#[test]
+fn pool_options_are_checked() {
+    let with_pool = |extra: serde_json::Value| {
+        let mut pool = json!({"name": "web", "service": "web", "servicePort": 80});
+        for (k, v) in extra.as_object().expect("object") {
+            pool[k] = v.clone();
+        }
+        vs("shop", 1, json!({"pools": [pool]}))
+    };
+    for (extra, reason) in [
+        (json!({"reselectTries": 2}), "goes with serviceDownAction: reselect"),
+        (json!({"staticMembers": [{"address": "2001:db8::1", "port": 80}]}), "not of the virtual address's family"),
+        (json!({"staticMembers": [{"address": "10.0.0.1", "port": 0}]}), "outside 1-65535"),
+        (json!({"monitors": [{"type": "icmp", "targetPort": 80}]}), "probe no port"),
+        (json!({"monitors": [{"type": "http", "sslProfile": "/Common/serverssl"}]}), "for https monitors"),
+        (json!({"bigipMonitors": ["http"]}), "full BIG-IP path"),
+    ] {
+        let err = build_application(&with_pool(extra.clone()), &cluster(), &defaults()).expect_err(reason);
+        assert!(err.to_string().contains(reason), "{extra}: {err}");
+    }
+    let built = build_application(
+        &with_pool(json!({"staticMembers": [{"address": "10.0.0.9", "port": 8080}], "serviceDownAction": "reset"})),
+        &cluster(),
+        &defaults(),
+    )
+    .expect("valid");
+    let pool = &built.application.pools[0];
+    assert!(pool.members.iter().any(|m| m.address.to_string() == "10.0.0.9" && m.port == 8080));
+    assert_eq!(pool.options.service_down_action, Some("reset"));
+}

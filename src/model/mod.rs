@@ -494,6 +494,18 @@ pub struct DesiredPool {
     pub slow_ramp_time: Option<u32>,
     /// Sorted, without duplicates.
     pub members: Vec<PoolMember>,
+    /// Existing monitors, service-down handling.
+    pub options: PoolOptions,
+}
+
+/// Pool settings beyond members and monitors (all default: the BIG-IP's).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PoolOptions {
+    /// Existing BIG-IP monitors by full path.
+    pub bigip_monitors: Vec<String>,
+    /// AS3 `serviceDownAction` (`reset`, `drop`, `reselect`, `none`).
+    pub service_down_action: Option<&'static str>,
+    pub reselect_tries: Option<u32>,
 }
 
 impl DesiredPool {
@@ -508,6 +520,7 @@ impl DesiredPool {
             connection_limit: None,
             slow_ramp_time: None,
             members,
+            options: PoolOptions::default(),
         }
     }
 }
@@ -519,6 +532,11 @@ pub struct DesiredMonitor {
     pub receive: Option<String>,
     pub interval: u32,
     pub timeout: u32,
+    /// The port probed instead of the member's.
+    pub target_port: Option<u16>,
+    pub time_until_up: Option<u32>,
+    /// https: an existing server SSL profile to probe with.
+    pub ssl_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -677,6 +677,9 @@ mod tests {
             receive: None,
             interval,
             timeout: 16,
+            target_port: None,
+            time_until_up: None,
+            ssl_profile: None,
         }];
         app.pools = vec![pool];
         app

@@ -39,7 +39,9 @@ pub(super) struct Preflight {
 /// `/<partition>/<application>/<object>/<property>[/<index>]`.
 fn field_of(instance_path: &str) -> String {
     let segments: Vec<&str> = instance_path.split('/').skip(4).collect();
+    let object = instance_path.split('/').nth(3).unwrap_or_default();
     match segments.as_slice() {
+        ["clientTLS", ..] if object.starts_with("monitor_") => "spec.pools[].monitors[].sslProfile".to_owned(),
         ["policyWAF", ..] => "spec.wafPolicy".to_owned(),
         ["snat", ..] => "spec.snatPool".to_owned(),
         ["iRules", index, ..] => format!("spec.iRules[{index}]"),
@@ -58,6 +60,8 @@ fn field_of(instance_path: &str) -> String {
         ["profileTrafficLog", ..] => "spec.profiles.requestLogging".to_owned(),
         ["persistenceMethods", ..] => "spec.profiles.persistence".to_owned(),
         ["allowVlans", index, ..] => format!("spec.allowVlans[{index}]"),
+        ["monitors", ..] => "spec.pools[].bigipMonitors".to_owned(),
+        ["cipherGroup", ..] => "spec.tls.cipherGroup".to_owned(),
         _ => instance_path.to_owned(),
     }
 }
@@ -292,6 +296,9 @@ mod tests {
             ("/k8s/ns_a/vs/profileHTTP", "spec.profiles.http"),
             ("/k8s/ns_a/vs/profileTCP/egress", "spec.profiles.tcpServer"),
             ("/k8s/ns_a/vs/persistenceMethods/0", "spec.profiles.persistence"),
+            ("/k8s/ns_a/pool_web/monitors/1", "spec.pools[].bigipMonitors"),
+            ("/k8s/ns_a/monitor_web_0/clientTLS", "spec.pools[].monitors[].sslProfile"),
+            ("/k8s/ns_a/tls_server/cipherGroup", "spec.tls.cipherGroup"),
             ("/k8s/ns_a/vs/profileFTP", "/k8s/ns_a/vs/profileFTP"),
         ] {
             assert_eq!(field_of(path), field, "{path}");

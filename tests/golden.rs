@@ -218,6 +218,17 @@ fn pool_options_existing_monitors_and_static_members() {
 }
 
 #[test]
+fn pool_only_objects_program_only_their_pools() {
+    assert!(check_case("pools-only", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("pools-only");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    for (app, pool) in [("shop_web-pool", "pool_web"), ("shop_ts_db-pool", "pool_db")] {
+        assert!(tenant[app].get("vs").is_none(), "{app}: no virtual server");
+        assert_eq!(tenant[app][pool]["members"][0]["servicePort"], 30080, "{app}");
+    }
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");

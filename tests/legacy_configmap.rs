@@ -531,8 +531,26 @@ fn golden_pool_only_and_missing_bind_addr() {
     let fixture = Fixture::load("assert-pool-only-and-no-bindaddr");
     let cases = fixture.value["cases"].as_array().expect("cases");
     let no_address = cases.iter().find(|c| c["configMapName"] == "noVirtualAddress").expect("case");
-    let field = unsupported_field("noVirtualAddress", translate_config_map(&fixture_case_config_map(no_address)));
-    assert_eq!(field, "/virtualServer/frontend/virtualAddress");
+    // Pool-only mode: a pool and no virtual server, in the fixture's partition, with a warning
+    // for its sslProfile (nothing to terminate TLS on).
+    let translation = translate_config_map(&fixture_case_config_map(no_address)).expect("pool-only");
+    assert!(translation.warnings.iter().any(|w| w.contains("sslProfile ignored")), "{:?}", translation.warnings);
+    let Translated::VirtualServer(vs) = &translation.object else { panic!("http mode") };
+    assert_eq!(vs.spec.virtual_address, "");
+    assert_eq!(vs.spec.partition.as_deref(), no_address["expect"]["virtualPartition"].as_str());
+    assert!(vs.spec.tls.is_none());
+    let defaults = bigip_operator::model::ModelDefaults {
+        partition: "k8s".into(),
+        pool_member_type: bigip_operator::crd::PoolMemberType::Nodeport,
+        node_selector: None,
+    };
+    let built =
+        bigip_operator::model::build_application(vs, &bigip_operator::model::ClusterObjects::default(), &defaults)
+            .expect("a pool-only VirtualServer is valid");
+    assert!(built.application.pools_only);
+    assert_eq!(built.application.pools.len(), no_address["expect"]["poolCount"].as_u64().unwrap_or(0) as usize);
+    let rendered = bigip_operator::as3::render_application(&built.application);
+    assert!(rendered.get("vs").is_none(), "no virtual server: {rendered}");
 
     let no_bind = cases.iter().find(|c| c["configMapName"] == "noBindAddr").expect("case");
     let mut cm = fixture_case_config_map(no_bind);

@@ -207,7 +207,11 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         plain.insert("virtualPort".into(), json!(80));
         objects.insert(PLAIN_HTTP_SERVICE_OBJECT_NAME.into(), Value::Object(plain));
     }
-    objects.insert(SERVICE_OBJECT_NAME.into(), Value::Object(service));
+    // A pool-only application has no virtual server (one managed outside Kubernetes uses its
+    // pools).
+    if !app.pools_only {
+        objects.insert(SERVICE_OBJECT_NAME.into(), Value::Object(service));
+    }
     for pool in &app.pools {
         objects.insert(pool_object_name(&pool.name), render_pool(pool));
         for (index, monitor) in pool.monitors.iter().enumerate() {

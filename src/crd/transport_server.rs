@@ -32,7 +32,8 @@ use super::virtual_server::VirtualServerStatus;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.virtualAddress) != has(self.addressPool)").message("set either virtualAddress or addressPool"))]
+#[x_kube(validation = Rule::new("!has(self.virtualAddress) || !has(self.addressPool)").message("set virtualAddress or addressPool, not both"))]
+#[x_kube(validation = Rule::new("has(self.port) == (has(self.virtualAddress) || has(self.addressPool))").message("port goes with virtualAddress or addressPool; without either the TransportServer programs only its pool"))]
 #[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
 #[x_kube(validation = Rule::new("!has(self.persistence) || self.persistence != 'cookie'").message("cookie persistence needs HTTP; use a VirtualServer, or source-address persistence"))]
 pub struct TransportServerSpec {
@@ -50,8 +51,10 @@ pub struct TransportServerSpec {
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub address_pool: Option<String>,
 
-    /// Port of the virtual server, 1-65535.
+    /// Port of the virtual server, 1-65535. Absent from a pool-only TransportServer (no
+    /// `virtualAddress` or `addressPool`), which programs only its pool.
     #[schemars(range(min = 1, max = 65535))]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub port: i32,
 
     /// `tcp` (default) or `udp`.
@@ -130,4 +133,8 @@ pub enum TransportProtocol {
     #[default]
     Tcp,
     Udp,
+}
+
+fn is_zero(value: &i32) -> bool {
+    *value == 0
 }

@@ -31,7 +31,8 @@ use super::common::{Condition, IRule, Persistence, Pool, PoolMemberType, Profile
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.virtualAddress) ? 1 : 0) + (has(self.addressPool) ? 1 : 0) + (has(self.listenerGroup) ? 1 : 0) == 1").message("set exactly one of virtualAddress, addressPool and listenerGroup"))]
+#[x_kube(validation = Rule::new("(has(self.virtualAddress) ? 1 : 0) + (has(self.addressPool) ? 1 : 0) + (has(self.listenerGroup) ? 1 : 0) <= 1").message("set at most one of virtualAddress, addressPool and listenerGroup"))]
+#[x_kube(validation = Rule::new("has(self.port) == (has(self.virtualAddress) || has(self.addressPool) || has(self.listenerGroup))").message("port goes with virtualAddress, addressPool or listenerGroup; without any of them the VirtualServer programs only its pools"))]
 #[x_kube(validation = Rule::new("!has(self.defaultPool) || self.pools.exists(p, p.name == self.defaultPool)").message("defaultPool must name one of the pools"))]
 #[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(r, self.pools.exists(p, p.name == r.pool))").message("every rule's pool must name one of the pools"))]
 #[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
@@ -59,8 +60,11 @@ pub struct VirtualServerSpec {
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub listener_group: Option<String>,
 
-    /// TCP port of the virtual server, 1-65535.
+    /// TCP port of the virtual server, 1-65535. Required with an address; absent from a
+    /// pool-only VirtualServer (no `virtualAddress`, `addressPool` or `listenerGroup`), which
+    /// programs only its pools, for a virtual server managed outside Kubernetes.
     #[schemars(range(min = 1, max = 65535))]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub port: i32,
 
     /// BIG-IP partition (AS3 tenant) to create the virtual server in. Defaults to the
@@ -377,6 +381,10 @@ pub enum ClientCertificateMode {
     #[default]
     Require,
     Request,
+}
+
+fn is_zero(value: &i32) -> bool {
+    *value == 0
 }
 
 fn default_true() -> bool {

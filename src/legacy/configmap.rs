@@ -327,14 +327,28 @@ impl Translator<'_> {
         let frontend: Frontend = serde_json::from_value(frontend)
             .map_err(|e| LegacyError::InvalidJson { config_map: self.config_map.clone(), message: e.to_string() })?;
 
-        let (virtual_address, port) = self.virtual_address(frontend.virtual_address.as_ref())?;
+        // Pool-only mode (no virtualAddress): only the pool, for a virtual server managed
+        // outside Kubernetes, as k8s-bigip-ctlr did.
+        let pool_only = frontend.virtual_address.is_none();
+        let (virtual_address, port) =
+            if pool_only { (String::new(), 0) } else { self.virtual_address(frontend.virtual_address.as_ref())? };
         let partition = self.partition(&frontend.partition)?;
         let pool = self.pool(&backend, frontend.balance.as_deref())?;
         let mode = frontend.mode.as_deref().unwrap_or(DEFAULT_MODE);
         let metadata = self.metadata();
         let object = match mode {
             "http" => {
-                let tls = self.tls(frontend.ssl_profile.as_ref())?;
+                let tls = if pool_only {
+                    if frontend.ssl_profile.is_some() {
+                        self.warnings.push(format!(
+                            "{}: sslProfile ignored: pool-only mode has no virtual server to terminate TLS on",
+                            self.config_map
+                        ));
+                    }
+                    None
+                } else {
+                    self.tls(frontend.ssl_profile.as_ref())?
+                };
                 Translated::VirtualServer(Box::new(VirtualServer {
                     metadata,
                     spec: VirtualServerSpec {
@@ -438,11 +452,7 @@ impl Translator<'_> {
 
     fn virtual_address(&mut self, address: Option<&LegacyVirtualAddress>) -> Result<(String, i32), LegacyError> {
         let Some(address) = address else {
-            return Err(self.unsupported(
-                "/virtualServer/frontend/virtualAddress",
-                "pool-only ConfigMap (no virtualAddress): k8s-bigip-ctlr then created only a pool for virtual servers \
-                 managed outside Kubernetes; the operator always creates the virtual server with its pool",
-            ));
+            return Ok((String::new(), 0));
         };
         let annotation = self.cm.metadata.annotations.as_ref().and_then(|a| a.get(BIND_ADDR_ANNOTATION));
         let (bind_addr, field) = match (&address.bind_addr, annotation) {
@@ -1036,10 +1046,12 @@ mod tests {
     }
 
     #[test]
-    fn pool_only_and_address_less_config_maps_are_unsupported_unless_annotated() {
+    fn pool_only_config_maps_program_only_their_pool_and_address_less_ones_need_the_annotation() {
         let mut doc = minimal("http");
         doc["virtualServer"]["frontend"].as_object_mut().expect("object").remove("virtualAddress");
-        assert_eq!(unsupported_field(translate(&v(3), &doc)), "/virtualServer/frontend/virtualAddress");
+        let spec = virtual_server(translate(&v(3), &doc).expect("pool-only")).spec;
+        assert_eq!((spec.virtual_address.as_str(), spec.port, spec.pools.len()), ("", 0, 1));
+        assert!(spec.tls.is_none());
 
         let doc = with_frontend(minimal("http"), "virtualAddress", json!({"port": 10000}));
         assert_eq!(unsupported_field(translate(&v(3), &doc)), "/virtualServer/frontend/virtualAddress/bindAddr");

@@ -42,8 +42,31 @@ pub fn build_application(
     let source = ObjectKey::of(&vs.metadata);
     let spec = &vs.spec;
     let name = application_name(&source)?;
-    let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &vs.metadata)?;
-    let (virtual_address, port) = listener(&address, spec.port)?;
+    let pools_only = spec.virtual_address.is_empty() && spec.address_pool.is_none();
+    let (virtual_address, port) = if pools_only {
+        refuse_without_virtual(&[
+            ("port", spec.port != 0),
+            ("rules", !spec.rules.is_empty()),
+            ("defaultPool", spec.default_pool.is_some()),
+            ("tls", spec.tls.is_some()),
+            ("snatPool", spec.snat_pool.is_some()),
+            ("persistence", spec.persistence.is_some()),
+            ("iRules", !spec.i_rules.is_empty()),
+            ("allowSourceRanges", !spec.allow_source_ranges.is_empty()),
+            ("wafPolicy", spec.waf_policy.is_some()),
+            ("xForwardedFor", spec.x_forwarded_for),
+            ("virtualAddressOptions", spec.virtual_address_options.is_some()),
+            ("profiles", spec.profiles.is_some()),
+            ("allowVlans", !spec.allow_vlans.is_empty()),
+            ("connectionMirroring", spec.connection_mirroring),
+            ("appRoot", spec.app_root.is_some()),
+            ("redirects", !spec.redirects.is_empty()),
+        ])?;
+        (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+    } else {
+        let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &vs.metadata)?;
+        listener(&address, spec.port)?
+    };
     let partition = partition_of(spec.partition.as_deref(), defaults)?;
     if spec.pools.is_empty() {
         return Err(InvalidSpec::NoPools);
@@ -133,10 +156,25 @@ pub fn build_application(
             pools,
             default_pool,
             profiles,
+            pools_only,
             group: None,
         },
         unresolved,
     })
+}
+
+/// A pool-only object (no address) may not set what only a virtual server has: the first
+/// such field set is refused.
+pub(super) fn refuse_without_virtual(fields: &[(&'static str, bool)]) -> Result<(), InvalidSpec> {
+    match fields.iter().find(|(_, set)| *set) {
+        None => Ok(()),
+        Some((field, _)) => Err(InvalidSpec::Field {
+            field,
+            reason: "this object has no virtual address (it programs only its pools): give it virtualAddress or \
+                     addressPool, or leave this out"
+                .into(),
+        }),
+    }
 }
 
 /// The virtual address and port of a spec.

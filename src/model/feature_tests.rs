@@ -468,3 +468,26 @@ fn pool_options_are_checked() {
     assert!(pool.members.iter().any(|m| m.address.to_string() == "10.0.0.9" && m.port == 8080));
     assert_eq!(pool.options.service_down_action, Some("reset"));
 }
+
+#[test]
+fn pool_only_objects_claim_nothing_and_refuse_virtual_server_fields() {
+    let pool_only = |name: &str, created: u32| {
+        let mut vs = vs(name, created, json!({}));
+        vs.spec.virtual_address = String::new();
+        vs.spec.port = 0;
+        vs
+    };
+    let (a, b) = (pool_only("a", 1), pool_only("b", 2));
+    let fleet = build_fleet([&a, &b], std::iter::empty(), &cluster(), &defaults());
+    assert!(fleet.outcomes.values().all(|o| matches!(o, AppOutcome::Included { .. })), "{:?}", fleet.outcomes);
+    assert!(fleet.partitions["k8s"].iter().all(|app| app.pools_only && app.claims().is_empty()));
+    let mut with_rules = pool_only("c", 3);
+    with_rules.spec.rules =
+        vec![crate::crd::RoutingRule { path: Some("/a".into()), pool: "web".into(), ..Default::default() }];
+    let err = build_application(&with_rules, &cluster(), &defaults()).expect_err("rules need a virtual server");
+    assert!(err.to_string().contains("spec.rules") && err.to_string().contains("no virtual address"), "{err}");
+    let mut with_port = pool_only("d", 4);
+    with_port.spec.port = 80;
+    let err = build_application(&with_port, &cluster(), &defaults()).expect_err("port without an address");
+    assert!(err.to_string().contains("spec.port"), "{err}");
+}

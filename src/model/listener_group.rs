@@ -313,6 +313,7 @@ fn group_application(
         pools,
         default_pool: String::new(),
         profiles: super::DesiredProfiles::default(),
+        pools_only: false,
         group: Some(settings),
     }
 }

@@ -118,6 +118,10 @@ pub struct DesiredApplication {
     /// Existing BIG-IP profiles, VLANs and mirroring (`spec.profiles`, `allowVlans`,
     /// `connectionMirroring`).
     pub profiles: DesiredProfiles,
+    /// Only the pools are programmed (no `virtualAddress`, `addressPool` or `listenerGroup`):
+    /// the virtual server is managed outside Kubernetes. The address and port are then
+    /// unspecified and claim nothing.
+    pub pools_only: bool,
     /// The listener group this application is part of (a VirtualServer with
     /// `spec.listenerGroup`, or the group's merged application).
     pub group: Option<Arc<listener_group::GroupSettings>>,
@@ -163,6 +167,7 @@ impl DesiredApplication {
             pools,
             default_pool,
             profiles: DesiredProfiles::default(),
+            pools_only: false,
             group: None,
         }
     }
@@ -180,6 +185,9 @@ impl DesiredApplication {
     /// The (address, port, protocol) listeners the application occupies on the BIG-IP: its
     /// own, plus port 80 when it redirects HTTP to HTTPS.
     pub fn listeners(&self) -> Vec<Listener> {
+        if self.pools_only {
+            return Vec::new();
+        }
         if let Some(group) = &self.group {
             return group.listeners();
         }
@@ -200,6 +208,9 @@ impl DesiredApplication {
     /// object ([`ListenerProtocol::VirtualAddress`]), which BIG-IP keeps in one partition only.
     pub fn claims(&self) -> Vec<Listener> {
         let mut claims = self.listeners();
+        if self.pools_only {
+            return claims;
+        }
         claims.push(Listener { address: self.virtual_address, port: 0, protocol: ListenerProtocol::VirtualAddress });
         claims
     }

@@ -20,8 +20,24 @@ pub fn build_transport_application(
     let source = ObjectKey::of(&ts.metadata);
     let spec = &ts.spec;
     let name = transport_application_name(&source)?;
-    let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &ts.metadata)?;
-    let (virtual_address, port) = listener(&address, spec.port)?;
+    let pools_only = spec.virtual_address.is_empty() && spec.address_pool.is_none();
+    let (virtual_address, port) = if pools_only {
+        super::application::refuse_without_virtual(&[
+            ("port", spec.port != 0),
+            ("snatPool", spec.snat_pool.is_some()),
+            ("persistence", spec.persistence.is_some()),
+            ("iRules", !spec.i_rules.is_empty()),
+            ("allowSourceRanges", !spec.allow_source_ranges.is_empty()),
+            ("virtualAddressOptions", spec.virtual_address_options.is_some()),
+            ("profiles", spec.profiles.is_some()),
+            ("allowVlans", !spec.allow_vlans.is_empty()),
+            ("connectionMirroring", spec.connection_mirroring),
+        ])?;
+        (std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+    } else {
+        let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &ts.metadata)?;
+        listener(&address, spec.port)?
+    };
     let partition = super::application::partition_of(spec.partition.as_deref(), defaults)?;
     let persistence = spec.persistence.unwrap_or_default();
     if persistence == Persistence::Cookie {
@@ -68,6 +84,7 @@ pub fn build_transport_application(
                 &spec.allow_vlans,
                 spec.connection_mirroring,
             )?,
+            pools_only,
             group: None,
         },
         unresolved,

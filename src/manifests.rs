@@ -232,6 +232,11 @@ impl Manifests {
             }
             "BigIpAddressPool" => self.address_pools.push(typed(path, &meta, value)?),
             "BigIpListenerGroup" => self.cluster.add_listener_group(typed(path, &meta, value)?),
+            "BigIpPolicy" => {
+                let mut policy: crate::crd::BigIpPolicy = typed(path, &meta, value)?;
+                policy.metadata.namespace.get_or_insert_with(|| "default".into());
+                self.cluster.add_policy(policy);
+            }
             "ReferenceGrant" => {
                 let mut grant: crate::crd::ReferenceGrant = typed(path, &meta, value)?;
                 grant.metadata.namespace.get_or_insert_with(|| "default".into());

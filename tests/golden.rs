@@ -229,6 +229,22 @@ fn pool_only_objects_program_only_their_pools() {
 }
 
 #[test]
+fn a_policy_shared_by_several_objects() {
+    assert!(check_case("shared-policy", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("shared-policy");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    let shop = &tenant["shop_shop"];
+    assert_eq!(shop["vs"]["policyWAF"], serde_json::json!({"bigip": "/Common/linux-high"}));
+    assert_eq!(shop["vs"]["profileHTTP"], serde_json::json!({"bigip": "/Common/http"}));
+    assert_eq!(shop["source_ranges"]["addresses"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(tenant["shop_admin"]["source_ranges"]["addresses"], serde_json::json!(["192.168.10.0/24"]));
+    let db = &tenant["shop_ts_db"];
+    assert_eq!(db["vs"]["profileTCP"], serde_json::json!({"bigip": "/Common/f5-tcp-progressive"}));
+    assert!(db["vs"].get("profileHTTP").is_none() && db["vs"].get("policyWAF").is_none());
+    assert_eq!(db["vs"]["mirroring"], "L4");
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");

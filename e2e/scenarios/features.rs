@@ -613,3 +613,74 @@ spec:
     eventually("back with the CA", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) }).await?;
     Ok(())
 }
+
+/// A BigIpPolicy shared by two VirtualServers (#20): both get its source ranges and HTTP
+/// profile on the BIG-IP; a change of the policy re-programs both and leaves a third
+/// VirtualServer without the policy as it was (the same declared application); the policy
+/// deleted: its users say `PolicyNotFound` and leave the BIG-IP (never served without their
+/// settings), the third stays.
+pub async fn policies_are_shared_and_reprogram_their_users(env: &Env) -> Result<()> {
+    let ns = "e2e-policies";
+    setup_namespace(env, ns).await?;
+    env.kubectl_apply(ns, &workload("web", 1, Some(30431)))?;
+    let policy = |ranges: &str| {
+        format!(
+            "apiVersion: bigip.operator.dev/v1alpha1\nkind: BigIpPolicy\nmetadata: {{name: standard}}\nspec:\n  profiles: {{http: /Common/http}}\n  allowSourceRanges: [{ranges}]\n"
+        )
+    };
+    env.kubectl_apply(ns, &policy("10.0.0.0/8"))?;
+    env.kubectl_apply(ns, &virtual_server("one", "10.20.14.10", "web", "  policy: standard\n"))?;
+    env.kubectl_apply(ns, &virtual_server("two", "10.20.14.11", "web", "  policy: standard\n"))?;
+    env.kubectl_apply(ns, &virtual_server("plain", "10.20.14.12", "web", ""))?;
+    for name in ["one", "two", "plain"] {
+        eventually(&format!("{name} Ready"), WAIT, || async { Ok(all_true(&get_vs(env, ns, name).await?)) }).await?;
+    }
+    let ranges_of = |name: &str| {
+        simulator_application(env, &app_name(ns, name)).map(|app| app["source_ranges"]["addresses"].clone())
+    };
+    for name in ["one", "two"] {
+        let app = simulator_application(env, &app_name(ns, name)).context("application")?;
+        ensure!(app["vs"]["profileHTTP"] == serde_json::json!({"bigip": "/Common/http"}), "{name}: {}", app["vs"]);
+        ensure!(ranges_of(name) == Some(serde_json::json!(["10.0.0.0/8"])), "{name}: {:?}", ranges_of(name));
+    }
+    let plain_before = simulator_application(env, &app_name(ns, "plain")).context("plain")?;
+
+    env.kubectl_apply(ns, &policy("192.168.0.0/16"))?;
+    eventually("both users re-programmed with the new ranges", WAIT, || async {
+        let wanted = Some(serde_json::json!(["192.168.0.0/16"]));
+        Ok(if ranges_of("one") == wanted && ranges_of("two") == wanted {
+            Ok(())
+        } else {
+            Err(format!("{:?} {:?}", ranges_of("one"), ranges_of("two")))
+        })
+    })
+    .await?;
+    ensure!(
+        simulator_application(env, &app_name(ns, "plain")) == Some(plain_before),
+        "the VirtualServer without the policy changed"
+    );
+
+    env.kubectl(&["delete", "bigippolicy", "standard", "-n", ns])?;
+    for name in ["one", "two"] {
+        eventually(&format!("{name} says PolicyNotFound"), WAIT, || async {
+            Ok(crate::scenarios::condition_is(
+                &get_vs(env, ns, name).await?,
+                "ResolvedRefs",
+                "False",
+                "PolicyNotFound",
+                "standard",
+            ))
+        })
+        .await?;
+    }
+    eventually("the users leave the BIG-IP", WAIT, || async {
+        Ok(if ranges_of("one").is_none() && ranges_of("two").is_none() {
+            Ok(())
+        } else {
+            Err("still there".to_string())
+        })
+    })
+    .await?;
+    all_true(&get_vs(env, ns, "plain").await?).map_err(anyhow::Error::msg).context("plain after the deletion")?;
+    Ok(())
+}

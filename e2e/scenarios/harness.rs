@@ -309,6 +309,7 @@ impl Env {
                 "crd/virtualservers.bigip.operator.dev",
                 "crd/transportservers.bigip.operator.dev",
                 "crd/bigiplistenergroups.bigip.operator.dev",
+                "crd/bigippolicies.bigip.operator.dev",
             ],
             &admin_kubeconfig,
         )?;

@@ -66,6 +66,7 @@ const CONCURRENT: &[(&str, ScenarioFn)] = &[
     scenario!(listener_group::listener_group_shares_one_vip),
     scenario!(features::rewrites_and_profile_references),
     scenario!(features::weights_and_tls_options),
+    scenario!(features::policies_are_shared_and_reprogram_their_users),
 ];
 
 /// Scenarios that change what every other scenario sees (nodes); they run alone, afterwards.

@@ -175,6 +175,8 @@ pub struct StoreView {
     pub reference_grants: Option<Store<crate::crd::ReferenceGrant>>,
     /// BigIpListenerGroups; None when their CRD is not installed.
     pub listener_groups: Option<Store<crate::crd::BigIpListenerGroup>>,
+    /// BigIpPolicies; None when their CRD is not installed.
+    pub policies: Option<Store<crate::crd::BigIpPolicy>>,
 }
 
 impl ClusterView for StoreView {
@@ -208,6 +210,10 @@ impl ClusterView for StoreView {
 
     fn listener_group(&self, name: &str) -> Option<Arc<crate::crd::BigIpListenerGroup>> {
         self.listener_groups.as_ref()?.get(&ObjectRef::new(name))
+    }
+
+    fn policy(&self, namespace: &str, name: &str) -> Option<Arc<crate::crd::BigIpPolicy>> {
+        self.policies.as_ref()?.get(&ObjectRef::new(name).within(namespace))
     }
 }
 

@@ -102,6 +102,8 @@ pub enum Dependency {
     ReferenceGrants(String),
     /// A BigIpListenerGroup, by name.
     ListenerGroup(String),
+    /// A BigIpPolicy.
+    Policy(ObjectKey),
 }
 
 /// What changed since the last update: named dependencies, or everything.
@@ -163,6 +165,11 @@ enum Read {
         name: String,
         found: Option<Arc<crate::crd::BigIpListenerGroup>>,
     },
+    Policy {
+        namespace: String,
+        name: String,
+        found: Option<Arc<crate::crd::BigIpPolicy>>,
+    },
 }
 
 fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
@@ -208,6 +215,7 @@ impl Read {
                 now.len() == found.len() && now.iter().zip(found).all(|(a, b)| Arc::ptr_eq(a, b))
             }
             Self::ListenerGroup { name, found } => same(found, &cluster.listener_group(name)),
+            Self::Policy { namespace, name, found } => same(found, &cluster.policy(namespace, name)),
         }
     }
 
@@ -220,6 +228,7 @@ impl Read {
             Self::Nodes(_) => Dependency::Nodes,
             Self::ReferenceGrants { namespace, .. } => Dependency::ReferenceGrants(namespace.clone()),
             Self::ListenerGroup { name, .. } => Dependency::ListenerGroup(name.clone()),
+            Self::Policy { namespace, name, .. } => Dependency::Policy(key(namespace, name)),
         }
     }
 }
@@ -270,6 +279,12 @@ impl ClusterView for RecordingView<'_> {
     fn listener_group(&self, name: &str) -> Option<Arc<crate::crd::BigIpListenerGroup>> {
         let found = self.inner.listener_group(name);
         self.record(Read::ListenerGroup { name: name.into(), found: found.clone() });
+        found
+    }
+
+    fn policy(&self, namespace: &str, name: &str) -> Option<Arc<crate::crd::BigIpPolicy>> {
+        let found = self.inner.policy(namespace, name);
+        self.record(Read::Policy { namespace: namespace.into(), name: name.into(), found: found.clone() });
         found
     }
 }
@@ -1205,6 +1220,55 @@ mod tests {
                 prop_assert_eq!(rendered, expected, "renderings after {:?}", change);
             }
         }
+    }
+
+    #[test]
+    fn a_policy_change_rebuilds_its_users_and_only_them() {
+        let mut world = World::default();
+        let policy = |ranges: &str| -> crate::crd::BigIpPolicy {
+            serde_json::from_value(json!({
+                "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "BigIpPolicy",
+                "metadata": {"name": "standard", "namespace": NAMESPACE},
+                "spec": {"allowSourceRanges": [ranges]},
+            }))
+            .expect("policy")
+        };
+        world.cluster.add_policy(policy("10.0.0.0/8"));
+        for i in 0..4usize {
+            let mut spec = json!({"virtualAddress": format!("10.0.1.{}", i + 1), "port": 80,
+                                  "pools": [{"name": "web", "service": "svc0", "servicePort": 80}]});
+            if i < 2 {
+                spec["policy"] = json!("standard");
+            }
+            let object = json!({
+                "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
+                "metadata": {"name": format!("vs{i}"), "namespace": NAMESPACE, "creationTimestamp": created(i)},
+                "spec": spec,
+            });
+            world.virtual_servers.insert(i, Arc::new(serde_json::from_value(object).expect("VirtualServer")));
+        }
+        let mut incremental = IncrementalFleet::default();
+        world.update(&mut incremental, &Changes::everything());
+        world.cluster.add_policy(policy("192.168.0.0/16"));
+        let changed = Changes::of([Dependency::Policy(key(NAMESPACE, "standard"))]);
+        let snapshot = world.update(&mut incremental, &changed);
+        assert_eq!((incremental.checked_last, incremental.built_last), (2, 2), "only the two users");
+        assert_eq!(snapshot.fleet(), world.reference());
+        let ranges: Vec<String> = snapshot
+            .applications("k8s")
+            .iter()
+            .map(|app| app.source_ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+            .collect();
+        assert_eq!(ranges, ["192.168.0.0/16", "192.168.0.0/16", "", ""]);
+        // Deleted: its users are blocked (PolicyNotFound) and leave the partition.
+        world.cluster.remove_policy(NAMESPACE, "standard");
+        let snapshot = world.update(&mut incremental, &changed);
+        assert_eq!(snapshot.fleet(), world.reference());
+        assert_eq!(snapshot.applications("k8s").len(), 2);
+        assert!(matches!(
+            snapshot.outcome(SourceKind::VirtualServer, &key(NAMESPACE, "vs0")),
+            Some(AppOutcome::Blocked { unresolved, .. }) if unresolved[0].reason() == "PolicyNotFound"
+        ));
     }
 
     #[test]

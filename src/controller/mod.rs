@@ -216,6 +216,7 @@ pub async fn run<B: As3Api + NetApi>(
         "nodes",
         "referencegrants",
         "bigiplistenergroups",
+        "bigippolicies",
     ]);
     metrics.health.leading(ready.receiver());
     let secret_events = watches::events(secret_api, secret_watch, "secrets", metrics.clone())
@@ -313,7 +314,28 @@ pub async fn run<B: As3Api + NetApi>(
         listed.listed("bigiplistenergroups");
         (None, futures::stream::empty().boxed())
     };
+    // BigIpPolicies (shared settings), when their CRD is installed.
+    let policies_api: Api<crate::crd::BigIpPolicy> = scoped_api(&client, namespace);
+    let (policies, policy_events) = match policies_api.list(&kube::api::ListParams::default().limit(1)).await {
+        Ok(_) => {
+            let (store, writer) = reflector::store();
+            let events = watches::events(policies_api, WatcherConfig::default(), "bigippolicies", metrics.clone())
+                .modify(trim::<crate::crd::BigIpPolicy>)
+                .reflect(writer)
+                .inspect_ok(listed.reporter("bigippolicies"))
+                .inspect_ok(changes_desired(&desired, true, policy_dependency))
+                .touched_objects()
+                .boxed();
+            (Some(store), events)
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot list BigIpPolicies (CRD not installed, or no RBAC): objects with spec.policy stay unprogrammed; install the CRDs of this version");
+            listed.listed("bigippolicies");
+            (None, futures::stream::empty().boxed())
+        }
+    };
     let cluster = StoreView {
+        policies,
         services,
         endpoint_slices,
         slice_index,
@@ -398,7 +420,7 @@ pub async fn run<B: As3Api + NetApi>(
             let _ = ts_triggers.unbounded_send(r);
         }
     };
-    let (f1, f2, f3, f4) = (forward.clone(), forward.clone(), forward.clone(), forward);
+    let (f1, f2, f3, f4, f5) = (forward.clone(), forward.clone(), forward.clone(), forward.clone(), forward);
     // Node and EndpointSliceView changes also concern the BigIpTunnel controller (FDB, ARP).
     let (tunnel_nodes, tunnel_changes) = futures::channel::mpsc::unbounded();
     let tunnel_slices = tunnel_nodes.clone();
@@ -414,7 +436,8 @@ pub async fn run<B: As3Api + NetApi>(
         recorder: events.clone(),
         metrics: context.metrics.clone(),
     });
-    let (t1, t2, t3, t4) = (ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone());
+    let (t1, t2, t3, t4, t5) =
+        (ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone());
     // One drift check for both controllers: each detected drift reconciles every object.
     let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
     let drift_triggers = futures::stream::select(
@@ -428,6 +451,7 @@ pub async fn run<B: As3Api + NetApi>(
     let (s1, s2, s3, s4, s5, s6) =
         (vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone(), vs_store.clone());
     let certificate_groups = listener_groups.clone();
+    let s7 = vs_store.clone();
     info!(bigip = %bigip_url, namespace = ?settings.namespace, partition = %settings.defaults.partition, "starting VirtualServer and TransportServer controllers");
     let virtual_servers = controller
         .watches_stream(service_events, move |svc| {
@@ -450,6 +474,12 @@ pub async fn run<B: As3Api + NetApi>(
                 refs.extend(triggers::for_group_certificate(groups, &s4, &secret));
             }
             refs
+        })
+        .watches_stream(policy_events, move |policy| {
+            let namespace = policy.metadata.namespace.clone().unwrap_or_default();
+            let name = policy.metadata.name.clone().unwrap_or_default();
+            f5(triggers::using_policy(&t5, &namespace, &name));
+            triggers::using_policy(&s7, &namespace, &name)
         })
         .watches_stream(group_events, move |group| {
             triggers::in_listener_group(&s6, group.metadata.name.as_deref().unwrap_or_default())
@@ -684,6 +714,10 @@ fn slice_dependency(slice: &EndpointSliceView) -> Option<desired::Dependency> {
 
 fn grant_dependency(grant: &crate::crd::ReferenceGrant) -> Option<desired::Dependency> {
     Some(desired::Dependency::ReferenceGrants(grant.metadata.namespace.clone().unwrap_or_default()))
+}
+
+fn policy_dependency(policy: &crate::crd::BigIpPolicy) -> Option<desired::Dependency> {
+    Some(desired::Dependency::Policy(crate::model::ObjectKey::of(&policy.metadata)))
 }
 
 fn group_dependency(group: &crate::crd::BigIpListenerGroup) -> Option<desired::Dependency> {

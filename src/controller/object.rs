@@ -46,6 +46,8 @@ pub trait ManagedObject:
     fn address_pool(&self) -> Option<&str>;
     /// Whether the object reads the Secret `name` (in its namespace).
     fn uses_secret(&self, name: &str) -> bool;
+    /// `spec.policy`: the BigIpPolicy of its namespace it names.
+    fn policy(&self) -> Option<&str>;
     /// `spec.poolMemberType` as written (None: the operator's default).
     fn pool_member_type(&self) -> Option<PoolMemberType>;
     /// Whether the object's members are nodes (nodeport mode), so that Node changes concern it.
@@ -77,6 +79,10 @@ impl ManagedObject for VirtualServer {
         self.spec.pool_member_type
     }
 
+    fn policy(&self) -> Option<&str> {
+        self.spec.policy.as_deref()
+    }
+
     fn uses_secret(&self, name: &str) -> bool {
         self.spec.tls.as_ref().is_some_and(|tls| {
             tls.secret_name.as_deref() == Some(name) || tls.backend_ca_secret_name.as_deref() == Some(name)
@@ -105,6 +111,10 @@ impl ManagedObject for TransportServer {
 
     fn uses_secret(&self, _name: &str) -> bool {
         false
+    }
+
+    fn policy(&self) -> Option<&str> {
+        self.spec.policy.as_deref()
     }
 
     fn pool_member_type(&self) -> Option<PoolMemberType> {

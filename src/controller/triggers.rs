@@ -100,6 +100,11 @@ impl NodeChangeFilter {
     }
 }
 
+/// The objects of `namespace` that name the BigIpPolicy `name`.
+pub fn using_policy<K: ManagedObject>(store: &Store<K>, namespace: &str, name: &str) -> Vec<ObjectRef<K>> {
+    objects_in(store, namespace, |obj| obj.policy() == Some(name))
+}
+
 /// The VirtualServers that join the listener group `group`.
 pub fn in_listener_group(store: &Store<VirtualServer>, group: &str) -> Vec<ObjectRef<VirtualServer>> {
     store

@@ -4,6 +4,7 @@
 pub mod address_pool;
 pub mod common;
 pub mod listener_group;
+pub mod policy;
 pub mod reference_grant;
 pub mod transport_server;
 pub mod tunnel;
@@ -20,6 +21,7 @@ pub use common::{
 pub use listener_group::{
     BigIpListenerGroup, BigIpListenerGroupSpec, BigIpListenerGroupStatus, HttpTraffic, ListenerGroupTls,
 };
+pub use policy::{BigIpPolicy, BigIpPolicySpec, PolicyTls};
 pub use reference_grant::ReferenceGrant;
 pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
 pub use tunnel::{
@@ -42,6 +44,7 @@ pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiext
         BigIpTunnel::crd(),
         BigIpAddressPool::crd(),
         BigIpListenerGroup::crd(),
+        BigIpPolicy::crd(),
     ]
 }
 

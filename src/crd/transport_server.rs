@@ -99,6 +99,12 @@ pub struct TransportServerSpec {
     #[x_kube(validation = Rule::new("self.all(r, isCIDR(r))").message("allowSourceRanges must hold CIDRs such as 10.0.0.0/8"))]
     pub allow_source_ranges: Vec<String>,
 
+    /// A BigIpPolicy of the namespace whose settings fill what this object leaves out
+    /// (profiles, TLS settings, WAF policy, source ranges, persistence, VLANs, mirroring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub policy: Option<String>,
+
     /// Existing BIG-IP profiles to use (HTTP, HTTP/2, TCP, OneConnect, compression, WebSocket,
     /// analytics, request logging, persistence), by full path.
     #[serde(default, skip_serializing_if = "Option::is_none")]

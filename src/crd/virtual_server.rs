@@ -148,6 +148,12 @@ pub struct VirtualServerSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub x_forwarded_for: bool,
 
+    /// A BigIpPolicy of the namespace whose settings fill what this object leaves out
+    /// (profiles, TLS settings, WAF policy, source ranges, persistence, VLANs, mirroring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub policy: Option<String>,
+
     /// Existing BIG-IP profiles to use (HTTP, HTTP/2, TCP, OneConnect, compression, WebSocket,
     /// analytics, request logging, persistence), by full path.
     #[serde(default, skip_serializing_if = "Option::is_none")]

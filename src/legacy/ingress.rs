@@ -346,6 +346,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
         waf_policy: None,
         x_forwarded_for: false,
         virtual_address_options: None,
+        policy: None,
         profiles: None,
         allow_vlans: Vec::new(),
         connection_mirroring: false,

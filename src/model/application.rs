@@ -40,7 +40,10 @@ pub fn build_application(
         return super::listener_group::build_member(vs, group, cluster, defaults);
     }
     let source = ObjectKey::of(&vs.metadata);
-    let spec = &vs.spec;
+    let (merged, missing_policy) = with_policy(vs.spec.policy.as_deref(), &source, cluster, |policy| {
+        super::policy::merge_virtual(&vs.spec, policy)
+    });
+    let spec = merged.as_ref().unwrap_or(&vs.spec);
     let name = application_name(&source)?;
     let pools_only = spec.virtual_address.is_empty() && spec.address_pool.is_none();
     let (virtual_address, port) = if pools_only {
@@ -72,7 +75,7 @@ pub fn build_application(
         return Err(InvalidSpec::NoPools);
     }
     let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
-    let mut unresolved = Vec::new();
+    let mut unresolved: Vec<UnresolvedRef> = missing_policy.into_iter().collect();
     let rules =
         MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
     let pools = build_pools(&spec.pools, SourceKind::VirtualServer, &source, mode, &rules, cluster, &mut unresolved)?;
@@ -161,6 +164,21 @@ pub fn build_application(
         },
         unresolved,
     })
+}
+
+/// The object's spec merged with its BigIpPolicy (`merge`), or None without one; and the
+/// policy it names when that does not exist (it then blocks programming the object).
+pub(super) fn with_policy<T>(
+    policy: Option<&str>,
+    source: &ObjectKey,
+    cluster: &dyn ClusterView,
+    merge: impl FnOnce(&crate::crd::BigIpPolicySpec) -> T,
+) -> (Option<T>, Option<UnresolvedRef>) {
+    let Some(name) = policy else { return (None, None) };
+    match cluster.policy(&source.namespace, name) {
+        Some(found) => (Some(merge(&found.spec)), None),
+        None => (None, Some(UnresolvedRef::PolicyNotFound { policy: name.to_string() })),
+    }
 }
 
 /// A pool-only object (no address) may not set what only a virtual server has: the first

@@ -3,7 +3,7 @@
 //! The controller implements [`ClusterView`] over its reflector stores; the offline `render`
 //! command and the tests use [`ClusterObjects`], an in-memory set.
 
-use crate::crd::{BigIpListenerGroup, ReferenceGrant};
+use crate::crd::{BigIpListenerGroup, BigIpPolicy, ReferenceGrant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub trait ClusterView {
     fn reference_grants(&self, namespace: &str) -> Vec<Arc<ReferenceGrant>>;
     /// The BigIpListenerGroup of that name (cluster-scoped).
     fn listener_group(&self, name: &str) -> Option<Arc<BigIpListenerGroup>>;
+    /// The BigIpPolicy `namespace/name`.
+    fn policy(&self, namespace: &str, name: &str) -> Option<Arc<BigIpPolicy>>;
 }
 
 /// An in-memory set of cluster objects, keyed by namespace and name.
@@ -36,6 +38,7 @@ pub struct ClusterObjects {
     secrets: BTreeMap<(String, String), Arc<Secret>>,
     reference_grants: BTreeMap<(String, String), Arc<ReferenceGrant>>,
     listener_groups: BTreeMap<String, Arc<BigIpListenerGroup>>,
+    policies: BTreeMap<(String, String), Arc<BigIpPolicy>>,
 }
 
 impl ClusterObjects {
@@ -83,6 +86,14 @@ impl ClusterObjects {
         self.listener_groups.insert(group.metadata.name.clone().unwrap_or_default(), Arc::new(group));
     }
 
+    pub fn add_policy(&mut self, policy: BigIpPolicy) {
+        self.policies.insert(namespaced_key(&policy.metadata), Arc::new(policy));
+    }
+
+    pub fn remove_policy(&mut self, namespace: &str, name: &str) {
+        self.policies.remove(&(namespace.to_string(), name.to_string()));
+    }
+
     pub fn remove_listener_group(&mut self, name: &str) {
         self.listener_groups.remove(name);
     }
@@ -122,6 +133,10 @@ impl ClusterView for ClusterObjects {
 
     fn listener_group(&self, name: &str) -> Option<Arc<BigIpListenerGroup>> {
         self.listener_groups.get(name).cloned()
+    }
+
+    fn policy(&self, namespace: &str, name: &str) -> Option<Arc<BigIpPolicy>> {
+        self.policies.get(&(namespace.to_string(), name.to_string())).cloned()
     }
 }
 

@@ -213,6 +213,9 @@ pub fn build_member(
     if spec.profiles.is_some() {
         return Err(refuse("profiles"));
     }
+    if spec.policy.is_some() {
+        return Err(refuse("policy"));
+    }
     if !spec.allow_vlans.is_empty() {
         return Err(refuse("allowVlans"));
     }

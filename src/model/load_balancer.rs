@@ -183,6 +183,7 @@ pub fn transport_servers(service: &Service, address: IpAddr) -> (Vec<TransportSe
                 i_rules: Vec::new(),
                 allow_source_ranges: spec.load_balancer_source_ranges.clone().unwrap_or_default(),
                 virtual_address_options: None,
+                policy: None,
                 profiles: None,
                 allow_vlans: Vec::new(),
                 connection_mirroring: false,

@@ -12,6 +12,7 @@ pub mod labels;
 pub mod listener_group;
 pub mod load_balancer;
 pub mod members;
+pub mod policy;
 pub mod service_view;
 pub mod slice;
 pub mod tls;
@@ -656,6 +657,10 @@ pub enum UnresolvedRef {
     SecretNotFound { field: &'static str, secret: String },
     #[error("{field}: Secret {secret:?} is unusable: {reason}")]
     InvalidSecret { field: &'static str, secret: String, reason: String },
+    #[error(
+        "spec.policy: BigIpPolicy {policy:?} not found in the namespace; nothing is programmed without its settings"
+    )]
+    PolicyNotFound { policy: String },
     #[error("pool {pool:?}: Service {service:?} is in another namespace, and no ReferenceGrant there allows {kind}s from namespace {namespace} to refer to it")]
     RefNotPermitted { pool: String, service: String, kind: &'static str, namespace: String },
 }
@@ -670,13 +675,14 @@ impl UnresolvedRef {
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::InvalidSecret { .. } => "InvalidSecret",
             Self::RefNotPermitted { .. } => "RefNotPermitted",
+            Self::PolicyNotFound { .. } => "PolicyNotFound",
         }
     }
 
     /// Whether the application cannot be programmed at all without this reference (a TLS
     /// certificate), rather than with an empty pool.
     pub fn blocks_programming(&self) -> bool {
-        matches!(self, Self::SecretNotFound { .. } | Self::InvalidSecret { .. })
+        matches!(self, Self::SecretNotFound { .. } | Self::InvalidSecret { .. } | Self::PolicyNotFound { .. })
     }
 }
 

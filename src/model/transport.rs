@@ -18,7 +18,10 @@ pub fn build_transport_application(
     defaults: &ModelDefaults,
 ) -> Result<BuiltApplication, InvalidSpec> {
     let source = ObjectKey::of(&ts.metadata);
-    let spec = &ts.spec;
+    let (merged, missing_policy) = super::application::with_policy(ts.spec.policy.as_deref(), &source, cluster, |p| {
+        super::policy::merge_transport(&ts.spec, p)
+    });
+    let spec = merged.as_ref().unwrap_or(&ts.spec);
     let name = transport_application_name(&source)?;
     let pools_only = spec.virtual_address.is_empty() && spec.address_pool.is_none();
     let (virtual_address, port) = if pools_only {
@@ -47,7 +50,7 @@ pub fn build_transport_application(
         });
     }
     let mode = spec.pool_member_type.unwrap_or(defaults.pool_member_type);
-    let mut unresolved = Vec::new();
+    let mut unresolved: Vec<super::UnresolvedRef> = missing_policy.into_iter().collect();
     let rules =
         MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
     let pools = build_pools(

@@ -85,7 +85,9 @@ impl ManagedObject for VirtualServer {
 
     fn uses_secret(&self, name: &str) -> bool {
         self.spec.tls.as_ref().is_some_and(|tls| {
-            tls.secret_name.as_deref() == Some(name) || tls.backend_ca_secret_name.as_deref() == Some(name)
+            tls.secret_name.as_deref() == Some(name)
+                || tls.backend_ca_secret_name.as_deref() == Some(name)
+                || tls.client_certificates.as_ref().is_some_and(|c| c.ca_secret_name == name)
         })
     }
 }

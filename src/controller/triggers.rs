@@ -178,4 +178,34 @@ mod tests {
         with_v6(&mut dual, "fd00::2");
         assert_ne!(node_relevance(&dual), before);
     }
+
+    #[test]
+    fn every_secret_and_service_a_virtual_server_reads_triggers_it() {
+        let vs: VirtualServer = serde_json::from_value(json!({
+            "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "VirtualServer",
+            "metadata": {"name": "shop", "namespace": "shop"},
+            "spec": {"virtualAddress": "10.0.0.1", "port": 443, "policy": "standard",
+                     "tls": {"secretName": "cert", "clientCertificates": {"caSecretName": "clients"}},
+                     "pools": [{"name": "web", "service": "v1", "servicePort": 80,
+                                "alternateBackends": [{"service": "v2", "servicePort": 80, "weight": 10}]}]},
+        }))
+        .expect("vs");
+        let (store, mut writer) = kube::runtime::reflector::store::<VirtualServer>();
+        writer.apply_watcher_event(&Event::Apply(vs));
+        let secret = |name: &str| Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for name in ["cert", "clients"] {
+            assert_eq!(for_secret(&store, &secret(name)).len(), 1, "Secret {name}");
+        }
+        assert!(for_secret(&store, &secret("other")).is_empty());
+        assert_eq!(using_service(&store, "shop", "v2").len(), 1, "the alternate backend's Service");
+        assert_eq!(using_policy(&store, "shop", "standard").len(), 1);
+        assert!(using_policy(&store, "other", "standard").is_empty());
+    }
 }

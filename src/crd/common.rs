@@ -165,6 +165,12 @@ pub struct Pool {
     #[schemars(range(min = 0, max = 65535))]
     pub reselect_tries: Option<i32>,
 
+    /// nodeport mode: only nodes whose labels match this selector (`zone=a,tier!=spot`) are
+    /// members of this pool, besides the operator's `--node-label-selector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub node_label_selector: Option<String>,
+
     /// Members outside Kubernetes (a VM, a legacy server), next to the Service's endpoints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]

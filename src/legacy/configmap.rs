@@ -533,6 +533,7 @@ impl Translator<'_> {
             service_down_action: None,
             reselect_tries: None,
             static_members: Vec::new(),
+            node_label_selector: None,
             namespace: None,
         })
     }

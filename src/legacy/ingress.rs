@@ -188,6 +188,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                 service_down_action: None,
                 reselect_tries: None,
                 static_members: Vec::new(),
+                node_label_selector: None,
                 namespace: None,
             });
         }

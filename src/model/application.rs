@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::labels::Selector;
 use super::members::{find_service_port, resolve_members, AddressFamily, MemberRules};
 use super::tls::{ca_bundle, server_certificate};
 use super::{
@@ -223,8 +224,23 @@ pub(super) fn build_pools(
             .map(|(i, m)| desired_monitor(index, i, m))
             .collect::<Result<Vec<_>, _>>()?;
         let namespace = pool.namespace.as_deref().unwrap_or(&source.namespace);
+        // The pool's node selector, with the operator's (both must match).
+        let combined: Option<Selector> = match &pool.node_label_selector {
+            None => None,
+            Some(text) => {
+                let joined = match rules.node_selector {
+                    Some(operator) => format!("{operator},{text}"),
+                    None => text.clone(),
+                };
+                Some(joined.parse().map_err(|e| InvalidSpec::Field {
+                    field: "pools[].nodeLabelSelector",
+                    reason: format!("pool {:?}: {text:?} is not a label selector: {e}", pool.name),
+                })?)
+            }
+        };
+        let pool_rules = MemberRules { node_selector: combined.as_ref().or(rules.node_selector), ..*rules };
         let resolve = |service: &str, port: &IntOrString, unresolved: &mut Vec<UnresolvedRef>| {
-            let lookup = ServiceLookup { kind, source, namespace, pool: &pool.name, mode, rules };
+            let lookup = ServiceLookup { kind, source, namespace, pool: &pool.name, mode, rules: &pool_rules };
             lookup.members(service, port, cluster, unresolved)
         };
         let mut load_balancing_mode = pool.load_balancing_mode;

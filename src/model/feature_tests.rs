@@ -491,3 +491,31 @@ fn pool_only_objects_claim_nothing_and_refuse_virtual_server_fields() {
     let err = build_application(&with_port, &cluster(), &defaults()).expect_err("port without an address");
     assert!(err.to_string().contains("spec.port"), "{err}");
 }
+
+#[test]
+fn a_pools_node_label_selector_narrows_its_nodes_and_adds_to_the_operators() {
+    let mut cluster = cluster();
+    for (name, ip, zone, tier) in
+        [("n1", "192.168.0.1", "a", "web"), ("n2", "192.168.0.2", "b", "web"), ("n3", "192.168.0.3", "a", "db")]
+    {
+        cluster.add_node(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"zone": zone, "tier": tier}},
+                "status": {"addresses": [{"type": "InternalIP", "address": ip}], "conditions": [{"type": "Ready", "status": "True"}]},
+            }))
+            .expect("node"),
+        );
+    }
+    let spec = json!({"pools": [{"name": "web", "service": "web", "servicePort": 80, "nodeLabelSelector": "zone=a"}]});
+    let members = |defaults: &ModelDefaults| -> Vec<String> {
+        let built = build_application(&vs("shop", 1, spec.clone()), &cluster, defaults).expect("valid");
+        built.application.pools[0].members.iter().map(|m| m.address.to_string()).collect()
+    };
+    assert_eq!(members(&defaults()), ["192.168.0.1", "192.168.0.3"]);
+    let operator = ModelDefaults { node_selector: Some("tier=web".parse().expect("selector")), ..defaults() };
+    assert_eq!(members(&operator), ["192.168.0.1"], "both selectors must match");
+    let bad =
+        json!({"pools": [{"name": "web", "service": "web", "servicePort": 80, "nodeLabelSelector": "zone in (a"}]});
+    let err = build_application(&vs("shop", 1, bad), &cluster, &defaults()).expect_err("bad selector");
+    assert!(err.to_string().contains("nodeLabelSelector"), "{err}");
+}

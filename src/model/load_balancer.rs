@@ -175,6 +175,7 @@ pub fn transport_servers(service: &Service, address: IpAddr) -> (Vec<TransportSe
                     service_down_action: None,
                     reselect_tries: None,
                     static_members: Vec::new(),
+                    node_label_selector: None,
                     namespace: None,
                 },
                 snat: SnatMode::Automap,

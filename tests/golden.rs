@@ -149,6 +149,10 @@ fn profiles_by_reference_vlans_and_mirroring() {
         serde_json::json!({"ingress": {"bigip": "/Common/f5-tcp-wan"}, "egress": {"bigip": "/Common/f5-tcp-lan"}})
     );
     assert_eq!(tenant["shop_ts_dns"]["vs"]["profileUDP"], serde_json::json!({"bigip": "/Common/udp_gtm_dns"}));
+    let fast = &tenant["shop_ts_fast"]["vs"];
+    assert_eq!((&fast["class"], &fast["layer4"]), (&serde_json::json!("Service_L4"), &serde_json::json!("tcp")));
+    assert_eq!(fast["profileL4"], serde_json::json!({"bigip": "/Common/fastL4"}));
+    assert!(fast.get("profileTCP").is_none());
 }
 
 #[test]

@@ -258,6 +258,14 @@ fn render_profiles(profiles: &DesiredProfiles, service: &mut Map<String, Value>)
     if profiles.mirroring {
         service.insert("mirroring".into(), json!("L4"));
     }
+    if let Some(path) = &profiles.fast_l4 {
+        // Packet-level forwarding: a Service_L4 of the same protocol instead of the proxy.
+        let udp = service.remove("profileUDP").is_some();
+        service.remove("profileTCP");
+        service.insert("class".into(), json!("Service_L4"));
+        service.insert("layer4".into(), json!(if udp { "udp" } else { "tcp" }));
+        service.insert("profileL4".into(), reference(path));
+    }
 }
 
 fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &mut Map<String, Value>) {

@@ -346,6 +346,11 @@ pub struct Profiles {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
     pub tcp_server: Option<String>,
+    /// FastL4 profile (TransportServer): packet-level forwarding (a `Service_L4`) instead of
+    /// a full TCP/UDP proxy; not with `tcp`/`tcpClient`/`tcpServer`/`udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub fast_l4: Option<String>,
     /// UDP profile (TransportServer with `protocol: udp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]

@@ -833,6 +833,7 @@ pub(super) fn build_profiles(
             }
         },
         udp: path("profiles.udp", &spec.udp)?,
+        fast_l4: path("profiles.fastL4", &spec.fast_l4)?,
         one_connect: path("profiles.oneConnect", &spec.one_connect)?,
         http_compression: path("profiles.httpCompression", &spec.http_compression)?,
         web_socket: path("profiles.webSocket", &spec.web_socket)?,
@@ -878,6 +879,12 @@ pub(super) fn build_profiles(
                     "a VirtualServer is TCP; UDP profiles are for TransportServers with protocol udp",
                 ));
             }
+            if profiles.fast_l4.is_some() {
+                return Err(refuse(
+                    "profiles.fastL4",
+                    "FastL4 forwards packets without HTTP: it is for TransportServers",
+                ));
+            }
             persistence
         }
         ProfileUse::Transport { udp, persistence } => {
@@ -886,6 +893,12 @@ pub(super) fn build_profiles(
             }
             if udp && profiles.tcp.is_some() {
                 return Err(refuse("profiles.tcp", "a UDP TransportServer takes profiles.udp, not TCP profiles"));
+            }
+            if profiles.fast_l4.is_some() && (profiles.tcp.is_some() || profiles.udp.is_some()) {
+                return Err(refuse(
+                    "profiles.fastL4",
+                    "FastL4 replaces the TCP/UDP proxy: not with tcp, tcpClient, tcpServer or udp",
+                ));
             }
             if !udp && profiles.udp.is_some() {
                 return Err(refuse("profiles.udp", "a TCP TransportServer takes TCP profiles, not profiles.udp"));

@@ -369,6 +369,8 @@ pub struct DesiredProfiles {
     /// TCP: both sides, or client and server side.
     pub tcp: Option<TcpProfiles>,
     pub udp: Option<String>,
+    /// FastL4 (a TransportServer as `Service_L4`).
+    pub fast_l4: Option<String>,
     pub one_connect: Option<String>,
     pub http_compression: Option<String>,
     pub web_socket: Option<String>,

@@ -22,6 +22,7 @@ fn merge_profiles(own: Option<&Profiles>, policy: Option<&Profiles>, own_persist
         tcp_client,
         tcp_server,
         udp: pick(&own.udp, &policy.udp),
+        fast_l4: pick(&own.fast_l4, &policy.fast_l4),
         one_connect: pick(&own.one_connect, &policy.one_connect),
         http_compression: pick(&own.http_compression, &policy.http_compression),
         web_socket: pick(&own.web_socket, &policy.web_socket),
@@ -79,6 +80,7 @@ pub fn merge_transport(own: &TransportServerSpec, policy: &BigIpPolicySpec) -> T
         tcp_client: p.tcp_client.clone(),
         tcp_server: p.tcp_server.clone(),
         udp: p.udp.clone(),
+        fast_l4: p.fast_l4.clone(),
         persistence: p.persistence.clone(),
         ..Profiles::default()
     });

@@ -53,6 +53,7 @@ fn field_of(instance_path: &str) -> String {
         ["profileTCP", "egress", ..] => "spec.profiles.tcpServer".to_owned(),
         ["profileTCP", ..] => "spec.profiles.tcp".to_owned(),
         ["profileUDP", ..] => "spec.profiles.udp".to_owned(),
+        ["profileL4", ..] => "spec.profiles.fastL4".to_owned(),
         ["profileMultiplex", ..] => "spec.profiles.oneConnect".to_owned(),
         ["profileHTTPCompression", ..] => "spec.profiles.httpCompression".to_owned(),
         ["profileWebSocket", ..] => "spec.profiles.webSocket".to_owned(),

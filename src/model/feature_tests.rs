@@ -359,6 +359,16 @@ fn profiles_are_refused_where_the_bigip_would_refuse_them() {
         Some(crate::crd::Profiles { web_socket: Some("/Common/websocket".into()), ..Default::default() });
     let err = build_transport_application(&udp, &cluster(), &defaults()).expect_err("http on l4");
     assert!(err.to_string().contains("HTTP profiles are for VirtualServers"), "{err}");
+    udp.spec.profiles = Some(crate::crd::Profiles {
+        fast_l4: Some("/Common/fastL4".into()),
+        udp: Some("/Common/udp".into()),
+        ..Default::default()
+    });
+    let err = build_transport_application(&udp, &cluster(), &defaults()).expect_err("fastL4 with udp");
+    assert!(err.to_string().contains("FastL4 replaces the TCP/UDP proxy"), "{err}");
+    let on_vs = vs("shop", 1, json!({"profiles": {"fastL4": "/Common/fastL4"}}));
+    let err = build_application(&on_vs, &cluster(), &defaults()).expect_err("fastL4 on a VirtualServer");
+    assert!(err.to_string().contains("for TransportServers"), "{err}");
 }
 
 #[test]

@@ -172,6 +172,9 @@ fn tls_versions_ciphers_and_client_certificates() {
     assert_eq!(legacy["ciphers"], "ECDHE+AESGCM:!SSLv3");
     assert_eq!(legacy["tls1_3Enabled"], false);
     assert_eq!(legacy["authenticationMode"], "request");
+    let plain = &tenant["shop_legacy"]["vs_http"];
+    assert_eq!((&plain["class"], &plain["virtualPort"]), (&serde_json::json!("Service_HTTP"), &serde_json::json!(80)));
+    assert!(tenant["shop_api"].get("vs_http").is_none());
 }
 
 #[test]

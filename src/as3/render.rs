@@ -195,7 +195,7 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         }
     }
     render_profiles(&app.profiles, &mut service);
-    if app.group.as_ref().is_some_and(|group| group.serves_http()) {
+    if app.serves_plain_http() {
         // The same routes over plain HTTP on port 80.
         let mut plain = Map::new();
         plain.insert("class".into(), json!("Service_HTTP"));

@@ -625,6 +625,7 @@ impl Translator<'_> {
             server_ssl_profile: None,
             backend_ca_secret_name: None,
             http_redirect: false,
+            allow_http: false,
             min_version: None,
             max_version: None,
             ciphers: None,

@@ -318,6 +318,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
             server_ssl_profile: server_profile,
             backend_ca_secret_name: None,
             http_redirect: ssl_redirect && !allow_http && http_port == 80,
+            allow_http: false,
             min_version: None,
             max_version: None,
             ciphers: None,

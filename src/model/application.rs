@@ -726,7 +726,16 @@ pub(super) fn resolve_tls(
         },
         _ => TlsOptions::default(),
     };
-    Ok(Some(TlsTermination { server, backend, http_redirect: tls.http_redirect, options: Box::new(options) }))
+    if tls.allow_http && tls.http_redirect {
+        return Err(invalid("allowHttp serves plain HTTP on port 80: set httpRedirect: false"));
+    }
+    Ok(Some(TlsTermination {
+        server,
+        backend,
+        http_redirect: tls.http_redirect,
+        serve_http: tls.allow_http,
+        options: Box::new(options),
+    }))
 }
 
 /// Versions, ciphers and client certificates of a certificate from a Secret. None: the client

@@ -384,6 +384,7 @@ fn tls_options_are_checked_and_a_missing_client_ca_blocks_the_object() {
         (json!({"secretName": "shop-tls", "minVersion": "1.3", "maxVersion": "1.2"}), "newer than maxVersion"),
         (json!({"secretName": "shop-tls", "ciphers": "A", "cipherGroup": "/Common/f5-secure"}), "not both"),
         (json!({"secretName": "shop-tls", "ciphers": "DEFAULT; rm"}), "characters a cipher string does not"),
+        (json!({"secretName": "shop-tls", "allowHttp": true}), "set httpRedirect: false"),
     ] {
         let err = build(tls.clone()).expect_err(reason);
         assert!(err.to_string().contains(reason), "{tls}: {err}");

@@ -259,7 +259,8 @@ pub fn build_member(
                 || tls.max_version.is_some()
                 || tls.ciphers.is_some()
                 || tls.cipher_group.is_some()
-                || tls.client_certificates.is_some() =>
+                || tls.client_certificates.is_some()
+                || tls.allow_http =>
         {
             return Err(InvalidSpec::Tls {
                 reason: "versions, ciphers and client certificates are the listener group's, not one member's".into(),
@@ -367,6 +368,7 @@ pub fn merge_group<A: AsRef<DesiredApplication>>(members: &[A]) -> Option<Desire
         server: ServerTls::Sni(certificates),
         backend: None,
         http_redirect: settings.redirects_http(),
+        serve_http: settings.serves_http(),
         options: Box::default(),
     });
     Some(group_application(first.source.clone(), settings, routes, tls, pools))

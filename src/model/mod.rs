@@ -198,7 +198,7 @@ impl DesiredApplication {
         };
         let mut listeners = vec![Listener { address: self.virtual_address, port: self.port, protocol }];
         if let Frontend::Http { tls: Some(tls), .. } = &self.frontend {
-            if tls.http_redirect && self.port != 80 {
+            if (tls.http_redirect || tls.serve_http) && self.port != 80 {
                 listeners.push(Listener { address: self.virtual_address, port: 80, protocol });
             }
         }
@@ -214,6 +214,15 @@ impl DesiredApplication {
         }
         claims.push(Listener { address: self.virtual_address, port: 0, protocol: ListenerProtocol::VirtualAddress });
         claims
+    }
+
+    /// Whether the application also serves its routes over plain HTTP on port 80 (a
+    /// `Service_HTTP` beside its `Service_HTTPS`).
+    pub fn serves_plain_http(&self) -> bool {
+        if let Some(group) = &self.group {
+            return group.serves_http();
+        }
+        matches!(&self.frontend, Frontend::Http { tls: Some(tls), .. } if tls.serve_http && self.port != 80)
     }
 
     /// Whether this application's claim of `listener` and `other`'s do not conflict: both in
@@ -420,6 +429,8 @@ pub struct TlsTermination {
     pub backend: Option<BackendTls>,
     /// Redirect HTTP on port 80 to the HTTPS port.
     pub http_redirect: bool,
+    /// Serve the same routes over plain HTTP on port 80 too.
+    pub serve_http: bool,
     /// Versions, ciphers and client certificates (a certificate from a Secret only).
     pub options: Box<TlsOptions>,
 }

@@ -252,6 +252,16 @@ fn a_policy_shared_by_several_objects() {
 }
 
 #[test]
+fn route_domains_in_virtual_addresses() {
+    assert!(check_case("route-domains", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("route-domains");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    assert_eq!(tenant["shop_tenant-a"]["vs"]["virtualAddresses"], serde_json::json!(["10.1.30.80%2"]));
+    assert_eq!(tenant["shop_tenant-b"]["vs"]["virtualAddresses"], serde_json::json!(["10.1.30.80%3"]));
+    assert_eq!(tenant["shop_ts_default-rd"]["vs"]["virtualAddresses"], serde_json::json!(["10.1.30.81"]));
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");

@@ -107,9 +107,14 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         Frontend::Udp => "Service_UDP",
     };
     service.insert("class".into(), json!(class));
+    // The route domain, when the address names one: `10.1.10.80%2` (AS3's f5ip format).
+    let address_text = match app.route_domain {
+        Some(domain) => format!("{}%{domain}", app.virtual_address),
+        None => app.virtual_address.to_string(),
+    };
     let address = match &app.address_options {
         Some(options) => {
-            let mut object = json!({ "class": "Service_Address", "virtualAddress": app.virtual_address.to_string() });
+            let mut object = json!({ "class": "Service_Address", "virtualAddress": address_text });
             if let Some(arp) = options.arp {
                 object["arpEnabled"] = json!(arp);
             }
@@ -122,7 +127,7 @@ pub fn render_application(app: &DesiredApplication) -> Value {
             objects.insert(VIRTUAL_ADDRESS.into(), object);
             json!({ "use": VIRTUAL_ADDRESS })
         }
-        None => json!(app.virtual_address.to_string()),
+        None => json!(address_text),
     };
     service.insert("virtualAddresses".into(), json!([address]));
     service.insert("virtualPort".into(), json!(app.port));

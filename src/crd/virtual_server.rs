@@ -40,8 +40,8 @@ use super::common::{Condition, IRule, Persistence, Pool, PoolMemberType, Profile
 pub struct VirtualServerSpec {
     /// IPv4 or IPv6 address the BIG-IP listens on (the virtual address), e.g. `10.1.10.80`.
     /// Either this or `addressPool`.
-    #[x_kube(validation = Rule::new("isIP(self)").message("virtualAddress must be an IPv4 or IPv6 address"))]
-    #[schemars(length(max = 45))]
+    #[x_kube(validation = Rule::new("self.contains('%') ? (self.split('%').size() == 2 && isIP(self.split('%')[0]) && self.split('%')[1].matches('^[0-9]{1,5}$')) : isIP(self)").message("virtualAddress must be an IPv4 or IPv6 address, optionally with a route domain (10.1.10.80%2)"))]
+    #[schemars(length(max = 51))]
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub virtual_address: String,
 

@@ -47,7 +47,7 @@ pub fn build_application(
     let spec = merged.as_ref().unwrap_or(&vs.spec);
     let name = application_name(&source)?;
     let pools_only = spec.virtual_address.is_empty() && spec.address_pool.is_none();
-    let (virtual_address, port) = if pools_only {
+    let (virtual_address, route_domain, port) = if pools_only {
         refuse_without_virtual(&[
             ("port", spec.port != 0),
             ("rules", !spec.rules.is_empty()),
@@ -66,7 +66,7 @@ pub fn build_application(
             ("appRoot", spec.app_root.is_some()),
             ("redirects", !spec.redirects.is_empty()),
         ])?;
-        (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+        (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), None, 0)
     } else {
         let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &vs.metadata)?;
         listener(&address, spec.port)?
@@ -150,6 +150,7 @@ pub fn build_application(
             name,
             partition,
             virtual_address,
+            route_domain,
             port,
             frontend,
             snat: desired_snat(spec.snat, spec.snat_pool.as_deref())?,
@@ -197,11 +198,20 @@ pub(super) fn refuse_without_virtual(fields: &[(&'static str, bool)]) -> Result<
 }
 
 /// The virtual address and port of a spec.
-pub(super) fn listener(address: &str, port: i32) -> Result<(IpAddr, u16), InvalidSpec> {
-    let virtual_address: IpAddr =
-        address.parse().map_err(|_| InvalidSpec::VirtualAddress { value: address.to_string() })?;
+/// The virtual address, its route domain (`10.1.10.80%2`; `%0`, the default, is no route
+/// domain) and the port of a spec.
+pub(super) fn listener(address: &str, port: i32) -> Result<(IpAddr, Option<u16>, u16), InvalidSpec> {
+    let invalid = || InvalidSpec::VirtualAddress { value: address.to_string() };
+    let (ip, route_domain) = match address.split_once('%') {
+        None => (address, None),
+        Some((ip, domain)) if !domain.is_empty() && domain.chars().all(|c| c.is_ascii_digit()) => {
+            (ip, Some(domain.parse::<u16>().map_err(|_| invalid())?))
+        }
+        Some(_) => return Err(invalid()),
+    };
+    let virtual_address: IpAddr = ip.parse().map_err(|_| invalid())?;
     let port = u16::try_from(port).ok().filter(|p| *p != 0).ok_or(InvalidSpec::Port { value: port })?;
-    Ok((virtual_address, port))
+    Ok((virtual_address, route_domain.filter(|domain| *domain != 0), port))
 }
 
 /// Validates the pools and resolves their members; unresolved Services leave a pool empty.

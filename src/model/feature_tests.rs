@@ -530,3 +530,39 @@ fn a_pools_node_label_selector_narrows_its_nodes_and_adds_to_the_operators() {
     let err = build_application(&vs("shop", 1, bad), &cluster, &defaults()).expect_err("bad selector");
     assert!(err.to_string().contains("nodeLabelSelector"), "{err}");
 }
+
+#[test]
+fn route_domains_make_distinct_destinations_and_percent_zero_is_the_default() {
+    let at =
+        |name: &str, created: u32, address: &str| vs(name, created, json!({"virtualAddress": address, "port": 80}));
+    let (a, b, c, d) = (
+        at("a", 1, "10.1.10.80%2"),
+        at("b", 2, "10.1.10.80%3"),
+        at("c", 3, "10.1.10.80%2"),
+        at("d", 4, "10.1.10.81%0"),
+    );
+    let e = at("e", 5, "10.1.10.81");
+    let fleet = build_fleet([&a, &b, &c, &d, &e], std::iter::empty(), &cluster(), &defaults());
+    let outcome = |name: &str| {
+        &fleet.outcomes[&SourceId {
+            kind: SourceKind::VirtualServer,
+            key: ObjectKey { namespace: "shop".into(), name: name.into() },
+        }]
+    };
+    assert!(matches!(outcome("a"), AppOutcome::Included { .. }));
+    assert!(matches!(outcome("b"), AppOutcome::Included { .. }), "another route domain: {:?}", outcome("b"));
+    assert!(
+        matches!(outcome("c"), AppOutcome::AddressConflict { listener, .. } if listener.to_string() == "10.1.10.80%2:80 (tcp)"),
+        "{:?}",
+        outcome("c")
+    );
+    assert!(
+        matches!(outcome("e"), AppOutcome::AddressConflict { .. }),
+        "%0 is the default route domain: {:?}",
+        outcome("e")
+    );
+    for bad in ["10.1.10.80%", "10.1.10.80%x", "10.1.10.80%70000"] {
+        let err = build_application(&at("bad", 6, bad), &cluster(), &defaults()).expect_err(bad);
+        assert!(err.to_string().contains("spec.virtualAddress"), "{bad}: {err}");
+    }
+}

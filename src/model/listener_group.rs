@@ -60,9 +60,15 @@ impl GroupSettings {
     /// The listeners of the group's virtual server: its port, and port 80 when it redirects
     /// or serves plain HTTP there.
     pub fn listeners(&self) -> Vec<Listener> {
-        let mut listeners = vec![Listener { address: self.address, port: self.port, protocol: ListenerProtocol::Tcp }];
+        let mut listeners =
+            vec![Listener { address: self.address, route_domain: 0, port: self.port, protocol: ListenerProtocol::Tcp }];
         if self.redirects_http() || self.serves_http() {
-            listeners.push(Listener { address: self.address, port: 80, protocol: ListenerProtocol::Tcp });
+            listeners.push(Listener {
+                address: self.address,
+                route_domain: 0,
+                port: 80,
+                protocol: ListenerProtocol::Tcp,
+            });
         }
         listeners
     }
@@ -307,6 +313,7 @@ fn group_application(
         name: settings.application.clone(),
         partition: settings.partition.clone(),
         virtual_address: settings.address,
+        route_domain: None,
         port: settings.port,
         frontend: Frontend::Http { routes, redirects: Vec::new(), tls, x_forwarded_for: false, waf_policy: None },
         snat: DesiredSnat::Automap,

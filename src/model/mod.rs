@@ -104,6 +104,8 @@ pub struct DesiredApplication {
     pub name: String,
     pub partition: String,
     pub virtual_address: IpAddr,
+    /// BIG-IP route domain of the virtual address (`%<id>`); None: the partition's default.
+    pub route_domain: Option<u16>,
     pub port: u16,
     pub frontend: Frontend,
     pub snat: DesiredSnat,
@@ -152,6 +154,7 @@ impl DesiredApplication {
             name: name.into(),
             partition: partition.into(),
             virtual_address,
+            route_domain: None,
             port,
             frontend: Frontend::Http {
                 routes: Vec::new(),
@@ -196,10 +199,11 @@ impl DesiredApplication {
             Frontend::Udp => ListenerProtocol::Udp,
             _ => ListenerProtocol::Tcp,
         };
-        let mut listeners = vec![Listener { address: self.virtual_address, port: self.port, protocol }];
+        let route_domain = self.route_domain.unwrap_or(0);
+        let mut listeners = vec![Listener { address: self.virtual_address, route_domain, port: self.port, protocol }];
         if let Frontend::Http { tls: Some(tls), .. } = &self.frontend {
             if (tls.http_redirect || tls.serve_http) && self.port != 80 {
-                listeners.push(Listener { address: self.virtual_address, port: 80, protocol });
+                listeners.push(Listener { address: self.virtual_address, route_domain, port: 80, protocol });
             }
         }
         listeners
@@ -212,7 +216,12 @@ impl DesiredApplication {
         if self.pools_only {
             return claims;
         }
-        claims.push(Listener { address: self.virtual_address, port: 0, protocol: ListenerProtocol::VirtualAddress });
+        claims.push(Listener {
+            address: self.virtual_address,
+            route_domain: self.route_domain.unwrap_or(0),
+            port: 0,
+            protocol: ListenerProtocol::VirtualAddress,
+        });
         claims
     }
 
@@ -284,6 +293,8 @@ impl fmt::Display for RouteClaim {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Listener {
     pub address: IpAddr,
+    /// BIG-IP route domain of the address (0: the default one).
+    pub route_domain: u16,
     pub port: u16,
     pub protocol: ListenerProtocol,
 }
@@ -315,9 +326,10 @@ impl fmt::Display for Listener {
                 return write!(f, "the address {} (BIG-IP keeps an address in one partition)", self.address);
             }
         };
+        let domain = if self.route_domain == 0 { String::new() } else { format!("%{}", self.route_domain) };
         match self.address {
-            IpAddr::V4(a) => write!(f, "{a}:{} ({protocol})", self.port),
-            IpAddr::V6(a) => write!(f, "[{a}]:{} ({protocol})", self.port),
+            IpAddr::V4(a) => write!(f, "{a}{domain}:{} ({protocol})", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}{domain}]:{} ({protocol})", self.port),
         }
     }
 }
@@ -587,7 +599,9 @@ pub enum MemberState {
 /// Why a VirtualServer cannot be accepted at all (its spec is wrong).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSpec {
-    #[error("spec.virtualAddress {value:?} is not an IPv4 or IPv6 address")]
+    #[error(
+        "spec.virtualAddress {value:?} is not an IPv4 or IPv6 address (with an optional route domain, %<0-65535>)"
+    )]
     VirtualAddress { value: String },
     #[error("spec.port {value} is outside 1-65535")]
     Port { value: i32 },

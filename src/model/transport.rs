@@ -24,7 +24,7 @@ pub fn build_transport_application(
     let spec = merged.as_ref().unwrap_or(&ts.spec);
     let name = transport_application_name(&source)?;
     let pools_only = spec.virtual_address.is_empty() && spec.address_pool.is_none();
-    let (virtual_address, port) = if pools_only {
+    let (virtual_address, route_domain, port) = if pools_only {
         super::application::refuse_without_virtual(&[
             ("port", spec.port != 0),
             ("snatPool", spec.snat_pool.is_some()),
@@ -36,7 +36,7 @@ pub fn build_transport_application(
             ("allowVlans", !spec.allow_vlans.is_empty()),
             ("connectionMirroring", spec.connection_mirroring),
         ])?;
-        (std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+        (std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), None, 0)
     } else {
         let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &ts.metadata)?;
         listener(&address, spec.port)?
@@ -69,6 +69,7 @@ pub fn build_transport_application(
             name,
             partition,
             virtual_address,
+            route_domain,
             port,
             frontend: match spec.protocol {
                 TransportProtocol::Tcp => Frontend::Tcp,

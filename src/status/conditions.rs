@@ -269,7 +269,12 @@ mod tests {
         assert_eq!(s.members, None);
 
         let conflict = AppOutcome::AddressConflict {
-            listener: Listener { address: "10.0.0.1".parse().expect("ip"), port: 80, protocol: ListenerProtocol::Tcp },
+            listener: Listener {
+                address: "10.0.0.1".parse().expect("ip"),
+                route_domain: 0,
+                port: 80,
+                protocol: ListenerProtocol::Tcp,
+            },
             holder: SourceId {
                 kind: SourceKind::TransportServer,
                 key: ObjectKey { namespace: "a".into(), name: "b".into() },

@@ -482,6 +482,15 @@ pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
             && below[3]["type"] == "forward",
         "actions below /api: {below}"
     );
+
+    // A route domain in the address: accepted by the API server (CEL), on the BIG-IP as is.
+    env.kubectl_apply(ns, &virtual_server("rd", "10.20.12.20%2", "web", ""))?;
+    eventually("the route-domain VirtualServer Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "rd").await?)) })
+        .await?;
+    let rd = simulator_application(env, &app_name(ns, "rd")).context("route-domain application")?;
+    ensure!(rd["vs"]["virtualAddresses"] == serde_json::json!(["10.20.12.20%2"]), "vs: {}", rd["vs"]);
+    let refused = env.kubectl_apply(ns, &virtual_server("badrd", "10.20.12.21%x", "web", ""));
+    ensure!(format!("{refused:?}").contains("optionally with a route domain"), "CEL: {refused:?}");
     Ok(())
 }
 

@@ -82,7 +82,7 @@ pub enum PoolMemberType {
 }
 
 /// A pool: the endpoints of one Service port, with its load-balancing mode and health monitors.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Pool {
     /// Name of the pool, unique within the VirtualServer: a lower-case letter, then lower-case

@@ -524,17 +524,7 @@ impl Translator<'_> {
             monitors,
             // k8s-bigip-ctlr attached every monitor with BIG-IP's default rule: all must pass.
             monitor_match: MonitorMatch::All,
-            minimum_members_active: None,
-            connection_limit: None,
-            slow_ramp_time: None,
-            weight: None,
-            alternate_backends: Vec::new(),
-            bigip_monitors: Vec::new(),
-            service_down_action: None,
-            reselect_tries: None,
-            static_members: Vec::new(),
-            node_label_selector: None,
-            namespace: None,
+            ..Pool::default()
         })
     }
 

@@ -177,19 +177,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
                 service: service.name.clone(),
                 service_port: port,
                 load_balancing_mode: balance,
-                monitors: Vec::new(),
-                monitor_match: Default::default(),
-                minimum_members_active: None,
-                connection_limit: None,
-                slow_ramp_time: None,
-                weight: None,
-                alternate_backends: Vec::new(),
-                bigip_monitors: Vec::new(),
-                service_down_action: None,
-                reselect_tries: None,
-                static_members: Vec::new(),
-                node_label_selector: None,
-                namespace: None,
+                ..Pool::default()
             });
         }
         Ok(name)

@@ -9,9 +9,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::{
-    LoadBalancingMode, MonitorMatch, Pool, SnatMode, TransportProtocol, TransportServer, TransportServerSpec,
-};
+use crate::crd::{Pool, SnatMode, TransportProtocol, TransportServer, TransportServerSpec};
 
 /// The address a Service asks for (instead of `spec.loadBalancerIP`, deprecated upstream).
 pub const ADDRESS_ANNOTATION: &str = "bigip.operator.dev/load-balancer-ip";
@@ -163,20 +161,7 @@ pub fn transport_servers(service: &Service, address: IpAddr) -> (Vec<TransportSe
                     name: "service".into(),
                     service: name.clone(),
                     service_port: IntOrString::Int(port.port),
-                    load_balancing_mode: LoadBalancingMode::default(),
-                    monitors: Vec::new(),
-                    monitor_match: MonitorMatch::default(),
-                    minimum_members_active: None,
-                    connection_limit: None,
-                    slow_ramp_time: None,
-                    weight: None,
-                    alternate_backends: Vec::new(),
-                    bigip_monitors: Vec::new(),
-                    service_down_action: None,
-                    reselect_tries: None,
-                    static_members: Vec::new(),
-                    node_label_selector: None,
-                    namespace: None,
+                    ..Pool::default()
                 },
                 snat: SnatMode::Automap,
                 snat_pool: None,

@@ -712,12 +712,13 @@ impl IncrementalFleet {
     /// change is kept as the same list (see PartitionSyncer::sync_rendered).
     fn refresh_partition(&mut self, partition: String) {
         let Some(members) = self.members.get(&partition).filter(|members| !members.is_empty()) else {
+            self.merged_groups.retain(|_, cached| cached.merged.application.partition != partition);
             self.members.remove(&partition);
             self.applications.remove(&partition);
             self.rendered.remove(&partition);
             return;
         };
-        let merged = merge_partition_groups(members, &mut self.merged_groups, &mut self.rendered_last);
+        let merged = merge_partition_groups(&partition, members, &mut self.merged_groups, &mut self.rendered_last);
         let rendered: Vec<Arc<RenderedApplication>> = merged.iter().map(|m| m.rendered.clone()).collect();
         let unchanged = self.rendered.get(&partition).is_some_and(|before| {
             before.len() == rendered.len() && before.iter().zip(&rendered).all(|(a, b)| Arc::ptr_eq(a, b))
@@ -745,6 +746,7 @@ struct MergedGroup {
 /// group's members replaced by the group's merged application. A group whose members are the
 /// same (the same builds) as last time keeps its merged application and rendering.
 fn merge_partition_groups(
+    partition: &str,
     members: &BTreeMap<(String, ClaimOrder), Member>,
     cache: &mut HashMap<String, MergedGroup>,
     rendered_count: &mut usize,
@@ -782,6 +784,10 @@ fn merge_partition_groups(
         group.push(member.application.clone());
     }
     flush(&mut group, &mut out);
+    // Groups of this partition that have no member any more.
+    cache.retain(|name, cached| {
+        cached.merged.application.partition != partition || out.iter().any(|m| m.application.name == *name)
+    });
     out
 }
 

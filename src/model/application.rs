@@ -311,7 +311,7 @@ pub(super) fn build_pools(
             minimum_members_active: bounded("pools[].minimumMembersActive", pool.minimum_members_active, 65535)?,
             connection_limit: bounded("pools[].connectionLimit", pool.connection_limit, 65535)?.filter(|l| *l > 0),
             slow_ramp_time: bounded("pools[].slowRampTime", pool.slow_ramp_time, 900)?,
-            members: with_static_members(members, pool, family_of_pool(rules))?,
+            members: with_static_members(members, pool, rules.family)?,
             options: PoolOptions {
                 bigip_monitors: {
                     let mut paths = Vec::with_capacity(pool.bigip_monitors.len());
@@ -344,11 +344,6 @@ pub(super) fn build_pools(
         });
     }
     Ok(pools)
-}
-
-/// The address family a pool's members must have (the virtual address's).
-fn family_of_pool(rules: &MemberRules<'_>) -> AddressFamily {
-    rules.family
 }
 
 /// The pool's members with its static (non-Kubernetes) members added (taking new connections,

@@ -222,6 +222,8 @@ fn pool_options_existing_monitors_and_static_members() {
     assert_eq!(app["monitor_web_0"]["targetPort"], 8081);
     assert_eq!(app["monitor_web_0"]["timeUntilUp"], 30);
     assert_eq!(app["monitor_web_1"]["clientTLS"], serde_json::json!({"bigip": "/Common/serverssl"}));
+    let fallback = &declaration["declaration"]["kubernetes"]["shop_fallback"]["vs"];
+    assert_eq!(fallback["pool"], serde_json::json!({"bigip": "/Common/fallback"}));
 }
 
 #[test]

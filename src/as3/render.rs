@@ -133,7 +133,10 @@ pub fn render_application(app: &DesiredApplication) -> Value {
     service.insert("virtualPort".into(), json!(app.port));
     // A listener group's virtual server has no default pool: requests no rule matches are
     // refused (the BIG-IP resets them).
-    if !app.default_pool.is_empty() {
+    if app.default_pool.starts_with('/') {
+        // An existing BIG-IP pool (`bigipDefaultPool`).
+        service.insert("pool".into(), json!({ "bigip": app.default_pool }));
+    } else if !app.default_pool.is_empty() {
         service.insert("pool".into(), json!(pool_object_name(&app.default_pool)));
     }
     service.insert(

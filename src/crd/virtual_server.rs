@@ -34,6 +34,7 @@ use super::common::{Condition, IRule, Persistence, Pool, PoolMemberType, Profile
 #[x_kube(validation = Rule::new("(has(self.virtualAddress) ? 1 : 0) + (has(self.addressPool) ? 1 : 0) + (has(self.listenerGroup) ? 1 : 0) <= 1").message("set at most one of virtualAddress, addressPool and listenerGroup"))]
 #[x_kube(validation = Rule::new("has(self.port) == (has(self.virtualAddress) || has(self.addressPool) || has(self.listenerGroup))").message("port goes with virtualAddress, addressPool or listenerGroup; without any of them the VirtualServer programs only its pools"))]
 #[x_kube(validation = Rule::new("!has(self.defaultPool) || self.pools.exists(p, p.name == self.defaultPool)").message("defaultPool must name one of the pools"))]
+#[x_kube(validation = Rule::new("!has(self.defaultPool) || !has(self.bigipDefaultPool)").message("use defaultPool or bigipDefaultPool, not both"))]
 #[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(r, self.pools.exists(p, p.name == r.pool))").message("every rule's pool must name one of the pools"))]
 #[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
 #[x_kube(validation = Rule::new("!has(self.persistence) || self.persistence != 'destination-address'").message("destination-address persistence is for TransportServers; use cookie or source-address"))]
@@ -85,6 +86,12 @@ pub struct VirtualServerSpec {
     /// first pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_pool: Option<String>,
+
+    /// Instead of `defaultPool`: an existing BIG-IP pool (full path, `/Common/fallback`) that
+    /// receives the traffic no rule matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub bigip_default_pool: Option<String>,
 
     /// Host and path rules, each sending matching requests to a pool. The most specific rule
     /// wins, whatever the order: exact hosts before wildcard hosts before rules without a

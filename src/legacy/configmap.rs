@@ -357,6 +357,7 @@ impl Translator<'_> {
                         partition: Some(partition),
                         pools: vec![pool],
                         default_pool: None,
+                        bigip_default_pool: None,
                         rules: Vec::new(),
                         tls,
                         snat: SnatMode::Automap,

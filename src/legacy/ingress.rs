@@ -324,6 +324,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
         partition: annotation("partition").map(str::to_string),
         pools,
         default_pool: Some(default_pool),
+        bigip_default_pool: None,
         rules,
         tls,
         snat: Default::default(),

@@ -52,6 +52,7 @@ pub fn build_application(
             ("port", spec.port != 0),
             ("rules", !spec.rules.is_empty()),
             ("defaultPool", spec.default_pool.is_some()),
+            ("bigipDefaultPool", spec.bigip_default_pool.is_some()),
             ("tls", spec.tls.is_some()),
             ("snatPool", spec.snat_pool.is_some()),
             ("persistence", spec.persistence.is_some()),
@@ -81,10 +82,17 @@ pub fn build_application(
         MemberRules { family: AddressFamily::of(virtual_address), node_selector: defaults.node_selector.as_ref() };
     let pools = build_pools(&spec.pools, SourceKind::VirtualServer, &source, mode, &rules, cluster, &mut unresolved)?;
 
-    let default_pool = match &spec.default_pool {
-        Some(wanted) if pools.iter().any(|p| &p.name == wanted) => wanted.clone(),
-        Some(wanted) => return Err(InvalidSpec::DefaultPool { value: wanted.clone() }),
-        None => pools[0].name.clone(),
+    let default_pool = match (&spec.default_pool, &spec.bigip_default_pool) {
+        (Some(_), Some(_)) => {
+            return Err(InvalidSpec::Field {
+                field: "bigipDefaultPool",
+                reason: "use defaultPool or bigipDefaultPool, not both".into(),
+            })
+        }
+        (None, Some(path)) => bigip_path("bigipDefaultPool", path)?,
+        (Some(wanted), None) if pools.iter().any(|p| &p.name == wanted) => wanted.clone(),
+        (Some(wanted), None) => return Err(InvalidSpec::DefaultPool { value: wanted.clone() }),
+        (None, None) => pools[0].name.clone(),
     };
     let routes = build_routes(&spec.rules, &pools)?;
     let redirects = build_redirects(spec.app_root.as_deref(), &spec.redirects)?;

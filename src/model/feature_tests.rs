@@ -566,3 +566,17 @@ fn route_domains_make_distinct_destinations_and_percent_zero_is_the_default() {
         assert!(err.to_string().contains("spec.virtualAddress"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn a_bigip_default_pool_replaces_the_default_pool() {
+    let built =
+        build_application(&vs("shop", 1, json!({"bigipDefaultPool": "/Common/fallback"})), &cluster(), &defaults())
+            .expect("valid");
+    assert_eq!(built.application.default_pool, "/Common/fallback");
+    let both = vs("shop", 1, json!({"bigipDefaultPool": "/Common/fallback", "defaultPool": "web"}));
+    let err = build_application(&both, &cluster(), &defaults()).expect_err("both");
+    assert!(err.to_string().contains("not both"), "{err}");
+    let relative = vs("shop", 1, json!({"bigipDefaultPool": "fallback"}));
+    let err = build_application(&relative, &cluster(), &defaults()).expect_err("not a path");
+    assert!(err.to_string().contains("spec.bigipDefaultPool"), "{err}");
+}

@@ -231,7 +231,7 @@ pub fn build_member(
     if !spec.redirects.is_empty() {
         return Err(refuse("redirects"));
     }
-    if spec.default_pool.is_some() {
+    if spec.default_pool.is_some() || spec.bigip_default_pool.is_some() {
         return Err(InvalidSpec::Field {
             field: "defaultPool",
             reason: "a listener group serves only its members' hosts: give the pool a rule with a host instead".into(),

@@ -115,7 +115,8 @@ pub struct DesiredApplication {
     pub source_ranges: Vec<ipnet::IpNet>,
     pub address_options: Option<VirtualAddressOptions>,
     pub pools: Vec<DesiredPool>,
-    /// Name of the pool the virtual server sends traffic to when no rule matches; empty for
+    /// Name of the pool the virtual server sends traffic to when no rule matches, or the full
+    /// path of an existing BIG-IP pool (starting with `/`, which no pool name does); empty for
     /// a listener group's virtual server (requests no rule matches are refused).
     pub default_pool: String,
     /// Existing BIG-IP profiles, VLANs and mirroring (`spec.profiles`, `allowVlans`,

@@ -48,6 +48,7 @@ fn field_of(instance_path: &str) -> String {
         ["serverTLS", ..] => "spec.tls.clientSslProfile".to_owned(),
         ["clientTLS", ..] => "spec.tls.serverSslProfile".to_owned(),
         ["profileHTTP", ..] => "spec.profiles.http".to_owned(),
+        ["pool", ..] => "spec.bigipDefaultPool".to_owned(),
         ["profileHTTP2", ..] => "spec.profiles.http2".to_owned(),
         ["profileTCP", "ingress", ..] => "spec.profiles.tcpClient".to_owned(),
         ["profileTCP", "egress", ..] => "spec.profiles.tcpServer".to_owned(),
@@ -300,6 +301,7 @@ mod tests {
             ("/k8s/ns_a/pool_web/monitors/1", "spec.pools[].bigipMonitors"),
             ("/k8s/ns_a/monitor_web_0/clientTLS", "spec.pools[].monitors[].sslProfile"),
             ("/k8s/ns_a/tls_server/cipherGroup", "spec.tls.cipherGroup"),
+            ("/k8s/ns_a/vs/pool", "spec.bigipDefaultPool"),
             ("/k8s/ns_a/vs/profileFTP", "/k8s/ns_a/vs/profileFTP"),
         ] {
             assert_eq!(field_of(path), field, "{path}");

@@ -84,6 +84,13 @@ async fn write_statuses<B: As3Api>(
                 status: vs.status.as_ref(),
             })
             .collect();
+        // A group is cluster-scoped, but an operator watching one namespace sees only that
+        // namespace's VirtualServers: it writes the status of the groups it serves members of,
+        // and leaves the others to the operator that watches every namespace (two writers
+        // would overwrite each other's counts).
+        if ctx.settings.namespace.is_some() && members.is_empty() {
+            continue;
+        }
         let problem = group_problem(group, &ctx.settings.defaults);
         let status = listener_group_status(group.metadata.generation, problem, objects, group.status.as_ref(), &now);
         if group.status.as_ref() == Some(&status) {

@@ -144,6 +144,8 @@ fn profiles_by_reference_vlans_and_mirroring() {
     assert_eq!(vs["profileHTTP2"], serde_json::json!({"bigip": "/Common/http2"}));
     assert_eq!(vs["persistenceMethods"], serde_json::json!([{"bigip": "/Common/cookie"}]));
     assert_eq!(vs["mirroring"], "L4");
+    // The object's own routing policy first, then the existing LTM policy.
+    assert_eq!(vs["policyEndpoint"], serde_json::json!(["routes", {"bigip": "/Common/security-headers"}]));
     assert_eq!(
         tenant["shop_ts_db"]["vs"]["profileTCP"],
         serde_json::json!({"ingress": {"bigip": "/Common/f5-tcp-wan"}, "egress": {"bigip": "/Common/f5-tcp-lan"}})

@@ -266,6 +266,12 @@ fn render_profiles(profiles: &DesiredProfiles, service: &mut Map<String, Value>)
     if profiles.mirroring {
         service.insert("mirroring".into(), json!("L4"));
     }
+    if !profiles.ltm_policies.is_empty() {
+        // After the virtual server's own routing policy, when it has one.
+        let mut policies: Vec<Value> = service.remove("policyEndpoint").into_iter().collect();
+        policies.extend(profiles.ltm_policies.iter().map(reference));
+        service.insert("policyEndpoint".into(), Value::Array(policies));
+    }
     if let Some(path) = &profiles.fast_l4 {
         // Packet-level forwarding: a Service_L4 of the same protocol instead of the proxy.
         let udp = service.remove("profileUDP").is_some();

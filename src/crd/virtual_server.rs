@@ -173,6 +173,13 @@ pub struct VirtualServerSpec {
     #[schemars(inner(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")))]
     pub allow_vlans: Vec<String>,
 
+    /// Existing BIG-IP LTM policies (full paths) the virtual server runs after its own host
+    /// and path rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[schemars(inner(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")))]
+    pub ltm_policies: Vec<String>,
+
     /// Mirror connections to the standby BIG-IP of an HA pair (AS3 `mirroring: L4`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub connection_mirroring: bool,

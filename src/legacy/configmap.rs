@@ -376,6 +376,7 @@ impl Translator<'_> {
                         listener_group: None,
                         app_root: None,
                         redirects: Vec::new(),
+                        ltm_policies: Vec::new(),
                         pool_member_type: None,
                     },
                     status: None,

@@ -345,6 +345,7 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
         listener_group: None,
         app_root: None,
         redirects: Vec::new(),
+        ltm_policies: Vec::new(),
         pool_member_type: None,
     };
     let mut virtual_servers = Vec::new();

@@ -66,6 +66,7 @@ pub fn build_application(
             ("connectionMirroring", spec.connection_mirroring),
             ("appRoot", spec.app_root.is_some()),
             ("redirects", !spec.redirects.is_empty()),
+            ("ltmPolicies", !spec.ltm_policies.is_empty()),
         ])?;
         (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), None, 0)
     } else {
@@ -113,6 +114,19 @@ pub fn build_application(
         &spec.allow_vlans,
         spec.connection_mirroring,
     )?;
+    let mut profiles = profiles;
+    for path in &spec.ltm_policies {
+        let path = bigip_path("ltmPolicies[]", path)?;
+        if !profiles.ltm_policies.contains(&path) {
+            profiles.ltm_policies.push(path);
+        }
+    }
+    if !profiles.ltm_policies.is_empty() && spec.tls.as_ref().is_some_and(|t| t.mode == TlsMode::Passthrough) {
+        return Err(InvalidSpec::Field {
+            field: "ltmPolicies",
+            reason: "passthrough forwards encrypted traffic: LTM policies need HTTP".into(),
+        });
+    }
     let frontend = match spec.tls.as_ref() {
         Some(tls) if tls.mode == TlsMode::Passthrough => {
             if spec.x_forwarded_for || spec.waf_policy.is_some() || persistence == Persistence::Cookie {
@@ -864,6 +878,7 @@ pub(super) fn build_profiles(
         persistence: path("profiles.persistence", &spec.persistence)?,
         allow_vlans: vlans,
         mirroring,
+        ltm_policies: Vec::new(),
     };
     let http_only: [(&'static str, bool); 7] = [
         ("profiles.http", profiles.http.is_some()),

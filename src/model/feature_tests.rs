@@ -580,3 +580,23 @@ fn a_bigip_default_pool_replaces_the_default_pool() {
     let err = build_application(&relative, &cluster(), &defaults()).expect_err("not a path");
     assert!(err.to_string().contains("spec.bigipDefaultPool"), "{err}");
 }
+
+#[test]
+fn ltm_policies_are_paths_and_need_http() {
+    let built = build_application(
+        &vs("shop", 1, json!({"ltmPolicies": ["/Common/a", "/Common/a", "/Common/b"]})),
+        &cluster(),
+        &defaults(),
+    )
+    .expect("valid");
+    assert_eq!(built.application.profiles.ltm_policies, ["/Common/a", "/Common/b"]);
+    let rendered = crate::as3::render_application(&built.application);
+    assert_eq!(rendered["vs"]["policyEndpoint"], json!([{"bigip": "/Common/a"}, {"bigip": "/Common/b"}]));
+    for (extra, reason) in [
+        (json!({"ltmPolicies": ["a"]}), "full BIG-IP path"),
+        (json!({"ltmPolicies": ["/Common/a"], "tls": {"mode": "passthrough"}}), "LTM policies need HTTP"),
+    ] {
+        let err = build_application(&vs("shop", 1, extra.clone()), &cluster(), &defaults()).expect_err(reason);
+        assert!(err.to_string().contains(reason), "{extra}: {err}");
+    }
+}

@@ -228,6 +228,9 @@ pub fn build_member(
     if spec.connection_mirroring {
         return Err(refuse("connectionMirroring"));
     }
+    if !spec.ltm_policies.is_empty() {
+        return Err(refuse("ltmPolicies"));
+    }
     if !spec.redirects.is_empty() {
         return Err(refuse("redirects"));
     }

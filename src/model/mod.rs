@@ -401,6 +401,8 @@ pub struct DesiredProfiles {
     pub persistence: Option<String>,
     pub allow_vlans: Vec<String>,
     pub mirroring: bool,
+    /// Existing LTM policies run after the virtual server's own routing policy.
+    pub ltm_policies: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,7 @@ fn field_of(instance_path: &str) -> String {
         ["clientTLS", ..] => "spec.tls.serverSslProfile".to_owned(),
         ["profileHTTP", ..] => "spec.profiles.http".to_owned(),
         ["pool", ..] => "spec.bigipDefaultPool".to_owned(),
+        ["policyEndpoint", ..] => "spec.ltmPolicies".to_owned(),
         ["profileHTTP2", ..] => "spec.profiles.http2".to_owned(),
         ["profileTCP", "ingress", ..] => "spec.profiles.tcpClient".to_owned(),
         ["profileTCP", "egress", ..] => "spec.profiles.tcpServer".to_owned(),

@@ -18,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(90);
 
 /// A `kubernetes.io/tls` Secret holding a fresh self-signed certificate for `host`; returns
 /// the manifest and the certificate PEM.
-fn tls_secret(name: &str, host: &str) -> Result<(String, String)> {
+pub(crate) fn tls_secret(name: &str, host: &str) -> Result<(String, String)> {
     let generated = rcgen::generate_simple_self_signed(vec![host.to_string()])?;
     let certificate = generated.cert.pem();
     let manifest = secret_manifest(name, &certificate, &generated.signing_key.serialize_pem());
@@ -35,7 +35,7 @@ fn secret_manifest(name: &str, certificate: &str, key: &str) -> String {
 }
 
 /// The application object `app` of the default partition on the simulator.
-fn simulator_application(env: &Env, app: &str) -> Option<Value> {
+pub(crate) fn simulator_application(env: &Env, app: &str) -> Option<Value> {
     env.simulator().state().tenants().get(DEFAULT_PARTITION).and_then(|t| t.get(app)).cloned()
 }
 

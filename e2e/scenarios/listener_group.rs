@@ -8,27 +8,15 @@ use bigip_operator::crd::{BigIpListenerGroup, VirtualServer};
 use kube::Api;
 use serde_json::Value;
 
-use crate::harness::{eventually, repo_root, Env, DEFAULT_PARTITION};
+use crate::features::{simulator_application, tls_secret};
+use crate::harness::{eventually, repo_root, Env};
 use crate::scenarios::{all_true, condition_is, get_vs, setup_namespace, workload};
 
 const WAIT: Duration = Duration::from_secs(90);
 const GROUP_APP: &str = "lg__public";
 
-/// A `kubernetes.io/tls` Secret with a fresh certificate for `host`: (manifest, certificate).
-fn tls_secret(name: &str, host: &str) -> Result<(String, String)> {
-    let generated = rcgen::generate_simple_self_signed(vec![host.to_string()])?;
-    let certificate = generated.cert.pem();
-    let indent = |text: &str| text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n");
-    let manifest = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n",
-        indent(&certificate),
-        indent(&generated.signing_key.serialize_pem())
-    );
-    Ok((manifest, certificate))
-}
-
 fn group_application(env: &Env) -> Option<Value> {
-    env.simulator().state().tenants().get(DEFAULT_PARTITION).and_then(|t| t.get(GROUP_APP)).cloned()
+    simulator_application(env, GROUP_APP)
 }
 
 /// The pools of the group's application and its certificate PEM for each server name.

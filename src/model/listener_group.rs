@@ -13,8 +13,8 @@ use super::application::{
 use super::members::{AddressFamily, MemberRules};
 use super::tls::server_certificate;
 use super::{
-    ClusterView, DesiredApplication, DesiredSnat, Frontend, HostMatch, InvalidSpec, Listener, ListenerProtocol,
-    ModelDefaults, ObjectKey, ServerTls, SniCertificate, SourceKind, TlsTermination, UnresolvedRef,
+    ClusterView, DesiredApplication, Frontend, HostMatch, InvalidSpec, Listener, ListenerProtocol, ModelDefaults,
+    ObjectKey, ServerTls, SniCertificate, SourceKind, TlsTermination, UnresolvedRef,
 };
 use crate::crd::{BigIpListenerGroup, HttpTraffic, Persistence, SnatMode, TlsMode, VirtualServer};
 
@@ -310,26 +310,20 @@ fn group_application(
     tls: Option<TlsTermination>,
     pools: Vec<super::DesiredPool>,
 ) -> DesiredApplication {
-    DesiredApplication {
+    // A plain HTTP application on the group's listener, with the group's routes and TLS and
+    // no default pool.
+    let mut app = DesiredApplication::plain_http(
         source,
-        kind: SourceKind::VirtualServer,
-        name: settings.application.clone(),
-        partition: settings.partition.clone(),
-        virtual_address: settings.address,
-        route_domain: None,
-        port: settings.port,
-        frontend: Frontend::Http { routes, redirects: Vec::new(), tls, x_forwarded_for: false, waf_policy: None },
-        snat: DesiredSnat::Automap,
-        persistence: Persistence::None,
-        irules: Vec::new(),
-        source_ranges: Vec::new(),
-        address_options: None,
+        settings.application.clone(),
+        settings.partition.clone(),
+        settings.address,
+        settings.port,
         pools,
-        default_pool: String::new(),
-        profiles: super::DesiredProfiles::default(),
-        pools_only: false,
-        group: Some(settings),
-    }
+    );
+    app.frontend = Frontend::Http { routes, redirects: Vec::new(), tls, x_forwarded_for: false, waf_policy: None };
+    app.default_pool = String::new();
+    app.group = Some(settings);
+    app
 }
 
 /// The host of a route as a server name for SNI (`*.example.com` for a wildcard).

@@ -139,6 +139,23 @@ async fn gives_up_on_a_503_storm_with_a_busy_error() {
 }
 
 #[tokio::test]
+async fn a_task_record_gone_before_it_was_read_is_a_lost_task_and_the_next_post_settles_it() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let client = client_for(&sim, "admin");
+    sim.set_faults(Faults { lose_task_records: 1, ..Faults::default() });
+    let declared = tenants("k8s", &[app("web", "10.1.10.80", &["172.31.0.1"])]);
+    let err = client.deploy_tenants(&declared).await.expect_err("the outcome is unknown");
+    assert!(matches!(&err, BigIpError::TaskLost { .. }), "{err:?}");
+    assert_eq!(err.reason(), "BigIpTaskLost");
+    assert!(!bigip_operator::status::FailureReason::from(&err).is_rejection(), "retried, not a verdict");
+    // The declaration was applied all the same; posting it again is answered normally.
+    assert!(sim.state().tenants()["k8s"].get("ns_web").is_some());
+    let report = client.deploy_tenants(&declared).await.expect("the next post is read back");
+    assert!(report.tenants["k8s"].succeeded(), "{report:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn logs_in_again_when_the_token_expires() {
     let sim = simulator(SimulatorConfig::default()).await;
     let client = client_for(&sim, "admin");

@@ -562,14 +562,12 @@ pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
     let client = env.bigip.client()?;
     let mut tenant = env.simulator().state().tenants().get(partition).cloned().context("tenant")?;
     tenant[&app]["pool_web"]["members"] = json!([]);
-    let edit = client.deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), tenant)])).await?;
+    let edit = post_out_of_band(&client, partition, tenant).await?;
     ensure!(edit.tenants[partition].succeeded(), "the edit was refused: {edit:?}");
     eventually("members restored", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) }).await?;
     repaired_after_edit(env, partition)?;
 
-    let delete = client
-        .deploy_tenants(&std::collections::BTreeMap::from([(partition.to_string(), json!({"class": "Tenant"}))]))
-        .await?;
+    let delete = post_out_of_band(&client, partition, json!({"class": "Tenant"})).await?;
     ensure!(delete.tenants[partition].succeeded(), "the deletion was refused: {delete:?}");
     eventually("tenant re-created", WAIT, || async { Ok(members_are(env, partition, &app, &expected)) }).await?;
     repaired_after_edit(env, partition)?;
@@ -588,6 +586,26 @@ pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
     let now = env.simulator().state().tenants().get(partition).cloned().context("tenant")?;
     ensure!(now == stored, "the stored declaration changed: {now} != {stored}");
     Ok(())
+}
+
+/// Posts `tenant` as someone other than the operator would. The scenarios run side by side, so
+/// AS3 may drop this task's record before it is read (`TaskLost`, outcome unknown): posted again
+/// then, as the operator does.
+async fn post_out_of_band(
+    client: &bigip_operator::bigip::BigIpClient,
+    partition: &str,
+    tenant: serde_json::Value,
+) -> Result<bigip_operator::bigip::DeployReport> {
+    use bigip_operator::bigip::{As3Api, BigIpError};
+    let declared = std::collections::BTreeMap::from([(partition.to_string(), tenant)]);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match client.deploy_tenants(&declared).await {
+            Err(BigIpError::TaskLost { .. }) if attempts < 5 => continue,
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// A request to the simulator's iControl REST API as an administrator; the answer's JSON.

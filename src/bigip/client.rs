@@ -326,6 +326,9 @@ impl BigIpClient {
         let mut wait = super::config::FIRST_TASK_POLL.min(self.config.task_poll_interval);
         loop {
             let (status, text) = self.send_busy_aware(Method::GET, &path, Body::None).await?;
+            if status == StatusCode::NOT_FOUND {
+                return Err(BigIpError::TaskLost { task_id: task_id.to_string() });
+            }
             if !status.is_success() {
                 return Err(BigIpError::Http { method: "GET", path, status: status.as_u16(), body: truncate(&text) });
             }

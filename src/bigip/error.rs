@@ -17,6 +17,11 @@ pub enum BigIpError {
     InvalidResponse { path: String, detail: String },
     #[error("AS3 task {task_id} did not finish within {timeout:?}")]
     TaskTimeout { task_id: String, timeout: Duration },
+    /// AS3 keeps a bounded number of task records; under many concurrent posts the record of
+    /// this one can be dropped before it is read. Its outcome is unknown: the next reconcile
+    /// reads the BIG-IP again and posts what is still missing.
+    #[error("AS3 no longer holds the record of task {task_id} (HTTP 404 while polling); its outcome is unknown")]
+    TaskLost { task_id: String },
     #[error("TLS setup failed: {0}")]
     Tls(String),
 }

@@ -40,6 +40,7 @@ pub enum FailureReason {
     BigIpError,
     BigIpInvalidResponse,
     BigIpTaskTimeout,
+    BigIpTaskLost,
     BigIpTlsError,
 }
 
@@ -59,6 +60,7 @@ impl FailureReason {
             Self::BigIpError => "BigIpError",
             Self::BigIpInvalidResponse => "BigIpInvalidResponse",
             Self::BigIpTaskTimeout => "BigIpTaskTimeout",
+            Self::BigIpTaskLost => "BigIpTaskLost",
             Self::BigIpTlsError => "BigIpTlsError",
         }
     }
@@ -87,6 +89,7 @@ impl From<&crate::bigip::BigIpError> for FailureReason {
             E::Http { .. } => Self::BigIpError,
             E::InvalidResponse { .. } => Self::BigIpInvalidResponse,
             E::TaskTimeout { .. } => Self::BigIpTaskTimeout,
+            E::TaskLost { .. } => Self::BigIpTaskLost,
             E::Tls(_) => Self::BigIpTlsError,
         }
     }

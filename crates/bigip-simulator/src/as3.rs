@@ -244,9 +244,16 @@ async fn submit(
     if query_flag(query.as_deref(), "async") {
         let id = lock(&sim.shared().tasks).start();
         let task_id = id.clone();
+        let record_lost = sim.shared().faults.take_task_record_loss();
         tokio::spawn(async move {
             let (results, declaration) = run(&sim, &guard, job, client.as_deref()).await.into_task_record();
-            lock(&sim.shared().tasks).finish(&task_id, results, declaration);
+            let mut tasks = lock(&sim.shared().tasks);
+            if record_lost {
+                tasks.forget(&task_id);
+            } else {
+                tasks.finish(&task_id, results, declaration);
+            }
+            drop(tasks);
             drop(guard);
         });
         return respond(

@@ -37,6 +37,10 @@ pub struct Faults {
     pub fail_with_503: u32,
     /// The next N AS3 declare requests answer 500 (after any pending 503s are used up).
     pub fail_with_500: u32,
+    /// The records of the next N asynchronous declarations are dropped as soon as they finish
+    /// (the declaration is applied; polling its task answers 404), as AS3 drops its oldest
+    /// records when many tasks run.
+    pub lose_task_records: u32,
     /// One-shot: every token issued so far expires now. Reads back as `false`.
     pub expire_tokens_now: bool,
     /// Close connections without answering until cleared (Rust API only, see module docs).
@@ -132,6 +136,14 @@ impl FaultState {
         } else {
             None
         }
+    }
+
+    /// Consumes one injected loss of a task record.
+    pub(super) fn take_task_record_loss(&self) -> bool {
+        let mut faults = lock(&self.current);
+        let lose = faults.lose_task_records > 0;
+        faults.lose_task_records = faults.lose_task_records.saturating_sub(1);
+        lose
     }
 
     /// The text of `reject_tenants_with_application`, when set (an empty text matches nothing).

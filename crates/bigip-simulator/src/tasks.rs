@@ -43,6 +43,12 @@ impl TaskStore {
         }
     }
 
+    /// Drops the record of `id`, as if it had been evicted.
+    pub(super) fn forget(&mut self, id: &str) {
+        self.tasks.remove(id);
+        self.order.retain(|kept| kept != id);
+    }
+
     /// Drops the oldest finished records beyond the limit; running tasks are kept.
     fn evict(&mut self) {
         while self.tasks.len() > MAX_TASKS {

@@ -543,7 +543,6 @@ fn repaired_after_edit(env: &Env, partition: &str) -> Result<()> {
 /// 9. Drift: the tenant is changed and then deleted behind the operator's back on the BIG-IP;
 ///    the operator puts it back (the harness runs it with --drift-check-seconds 2).
 pub async fn out_of_band_changes_are_repaired(env: &Env) -> Result<()> {
-    use bigip_operator::bigip::As3Api;
     let ns = "e2e-drift";
     let partition = "e2e-drift";
     setup_namespace(env, ns).await?;

@@ -180,6 +180,27 @@ fn tls_versions_ciphers_and_client_certificates() {
 }
 
 #[test]
+fn plain_http_on_another_port_is_redirected_or_served() {
+    use serde_json::json;
+    assert!(check_case("http-port", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("http-port");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    let shop = &tenant["shop_shop"];
+    assert_eq!(shop["vs"]["redirect80"], false, "AS3's redirect would listen on 80");
+    let redirect = &shop["vs_http"];
+    assert_eq!((&redirect["class"], &redirect["virtualPort"]), (&json!("Service_HTTP"), &json!(8080)));
+    assert_eq!(redirect["iRules"], json!(["https_redirect"]));
+    assert!(redirect.get("pool").is_none() && redirect.get("policyEndpoint").is_none());
+    let irule = shop["https_redirect"]["iRule"].as_str().expect("iRule text");
+    assert!(irule.contains("HTTP::redirect \"https://[getfield [HTTP::host] \":\" 1]:8443[HTTP::uri]\""), "{irule}");
+    let both = &tenant["shop_both"];
+    assert_eq!(both["vs"]["redirect80"], false);
+    assert_eq!(both["vs_http"]["virtualPort"], 8000);
+    assert_eq!(both["vs_http"]["policyEndpoint"], both["vs"]["policyEndpoint"]);
+    assert!(both.get("https_redirect").is_none());
+}
+
+#[test]
 fn weighted_backends_become_member_ratios() {
     assert!(check_case("weighted-backends", PoolMemberType::Cluster).is_empty());
     let declaration = golden_json("weighted-backends");

@@ -325,6 +325,8 @@ pub async fn crd_validation_rejects_invalid(env: &Env) -> Result<()> {
         ("allowSourceRanges: [10.0.0.0/33]", "allowSourceRanges must hold CIDRs"),
         ("snat: none\n  snatPool: /Common/snatpool", "snatPool replaces automap"),
         ("iRules: [{bigip: /Common/a, name: b, text: c}]", "an iRule is either"),
+        ("tls: {secretName: a, httpRedirect: false, httpPort: 8080}", "httpPort is the port httpRedirect or allowHttp"),
+        ("tls: {mode: passthrough, httpPort: 8080}", "httpPort is the port httpRedirect or allowHttp"),
     ];
     for (index, (extra, expected)) in feature_cases.iter().enumerate() {
         let manifest = format!(

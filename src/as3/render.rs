@@ -80,6 +80,8 @@ pub mod object_names {
     pub const HTTP_PROFILE: &str = "http_profile";
     pub const SOURCE_RANGES: &str = "source_ranges";
     pub const VIRTUAL_ADDRESS: &str = "virtual_address";
+    /// The redirect of plain HTTP on a port other than 80 (user iRules are `irule_<name>`).
+    pub const HTTPS_REDIRECT_IRULE: &str = "https_redirect";
 }
 
 /// The AS3 object name of an iRule declared with an application.
@@ -203,8 +205,9 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         }
     }
     render_profiles(&app.profiles, &mut service);
+    let plain_http_port = app.plain_http_port();
     if app.serves_plain_http() {
-        // The same routes over plain HTTP on port 80.
+        // The same routes over plain HTTP.
         let mut plain = Map::new();
         plain.insert("class".into(), json!("Service_HTTP"));
         for key in ["virtualAddresses", "snat", "persistenceMethods", "policyEndpoint"] {
@@ -212,7 +215,24 @@ pub fn render_application(app: &DesiredApplication) -> Value {
                 plain.insert(key.into(), value.clone());
             }
         }
-        plain.insert("virtualPort".into(), json!(80));
+        plain.insert("virtualPort".into(), json!(plain_http_port));
+        objects.insert(PLAIN_HTTP_SERVICE_OBJECT_NAME.into(), Value::Object(plain));
+    } else if app.redirects_http_itself() {
+        // Plain HTTP on a port other than 80 redirected to HTTPS (AS3's redirect80 covers 80).
+        objects.insert(
+            HTTPS_REDIRECT_IRULE.into(),
+            json!({ "class": "iRule", "expand": false, "iRule": https_redirect_irule(app.port) }),
+        );
+        let mut plain = Map::new();
+        plain.insert("class".into(), json!("Service_HTTP"));
+        for key in ["virtualAddresses", "snat"] {
+            if let Some(value) = service.get(key) {
+                plain.insert(key.into(), value.clone());
+            }
+        }
+        plain.insert("virtualPort".into(), json!(plain_http_port));
+        plain.insert("persistenceMethods".into(), json!([]));
+        plain.insert("iRules".into(), json!([HTTPS_REDIRECT_IRULE]));
         objects.insert(PLAIN_HTTP_SERVICE_OBJECT_NAME.into(), Value::Object(plain));
     }
     // A pool-only application has no virtual server (one managed outside Kubernetes uses its
@@ -347,7 +367,17 @@ fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &
             service.insert("clientTLS".into(), json!(TLS_CLIENT));
         }
     }
-    service.insert("redirect80".into(), json!(tls.http_redirect));
+    // AS3's own redirect listens on port 80 only; another HTTP port gets its own Service_HTTP
+    // with a redirect iRule (see render_application).
+    service.insert("redirect80".into(), json!(tls.http_redirect && tls.http_port == 80));
+}
+
+/// The iRule redirecting plain HTTP to `https_port` of the same host, path and query.
+fn https_redirect_irule(https_port: u16) -> String {
+    let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
+    format!(
+        "when HTTP_REQUEST {{\n    HTTP::redirect \"https://[getfield [HTTP::host] \":\" 1]{port}[HTTP::uri]\"\n}}\n"
+    )
 }
 
 /// Versions, ciphers and client certificates on a TLS_Server (nothing for the defaults).

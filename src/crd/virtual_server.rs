@@ -315,6 +315,7 @@ pub enum TlsMode {
 #[x_kube(validation = Rule::new("!has(self.serverSslProfile) || !has(self.backendCaSecretName)").message("use serverSslProfile or backendCaSecretName, not both"))]
 #[x_kube(validation = Rule::new("!has(self.ciphers) || !has(self.cipherGroup)").message("use ciphers or cipherGroup, not both"))]
 #[x_kube(validation = Rule::new("!(has(self.allowHttp) && self.allowHttp) || !self.httpRedirect").message("allowHttp serves plain HTTP on port 80: set httpRedirect: false"))]
+#[x_kube(validation = Rule::new("!has(self.httpPort) || (self.mode != 'passthrough' && (self.httpRedirect || (has(self.allowHttp) && self.allowHttp)))").message("httpPort is the port httpRedirect or allowHttp listens on: set one of them (not with passthrough)"))]
 #[x_kube(validation = Rule::new("has(self.secretName) || (!has(self.minVersion) && !has(self.maxVersion) && !has(self.ciphers) && !has(self.cipherGroup) && !has(self.clientCertificates))").message("minVersion, maxVersion, ciphers, cipherGroup and clientCertificates go with secretName (an existing clientSslProfile has its own)"))]
 pub struct Tls {
     /// `terminate` (default), `reencrypt` or `passthrough`.
@@ -342,14 +343,19 @@ pub struct Tls {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub backend_ca_secret_name: Option<String>,
-    /// Redirect plain HTTP on port 80 of the virtual address to this HTTPS port. Default
-    /// true for terminate and reencrypt; ignored for passthrough.
+    /// Redirect plain HTTP on `httpPort` (80) of the virtual address to this HTTPS port.
+    /// Default true for terminate and reencrypt; ignored for passthrough.
     #[serde(default = "default_true")]
     pub http_redirect: bool,
-    /// Also serve the same hosts and paths over plain HTTP on port 80 of the address (CIS
-    /// `httpTraffic: allow`); needs `httpRedirect: false`. terminate and reencrypt only.
+    /// Also serve the same hosts and paths over plain HTTP on `httpPort` (80) of the address
+    /// (CIS `httpTraffic: allow`); needs `httpRedirect: false`. terminate and reencrypt only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
+    /// The plain HTTP port that `httpRedirect` redirects from or `allowHttp` serves (CIS
+    /// `virtualServerHTTPPort`). Default 80; must differ from `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub http_port: Option<i32>,
     /// Oldest TLS version clients may use (with `secretName`): `1.0`, `1.1`, `1.2`, `1.3`.
     /// Default: the BIG-IP's (1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]

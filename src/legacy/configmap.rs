@@ -618,6 +618,7 @@ impl Translator<'_> {
             backend_ca_secret_name: None,
             http_redirect: false,
             allow_http: false,
+            http_port: None,
             min_version: None,
             max_version: None,
             ciphers: None,

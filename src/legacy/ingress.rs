@@ -305,8 +305,9 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
             client_ssl_profile,
             server_ssl_profile: server_profile,
             backend_ca_secret_name: None,
-            http_redirect: ssl_redirect && !allow_http && http_port == 80,
+            http_redirect: ssl_redirect && !allow_http,
             allow_http: false,
+            http_port: (ssl_redirect && !allow_http && http_port != 80).then_some(http_port),
             min_version: None,
             max_version: None,
             ciphers: None,
@@ -314,9 +315,6 @@ pub fn translate_ingress(ingress: &Ingress) -> Result<IngressTranslation, Ingres
             client_certificates: None,
         })
     };
-    if tls.is_some() && ssl_redirect && !allow_http && http_port != 80 {
-        warnings.push(format!("the HTTPS redirect listens on port 80, not http-port {http_port}"));
-    }
 
     let base = VirtualServerSpec {
         virtual_address: address,
@@ -605,6 +603,12 @@ spec:
             "port 80 serves plain HTTP instead"
         );
         assert_eq!(both.virtual_servers[1].metadata.name.as_deref(), Some("ing-web-http"));
+
+        let moved =
+            translate_ingress(&tls("web-tls", "    virtual-server.f5.com/http-port: \"8080\"\n")).expect("translates");
+        let t = moved.virtual_servers[0].spec.tls.as_ref().expect("tls");
+        assert_eq!((t.http_redirect, t.http_port), (true, Some(8080)), "the redirect listens on http-port");
+        assert!(moved.warnings.is_empty(), "{:?}", moved.warnings);
     }
 
     #[test]

@@ -157,6 +157,9 @@ pub fn build_application(
             routes,
             redirects,
             tls: match tls {
+                Some(tls) if tls.http_port == Some(spec.port) => {
+                    return Err(InvalidSpec::Tls { reason: format!("httpPort {} is the HTTPS port", spec.port) })
+                }
                 Some(tls) => resolve_tls(tls, &source, cluster, &mut unresolved)?,
                 None => None,
             },
@@ -756,11 +759,22 @@ pub(super) fn resolve_tls(
     if tls.allow_http && tls.http_redirect {
         return Err(invalid("allowHttp serves plain HTTP on port 80: set httpRedirect: false"));
     }
+    let http_port = match tls.http_port {
+        None => 80,
+        Some(port) => u16::try_from(port)
+            .ok()
+            .filter(|port| *port > 0)
+            .ok_or_else(|| invalid("httpPort must be between 1 and 65535"))?,
+    };
+    if tls.http_port.is_some() && !tls.http_redirect && !tls.allow_http {
+        return Err(invalid("httpPort is the port httpRedirect or allowHttp listens on: set one of them"));
+    }
     Ok(Some(TlsTermination {
         server,
         backend,
         http_redirect: tls.http_redirect,
         serve_http: tls.allow_http,
+        http_port,
         options: Box::new(options),
     }))
 }

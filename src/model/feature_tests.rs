@@ -182,6 +182,36 @@ fn a_malformed_tls_secret_is_reported_and_a_good_one_is_used() {
 }
 
 #[test]
+fn http_port_moves_the_plain_http_listener() {
+    let profile = "/Common/clientssl";
+    let redirect = vs("shop", 1, json!({"tls": {"clientSslProfile": profile, "httpPort": 8080}}));
+    let built = build_application(&redirect, &cluster(), &defaults()).expect("valid");
+    let ports: Vec<u16> = built.application.listeners().iter().map(|listener| listener.port).collect();
+    assert_eq!(ports, [443, 8080]);
+    assert!(built.application.redirects_http_itself() && !built.application.serves_plain_http());
+
+    let served = vs(
+        "shop",
+        1,
+        json!({"tls": {"clientSslProfile": profile, "httpRedirect": false, "allowHttp": true, "httpPort": 8000}}),
+    );
+    let built = build_application(&served, &cluster(), &defaults()).expect("valid");
+    assert!(built.application.serves_plain_http() && !built.application.redirects_http_itself());
+    assert_eq!(built.application.plain_http_port(), 8000);
+
+    let default_port = vs("shop", 1, json!({"tls": {"clientSslProfile": profile}}));
+    let built = build_application(&default_port, &cluster(), &defaults()).expect("valid");
+    assert!(!built.application.redirects_http_itself(), "port 80 is AS3's redirect80");
+
+    let on_https_port = vs("shop", 1, json!({"tls": {"clientSslProfile": profile, "httpPort": 443}}));
+    let err = build_application(&on_https_port, &cluster(), &defaults()).expect_err("same port");
+    assert!(err.to_string().contains("httpPort 443 is the HTTPS port"), "{err}");
+    let unused = vs("shop", 1, json!({"tls": {"clientSslProfile": profile, "httpRedirect": false, "httpPort": 8080}}));
+    let err = build_application(&unused, &cluster(), &defaults()).expect_err("nothing listens");
+    assert!(err.to_string().contains("httpRedirect or allowHttp"), "{err}");
+}
+
+#[test]
 fn passthrough_allows_host_rules_only() {
     let ok = vs("pt", 1, json!({"tls": {"mode": "passthrough"}, "rules": [{"host": "a.example.com", "pool": "api"}]}));
     let built = build_application(&ok, &cluster(), &defaults()).expect("valid");

@@ -269,10 +269,13 @@ pub fn build_member(
                 || tls.ciphers.is_some()
                 || tls.cipher_group.is_some()
                 || tls.client_certificates.is_some()
-                || tls.allow_http =>
+                || tls.allow_http
+                || tls.http_port.is_some() =>
         {
             return Err(InvalidSpec::Tls {
-                reason: "versions, ciphers and client certificates are the listener group's, not one member's".into(),
+                reason:
+                    "versions, ciphers, client certificates and plain HTTP are the listener group's, not one member's"
+                        .into(),
             })
         }
         Some(tls) if tls.mode != TlsMode::Terminate || tls.secret_name.is_none() => {
@@ -373,6 +376,7 @@ pub fn merge_group<A: AsRef<DesiredApplication>>(members: &[A]) -> Option<Desire
         backend: None,
         http_redirect: settings.redirects_http(),
         serve_http: settings.serves_http(),
+        http_port: 80,
         options: Box::default(),
     });
     Some(group_application(first.source.clone(), settings, routes, tls, pools))

@@ -203,8 +203,8 @@ impl DesiredApplication {
         let route_domain = self.route_domain.unwrap_or(0);
         let mut listeners = vec![Listener { address: self.virtual_address, route_domain, port: self.port, protocol }];
         if let Frontend::Http { tls: Some(tls), .. } = &self.frontend {
-            if (tls.http_redirect || tls.serve_http) && self.port != 80 {
-                listeners.push(Listener { address: self.virtual_address, route_domain, port: 80, protocol });
+            if (tls.http_redirect || tls.serve_http) && self.port != tls.http_port {
+                listeners.push(Listener { address: self.virtual_address, route_domain, port: tls.http_port, protocol });
             }
         }
         listeners
@@ -226,13 +226,29 @@ impl DesiredApplication {
         claims
     }
 
-    /// Whether the application also serves its routes over plain HTTP on port 80 (a
+    /// Whether the application also serves its routes over plain HTTP on its HTTP port (a
     /// `Service_HTTP` beside its `Service_HTTPS`).
     pub fn serves_plain_http(&self) -> bool {
         if let Some(group) = &self.group {
             return group.serves_http();
         }
-        matches!(&self.frontend, Frontend::Http { tls: Some(tls), .. } if tls.serve_http && self.port != 80)
+        matches!(&self.frontend, Frontend::Http { tls: Some(tls), .. } if tls.serve_http && self.port != tls.http_port)
+    }
+
+    /// The port of plain HTTP next to HTTPS (redirected or served): 80 unless `tls.httpPort`.
+    pub fn plain_http_port(&self) -> u16 {
+        match &self.frontend {
+            Frontend::Http { tls: Some(tls), .. } => tls.http_port,
+            _ => 80,
+        }
+    }
+
+    /// Whether plain HTTP on a port other than 80 is redirected to HTTPS: the application
+    /// declares that redirect itself (AS3's `redirect80` listens on port 80 only).
+    pub fn redirects_http_itself(&self) -> bool {
+        self.group.is_none()
+            && matches!(&self.frontend, Frontend::Http { tls: Some(tls), .. }
+                if tls.http_redirect && tls.http_port != 80 && self.port != tls.http_port)
     }
 
     /// Whether this application's claim of `listener` and `other`'s do not conflict: both in
@@ -442,10 +458,12 @@ pub struct TlsTermination {
     pub server: ServerTls,
     /// Re-encryption towards the pods (None: plain HTTP to the pods).
     pub backend: Option<BackendTls>,
-    /// Redirect HTTP on port 80 to the HTTPS port.
+    /// Redirect HTTP on `http_port` to the HTTPS port.
     pub http_redirect: bool,
-    /// Serve the same routes over plain HTTP on port 80 too.
+    /// Serve the same routes over plain HTTP on `http_port` too.
     pub serve_http: bool,
+    /// The plain HTTP port of `http_redirect` and `serve_http` (80 unless set).
+    pub http_port: u16,
     /// Versions, ciphers and client certificates (a certificate from a Secret only).
     pub options: Box<TlsOptions>,
 }

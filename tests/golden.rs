@@ -201,6 +201,23 @@ fn plain_http_on_another_port_is_redirected_or_served() {
 }
 
 #[test]
+fn transport_servers_offload_tls() {
+    use serde_json::json;
+    assert!(check_case("transport-tls", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("transport-tls");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    let mqtt = &tenant["shop_ts_mqtt"];
+    assert_eq!((&mqtt["vs"]["class"], &mqtt["vs"]["serverTLS"]), (&json!("Service_TCP"), &json!("tls_server")));
+    assert!(mqtt["vs"].get("clientTLS").is_none() && mqtt["vs"].get("redirect80").is_none());
+    assert_eq!(mqtt["tls_server"]["authenticationMode"], "require");
+    assert_eq!(mqtt["tls_server"]["cipherGroup"], json!({"bigip": "/Common/f5-secure"}));
+    assert_eq!(mqtt["tls_certificate"]["class"], "Certificate");
+    let db = &tenant["shop_ts_db"]["vs"];
+    assert_eq!(db["serverTLS"], json!({"bigip": "/Common/clientssl"}));
+    assert_eq!(db["clientTLS"], json!({"bigip": "/Common/serverssl"}));
+}
+
+#[test]
 fn weighted_backends_become_member_ratios() {
     assert!(check_case("weighted-backends", PoolMemberType::Cluster).is_empty());
     let declaration = golden_json("weighted-backends");

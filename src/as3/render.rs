@@ -105,7 +105,7 @@ pub fn render_application(app: &DesiredApplication) -> Value {
     let class = match &app.frontend {
         Frontend::Http { tls: Some(_), .. } => "Service_HTTPS",
         Frontend::Http { tls: None, .. } => "Service_HTTP",
-        Frontend::TlsPassthrough { .. } | Frontend::Tcp => "Service_TCP",
+        Frontend::TlsPassthrough { .. } | Frontend::Tcp { .. } => "Service_TCP",
         Frontend::Udp => "Service_UDP",
     };
     service.insert("class".into(), json!(class));
@@ -188,6 +188,9 @@ pub fn render_application(app: &DesiredApplication) -> Value {
             }
             if let Some(tls) = tls {
                 render_tls(tls, &mut objects, &mut service);
+                // AS3's own redirect listens on port 80 only; another HTTP port gets its own
+                // Service_HTTP with a redirect iRule (below).
+                service.insert("redirect80".into(), json!(tls.http_redirect && tls.http_port == 80));
             }
         }
         Frontend::TlsPassthrough { routes } => {
@@ -197,8 +200,11 @@ pub fn render_application(app: &DesiredApplication) -> Value {
             }
             service.insert("profileTCP".into(), json!("normal"));
         }
-        Frontend::Tcp => {
+        Frontend::Tcp { tls } => {
             service.insert("profileTCP".into(), json!("normal"));
+            if let Some(tls) = tls {
+                render_tls(tls, &mut objects, &mut service);
+            }
         }
         Frontend::Udp => {
             service.insert("profileUDP".into(), json!("normal"));
@@ -367,9 +373,6 @@ fn render_tls(tls: &TlsTermination, objects: &mut Map<String, Value>, service: &
             service.insert("clientTLS".into(), json!(TLS_CLIENT));
         }
     }
-    // AS3's own redirect listens on port 80 only; another HTTP port gets its own Service_HTTP
-    // with a redirect iRule (see render_application).
-    service.insert("redirect80".into(), json!(tls.http_redirect && tls.http_port == 80));
 }
 
 /// The iRule redirecting plain HTTP to `https_port` of the same host, path and query.

@@ -23,7 +23,7 @@ pub use listener_group::{
 };
 pub use policy::{BigIpPolicy, BigIpPolicySpec, PolicyTls};
 pub use reference_grant::ReferenceGrant;
-pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec};
+pub use transport_server::{TransportProtocol, TransportServer, TransportServerSpec, TransportTls, TransportTlsMode};
 pub use tunnel::{
     BgpPeering, BigIpTunnel, BigIpTunnelSpec, BigIpTunnelStatus, FlannelEtcd, RouteFilter, RouteFilterAction,
     SecretReference, TunnelMode, VxlanTunnel,

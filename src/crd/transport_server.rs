@@ -4,7 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{IRule, Persistence, Pool, PoolMemberType, Profiles, SnatMode, VirtualAddressOptions};
-use super::virtual_server::VirtualServerStatus;
+use super::virtual_server::{ClientCertificates, Tls, TlsMode, TlsVersion, VirtualServerStatus};
 
 /// A TCP or UDP virtual server on the BIG-IP: a virtual address and port whose connections
 /// (or datagrams) are balanced over the endpoints of one Service port.
@@ -35,6 +35,7 @@ use super::virtual_server::VirtualServerStatus;
 #[x_kube(validation = Rule::new("!has(self.virtualAddress) || !has(self.addressPool)").message("set virtualAddress or addressPool, not both"))]
 #[x_kube(validation = Rule::new("has(self.port) == (has(self.virtualAddress) || has(self.addressPool))").message("port goes with virtualAddress or addressPool; without either the TransportServer programs only its pool"))]
 #[x_kube(validation = Rule::new("!has(self.snatPool) || self.snat == 'automap'").message("snatPool replaces automap; it cannot be combined with snat: none"))]
+#[x_kube(validation = Rule::new("!has(self.tls) || self.protocol != 'udp'").message("TLS offload is for TCP; a UDP TransportServer cannot take tls"))]
 #[x_kube(validation = Rule::new("!has(self.persistence) || self.persistence != 'cookie'").message("cookie persistence needs HTTP; use a VirtualServer, or source-address persistence"))]
 pub struct TransportServerSpec {
     /// IPv4 or IPv6 address the BIG-IP listens on, e.g. `10.1.10.53`.
@@ -128,6 +129,96 @@ pub struct TransportServerSpec {
     /// How pool members are found, overriding the operator-wide `--pool-member-type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_member_type: Option<PoolMemberType>,
+
+    /// TLS offload (TCP only): the BIG-IP decrypts client connections with a certificate from
+    /// a Secret or an existing client SSL profile, and sends the plain stream to the pods —
+    /// or encrypts it again (`mode: reencrypt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TransportTls>,
+}
+
+/// TLS offload of a TransportServer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretName) != has(self.clientSslProfile)").message("TLS offload needs exactly one of secretName and clientSslProfile"))]
+#[x_kube(validation = Rule::new("self.mode == 'reencrypt' || (!has(self.serverSslProfile) && !has(self.backendCaSecretName))").message("serverSslProfile and backendCaSecretName apply to mode reencrypt only"))]
+#[x_kube(validation = Rule::new("!has(self.serverSslProfile) || !has(self.backendCaSecretName)").message("use serverSslProfile or backendCaSecretName, not both"))]
+#[x_kube(validation = Rule::new("!has(self.ciphers) || !has(self.cipherGroup)").message("use ciphers or cipherGroup, not both"))]
+#[x_kube(validation = Rule::new("has(self.secretName) || (!has(self.minVersion) && !has(self.maxVersion) && !has(self.ciphers) && !has(self.cipherGroup) && !has(self.clientCertificates))").message("minVersion, maxVersion, ciphers, cipherGroup and clientCertificates go with secretName (an existing clientSslProfile has its own)"))]
+pub struct TransportTls {
+    /// `terminate` (default): plain TCP to the pods; `reencrypt`: TLS again towards the pods.
+    #[serde(default)]
+    pub mode: TransportTlsMode,
+    /// A `kubernetes.io/tls` Secret in the namespace holding the certificate (`tls.crt`, with
+    /// its chain) and the unencrypted private key (`tls.key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
+    /// Instead of a Secret: full path of an existing BIG-IP client SSL profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub client_ssl_profile: Option<String>,
+    /// reencrypt: full path of an existing BIG-IP server SSL profile towards the pods. Without
+    /// it (and without `backendCaSecretName`) the pods' certificates are not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub server_ssl_profile: Option<String>,
+    /// reencrypt: a Secret whose `ca.crt` holds the CA certificates the pods' certificates
+    /// must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub backend_ca_secret_name: Option<String>,
+    /// Oldest TLS version clients may use (with `secretName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<TlsVersion>,
+    /// Newest TLS version clients may use (with `secretName`); `1.3` needs `cipherGroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<TlsVersion>,
+    /// OpenSSL-style cipher string (with `secretName`). Not with `cipherGroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[A-Za-z0-9!+:@_.,=-]+$"))]
+    pub ciphers: Option<String>,
+    /// An existing BIG-IP cipher group by full path (with `secretName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"))]
+    pub cipher_group: Option<String>,
+    /// Ask clients for certificates (mutual TLS; with `secretName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificates: Option<ClientCertificates>,
+}
+
+/// Where a TransportServer's decrypted stream goes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportTlsMode {
+    #[default]
+    Terminate,
+    Reencrypt,
+}
+
+impl TransportTls {
+    /// The same settings as a VirtualServer's `tls` (no plain HTTP beside it), to be resolved
+    /// the same way.
+    pub fn as_virtual_server_tls(&self) -> Tls {
+        Tls {
+            mode: match self.mode {
+                TransportTlsMode::Terminate => TlsMode::Terminate,
+                TransportTlsMode::Reencrypt => TlsMode::Reencrypt,
+            },
+            secret_name: self.secret_name.clone(),
+            client_ssl_profile: self.client_ssl_profile.clone(),
+            server_ssl_profile: self.server_ssl_profile.clone(),
+            backend_ca_secret_name: self.backend_ca_secret_name.clone(),
+            http_redirect: false,
+            allow_http: false,
+            http_port: None,
+            min_version: self.min_version,
+            max_version: self.max_version,
+            ciphers: self.ciphers.clone(),
+            cipher_group: self.cipher_group.clone(),
+            client_certificates: self.client_certificates.clone(),
+        }
+    }
 }
 
 /// The L4 protocol of a TransportServer.

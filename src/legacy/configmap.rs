@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::{Translated, GENERATED_FROM_LABEL};
 use crate::crd::{
     HealthMonitor, LoadBalancingMode, MonitorMatch, MonitorType, Pool, SnatMode, Tls, TlsMode, TransportProtocol,
-    TransportServer, TransportServerSpec, VirtualServer, VirtualServerSpec,
+    TransportServer, TransportServerSpec, TransportTls, VirtualServer, VirtualServerSpec,
 };
 
 /// The label that marks a legacy ConfigMap, and the value this module translates.
@@ -383,15 +383,17 @@ impl Translator<'_> {
                 }))
             }
             "tcp" | "udp" => {
-                if frontend.ssl_profile.is_some() {
+                if mode == "udp" && frontend.ssl_profile.is_some() {
                     return Err(self.unsupported(
                         "/virtualServer/frontend/sslProfile",
-                        format!(
-                            "an SSL profile on a {mode} virtual server: a TransportServer does not terminate TLS; \
-                             use mode http (a VirtualServer with tls.clientSslProfile) or drop the profile"
-                        ),
+                        "an SSL profile on a udp virtual server: TLS offload is for TCP; drop the profile".to_string(),
                     ));
                 }
+                // k8s-bigip-ctlr attached the client SSL profile to a tcp virtual server too:
+                // TLS offload with that profile.
+                let tls = self
+                    .tls(frontend.ssl_profile.as_ref())?
+                    .map(|tls| TransportTls { client_ssl_profile: tls.client_ssl_profile, ..TransportTls::default() });
                 let protocol = if mode == "udp" { TransportProtocol::Udp } else { TransportProtocol::Tcp };
                 Translated::TransportServer(Box::new(TransportServer {
                     metadata,
@@ -413,6 +415,7 @@ impl Translator<'_> {
                         connection_mirroring: false,
                         address_pool: None,
                         pool_member_type: None,
+                        tls,
                     },
                     status: None,
                 }))
@@ -1030,8 +1033,14 @@ mod tests {
         assert_eq!(unsupported_field(translate(&v(7), &doc)), "/virtualServer/frontend/sslProfile/f5ProfileNames");
         let doc = with_frontend(minimal("http"), "sslProfile", json!({"f5ProfileName": "testcert"}));
         assert_eq!(unsupported_field(translate(&v(7), &doc)), "/virtualServer/frontend/sslProfile/f5ProfileName");
-        let doc = with_frontend(minimal("tcp"), "sslProfile", json!({"f5ProfileName": "Common/testcert"}));
+        let doc = with_frontend(minimal("udp"), "sslProfile", json!({"f5ProfileName": "Common/testcert"}));
         assert_eq!(unsupported_field(translate(&v(7), &doc)), "/virtualServer/frontend/sslProfile");
+        // tcp: TLS offload on a TransportServer with the profile.
+        let doc = with_frontend(minimal("tcp"), "sslProfile", json!({"f5ProfileName": "Common/testcert"}));
+        let Translated::TransportServer(ts) = translate(&v(7), &doc).expect("ok").object else { panic!("a TS") };
+        let tls = ts.spec.tls.expect("tls");
+        assert_eq!(tls.client_ssl_profile.as_deref(), Some("/Common/testcert"));
+        assert!(tls.secret_name.is_none());
     }
 
     #[test]

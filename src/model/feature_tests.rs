@@ -212,6 +212,54 @@ fn http_port_moves_the_plain_http_listener() {
 }
 
 #[test]
+fn transport_servers_offload_tls_on_tcp_only() {
+    let with_tls = |protocol: &str, tls: serde_json::Value, extra: serde_json::Value| {
+        let mut spec = ts("db", 1, protocol, 5432);
+        spec.spec.tls = Some(serde_json::from_value(tls).expect("tls"));
+        if let Some(profiles) = extra.get("profiles") {
+            spec.spec.profiles = Some(serde_json::from_value(profiles.clone()).expect("profiles"));
+        }
+        spec
+    };
+    // A missing Secret holds the object back, named by its field (never served without TLS).
+    let secret = with_tls("tcp", json!({"secretName": "db-tls"}), json!({}));
+    let built = build_transport_application(&secret, &cluster(), &defaults()).expect("valid");
+    assert!(
+        matches!(built.unresolved.as_slice(), [UnresolvedRef::SecretNotFound { field: "spec.tls.secretName", .. }]),
+        "{:?}",
+        built.unresolved
+    );
+    let generated = rcgen::generate_simple_self_signed(vec!["db.example.com".into()]).expect("cert");
+    let mut good = cluster();
+    good.add_secret(tls_secret("db-tls", &generated.cert.pem(), &generated.signing_key.serialize_pem()));
+    let built = build_transport_application(&secret, &good, &defaults()).expect("valid");
+    assert!(built.unresolved.is_empty(), "{:?}", built.unresolved);
+    let Frontend::Tcp { tls: Some(tls) } = &built.application.frontend else { panic!("no TLS") };
+    assert!(matches!(tls.server, ServerTls::Certificate { .. }) && tls.backend.is_none() && !tls.http_redirect);
+    assert_eq!(built.application.listeners().len(), 1, "no plain HTTP listener");
+
+    let reencrypt = with_tls(
+        "tcp",
+        json!({"mode": "reencrypt", "clientSslProfile": "/Common/clientssl", "serverSslProfile": "/Common/serverssl"}),
+        json!({}),
+    );
+    let built = build_transport_application(&reencrypt, &cluster(), &defaults()).expect("valid");
+    let Frontend::Tcp { tls: Some(tls) } = &built.application.frontend else { panic!("no TLS") };
+    assert_eq!(tls.backend, Some(BackendTls::Profile("/Common/serverssl".into())));
+
+    let udp = with_tls("udp", json!({"clientSslProfile": "/Common/clientssl"}), json!({}));
+    let err = build_transport_application(&udp, &cluster(), &defaults()).expect_err("udp");
+    assert!(err.to_string().contains("TLS offload is for TCP"), "{err}");
+    let fast = with_tls(
+        "tcp",
+        json!({"clientSslProfile": "/Common/clientssl"}),
+        json!({"profiles": {"fastL4": "/Common/fastL4"}}),
+    );
+    let err = build_transport_application(&fast, &cluster(), &defaults()).expect_err("fastL4");
+    assert!(err.to_string().contains("FastL4 forwards packets without decrypting"), "{err}");
+}
+
+#[test]
 fn passthrough_allows_host_rules_only() {
     let ok = vs("pt", 1, json!({"tls": {"mode": "passthrough"}, "rules": [{"host": "a.example.com", "pool": "api"}]}));
     let built = build_application(&ok, &cluster(), &defaults()).expect("valid");

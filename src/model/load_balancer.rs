@@ -175,6 +175,7 @@ pub fn transport_servers(service: &Service, address: IpAddr) -> (Vec<TransportSe
                 connection_mirroring: false,
                 address_pool: None,
                 pool_member_type: None,
+                tls: None,
             },
             status: None,
         });

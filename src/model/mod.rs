@@ -367,7 +367,10 @@ pub enum Frontend {
     TlsPassthrough {
         routes: Vec<DesiredRoute>,
     },
-    Tcp,
+    /// TCP; with `tls`, decrypted on the BIG-IP (TLS offload).
+    Tcp {
+        tls: Option<TlsTermination>,
+    },
     Udp,
 }
 

@@ -49,12 +49,13 @@ pub fn merge_virtual(own: &VirtualServerSpec, policy: &BigIpPolicySpec) -> Virtu
     }
     if let (Some(tls), Some(shared)) = (spec.tls.as_mut(), policy.tls.as_ref()) {
         if tls.secret_name.is_some() {
-            tls.min_version = tls.min_version.or(shared.min_version);
-            tls.max_version = tls.max_version.or(shared.max_version);
-            if tls.ciphers.is_none() && tls.cipher_group.is_none() {
-                tls.ciphers.clone_from(&shared.ciphers);
-                tls.cipher_group.clone_from(&shared.cipher_group);
-            }
+            fill_tls_settings(
+                shared,
+                &mut tls.min_version,
+                &mut tls.max_version,
+                &mut tls.ciphers,
+                &mut tls.cipher_group,
+            );
         }
     }
     if spec.waf_policy.is_none() {
@@ -70,6 +71,23 @@ pub fn merge_virtual(own: &VirtualServerSpec, policy: &BigIpPolicySpec) -> Virtu
     spec
 }
 
+/// Versions and ciphers of a certificate from a Secret that the object leaves out, from the
+/// policy (a cipher string or group only when the object names neither).
+fn fill_tls_settings(
+    shared: &crate::crd::PolicyTls,
+    min_version: &mut Option<crate::crd::TlsVersion>,
+    max_version: &mut Option<crate::crd::TlsVersion>,
+    ciphers: &mut Option<String>,
+    cipher_group: &mut Option<String>,
+) {
+    *min_version = min_version.or(shared.min_version);
+    *max_version = max_version.or(shared.max_version);
+    if ciphers.is_none() && cipher_group.is_none() {
+        ciphers.clone_from(&shared.ciphers);
+        cipher_group.clone_from(&shared.cipher_group);
+    }
+}
+
 /// A TransportServer's spec with `policy` filled in (the settings a TransportServer has).
 pub fn merge_transport(own: &TransportServerSpec, policy: &BigIpPolicySpec) -> TransportServerSpec {
     let mut spec = own.clone();
@@ -80,10 +98,22 @@ pub fn merge_transport(own: &TransportServerSpec, policy: &BigIpPolicySpec) -> T
         tcp_client: p.tcp_client.clone(),
         tcp_server: p.tcp_server.clone(),
         udp: p.udp.clone(),
-        fast_l4: p.fast_l4.clone(),
+        // FastL4 forwards packets: it cannot decrypt, so it is not taken for TLS offload.
+        fast_l4: if own.tls.is_some() { None } else { p.fast_l4.clone() },
         persistence: p.persistence.clone(),
         ..Profiles::default()
     });
+    if let (Some(tls), Some(shared)) = (spec.tls.as_mut(), policy.tls.as_ref()) {
+        if tls.secret_name.is_some() {
+            fill_tls_settings(
+                shared,
+                &mut tls.min_version,
+                &mut tls.max_version,
+                &mut tls.ciphers,
+                &mut tls.cipher_group,
+            );
+        }
+    }
     spec.profiles = merge_profiles(own.profiles.as_ref(), l4.as_ref(), own_persistence_set);
     let profile_persistence = spec.profiles.as_ref().is_some_and(|p| p.persistence.is_some());
     if spec.persistence.is_none() && !profile_persistence {
@@ -185,5 +215,29 @@ mod tests {
         let spec = vs(json!({"tls": {"clientSslProfile": "/Common/clientssl"}})).spec;
         let tls = super::merge_virtual(&spec, &policy().spec).tls.expect("tls");
         assert!(tls.min_version.is_none() && tls.cipher_group.is_none());
+    }
+
+    #[test]
+    fn a_transport_server_offloading_tls_takes_the_tls_settings_but_not_fast_l4() {
+        let ts: crate::crd::TransportServer = serde_json::from_value(json!({
+            "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "TransportServer",
+            "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"virtualAddress": "10.1.10.81", "port": 5432, "policy": "standard",
+                     "pool": {"name": "db", "service": "db", "servicePort": 5432},
+                     "tls": {"secretName": "db-tls", "maxVersion": "1.3"}},
+        }))
+        .expect("ts");
+        let mut shared = policy().spec;
+        shared.profiles.get_or_insert_with(Default::default).fast_l4 = Some("/Common/fastL4".into());
+        let merged = super::merge_transport(&ts.spec, &shared);
+        let tls = merged.tls.expect("tls");
+        assert_eq!(
+            (tls.min_version, tls.max_version, tls.cipher_group.as_deref()),
+            (Some(crate::crd::TlsVersion::V1_2), Some(crate::crd::TlsVersion::V1_3), Some("/Common/f5-secure"))
+        );
+        assert!(merged.profiles.is_none_or(|p| p.fast_l4.is_none()), "FastL4 cannot decrypt");
+        let mut plain = ts.spec.clone();
+        plain.tls = None;
+        assert!(super::merge_transport(&plain, &shared).profiles.is_some_and(|p| p.fast_l4.is_some()));
     }
 }

@@ -1,8 +1,8 @@
 //! One TransportServer → one [`DesiredApplication`] (an L4 virtual server).
 
 use super::application::{
-    build_irules, build_pools, build_profiles, build_source_ranges, desired_snat, listener, BuiltApplication,
-    ProfileUse,
+    build_irules, build_pools, build_profiles, build_source_ranges, desired_snat, listener, resolve_tls,
+    BuiltApplication, ProfileUse,
 };
 use super::members::{AddressFamily, MemberRules};
 use super::{ClusterView, DesiredApplication, Frontend, InvalidSpec, ModelDefaults, ObjectKey, SourceKind};
@@ -35,6 +35,7 @@ pub fn build_transport_application(
             ("profiles", spec.profiles.is_some()),
             ("allowVlans", !spec.allow_vlans.is_empty()),
             ("connectionMirroring", spec.connection_mirroring),
+            ("tls", spec.tls.is_some()),
         ])?;
         (std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), None, 0)
     } else {
@@ -62,6 +63,27 @@ pub fn build_transport_application(
         cluster,
         &mut unresolved,
     )?;
+    let tls = match (&spec.tls, spec.protocol) {
+        (None, _) => None,
+        (Some(_), TransportProtocol::Udp) => {
+            return Err(InvalidSpec::Tls {
+                reason: "TLS offload is for TCP; a UDP TransportServer cannot take tls".into(),
+            })
+        }
+        (Some(_), TransportProtocol::Tcp) if spec.profiles.as_ref().is_some_and(|p| p.fast_l4.is_some()) => {
+            return Err(InvalidSpec::Field {
+                field: "profiles.fastL4",
+                reason: "FastL4 forwards packets without decrypting them: not with tls".into(),
+            })
+        }
+        (Some(tls), TransportProtocol::Tcp) => {
+            match resolve_tls(&tls.as_virtual_server_tls(), &source, cluster, &mut unresolved)? {
+                Some(resolved) => Some(resolved),
+                // A Secret that does not resolve: reported in `unresolved`; never served without it.
+                None => None,
+            }
+        }
+    };
     Ok(BuiltApplication {
         application: DesiredApplication {
             source,
@@ -72,7 +94,7 @@ pub fn build_transport_application(
             route_domain,
             port,
             frontend: match spec.protocol {
-                TransportProtocol::Tcp => Frontend::Tcp,
+                TransportProtocol::Tcp => Frontend::Tcp { tls },
                 TransportProtocol::Udp => Frontend::Udp,
             },
             snat: desired_snat(spec.snat, spec.snat_pool.as_deref())?,

@@ -76,12 +76,10 @@ pub fn build_transport_application(
                 reason: "FastL4 forwards packets without decrypting them: not with tls".into(),
             })
         }
+        // A Secret that does not resolve is reported in `unresolved`, which holds the object
+        // back: never served without its certificate.
         (Some(tls), TransportProtocol::Tcp) => {
-            match resolve_tls(&tls.as_virtual_server_tls(), &source, cluster, &mut unresolved)? {
-                Some(resolved) => Some(resolved),
-                // A Secret that does not resolve: reported in `unresolved`; never served without it.
-                None => None,
-            }
+            resolve_tls(&tls.as_virtual_server_tls(), &source, cluster, &mut unresolved)?
         }
     };
     Ok(BuiltApplication {

@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         partition: "kubernetes".into(),
         pool_member_type: PoolMemberType::Nodeport,
         node_selector: None,
+        default_route_domain: 0,
     };
     println!("{:>6} {:>12} {:>12} {:>10} {:>12} {:>12}", "vs", "model", "render", "hash", "tenant KiB", "validate");
     for count in [10usize, 100, 1000] {

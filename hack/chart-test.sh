@@ -96,6 +96,7 @@ for values in "${ci_files[@]}"; do
       check "ci/$base: no PrometheusRule" lacks_kind "$out" PrometheusRule
       check "ci/$base: no NetworkPolicy" lacks_kind "$out" NetworkPolicy
       check "ci/$base: no dashboard ConfigMap" lacks_kind "$out" ConfigMap
+      check "ci/$base: no default route domain flag at 0" lacks "$out" "--default-route-domain"
       check "ci/$base: image tag is appVersion" contains "$out" "image: \"bigip-operator:$(awk '/^appVersion:/ {gsub(/"/, "", $2); print $2}' "$chart/Chart.yaml")\""
       ;;
     ha)
@@ -104,6 +105,7 @@ for values in "${ci_files[@]}"; do
       check "ci/$base: topology spread over hostname" contains "$out" "topologyKey: kubernetes.io/hostname"
       check "ci/$base: ScheduleAnyway" contains "$out" "whenUnsatisfiable: ScheduleAnyway"
       check "ci/$base: priorityClassName" contains "$out" "priorityClassName: system-cluster-critical"
+      check "ci/$base: default route domain" contains "$out" "- --default-route-domain=2"
       check "ci/$base: Lease RBAC" contains "$out" "name: $release-leader-election"
       ;;
     single-replica)

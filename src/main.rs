@@ -90,6 +90,10 @@ struct RunArgs {
     /// `node-role.kubernetes.io/ingress` or `zone in (a,b),!spot` (=, ==, !=, in, notin, key, !key).
     #[arg(long)]
     node_label_selector: Option<Selector>,
+    /// The default route domain of the partitions the operator declares (AS3 Tenant
+    /// `defaultRouteDomain`): addresses without `%<id>` are in it. It must exist on the BIG-IP.
+    #[arg(long, env = "BIGIP_DEFAULT_ROUTE_DOMAIN", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=65534))]
+    default_route_domain: u16,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long)]
     namespace: Option<String>,
@@ -181,6 +185,9 @@ struct RenderArgs {
     /// nodeport mode: only nodes with these labels are pool members (as `run --node-label-selector`).
     #[arg(long)]
     node_label_selector: Option<Selector>,
+    /// The partitions' default route domain (as `run --default-route-domain`).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=65534))]
+    default_route_domain: u16,
     /// Partition for VirtualServers that name none.
     #[arg(long, default_value = "kubernetes")]
     partition: String,
@@ -264,8 +271,9 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         partition: args.partition,
         pool_member_type: args.pool_member_type,
         node_selector: args.node_label_selector,
+        default_route_domain: args.default_route_domain,
     };
-    let owner = Ownership::new(args.cluster_id)?;
+    let owner = Ownership::new(args.cluster_id)?.with_default_route_domain(args.default_route_domain);
     let rendered = bigip_operator::manifests::render_manifests(&manifests, &defaults, &owner)?;
     for warning in &rendered.warnings {
         eprintln!("warning: {warning}");
@@ -355,7 +363,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(id) => id.clone(),
         None => kube_system_uid(&client).await?,
     };
-    let owner = Ownership::new(cluster_id)?;
+    let owner = Ownership::new(cluster_id)?.with_default_route_domain(args.default_route_domain);
     info!(cluster_id = owner.cluster_id(), "tenants are labelled {}", owner.label());
     let settings = ControllerSettings {
         owner,
@@ -370,6 +378,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             partition: args.partition,
             pool_member_type: args.pool_member_type,
             node_selector: args.node_label_selector,
+            default_route_domain: args.default_route_domain,
         },
         namespace: args.namespace,
         selector: args.selector,

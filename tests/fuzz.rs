@@ -585,7 +585,12 @@ fn cluster_objects(document: &Value) -> Result<ClusterObjects, TestCaseError> {
 }
 
 fn defaults(member_type: PoolMemberType) -> ModelDefaults {
-    ModelDefaults { partition: "kubernetes".into(), pool_member_type: member_type, node_selector: None }
+    ModelDefaults {
+        partition: "kubernetes".into(),
+        pool_member_type: member_type,
+        node_selector: None,
+        default_route_domain: 0,
+    }
 }
 
 fn owner() -> Ownership {

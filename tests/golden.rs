@@ -28,10 +28,21 @@ fn golden_dir() -> PathBuf {
 }
 
 fn check_case(case: &str, mode: PoolMemberType) -> Vec<String> {
+    check_case_in_route_domain(case, mode, 0)
+}
+
+/// [`check_case`] by an operator with `--default-route-domain <default_route_domain>`.
+fn check_case_in_route_domain(case: &str, mode: PoolMemberType, default_route_domain: u16) -> Vec<String> {
     let input = golden_dir().join(format!("{case}.yaml"));
     let manifests = read_manifests(&[input]).expect("manifests parse");
-    let defaults = ModelDefaults { partition: "kubernetes".into(), pool_member_type: mode, node_selector: None };
-    let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
+    let defaults = ModelDefaults {
+        partition: "kubernetes".into(),
+        pool_member_type: mode,
+        node_selector: None,
+        default_route_domain,
+    };
+    let owner = golden_owner().with_default_route_domain(default_route_domain);
+    let rendered = render_manifests(&manifests, &defaults, &owner).expect("renders");
     let violations = validate_declaration(&rendered.declaration).expect("schema compiles");
     assert!(violations.is_empty(), "{case}: schema violations: {violations:#?}");
 
@@ -304,6 +315,18 @@ fn route_domains_in_virtual_addresses() {
 }
 
 #[test]
+fn the_partition_default_route_domain_is_declared_and_written_out() {
+    assert!(check_case_in_route_domain("partition-route-domain", PoolMemberType::Nodeport, 2).is_empty());
+    let declaration = golden_json("partition-route-domain");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    assert_eq!(tenant["defaultRouteDomain"], 2);
+    let address = |app: &str| tenant[app]["vs"]["virtualAddresses"].clone();
+    assert_eq!(address("shop_web"), serde_json::json!(["10.1.30.90%2"]));
+    assert_eq!(address("shop_admin"), serde_json::json!(["10.1.30.90%3"]));
+    assert_eq!(address("shop_ts_db"), serde_json::json!(["10.1.30.91%2"]));
+}
+
+#[test]
 fn listener_group_shared_by_two_namespaces() {
     assert!(check_case("listener-group", PoolMemberType::Nodeport).is_empty());
     let declaration = golden_json("listener-group");
@@ -366,6 +389,20 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
         for reference in &references {
             create_device_object(&sim, &reference.kinds[0], &reference.name).await;
         }
+        // Route domains are the administrator's too (AS3 does not create them): without them
+        // the BIG-IP refuses the tenant at deploy time.
+        let route_domains = route_domains_named(&declaration);
+        if !route_domains.is_empty() {
+            let report = client.declare(&declaration).await.unwrap_or_else(|e| panic!("{case}: {e}"));
+            let refusals: Vec<String> = report.tenants.values().map(|result| result.detail()).collect();
+            assert!(
+                refusals.iter().any(|detail| detail.contains("The requested route domain (/Common/")),
+                "{case}: deployed without its route domains: {refusals:?}"
+            );
+        }
+        for id in &route_domains {
+            create_device_object(&sim, "net/route-domain", &format!("/Common/{id}")).await;
+        }
         let report = client.declare(&declaration).await.unwrap_or_else(|e| panic!("{case}: {e}"));
         assert!(!report.tenants.is_empty(), "{case}: no tenant results");
         for (tenant, result) in &report.tenants {
@@ -387,6 +424,34 @@ async fn every_golden_declaration_is_accepted_by_the_simulator() {
         }
         sim.shutdown().await;
     }
+}
+
+/// The non-zero route domains (`%N`) of the virtual addresses and tenants of a declaration.
+fn route_domains_named(declaration: &Value) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    fn walk(value: &Value, ids: &mut std::collections::BTreeSet<String>) {
+        match value {
+            Value::Object(object) => {
+                for (key, item) in object {
+                    match (key.as_str(), item) {
+                        ("virtualAddresses", Value::Array(addresses)) => {
+                            ids.extend(addresses.iter().filter_map(Value::as_str).filter_map(|address| {
+                                address.split_once('%').map(|(_, id)| id.to_owned()).filter(|id| id != "0")
+                            }))
+                        }
+                        ("defaultRouteDomain", Value::Number(id)) if id.as_u64() != Some(0) => {
+                            ids.insert(id.to_string());
+                        }
+                        _ => walk(item, ids),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, ids)),
+            _ => {}
+        }
+    }
+    walk(declaration, &mut ids);
+    ids
 }
 
 /// Creates `full_path` of iControl REST type `kind` on the simulated BIG-IP, over its REST API.
@@ -413,6 +478,7 @@ fn the_samples_render_to_a_schema_valid_declaration() {
         partition: "kubernetes".into(),
         pool_member_type: PoolMemberType::Nodeport,
         node_selector: None,
+        default_route_domain: 0,
     };
     let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
     let members =
@@ -438,6 +504,7 @@ fn the_load_balancer_sample_gets_the_pools_first_address() {
         partition: "kubernetes".into(),
         pool_member_type: PoolMemberType::Nodeport,
         node_selector: None,
+        default_route_domain: 0,
     };
     let rendered = render_manifests(&manifests, &defaults, &golden_owner()).expect("renders");
     let app = "/declaration/kubernetes/default_ts_web-lb-tcp-80";
@@ -524,6 +591,7 @@ spec:
         partition: "kubernetes".into(),
         pool_member_type: PoolMemberType::Nodeport,
         node_selector: None,
+        default_route_domain: 0,
     };
     let rendered = render_manifests(&read, &defaults, &golden_owner()).expect("renders");
     let address = rendered.declaration.pointer("/declaration/kubernetes/default_pooled/vs/virtualAddresses");

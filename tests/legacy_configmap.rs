@@ -36,7 +36,12 @@ fn owner() -> Ownership {
 }
 
 fn defaults(partition: &str) -> ModelDefaults {
-    ModelDefaults { partition: partition.into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
+    ModelDefaults {
+        partition: partition.into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+        default_route_domain: 0,
+    }
 }
 
 fn add(manifests: &mut Manifests, translated: Translated) {
@@ -543,6 +548,7 @@ fn golden_pool_only_and_missing_bind_addr() {
         partition: "k8s".into(),
         pool_member_type: bigip_operator::crd::PoolMemberType::Nodeport,
         node_selector: None,
+        default_route_domain: 0,
     };
     let built =
         bigip_operator::model::build_application(vs, &bigip_operator::model::ClusterObjects::default(), &defaults)

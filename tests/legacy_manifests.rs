@@ -18,7 +18,12 @@ fn examples() -> Vec<PathBuf> {
 }
 
 fn defaults() -> ModelDefaults {
-    ModelDefaults { partition: "kubernetes".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
+    ModelDefaults {
+        partition: "kubernetes".into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+        default_route_domain: 0,
+    }
 }
 
 #[test]

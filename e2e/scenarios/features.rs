@@ -483,12 +483,28 @@ pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
         "actions below /api: {below}"
     );
 
-    // A route domain in the address: accepted by the API server (CEL), on the BIG-IP as is.
-    env.kubectl_apply(ns, &virtual_server("rd", "10.20.12.20%2", "web", ""))?;
+    // A route domain in the address: accepted by the API server (CEL); while the BIG-IP has
+    // no route domain 12 the object is left out naming spec.virtualAddress (AS3 creates no
+    // route domains, the BIG-IP would refuse the partition); once an administrator creates
+    // it, programmed as is.
+    env.kubectl_apply(ns, &virtual_server("rd", "10.20.12.20%12", "web", ""))?;
+    let message = eventually("left out for the missing route domain", WAIT, || async {
+        let vs = get_vs(env, ns, "rd").await?;
+        Ok(match condition(&vs, "ResolvedRefs") {
+            Some(c) if c.status == "False" && c.reason == "BigIpObjectNotFound" => Ok(c.message.clone()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    ensure!(message.contains("spec.virtualAddress names route domain 12"), "message: {message}");
+    ensure!(all_true(&get_vs(env, ns, "shop").await?).is_ok(), "the partition's other objects stay programmed");
+    let route_domain = serde_json::json!({"name": "12", "partition": "Common", "id": 12});
+    crate::scenarios::simulator_rest(env, reqwest::Method::POST, "/mgmt/tm/net/route-domain", Some(route_domain))
+        .await?;
     eventually("the route-domain VirtualServer Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "rd").await?)) })
         .await?;
     let rd = simulator_application(env, &app_name(ns, "rd")).context("route-domain application")?;
-    ensure!(rd["vs"]["virtualAddresses"] == serde_json::json!(["10.20.12.20%2"]), "vs: {}", rd["vs"]);
+    ensure!(rd["vs"]["virtualAddresses"] == serde_json::json!(["10.20.12.20%12"]), "vs: {}", rd["vs"]);
     let refused = env.kubectl_apply(ns, &virtual_server("badrd", "10.20.12.21%x", "web", ""));
     ensure!(format!("{refused:?}").contains("optionally with a route domain"), "CEL: {refused:?}");
     Ok(())
@@ -522,7 +538,9 @@ fn member_ratios(app: &Value, pool: &str) -> Vec<(String, i64)> {
 /// - TLS 1.2-1.3 with a cipher group and required client certificates from a CA Secret reach
 ///   the TLS_Server with the CA's certificate; the CA Secret deleted: `SecretNotFound` naming
 ///   `spec.tls.clientCertificates.caSecretName` and the application leaves the BIG-IP (never
-///   served without client verification); restored: back.
+///   served without client verification); restored: back;
+/// - a TransportServer offloading TLS with the same Secrets (Service_TCP with the TLS_Server)
+///   leaves and comes back with the CA Secret too.
 pub async fn weights_and_tls_options(env: &Env) -> Result<()> {
     let ns = "e2e-weights";
     setup_namespace(env, ns).await?;
@@ -558,6 +576,38 @@ spec:
 "#,
     )?;
     eventually("shop Ready", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) }).await?;
+    // TLS offload on a TransportServer with the same Secrets (#20).
+    env.kubectl_apply(
+        ns,
+        r#"apiVersion: bigip.operator.dev/v1alpha1
+kind: TransportServer
+metadata: {name: mqtt}
+spec:
+  virtualAddress: 10.20.13.11
+  port: 8883
+  poolMemberType: cluster
+  tls:
+    secretName: shop-tls
+    minVersion: "1.2"
+    clientCertificates: {caSecretName: clients-ca}
+  pool: {name: broker, service: shop-v1, servicePort: 80}
+"#,
+    )?;
+    let transport_servers: Api<TransportServer> = Api::namespaced(env.client.clone(), ns);
+    let ts_ready = || async {
+        let ts = transport_servers.get("mqtt").await?;
+        Ok(status_all_true(ts.status.as_ref(), ts.metadata.generation))
+    };
+    eventually("TransportServer mqtt Ready", WAIT, ts_ready).await?;
+    let ts_app = format!("{ns}_ts_mqtt");
+    let offload = simulator_application(env, &ts_app).context("the TransportServer's application")?;
+    ensure!(
+        offload["vs"]["class"] == "Service_TCP"
+            && offload["vs"]["serverTLS"] == "tls_server"
+            && offload["tls_server"]["authenticationMode"] == "require"
+            && offload["tls_server"]["tls1_1Enabled"] == false,
+        "TLS offload: {offload}"
+    );
     let app = app_name(ns, "shop");
     let ips = |endpoints: Vec<String>| -> Vec<String> {
         endpoints.iter().filter_map(|e| e.rsplit_once(':').map(|(ip, _)| ip.to_string())).collect()
@@ -614,12 +664,17 @@ spec:
         ))
     })
     .await?;
-    eventually("off the BIG-IP without its client CA", WAIT, || async {
-        Ok(if simulator_application(env, &app).is_none() { Ok(()) } else { Err("still on the BIG-IP".to_string()) })
+    eventually("off the BIG-IP without its client CA (both objects)", WAIT, || async {
+        Ok(if simulator_application(env, &app).is_none() && simulator_application(env, &ts_app).is_none() {
+            Ok(())
+        } else {
+            Err("still on the BIG-IP".to_string())
+        })
     })
     .await?;
     env.kubectl_apply(ns, &ca_secret)?;
     eventually("back with the CA", WAIT, || async { Ok(all_true(&get_vs(env, ns, "shop").await?)) }).await?;
+    eventually("the TransportServer back with the CA", WAIT, ts_ready).await?;
     Ok(())
 }
 

@@ -28,10 +28,12 @@ pub struct InvalidClusterId {
     pub id: String,
 }
 
-/// The identity written into and read back from tenant labels.
+/// The identity written into and read back from tenant labels, and what else this operator
+/// declares on each of its tenants: the partition's default route domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ownership {
     cluster_id: String,
+    default_route_domain: u16,
 }
 
 impl Ownership {
@@ -41,7 +43,7 @@ impl Ownership {
             && id.len() <= 48
             && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if valid {
-            Ok(Self { cluster_id: id })
+            Ok(Self { cluster_id: id, default_route_domain: 0 })
         } else {
             Err(InvalidClusterId { id })
         }
@@ -49,6 +51,16 @@ impl Ownership {
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// Tenants declared with this default route domain (`--default-route-domain`; 0 is AS3's
+    /// default and is not written).
+    pub fn with_default_route_domain(self, id: u16) -> Self {
+        Self { default_route_domain: id, ..self }
+    }
+
+    pub fn default_route_domain(&self) -> u16 {
+        self.default_route_domain
     }
 
     /// The tenant `label` (at most 64 characters, as AS3 requires).

@@ -56,6 +56,9 @@ pub fn render_tenant<A: AsRef<DesiredApplication>>(applications: &[A], owner: &O
     tenant.insert("class".into(), json!("Tenant"));
     tenant.insert("label".into(), json!(owner.label()));
     tenant.insert("remark".into(), json!(MANAGED_REMARK));
+    if owner.default_route_domain() != 0 {
+        tenant.insert("defaultRouteDomain".into(), json!(owner.default_route_domain()));
+    }
     let mut sorted: Vec<&DesiredApplication> = applications.iter().map(AsRef::as_ref).collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for app in sorted {

@@ -17,6 +17,8 @@ use super::As3Api;
 const LOGIN_PATH: &str = "/mgmt/shared/authn/login";
 const DECLARE_PATH: &str = "/mgmt/shared/appsvcs/declare";
 const TASK_PATH: &str = "/mgmt/shared/appsvcs/task";
+/// The iControl REST type of route domains, looked up by id (see `device_object_exists`).
+pub const ROUTE_DOMAIN_KIND: &str = "net/route-domain";
 const TOKEN_HEADER: &str = "X-F5-Auth-Token";
 /// A token is renewed this long before the BIG-IP would expire it.
 const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(60);
@@ -437,6 +439,23 @@ impl As3Api for BigIpClient {
                 }
                 // No ASM on the box: no policy exists.
                 404 => Ok(false),
+                other => {
+                    Err(BigIpError::Http { method: "GET", path: path.into(), status: other, body: truncate(&text) })
+                }
+            };
+        }
+        if kind == ROUTE_DOMAIN_KIND {
+            // Route domains are looked up by id (`/Common/2` → route domain 2), whatever their
+            // names (an administrator may call route domain 2 `rd-tenants`).
+            let wanted = full_path.rsplit('/').next().and_then(|id| id.parse::<u64>().ok());
+            let path = "/mgmt/tm/net/route-domain?$select=id,fullPath";
+            let (status, text) = self.send(Method::GET, path, Body::None).await?;
+            return match status.as_u16() {
+                200 => {
+                    let body = parse_json(path, &text)?;
+                    let items = body.get("items").and_then(Value::as_array).into_iter().flatten();
+                    Ok(items.filter_map(|item| item.get("id").and_then(Value::as_u64)).any(|id| Some(id) == wanted))
+                }
                 other => {
                     Err(BigIpError::Http { method: "GET", path: path.into(), status: other, body: truncate(&text) })
                 }

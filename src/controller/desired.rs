@@ -864,7 +864,12 @@ mod tests {
     const NAMESPACE: &str = "shop";
 
     fn defaults() -> ModelDefaults {
-        ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
+        ModelDefaults {
+            partition: "k8s".into(),
+            pool_member_type: PoolMemberType::Nodeport,
+            node_selector: None,
+            default_route_domain: 0,
+        }
     }
 
     /// One change the watches could report.

@@ -411,7 +411,12 @@ mod tests {
     use serde_json::json;
 
     fn defaults() -> ModelDefaults {
-        ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
+        ModelDefaults {
+            partition: "k8s".into(),
+            pool_member_type: PoolMemberType::Nodeport,
+            node_selector: None,
+            default_route_domain: 0,
+        }
     }
 
     fn vs(spec_partition: Option<&str>, status_partition: Option<&str>) -> VirtualServer {

@@ -71,7 +71,7 @@ pub fn build_application(
         (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), None, 0)
     } else {
         let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &vs.metadata)?;
-        listener(&address, spec.port)?
+        listener(&address, spec.port, defaults.default_route_domain)?
     };
     let partition = partition_of(spec.partition.as_deref(), defaults)?;
     if spec.pools.is_empty() {
@@ -225,7 +225,14 @@ pub(super) fn refuse_without_virtual(fields: &[(&'static str, bool)]) -> Result<
 /// The virtual address and port of a spec.
 /// The virtual address, its route domain (`10.1.10.80%2`; `%0`, the default, is no route
 /// domain) and the port of a spec.
-pub(super) fn listener(address: &str, port: i32) -> Result<(IpAddr, Option<u16>, u16), InvalidSpec> {
+/// The address, route domain and port of a virtual server. An address without `%<id>` is in
+/// the partition's default route domain (`default_route_domain`, `--default-route-domain`),
+/// which is then written out: `None` stands for route domain 0.
+pub(super) fn listener(
+    address: &str,
+    port: i32,
+    default_route_domain: u16,
+) -> Result<(IpAddr, Option<u16>, u16), InvalidSpec> {
     let invalid = || InvalidSpec::VirtualAddress { value: address.to_string() };
     let (ip, route_domain) = match address.split_once('%') {
         None => (address, None),
@@ -236,7 +243,18 @@ pub(super) fn listener(address: &str, port: i32) -> Result<(IpAddr, Option<u16>,
     };
     let virtual_address: IpAddr = ip.parse().map_err(|_| invalid())?;
     let port = u16::try_from(port).ok().filter(|p| *p != 0).ok_or(InvalidSpec::Port { value: port })?;
-    Ok((virtual_address, route_domain.filter(|domain| *domain != 0), port))
+    if route_domain == Some(0) && default_route_domain != 0 {
+        // AS3 drops a %0 in a tenant whose default route domain is not 0 and puts the address
+        // in the default one (F5 AS3 issue 829): refused rather than programmed elsewhere.
+        return Err(InvalidSpec::Field {
+            field: "virtualAddress",
+            reason: format!(
+                "{address}: route domain 0 in a partition whose default route domain is {default_route_domain} \
+                 (--default-route-domain); AS3 would place the address in route domain {default_route_domain}"
+            ),
+        });
+    }
+    Ok((virtual_address, Some(route_domain.unwrap_or(default_route_domain)).filter(|domain| *domain != 0), port))
 }
 
 /// Validates the pools and resolves their members; unresolved Services leave a pool empty.

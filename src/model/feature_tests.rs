@@ -12,7 +12,12 @@ use super::*;
 use crate::crd::{TransportServer, VirtualServer};
 
 fn defaults() -> ModelDefaults {
-    ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
+    ModelDefaults {
+        partition: "k8s".into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+        default_route_domain: 0,
+    }
 }
 
 fn object<T: serde::de::DeserializeOwned>(kind: &str, name: &str, created_second: u32, spec: serde_json::Value) -> T {
@@ -643,6 +648,43 @@ fn route_domains_make_distinct_destinations_and_percent_zero_is_the_default() {
         let err = build_application(&at("bad", 6, bad), &cluster(), &defaults()).expect_err(bad);
         assert!(err.to_string().contains("spec.virtualAddress"), "{bad}: {err}");
     }
+}
+
+#[test]
+fn the_partition_default_route_domain_holds_addresses_without_one() {
+    let in_rd2 = ModelDefaults { default_route_domain: 2, ..defaults() };
+    let at =
+        |name: &str, created: u32, address: &str| vs(name, created, json!({"virtualAddress": address, "port": 80}));
+    // Without %: route domain 2, written out; %2 is the same destination, %3 another.
+    let plain = build_application(&at("a", 1, "10.1.10.80"), &cluster(), &in_rd2).expect("valid");
+    assert_eq!(plain.application.route_domain, Some(2));
+    let fleet = build_fleet(
+        [&at("a", 1, "10.1.10.80"), &at("b", 2, "10.1.10.80%2"), &at("c", 3, "10.1.10.80%3")],
+        std::iter::empty(),
+        &cluster(),
+        &in_rd2,
+    );
+    let outcome = |name: &str| {
+        &fleet.outcomes[&SourceId {
+            kind: SourceKind::VirtualServer,
+            key: ObjectKey { namespace: "shop".into(), name: name.into() },
+        }]
+    };
+    assert!(matches!(outcome("a"), AppOutcome::Included { .. }));
+    assert!(
+        matches!(outcome("b"), AppOutcome::AddressConflict { listener, .. } if listener.to_string() == "10.1.10.80%2:80 (tcp)"),
+        "{:?}",
+        outcome("b")
+    );
+    assert!(matches!(outcome("c"), AppOutcome::Included { .. }), "{:?}", outcome("c"));
+    // %0 would land in route domain 2 (AS3 drops it there): refused, naming the field.
+    let err = build_application(&at("d", 4, "10.1.10.81%0"), &cluster(), &in_rd2).expect_err("%0");
+    assert!(err.to_string().contains("spec.virtualAddress: 10.1.10.81%0: route domain 0"), "{err}");
+    // TransportServers alike.
+    let mut transport = ts("db", 5, "tcp", 5432);
+    transport.spec.virtual_address = "10.1.10.82".into();
+    let built = build_transport_application(&transport, &cluster(), &in_rd2).expect("valid");
+    assert_eq!(built.application.route_domain, Some(2));
 }
 
 #[test]

@@ -38,6 +38,8 @@ pub struct GroupSettings {
     pub application: String,
     pub partition: String,
     pub address: IpAddr,
+    /// The partition's default route domain, written out when not 0 (`--default-route-domain`).
+    pub route_domain: Option<u16>,
     pub port: u16,
     /// HTTPS (certificates by server name) rather than plain HTTP.
     pub tls: bool,
@@ -60,15 +62,11 @@ impl GroupSettings {
     /// The listeners of the group's virtual server: its port, and port 80 when it redirects
     /// or serves plain HTTP there.
     pub fn listeners(&self) -> Vec<Listener> {
+        let route_domain = self.route_domain.unwrap_or(0);
         let mut listeners =
-            vec![Listener { address: self.address, route_domain: 0, port: self.port, protocol: ListenerProtocol::Tcp }];
+            vec![Listener { address: self.address, route_domain, port: self.port, protocol: ListenerProtocol::Tcp }];
         if self.redirects_http() || self.serves_http() {
-            listeners.push(Listener {
-                address: self.address,
-                route_domain: 0,
-                port: 80,
-                protocol: ListenerProtocol::Tcp,
-            });
+            listeners.push(Listener { address: self.address, route_domain, port: 80, protocol: ListenerProtocol::Tcp });
         }
         listeners
     }
@@ -132,6 +130,7 @@ fn group_settings(
         application,
         partition,
         address,
+        route_domain: Some(defaults.default_route_domain).filter(|id| *id != 0),
         port,
         tls: spec.tls.is_some(),
         default_certificate,
@@ -325,6 +324,7 @@ fn group_application(
     );
     app.frontend = Frontend::Http { routes, redirects: Vec::new(), tls, x_forwarded_for: false, waf_policy: None };
     app.default_pool = String::new();
+    app.route_domain = settings.route_domain;
     app.group = Some(settings);
     app
 }

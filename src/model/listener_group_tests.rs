@@ -12,7 +12,12 @@ use super::*;
 use crate::crd::{BigIpListenerGroup, VirtualServer};
 
 fn defaults() -> ModelDefaults {
-    ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Nodeport, node_selector: None }
+    ModelDefaults {
+        partition: "k8s".into(),
+        pool_member_type: PoolMemberType::Nodeport,
+        node_selector: None,
+        default_route_domain: 0,
+    }
 }
 
 fn group(allowed: &[&str], tls: serde_json::Value) -> BigIpListenerGroup {

@@ -39,6 +39,9 @@ pub struct ModelDefaults {
     pub pool_member_type: PoolMemberType,
     /// Nodeport mode: only nodes whose labels match are pool members (`--node-label-selector`).
     pub node_selector: Option<labels::Selector>,
+    /// The route domain of addresses written without `%<id>` (`--default-route-domain`): the
+    /// default route domain of every partition the operator declares.
+    pub default_route_domain: u16,
 }
 
 /// Namespace and name of a namespaced Kubernetes object.

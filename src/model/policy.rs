@@ -137,7 +137,12 @@ mod tests {
     use crate::model::{build_application, ClusterObjects, Frontend, ModelDefaults, UnresolvedRef};
 
     fn defaults() -> ModelDefaults {
-        ModelDefaults { partition: "k8s".into(), pool_member_type: PoolMemberType::Cluster, node_selector: None }
+        ModelDefaults {
+            partition: "k8s".into(),
+            pool_member_type: PoolMemberType::Cluster,
+            node_selector: None,
+            default_route_domain: 0,
+        }
     }
 
     fn policy() -> BigIpPolicy {

@@ -12,7 +12,7 @@ use crate::crd::VirtualServer;
 const NO_TS: [&crate::crd::TransportServer; 0] = [];
 
 fn defaults(mode: PoolMemberType) -> ModelDefaults {
-    ModelDefaults { partition: "k8s".into(), pool_member_type: mode, node_selector: None }
+    ModelDefaults { partition: "k8s".into(), pool_member_type: mode, node_selector: None, default_route_domain: 0 }
 }
 
 fn vs(name: &str, address: &str, port: i32, extra: serde_json::Value) -> VirtualServer {

@@ -40,7 +40,7 @@ pub fn build_transport_application(
         (std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), None, 0)
     } else {
         let address = super::object_address(&spec.virtual_address, spec.address_pool.as_deref(), &ts.metadata)?;
-        listener(&address, spec.port)?
+        listener(&address, spec.port, defaults.default_route_domain)?
     };
     let partition = super::application::partition_of(spec.partition.as_deref(), defaults)?;
     let persistence = spec.persistence.unwrap_or_default();

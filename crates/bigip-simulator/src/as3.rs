@@ -370,7 +370,7 @@ async fn run_one(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: O
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            let Plan { tenants, listeners, mut results, changes } = *plan;
+            let Plan { tenants, listeners, route_domains, mut results, changes } = *plan;
             if !dry_run {
                 let repaired = sim.repair_live(&touched);
                 for result in results.iter_mut().filter(|result| repaired.contains(&result.tenant)) {
@@ -380,7 +380,7 @@ async fn run_one(sim: &SimulatorState, guard: &DeclareGuard, job: Job, client: O
                     }
                 }
             }
-            let working = Working { tenants, listeners };
+            let working = Working { tenants, listeners, route_domains };
             if !dry_run && !changes.is_empty() {
                 for change in &changes {
                     tracing::info!(tenant = %change.tenant, action = ?change.action, client, "tenant changed");

@@ -18,7 +18,11 @@ pub(super) fn check_change(
     diff: &TenantDiff,
     deployed: &Tenants,
     listeners: &ListenerIndex,
+    route_domains: &RouteDomains,
 ) -> Result<ListenerIndex, String> {
+    if let Some(id) = model::tenant_default_route_domain(tenant) {
+        route_domains.check(&id)?;
+    }
     let tenants = TenantSet::replacing(deployed, name, tenant);
     // Addresses in `Shared` and the tenant's route domain reach every Application. (Pointers
     // were resolved with the request, before anything is deployed: see `digest`.)
@@ -41,9 +45,43 @@ pub(super) fn check_change(
         }
     }
     for application in &affected {
-        listeners.claim(model::application_virtuals(name, tenant, application, tenants))?;
+        listeners.claim(model::application_virtuals(name, tenant, application, tenants), route_domains)?;
     }
     Ok(listeners)
+}
+
+/// The route domains of the BIG-IP, by id: route domain 0 always, others as created by an
+/// administrator (`net/route-domain`, named by their id in the simulator). AS3 does not create
+/// route domains; an address or a tenant's `defaultRouteDomain` naming a missing one fails
+/// that tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RouteDomains(std::sync::Arc<std::collections::BTreeSet<String>>);
+
+impl Default for RouteDomains {
+    fn default() -> Self {
+        Self::of(["0".to_owned()])
+    }
+}
+
+impl RouteDomains {
+    pub(super) fn of(ids: impl IntoIterator<Item = String>) -> Self {
+        let mut ids: std::collections::BTreeSet<String> = ids.into_iter().collect();
+        ids.insert("0".to_owned());
+        Self(std::sync::Arc::new(ids))
+    }
+
+    /// The route domains among the device's `net/route-domain` objects (`/Common/2` → `2`).
+    pub(super) fn from_device(full_paths: &[String]) -> Self {
+        Self::of(full_paths.iter().filter_map(|path| path.rsplit('/').next()).map(str::to_owned))
+    }
+
+    fn check(&self, id: &str) -> Result<(), String> {
+        if self.0.contains(id) {
+            Ok(())
+        } else {
+            Err(format!("01020036:3: The requested route domain (/Common/{id}) was not found."))
+        }
+    }
 }
 /// A virtual server holding a destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,9 +169,12 @@ impl ListenerIndex {
 
     /// Records the destinations `virtuals` (of one Application) hold, checking each against
     /// those already held; on a conflict, names both virtual servers as BIG-IP does.
-    fn claim(&mut self, virtuals: Vec<LtmVirtual>) -> Result<(), String> {
+    fn claim(&mut self, virtuals: Vec<LtmVirtual>, route_domains: &RouteDomains) -> Result<(), String> {
         for virtual_server in &virtuals {
             let Some(listener) = &virtual_server.listener else { continue };
+            if let Some((_, id)) = listener.address.split_once('%') {
+                route_domains.check(id)?;
+            }
             let holder = self
                 .holders
                 .get(listener)
@@ -214,7 +255,7 @@ mod tests {
     fn check_tenant(name: &str, value: &Value, working: &Tenants) -> Result<(), String> {
         let tenant = Tenant::from_value(value);
         let diff = Tenant::diff(working.get(name).map(AsRef::as_ref), &tenant);
-        check_change(name, &tenant, &diff, working, &ListenerIndex::of(working)).map(|_| ())
+        check_change(name, &tenant, &diff, working, &ListenerIndex::of(working), &RouteDomains::default()).map(|_| ())
     }
 
     fn deployed(tenants: &[(&str, Value)]) -> Tenants {
@@ -281,6 +322,33 @@ mod tests {
     }
 
     #[test]
+    fn route_domains_the_device_lacks_fail_the_tenant() {
+        let working = deployed(&[]);
+        let in_rd = |address: &str, default: Option<u16>| {
+            let mut tenant = http_tenant(address, "web_pool");
+            if let Some(id) = default {
+                tenant["defaultRouteDomain"] = json!(id);
+            }
+            Tenant::from_value(&tenant)
+        };
+        let check = |tenant: &Tenant, known: &[&str]| {
+            let diff = Tenant::diff(None, tenant);
+            let route_domains = RouteDomains::of(known.iter().map(|id| (*id).to_owned()));
+            check_change("T", tenant, &diff, &working, &ListenerIndex::default(), &route_domains).map(|_| ())
+        };
+        let missing = |id: &str| Err(format!("01020036:3: The requested route domain (/Common/{id}) was not found."));
+        assert_eq!(check(&in_rd("10.0.0.1%7", None), &[]), missing("7"));
+        assert_eq!(check(&in_rd("10.0.0.1%7", None), &["7"]), Ok(()));
+        assert_eq!(check(&in_rd("10.0.0.1", Some(2)), &["7"]), missing("2"), "the tenant's default, for its addresses");
+        assert_eq!(check(&in_rd("10.0.0.1", Some(2)), &["2"]), Ok(()));
+        assert_eq!(check(&in_rd("10.0.0.1%0", None), &[]), Ok(()), "route domain 0 always exists");
+        assert_eq!(
+            RouteDomains::from_device(&["/Common/0".into(), "/Common/12".into()]),
+            RouteDomains::of(["12".into()])
+        );
+    }
+
+    #[test]
     fn a_per_application_change_is_checked_against_the_held_listeners() {
         let working =
             deployed(&[("T1", http_tenant("10.0.0.1", "web_pool")), ("T2", http_tenant("10.0.0.2", "web_pool"))]);
@@ -291,19 +359,27 @@ mod tests {
         // A new Application on an address another tenant holds.
         let clashing = held.with_applications([("B".to_owned(), app("10.0.0.1"))]);
         let diff = Tenant::diff(Some(held), &clashing);
-        let error = check_change("T2", &clashing, &diff, &working, &index).expect_err("10.0.0.1:80 is held by T1");
+        let error = check_change("T2", &clashing, &diff, &working, &index, &RouteDomains::default())
+            .expect_err("10.0.0.1:80 is held by T1");
         assert!(error.contains("/T2/B/svc") && error.contains("/T1/A/service"), "{error}");
 
         // Moving T2's own Application to a new address frees the old one.
         let moved = held.with_applications([("A".to_owned(), app("10.0.0.3"))]);
         let diff = Tenant::diff(Some(held), &moved);
-        let after = check_change("T2", &moved, &diff, &working, &index).expect("10.0.0.3 is free");
+        let after =
+            check_change("T2", &moved, &diff, &working, &index, &RouteDomains::default()).expect("10.0.0.3 is free");
         let taker = Tenant::from_value(&json!({"class": "Tenant", "C": app("10.0.0.2")}));
         let diff = Tenant::diff(None, &taker);
         let mut working_after = working.clone();
         working_after.insert("T2".to_owned(), Arc::new(moved));
-        assert_eq!(check_change("T3", &taker, &diff, &working_after, &after).map(|_| ()), Ok(()));
-        assert!(check_change("T3", &taker, &diff, &working, &index).is_err(), "before the move it is held");
+        assert_eq!(
+            check_change("T3", &taker, &diff, &working_after, &after, &RouteDomains::default()).map(|_| ()),
+            Ok(())
+        );
+        assert!(
+            check_change("T3", &taker, &diff, &working, &index, &RouteDomains::default()).is_err(),
+            "before the move it is held"
+        );
     }
 
     #[test]
@@ -313,8 +389,14 @@ mod tests {
         index.replace_tenant("T1", Some(&working["T1"]), None, TenantSet::new(&working));
         let taker = Tenant::from_value(&http_tenant("10.0.0.1", "web_pool"));
         let diff = Tenant::diff(None, &taker);
-        assert!(check_change("T2", &taker, &diff, &working, &index).is_ok(), "T1's listener was released");
+        assert!(
+            check_change("T2", &taker, &diff, &working, &index, &RouteDomains::default()).is_ok(),
+            "T1's listener was released"
+        );
         index.replace_tenant("T1", None, Some(&working["T1"]), TenantSet::new(&working));
-        assert!(check_change("T2", &taker, &diff, &working, &index).is_err(), "T1 holds it again");
+        assert!(
+            check_change("T2", &taker, &diff, &working, &index, &RouteDomains::default()).is_err(),
+            "T1 holds it again"
+        );
     }
 }

@@ -14,7 +14,7 @@ use as3_rules::schema::{
     post_process_sites, schema_words, validate_declaration, PostProcessSite, SchemaError, AS3_SCHEMA_VERSION,
 };
 
-use super::checks::{self, ListenerIndex};
+use super::checks::{self, ListenerIndex, RouteDomains};
 use super::model::{applications, Tenant, TenantSet, Tenants};
 use super::schema_defaults::default_of;
 use super::state::{ChangeAction, DeclarationMeta};
@@ -314,6 +314,8 @@ pub(super) struct Plan {
     pub(super) tenants: Tenants,
     /// The destinations the virtual servers of `tenants` hold.
     pub(super) listeners: ListenerIndex,
+    /// The device's route domains (not changed by AS3).
+    pub(super) route_domains: RouteDomains,
     pub(super) results: Vec<TenantResult>,
     pub(super) changes: Vec<Change>,
 }
@@ -324,17 +326,28 @@ pub(super) struct Plan {
 pub(super) struct Working {
     pub(super) tenants: Tenants,
     pub(super) listeners: ListenerIndex,
+    pub(super) route_domains: RouteDomains,
 }
 
 impl Plan {
     fn starting_from(working: Working) -> Self {
-        Self { tenants: working.tenants, listeners: working.listeners, results: Vec::new(), changes: Vec::new() }
+        Self {
+            tenants: working.tenants,
+            listeners: working.listeners,
+            route_domains: working.route_domains,
+            results: Vec::new(),
+            changes: Vec::new(),
+        }
     }
 
     /// The deployed state once this plan is committed.
     #[cfg(test)]
     pub(super) fn working(&self) -> Working {
-        Working { tenants: self.tenants.clone(), listeners: self.listeners.clone() }
+        Working {
+            tenants: self.tenants.clone(),
+            listeners: self.listeners.clone(),
+            route_domains: self.route_domains.clone(),
+        }
     }
 
     fn record(&mut self, tenant: &str, outcome: Outcome) {
@@ -354,7 +367,7 @@ impl Plan {
         if diff.is_empty() {
             return self.record(name, Outcome::NoChange);
         }
-        match checks::check_change(name, &tenant, &diff, &self.tenants, &self.listeners) {
+        match checks::check_change(name, &tenant, &diff, &self.tenants, &self.listeners, &self.route_domains) {
             Ok(listeners) => self.listeners = listeners,
             Err(message) => return self.record(name, Outcome::Failed(message)),
         }

@@ -69,6 +69,19 @@ fn full_path(segment: &str) -> String {
 
 fn document(kind: &str, full_path: &str) -> Value {
     let (partition, name) = full_path.trim_start_matches('/').split_once('/').unwrap_or(("Common", full_path));
+    if kind == "net/route-domain" {
+        // Route domains are named by their id here (`/Common/2` is route domain 2).
+        if let Ok(id) = name.parse::<u16>() {
+            return json!({
+                "kind": "tm:net:route-domain:route-domainstate",
+                "name": name,
+                "partition": partition,
+                "fullPath": full_path,
+                "id": id,
+                "selfLink": format!("https://localhost/mgmt/tm/net/route-domain/{}?ver={TMOS_VERSION}", full_path.replace('/', "~")),
+            });
+        }
+    }
     json!({
         "kind": format!("tm:{}:{}state", kind.replace('/', ":"), kind.rsplit('/').next().unwrap_or(kind)),
         "name": name,

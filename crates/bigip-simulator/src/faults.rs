@@ -314,7 +314,7 @@ mod tests {
     fn deployed(tenants: &[(&str, Value)]) -> Working {
         let tenants: Tenants =
             tenants.iter().map(|(name, value)| ((*name).to_owned(), Arc::new(Tenant::from_value(value)))).collect();
-        Working { listeners: ListenerIndex::of(&tenants), tenants }
+        Working { listeners: ListenerIndex::of(&tenants), tenants, route_domains: Default::default() }
     }
 
     #[test]

@@ -228,7 +228,7 @@ struct Destination {
     ipv6: bool,
 }
 
-fn tenant_default_route_domain(tenant: &Tenant) -> Option<String> {
+pub(super) fn tenant_default_route_domain(tenant: &Tenant) -> Option<String> {
     match tenant.property("defaultRouteDomain") {
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,

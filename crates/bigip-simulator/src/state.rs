@@ -16,7 +16,7 @@ use as3_rules::schema::AS3_SCHEMA_VERSION;
 
 use super::auth::TokenStore;
 use super::catalog::DeviceCatalog;
-use super::checks::ListenerIndex;
+use super::checks::{ListenerIndex, RouteDomains};
 use super::declaration::{declared_tenants, Change, Working};
 use super::faults::{FaultState, Faults};
 use super::live::LiveEdits;
@@ -374,8 +374,9 @@ impl SimulatorState {
     }
 
     pub(super) fn working(&self) -> Working {
+        let route_domains = RouteDomains::from_device(&lock(&self.shared.device).list("net/route-domain"));
         let store = lock(&self.shared.store);
-        Working { tenants: store.deployed.tenants.clone(), listeners: store.deployed.listeners.clone() }
+        Working { tenants: store.deployed.tenants.clone(), listeners: store.deployed.listeners.clone(), route_domains }
     }
 
     /// Applications deployed over all tenants (counted in place, nothing copied).

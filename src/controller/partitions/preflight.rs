@@ -38,6 +38,9 @@ pub(super) struct Preflight {
 /// The field of a VirtualServer/TransportServer that makes the `bigip:` reference at AS3 path
 /// `/<partition>/<application>/<object>/<property>[/<index>]`.
 fn field_of(instance_path: &str) -> String {
+    if instance_path.ends_with(&format!("/{DEFAULT_ROUTE_DOMAIN_PROPERTY}")) {
+        return "--default-route-domain".to_owned();
+    }
     let segments: Vec<&str> = instance_path.split('/').skip(4).collect();
     let object = instance_path.split('/').nth(3).unwrap_or_default();
     match segments.as_slice() {
@@ -65,12 +68,70 @@ fn field_of(instance_path: &str) -> String {
         ["allowVlans", index, ..] => format!("spec.allowVlans[{index}]"),
         ["monitors", ..] => "spec.pools[].bigipMonitors".to_owned(),
         ["cipherGroup", ..] => "spec.tls.cipherGroup".to_owned(),
+        ["virtualAddresses", ..] | ["virtualAddress"] => "spec.virtualAddress".to_owned(),
         _ => instance_path.to_owned(),
     }
 }
 
+/// The tenant property holding the partition's default route domain.
+const DEFAULT_ROUTE_DOMAIN_PROPERTY: &str = "defaultRouteDomain";
+
+/// The route domains an application needs (AS3 creates none; the BIG-IP refuses a tenant at
+/// deploy time that names a missing one): the partition's default (`--default-route-domain`),
+/// and every other one its addresses name. As references of type `net/route-domain` named
+/// `/Common/<id>`, looked up by id.
+fn route_domain_references(
+    partition: &str,
+    owner: &Ownership,
+    application: &RenderedApplication,
+) -> Vec<BigIpReference> {
+    let reference = |instance_path: String, id: &str| BigIpReference {
+        instance_path,
+        name: format!("/Common/{id}"),
+        kinds: vec![crate::bigip::client::ROUTE_DOMAIN_KIND.to_owned()],
+    };
+    let default = owner.default_route_domain();
+    let mut references = Vec::new();
+    if default != 0 {
+        references.push(reference(format!("/{partition}/{DEFAULT_ROUTE_DOMAIN_PROPERTY}"), &default.to_string()));
+    }
+    let text = application.json().get();
+    if !text.contains('%') {
+        return references;
+    }
+    let Ok(Value::Object(objects)) = serde_json::from_str::<Value>(text) else { return references };
+    for (object, value) in &objects {
+        let addresses: Vec<(String, &str)> = match (value.get("virtualAddresses"), value.get("virtualAddress")) {
+            (Some(Value::Array(list)), _) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(index, address)| address.as_str().map(|a| (format!("virtualAddresses/{index}"), a)))
+                .collect(),
+            (_, Some(Value::String(address))) => vec![("virtualAddress".to_owned(), address.as_str())],
+            _ => Vec::new(),
+        };
+        for (property, address) in addresses {
+            let Some((_, id)) = address.split_once('%') else { continue };
+            if id != "0" && id != default.to_string() {
+                references.push(reference(format!("/{partition}/{}/{object}/{property}", application.name), id));
+            }
+        }
+    }
+    references
+}
+
 /// The message for an application whose reference names an object the BIG-IP lacks.
 pub(super) fn missing_object_message(reference: &BigIpReference) -> String {
+    if reference.kinds.iter().any(|kind| kind == crate::bigip::client::ROUTE_DOMAIN_KIND) {
+        let id = reference.name.rsplit('/').next().unwrap_or_default();
+        return format!(
+            "{} names route domain {id}, and the BIG-IP has none with that id: the application is left out of the \
+             partition until an administrator creates it (AS3 creates no route domains; the BIG-IP would refuse \
+             the partition: 01020036:3: The requested route domain ({}) was not found.)",
+            field_of(&reference.instance_path),
+            reference.name
+        );
+    }
     let what = if reference.is_waf_policy() { "WAF policy" } else { "object of that type" };
     format!(
         "{} names {}, and the BIG-IP has no such {what}: the application is left out of the partition until it \
@@ -142,6 +203,9 @@ pub(super) fn preflight_check(
                     // applications that name BIG-IP objects at all.
                     if problem.is_none() && application.json().get().contains("\"bigip\"") {
                         references = references_of(&request);
+                    }
+                    if problem.is_none() {
+                        references.extend(route_domain_references(partition, owner, application));
                     }
                 }
                 Ok(violations) => {
@@ -307,6 +371,42 @@ mod tests {
         ] {
             assert_eq!(field_of(path), field, "{path}");
         }
+    }
+
+    #[test]
+    fn route_domains_are_references_named_by_their_field() {
+        let app = |value: serde_json::Value| RenderedApplication::from_value("ns_web".into(), &value);
+        let owner = Ownership::new("c").expect("id");
+        let service = serde_json::json!({"class": "Application",
+            "vs": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.1%3"]},
+            "other": {"class": "Service_HTTP", "virtualAddresses": ["10.0.0.2%0", "10.0.0.3"]},
+            "virtual_address": {"class": "Service_Address", "virtualAddress": "10.0.0.4%5"}});
+        let names = |references: Vec<BigIpReference>| {
+            references.into_iter().map(|r| (field_of(&r.instance_path), r.name)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(route_domain_references("k8s", &owner, &app(service.clone()))),
+            [
+                ("spec.virtualAddress".to_owned(), "/Common/3".to_owned()),
+                ("spec.virtualAddress".to_owned(), "/Common/5".to_owned())
+            ]
+        );
+        // With a default route domain: the default for every application; %3 as named.
+        let in_rd3 = owner.with_default_route_domain(3);
+        assert_eq!(
+            names(route_domain_references("k8s", &in_rd3, &app(service))),
+            [
+                ("--default-route-domain".to_owned(), "/Common/3".to_owned()),
+                ("spec.virtualAddress".to_owned(), "/Common/5".to_owned())
+            ]
+        );
+        let reference = &route_domain_references("k8s", &in_rd3, &app(serde_json::json!({"class": "Application"})))[0];
+        let message = missing_object_message(reference);
+        assert!(
+            message.starts_with("--default-route-domain names route domain 3, and the BIG-IP has none"),
+            "{message}"
+        );
+        assert!(message.contains("01020036:3: The requested route domain (/Common/3) was not found."), "{message}");
     }
 
     #[test]

@@ -229,6 +229,39 @@ fn transport_servers_offload_tls() {
 }
 
 #[test]
+fn rules_persist_on_their_own() {
+    use serde_json::json;
+    assert!(check_case("rule-persistence", PoolMemberType::Nodeport).is_empty());
+    let declaration = golden_json("rule-persistence");
+    let tenant = &declaration["declaration"]["kubernetes"];
+    let rules = tenant["shop_shop"]["routes"]["rules"].as_array().expect("rules").clone();
+    let persist_of = |name: &str| {
+        let rule = rules.iter().find(|rule| rule["name"] == name).unwrap_or_else(|| panic!("rule {name}"));
+        let actions = rule["actions"].as_array().expect("actions");
+        let persist = actions.iter().find(|a| a["type"] == "persist").cloned().unwrap_or(Value::Null);
+        assert_eq!(actions.last().map(|a| &a["type"]), Some(&json!("forward")), "{name}: forward comes last");
+        persist
+    };
+    // Rules are in evaluation order: exact host with path, exact hosts, then no host.
+    let names: Vec<&str> = rules.iter().filter_map(|rule| rule["name"].as_str()).collect();
+    assert_eq!(names, ["route_0", "route_0_below", "route_1", "route_2", "route_3", "route_3_below"]);
+    assert_eq!(
+        persist_of("route_0"),
+        json!({"type": "persist", "event": "request", "cookieInsert": {"name": "shop-account", "expiry": "1d00:00:00"}})
+    );
+    assert_eq!(persist_of("route_0_below"), persist_of("route_0"));
+    assert_eq!(
+        persist_of("route_1")["cookieInsert"],
+        json!({"name": "BIGipServer_shop_shop_web", "expiry": "00:00:00"})
+    );
+    assert_eq!(persist_of("route_2")["sourceAddress"], json!({"netmask": "255.255.255.255", "timeout": 600}));
+    assert_eq!(persist_of("route_3")["disable"], json!({}));
+    assert_eq!(tenant["shop_shop"]["vs"]["persistenceMethods"], json!([]));
+    let v6 = &tenant["shop_v6"]["routes"]["rules"][0]["actions"][0];
+    assert_eq!(v6["destinationAddress"], json!({"netmask": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "timeout": 180}));
+}
+
+#[test]
 fn weighted_backends_become_member_ratios() {
     assert!(check_case("weighted-backends", PoolMemberType::Cluster).is_empty());
     let declaration = golden_json("weighted-backends");

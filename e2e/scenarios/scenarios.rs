@@ -327,6 +327,10 @@ pub async fn crd_validation_rejects_invalid(env: &Env) -> Result<()> {
         ("iRules: [{bigip: /Common/a, name: b, text: c}]", "an iRule is either"),
         ("tls: {secretName: a, httpRedirect: false, httpPort: 8080}", "httpPort is the port httpRedirect or allowHttp"),
         ("tls: {mode: passthrough, httpPort: 8080}", "httpPort is the port httpRedirect or allowHttp"),
+        (
+            "rules: [{host: a.example.com, pool: web, persistence: {method: source-address, cookieName: x}}]",
+            "cookieName goes with method cookie",
+        ),
     ];
     for (index, (extra, expected)) in feature_cases.iter().enumerate() {
         let manifest = format!(

@@ -14,8 +14,8 @@ use super::ownership::Ownership;
 use crate::crd::{MonitorMatch, MonitorType};
 use crate::model::{
     BackendTls, Ciphers, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredProfiles,
-    DesiredRedirect, DesiredRoute, DesiredSnat, Frontend, HostMatch, MemberState, PathMatch, RouteRewrite, ServerTls,
-    SourceKind, TcpProfiles, TlsOptions, TlsTermination,
+    DesiredRedirect, DesiredRoute, DesiredSnat, Frontend, HostMatch, MemberState, PathMatch, RoutePersistence,
+    RouteRewrite, ServerTls, SourceKind, TcpProfiles, TlsOptions, TlsTermination,
 };
 
 /// The AS3 schema version the declarations are written for. 3.50 is the first AS3 with the
@@ -439,6 +439,9 @@ fn render_routing_policy(redirects: &[DesiredRedirect], routes: &[DesiredRoute],
     for (index, route) in routes.iter().enumerate() {
         for (suffix, conditions, below) in match_variants(route.host.as_ref(), route.path.as_ref(), event) {
             let mut actions = rewrite_actions(&route.rewrite, route.path.as_ref(), below);
+            if let Some(persistence) = &route.persistence {
+                actions.push(persist_action(persistence));
+            }
             actions.push(json!({
                 "type": "forward",
                 "event": action_event,
@@ -450,6 +453,23 @@ fn render_routing_policy(redirects: &[DesiredRedirect], routes: &[DesiredRoute],
         }
     }
     json!({ "class": "Endpoint_Policy", "strategy": "first-match", "rules": rules })
+}
+
+/// The policy action of a route's own persistence (on the request, before the forward).
+fn persist_action(persistence: &RoutePersistence) -> Value {
+    let method = match persistence {
+        RoutePersistence::Disabled => ("disable", json!({})),
+        RoutePersistence::Cookie { name, expiry } => ("cookieInsert", json!({ "name": name, "expiry": expiry })),
+        RoutePersistence::SourceAddress { netmask, timeout } => {
+            ("sourceAddress", json!({ "netmask": netmask, "timeout": timeout }))
+        }
+        RoutePersistence::DestinationAddress { netmask, timeout } => {
+            ("destinationAddress", json!({ "netmask": netmask, "timeout": timeout }))
+        }
+    };
+    let mut action = json!({ "type": "persist", "event": "request" });
+    action[method.0] = method.1;
+    action
 }
 
 /// The policy rules one host and path match becomes: (name suffix, conditions, whether it is

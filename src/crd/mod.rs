@@ -29,8 +29,8 @@ pub use tunnel::{
     SecretReference, TunnelMode, VxlanTunnel,
 };
 pub use virtual_server::{
-    ClientCertificateMode, ClientCertificates, HeaderValue, PathType, Redirect, RoutingRule, Tls, TlsMode, TlsVersion,
-    VirtualServer, VirtualServerSpec, VirtualServerStatus,
+    ClientCertificateMode, ClientCertificates, HeaderValue, PathType, Redirect, RoutingRule, RulePersistence,
+    RulePersistenceMethod, Tls, TlsMode, TlsVersion, VirtualServer, VirtualServerSpec, VirtualServerStatus,
 };
 
 /// The API group of every custom resource of this operator.

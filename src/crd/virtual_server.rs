@@ -241,6 +241,40 @@ pub struct RoutingRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub response_headers: Vec<HeaderValue>,
+    /// Session persistence for the requests this rule matches (per host or path), instead of
+    /// the VirtualServer's `persistence`. Not with `tls.mode: passthrough`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<RulePersistence>,
+}
+
+/// Session persistence of one rule's requests.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.cookieName) || self.method == 'cookie'").message("cookieName goes with method cookie"))]
+#[x_kube(validation = Rule::new("!has(self.timeout) || self.method != 'none'").message("method none takes no timeout"))]
+pub struct RulePersistence {
+    /// `cookie` (the BIG-IP inserts a cookie naming the pool member), `source-address`,
+    /// `destination-address`, or `none` (no persistence for these requests).
+    pub method: RulePersistenceMethod,
+    /// Seconds. cookie: the cookie's lifetime (default: a session cookie); source- and
+    /// destination-address: how long an idle record is kept (default 180, BIG-IP's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31536000))]
+    pub timeout: Option<i32>,
+    /// cookie: the cookie's name. Default `BIGipServer_<namespace>_<name>_<pool>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"))]
+    pub cookie_name: Option<String>,
+}
+
+/// How a rule's requests persist.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RulePersistenceMethod {
+    Cookie,
+    SourceAddress,
+    DestinationAddress,
+    None,
 }
 
 /// An HTTP header and the value to set it to (taken literally).

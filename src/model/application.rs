@@ -10,8 +10,8 @@ use super::members::{find_service_port, resolve_members, AddressFamily, MemberRu
 use super::tls::{ca_bundle, server_certificate};
 use super::{
     BackendTls, ClusterView, DesiredApplication, DesiredIRule, DesiredMonitor, DesiredPool, DesiredRedirect,
-    DesiredRoute, DesiredSnat, Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, RouteRewrite,
-    SourceKind, TlsTermination, UnresolvedRef,
+    DesiredRoute, DesiredSnat, Frontend, HostMatch, InvalidSpec, ModelDefaults, ObjectKey, PathMatch, RoutePersistence,
+    RouteRewrite, SourceKind, TlsTermination, UnresolvedRef,
 };
 use super::{Ciphers, ClientAuthentication, DesiredProfiles, PoolMember, PoolOptions, TcpProfiles, TlsOptions};
 use crate::crd::{ClientCertificateMode, Profiles, TlsVersion};
@@ -95,7 +95,7 @@ pub fn build_application(
         (Some(wanted), None) => return Err(InvalidSpec::DefaultPool { value: wanted.clone() }),
         (None, None) => pools[0].name.clone(),
     };
-    let routes = build_routes(&spec.rules, &pools)?;
+    let routes = build_routes(&spec.rules, &pools, &source, virtual_address)?;
     let redirects = build_redirects(spec.app_root.as_deref(), &spec.redirects)?;
     let persistence = spec.persistence.unwrap_or_default();
     if persistence == Persistence::DestinationAddress {
@@ -138,6 +138,12 @@ pub fn build_application(
                 return Err(InvalidSpec::Rule {
                     index,
                     reason: "with TLS passthrough only host rules (matched on the SNI name) are possible".into(),
+                });
+            }
+            if let Some(index) = routes.iter().position(|r| r.persistence.is_some()) {
+                return Err(InvalidSpec::Rule {
+                    index,
+                    reason: "with TLS passthrough a rule cannot set persistence (the BIG-IP sees no requests)".into(),
                 });
             }
             if let Some(index) = routes.iter().position(|r| !r.rewrite.is_empty()) {
@@ -505,7 +511,12 @@ pub(super) fn weighted_members(backends: Vec<(i32, Vec<PoolMember>)>) -> Vec<Poo
 /// Rules in evaluation order: exact hosts, then wildcard hosts (longer suffix first), then no
 /// host; within each, exact paths, then longer prefixes, then no path. Spec order breaks ties,
 /// so the most specific rule wins whatever the order in the spec.
-pub(super) fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Result<Vec<DesiredRoute>, InvalidSpec> {
+pub(super) fn build_routes(
+    rules: &[RoutingRule],
+    pools: &[DesiredPool],
+    source: &ObjectKey,
+    virtual_address: IpAddr,
+) -> Result<Vec<DesiredRoute>, InvalidSpec> {
     let mut routes = Vec::with_capacity(rules.len());
     for (index, rule) in rules.iter().enumerate() {
         let invalid = |reason: String| InvalidSpec::Rule { index, reason };
@@ -537,7 +548,8 @@ pub(super) fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Resu
             ));
         }
         let rewrite = build_rewrite(rule, path.as_ref()).map_err(invalid)?;
-        let route = DesiredRoute { host, path, pool: rule.pool.clone(), rewrite };
+        let persistence = rule.persistence.as_ref().map(|p| route_persistence(p, source, &rule.pool, virtual_address));
+        let route = DesiredRoute { host, path, pool: rule.pool.clone(), rewrite, persistence };
         if let Some(earlier) = routes.iter().position(|r: &DesiredRoute| r.host == route.host && r.path == route.path) {
             return Err(invalid(format!("matches the same requests as spec.rules[{earlier}]")));
         }
@@ -545,6 +557,51 @@ pub(super) fn build_routes(rules: &[RoutingRule], pools: &[DesiredPool]) -> Resu
     }
     sort_routes(&mut routes);
     Ok(routes)
+}
+
+/// A rule's persistence as the BIG-IP's policy action takes it: the cookie named and aged,
+/// the address records for the whole address of the virtual's family.
+fn route_persistence(
+    spec: &crate::crd::RulePersistence,
+    source: &ObjectKey,
+    pool: &str,
+    virtual_address: IpAddr,
+) -> RoutePersistence {
+    use crate::crd::RulePersistenceMethod as Method;
+    let netmask = if virtual_address.is_ipv6() { "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" } else { "255.255.255.255" };
+    let seconds = spec.timeout.and_then(|t| u32::try_from(t).ok());
+    match spec.method {
+        Method::None => RoutePersistence::Disabled,
+        Method::Cookie => RoutePersistence::Cookie {
+            name: spec
+                .cookie_name
+                .clone()
+                .unwrap_or_else(|| format!("BIGipServer_{}_{}_{pool}", source.namespace, source.name)),
+            expiry: cookie_expiry(seconds.unwrap_or(0)),
+        },
+        Method::SourceAddress => RoutePersistence::SourceAddress {
+            netmask: netmask.to_owned(),
+            timeout: seconds.unwrap_or(ADDRESS_PERSISTENCE_TIMEOUT),
+        },
+        Method::DestinationAddress => RoutePersistence::DestinationAddress {
+            netmask: netmask.to_owned(),
+            timeout: seconds.unwrap_or(ADDRESS_PERSISTENCE_TIMEOUT),
+        },
+    }
+}
+
+/// BIG-IP's idle timeout of address persistence records (`/Common/source_addr`), in seconds.
+const ADDRESS_PERSISTENCE_TIMEOUT: u32 = 180;
+
+/// A cookie lifetime as the policy action writes it, `[Nd]HH:MM:SS`; 0 is a session cookie.
+fn cookie_expiry(seconds: u32) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let clock = format!("{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    if days == 0 {
+        clock
+    } else {
+        format!("{days}d{clock}")
+    }
 }
 
 /// Sorts routes into evaluation order (see [`build_routes`]); the sort is stable.

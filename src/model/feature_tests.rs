@@ -265,6 +265,30 @@ fn transport_servers_offload_tls_on_tcp_only() {
 }
 
 #[test]
+fn rule_persistence_is_resolved_per_rule_and_refused_with_passthrough() {
+    let rules = json!([
+        {"host": "a.example.com", "pool": "web", "persistence": {"method": "cookie", "timeout": 90061}},
+        {"host": "b.example.com", "pool": "api"},
+    ]);
+    let built =
+        build_application(&vs("shop", 1, json!({"port": 80, "rules": rules})), &cluster(), &defaults()).expect("valid");
+    let routes = routes_of(&built.application);
+    assert_eq!(
+        routes[0].persistence,
+        Some(RoutePersistence::Cookie { name: "BIGipServer_shop_shop_web".into(), expiry: "1d01:01:01".into() })
+    );
+    assert_eq!(routes[1].persistence, None, "the VirtualServer's persistence applies");
+    let passthrough = vs(
+        "pt",
+        1,
+        json!({"tls": {"mode": "passthrough"},
+               "rules": [{"host": "a.example.com", "pool": "web", "persistence": {"method": "source-address"}}]}),
+    );
+    let err = build_application(&passthrough, &cluster(), &defaults()).expect_err("passthrough");
+    assert!(err.to_string().contains("spec.rules[0]") && err.to_string().contains("persistence"), "{err}");
+}
+
+#[test]
 fn passthrough_allows_host_rules_only() {
     let ok = vs("pt", 1, json!({"tls": {"mode": "passthrough"}, "rules": [{"host": "a.example.com", "pool": "api"}]}));
     let built = build_application(&ok, &cluster(), &defaults()).expect("valid");

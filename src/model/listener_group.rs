@@ -291,7 +291,7 @@ pub fn build_member(
         MemberRules { family: AddressFamily::of(settings.address), node_selector: defaults.node_selector.as_ref() };
     let mut pools =
         build_pools(&spec.pools, SourceKind::VirtualServer, &source, mode, &rules, cluster, &mut unresolved)?;
-    let mut routes = build_routes(&spec.rules, &pools)?;
+    let mut routes = build_routes(&spec.rules, &pools, &source, settings.address)?;
     let member_pool = |pool: &str| format!("{own_name}_{pool}");
     for pool in &mut pools {
         pool.name = member_pool(&pool.name);

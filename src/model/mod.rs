@@ -385,6 +385,29 @@ pub struct DesiredRoute {
     pub pool: String,
     /// What is changed in matching requests and their responses.
     pub rewrite: RouteRewrite,
+    /// Session persistence of matching requests, instead of the virtual server's.
+    pub persistence: Option<RoutePersistence>,
+}
+
+/// A route's session persistence, resolved to what the BIG-IP's policy action takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutePersistence {
+    /// No persistence for these requests.
+    Disabled,
+    /// Insert a cookie; `expiry` is `[Nd]HH:MM:SS`, `00:00:00` for a session cookie.
+    Cookie {
+        name: String,
+        expiry: String,
+    },
+    /// Persist on the client's (or the destination's) address, all of it (a /32 or /128 mask).
+    SourceAddress {
+        netmask: String,
+        timeout: u32,
+    },
+    DestinationAddress {
+        netmask: String,
+        timeout: u32,
+    },
 }
 
 /// Changes to a route's requests and responses (all empty: none).

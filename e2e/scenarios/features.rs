@@ -452,14 +452,7 @@ pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
       responseHeaders: [{name: Cache-Control, value: no-store}]
 "#;
     env.kubectl_apply(ns, &virtual_server("shop", "10.20.12.10", "web", extra))?;
-    let message = eventually("left out for the missing HTTP profile", WAIT, || async {
-        let vs = get_vs(env, ns, "shop").await?;
-        Ok(match condition(&vs, "ResolvedRefs") {
-            Some(c) if c.status == "False" && c.reason == "BigIpObjectNotFound" => Ok(c.message.clone()),
-            other => Err(format!("{other:?}")),
-        })
-    })
-    .await?;
+    let message = left_out_for_a_missing_object(env, ns, "shop", "the missing HTTP profile").await?;
     ensure!(message.contains("spec.profiles.http") && message.contains("/Common/http-xff"), "message: {message}");
     let app = app_name(ns, "shop");
     ensure!(simulator_application(env, &app).is_none(), "posted without its profile");
@@ -488,14 +481,7 @@ pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
     // route domains, the BIG-IP would refuse the partition); once an administrator creates
     // it, programmed as is.
     env.kubectl_apply(ns, &virtual_server("rd", "10.20.12.20%12", "web", ""))?;
-    let message = eventually("left out for the missing route domain", WAIT, || async {
-        let vs = get_vs(env, ns, "rd").await?;
-        Ok(match condition(&vs, "ResolvedRefs") {
-            Some(c) if c.status == "False" && c.reason == "BigIpObjectNotFound" => Ok(c.message.clone()),
-            other => Err(format!("{other:?}")),
-        })
-    })
-    .await?;
+    let message = left_out_for_a_missing_object(env, ns, "rd", "the missing route domain").await?;
     ensure!(message.contains("spec.virtualAddress names route domain 12"), "message: {message}");
     ensure!(all_true(&get_vs(env, ns, "shop").await?).is_ok(), "the partition's other objects stay programmed");
     let route_domain = serde_json::json!({"name": "12", "partition": "Common", "id": 12});
@@ -508,6 +494,19 @@ pub async fn rewrites_and_profile_references(env: &Env) -> Result<()> {
     let refused = env.kubectl_apply(ns, &virtual_server("badrd", "10.20.12.21%x", "web", ""));
     ensure!(format!("{refused:?}").contains("optionally with a route domain"), "CEL: {refused:?}");
     Ok(())
+}
+
+/// Waits until VirtualServer `name` is left out for a BIG-IP object it names that the BIG-IP
+/// lacks (`ResolvedRefs=False`, `BigIpObjectNotFound`); the condition's message.
+async fn left_out_for_a_missing_object(env: &Env, ns: &str, name: &str, what: &str) -> Result<String> {
+    eventually(&format!("{name} left out for {what}"), WAIT, || async {
+        let vs = get_vs(env, ns, name).await?;
+        Ok(match condition(&vs, "ResolvedRefs") {
+            Some(c) if c.status == "False" && c.reason == "BigIpObjectNotFound" => Ok(c.message.clone()),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await
 }
 
 /// The ratio of each member of pool `pool` of application `app`: (address, ratio).

@@ -420,7 +420,8 @@ pub async fn run<B: As3Api + NetApi>(
             let _ = ts_triggers.unbounded_send(r);
         }
     };
-    let (f1, f2, f3, f4, f5) = (forward.clone(), forward.clone(), forward.clone(), forward.clone(), forward);
+    let (f1, f2, f3, f4, f5, f6) =
+        (forward.clone(), forward.clone(), forward.clone(), forward.clone(), forward.clone(), forward);
     // Node and EndpointSliceView changes also concern the BigIpTunnel controller (FDB, ARP).
     let (tunnel_nodes, tunnel_changes) = futures::channel::mpsc::unbounded();
     let tunnel_slices = tunnel_nodes.clone();
@@ -436,8 +437,8 @@ pub async fn run<B: As3Api + NetApi>(
         recorder: events.clone(),
         metrics: context.metrics.clone(),
     });
-    let (t1, t2, t3, t4, t5) =
-        (ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone());
+    let (t1, t2, t3, t4, t5, t6) =
+        (ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone(), ts_store.clone());
     // One drift check for both controllers: each detected drift reconciles every object.
     let (ts_drift, ts_drift_triggers) = futures::channel::mpsc::unbounded();
     let drift_triggers = futures::stream::select(
@@ -469,6 +470,7 @@ pub async fn run<B: As3Api + NetApi>(
             triggers::for_node(&s3, &node, member_default)
         })
         .watches_stream(secret_events, move |secret| {
+            f6(triggers::for_secret(&t6, &secret));
             let mut refs = triggers::for_secret(&s4, &secret);
             if let Some(groups) = &certificate_groups {
                 refs.extend(triggers::for_group_certificate(groups, &s4, &secret));

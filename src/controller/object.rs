@@ -111,8 +111,12 @@ impl ManagedObject for TransportServer {
         self.spec.address_pool.as_deref().filter(|_| self.spec.virtual_address.is_empty())
     }
 
-    fn uses_secret(&self, _name: &str) -> bool {
-        false
+    fn uses_secret(&self, name: &str) -> bool {
+        self.spec.tls.as_ref().is_some_and(|tls| {
+            tls.secret_name.as_deref() == Some(name)
+                || tls.backend_ca_secret_name.as_deref() == Some(name)
+                || tls.client_certificates.as_ref().is_some_and(|c| c.ca_secret_name == name)
+        })
     }
 
     fn policy(&self) -> Option<&str> {

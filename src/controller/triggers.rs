@@ -204,6 +204,21 @@ mod tests {
             assert_eq!(for_secret(&store, &secret(name)).len(), 1, "Secret {name}");
         }
         assert!(for_secret(&store, &secret("other")).is_empty());
+        // A TransportServer offloading TLS reads its Secrets the same way.
+        let ts: crate::crd::TransportServer = serde_json::from_value(json!({
+            "apiVersion": "bigip.operator.dev/v1alpha1", "kind": "TransportServer",
+            "metadata": {"name": "mqtt", "namespace": "shop"},
+            "spec": {"virtualAddress": "10.0.0.2", "port": 8883,
+                     "tls": {"secretName": "cert", "clientCertificates": {"caSecretName": "clients"}},
+                     "pool": {"name": "broker", "service": "v1", "servicePort": 80}},
+        }))
+        .expect("ts");
+        let (transport_store, mut transport_writer) = kube::runtime::reflector::store::<crate::crd::TransportServer>();
+        transport_writer.apply_watcher_event(&Event::Apply(ts));
+        for name in ["cert", "clients"] {
+            assert_eq!(for_secret(&transport_store, &secret(name)).len(), 1, "Secret {name} for the TransportServer");
+        }
+        assert!(for_secret(&transport_store, &secret("other")).is_empty());
         assert_eq!(using_service(&store, "shop", "v2").len(), 1, "the alternate backend's Service");
         assert_eq!(using_policy(&store, "shop", "standard").len(), 1);
         assert!(using_policy(&store, "other", "standard").is_empty());

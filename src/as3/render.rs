@@ -214,34 +214,31 @@ pub fn render_application(app: &DesiredApplication) -> Value {
         }
     }
     render_profiles(&app.profiles, &mut service);
-    let plain_http_port = app.plain_http_port();
-    if app.serves_plain_http() {
-        // The same routes over plain HTTP.
+    // Plain HTTP beside HTTPS: the same routes (allowHttp), or a redirect to HTTPS on a port
+    // other than 80 (AS3's redirect80 covers 80).
+    let redirects = app.redirects_http_itself();
+    if app.serves_plain_http() || redirects {
+        let copied: &[&str] = if redirects {
+            &["virtualAddresses", "snat"]
+        } else {
+            &["virtualAddresses", "snat", "persistenceMethods", "policyEndpoint"]
+        };
         let mut plain = Map::new();
         plain.insert("class".into(), json!("Service_HTTP"));
-        for key in ["virtualAddresses", "snat", "persistenceMethods", "policyEndpoint"] {
-            if let Some(value) = service.get(key) {
-                plain.insert(key.into(), value.clone());
+        for key in copied {
+            if let Some(value) = service.get(*key) {
+                plain.insert((*key).into(), value.clone());
             }
         }
-        plain.insert("virtualPort".into(), json!(plain_http_port));
-        objects.insert(PLAIN_HTTP_SERVICE_OBJECT_NAME.into(), Value::Object(plain));
-    } else if app.redirects_http_itself() {
-        // Plain HTTP on a port other than 80 redirected to HTTPS (AS3's redirect80 covers 80).
-        objects.insert(
-            HTTPS_REDIRECT_IRULE.into(),
-            json!({ "class": "iRule", "expand": false, "iRule": https_redirect_irule(app.port) }),
-        );
-        let mut plain = Map::new();
-        plain.insert("class".into(), json!("Service_HTTP"));
-        for key in ["virtualAddresses", "snat"] {
-            if let Some(value) = service.get(key) {
-                plain.insert(key.into(), value.clone());
-            }
+        plain.insert("virtualPort".into(), json!(app.plain_http_port()));
+        if redirects {
+            objects.insert(
+                HTTPS_REDIRECT_IRULE.into(),
+                json!({ "class": "iRule", "expand": false, "iRule": https_redirect_irule(app.port) }),
+            );
+            plain.insert("persistenceMethods".into(), json!([]));
+            plain.insert("iRules".into(), json!([HTTPS_REDIRECT_IRULE]));
         }
-        plain.insert("virtualPort".into(), json!(plain_http_port));
-        plain.insert("persistenceMethods".into(), json!([]));
-        plain.insert("iRules".into(), json!([HTTPS_REDIRECT_IRULE]));
         objects.insert(PLAIN_HTTP_SERVICE_OBJECT_NAME.into(), Value::Object(plain));
     }
     // A pool-only application has no virtual server (one managed outside Kubernetes uses its
